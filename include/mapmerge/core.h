@@ -1,0 +1,96 @@
+/* mapmerge core: package initialisation, profiling events, error helpers, layout, RNG.
+ * Every other module builds on this one. Errors are PETSc error codes throughout. */
+#ifndef MAPMERGE_CORE_H
+#define MAPMERGE_CORE_H
+
+#include <petscsys.h>
+#include <stdint.h>
+
+#define MAP_MAX_NDIM 8
+#define MAP_NAME_LEN 256
+#define MAP_PATH_LEN 4096
+
+/* Exit status of a run that was interrupted by a signal after checkpointing (SLURM requeues on it). */
+#define MAP_EXIT_CHECKPOINTED 85
+
+/* Profiling events, registered once by MapInitializePackage(); see -log_view. */
+extern PetscLogEvent MAP_EVENT_StoreRead, MAP_EVENT_StoreWrite, MAP_EVENT_Import, MAP_EVENT_Export,
+  MAP_EVENT_MergeApply, MAP_EVENT_EvalLoss, MAP_EVENT_EvalComm, MAP_EVENT_SurrogateFit,
+  MAP_EVENT_ParetoSolve, MAP_EVENT_Journal;
+extern PetscClassId MAP_CLASSID;
+
+/* MapInitializePackage - registers the class id and log events. Not collective; idempotent. */
+PetscErrorCode MapInitializePackage(void);
+
+/* MapCallHDF5 - checks an HDF5 return value (herr_t or hid_t); a negative value becomes a PETSc
+   error that names the call, after HDF5's own error stack has been printed. */
+#define MapCallHDF5(call) \
+  do { \
+    long long map_h5_ret_ = (long long)(call); \
+    if (PetscUnlikely(map_h5_ret_ < 0)) { \
+      H5Eprint2(H5E_DEFAULT, stderr); \
+      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_LIB, "HDF5 call failed: %s", #call); \
+    } \
+  } while (0)
+
+/* MapCheckAll - collective check: every rank passes its local condition; if it fails on any rank,
+   all ranks raise an error together (so none waits in a later collective). The failing rank's
+   message is printed with its rank; the others report which rank failed. */
+#define MapCheckAll(comm, cond, code, ...) \
+  do { \
+    int map_ok_ = (cond) ? 1 : 0, map_allok_ = 0; \
+    PetscCallMPI(MPI_Allreduce(&map_ok_, &map_allok_, 1, MPI_INT, MPI_MIN, (comm))); \
+    if (PetscUnlikely(!map_allok_)) { \
+      if (!map_ok_) SETERRQ(PETSC_COMM_SELF, (code), __VA_ARGS__); \
+      SETERRQ(PETSC_COMM_SELF, (code), "another rank reported an error (see its message)"); \
+    } \
+  } while (0)
+
+/* Temporary output files: registered when created, removed by MapTempCleanup() on any error
+   path, so a failed command never leaves a half-written file behind. Outputs are written to a
+   temporary name and renamed into place only when complete. */
+PetscErrorCode MapTempRegister(const char *path);
+PetscErrorCode MapTempUnregister(const char *path);
+void           MapTempCleanup(void);
+/* MapTempName - "<dir>/.<base>.tmp.<pid>" beside path (same filesystem, so rename is atomic). */
+PetscErrorCode MapTempName(const char *path, char *tmp, size_t len);
+/* MapCheckWritable - error naming the option when the directory of path cannot be written. */
+PetscErrorCode MapCheckWritable(const char *path, const char *option);
+
+/* MapCheckOptionsLeft - makes an unused option (usually a typo) an error that lists it.
+   Call after every object has read its options and before the expensive work. Collective. */
+PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm);
+
+/* MapOptionsGetList - reads a comma-separated option into a NULL-terminated array of strings
+   (free with MapFreeList). *n = 0 and *list = NULL when the option is absent. */
+PetscErrorCode MapOptionsGetList(const char *name, int *n, char ***list, PetscBool *set);
+PetscErrorCode MapSplitList(const char *s, char sep, int *n, char ***list);
+PetscErrorCode MapFreeList(int n, char ***list);
+/* MapOptionsGetRealList - comma-separated reals, at most max; *n set to the count read. */
+PetscErrorCode MapOptionsGetRealList(const char *name, int max, double *vals, int *n, PetscBool *set);
+
+/* MapSha256File - hex sha256 of a whole file. Not collective. */
+PetscErrorCode MapSha256File(const char *path, char hex[65]);
+void           MapSha256(const void *data, size_t len, char hex[65]);
+
+/* MapLayout - the contiguous, balanced shard [lo, hi) of a vector of length P that rank `rank`
+   of `size` owns; boundaries are multiples of 64 elements (the last rank takes the tail). */
+typedef struct {
+  int64_t P, lo, hi;
+  int     rank, size;
+} MapLayout;
+PetscErrorCode MapLayoutCreate(MPI_Comm comm, int64_t P, MapLayout *layout);
+void           MapLayoutRange(int64_t P, int size, int rank, int64_t *lo, int64_t *hi);
+
+/* Counter-based random numbers (splitmix64-style hashing of (seed, stream, counter)): the value
+   depends only on its key, never on the rank count or on the order of the draws. */
+uint64_t MapRngU64(uint64_t seed, uint64_t stream, uint64_t counter);
+double   MapRngU01(uint64_t seed, uint64_t stream, uint64_t counter); /* in [0,1) */
+
+/* MapWallTime - seconds since an arbitrary origin (MPI_Wtime). */
+double MapWallTime(void);
+
+/* MapProgress - rank-0 progress line "label: i/n, elapsed Xs, ETA Ys". */
+PetscErrorCode MapProgress(MPI_Comm comm, const char *label, PetscInt done, PetscInt total, double t0);
+
+#endif

@@ -1,0 +1,46 @@
+/* Evaluators: merged model -> per-task metrics (DESIGN.md §4). Types:
+ *   mlp      built-in model-parallel MLP forward pass over the sharded parameters
+ *   command  an external program receives the merged model as safetensors (argv, no shell)
+ *   analytic closed-form test problems in c with known Pareto fronts */
+#ifndef MAPMERGE_EVAL_H
+#define MAPMERGE_EVAL_H
+
+#include <mapmerge/merge.h>
+
+typedef struct {
+  double  accuracy; /* fraction in [0,1] */
+  double  loss;     /* mean loss */
+  int64_t correct;  /* exact count of correct predictions (mlp) */
+  int64_t count;    /* number of samples */
+} MapTaskMetrics;
+
+typedef struct _p_MapEvaluator *MapEvaluator;
+
+/* Life cycle: Create, SetType or SetFromOptions (-map_eval_type, -map_eval_data, -map_eval_groups,
+   -map_eval_command, -map_eval_timeout, -map_analytic_problem ...), SetUp, Evaluate*, Destroy. */
+PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev);
+PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type);
+PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev);
+/* MapEvaluatorSetUp - collective. T task names (in the order of the coefficient vector) and, for
+   mlp, T eval-set files; model may be NULL for analytic. */
+PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const char *const *task_names,
+                                 const char *const *eval_data);
+/* MapEvaluatorSetEvalData - override the eval-set files (e.g. val vs test) before SetUp */
+PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int T, const char *const *eval_data);
+/* MapEvaluatorEvaluate - collective: merges at c[T] and fills metrics[T]; identical on all ranks
+   and the same bits for any rank count. */
+PetscErrorCode MapEvaluatorEvaluate(MapEvaluator ev, const double *c, MapTaskMetrics *metrics);
+PetscErrorCode MapEvaluatorGetType(MapEvaluator ev, const char **type);
+PetscErrorCode MapEvaluatorDestroy(MapEvaluator *ev);
+
+/* Reference evaluator: plain double-precision, unsharded forward pass of the mlp (for tests). */
+PetscErrorCode MapEvaluatorEvaluate_MLPRef(MapEvaluator ev, const double *c, MapTaskMetrics *metrics);
+
+/* Analytic problems (no model): metrics as functions of c, and their true Pareto fronts.
+   problem: "quadratic" (concave quadratics, convex front), "nonconvex" (non-convex front). */
+PetscErrorCode MapAnalyticEvaluate(const char *problem, int T, const double *c, MapTaskMetrics *metrics);
+/* MapAnalyticTrueFront - n points of the true front in objective space (accuracy-like, maximised)
+   *F [n*T] (PetscFree) */
+PetscErrorCode MapAnalyticTrueFront(const char *problem, int T, int n, double **F);
+
+#endif

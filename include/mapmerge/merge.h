@@ -1,0 +1,35 @@
+/* Merging: theta(c) = theta_pre + sum_i c_i tau_i on each rank's shard (DESIGN.md §3). */
+#ifndef MAPMERGE_MERGE_H
+#define MAPMERGE_MERGE_H
+
+#include <mapmerge/store.h>
+
+/* MapMergeApply - theta[j] = pre[j] + sum_i c[i] * tau[i*ld + j] for j < n, accumulated in F32 in
+   task order (so the bits equal MapMergeApply_Ref's and do not depend on the sharding).
+   Blocked and vectorised; memory-bound. Not collective. */
+PetscErrorCode MapMergeApply(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta);
+/* MapMergeApply_Ref - the plain loop, for tests and benchmarks. */
+PetscErrorCode MapMergeApply_Ref(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta);
+/* BF16 storage variants (inputs bfloat16, output F32), same arithmetic after widening. */
+PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
+                                 float *theta);
+PetscErrorCode MapMergeApplyBF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
+                                     const double *c, float *theta);
+
+/* MapModel - the sharded model basis a merge works on: this rank's shard of theta_pre and of T
+   task vectors, the tensor index, and each task's private tensors (read on demand from the store). */
+typedef struct _p_MapModel *MapModel;
+
+/* MapModelCreateFromStore - collective: reads the shards of the given store tasks. */
+PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model);
+/* MapModelCreateCombined - collective: a new basis whose task vector k is
+   sum_i W[k*T+i] tau_i of `base` (Nested MAP's merged pairs); private tensors stay with `base`. */
+PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, MapModel *model);
+PetscErrorCode MapModelDestroy(MapModel *model);
+PetscErrorCode MapModelGetLayout(MapModel model, MapLayout *layout);
+PetscErrorCode MapModelGetNumTasks(MapModel model, int *T);
+PetscErrorCode MapModelGetStore(MapModel model, MapStore *store);
+/* MapModelMerge - theta_shard[hi-lo] = merged parameters of this rank's shard for coefficients c[T]. */
+PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard);
+
+#endif

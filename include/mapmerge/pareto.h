@@ -1,0 +1,37 @@
+/* MapPareto - the Pareto set of m objectives over the box [lo,hi]^T by scalarisation with
+ * PETSc/TAO (DESIGN.md §5.4). Objectives are MAXIMISED (accuracies, or negated losses). */
+#ifndef MAPMERGE_PARETO_H
+#define MAPMERGE_PARETO_H
+
+#include <mapmerge/core.h>
+
+/* f[m] at c[T]; J[m*T] row-major gradient (row i = d f_i / d c) when J != NULL. Not collective. */
+typedef PetscErrorCode (*MapObjectiveFn)(void *ctx, const double *c, double *f, double *J);
+
+typedef struct _p_MapPareto *MapPareto;
+
+PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p);
+/* options: -map_pareto_divisions H, -map_pareto_scalarization chebyshev|weighted_sum,
+   -map_pareto_starts K, -map_seed, -map_box lo,hi; TAO options with prefix -map_pareto_ */
+PetscErrorCode MapParetoSetFromOptions(MapPareto p);
+PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn fn, void *ctx);
+PetscErrorCode MapParetoSetBox(MapPareto p, double lo, double hi);
+/* MapParetoSolve - collective: preference vectors (Das-Dennis + corners) spread over ranks, one
+   TAO solve each from several starts on PETSC_COMM_SELF; gathered in preference order,
+   non-dominated filter, duplicates merged. Same result on all ranks, for any rank count. */
+PetscErrorCode MapParetoSolve(MapPareto p);
+/* the front: k points; C[k*T], F[k*m] predicted objectives, W[k*m] preference weights (borrowed) */
+PetscErrorCode MapParetoGetFront(MapPareto p, PetscInt *k, const double **C, const double **F, const double **W);
+/* MapParetoPick - solution of the scalarised problem for preference w[m] (normalised inside). Collective. */
+PetscErrorCode MapParetoPick(MapPareto p, const double *w, double *c, double *f);
+PetscErrorCode MapParetoDestroy(MapPareto *p);
+
+/* Front quality (objectives maximised): IGD = mean distance from each true point to the nearest
+   found one; GD = the reverse; hypervolume w.r.t. reference point ref[m] (exact for m <= 3, Monte
+   Carlo with a fixed seed above). */
+double MapFrontIGD(int m, PetscInt ntrue, const double *Ftrue, PetscInt nfound, const double *Ffound);
+double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref);
+/* MapNonDominated - keep[i] = 1 if point i is not dominated (maximisation); returns the count. */
+PetscInt MapNonDominated(int m, PetscInt n, const double *F, int *keep);
+
+#endif

@@ -1,0 +1,108 @@
+/* safetensors reader and writer (the checkpoint format of PyTorch / Hugging Face).
+ * Format: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape,
+ * data_offsets:[begin,end]}, "__metadata__": {str: str}}, then the raw little-endian data.
+ * Also the sharded form: a folder or a model.safetensors.index.json {"weight_map": {name: file}}.
+ * The parser is an attack surface: every field is bounds-checked (see MapSafetensorsParseHeader). */
+#ifndef MAPMERGE_SAFETENSORS_H
+#define MAPMERGE_SAFETENSORS_H
+
+#include <mapmerge/core.h>
+
+typedef enum {
+  MAP_DTYPE_F32,
+  MAP_DTYPE_F16,
+  MAP_DTYPE_BF16,
+  MAP_DTYPE_F64,
+  MAP_DTYPE_I64,
+  MAP_DTYPE_I32,
+  MAP_DTYPE_I16,
+  MAP_DTYPE_I8,
+  MAP_DTYPE_U8,
+  MAP_DTYPE_BOOL,
+  MAP_DTYPE_OTHER /* a dtype name we recognise but do not convert (F8_*, U16, ...) */
+} MapDType;
+
+const char *MapDTypeName(MapDType dt);
+size_t      MapDTypeSize(MapDType dt);
+PetscBool   MapDTypeIsFloat(MapDType dt); /* F32/F16/BF16/F64 */
+
+typedef struct {
+  char     name[MAP_NAME_LEN];
+  MapDType dtype;
+  int      ndim;
+  int64_t  shape[MAP_MAX_NDIM];
+  int64_t  numel;
+  uint64_t begin, end; /* byte offsets relative to the start of the data section */
+  int      file;       /* index of the shard file that holds it (0 for a single file) */
+} MapTensorInfo;
+
+typedef struct _p_MapSafetensors *MapSafetensors;
+
+/* MapSafetensorsParseHeader - parses and validates a header already in memory (the JSON bytes,
+   without the 8-byte length) for a file whose data section is data_size bytes long. Checks: JSON
+   object, no duplicate keys, known dtype, shape >= 0, numel*size == end-begin, offsets
+   contiguous from 0 with no hole or overlap, last end == data_size. On success *ntensors and
+   *tensors (PetscFree) are set in file order (by begin offset); *metadata is the __metadata__
+   JSON text or NULL (PetscFree). `what` names the file in error messages. Not collective. */
+PetscErrorCode MapSafetensorsParseHeader(const char *what, const char *json, size_t json_len, uint64_t data_size,
+                                         int *ntensors, MapTensorInfo **tensors, char **metadata);
+
+/* MapSafetensorsOpen - opens a checkpoint: a .safetensors file, a folder holding one
+   (model.safetensors or a model.safetensors.index.json), or an index .json. Collective on comm:
+   rank 0 reads headers and broadcasts them; every rank later reads only the byte ranges it asks for. */
+PetscErrorCode MapSafetensorsOpen(MPI_Comm comm, const char *path, MapSafetensors *st);
+PetscErrorCode MapSafetensorsDestroy(MapSafetensors *st);
+PetscErrorCode MapSafetensorsGetNumTensors(MapSafetensors st, int *n);
+/* tensors in order: shard file order, then byte offset (the order of the state_dict on save) */
+PetscErrorCode MapSafetensorsGetTensor(MapSafetensors st, int i, const MapTensorInfo **t);
+/* MapSafetensorsFind - *t = NULL when absent (no error) */
+PetscErrorCode MapSafetensorsFind(MapSafetensors st, const char *name, const MapTensorInfo **t);
+/* the value of a __metadata__ key, or NULL */
+PetscErrorCode MapSafetensorsGetMetadata(MapSafetensors st, const char *key, const char **value);
+PetscErrorCode MapSafetensorsGetPath(MapSafetensors st, const char **path);
+/* the list of files (1 for a single file, the shards otherwise) */
+PetscErrorCode MapSafetensorsGetFiles(MapSafetensors st, int *nfiles, const char *const **files);
+
+/* MapSafetensorsReadF32 - reads elements [start, start+count) of a floating tensor, converted to
+   F32 (F16 and BF16 widened exactly; F64 rounded). Reads only those bytes (pread). Not collective. */
+PetscErrorCode MapSafetensorsReadF32(MapSafetensors st, const MapTensorInfo *t, int64_t start, int64_t count, float *out);
+/* MapSafetensorsReadRaw - the raw bytes of a whole tensor (e.g. I64 labels); buf holds end-begin bytes. */
+PetscErrorCode MapSafetensorsReadRaw(MapSafetensors st, const MapTensorInfo *t, void *buf);
+
+/* A tensor to write, with its data in memory (serial writer). */
+typedef struct {
+  const char *name;
+  MapDType    dtype;
+  int         ndim;
+  int64_t     shape[MAP_MAX_NDIM];
+  const void *data; /* numel * MapDTypeSize(dtype) bytes, little-endian */
+} MapTensorData;
+
+/* MapSafetensorsWrite - writes one file from memory: to a temporary name, fsync, then rename.
+   Metadata: nmeta key/value pairs ("format": "pt" is always added). Not collective. */
+PetscErrorCode MapSafetensorsWrite(const char *path, int n, const MapTensorData *tensors, int nmeta, const char *const *keys,
+                                   const char *const *values);
+
+/* Parallel writer: every rank holds the same list of tensors (name, dtype, shape) and writes
+   element ranges of them with MPI-IO. With max_shard_bytes > 0 the tensors are split over files
+   model-0000k-of-0000n.safetensors in a folder `path`, plus model.safetensors.index.json;
+   otherwise `path` is one file. Everything is written under temporary names and renamed on
+   MapSafetensorsWriterClose() (collective). Data written is converted from F32 to the tensor's dtype. */
+typedef struct _p_MapSafetensorsWriter *MapSafetensorsWriter;
+PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n, const MapTensorInfo *tensors, int nmeta,
+                                          const char *const *keys, const char *const *values, uint64_t max_shard_bytes,
+                                          MapSafetensorsWriter *w);
+/* MapSafetensorsWriterWriteF32 - writes elements [start, start+count) of tensor i. Not collective. */
+PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64_t start, int64_t count, const float *data);
+/* MapSafetensorsWriterClose - collective: closes, checks every rank succeeded, renames into place. */
+PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *w);
+/* MapSafetensorsWriterAbort - removes the temporary files (error paths). */
+PetscErrorCode MapSafetensorsWriterAbort(MapSafetensorsWriter *w);
+
+/* IEEE half and bfloat16 conversions (round to nearest even). */
+float    MapF16ToF32(uint16_t h);
+float    MapBF16ToF32(uint16_t b);
+uint16_t MapF32ToF16(float f);
+uint16_t MapF32ToBF16(float f);
+
+#endif

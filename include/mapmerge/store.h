@@ -1,0 +1,56 @@
+/* MapStore - the parallel HDF5 store written by `mapmerge import` (DESIGN.md §2):
+ *   /tensors/{name,dtype,shape,ndim,offset,numel}  index of the merged tensors (file order)
+ *   /pretrained [P] F32, /task_vectors [T,P] F32 chunked along P
+ *   /private/<task>/<tensor>                       task-private tensors (e.g. heads)
+ *   /tasks                                         task names; provenance attributes at the root */
+#ifndef MAPMERGE_STORE_H
+#define MAPMERGE_STORE_H
+
+#include <mapmerge/safetensors.h>
+
+typedef struct {
+  char    name[MAP_NAME_LEN];
+  char    dtype[16]; /* dtype of the pretrained source tensor */
+  int     ndim;
+  int64_t shape[MAP_MAX_NDIM];
+  int64_t offset, numel; /* position in the flat parameter vector */
+} MapStoreTensor;
+
+typedef struct _p_MapStore *MapStore;
+
+/* MapStoreImport - collective: validates the checkpoints (every merged tensor in every task with
+   the same shape; floating dtypes only, converted; no NaN/Inf) and writes the store to `path`
+   (temporary name, renamed when complete). Tensors matching one of the glob `patterns` are
+   task-private. */
+PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
+                              const char *const *task_models, int npatterns, const char *const *patterns, const char *path);
+
+/* MapStoreOpen - collective: opens a store read-only and reads its index. */
+PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store);
+PetscErrorCode MapStoreDestroy(MapStore *store);
+PetscErrorCode MapStoreGetSizes(MapStore store, int64_t *P, int *T, int *ntensors);
+PetscErrorCode MapStoreGetTaskName(MapStore store, int t, const char **name);
+/* MapStoreFindTask - index of a task by name; error naming the store and listing tasks if absent */
+PetscErrorCode MapStoreFindTask(MapStore store, const char *name, int *t);
+PetscErrorCode MapStoreGetTensor(MapStore store, int i, const MapStoreTensor **t);
+PetscErrorCode MapStoreFindTensor(MapStore store, const char *name, const MapStoreTensor **t);
+PetscErrorCode MapStoreGetPath(MapStore store, const char **path);
+PetscErrorCode MapStoreGetComm(MapStore store, MPI_Comm *comm);
+/* MapStoreGetLayout - this rank's shard of the parameter vector over the store's communicator */
+PetscErrorCode MapStoreGetLayout(MapStore store, MapLayout *layout);
+
+/* MapStoreReadShard - collective hyperslab reads of this rank's shard [lo,hi): pre[hi-lo] and
+   tau[k*(hi-lo) + j] for the ntask tasks in `tasks` (store task indices). Either may be NULL. */
+PetscErrorCode MapStoreReadShard(MapStore store, int ntask, const int *tasks, float *pre, float *tau);
+
+/* Task-private tensors of a task: names, and one tensor read whole (every rank; small). */
+PetscErrorCode MapStoreGetPrivateNames(MapStore store, int t, int *n, char ***names); /* MapFreeList */
+PetscErrorCode MapStoreReadPrivate(MapStore store, int t, const char *name, int *ndim, int64_t shape[MAP_MAX_NDIM],
+                                   float **data /* PetscFree */);
+/* MapStoreGetAttribute - a root string attribute (provenance), or NULL */
+PetscErrorCode MapStoreGetAttribute(MapStore store, const char *key, char **value /* PetscFree */);
+
+/* MapStoreView - tasks, tensors, P, dtypes, provenance (`mapmerge info`). */
+PetscErrorCode MapStoreView(MapStore store, PetscViewer viewer);
+
+#endif

@@ -1,0 +1,266 @@
+/* core: package registration, temp-file registry, option helpers, layout, RNG, sha256. */
+#include <mapmerge/core.h>
+#include <openssl/evp.h>
+#include <errno.h>
+#include <libgen.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+PetscLogEvent MAP_EVENT_StoreRead, MAP_EVENT_StoreWrite, MAP_EVENT_Import, MAP_EVENT_Export, MAP_EVENT_MergeApply,
+  MAP_EVENT_EvalLoss, MAP_EVENT_EvalComm, MAP_EVENT_SurrogateFit, MAP_EVENT_ParetoSolve, MAP_EVENT_Journal;
+PetscClassId MAP_CLASSID;
+static PetscBool map_package_initialized = PETSC_FALSE;
+
+PetscErrorCode MapInitializePackage(void)
+{
+  PetscFunctionBegin;
+  if (map_package_initialized) PetscFunctionReturn(0);
+  map_package_initialized = PETSC_TRUE;
+  PetscCall(PetscClassIdRegister("mapmerge", &MAP_CLASSID));
+  PetscCall(PetscLogEventRegister("MapStoreRead", MAP_CLASSID, &MAP_EVENT_StoreRead));
+  PetscCall(PetscLogEventRegister("MapStoreWrite", MAP_CLASSID, &MAP_EVENT_StoreWrite));
+  PetscCall(PetscLogEventRegister("MapImport", MAP_CLASSID, &MAP_EVENT_Import));
+  PetscCall(PetscLogEventRegister("MapExport", MAP_CLASSID, &MAP_EVENT_Export));
+  PetscCall(PetscLogEventRegister("MapMergeApply", MAP_CLASSID, &MAP_EVENT_MergeApply));
+  PetscCall(PetscLogEventRegister("MapEvalLoss", MAP_CLASSID, &MAP_EVENT_EvalLoss));
+  PetscCall(PetscLogEventRegister("MapEvalComm", MAP_CLASSID, &MAP_EVENT_EvalComm));
+  PetscCall(PetscLogEventRegister("MapSurrogateFit", MAP_CLASSID, &MAP_EVENT_SurrogateFit));
+  PetscCall(PetscLogEventRegister("MapParetoSolve", MAP_CLASSID, &MAP_EVENT_ParetoSolve));
+  PetscCall(PetscLogEventRegister("MapJournal", MAP_CLASSID, &MAP_EVENT_Journal));
+  PetscFunctionReturn(0);
+}
+
+/* ---- temporary files ---- */
+#define MAP_MAX_TEMP 64
+static char map_temp[MAP_MAX_TEMP][MAP_PATH_LEN];
+
+PetscErrorCode MapTempRegister(const char *path)
+{
+  PetscFunctionBegin;
+  for (int i = 0; i < MAP_MAX_TEMP; i++) {
+    if (!map_temp[i][0]) {
+      PetscCall(PetscStrncpy(map_temp[i], path, sizeof(map_temp[i])));
+      PetscFunctionReturn(0);
+    }
+  }
+  SETERRQ(PETSC_COMM_SELF, PETSC_ERR_MEM, "too many temporary files open (%d)", MAP_MAX_TEMP);
+}
+
+PetscErrorCode MapTempUnregister(const char *path)
+{
+  PetscFunctionBegin;
+  for (int i = 0; i < MAP_MAX_TEMP; i++)
+    if (map_temp[i][0] && !strcmp(map_temp[i], path)) map_temp[i][0] = 0;
+  PetscFunctionReturn(0);
+}
+
+void MapTempCleanup(void)
+{
+  for (int i = 0; i < MAP_MAX_TEMP; i++) {
+    if (map_temp[i][0]) {
+      (void)unlink(map_temp[i]);
+      map_temp[i][0] = 0;
+    }
+  }
+}
+
+PetscErrorCode MapTempName(const char *path, char *tmp, size_t len)
+{
+  char d[MAP_PATH_LEN], b[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(d, path, sizeof(d)));
+  PetscCall(PetscStrncpy(b, path, sizeof(b)));
+  PetscCheck((size_t)snprintf(tmp, len, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid()) < len, PETSC_COMM_SELF,
+             PETSC_ERR_ARG_SIZ, "path too long: %s", path);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapCheckWritable(const char *path, const char *option)
+{
+  char d[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(d, path, sizeof(d)));
+  const char *dir = dirname(d);
+  struct stat sb;
+  PetscCheck(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode), PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN,
+             "%s %s: directory %s does not exist", option, path, dir);
+  PetscCheck(access(dir, W_OK | X_OK) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "%s %s: directory %s is not writable (%s)",
+             option, path, dir, strerror(errno));
+  PetscFunctionReturn(0);
+}
+
+/* ---- options ---- */
+PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm)
+{
+  PetscInt nleft;
+  char   **names, **values;
+  char     msg[4096] = "";
+
+  PetscFunctionBegin;
+  PetscCall(PetscOptionsLeftGet(NULL, &nleft, &names, &values));
+  for (PetscInt i = 0; i < nleft; i++) {
+    size_t l = strlen(msg);
+    snprintf(msg + l, sizeof(msg) - l, " -%s%s%s", names[i], values[i] ? " " : "", values[i] ? values[i] : "");
+  }
+  PetscCall(PetscOptionsLeftRestore(NULL, &nleft, &names, &values));
+  PetscCheck(nleft == 0, comm, PETSC_ERR_ARG_WRONG,
+             "unknown or unused option(s):%s (a typo? `mapmerge <command> -help` lists the options)", msg);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSplitList(const char *s, char sep, int *n, char ***list)
+{
+  int cnt = 1;
+
+  PetscFunctionBegin;
+  for (const char *p = s; *p; p++)
+    if (*p == sep) cnt++;
+  PetscCall(PetscCalloc1(cnt + 1, list));
+  *n = 0;
+  const char *start = s;
+  for (const char *p = s;; p++) {
+    if (*p == sep || *p == 0) {
+      size_t len = (size_t)(p - start);
+      while (len && (*start == ' ')) start++, len--;
+      while (len && start[len - 1] == ' ') len--;
+      PetscCall(PetscMalloc1(len + 1, &(*list)[*n]));
+      memcpy((*list)[*n], start, len);
+      (*list)[*n][len] = 0;
+      (*n)++;
+      if (!*p) break;
+      start = p + 1;
+    }
+  }
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapFreeList(int n, char ***list)
+{
+  PetscFunctionBegin;
+  if (!*list) PetscFunctionReturn(0);
+  for (int i = 0; i < n; i++) PetscCall(PetscFree((*list)[i]));
+  PetscCall(PetscFree(*list));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapOptionsGetList(const char *name, int *n, char ***list, PetscBool *set)
+{
+  char      buf[65536];
+  PetscBool flg;
+
+  PetscFunctionBegin;
+  *n    = 0;
+  *list = NULL;
+  PetscCall(PetscOptionsGetString(NULL, NULL, name, buf, sizeof(buf), &flg));
+  if (set) *set = flg;
+  if (flg && buf[0]) PetscCall(MapSplitList(buf, ',', n, list));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapOptionsGetRealList(const char *name, int max, double *vals, int *n, PetscBool *set)
+{
+  PetscInt  cnt = max;
+  PetscReal tmp[1024];
+  PetscBool flg;
+
+  PetscFunctionBegin;
+  PetscCheck(max <= 1024, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "too many values requested");
+  PetscCall(PetscOptionsGetRealArray(NULL, NULL, name, tmp, &cnt, &flg));
+  for (PetscInt i = 0; i < cnt; i++) vals[i] = tmp[i];
+  *n = flg ? (int)cnt : 0;
+  if (set) *set = flg;
+  PetscFunctionReturn(0);
+}
+
+/* ---- sha256 ---- */
+static void map_hex(const unsigned char *d, unsigned len, char *hex)
+{
+  for (unsigned i = 0; i < len; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+  hex[2 * len] = 0;
+}
+
+void MapSha256(const void *data, size_t len, char hex[65])
+{
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned      dl = 0;
+  EVP_Digest(data, len, d, &dl, EVP_sha256(), NULL);
+  map_hex(d, dl, hex);
+}
+
+PetscErrorCode MapSha256File(const char *path, char hex[65])
+{
+  FILE         *f;
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned      dl = 0;
+  static char   buf[1 << 20];
+  size_t        r;
+
+  PetscFunctionBegin;
+  f = fopen(path, "rb");
+  PetscCheck(f, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", path, strerror(errno));
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+  while ((r = fread(buf, 1, sizeof(buf), f)) > 0) EVP_DigestUpdate(ctx, buf, r);
+  int err = ferror(f);
+  fclose(f);
+  EVP_DigestFinal_ex(ctx, d, &dl);
+  EVP_MD_CTX_free(ctx);
+  PetscCheck(!err, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "read error on %s", path);
+  map_hex(d, dl, hex);
+  PetscFunctionReturn(0);
+}
+
+/* ---- layout ---- */
+void MapLayoutRange(int64_t P, int size, int rank, int64_t *lo, int64_t *hi)
+{
+  const int64_t align  = 64;
+  int64_t       blocks = (P + align - 1) / align;
+  int64_t       q = blocks / size, r = blocks % size;
+  int64_t       b0 = rank * q + (rank < r ? rank : r);
+  int64_t       b1 = b0 + q + (rank < r ? 1 : 0);
+  *lo = b0 * align < P ? b0 * align : P;
+  *hi = b1 * align < P ? b1 * align : P;
+}
+
+PetscErrorCode MapLayoutCreate(MPI_Comm comm, int64_t P, MapLayout *layout)
+{
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &layout->rank));
+  PetscCallMPI(MPI_Comm_size(comm, &layout->size));
+  layout->P = P;
+  MapLayoutRange(P, layout->size, layout->rank, &layout->lo, &layout->hi);
+  PetscFunctionReturn(0);
+}
+
+/* ---- counter-based RNG ---- */
+static inline uint64_t map_mix64(uint64_t z)
+{
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t MapRngU64(uint64_t seed, uint64_t stream, uint64_t counter)
+{
+  uint64_t h = map_mix64(seed + 0x9e3779b97f4a7c15ULL);
+  h          = map_mix64(h ^ (stream + 0x632be59bd9b4e019ULL));
+  return map_mix64(h ^ (counter * 0x9e3779b97f4a7c15ULL + 0x2545f4914f6cdd1dULL));
+}
+
+double MapRngU01(uint64_t seed, uint64_t stream, uint64_t counter)
+{
+  return (double)(MapRngU64(seed, stream, counter) >> 11) * 0x1.0p-53;
+}
+
+double MapWallTime(void) { return MPI_Wtime(); }
+
+PetscErrorCode MapProgress(MPI_Comm comm, const char *label, PetscInt done, PetscInt total, double t0)
+{
+  PetscFunctionBegin;
+  double el  = MapWallTime() - t0;
+  double eta = done > 0 ? el / done * (total - done) : 0;
+  PetscCall(PetscPrintf(comm, "%s: %" PetscInt_FMT "/%" PetscInt_FMT ", elapsed %.1fs, ETA %.1fs\n", label, done, total, el, eta));
+  PetscFunctionReturn(0);
+}

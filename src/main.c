@@ -1,0 +1,80 @@
+/* mapmerge - the driver: dispatches a subcommand to libmapmerge. All work is in the library. */
+#include <mapmerge/mapmerge.h>
+
+static char help[] = "mapmerge <command> [options]: model merging with amortized Pareto fronts (MAP).\n"
+                     "Commands:\n"
+                     "  zoo     build the embedded default model zoo from Fashion-MNIST\n"
+                     "  import  safetensors checkpoints -> parallel HDF5 store (-map_pretrained, -map_tasks, -map_task_models, -map_store)\n"
+                     "  info    describe a store (-map_store) \n"
+                     "  export  write a merged model as safetensors (-map_store, -map_coeff, -map_output)\n"
+                     "  eval    evaluate coefficient vectors (-map_coeffs FILE.csv, -map_output)\n"
+                     "  run     sample, evaluate, fit, search, re-evaluate (-map_method map|bayesian|nested)\n"
+                     "Options come from the command line, -options_file and -options_file_yaml; `mapmerge <command> -help`\n"
+                     "lists them. Unknown options are an error.\n";
+
+typedef struct {
+  const char *name;
+  PetscErrorCode (*fn)(MPI_Comm);
+} MapCommand;
+
+static const MapCommand commands[] = {
+  {"zoo",    MapCommandZoo   },
+  {"import", MapCommandImport},
+  {"info",   MapCommandInfo  },
+  {"export", MapCommandExport},
+  {"eval",   MapCommandEval  },
+  {"run",    MapCommandRun   },
+};
+
+static PetscErrorCode Dispatch(const char *cmd, int *exit_status)
+{
+  PetscFunctionBeginUser;
+  *exit_status = 0;
+  PetscCall(MapInitializePackage());
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    if (!strcmp(cmd, commands[i].name)) {
+      PetscErrorCode ierr = commands[i].fn(PETSC_COMM_WORLD);
+      if (ierr == MAP_EXIT_CHECKPOINTED) { /* interrupted by a signal after journaling: not an error */
+        *exit_status = MAP_EXIT_CHECKPOINTED;
+        PetscFunctionReturn(0);
+      }
+      PetscCall(ierr);
+      PetscFunctionReturn(0);
+    }
+  }
+  SETERRQ(PETSC_COMM_WORLD, PETSC_ERR_ARG_UNKNOWN_TYPE, "unknown command \"%s\"; one of: zoo import info export eval run", cmd);
+}
+
+int main(int argc, char **argv)
+{
+  const char    *cmd = NULL;
+  int            exit_status = 0;
+  PetscErrorCode ierr;
+
+  /* the command is argv[1]; take it out so PETSc sees only options */
+  if (argc > 1 && argv[1][0] != '-') {
+    cmd = argv[1];
+    for (int i = 1; i < argc - 1; i++) argv[i] = argv[i + 1];
+    argc--;
+  }
+  PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  if (!cmd) {
+    PetscBool hashelp;
+    PetscCall(PetscOptionsHasHelp(NULL, &hashelp));
+    if (!hashelp) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%s", help));
+    PetscCall(PetscOptionsClear(NULL)); /* nothing to complain about */
+    ierr = PetscFinalize();
+    return hashelp ? ierr : 2;
+  }
+  ierr = Dispatch(cmd, &exit_status);
+  if (ierr) {
+    /* An error on any rank ends the whole job: the others may be waiting in a collective.
+       Temporary outputs of this rank go first, so nothing half-written is left behind. */
+    MapTempCleanup();
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  ierr = PetscFinalize();
+  return ierr ? 1 : exit_status;
+}
