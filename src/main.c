@@ -33,12 +33,8 @@ static PetscErrorCode Dispatch(const char *cmd, int *exit_status)
   PetscCall(MapInitializePackage());
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (!strcmp(cmd, commands[i].name)) {
-      PetscErrorCode ierr = commands[i].fn(PETSC_COMM_WORLD);
-      if (ierr == MAP_EXIT_CHECKPOINTED) { /* interrupted by a signal after journaling: not an error */
-        *exit_status = MAP_EXIT_CHECKPOINTED;
-        PetscFunctionReturn(0);
-      }
-      PetscCall(ierr);
+      PetscCall(commands[i].fn(PETSC_COMM_WORLD));
+      *exit_status = MapExitStatus; /* e.g. MAP_EXIT_CHECKPOINTED: interrupted after journaling, not an error */
       PetscFunctionReturn(0);
     }
   }

@@ -12,6 +12,8 @@
 
 /* Exit status of a run that was interrupted by a signal after checkpointing (SLURM requeues on it). */
 #define MAP_EXIT_CHECKPOINTED 85
+/* the process exit status a command asks for when it returns without error (e.g. MAP_EXIT_CHECKPOINTED) */
+extern int MapExitStatus;
 
 /* Profiling events, registered once by MapInitializePackage(); see -log_view. */
 extern PetscLogEvent MAP_EVENT_StoreRead, MAP_EVENT_StoreWrite, MAP_EVENT_Import, MAP_EVENT_Export,

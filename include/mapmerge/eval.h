@@ -36,6 +36,10 @@ PetscErrorCode MapEvaluatorDestroy(MapEvaluator *ev);
 /* Reference evaluator: plain double-precision, unsharded forward pass of the mlp (for tests). */
 PetscErrorCode MapEvaluatorEvaluate_MLPRef(MapEvaluator ev, const double *c, MapTaskMetrics *metrics);
 
+/* MapEvalBLASInfo - the BLAS library really linked at run time (path after symlinks, OpenBLAS
+   config, core and threads when it is OpenBLAS), for the run manifest. Not collective. */
+PetscErrorCode MapEvalBLASInfo(char *buf, size_t len);
+
 /* Analytic problems (no model): metrics as functions of c, and their true Pareto fronts.
    problem: "quadratic" (concave quadratics, convex front), "nonconvex" (non-convex front). */
 PetscErrorCode MapAnalyticEvaluate(const char *problem, int T, const double *c, MapTaskMetrics *metrics);

@@ -25,6 +25,9 @@ typedef enum {
 const char *MapDTypeName(MapDType dt);
 size_t      MapDTypeSize(MapDType dt);
 PetscBool   MapDTypeIsFloat(MapDType dt); /* F32/F16/BF16/F64 */
+/* MapDTypeFromName - the dtype of a safetensors dtype name ("F32", ...) and its item size in bytes;
+   *found = PETSC_FALSE for an unknown name. Not collective. */
+PetscErrorCode MapDTypeFromName(const char *name, MapDType *dt, size_t *size, PetscBool *found);
 
 typedef struct {
   char     name[MAP_NAME_LEN];
@@ -98,6 +101,13 @@ PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64
 PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *w);
 /* MapSafetensorsWriterAbort - removes the temporary files (error paths). */
 PetscErrorCode MapSafetensorsWriterAbort(MapSafetensorsWriter *w);
+
+/* MapSafetensorsBuildHeader - the bytes a writer puts before the data: the u64 length and the JSON
+   header {"__metadata__": {"format": "pt", keys...}, tensors in the given order}, padded with
+   spaces to a multiple of 8 bytes. tensors[i].name/dtype/ndim/shape are inputs; numel, begin, end
+   and file (0) are set (contiguous, in order). *header (PetscFree) holds *len bytes. Not collective. */
+PetscErrorCode MapSafetensorsBuildHeader(int n, MapTensorInfo *tensors, int nmeta, const char *const *keys, const char *const *values,
+                                         char **header, size_t *len);
 
 /* IEEE half and bfloat16 conversions (round to nearest even). */
 float    MapF16ToF32(uint16_t h);

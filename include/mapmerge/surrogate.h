@@ -1,5 +1,5 @@
 /* MapSurrogate - per-target quadratic surrogates M(c) ~ g(1/2 c^T A c + b^T c + e) (DESIGN.md §5.3).
- * Features in a fixed order: [1, c_1..c_T, c_i c_j (i<=j)], F = (T+1)(T+2)/2. Linear least squares
+ * Features in a fixed order: [1, c_1..c_T, c_i c_j (i<=j, i outer)], F = (T+1)(T+2)/2. Linear least squares
  * with ScaLAPACK PDGELS on a BLACS grid of fixed shape (independent of the rank count, so the same
  * bits at any -n); nonlinear links by Levenberg-Marquardt, each step a PDGELS solve. */
 #ifndef MAPMERGE_SURROGATE_H
@@ -17,23 +17,41 @@ typedef struct {
 typedef struct _p_MapSurrogate *MapSurrogate;
 
 PetscErrorCode MapSurrogateCreate(MPI_Comm comm, MapSurrogate *s);
-/* options: -map_surrogate_grid_rows/-cols (fixed BLACS grid), -map_surrogate_block, -map_surrogate_lm_maxit,
-   -map_surrogate_ridge (default 0) */
+/* options: -map_surrogate_grid R,C (fixed BLACS grid on the first R*C ranks, default 1,1),
+   -map_surrogate_block NB (default 64), -map_surrogate_lm_maxit, -map_surrogate_ridge (default 0),
+   -map_surrogate_loo_refit_max, -map_surrogate_rcond_min */
 PetscErrorCode MapSurrogateSetFromOptions(MapSurrogate s);
+/* MapSurrogateSetGrid - fixed nprow x npcol BLACS grid on the first nprow*npcol ranks of the
+   communicator, block size nb (<= 0 keeps the current one). Errors at fit time when the job has
+   fewer ranks than the grid needs. Not collective (call with the same values on every rank). */
+PetscErrorCode MapSurrogateSetGrid(MapSurrogate s, int nprow, int npcol, int nb);
+/* MapSurrogateSetTargetNames - names shown by MapSurrogateView (copied); optional. */
+PetscErrorCode MapSurrogateSetTargetNames(MapSurrogate s, int ntarget, const char *const *names);
 /* MapSurrogateFit - collective: fits ntarget targets on n samples C[n*T]; Y[n*ntarget] (column k is
-   target k) with link[k]. Warns when n < 1.5 F. Same result on every rank. */
+   target k) with link[k]. Warns when n < 1.5 F. Same result on every rank (rank 0's inputs are used). */
 PetscErrorCode MapSurrogateFit(MapSurrogate s, int T, PetscInt n, const double *C, int ntarget, const double *Y,
                                const MapLink *link);
 PetscErrorCode MapSurrogateGetSizes(MapSurrogate s, int *T, int *ntarget, int *F);
 /* parameters of target k: F values in feature order */
 PetscErrorCode MapSurrogateGetParams(MapSurrogate s, int k, const double **theta);
+/* MapSurrogateGetQuadratic - the same parameters as the paper's A[T*T] (symmetric, row-major), b[T], e:
+   phi(c).theta = 1/2 c^T A c + b^T c + e. Any output may be NULL. Not collective. */
+PetscErrorCode MapSurrogateGetQuadratic(MapSurrogate s, int k, double *A, double *b, double *e);
+PetscErrorCode MapSurrogateGetLink(MapSurrogate s, int k, MapLink *link);
 PetscErrorCode MapSurrogateGetDiagnostics(MapSurrogate s, int k, MapFitDiagnostics *d);
 /* MapSurrogatePredict - value of target k at c, and its gradient grad[T] if grad != NULL. Not collective. */
 PetscErrorCode MapSurrogatePredict(MapSurrogate s, int k, const double *c, double *value, double *grad);
 PetscErrorCode MapSurrogateView(MapSurrogate s, PetscViewer viewer);
 PetscErrorCode MapSurrogateDestroy(MapSurrogate *s);
 
+/* MapSurrogateLeastSquares - collective: min ||A X - B||_2 for a full-rank A[m*nc] (column-major,
+   m >= nc) and B[m*nrhs] (column-major) on the surrogate's BLACS grid with PDGELS; X[nc*nrhs] on
+   every rank. The building block of MapSurrogateFit, public for tests and benchmarks. */
+PetscErrorCode MapSurrogateLeastSquares(MapSurrogate s, int m, int nc, int nrhs, const double *A, const double *B, double *X);
+
 /* MapQuadraticFeatures - phi[F] for c[T] (the fixed feature order). */
 void MapQuadraticFeatures(int T, const double *c, double *phi);
+/* MapLinkName - "identity", "sigmoid", "softplus" */
+const char *MapLinkName(MapLink link);
 
 #endif

@@ -1,0 +1,239 @@
+/* eval: the MapEvaluator object (life cycle, options, dispatch) and the analytic type. The mlp
+   type is in eval_mlp.c, the command type in eval_command.c (DESIGN.md §4). */
+#include "evalimpl.h"
+#include <math.h>
+#include <dlfcn.h>
+#include <cblas.h>
+
+static const char *const MapEvalTypes[] = {"mlp", "command", "analytic"};
+
+static PetscErrorCode MapEvaluatorEvaluate_Analytic(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
+{
+  PetscFunctionBegin;
+  PetscCall(MapAnalyticEvaluate(ev->problem, ev->T, c, metrics));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapEvaluatorSetUp_Analytic(MapEvaluator ev)
+{
+  MapTaskMetrics m[64];
+  double         c[64];
+
+  PetscFunctionBegin;
+  PetscCheck(ev->T >= 1 && ev->T <= 64, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "analytic evaluator: %d tasks, expected 1..64", ev->T);
+  PetscCheck(!ev->model || ev->Tc == ev->T, ev->comm, PETSC_ERR_ARG_SIZ,
+             "analytic evaluator: the model has %d coefficients but %d tasks are evaluated", ev->Tc, ev->T);
+  /* evaluate once so an unknown -map_analytic_problem fails here, before any work */
+  for (int i = 0; i < ev->T; i++) c[i] = 0.5;
+  PetscCall(MapAnalyticEvaluate(ev->problem, ev->T, c, m));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorCreate - creates an evaluator of no type yet (SetType or SetFromOptions chooses).
+  Collective on comm.
+*/
+PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
+{
+  MapEvaluator e;
+
+  PetscFunctionBegin;
+  PetscValidPointer(ev, 2);
+  PetscCall(MapInitializePackage());
+  PetscCall(PetscNew(&e));
+  e->comm    = comm;
+  e->batch   = 256;
+  e->groups  = 0;
+  e->timeout = 600;
+  PetscCall(PetscStrncpy(e->kernel, "blas", sizeof(e->kernel)));
+  PetscCall(PetscStrncpy(e->problem, "quadratic", sizeof(e->problem)));
+  *ev = e;
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorSetType - "mlp", "command" or "analytic". Not allowed after SetUp. Logically collective.
+*/
+PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type)
+{
+  PetscBool known = PETSC_FALSE;
+
+  PetscFunctionBegin;
+  PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetType: the evaluator is already set up");
+  for (size_t i = 0; i < sizeof(MapEvalTypes) / sizeof(MapEvalTypes[0]); i++)
+    if (!strcmp(type, MapEvalTypes[i])) known = PETSC_TRUE;
+  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic",
+             type);
+  if (ev->ops.destroy) PetscCall(ev->ops.destroy(ev));
+  PetscCall(PetscMemzero(&ev->ops, sizeof(ev->ops)));
+  PetscCall(PetscStrncpy(ev->type, type, sizeof(ev->type)));
+  if (!strcmp(type, "mlp")) PetscCall(MapEvaluatorCreate_MLP(ev));
+  else if (!strcmp(type, "command")) PetscCall(MapEvaluatorCreate_Command(ev));
+  else {
+    ev->ops.setup    = MapEvaluatorSetUp_Analytic;
+    ev->ops.evaluate = MapEvaluatorEvaluate_Analytic;
+  }
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapEvaluatorGetType(MapEvaluator ev, const char **type)
+{
+  PetscFunctionBegin;
+  *type = ev->type[0] ? ev->type : NULL;
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorSetEvalData - sets the per-task eval-set files (safetensors with `inputs` and
+  `labels`), in task order; replaces -map_eval_data. Before SetUp. Not collective.
+*/
+PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int n, const char *const *eval_data)
+{
+  PetscFunctionBegin;
+  PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetEvalData: the evaluator is already set up");
+  PetscCall(MapFreeList(ev->ndata, &ev->data));
+  ev->ndata = 0;
+  if (n > 0) {
+    PetscCall(PetscCalloc1(n + 1, &ev->data));
+    for (int i = 0; i < n; i++) PetscCall(PetscStrallocpy(eval_data[i], &ev->data[i]));
+    ev->ndata = n;
+  }
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorSetFromOptions - reads -map_eval_type (default mlp), -map_eval_data, -map_eval_groups,
+  -map_eval_batch, -map_eval_kernel, -map_eval_command, -map_eval_timeout, -map_eval_tmpdir,
+  -map_analytic_problem. Collective.
+*/
+PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
+{
+  PetscInt  itype = 0;
+  PetscBool set;
+  char      data[65536] = "";
+
+  PetscFunctionBegin;
+  if (ev->type[0])
+    for (PetscInt i = 0; i < 3; i++)
+      if (!strcmp(ev->type, MapEvalTypes[i])) itype = i;
+  PetscOptionsBegin(ev->comm, NULL, "Evaluator options", "MapEvaluator");
+  PetscCall(PetscOptionsEList("-map_eval_type", "evaluator: mlp (built-in model-parallel MLP), command (external program), "
+                              "analytic (closed-form test problems)", "MapEvaluatorSetType", MapEvalTypes, 3, MapEvalTypes[itype],
+                              &itype, &set));
+  PetscCall(PetscOptionsString("-map_eval_data", "per-task eval sets D1,D2,... (safetensors: inputs F32 [n,d], labels I64/I32 [n]), in task order",
+                               "MapEvaluatorSetEvalData", data, data, sizeof(data), &set));
+  if (set) {
+    int    n;
+    char **list;
+    PetscCall(MapSplitList(data, ',', &n, &list));
+    PetscCall(MapEvaluatorSetEvalData(ev, n, (const char *const *)list));
+    PetscCall(MapFreeList(n, &list));
+  }
+  PetscCall(PetscOptionsInt("-map_eval_groups", "mlp: number of sample groups (each group holds a whole model split by rows "
+                            "over its ranks); 0 = automatic (one group per rank for models up to 256 MiB, else 1)", "",
+                            ev->groups, &ev->groups, NULL));
+  PetscCall(PetscOptionsInt("-map_eval_batch", "mlp: samples per batch (fixed, so the metrics do not depend on the rank count)", "",
+                            ev->batch, &ev->batch, NULL));
+  PetscCall(PetscOptionsString("-map_eval_kernel", "mlp: matrix kernel, blas (cblas_sgemm) or ref (plain loops, same bits for any split)",
+                               "", ev->kernel, ev->kernel, sizeof(ev->kernel), NULL));
+  PetscCall(PetscOptionsString("-map_eval_command", "command: argv template, e.g. 'prog --model {model} --task {task} --data {data}' "
+                               "(no shell; '...' and \"...\" quote)", "", ev->command, ev->command, sizeof(ev->command), NULL));
+  PetscCall(PetscOptionsReal("-map_eval_timeout", "command: seconds before the program is killed", "", ev->timeout, &ev->timeout, NULL));
+  PetscCall(PetscOptionsString("-map_eval_tmpdir", "command: folder for the temporary merged model (shared by all ranks; default: "
+                               "the store's folder)", "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
+  PetscCall(PetscOptionsString("-map_analytic_problem", "analytic: quadratic or nonconvex", "", ev->problem, ev->problem,
+                               sizeof(ev->problem), NULL));
+  PetscOptionsEnd();
+  PetscCheck(ev->batch >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_batch %" PetscInt_FMT ": must be >= 1", ev->batch);
+  PetscCheck(ev->groups >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": must be >= 0", ev->groups);
+  PetscCheck(ev->timeout > 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_timeout %g: must be > 0", (double)ev->timeout);
+  PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
+             "-map_eval_kernel %s: one of blas, ref", ev->kernel);
+  if (strcmp(ev->type, MapEvalTypes[itype])) PetscCall(MapEvaluatorSetType(ev, MapEvalTypes[itype]));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorSetUp - collective. model: the merge basis (NULL for analytic); T task names to
+  evaluate, in the order of the metrics; eval_data: T eval-set files, or NULL to use those of
+  -map_eval_data / MapEvaluatorSetEvalData. The coefficient vector has the model's basis length
+  (usually T). Errors: eval-set count != T (naming both), and the type's own checks.
+*/
+PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const char *const *task_names, const char *const *eval_data)
+{
+  PetscFunctionBegin;
+  PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetUp called twice");
+  PetscCheck(T >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "MapEvaluatorSetUp: %d tasks, expected at least 1", T);
+  if (!ev->type[0]) PetscCall(MapEvaluatorSetType(ev, "mlp"));
+  if (eval_data) PetscCall(MapEvaluatorSetEvalData(ev, T, eval_data));
+  ev->model = model;
+  ev->T     = T;
+  ev->Tc    = T;
+  if (model) PetscCall(MapModelGetNumTasks(model, &ev->Tc));
+  PetscCall(PetscCalloc1(T + 1, &ev->tasks));
+  for (int i = 0; i < T; i++) PetscCall(PetscStrallocpy(task_names[i], &ev->tasks[i]));
+  if (ev->ndata > 0 || !strcmp(ev->type, "mlp")) {
+    char list[1024] = "";
+    for (int i = 0; i < T; i++) {
+      size_t l = strlen(list);
+      snprintf(list + l, sizeof(list) - l, "%s%s", i ? "," : "", task_names[i]);
+    }
+    PetscCheck(ev->ndata == T, ev->comm, PETSC_ERR_ARG_SIZ, "-map_eval_data gives %d eval set(s) but there are %d tasks (%s): one per task, in task order",
+               ev->ndata, T, list);
+  }
+  if (ev->ops.setup) PetscCall(ev->ops.setup(ev));
+  ev->setupcalled = PETSC_TRUE;
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorEvaluate - collective: merges the model at c[Tc] and evaluates every task into
+  metrics[T]. The metrics are identical on all ranks and the same bits for any rank count.
+*/
+PetscErrorCode MapEvaluatorEvaluate(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
+{
+  PetscFunctionBegin;
+  PetscCheck(ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorEvaluate: call MapEvaluatorSetUp first");
+  for (int i = 0; i < ev->Tc; i++)
+    PetscCheck(isfinite(c[i]), ev->comm, PETSC_ERR_FP, "MapEvaluatorEvaluate: coefficient %d is not finite (%g)", i, c[i]);
+  PetscCall(PetscMemzero(metrics, sizeof(MapTaskMetrics) * (size_t)ev->T));
+  PetscCall(ev->ops.evaluate(ev, c, metrics));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapEvaluatorDestroy(MapEvaluator *ev)
+{
+  PetscFunctionBegin;
+  if (!ev || !*ev) PetscFunctionReturn(0);
+  if ((*ev)->ops.destroy) PetscCall((*ev)->ops.destroy(*ev));
+  PetscCall(MapFreeList((*ev)->T, &(*ev)->tasks));
+  PetscCall(MapFreeList((*ev)->ndata, &(*ev)->data));
+  PetscCall(PetscFree(*ev));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvalBLASInfo - which BLAS the process really runs (for the run manifest): the shared object
+  that provides cblas_sgemm (resolved through symlinks, e.g. Debian's libblas.so.3 alternative),
+  plus OpenBLAS's build configuration and core name when it is OpenBLAS. Not collective.
+*/
+PetscErrorCode MapEvalBLASInfo(char *buf, size_t len)
+{
+  Dl_info info;
+  char    real[MAP_PATH_LEN] = "unknown";
+
+  PetscFunctionBegin;
+  PetscCheck(buf && len > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "MapEvalBLASInfo: empty buffer");
+  if (dladdr((void *)cblas_sgemm, &info) && info.dli_fname) {
+    if (!realpath(info.dli_fname, real)) PetscCall(PetscStrncpy(real, info.dli_fname, sizeof(real)));
+  }
+  /* OpenBLAS exports these; other BLAS libraries do not (looked up at run time, not linked) */
+  char *(*get_config)(void)   = (char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_config");
+  char *(*get_corename)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
+  int (*get_threads)(void)    = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+  if (get_config)
+    snprintf(buf, len, "%s (OpenBLAS: %s; core %s; %d thread(s))", real, get_config(), get_corename ? get_corename() : "?",
+             get_threads ? get_threads() : -1);
+  else snprintf(buf, len, "%s", real);
+  PetscFunctionReturn(0);
+}

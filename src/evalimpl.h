@@ -1,0 +1,57 @@
+/* Private to the eval module: the MapEvaluator object and the per-type implementations. */
+#ifndef MAPMERGE_EVALIMPL_H
+#define MAPMERGE_EVALIMPL_H
+
+#include <mapmerge/eval.h>
+
+#define MAP_EVAL_TYPE_LEN 32
+#define MAP_EVAL_CMD_LEN  4096
+
+typedef struct {
+  PetscErrorCode (*setup)(MapEvaluator);
+  PetscErrorCode (*evaluate)(MapEvaluator, const double *, MapTaskMetrics *);
+  PetscErrorCode (*destroy)(MapEvaluator);
+} MapEvaluatorOps;
+
+struct _p_MapEvaluator {
+  MPI_Comm        comm;
+  char            type[MAP_EVAL_TYPE_LEN];
+  MapEvaluatorOps ops;
+  PetscBool       setupcalled;
+  MapModel        model; /* referenced, not owned; NULL for analytic */
+  int             T;     /* evaluation tasks (metrics[T]) */
+  int             Tc;    /* length of the coefficient vector (the model's basis size; T for analytic) */
+  char          **tasks; /* [T] names */
+  int             ndata;
+  char          **data;  /* [ndata] eval-set files, ndata == T after SetUp (mlp) */
+  PetscInt        groups;                     /* -map_eval_groups, 0 = automatic */
+  PetscInt        batch;                      /* -map_eval_batch: samples per batch (fixed => same bits) */
+  char            kernel[16];                 /* -map_eval_kernel blas|ref */
+  char            command[MAP_EVAL_CMD_LEN];  /* -map_eval_command template */
+  PetscReal       timeout;                    /* -map_eval_timeout seconds */
+  char            tmpdir[MAP_PATH_LEN];       /* -map_eval_tmpdir for the command evaluator's model file */
+  char            problem[64];                /* -map_analytic_problem */
+  void           *data_impl;                  /* type-specific */
+};
+
+PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
+PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
+
+/* ---- helpers shared by the mlp and reference evaluators (eval_mlp.c) ---- */
+
+/* MapEvalSoftmaxCE - stable softmax cross-entropy in double of one sample's logits z[C] (stride
+   `stride` between classes) with label y; *pred = first index of the maximum (torch.argmax). */
+double MapEvalSoftmaxCE(int C, const float *z, int64_t stride, int64_t y, int *pred);
+
+/* MapEvalCommandSplit - splits a command template into argv items on unquoted whitespace;
+   '...' and "..." group (quotes removed; no escapes inside '...', \" and \\ inside "...").
+   Free with MapFreeList(*argc, argv). */
+PetscErrorCode MapEvalCommandSplit(const char *tmpl, int *argc, char ***argv);
+/* MapEvalCommandSubstitute - replaces {model}, {task}, {data} inside one item (new string, PetscFree). */
+PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, const char *task, const char *data, char **out);
+/* MapEvalRunCommand - rank-local: runs argv (posix_spawnp, no shell) with a timeout, captures
+   stdout/stderr and parses the metrics from the last non-empty stdout line. On failure returns a
+   non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively). */
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen);
+
+#endif

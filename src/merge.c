@@ -1,0 +1,279 @@
+/* merge: the merge kernel theta = pre + sum_i c_i tau_i (DESIGN.md §3).
+ *
+ * Bit-reproducibility contract: for every element j the result is
+ *   acc = pre[j]; for i = 0..T-1: acc = acc + (float)c[i] * tau[i][j]
+ * with each multiply and each add rounded to F32 separately (the build uses -ffp-contract=off,
+ * and no FMA is used). Vector lanes compute exactly this sequence for their element, so the
+ * vectorised kernel, the reference loop and any sharding of j give the same bits.
+ *
+ * Speed: the kernel is memory-bound ((T+1) reads and 1 write per element, 2T flops). It keeps the
+ * accumulators in registers over the whole task loop, so every input byte is read once and theta
+ * is written once; an AVX2 build of the same code is chosen at run time when the CPU has it. */
+#include "mergeimpl.h"
+
+#define MAP_MERGE_STACK_T 64 /* tasks whose F32 coefficients live on the stack */
+
+typedef float    map_v8f __attribute__((vector_size(32)));
+typedef uint32_t map_v8u __attribute__((vector_size(32)));
+typedef uint16_t map_v8h __attribute__((vector_size(16)));
+
+/* These helpers are always inlined, so no vector ever crosses a call: the ABI note GCC gives for
+   32-byte vectors in a non-AVX build does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+/* Unaligned vector loads/stores: memcpy compiles to a single vmovups/movups. */
+static inline __attribute__((always_inline)) map_v8f LoadF32(const float *p)
+{
+  map_v8f v;
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+/* bfloat16 is the upper half of an F32: widening is exact, (u32)b << 16. */
+static inline __attribute__((always_inline)) map_v8f LoadBF16(const uint16_t *p)
+{
+  map_v8h h;
+  memcpy(&h, p, sizeof(h));
+  map_v8u u = __builtin_convertvector(h, map_v8u) << 16;
+  map_v8f v;
+  memcpy(&v, &u, sizeof(v));
+  return v;
+}
+
+#define StoreF32(p, v) memcpy((p), &(v), sizeof(map_v8f))
+
+static inline float WidenBF16(uint16_t b)
+{
+  uint32_t u = (uint32_t)b << 16;
+  float    f;
+  memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+/* One body for both storage types and both instruction sets; UNROLL vectors of 8 per step keep
+   enough independent adds in flight to hide the add latency behind the loads. */
+#define MAP_MERGE_UNROLL 4
+#define MAP_MERGE_BODY(TYPE, LOADV, LOADS) \
+  do { \
+    int64_t j = 0; \
+    for (; j + 8 * MAP_MERGE_UNROLL <= n; j += 8 * MAP_MERGE_UNROLL) { \
+      map_v8f a0, a1, a2, a3; \
+      if (pre) { \
+        a0 = LOADV(pre + j); \
+        a1 = LOADV(pre + j + 8); \
+        a2 = LOADV(pre + j + 16); \
+        a3 = LOADV(pre + j + 24); \
+      } else { \
+        a0 = a1 = a2 = a3 = (map_v8f){0}; \
+      } \
+      for (int i = 0; i < T; i++) { \
+        const TYPE *t = tau + (int64_t)i * ld + j; \
+        const float ci = cf[i]; \
+        a0 = a0 + ci * LOADV(t); \
+        a1 = a1 + ci * LOADV(t + 8); \
+        a2 = a2 + ci * LOADV(t + 16); \
+        a3 = a3 + ci * LOADV(t + 24); \
+      } \
+      StoreF32(theta + j, a0); \
+      StoreF32(theta + j + 8, a1); \
+      StoreF32(theta + j + 16, a2); \
+      StoreF32(theta + j + 24, a3); \
+    } \
+    for (; j < n; j++) { \
+      float acc = pre ? LOADS(pre[j]) : 0.0f; \
+      for (int i = 0; i < T; i++) acc = acc + cf[i] * LOADS(tau[(int64_t)i * ld + j]); \
+      theta[j] = acc; \
+    } \
+  } while (0)
+
+#define MAP_IDENT(x) (x)
+
+static void KernelF32_Generic(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta)
+{
+  MAP_MERGE_BODY(float, LoadF32, MAP_IDENT);
+}
+
+static void KernelBF16_Generic(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf,
+                               float *theta)
+{
+  MAP_MERGE_BODY(uint16_t, LoadBF16, WidenBF16);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+  #define MAP_HAVE_AVX2_DISPATCH 1
+/* The same source compiled for AVX2 (no FMA: target "avx2" does not enable it, and contraction is
+   off anyway), so the bits are those of the generic build. */
+__attribute__((target("avx2"))) static void KernelF32_AVX2(int64_t n, const float *pre, int T, const float *tau, int64_t ld,
+                                                          const float *cf, float *theta)
+{
+  MAP_MERGE_BODY(float, LoadF32, MAP_IDENT);
+}
+
+__attribute__((target("avx2"))) static void KernelBF16_AVX2(int64_t n, const uint16_t *pre, int T, const uint16_t *tau,
+                                                           int64_t ld, const float *cf, float *theta)
+{
+  MAP_MERGE_BODY(uint16_t, LoadBF16, WidenBF16);
+}
+
+static int HaveAVX2(void)
+{
+  static int have = -1;
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx2") ? 1 : 0;
+  }
+  return have;
+}
+#endif
+
+void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta)
+{
+#if defined(MAP_HAVE_AVX2_DISPATCH)
+  if (HaveAVX2()) {
+    KernelF32_AVX2(n, pre, T, tau, ld, cf, theta);
+    return;
+  }
+#endif
+  KernelF32_Generic(n, pre, T, tau, ld, cf, theta);
+}
+
+static void KernelBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta)
+{
+#if defined(MAP_HAVE_AVX2_DISPATCH)
+  if (HaveAVX2()) {
+    KernelBF16_AVX2(n, pre, T, tau, ld, cf, theta);
+    return;
+  }
+#endif
+  KernelBF16_Generic(n, pre, T, tau, ld, cf, theta);
+}
+
+/* Arguments shared by all variants; the coefficients are rounded to F32 once, as the contract says. */
+static PetscErrorCode CheckArgs(const char *fn, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const double *c,
+                                const float *theta)
+{
+  PetscFunctionBegin;
+  PetscCheck(n >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: shard length n must be >= 0, got %" PRId64, fn, n);
+  PetscCheck(T >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: number of tasks T must be >= 0, got %d", fn, T);
+  PetscCheck(T <= 1 || ld >= n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "%s: leading dimension of the task vectors must be >= n = %" PRId64 ", got %" PRId64, fn, n, ld);
+  if (n > 0) {
+    PetscCheck(pre && theta, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "%s: pre and theta must not be NULL when n = %" PRId64 " > 0",
+               fn, n);
+    PetscCheck(T == 0 || (tau && c), PETSC_COMM_SELF, PETSC_ERR_ARG_NULL,
+               "%s: tau and c must not be NULL when T = %d > 0 and n = %" PRId64 " > 0", fn, T, n);
+  }
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode CoeffsF32(int T, const double *c, float *stack, float **cf)
+{
+  PetscFunctionBegin;
+  *cf = stack;
+  if (T > MAP_MERGE_STACK_T) PetscCall(PetscMalloc1(T, cf));
+  for (int i = 0; i < T; i++) (*cf)[i] = (float)c[i];
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode CoeffsFree(float *stack, float **cf)
+{
+  PetscFunctionBegin;
+  if (*cf != stack) PetscCall(PetscFree(*cf));
+  *cf = NULL;
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapMergeApply - theta[j] = pre[j] + sum_i c[i] * tau[i*ld + j], j < n, accumulated in F32 in task
+  order; blocked-free register-accumulating vector kernel, AVX2 when available. Not collective.
+
+  Input: n (shard length, >= 0), pre[n], T (>= 0), tau (T rows with leading dimension ld >= n), c[T]
+  (rounded to F32 once). Output: theta[n] (may alias pre, but not tau).
+  Errors: negative n or T, ld < n, NULL arrays with n > 0.
+@*/
+PetscErrorCode MapMergeApply(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta)
+{
+  float  stack[MAP_MERGE_STACK_T], *cf;
+
+  PetscFunctionBegin;
+  PetscCall(CheckArgs("MapMergeApply", n, pre, T, tau, ld, c, theta));
+  if (n == 0) PetscFunctionReturn(0);
+  PetscCall(MapInitializePackage());
+  PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscCall(CoeffsF32(T, c, stack, &cf));
+  MapMergeKernel_Private(n, pre, T, tau, ld, cf, theta);
+  PetscCall(CoeffsFree(stack, &cf));
+  PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapMergeApply_Ref - the plain element-by-element loop with the same arithmetic as MapMergeApply
+  (for tests and benchmarks). Not collective. Same arguments and errors.
+@*/
+PetscErrorCode MapMergeApply_Ref(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta)
+{
+  float stack[MAP_MERGE_STACK_T], *cf;
+
+  PetscFunctionBegin;
+  PetscCall(CheckArgs("MapMergeApply_Ref", n, pre, T, tau, ld, c, theta));
+  if (n == 0) PetscFunctionReturn(0);
+  PetscCall(CoeffsF32(T, c, stack, &cf));
+  for (int64_t j = 0; j < n; j++) {
+    float acc = pre[j];
+    for (int i = 0; i < T; i++) {
+      float prod = cf[i] * tau[(int64_t)i * ld + j];
+      acc        = acc + prod;
+    }
+    theta[j] = acc;
+  }
+  PetscCall(CoeffsFree(stack, &cf));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapMergeApplyBF16 - MapMergeApply for bfloat16 storage: pre and tau are widened exactly to F32,
+  then the same F32 arithmetic; the output is F32. Not collective.
+@*/
+PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
+                                 float *theta)
+{
+  float stack[MAP_MERGE_STACK_T], *cf;
+
+  PetscFunctionBegin;
+  PetscCall(CheckArgs("MapMergeApplyBF16", n, pre, T, tau, ld, c, theta));
+  if (n == 0) PetscFunctionReturn(0);
+  PetscCall(MapInitializePackage());
+  PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscCall(CoeffsF32(T, c, stack, &cf));
+  KernelBF16(n, pre, T, tau, ld, cf, theta);
+  PetscCall(CoeffsFree(stack, &cf));
+  PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapMergeApplyBF16_Ref - the plain loop for bfloat16 storage (tests and benchmarks). Not collective.
+@*/
+PetscErrorCode MapMergeApplyBF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
+                                     const double *c, float *theta)
+{
+  float stack[MAP_MERGE_STACK_T], *cf;
+
+  PetscFunctionBegin;
+  PetscCall(CheckArgs("MapMergeApplyBF16_Ref", n, pre, T, tau, ld, c, theta));
+  if (n == 0) PetscFunctionReturn(0);
+  PetscCall(CoeffsF32(T, c, stack, &cf));
+  for (int64_t j = 0; j < n; j++) {
+    float acc = WidenBF16(pre[j]);
+    for (int i = 0; i < T; i++) {
+      float prod = cf[i] * WidenBF16(tau[(int64_t)i * ld + j]);
+      acc        = acc + prod;
+    }
+    theta[j] = acc;
+  }
+  PetscCall(CoeffsFree(stack, &cf));
+  PetscFunctionReturn(0);
+}

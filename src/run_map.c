@@ -1,0 +1,667 @@
+/* `mapmerge run`: MAP end to end — sample, evaluate (journaled), fit surrogates, search the Pareto
+   front, re-evaluate part of it on the real models, pick, write results (DESIGN.md §5-6). */
+#include "runimpl.h"
+#include <hdf5.h>
+#include <jansson.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  MPI_Comm      comm;
+  PetscMPIInt   rank, size;
+  /* options */
+  char          store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32], sample_type[32], sample_file[MAP_PATH_LEN];
+  PetscInt      sample_n, reevaluate;
+  PetscInt      seed;
+  double        lo, hi, pref[64];
+  int           npref;
+  PetscBool     resume;
+  int           T;
+  char        **tasks;
+  /* objects */
+  MapStore      store;
+  MapModel      model;
+  MapEvaluator  ev;
+  MapSurrogate  sur;
+  MapPareto     pareto;
+  MapJournal    journal;
+  /* data */
+  PetscInt      n;                 /* samples */
+  double       *C, *acc, *loss;    /* [n*T] */
+  PetscInt      kfront, kreal;
+  const double *Cf, *Ff, *Wf;        /* front (borrowed from pareto) */
+  int          *real_index;          /* [kreal] indices into the front */
+  double       *real_acc, *real_loss; /* [kreal*T] */
+  double        pick_c[64], pick_pred[64], pick_acc[64], pick_loss[64];
+  double        t_phase[6];
+  char          start_time[64], end_time[64];
+} MapRunCtx;
+
+static const char *map_phase_names[] = {"setup", "evaluate", "fit", "search", "reevaluate", "write"};
+
+static void MapNow(char *buf, size_t len)
+{
+  time_t    t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
+{
+  char      taskbuf[8192] = "", boxbuf[128] = "";
+  PetscBool flg;
+  int       nbox = 0;
+  double    box[2];
+
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(r->method, "map", sizeof(r->method)));
+  PetscCall(PetscStrncpy(r->sample_type, "reference", sizeof(r->sample_type)));
+  r->seed = 0; r->sample_n = 0; r->reevaluate = 8; r->lo = 0; r->hi = 1;
+  PetscOptionsBegin(r->comm, NULL, "mapmerge run: MAP end to end", NULL);
+  PetscCall(PetscOptionsString("-map_store", "HDF5 store written by `mapmerge import`", NULL, r->store_path, r->store_path,
+                               sizeof(r->store_path), NULL));
+  PetscCall(PetscOptionsString("-map_tasks", "tasks to merge, in order (default: all tasks of the store)", NULL, taskbuf,
+                               taskbuf, sizeof(taskbuf), NULL));
+  PetscCall(PetscOptionsString("-map_output", "run folder (default runs/<UTC time>)", NULL, r->out, r->out, sizeof(r->out), NULL));
+  PetscCall(PetscOptionsString("-map_method", "MAP variant: map (bayesian, nested: see the issues)", NULL, r->method, r->method,
+                               sizeof(r->method), NULL));
+  PetscCall(PetscOptionsString("-map_sample_type", "design: reference, lhs or file", NULL, r->sample_type, r->sample_type,
+                               sizeof(r->sample_type), NULL));
+  PetscCall(PetscOptionsInt("-map_sample_n", "number of samples (lhs; reference: 0 = (T+1)(T+2))", NULL, r->sample_n, &r->sample_n, NULL));
+  PetscCall(PetscOptionsString("-map_sample_file", "CSV of coefficient vectors for -map_sample_type file", NULL, r->sample_file,
+                               r->sample_file, sizeof(r->sample_file), NULL));
+  PetscCall(PetscOptionsInt("-map_seed", "the one seed everything is derived from", NULL, r->seed, &r->seed, NULL));
+  PetscCall(PetscOptionsInt("-map_reevaluate", "re-evaluate up to K front points on the real models", NULL, r->reevaluate,
+                            &r->reevaluate, NULL));
+  PetscCall(PetscOptionsBool("-map_resume", "continue the run folder from its journal", NULL, r->resume, &r->resume, NULL));
+  PetscCall(PetscOptionsString("-map_box", "box lo,hi for sampling and search", NULL, boxbuf, boxbuf, sizeof(boxbuf), NULL));
+  PetscOptionsEnd();
+  PetscCall(MapOptionsGetRealList("-map_box", 2, box, &nbox, &flg));
+  if (flg) {
+    PetscCheck(nbox == 2 && box[0] < box[1], r->comm, PETSC_ERR_ARG_WRONG, "-map_box: expected lo,hi with lo < hi, got \"%s\"", boxbuf);
+    r->lo = box[0];
+    r->hi = box[1];
+  }
+  PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
+  PetscCheck(!strcmp(r->method, "map"), r->comm, PETSC_ERR_SUP, "-map_method %s: not implemented in this version (only map)", r->method);
+
+  /* the store and the task selection */
+  PetscCheck(r->store_path[0], r->comm, PETSC_ERR_ARG_WRONG, "-map_store is required (a store written by `mapmerge import`)");
+  PetscCall(MapStoreOpen(r->comm, r->store_path, &r->store));
+  int64_t P;
+  int     Tstore, ntens;
+  PetscCall(MapStoreGetSizes(r->store, &P, &Tstore, &ntens));
+  if (taskbuf[0]) PetscCall(MapSplitList(taskbuf, ',', &r->T, &r->tasks));
+  else {
+    r->T = Tstore;
+    PetscCall(PetscCalloc1(Tstore + 1, &r->tasks));
+    for (int t = 0; t < Tstore; t++) {
+      const char *nm;
+      PetscCall(MapStoreGetTaskName(r->store, t, &nm));
+      PetscCall(PetscStrallocpy(nm, &r->tasks[t]));
+    }
+  }
+  PetscCheck(r->T >= 2 && r->T <= 64, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to 64 tasks, got %d", r->T);
+  if (r->npref) PetscCheck(r->npref == r->T, r->comm, PETSC_ERR_ARG_SIZ, "-map_preference has %d weights but there are %d tasks",
+                             r->npref, r->T);
+  int idx[64];
+  for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
+
+  PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
+  PetscCall(MapEvaluatorSetFromOptions(r->ev));
+  const char *evtype;
+  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
+  if (strcmp(evtype, "analytic")) PetscCall(MapModelCreateFromStore(r->store, r->T, idx, &r->model));
+  PetscCall(MapSurrogateCreate(r->comm, &r->sur));
+  PetscCall(MapSurrogateSetFromOptions(r->sur));
+  PetscCall(MapParetoCreate(r->comm, &r->pareto));
+  PetscCall(MapParetoSetFromOptions(r->pareto));
+  PetscCall(MapParetoSetBox(r->pareto, r->lo, r->hi));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
+{
+  int  ok = 1;
+  char err[512] = "";
+
+  PetscFunctionBegin;
+  if (!r->out[0]) {
+    char now[64];
+    if (!r->rank) {
+      time_t    t = time(NULL);
+      struct tm tm;
+      gmtime_r(&t, &tm);
+      strftime(now, sizeof(now), "runs/%Y%m%d-%H%M%S", &tm);
+    }
+    PetscCallMPI(MPI_Bcast(now, sizeof(now), MPI_CHAR, 0, r->comm));
+    PetscCall(PetscStrncpy(r->out, now, sizeof(r->out)));
+  }
+  if (!r->rank) {
+    char tmp[MAP_PATH_LEN];
+    PetscCall(PetscStrncpy(tmp, r->out, sizeof(tmp)));
+    for (char *p = tmp + 1; *p; p++) /* mkdir -p */
+      if (*p == '/') {
+        *p = 0;
+        (void)mkdir(tmp, 0755);
+        *p = '/';
+      }
+    if (mkdir(r->out, 0755) != 0 && errno != EEXIST) {
+      ok = 0;
+      snprintf(err, sizeof(err), "-map_output %s: cannot create the run folder: %s", r->out, strerror(errno));
+    } else if (access(r->out, W_OK) != 0) {
+      ok = 0;
+      snprintf(err, sizeof(err), "-map_output %s: run folder is not writable: %s", r->out, strerror(errno));
+    }
+  }
+  MapCheckAll(r->comm, ok, PETSC_ERR_FILE_OPEN, "%s", err);
+  PetscFunctionReturn(0);
+}
+
+/* Evaluate at c unless the journal has it; journal it at once. */
+static PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss,
+                                     PetscBool *fresh)
+{
+  const MapJournalEntry *e;
+  MapTaskMetrics         m[64];
+
+  PetscFunctionBegin;
+  PetscCall(MapJournalFind(&r->journal, kind, index, r->T, c, &e));
+  *fresh = e ? PETSC_FALSE : PETSC_TRUE;
+  if (e) {
+    PetscCall(PetscArraycpy(acc, e->acc, r->T));
+    PetscCall(PetscArraycpy(loss, e->loss, r->T));
+    PetscFunctionReturn(0);
+  }
+  PetscCall(MapEvaluatorEvaluate(r->ev, c, m));
+  for (int t = 0; t < r->T; t++) {
+    acc[t]  = m[t].accuracy;
+    loss[t] = m[t].loss;
+  }
+  PetscCall(MapJournalAppend(r->comm, &r->journal, kind, index, r->T, c, acc, loss));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop)
+{
+  PetscFunctionBegin;
+  PetscCall(MapSignalPending(r->comm, stop));
+  if (*stop)
+    PetscCall(PetscPrintf(r->comm, "mapmerge run: signal received; %d evaluations are journaled in %s; exiting with status %d "
+                                   "(resume with -map_resume)\n", r->journal.n, r->journal.path, MAP_EXIT_CHECKPOINTED));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapObjectiveAccuracy(void *ctx, const double *c, double *f, double *J)
+{
+  MapRunCtx *r = (MapRunCtx *)ctx;
+
+  PetscFunctionBegin;
+  for (int t = 0; t < r->T; t++) PetscCall(MapSurrogatePredict(r->sur, t, c, &f[t], J ? &J[t * r->T] : NULL));
+  PetscFunctionReturn(0);
+}
+
+/* ---- results ---- */
+static PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data)
+{
+  hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+  hid_t   sp, ds;
+
+  PetscFunctionBegin;
+  MapCallHDF5(sp = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL));
+  MapCallHDF5(ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (rows > 0) MapCallHDF5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+  MapCallHDF5(H5Dclose(ds));
+  MapCallHDF5(H5Sclose(sp));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s)
+{
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t   sp, ds, ty;
+
+  PetscFunctionBegin;
+  MapCallHDF5(ty = H5Tcopy(H5T_C_S1));
+  MapCallHDF5(H5Tset_size(ty, H5T_VARIABLE));
+  MapCallHDF5(sp = H5Screate_simple(1, dims, NULL));
+  MapCallHDF5(ds = H5Dcreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Dwrite(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
+  MapCallHDF5(H5Dclose(ds));
+  MapCallHDF5(H5Sclose(sp));
+  MapCallHDF5(H5Tclose(ty));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapH5Attr(hid_t loc, const char *key, const char *value)
+{
+  hid_t ty, sp, at;
+
+  PetscFunctionBegin;
+  MapCallHDF5(ty = H5Tcopy(H5T_C_S1));
+  MapCallHDF5(H5Tset_size(ty, strlen(value) + 1));
+  MapCallHDF5(sp = H5Screate(H5S_SCALAR));
+  MapCallHDF5(at = H5Acreate2(loc, key, ty, sp, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Awrite(at, ty, value));
+  MapCallHDF5(H5Aclose(at));
+  MapCallHDF5(H5Sclose(sp));
+  MapCallHDF5(H5Tclose(ty));
+  PetscFunctionReturn(0);
+}
+
+/* The manifest: everything needed to know what ran and to run it again. */
+static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
+{
+  json_t *m = json_object(), *o = json_object(), *v = json_object(), *in = json_object(), *env = json_object();
+  char   *all, buf[1024], hex[65];
+
+  PetscFunctionBegin;
+  json_object_set_new(m, "mapmerge_version", json_string(MAPMERGE_VERSION));
+  json_object_set_new(m, "git_commit", json_string(MAPMERGE_GIT_COMMIT));
+  json_object_set_new(m, "method", json_string(r->method));
+  json_object_set_new(m, "seed", json_integer(r->seed));
+  json_object_set_new(m, "ranks", json_integer(r->size));
+  json_object_set_new(m, "start_time", json_string(r->start_time));
+  json_object_set_new(m, "end_time", json_string(r->end_time));
+  /* every option in the database, as given */
+  PetscCall(PetscOptionsGetAll(NULL, &all));
+  json_object_set_new(m, "options", json_string(all));
+  PetscCall(PetscFree(all));
+  {
+    json_t *t = json_array();
+    for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
+    json_object_set_new(m, "tasks", t);
+  }
+  (void)o;
+  json_decref(o);
+  /* versions */
+  PetscCall(PetscGetVersion(buf, sizeof(buf)));
+  json_object_set_new(v, "petsc", json_string(buf));
+  unsigned maj, min, rel;
+  H5get_libversion(&maj, &min, &rel);
+  snprintf(buf, sizeof(buf), "%u.%u.%u", maj, min, rel);
+  json_object_set_new(v, "hdf5", json_string(buf));
+  int len;
+  char mpiv[MPI_MAX_LIBRARY_VERSION_STRING];
+  MPI_Get_library_version(mpiv, &len);
+  char *nl = strchr(mpiv, ',');
+  if (nl) *nl = 0;
+  json_object_set_new(v, "mpi", json_string(mpiv));
+#ifdef MAPMERGE_SCALAPACK_VERSION
+  json_object_set_new(v, "scalapack", json_string(MAPMERGE_SCALAPACK_VERSION));
+#endif
+  json_object_set_new(v, "compiler", json_string(MAPMERGE_COMPILER));
+  json_object_set_new(v, "c_flags", json_string(MAPMERGE_C_FLAGS));
+  PetscCall(MapEvalBLASInfo(buf, sizeof(buf)));
+  json_object_set_new(v, "blas", json_string(buf));
+  json_object_set_new(m, "versions", v);
+  /* inputs */
+  PetscCall(MapSha256File(r->store_path, hex));
+  json_object_set_new(in, r->store_path, json_string(hex));
+  {
+    int    nd;
+    char **data;
+    PetscCall(MapOptionsGetList("-map_eval_data", &nd, &data, NULL));
+    for (int i = 0; i < nd; i++) {
+      PetscCall(MapSha256File(data[i], hex));
+      json_object_set_new(in, data[i], json_string(hex));
+    }
+    PetscCall(MapFreeList(nd, &data));
+  }
+  json_object_set_new(m, "inputs_sha256", in);
+  /* where it ran */
+  {
+    char      host[MPI_MAX_PROCESSOR_NAME] = "", *all_hosts = NULL;
+    int       hl;
+    MPI_Get_processor_name(host, &hl);
+    PetscCall(PetscMalloc1((size_t)r->size * MPI_MAX_PROCESSOR_NAME, &all_hosts));
+    PetscCallMPI(MPI_Gather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all_hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, r->comm));
+    if (!r->rank) {
+      json_t *h = json_array();
+      for (int i = 0; i < r->size; i++) {
+        const char *hn = all_hosts + (size_t)i * MPI_MAX_PROCESSOR_NAME;
+        int         dup = 0;
+        for (size_t k = 0; k < json_array_size(h); k++)
+          if (!strcmp(json_string_value(json_array_get(h, k)), hn)) dup = 1;
+        if (!dup) json_array_append_new(h, json_string(hn));
+      }
+      json_object_set_new(m, "hosts", h);
+    }
+    PetscCall(PetscFree(all_hosts));
+  }
+  const char *slurm_vars[] = {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT", "SLURM_JOB_NAME",
+                              "SLURM_NTASKS", "SLURM_JOB_NODELIST", NULL};
+  for (int i = 0; slurm_vars[i]; i++)
+    if (getenv(slurm_vars[i])) json_object_set_new(env, slurm_vars[i], json_string(getenv(slurm_vars[i])));
+  json_object_set_new(m, "slurm", env);
+  *manifest = m;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
+{
+  int     ok = 1;
+  char    err[512] = "";
+  json_t *manifest;
+
+  PetscFunctionBegin;
+  MapNow(r->end_time, sizeof(r->end_time));
+  PetscCall(MapRunManifest(r, &manifest));
+  if (!r->rank) {
+    char  path[MAP_PATH_LEN], tmp[MAP_PATH_LEN];
+    int   T = r->T;
+    hid_t f, g, g2;
+    /* results.h5 */
+    snprintf(path, sizeof(path), "%s/results.h5", r->out);
+    PetscCall(MapTempName(path, tmp, sizeof(tmp)));
+    PetscCall(MapTempRegister(tmp));
+    MapCallHDF5(f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    PetscCall(MapH5WriteStrings(f, "tasks", T, r->tasks));
+    MapCallHDF5(g = H5Gcreate2(f, "samples", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    PetscCall(MapH5WriteMatrix(g, "coeffs", r->n, T, r->C));
+    PetscCall(MapH5WriteMatrix(g, "accuracy", r->n, T, r->acc));
+    PetscCall(MapH5WriteMatrix(g, "loss", r->n, T, r->loss));
+    PetscCall(MapH5Attr(g, "origin", r->sample_type));
+    MapCallHDF5(H5Gclose(g));
+    MapCallHDF5(g = H5Gcreate2(f, "surrogate", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    for (int which = 0; which < 2; which++) {
+      int     Ts, nt, F;
+      double *params, *diag;
+      PetscCall(MapSurrogateGetSizes(r->sur, &Ts, &nt, &F));
+      PetscCall(PetscMalloc2(T * F, &params, T * 5, &diag));
+      for (int t = 0; t < T; t++) {
+        const double     *th;
+        MapFitDiagnostics d;
+        PetscCall(MapSurrogateGetParams(r->sur, which * T + t, &th));
+        PetscCall(PetscArraycpy(&params[t * F], th, F));
+        PetscCall(MapSurrogateGetDiagnostics(r->sur, which * T + t, &d));
+        diag[t * 5 + 0] = d.r2;
+        diag[t * 5 + 1] = d.rmse;
+        diag[t * 5 + 2] = d.loo_rmse;
+        diag[t * 5 + 3] = d.cond;
+        diag[t * 5 + 4] = d.iterations;
+      }
+      MapCallHDF5(g2 = H5Gcreate2(g, which ? "loss" : "accuracy", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      PetscCall(MapH5WriteMatrix(g2, "params", T, F, params));
+      PetscCall(MapH5WriteMatrix(g2, "diagnostics", T, 5, diag));
+      PetscCall(MapH5Attr(g2, "diagnostics_columns", "r2,rmse,loo_rmse,cond,iterations"));
+      PetscCall(MapH5Attr(g2, "link", which ? "softplus" : "sigmoid"));
+      PetscCall(MapH5Attr(g2, "features", "1, c_1..c_T, c_i*c_j (i<=j) in row-major order"));
+      MapCallHDF5(H5Gclose(g2));
+      PetscCall(PetscFree2(params, diag));
+    }
+    MapCallHDF5(H5Gclose(g));
+    MapCallHDF5(g = H5Gcreate2(f, "pareto", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    PetscCall(MapH5WriteMatrix(g, "coeffs", r->kfront, T, r->Cf));
+    PetscCall(MapH5WriteMatrix(g, "predicted", r->kfront, T, r->Ff));
+    PetscCall(MapH5WriteMatrix(g, "weights", r->kfront, T, r->Wf));
+    {
+      double *ridx;
+      PetscCall(PetscMalloc1(r->kreal + 1, &ridx));
+      for (PetscInt i = 0; i < r->kreal; i++) ridx[i] = r->real_index[i];
+      PetscCall(MapH5WriteMatrix(g, "real_index", r->kreal, 0, ridx));
+      PetscCall(PetscFree(ridx));
+    }
+    PetscCall(MapH5WriteMatrix(g, "real", r->kreal, T, r->real_acc));
+    PetscCall(MapH5WriteMatrix(g, "real_loss", r->kreal, T, r->real_loss));
+    MapCallHDF5(H5Gclose(g));
+    if (r->npref) {
+      MapCallHDF5(g = H5Gcreate2(f, "pick", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      PetscCall(MapH5WriteMatrix(g, "preference", 1, T, r->pref));
+      PetscCall(MapH5WriteMatrix(g, "coeffs", 1, T, r->pick_c));
+      PetscCall(MapH5WriteMatrix(g, "predicted", 1, T, r->pick_pred));
+      PetscCall(MapH5WriteMatrix(g, "real", 1, T, r->pick_acc));
+      PetscCall(MapH5WriteMatrix(g, "real_loss", 1, T, r->pick_loss));
+      MapCallHDF5(H5Gclose(g));
+    }
+    /* the manifest as root attributes (flat: key -> JSON text) */
+    const char *key;
+    json_t     *val;
+    json_object_foreach(manifest, key, val)
+    {
+      char *s = json_is_string(val) ? strdup(json_string_value(val)) : json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+      PetscCall(MapH5Attr(f, key, s));
+      free(s);
+    }
+    MapCallHDF5(H5Fclose(f));
+    PetscCheck(rename(tmp, path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    PetscCall(MapTempUnregister(tmp));
+
+    /* front.csv */
+    snprintf(path, sizeof(path), "%s/front.csv", r->out);
+    PetscCall(MapTempName(path, tmp, sizeof(tmp)));
+    PetscCall(MapTempRegister(tmp));
+    FILE *fp = fopen(tmp, "w");
+    if (!fp) {
+      ok = 0;
+      snprintf(err, sizeof(err), "cannot write %s: %s", tmp, strerror(errno));
+    } else {
+      for (int t = 0; t < T; t++) fprintf(fp, "c_%s,", r->tasks[t]);
+      for (int t = 0; t < T; t++) fprintf(fp, "pred_acc_%s,", r->tasks[t]);
+      for (int t = 0; t < T; t++) fprintf(fp, "real_acc_%s%s", r->tasks[t], t + 1 < T ? "," : "\n");
+      for (PetscInt i = 0; i < r->kfront; i++) {
+        int ri = -1;
+        for (PetscInt k = 0; k < r->kreal; k++)
+          if (r->real_index[k] == i) ri = (int)k;
+        for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->Cf[i * T + t]);
+        for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->Ff[i * T + t]);
+        for (int t = 0; t < T; t++) {
+          if (ri >= 0) fprintf(fp, "%.17g", r->real_acc[ri * T + t]);
+          fprintf(fp, "%s", t + 1 < T ? "," : "\n");
+        }
+      }
+      if (fflush(fp) || fsync(fileno(fp)) || fclose(fp)) {
+        ok = 0;
+        snprintf(err, sizeof(err), "cannot write %s: %s", tmp, strerror(errno));
+      } else if (rename(tmp, path)) {
+        ok = 0;
+        snprintf(err, sizeof(err), "cannot rename %s: %s", tmp, strerror(errno));
+      } else PetscCall(MapTempUnregister(tmp));
+    }
+    /* manifest.json */
+    if (ok) {
+      snprintf(path, sizeof(path), "%s/manifest.json", r->out);
+      PetscCall(MapTempName(path, tmp, sizeof(tmp)));
+      PetscCall(MapTempRegister(tmp));
+      if (json_dump_file(manifest, tmp, JSON_INDENT(2)) || rename(tmp, path)) {
+        ok = 0;
+        snprintf(err, sizeof(err), "cannot write %s: %s", path, strerror(errno));
+      } else PetscCall(MapTempUnregister(tmp));
+    }
+  }
+  json_decref(manifest);
+  MapCheckAll(r->comm, ok, PETSC_ERR_FILE_WRITE, "%s", err);
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunSummary(MapRunCtx *r)
+{
+  PetscFunctionBegin;
+  int T = r->T;
+  PetscCall(PetscPrintf(r->comm, "\n== mapmerge run summary (%s, %d tasks, %d ranks) ==\n", r->out, T, r->size));
+  PetscCall(PetscPrintf(r->comm, "samples evaluated: %" PetscInt_FMT "  (+%" PetscInt_FMT " re-evaluations%s)\n", r->n, r->kreal,
+                        r->npref ? " + 1 pick" : ""));
+  PetscCall(PetscPrintf(r->comm, "%-16s %10s %10s %10s %10s\n", "task", "R2(acc)", "RMSE(acc)", "LOO(acc)", "R2(loss)"));
+  for (int t = 0; t < T; t++) {
+    MapFitDiagnostics da, dl;
+    PetscCall(MapSurrogateGetDiagnostics(r->sur, t, &da));
+    PetscCall(MapSurrogateGetDiagnostics(r->sur, T + t, &dl));
+    PetscCall(PetscPrintf(r->comm, "%-16s %10.4f %10.4g %10.4g %10.4f\n", r->tasks[t], da.r2, da.rmse, da.loo_rmse, dl.r2));
+  }
+  double ref[64] = {0};
+  double hvp = MapFrontHypervolume(T, r->kfront, r->Ff, ref);
+  double hvr = r->kreal ? MapFrontHypervolume(T, r->kreal, r->real_acc, ref) : 0;
+  PetscCall(PetscPrintf(r->comm, "front: %" PetscInt_FMT " points; hypervolume (accuracy, ref 0): predicted %.6f, real (%" PetscInt_FMT
+                                 " re-evaluated) %.6f\n", r->kfront, hvp, r->kreal, hvr));
+  if (r->npref) {
+    PetscCall(PetscPrintf(r->comm, "pick for preference"));
+    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, "%s%g", t ? "," : " ", r->pref[t]));
+    PetscCall(PetscPrintf(r->comm, ": c ="));
+    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, " %.4f", r->pick_c[t]));
+    PetscCall(PetscPrintf(r->comm, "\n  %-16s %10s %10s\n", "task", "predicted", "real"));
+    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, "  %-16s %10.4f %10.4f\n", r->tasks[t], r->pick_pred[t], r->pick_acc[t]));
+  }
+  PetscCall(PetscPrintf(r->comm, "time per phase:"));
+  for (int i = 0; i < 6; i++) PetscCall(PetscPrintf(r->comm, " %s %.2fs", map_phase_names[i], r->t_phase[i]));
+  PetscCall(PetscPrintf(r->comm, "\nresults: %s/results.h5, %s/front.csv, %s/manifest.json\n", r->out, r->out, r->out));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunDestroy(MapRunCtx *r)
+{
+  PetscFunctionBegin;
+  PetscCall(MapParetoDestroy(&r->pareto));
+  PetscCall(MapSurrogateDestroy(&r->sur));
+  PetscCall(MapEvaluatorDestroy(&r->ev));
+  PetscCall(MapModelDestroy(&r->model));
+  PetscCall(MapStoreDestroy(&r->store));
+  PetscCall(MapJournalClose(&r->journal));
+  PetscCall(MapFreeList(r->T, &r->tasks));
+  PetscCall(PetscFree3(r->C, r->acc, r->loss));
+  PetscCall(PetscFree3(r->real_index, r->real_acc, r->real_loss));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapCommandRun(MPI_Comm comm)
+{
+  MapRunCtx   r;
+  PetscBool   help, stop = PETSC_FALSE, fresh;
+  double      t0;
+  PetscLogStage stages[6];
+
+  PetscFunctionBegin;
+  memset(&r, 0, sizeof(r));
+  r.comm = comm;
+  PetscCallMPI(MPI_Comm_rank(comm, &r.rank));
+  PetscCallMPI(MPI_Comm_size(comm, &r.size));
+  for (int i = 0; i < 6; i++) {
+    char name[64];
+    snprintf(name, sizeof(name), "MAP %s", map_phase_names[i]);
+    PetscCall(PetscLogStageRegister(name, &stages[i]));
+  }
+  MapNow(r.start_time, sizeof(r.start_time));
+  t0 = MapWallTime();
+  PetscCall(PetscLogStagePush(stages[0]));
+  PetscCall(MapRunSetFromOptions(&r));
+  PetscCall(PetscOptionsHasHelp(NULL, &help));
+  if (help) {
+    PetscCall(PetscLogStagePop());
+    PetscCall(MapRunDestroy(&r));
+    PetscFunctionReturn(0);
+  }
+  PetscCall(MapCheckOptionsLeft(comm));
+
+  /* the design: same points for any rank count (counter-based draws) */
+  MapSampleType st = MAP_SAMPLE_REFERENCE;
+  if (!strcmp(r.sample_type, "lhs")) st = MAP_SAMPLE_LHS;
+  else if (!strcmp(r.sample_type, "file")) st = MAP_SAMPLE_FILE;
+  else PetscCheck(!strcmp(r.sample_type, "reference"), comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
+                  "-map_sample_type %s: expected reference, lhs or file", r.sample_type);
+  double *C0;
+  PetscCall(MapSampleGenerate(st, r.T, (const char *const *)r.tasks, r.sample_n, r.lo, r.hi, (uint64_t)r.seed, r.sample_file,
+                              &r.n, &C0));
+  PetscCall(MapSampleCheckIdentifiable(r.T, r.n, C0));
+  PetscCall(PetscMalloc3(r.n * r.T, &r.C, r.n * r.T, &r.acc, r.n * r.T, &r.loss));
+  PetscCall(PetscArraycpy(r.C, C0, r.n * r.T));
+  PetscCall(PetscFree(C0));
+
+  PetscCall(MapRunMakeFolder(&r));
+  {
+    char jpath[MAP_PATH_LEN];
+    snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", r.out);
+    PetscCall(MapJournalOpen(comm, jpath, r.resume, &r.journal));
+    if (r.resume) PetscCall(PetscPrintf(comm, "mapmerge run: resuming %s with %d journaled evaluations\n", r.out, r.journal.n));
+  }
+  PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, NULL));
+  PetscCall(MapSignalInstall());
+  PetscCall(PetscLogStagePop());
+  r.t_phase[0] = MapWallTime() - t0;
+
+  /* evaluate the design */
+  t0 = MapWallTime();
+  PetscCall(PetscLogStagePush(stages[1]));
+  for (PetscInt i = 0; i < r.n; i++) {
+    PetscCall(MapRunCheckSignal(&r, &stop));
+    if (stop) break;
+    PetscCall(MapRunEvaluate(&r, "sample", (int)i, &r.C[i * r.T], &r.acc[i * r.T], &r.loss[i * r.T], &fresh));
+    if (fresh) PetscCall(MapProgress(comm, "evaluate samples", i + 1, r.n, t0));
+  }
+  PetscCall(PetscLogStagePop());
+  r.t_phase[1] = MapWallTime() - t0;
+  if (stop) {
+    PetscCall(MapRunDestroy(&r));
+    MapExitStatus = MAP_EXIT_CHECKPOINTED;
+    PetscFunctionReturn(0);
+  }
+
+  /* fit: accuracy through a sigmoid, loss through a softplus */
+  t0 = MapWallTime();
+  PetscCall(PetscLogStagePush(stages[2]));
+  {
+    double  *Y;
+    MapLink *links;
+    int      T = r.T;
+    PetscCall(PetscMalloc2(r.n * 2 * T, &Y, 2 * T, &links));
+    for (PetscInt i = 0; i < r.n; i++)
+      for (int t = 0; t < T; t++) {
+        Y[i * 2 * T + t]     = r.acc[i * T + t];
+        Y[i * 2 * T + T + t] = r.loss[i * T + t];
+      }
+    for (int t = 0; t < T; t++) {
+      links[t]     = MAP_LINK_SIGMOID;
+      links[T + t] = MAP_LINK_SOFTPLUS;
+    }
+    PetscCall(MapSurrogateFit(r.sur, T, r.n, r.C, 2 * T, Y, links));
+    PetscCall(PetscFree2(Y, links));
+  }
+  PetscCall(PetscLogStagePop());
+  r.t_phase[2] = MapWallTime() - t0;
+
+  /* search the accuracy surrogates for the front */
+  t0 = MapWallTime();
+  PetscCall(PetscLogStagePush(stages[3]));
+  PetscCall(MapParetoSetObjectives(r.pareto, r.T, r.T, MapObjectiveAccuracy, &r));
+  PetscCall(MapParetoSolve(r.pareto));
+  PetscCall(MapParetoGetFront(r.pareto, &r.kfront, &r.Cf, &r.Ff, &r.Wf));
+  if (r.npref) {
+    PetscCall(MapParetoPick(r.pareto, r.pref, r.pick_c, r.pick_pred));
+  }
+  PetscCall(PetscLogStagePop());
+  r.t_phase[3] = MapWallTime() - t0;
+
+  /* re-evaluate up to K front points, spread along the front (in preference order) */
+  t0 = MapWallTime();
+  PetscCall(PetscLogStagePush(stages[4]));
+  r.kreal = PetscMin(r.reevaluate, r.kfront);
+  PetscCall(PetscMalloc3(r.kreal + 1, &r.real_index, (r.kreal + 1) * r.T, &r.real_acc, (r.kreal + 1) * r.T, &r.real_loss));
+  for (PetscInt k = 0; k < r.kreal; k++) {
+    r.real_index[k] = r.kreal == 1 ? 0 : (int)((k * (r.kfront - 1) + (r.kreal - 1) / 2) / (r.kreal - 1));
+    PetscCall(MapRunCheckSignal(&r, &stop));
+    if (stop) break;
+    PetscCall(MapRunEvaluate(&r, "reeval", (int)k, &r.Cf[r.real_index[k] * r.T], &r.real_acc[k * r.T], &r.real_loss[k * r.T], &fresh));
+    if (fresh) PetscCall(MapProgress(comm, "re-evaluate front", k + 1, r.kreal, t0));
+  }
+  if (!stop && r.npref) {
+    PetscCall(MapRunCheckSignal(&r, &stop));
+    if (!stop) PetscCall(MapRunEvaluate(&r, "pick", 0, r.pick_c, r.pick_acc, r.pick_loss, &fresh));
+  }
+  PetscCall(PetscLogStagePop());
+  r.t_phase[4] = MapWallTime() - t0;
+  if (stop) {
+    PetscCall(MapRunDestroy(&r));
+    MapExitStatus = MAP_EXIT_CHECKPOINTED;
+    PetscFunctionReturn(0);
+  }
+
+  t0 = MapWallTime();
+  PetscCall(PetscLogStagePush(stages[5]));
+  PetscCall(MapRunWriteResults(&r));
+  PetscCall(PetscLogStagePop());
+  r.t_phase[5] = MapWallTime() - t0;
+  PetscCall(MapRunSummary(&r));
+  PetscCall(MapRunDestroy(&r));
+  PetscFunctionReturn(0);
+}

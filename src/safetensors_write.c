@@ -1,0 +1,543 @@
+/* safetensors writers: serial from memory (MapSafetensorsWrite) and parallel with MPI-IO
+ * (MapSafetensorsWriter), optionally sharded with a model.safetensors.index.json. Everything is
+ * written under temporary names and renamed into place only once complete. */
+#include <mapmerge/safetensors.h>
+#include <jansson.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int map_cmp_name(const void *a, const void *b)
+{
+  return strcmp((*(const MapTensorInfo *const *)a)->name, (*(const MapTensorInfo *const *)b)->name);
+}
+
+/* checks the tensor list and lays the tensors out contiguously, in order */
+static PetscErrorCode map_layout_tensors(int n, MapTensorInfo *t)
+{
+  const MapTensorInfo **s;
+  uint64_t              pos = 0;
+
+  PetscFunctionBegin;
+  PetscCheck(n >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "number of tensors must be >= 0, got %d", n);
+  for (int i = 0; i < n; i++) {
+    size_t isize = MapDTypeSize(t[i].dtype);
+    PetscCheck(strnlen(t[i].name, MAP_NAME_LEN) < MAP_NAME_LEN && t[i].name[0], PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+               "tensor %d: name is empty or longer than %d bytes", i, MAP_NAME_LEN - 1);
+    PetscCheck(strcmp(t[i].name, "__metadata__"), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "tensor %d: \"__metadata__\" is reserved", i);
+    PetscCheck(isize > 0, PETSC_COMM_SELF, PETSC_ERR_SUP, "tensor \"%s\": cannot write dtype %s", t[i].name, MapDTypeName(t[i].dtype));
+    PetscCheck(t[i].ndim >= 0 && t[i].ndim <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "tensor \"%s\": ndim %d not in [0, %d]",
+               t[i].name, t[i].ndim, MAP_MAX_NDIM);
+    uint64_t numel = 1, bytes;
+    for (int d = 0; d < t[i].ndim; d++) {
+      PetscCheck(t[i].shape[d] >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "tensor \"%s\": shape[%d] = %lld < 0", t[i].name, d,
+                 (long long)t[i].shape[d]);
+      PetscCheck(!__builtin_mul_overflow(numel, (uint64_t)t[i].shape[d], &numel), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+                 "tensor \"%s\": size overflows", t[i].name);
+    }
+    PetscCheck(!__builtin_mul_overflow(numel, (uint64_t)isize, &bytes) && bytes <= (uint64_t)INT64_MAX - pos, PETSC_COMM_SELF,
+               PETSC_ERR_ARG_OUTOFRANGE, "tensor \"%s\": size overflows", t[i].name);
+    t[i].numel = (int64_t)numel;
+    t[i].begin = pos;
+    t[i].end   = pos + bytes;
+    t[i].file  = 0;
+    pos += bytes;
+  }
+  PetscCall(PetscMalloc1(n + 1, &s));
+  for (int i = 0; i < n; i++) s[i] = &t[i];
+  qsort(s, (size_t)n, sizeof(*s), map_cmp_name);
+  PetscErrorCode ierr = 0;
+  int            dup  = -1;
+  for (int i = 1; i < n && dup < 0; i++)
+    if (!strcmp(s[i - 1]->name, s[i]->name)) dup = i;
+  if (dup >= 0) ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_ARG_WRONG, PETSC_ERROR_INITIAL,
+                                  "tensor \"%s\" is listed twice", s[dup]->name);
+  PetscCall(PetscFree(s));
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode map_build_json(int n, const MapTensorInfo *t, int nmeta, const char *const *keys, const char *const *values, json_t *root)
+{
+  json_t *meta = json_object();
+
+  PetscFunctionBegin;
+  PetscCheck(meta && !json_object_set_new(root, "__metadata__", meta), PETSC_COMM_SELF, PETSC_ERR_MEM, "out of memory building the header");
+  PetscCheck(!json_object_set_new(meta, "format", json_string("pt")), PETSC_COMM_SELF, PETSC_ERR_MEM, "out of memory building the header");
+  for (int i = 0; i < nmeta; i++) {
+    PetscCheck(keys[i] && values[i], PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "metadata entry %d has a NULL key or value", i);
+    PetscCheck(strcmp(keys[i], "format") || !strcmp(values[i], "pt"), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+               "metadata \"format\" must be \"pt\" (PyTorch's loaders require it), got \"%s\"", values[i]);
+    PetscCheck(!json_object_set_new(meta, keys[i], json_string(values[i])), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+               "metadata key \"%s\" or its value is not valid UTF-8", keys[i]);
+  }
+  for (int i = 0; i < n; i++) {
+    json_t *shape = json_array(), *e = json_object();
+    PetscCheck(shape && e, PETSC_COMM_SELF, PETSC_ERR_MEM, "out of memory building the header");
+    for (int d = 0; d < t[i].ndim; d++) json_array_append_new(shape, json_integer((json_int_t)t[i].shape[d]));
+    json_t *offs = json_pack("[II]", (json_int_t)t[i].begin, (json_int_t)t[i].end);
+    json_object_set_new(e, "dtype", json_string(MapDTypeName(t[i].dtype)));
+    json_object_set_new(e, "shape", shape);
+    json_object_set_new(e, "data_offsets", offs);
+    PetscCheck(offs && !json_object_set_new(root, t[i].name, e), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+               "tensor name \"%s\" is not valid UTF-8", t[i].name);
+  }
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsBuildHeader(int n, MapTensorInfo *tensors, int nmeta, const char *const *keys, const char *const *values,
+                                         char **header, size_t *len)
+{
+  json_t *root = json_object();
+  char   *s    = NULL;
+
+  PetscFunctionBegin;
+  *header = NULL;
+  *len    = 0;
+  PetscCheck(root, PETSC_COMM_SELF, PETSC_ERR_MEM, "out of memory building the header");
+  PetscErrorCode ierr = map_layout_tensors(n, tensors);
+  if (!ierr) ierr = map_build_json(n, tensors, nmeta, keys, values, root);
+  if (!ierr) s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+  json_decref(root);
+  PetscCall(ierr);
+  PetscCheck(s, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot serialise the header");
+  /* pad with spaces so the data section starts 8-byte aligned, as the reference writer does */
+  size_t l = strlen(s), hl = (l + 7) / 8 * 8;
+  ierr = PetscMalloc1(8 + hl, header);
+  if (!ierr) {
+    for (int i = 0; i < 8; i++) (*header)[i] = (char)((uint64_t)hl >> (8 * i));
+    memcpy(*header + 8, s, l);
+    memset(*header + 8 + l, ' ', hl - l);
+    *len = 8 + hl;
+  }
+  free(s);
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode map_write_all(int fd, const void *buf, size_t len, const char *path)
+{
+  const char *p = (const char *)buf;
+
+  PetscFunctionBegin;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+    if (w < 0 && errno == EINTR) continue;
+    PetscCheck(w > 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "write to %s failed: %s", path, w < 0 ? strerror(errno) : "no progress");
+    p += w;
+    len -= (size_t)w;
+  }
+  PetscFunctionReturn(0);
+}
+
+/* writes bytes to path through a temporary file, fsync and rename */
+static PetscErrorCode map_write_file_atomic(const char *path, int nparts, const void *const *parts, const size_t *lens)
+{
+  char tmp[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCall(MapTempName(path, tmp, sizeof(tmp)));
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  PetscCheck(fd >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot create %s (for %s): %s", tmp, path, strerror(errno));
+  PetscCall(MapTempRegister(tmp));
+  PetscErrorCode ierr = 0;
+  for (int i = 0; i < nparts && !ierr; i++) ierr = map_write_all(fd, parts[i], lens[i], tmp);
+  if (!ierr && fsync(fd))
+    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL, "fsync of %s failed: %s",
+                      tmp, strerror(errno));
+  if (close(fd) && !ierr)
+    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL, "close of %s failed: %s",
+                      tmp, strerror(errno));
+  if (!ierr && rename(tmp, path))
+    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL,
+                      "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+  if (ierr) (void)unlink(tmp);
+  PetscCall(MapTempUnregister(tmp));
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapSafetensorsWrite - see safetensors.h. Not collective: call it on one rank.
+*/
+PetscErrorCode MapSafetensorsWrite(const char *path, int n, const MapTensorData *tensors, int nmeta, const char *const *keys,
+                                   const char *const *values)
+{
+  MapTensorInfo *t;
+  const void   **parts;
+  size_t        *lens;
+  char          *hdr = NULL;
+  size_t         hlen;
+
+  PetscFunctionBegin;
+  PetscCheck(n >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: number of tensors must be >= 0, got %d", path, n);
+  PetscCall(PetscCalloc1(n + 1, &t));
+  PetscCall(PetscMalloc2(n + 1, &parts, n + 1, &lens));
+  for (int i = 0; i < n; i++) {
+    PetscCheck(tensors[i].name && strlen(tensors[i].name) < MAP_NAME_LEN, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: tensor %d: name missing or too long",
+               path, i);
+    strcpy(t[i].name, tensors[i].name);
+    t[i].dtype = tensors[i].dtype;
+    t[i].ndim  = tensors[i].ndim;
+    for (int d = 0; d < MAP_MAX_NDIM; d++) t[i].shape[d] = tensors[i].shape[d];
+  }
+  PetscCall(MapSafetensorsBuildHeader(n, t, nmeta, keys, values, &hdr, &hlen));
+  parts[0] = hdr;
+  lens[0]  = hlen;
+  for (int i = 0; i < n; i++) {
+    lens[i + 1] = (size_t)(t[i].end - t[i].begin);
+    PetscCheck(tensors[i].data || !lens[i + 1], PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "%s: tensor \"%s\": data is NULL", path, t[i].name);
+    parts[i + 1] = tensors[i].data;
+  }
+  PetscCall(map_write_file_atomic(path, n + 1, parts, lens));
+  PetscCall(PetscFree(hdr));
+  PetscCall(PetscFree2(parts, lens));
+  PetscCall(PetscFree(t));
+  PetscFunctionReturn(0);
+}
+
+/* ---- parallel writer ---- */
+struct _p_MapSafetensorsWriter {
+  MPI_Comm       comm;
+  int            rank;
+  char           path[MAP_PATH_LEN];
+  PetscBool      sharded;
+  int            n;
+  MapTensorInfo *t; /* begin/end relative to the data section of file t[i].file */
+  int            nfiles;
+  char         (*final)[MAP_PATH_LEN];
+  char         (*tmp)[MAP_PATH_LEN];
+  char          *fname; /* shard base names, MAP_NAME_LEN each */
+  MPI_File      *fh;
+  uint64_t      *data_start, *data_size;
+  uint64_t       written; /* data bytes this rank wrote */
+  int            ok;      /* 0 after a local I/O failure; reported collectively by Close */
+  char           msg[1024];
+};
+
+static void map_mpi_err(int rc, char *buf, size_t len)
+{
+  char s[MPI_MAX_ERROR_STRING];
+  int  l = 0;
+  MPI_Error_string(rc, s, &l);
+  snprintf(buf, len, "%s", s);
+}
+
+static PetscErrorCode map_writer_free(MapSafetensorsWriter w)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscFree(w->t));
+  PetscCall(PetscFree(w->final));
+  PetscCall(PetscFree(w->tmp));
+  PetscCall(PetscFree(w->fname));
+  PetscCall(PetscFree(w->fh));
+  PetscCall(PetscFree(w->data_start));
+  PetscCall(PetscFree(w->data_size));
+  PetscCall(PetscFree(w));
+  PetscFunctionReturn(0);
+}
+
+/* assigns tensors to shards: a new shard starts when the next tensor would overflow a non-empty one */
+static PetscErrorCode map_writer_shard(MapSafetensorsWriter w, uint64_t max_shard_bytes)
+{
+  uint64_t cur = 0;
+  int      f   = 0;
+
+  PetscFunctionBegin;
+  for (int i = 0; i < w->n; i++) {
+    uint64_t b = w->t[i].end - w->t[i].begin;
+    if (max_shard_bytes > 0 && cur > 0 && cur + b > max_shard_bytes) {
+      f++;
+      cur = 0;
+    }
+    w->t[i].file = f;
+    cur += b;
+  }
+  w->nfiles = w->n ? f + 1 : 1;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n, const MapTensorInfo *tensors, int nmeta, const char *const *keys,
+                                          const char *const *values, uint64_t max_shard_bytes, MapSafetensorsWriter *wout)
+{
+  MapSafetensorsWriter w;
+  int                  size;
+
+  PetscFunctionBegin;
+  PetscValidPointer(wout, 9);
+  *wout = NULL;
+  PetscCall(PetscNew(&w));
+  w->comm    = comm;
+  w->ok      = 1;
+  w->sharded = max_shard_bytes > 0 ? PETSC_TRUE : PETSC_FALSE;
+  PetscCallMPI(MPI_Comm_rank(comm, &w->rank));
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCheck(strlen(path) < MAP_PATH_LEN - 64, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "output path too long: %s", path);
+  PetscCall(PetscStrncpy(w->path, path, sizeof(w->path)));
+  w->n = n;
+  PetscCall(PetscMalloc1(n + 1, &w->t));
+  if (n) PetscCall(PetscArraycpy(w->t, tensors, n));
+  /* the same deterministic checks on every rank, so they fail together */
+  PetscCall(map_layout_tensors(n, w->t));
+  for (int i = 0; i < n; i++)
+    PetscCheck(MapDTypeIsFloat(w->t[i].dtype), comm, PETSC_ERR_SUP, "%s: tensor \"%s\": the parallel writer writes F32/F16/BF16/F64, not %s", path,
+               w->t[i].name, MapDTypeName(w->t[i].dtype));
+  PetscCall(map_writer_shard(w, max_shard_bytes));
+  PetscCall(PetscCalloc1(w->nfiles, &w->final));
+  PetscCall(PetscCalloc1(w->nfiles, &w->tmp));
+  PetscCall(PetscCalloc1((size_t)w->nfiles * MAP_NAME_LEN, &w->fname));
+  PetscCall(PetscCalloc1(w->nfiles, &w->fh));
+  PetscCall(PetscCalloc1(w->nfiles, &w->data_start));
+  PetscCall(PetscCalloc1(w->nfiles, &w->data_size));
+  for (int f = 0; f < w->nfiles; f++) w->fh[f] = MPI_FILE_NULL;
+
+  /* rank 0 makes the folder; everybody learns whether that worked */
+  int ok = 1;
+  if (w->sharded && !w->rank) {
+    struct stat sb;
+    if (mkdir(path, 0777) && errno != EEXIST) ok = 0, snprintf(w->msg, sizeof(w->msg), "cannot create output folder %s: %s", path, strerror(errno));
+    else if (stat(path, &sb) || !S_ISDIR(sb.st_mode)) ok = 0, snprintf(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
+  }
+  PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
+  if (!ok) {
+    PetscCallMPI(MPI_Bcast(w->msg, sizeof(w->msg), MPI_CHAR, 0, comm));
+    SETERRQ(comm, PETSC_ERR_FILE_OPEN, "%s", w->msg);
+  }
+  for (int f = 0; f < w->nfiles; f++) {
+    if (w->sharded) {
+      snprintf(w->fname + (size_t)f * MAP_NAME_LEN, MAP_NAME_LEN, "model-%05d-of-%05d.safetensors", f + 1, w->nfiles);
+      snprintf(w->final[f], MAP_PATH_LEN, "%s/%s", path, w->fname + (size_t)f * MAP_NAME_LEN);
+    } else PetscCall(PetscStrncpy(w->final[f], path, MAP_PATH_LEN));
+    /* all ranks open the same temporary name: rank 0's pid names it */
+    if (!w->rank) PetscCall(MapTempName(w->final[f], w->tmp[f], MAP_PATH_LEN));
+    PetscCallMPI(MPI_Bcast(w->tmp[f], MAP_PATH_LEN, MPI_CHAR, 0, comm));
+  }
+  /* headers, built identically on every rank; rank 0 writes them */
+  for (int f = 0; f < w->nfiles; f++) {
+    int            i0 = 0, nf = 0;
+    MapTensorInfo *sub;
+    char          *hdr;
+    size_t         hlen;
+
+    while (i0 < n && w->t[i0].file < f) i0++;
+    while (i0 + nf < n && w->t[i0 + nf].file == f) nf++;
+    PetscCall(PetscMalloc1(nf + 1, &sub));
+    if (nf) PetscCall(PetscArraycpy(sub, w->t + i0, nf));
+    PetscCall(MapSafetensorsBuildHeader(nf, sub, nmeta, keys, values, &hdr, &hlen));
+    for (int i = 0; i < nf; i++) { /* offsets relative to this shard's data section */
+      w->t[i0 + i].begin = sub[i].begin;
+      w->t[i0 + i].end   = sub[i].end;
+    }
+    w->data_start[f] = hlen;
+    w->data_size[f]  = nf ? sub[nf - 1].end : 0;
+    PetscCall(PetscFree(sub));
+
+    PetscCall(MapTempRegister(w->tmp[f]));
+    int rc = MPI_File_open(comm, w->tmp[f], MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &w->fh[f]);
+    if (rc != MPI_SUCCESS) {
+      char e[512];
+      map_mpi_err(rc, e, sizeof(e));
+      snprintf(w->msg, sizeof(w->msg), "cannot create %s (for %s): %s", w->tmp[f], w->final[f], e);
+      w->fh[f] = MPI_FILE_NULL;
+    }
+    PetscErrorCode ierr = 0;
+    /* agree before the next collective call on the file handle */
+    int lok = rc == MPI_SUCCESS, allok;
+    PetscCallMPI(MPI_Allreduce(&lok, &allok, 1, MPI_INT, MPI_MIN, comm));
+    if (allok) {
+      /* set_size truncates anything at that name and makes the file its final length */
+      rc = MPI_File_set_size(w->fh[f], (MPI_Offset)(hlen + w->data_size[f]));
+      if (rc == MPI_SUCCESS && !w->rank) {
+        MPI_Status st;
+        int        cnt = 0;
+        rc             = MPI_File_write_at(w->fh[f], 0, hdr, (int)hlen, MPI_BYTE, &st);
+        if (rc == MPI_SUCCESS) MPI_Get_count(&st, MPI_BYTE, &cnt);
+        if (rc == MPI_SUCCESS && cnt != (int)hlen) rc = MPI_ERR_IO;
+      }
+      if (rc != MPI_SUCCESS) {
+        char e[512];
+        map_mpi_err(rc, e, sizeof(e));
+        snprintf(w->msg, sizeof(w->msg), "cannot write the header of %s: %s", w->tmp[f], e);
+      }
+      lok = rc == MPI_SUCCESS;
+      PetscCallMPI(MPI_Allreduce(&lok, &allok, 1, MPI_INT, MPI_MIN, comm));
+    }
+    PetscCall(PetscFree(hdr));
+    if (!allok) {
+      MapSafetensorsWriter ww = w;
+      ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL, "%s",
+                        lok ? "another rank failed to create the output (see its message)" : w->msg);
+      PetscCall(MapSafetensorsWriterAbort(&ww));
+    }
+    PetscCall(ierr);
+  }
+  *wout = w;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64_t start, int64_t count, const float *data)
+{
+  const int64_t  chunk = 1 << 16;
+  unsigned char *buf   = NULL;
+
+  PetscFunctionBegin;
+  PetscCheck(i >= 0 && i < w->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: tensor index %d out of range [0, %d)", w->path, i, w->n);
+  const MapTensorInfo *t = &w->t[i];
+  PetscCheck(start >= 0 && count >= 0 && start <= t->numel && count <= t->numel - start, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "%s: tensor \"%s\": elements [%lld, %lld+%lld) out of range [0, %lld)", w->path, t->name, (long long)start, (long long)start,
+             (long long)count, (long long)t->numel);
+  if (!w->ok || !count) PetscFunctionReturn(0);
+  const size_t isize = MapDTypeSize(t->dtype);
+  PetscCall(PetscMalloc1((size_t)PetscMin(count, chunk) * isize, &buf));
+  for (int64_t done = 0; done < count && w->ok;) {
+    int64_t     c = PetscMin(count - done, chunk);
+    const void *src;
+    switch (t->dtype) {
+    case MAP_DTYPE_F32:
+      src = data + done;
+      break;
+    case MAP_DTYPE_F16:
+      for (int64_t k = 0; k < c; k++) ((uint16_t *)buf)[k] = MapF32ToF16(data[done + k]);
+      src = buf;
+      break;
+    case MAP_DTYPE_BF16:
+      for (int64_t k = 0; k < c; k++) ((uint16_t *)buf)[k] = MapF32ToBF16(data[done + k]);
+      src = buf;
+      break;
+    default:
+      for (int64_t k = 0; k < c; k++) ((double *)buf)[k] = (double)data[done + k];
+      src = buf;
+    }
+    MPI_Offset off = (MPI_Offset)(w->data_start[t->file] + t->begin + (uint64_t)(start + done) * isize);
+    MPI_Status st;
+    int        cnt = 0, nb = (int)((size_t)c * isize);
+    int        rc  = MPI_File_write_at(w->fh[t->file], off, src, nb, MPI_BYTE, &st);
+    if (rc == MPI_SUCCESS) MPI_Get_count(&st, MPI_BYTE, &cnt);
+    if (rc != MPI_SUCCESS || cnt != nb) {
+      char e[512] = "short write";
+      if (rc != MPI_SUCCESS) map_mpi_err(rc, e, sizeof(e));
+      /* recorded, not raised: Close reports it on every rank, so no rank waits alone */
+      snprintf(w->msg, sizeof(w->msg), "%s: tensor \"%s\": write of %d bytes at offset %lld failed: %s", w->tmp[t->file], t->name, nb,
+               (long long)off, e);
+      w->ok = 0;
+    }
+    w->written += (uint64_t)cnt;
+    done += c;
+  }
+  PetscCall(PetscFree(buf));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode map_writer_index(MapSafetensorsWriter w)
+{
+  char     p[MAP_PATH_LEN];
+  uint64_t total = 0;
+  json_t  *root = json_object(), *meta = json_object(), *wm = json_object();
+
+  PetscFunctionBegin;
+  for (int f = 0; f < w->nfiles; f++) total += w->data_size[f];
+  json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
+  json_object_set_new(root, "metadata", meta);
+  for (int i = 0; i < w->n; i++) json_object_set_new(wm, w->t[i].name, json_string(w->fname + (size_t)w->t[i].file * MAP_NAME_LEN));
+  json_object_set_new(root, "weight_map", wm);
+  char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(root);
+  PetscCheck(s, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot serialise the index of %s", w->path);
+  snprintf(p, sizeof(p), "%s/model.safetensors.index.json", w->path);
+  const void    *parts[2] = {s, "\n"};
+  size_t         lens[2]  = {strlen(s), 1};
+  PetscErrorCode ierr     = map_write_file_atomic(p, 2, parts, lens);
+  free(s);
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapSafetensorsWriterClose - collective. Closes the files, checks that every rank's writes
+  succeeded and that together they covered every data byte exactly once (by count), then rank 0
+  renames the files into place and writes the index. On failure the temporaries are removed and
+  every rank returns the same error.
+*/
+PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *wp)
+{
+  MapSafetensorsWriter w;
+  uint64_t             expect = 0, in[2], out[2];
+
+  PetscFunctionBegin;
+  if (!wp || !*wp) PetscFunctionReturn(0);
+  w = *wp;
+  for (int f = 0; f < w->nfiles; f++) {
+    expect += w->data_size[f];
+    if (w->fh[f] != MPI_FILE_NULL) {
+      int rc = MPI_File_close(&w->fh[f]);
+      if (rc != MPI_SUCCESS && w->ok) {
+        char e[512];
+        map_mpi_err(rc, e, sizeof(e));
+        snprintf(w->msg, sizeof(w->msg), "closing %s failed: %s", w->tmp[f], e);
+        w->ok = 0;
+      }
+      w->fh[f] = MPI_FILE_NULL;
+    }
+  }
+  in[0] = w->ok ? 0 : 1;
+  in[1] = w->written;
+  PetscCallMPI(MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_SUM, w->comm));
+  int ok = out[0] == 0 && out[1] == expect;
+  if (ok && !w->rank) {
+    PetscErrorCode ierr = 0;
+    for (int f = 0; f < w->nfiles && ok; f++) {
+      if (rename(w->tmp[f], w->final[f])) {
+        ok = 0;
+        snprintf(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->tmp[f], w->final[f], strerror(errno));
+      }
+    }
+    if (ok && w->sharded) {
+      PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+      ierr = map_writer_index(w);
+      PetscCall(PetscPopErrorHandler());
+      if (ierr) ok = 0, snprintf(w->msg, sizeof(w->msg), "cannot write %s/model.safetensors.index.json", w->path);
+    }
+  }
+  int okall = ok;
+  PetscCallMPI(MPI_Bcast(&okall, 1, MPI_INT, 0, w->comm));
+  for (int f = 0; f < w->nfiles; f++) {
+    if (!okall && !w->rank) (void)unlink(w->tmp[f]);
+    PetscCall(MapTempUnregister(w->tmp[f]));
+  }
+  char path[MAP_PATH_LEN], msg[1024];
+  PetscCall(PetscStrncpy(path, w->path, sizeof(path)));
+  PetscCall(PetscStrncpy(msg, w->msg, sizeof(msg)));
+  int mine = w->ok, rank = w->rank;
+  PetscCall(map_writer_free(w));
+  *wp = NULL;
+  PetscCheck(out[0] == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "%s: %s", path,
+             mine ? "another rank failed to write its part (see its message)" : msg);
+  PetscCheck(out[1] == expect, PETSC_COMM_SELF, PETSC_ERR_PLIB,
+             "%s: the ranks wrote %llu data bytes in total, but the tensors hold %llu: some element ranges were %s", path,
+             (unsigned long long)out[1], (unsigned long long)expect, out[1] < expect ? "never written" : "written more than once");
+  PetscCheck(okall, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "%s: %s", path, rank ? "rank 0 could not rename the output into place" : msg);
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapSafetensorsWriterAbort - removes the temporary files and frees the writer. Not collective
+  (for error paths, where the ranks may not be in step); MPI-IO handles still open are released
+  by MPI_Finalize.
+*/
+PetscErrorCode MapSafetensorsWriterAbort(MapSafetensorsWriter *wp)
+{
+  PetscFunctionBegin;
+  if (!wp || !*wp) PetscFunctionReturn(0);
+  MapSafetensorsWriter w = *wp;
+  for (int f = 0; f < w->nfiles; f++) {
+    if (w->tmp[f][0]) {
+      (void)unlink(w->tmp[f]);
+      PetscCall(MapTempUnregister(w->tmp[f]));
+    }
+  }
+  PetscCall(map_writer_free(w));
+  *wp = NULL;
+  PetscFunctionReturn(0);
+}
