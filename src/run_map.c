@@ -345,7 +345,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
 {
   int     ok = 1;
   char    err[512] = "";
-  json_t *manifest;
+  json_t *manifest = NULL;
 
   PetscFunctionBegin;
   MapNow(r->end_time, sizeof(r->end_time));
@@ -422,7 +422,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     json_t     *val;
     json_object_foreach(manifest, key, val)
     {
-      char *s = json_is_string(val) ? strdup(json_string_value(val)) : json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+      char *s = json_is_string(val) ? strdup(json_string_value(val)) : (char *)json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
       PetscCall(MapH5Attr(f, key, s));
       free(s);
     }

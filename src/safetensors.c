@@ -1,5 +1,6 @@
 /* safetensors: dtypes, float conversions, header parser and validator. The reader (open/read) is
  * in safetensors_read.c, the writers in safetensors_write.c. */
+#define _POSIX_C_SOURCE 200809L
 #include <mapmerge/safetensors.h>
 #include <jansson.h>
 #include <string.h>

