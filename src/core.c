@@ -97,20 +97,13 @@ PetscErrorCode MapCheckWritable(const char *path, const char *option)
    (import, eval, run, export), so a command tolerates these when it does not use them itself;
    anything else left unused is a typo and an error. */
 static const char *map_known_options[] = {
-  "map_pretrained", "map_tasks", "map_task_models", "map_private_patterns", "map_store", "map_eval_type",
-  "map_eval_data", "map_eval_command", "map_eval_timeout", "map_eval_groups", "map_analytic_problem", "map_coeffs",
-  "map_coeff", "map_preference", "map_output", "map_method", "map_sample_type", "map_sample_n", "map_sample_file",
-  "map_box", "map_seed", "map_reevaluate", "map_resume", "map_export_private", "map_export_shard_size",
-  "map_export_dtype", "map_pareto_divisions", "map_pareto_scalarization", "map_pareto_starts", "map_pareto_solver",
-  "map_surrogate_grid", "map_surrogate_block", "map_surrogate_lm_maxit", "map_surrogate_ridge", "map_zoo_widths",
-  "map_zoo_tasks", "map_zoo_train_n", "map_zoo_epochs", "map_zoo_finetune_epochs", "map_zoo_lr", "map_bayes_initial",
-  "map_bayes_iterations", "map_bayes_batch", "map_bayes_temperature", "map_bayes_lambda", "map_test_data",
-  "map_run_id", "map_replay", NULL};
+#include "map_known_options.h"
+  NULL};
 
 static PetscBool MapOptionIsKnown(const char *name)
 {
   for (int i = 0; map_known_options[i]; i++)
-    if (!strcmp(name, map_known_options[i])) return PETSC_TRUE;
+    if (!strcmp(name, map_known_options[i] + 1)) return PETSC_TRUE; /* entries carry the leading '-' */
   return PETSC_FALSE;
 }
 
