@@ -201,7 +201,9 @@ static PetscErrorCode map_lm(MapSurrogate s, MapLink link, int n, int F, const d
   PetscFunctionReturn(0);
 }
 
-/* Leave-one-out residuals of a nonlinear target: exact refits (warm-started at the full fit) when
+/* Leave-one-out residuals. With a ridge, every fold keeps the full-data feature scaling, so the
+   penalty is the same problem in every fold (and the hat-matrix formula is exact for the identity
+   link). Nonlinear target: exact refits (warm-started at the full fit) when
    n <= loo_refit_max; otherwise the linearisation at the optimum, e_i / (1 - h_i) with h_i the
    leverage of row i of the Gauss-Newton Jacobian [J; sqrt(ridge) E] -- exact for the identity
    link, first-order accurate for the others. Returns the LOO RMSE. */
@@ -256,16 +258,20 @@ static PetscErrorCode map_loo_nonlinear(MapSurrogate s, MapLink link, int n, int
 
 static PetscErrorCode map_rank_message(MapSurrogate s, int n, const double *Xs, double rcond, int *status, char *msg)
 {
-  int rank;
+  int rank = 0;
 
   PetscFunctionBegin;
+  char detail[160];
+
   PetscCall(map_numerical_rank(n, s->F, Xs, &rank));
+  if (n < s->F) snprintf(detail, sizeof(detail), "fewer samples than unknowns");
+  else snprintf(detail, sizeof(detail), "reciprocal condition estimate %.3g < -map_surrogate_rcond_min %.3g", rcond, (double)s->rcond_min);
   *status = 1;
   snprintf(msg, MAP_SURROGATE_MSG_LEN,
            "surrogate design is rank deficient: T = %d tasks, n = %d samples, F = %d quadratic features, numerical rank %d "
-           "(needs %d; reciprocal condition estimate %.3g < -map_surrogate_rcond_min %.3g). Use more or different samples "
-           "(e.g. a lattice on {0,1}^T has c_i^2 = c_i, so the quadratic is not identifiable)",
-           s->T, n, s->F, rank, s->F, rcond, (double)s->rcond_min);
+           "(needs %d; %s). Use more or different samples (e.g. a lattice on {0,1}^T has c_i^2 = c_i, so the quadratic is "
+           "not identifiable)",
+           s->T, n, s->F, rank, s->F, detail);
   PetscFunctionReturn(0);
 }
 

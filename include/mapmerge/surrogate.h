@@ -23,7 +23,8 @@ PetscErrorCode MapSurrogateCreate(MPI_Comm comm, MapSurrogate *s);
 PetscErrorCode MapSurrogateSetFromOptions(MapSurrogate s);
 /* MapSurrogateSetGrid - fixed nprow x npcol BLACS grid on the first nprow*npcol ranks of the
    communicator, block size nb (<= 0 keeps the current one). Errors at fit time when the job has
-   fewer ranks than the grid needs. Not collective (call with the same values on every rank). */
+   fewer ranks than the grid needs. Call with the same values on every rank; collective when it replaces
+   a grid already set up by a fit. */
 PetscErrorCode MapSurrogateSetGrid(MapSurrogate s, int nprow, int npcol, int nb);
 /* MapSurrogateSetTargetNames - names shown by MapSurrogateView (copied); optional. */
 PetscErrorCode MapSurrogateSetTargetNames(MapSurrogate s, int ntarget, const char *const *names);
