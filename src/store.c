@@ -55,6 +55,7 @@ PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value)
     char *s = NULL;
     MapCallHDF5(mtype = H5Tcopy(H5T_C_S1));
     MapCallHDF5(H5Tset_size(mtype, H5T_VARIABLE));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype))); /* HDF5 does not convert between ASCII and UTF-8 */
     MapCallHDF5(H5Aread(attr, mtype, &s));
     PetscCall(PetscStrallocpy(s ? s : "", value));
     if (s) H5free_memory(s);
@@ -63,6 +64,7 @@ PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value)
     size_t len = H5Tget_size(ftype);
     PetscCall(PetscCalloc1(len + 1, value));
     PetscCall(MapH5StringType(len, &mtype));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype)));
     MapCallHDF5(H5Aread(attr, mtype, *value));
     MapCallHDF5(H5Tclose(mtype));
   }
@@ -119,6 +121,7 @@ PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, i
     PetscCall(PetscCalloc1(n + 1, &s));
     MapCallHDF5(mtype = H5Tcopy(H5T_C_S1));
     MapCallHDF5(H5Tset_size(mtype, H5T_VARIABLE));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype)));
     if (n) MapCallHDF5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
     for (int64_t i = 0; i < n; i++) PetscCall(PetscStrallocpy(s[i] ? s[i] : "", &(*list)[i]));
     if (n) MapCallHDF5(H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, s));
@@ -128,6 +131,7 @@ PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, i
     char  *buf;
     PetscCall(PetscCalloc1(n * len + 1, &buf));
     PetscCall(MapH5StringType(len, &mtype));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype)));
     if (n) MapCallHDF5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf));
     for (int64_t i = 0; i < n; i++) {
       PetscCall(PetscCalloc1(len + 1, &(*list)[i]));
@@ -308,7 +312,6 @@ PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store)
   PetscErrorCode ierr;
 
   PetscFunctionBegin;
-  PetscValidPointer(store, 3);
   PetscCheck(path && path[0], comm, PETSC_ERR_ARG_NULL, "no store given (-map_store PATH)");
   MapCallHDF5(H5Eset_auto2(H5E_DEFAULT, NULL, NULL)); /* MapCallHDF5 prints the stack when it matters */
   PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
@@ -438,13 +441,14 @@ PetscErrorCode MapStoreGetLayout(MapStore s, MapLayout *layout)
    well under 2 GiB whatever the shard size. */
 #define MAP_STORE_READ_BLOCK ((int64_t)1 << 26)
 
-/* Collective: reads rows rows[0..nrow) (sorted, distinct) of /task_vectors, columns [lo,hi), into
-   buf[k*(hi-lo) + j]; or /pretrained when nrow == 0. Each rank may have a different (or empty) range. */
-static PetscErrorCode StoreReadColumns(MapStore s, int nrow, const int *rows, int64_t lo, int64_t hi, float *buf)
+/* Collective: reads rows [r0, r0+nr) of /task_vectors (or /pretrained when nr == 0), columns
+   [lo,hi), into memory rows [m0, m0+nr) of buf[mrows][hi-lo]. Each rank may have a different
+   (or empty) column range; the number of collective calls is agreed on. */
+static PetscErrorCode StoreReadBlock(MapStore s, int r0, int nr, int m0, int mrows, int64_t lo, int64_t hi, float *buf)
 {
   int64_t n = hi - lo, nblk = (n + MAP_STORE_READ_BLOCK - 1) / MAP_STORE_READ_BLOCK, maxblk;
-  hid_t   dset = nrow ? s->task_vectors : s->pretrained, fspace, mspace, dxpl;
-  int     mrows = nrow ? nrow : 1;
+  hid_t   dset = nr ? s->task_vectors : s->pretrained, fspace, mspace, dxpl;
+  int     rows = nr ? nr : 1;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Allreduce(&nblk, &maxblk, 1, MPI_INT64_T, MPI_MAX, s->comm));
@@ -457,21 +461,18 @@ static PetscErrorCode StoreReadColumns(MapStore s, int nrow, const int *rows, in
   }
   for (int64_t b = 0; b < maxblk; b++) {
     int64_t j0 = b * MAP_STORE_READ_BLOCK, j1 = PetscMin(n, j0 + MAP_STORE_READ_BLOCK);
-    if (j1 <= j0) {
+    if (j1 <= j0) { /* ranks without columns still take part */
       MapCallHDF5(H5Sselect_none(fspace));
       MapCallHDF5(H5Sselect_none(mspace));
     } else {
-      hsize_t mstart[2] = {0, (hsize_t)j0}, mcount[2] = {(hsize_t)mrows, (hsize_t)(j1 - j0)};
+      hsize_t mstart[2] = {(hsize_t)m0, (hsize_t)j0}, mcount[2] = {(hsize_t)rows, (hsize_t)(j1 - j0)};
       MapCallHDF5(H5Sselect_hyperslab(mspace, H5S_SELECT_SET, mstart, NULL, mcount, NULL));
-      if (!nrow) {
+      if (!nr) {
         hsize_t start = (hsize_t)(lo + j0), count = (hsize_t)(j1 - j0);
         MapCallHDF5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL));
       } else {
-        /* union of the rows, in increasing order, matching the memory rows in order */
-        for (int k = 0; k < nrow; k++) {
-          hsize_t start[2] = {(hsize_t)rows[k], (hsize_t)(lo + j0)}, count[2] = {1, (hsize_t)(j1 - j0)};
-          MapCallHDF5(H5Sselect_hyperslab(fspace, k ? H5S_SELECT_OR : H5S_SELECT_SET, start, NULL, count, NULL));
-        }
+        hsize_t start[2] = {(hsize_t)r0, (hsize_t)(lo + j0)}, count[2] = {(hsize_t)nr, (hsize_t)(j1 - j0)};
+        MapCallHDF5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
       }
     }
     MapCallHDF5(H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf));
@@ -479,6 +480,25 @@ static PetscErrorCode StoreReadColumns(MapStore s, int nrow, const int *rows, in
   MapCallHDF5(H5Sclose(mspace));
   MapCallHDF5(H5Sclose(fspace));
   MapCallHDF5(H5Pclose(dxpl));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: rows rows[0..nrow) (sorted, distinct) into buf[k*(hi-lo) + j]. A run of consecutive
+   rows is one plain [rows, n] hyperslab read; unions of hyperslabs (H5S_SELECT_OR) made the read
+   six times slower in HDF5 1.10. */
+static PetscErrorCode StoreReadColumns(MapStore s, int nrow, const int *rows, int64_t lo, int64_t hi, float *buf)
+{
+  PetscFunctionBegin;
+  if (!nrow) {
+    PetscCall(StoreReadBlock(s, 0, 0, 0, 1, lo, hi, buf));
+    PetscFunctionReturn(0);
+  }
+  for (int k = 0; k < nrow;) {
+    int r = k;
+    while (r + 1 < nrow && rows[r + 1] == rows[r] + 1) r++;
+    PetscCall(StoreReadBlock(s, rows[k], r - k + 1, k, nrow, lo, hi, buf));
+    k = r + 1;
+  }
   PetscFunctionReturn(0);
 }
 
@@ -491,28 +511,275 @@ static PetscErrorCode StoreReadColumns(MapStore s, int nrow, const int *rows, in
 PetscErrorCode MapStoreReadShard(MapStore s, int ntask, const int *tasks, float *pre, float *tau)
 {
   int64_t   lo = s->layout.lo, hi = s->layout.hi, n = hi - lo;
-  int      *rows, nrow = 0;
+  PetscInt  nrow = ntask;
+  PetscInt *rows;
+  int      *irows;
   PetscBool direct = PETSC_TRUE;
+  float    *buf;
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
   if (pre) PetscCall(StoreReadColumns(s, 0, NULL, lo, hi, pre));
   if (tau && ntask > 0) {
-    PetscCall(PetscMalloc1(ntask, &rows));
+    PetscCall(PetscMalloc2(ntask, &rows, ntask, &irows));
     for (int k = 0; k < ntask; k++) {
       PetscCheck(tasks[k] >= 0 && tasks[k] < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)",
                  s->path, tasks[k], s->T);
       rows[k] = tasks[k];
     }
-    PetscCall(PetscSortRemoveDupsInt(&ntask, rows) == 0 ? 0 : 0);
-    nrow = ntask;
-    /* ntask was overwritten with the distinct count; compare with the caller's list */
-    for (int k = 0; k < nrow; k++)
-      if (rows[k] != tasks[k]) direct = PETSC_FALSE;
-    PetscFunctionReturn(PETSC_ERR_PLIB); /* replaced below */
+    /* HDF5 fills memory in file order: read the distinct rows sorted, then permute if needed */
+    PetscCall(PetscSortRemoveDupsInt(&nrow, rows));
+    for (PetscInt k = 0; k < nrow; k++) irows[k] = (int)rows[k];
+    if (nrow != ntask) direct = PETSC_FALSE;
+    for (PetscInt k = 0; direct && k < nrow; k++)
+      if (irows[k] != tasks[k]) direct = PETSC_FALSE;
+    if (direct) PetscCall(StoreReadColumns(s, (int)nrow, irows, lo, hi, tau));
+    else {
+      PetscCall(PetscMalloc1(nrow * n + 1, &buf));
+      PetscCall(StoreReadColumns(s, (int)nrow, irows, lo, hi, buf));
+      for (int k = 0; k < ntask; k++) {
+        PetscInt r;
+        PetscCall(PetscFindInt(tasks[k], nrow, rows, &r));
+        if (n) PetscCall(PetscArraycpy(tau + (int64_t)k * n, buf + (int64_t)r * n, n));
+      }
+      PetscCall(PetscFree(buf));
+    }
+    PetscCall(PetscFree2(rows, irows));
   }
   PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
-  (void)direct;
-  (void)n;
+  PetscFunctionReturn(0);
+}
+
+/* ---- private tensors ---- */
+
+typedef struct {
+  int    n, cap;
+  char **names;
+} NameList;
+
+static herr_t CollectName(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
+{
+  NameList *l = (NameList *)ctx;
+  if (l->n + 1 >= l->cap) {
+    int    cap = l->cap ? 2 * l->cap : 16;
+    char **nn  = (char **)realloc(l->names, (size_t)cap * sizeof(char *));
+    if (!nn) return -1;
+    l->names = nn;
+    l->cap   = cap;
+  }
+  l->names[l->n] = strdup(name);
+  if (!l->names[l->n]) return -1;
+  l->n++;
+  return 0;
+}
+
+/*@
+  MapStoreGetPrivateNames - the names of task t's private tensors, in the order they were imported.
+
+  Not collective. Free with MapFreeList(n, names).
+@*/
+PetscErrorCode MapStoreGetPrivateNames(MapStore s, int t, int *n, char ***names)
+{
+  char     gname[MAP_NAME_LEN + 16];
+  hid_t    g, gcpl;
+  htri_t   ex;
+  unsigned flags = 0;
+  NameList l     = {0, 0, NULL};
+
+  PetscFunctionBegin;
+  PetscCheck(t >= 0 && t < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)", s->path, t, s->T);
+  *n     = 0;
+  *names = NULL;
+  PetscCall(PetscSNPrintf(gname, sizeof(gname), "/private/%s", s->tasks[t]));
+  MapCallHDF5(ex = H5Lexists(s->file, "/private", H5P_DEFAULT));
+  if (ex > 0) MapCallHDF5(ex = H5Lexists(s->file, gname, H5P_DEFAULT));
+  if (ex <= 0) PetscFunctionReturn(0);
+  MapCallHDF5(g = H5Gopen2(s->file, gname, H5P_DEFAULT));
+  MapCallHDF5(gcpl = H5Gget_create_plist(g));
+  MapCallHDF5(H5Pget_link_creation_order(gcpl, &flags));
+  MapCallHDF5(H5Pclose(gcpl));
+  herr_t err = H5Literate(g, (flags & H5P_CRT_ORDER_TRACKED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME, H5_ITER_INC, NULL, CollectName, &l);
+  MapCallHDF5(H5Gclose(g));
+  if (err >= 0) {
+    PetscCall(PetscCalloc1(l.n + 1, names));
+    for (int i = 0; i < l.n; i++) PetscCall(PetscStrallocpy(l.names[i], &(*names)[i]));
+    *n = l.n;
+  }
+  for (int i = 0; i < l.n; i++) free(l.names[i]);
+  free(l.names);
+  MapCallHDF5(err);
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreReadPrivate - reads one private tensor of task t whole, as F32, with its shape.
+
+  Not collective (independent I/O): any rank may call it. *data is PetscFree'd by the caller.
+@*/
+PetscErrorCode MapStoreReadPrivate(MapStore s, int t, const char *name, int *ndim, int64_t shape[MAP_MAX_NDIM], float **data)
+{
+  char    dname[2 * MAP_NAME_LEN + 16];
+  hid_t   d, space;
+  htri_t  ex;
+  hsize_t dims[MAP_MAX_NDIM];
+  int     nd;
+  int64_t numel = 1;
+
+  PetscFunctionBegin;
+  PetscCheck(t >= 0 && t < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)", s->path, t, s->T);
+  PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  PetscCall(PetscSNPrintf(dname, sizeof(dname), "/private/%s/%s", s->tasks[t], name));
+  MapCallHDF5(ex = H5Lexists(s->file, "/private", H5P_DEFAULT));
+  if (ex > 0) {
+    PetscCall(PetscSNPrintf(dname, sizeof(dname), "/private/%s", s->tasks[t]));
+    MapCallHDF5(ex = H5Lexists(s->file, dname, H5P_DEFAULT));
+    PetscCall(PetscSNPrintf(dname, sizeof(dname), "/private/%s/%s", s->tasks[t], name));
+    if (ex > 0) MapCallHDF5(ex = H5Lexists(s->file, dname, H5P_DEFAULT));
+  }
+  PetscCheck(ex > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "store %s: task %s has no private tensor %s (dataset %s)", s->path, s->tasks[t],
+             name, dname);
+  MapCallHDF5(d = H5Dopen2(s->file, dname, H5P_DEFAULT));
+  MapCallHDF5(space = H5Dget_space(d));
+  MapCallHDF5(nd = H5Sget_simple_extent_ndims(space));
+  PetscCheck(nd <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s has %d dimensions (at most %d)", s->path, dname, nd,
+             MAP_MAX_NDIM);
+  MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+  for (int k = 0; k < nd; k++) {
+    shape[k] = (int64_t)dims[k];
+    numel *= shape[k];
+  }
+  *ndim = nd;
+  PetscCall(PetscMalloc1(numel + 1, data));
+  if (numel) MapCallHDF5(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Dclose(d));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreGetAttribute - a root string attribute (provenance, e.g. "mapmerge_version",
+  "creation_time", "pretrained.sha256"), or *value = NULL when absent.
+
+  Not collective. Free with PetscFree.
+@*/
+PetscErrorCode MapStoreGetAttribute(MapStore s, const char *key, char **value)
+{
+  PetscFunctionBegin;
+  PetscCall(MapH5ReadStringAttr(s->file, key, value));
+  PetscFunctionReturn(0);
+}
+
+/* ---- view ---- */
+
+typedef struct {
+  PetscViewer viewer;
+  PetscBool   err;
+} AttrCtx;
+
+static herr_t ViewAttribute(hid_t loc, const char *key, const H5A_info_t *info, void *ctx)
+{
+  AttrCtx *a = (AttrCtx *)ctx;
+  char    *v = NULL;
+  if (!strcmp(key, "format")) return 0;
+  if (MapH5ReadStringAttr(loc, key, &v)) a->err = PETSC_TRUE;
+  else if (v && strchr(v, '\n')) { /* one line per source file (sha256sum format) */
+    char *line = v, *nl;
+    if (PetscViewerASCIIPrintf(a->viewer, "%s:\n", key)) a->err = PETSC_TRUE;
+    for (; line && !a->err; line = nl ? nl + 1 : NULL) {
+      nl = strchr(line, '\n');
+      if (nl) *nl = 0;
+      if (PetscViewerASCIIPrintf(a->viewer, "  %s\n", line)) a->err = PETSC_TRUE;
+    }
+  } else if (PetscViewerASCIIPrintf(a->viewer, "%s: %s\n", key, v ? v : "(not a string)")) a->err = PETSC_TRUE;
+  PetscFree(v);
+  return a->err ? -1 : 0;
+}
+
+static PetscErrorCode ShapeString(int ndim, const int64_t *shape, char *buf, size_t len)
+{
+  PetscFunctionBegin;
+  buf[0] = 0;
+  PetscCall(PetscStrlcat(buf, "[", len));
+  for (int d = 0; d < ndim; d++) {
+    char e[32];
+    PetscCall(PetscSNPrintf(e, sizeof(e), "%s%lld", d ? "," : "", (long long)shape[d]));
+    PetscCall(PetscStrlcat(buf, e, len));
+  }
+  PetscCall(PetscStrlcat(buf, "]", len));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreView - prints the store: P, tasks, the merged-tensor table (name, source dtype, shape,
+  flat offset, numel), each task's private tensors, and the provenance attributes.
+
+  Collective on the viewer's communicator (output from its first rank).
+@*/
+PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
+{
+  char    shp[256];
+  AttrCtx ctx = {viewer, PETSC_FALSE};
+  hsize_t idx = 0;
+
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "mapmerge store %s\n", s->path));
+  PetscCall(PetscViewerASCIIPushTab(viewer));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "parameters P = %lld (F32), %.3f MB per vector\n", (long long)s->P, 4.0 * (double)s->P / 1e6));
+  {
+    size_t len = 1;
+    char  *line;
+    for (int t = 0; t < s->T; t++) len += strlen(s->tasks[t]) + 1;
+    PetscCall(PetscCalloc1(len, &line));
+    for (int t = 0; t < s->T; t++) {
+      PetscCall(PetscStrlcat(line, " ", len));
+      PetscCall(PetscStrlcat(line, s->tasks[t], len));
+    }
+    PetscCall(PetscViewerASCIIPrintf(viewer, "tasks T = %d:%s\n", s->T, line));
+    PetscCall(PetscFree(line));
+  }
+  PetscCall(PetscViewerASCIIPrintf(viewer, "merged tensors: %d\n", s->ntensors));
+  PetscCall(PetscViewerASCIIPushTab(viewer));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s %-5s %-20s %12s %12s\n", "name", "dtype", "shape", "offset", "numel"));
+  for (int i = 0; i < s->ntensors; i++) {
+    const MapStoreTensor *t = &s->tensors[i];
+    PetscCall(ShapeString(t->ndim, t->shape, shp, sizeof(shp)));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s %-5s %-20s %12lld %12lld\n", t->name, t->dtype, shp, (long long)t->offset,
+                                     (long long)t->numel));
+  }
+  PetscCall(PetscViewerASCIIPopTab(viewer));
+  for (int t = 0; t < s->T; t++) {
+    int    n;
+    char **names;
+    PetscCall(MapStoreGetPrivateNames(s, t, &n, &names));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "private tensors of %s: %d\n", s->tasks[t], n));
+    PetscCall(PetscViewerASCIIPushTab(viewer));
+    for (int k = 0; k < n; k++) {
+      char    dname[2 * MAP_NAME_LEN + 16];
+      hid_t   d, space;
+      hsize_t dims[MAP_MAX_NDIM];
+      int64_t sh[MAP_MAX_NDIM];
+      int     nd;
+      PetscCall(PetscSNPrintf(dname, sizeof(dname), "/private/%s/%s", s->tasks[t], names[k]));
+      MapCallHDF5(d = H5Dopen2(s->file, dname, H5P_DEFAULT));
+      MapCallHDF5(space = H5Dget_space(d));
+      MapCallHDF5(nd = H5Sget_simple_extent_ndims(space));
+      PetscCheck(nd <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s has %d dimensions", s->path, dname, nd);
+      MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+      for (int q = 0; q < nd; q++) sh[q] = (int64_t)dims[q];
+      PetscCall(ShapeString(nd, sh, shp, sizeof(shp)));
+      PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s F32   %s\n", names[k], shp));
+      MapCallHDF5(H5Sclose(space));
+      MapCallHDF5(H5Dclose(d));
+    }
+    PetscCall(PetscViewerASCIIPopTab(viewer));
+    PetscCall(MapFreeList(n, &names));
+  }
+  PetscCall(PetscViewerASCIIPrintf(viewer, "provenance:\n"));
+  PetscCall(PetscViewerASCIIPushTab(viewer));
+  herr_t err = H5Aiterate2(s->file, H5_INDEX_NAME, H5_ITER_INC, &idx, ViewAttribute, &ctx);
+  PetscCheck(err >= 0 && !ctx.err, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "store %s: cannot read its attributes", s->path);
+  PetscCall(PetscViewerASCIIPopTab(viewer));
+  PetscCall(PetscViewerASCIIPopTab(viewer));
   PetscFunctionReturn(0);
 }

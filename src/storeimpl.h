@@ -5,6 +5,9 @@
 
 #include <mapmerge/store.h>
 #include <hdf5.h>
+#include <petscviewer.h>
+#include <errno.h>
+#include <string.h>
 
 /* Root attribute "format" marks a file as a store; "format_version" changes when the layout does. */
 #define MAP_STORE_FORMAT         "mapmerge-store"

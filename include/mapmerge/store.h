@@ -25,6 +25,17 @@ typedef struct _p_MapStore *MapStore;
 PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
                               const char *const *task_models, int npatterns, const char *const *patterns, const char *path);
 
+/* Tuning of an import; 0 means the default. */
+typedef struct {
+  int64_t block; /* parameters per rank converted and written per collective step (default ~4M/(T+1), so
+                    a rank holds at most its buffer of (T+1) x block floats besides the headers) */
+  int64_t chunk; /* columns per HDF5 chunk of /task_vectors (chunks are [T, chunk]; default min(P, 1M)) */
+} MapStoreImportOptions;
+/* MapStoreImportWithOptions - MapStoreImport with tuning (opts may be NULL). Collective. */
+PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
+                                         const char *const *task_models, int npatterns, const char *const *patterns,
+                                         const char *path, const MapStoreImportOptions *opts);
+
 /* MapStoreOpen - collective: opens a store read-only and reads its index. */
 PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store);
 PetscErrorCode MapStoreDestroy(MapStore *store);

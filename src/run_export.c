@@ -1,0 +1,228 @@
+/* `mapmerge export`: write the merged model theta_pre + sum_i c_i tau_i as safetensors, each rank
+ * its own element ranges (MPI-IO), with the original tensor names and shapes. */
+#include <mapmerge/run.h>
+#include <errno.h>
+#include <stdlib.h>
+
+typedef struct {
+  char      store[MAP_PATH_LEN], output[MAP_PATH_LEN], shard[64], priv[MAP_NAME_LEN];
+  char      tasks[65536];
+  double    c[1024];
+  int       nc;
+  PetscBool cset;
+  MapDType  dtype;
+} ExportOptions;
+
+/* "0", "2000000", "500M", "5G" (powers of 1000, as Hugging Face's max_shard_size) */
+static PetscErrorCode ParseBytes(MPI_Comm comm, const char *s, uint64_t *bytes)
+{
+  char              *end;
+  unsigned long long v;
+
+  PetscFunctionBegin;
+  errno = 0;
+  v     = strtoull(s, &end, 10);
+  PetscCheck(end != s && !errno && s[0] != '-', comm, PETSC_ERR_ARG_WRONG, "-map_export_shard_size: expected a byte count like 5000000000 or 5G, got \"%s\"", s);
+  if (*end == 'k' || *end == 'K') v *= 1000ULL, end++;
+  else if (*end == 'M') v *= 1000000ULL, end++;
+  else if (*end == 'G') v *= 1000000000ULL, end++;
+  if (*end == 'B') end++;
+  PetscCheck(!*end, comm, PETSC_ERR_ARG_WRONG, "-map_export_shard_size: expected a byte count like 5000000000 or 5G, got \"%s\"", s);
+  *bytes = v;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode ExportReadOptions(MPI_Comm comm, ExportOptions *o, PetscBool *help)
+{
+  const char *dtypes[] = {"f32", "bf16", "f16"};
+  PetscInt    idt      = 0;
+  PetscInt    nc       = 1024;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMemzero(o, sizeof(*o)));
+  PetscCall(PetscStrncpy(o->shard, "0", sizeof(o->shard)));
+  PetscOptionsBegin(comm, NULL, "mapmerge export: write a merged model as safetensors", NULL);
+  PetscCall(PetscOptionsString("-map_store", "the HDF5 store written by mapmerge import", NULL, o->store, o->store, sizeof(o->store), NULL));
+  PetscCall(PetscOptionsRealArray("-map_coeff", "coefficients c_i, one per task (store order, or the order of -map_tasks)", NULL, o->c, &nc,
+                                  &o->cset));
+  PetscCall(PetscOptionsString("-map_tasks", "subset of the store's tasks the coefficients refer to (default: all, in store order)", NULL,
+                               o->tasks, o->tasks, sizeof(o->tasks), NULL));
+  PetscCall(PetscOptionsString("-map_output", "output: a .safetensors file, or a folder when -map_export_shard_size > 0", NULL, o->output,
+                               o->output, sizeof(o->output), NULL));
+  PetscCall(PetscOptionsString("-map_export_shard_size", "maximum bytes per shard file (0 = one file; else a folder with model.safetensors.index.json); suffixes k, M, G",
+                               NULL, o->shard, o->shard, sizeof(o->shard), NULL));
+  PetscCall(PetscOptionsString("-map_export_private", "also write this task's private tensors (e.g. its head) under their own names", NULL,
+                               o->priv, o->priv, sizeof(o->priv), NULL));
+  PetscCall(PetscOptionsEList("-map_export_dtype", "dtype of the written tensors", NULL, dtypes, 3, dtypes[0], &idt, NULL));
+  PetscOptionsEnd();
+  o->nc    = o->cset ? (int)nc : 0;
+  o->dtype = idt == 1 ? MAP_DTYPE_BF16 : idt == 2 ? MAP_DTYPE_F16 : MAP_DTYPE_F32;
+  PetscCall(PetscOptionsHasHelp(NULL, help));
+  PetscFunctionReturn(0);
+}
+
+/* Store task indices of the coefficients: all tasks, or the -map_tasks subset in its order. */
+static PetscErrorCode ExportTasks(MPI_Comm comm, MapStore store, const ExportOptions *o, int *ntask, int **tasks)
+{
+  int    T, n = 0;
+  char **names = NULL, all[4096] = "";
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreGetSizes(store, NULL, &T, NULL));
+  for (int t = 0; t < T; t++) {
+    const char *nm;
+    PetscCall(MapStoreGetTaskName(store, t, &nm));
+    PetscCall(PetscStrlcat(all, t ? "," : "", sizeof(all)));
+    PetscCall(PetscStrlcat(all, nm, sizeof(all)));
+  }
+  if (o->tasks[0]) PetscCall(MapSplitList(o->tasks, ',', &n, &names));
+  else n = T;
+  PetscCall(PetscMalloc1(n, tasks));
+  for (int k = 0; k < n; k++) {
+    if (names) PetscCall(MapStoreFindTask(store, names[k], &(*tasks)[k]));
+    else (*tasks)[k] = k;
+    for (int q = 0; q < k; q++)
+      PetscCheck((*tasks)[q] != (*tasks)[k], comm, PETSC_ERR_ARG_WRONG, "export: task %s appears twice in -map_tasks", names[k]);
+  }
+  PetscCheck(o->nc == n, comm, PETSC_ERR_ARG_SIZ, "export: -map_coeff has %d values but %s %d tasks (%s)", o->nc,
+             names ? "-map_tasks lists" : "the store has", n, names ? o->tasks : all);
+  for (int k = 0; k < n; k++)
+    PetscCheck(!PetscIsInfOrNanReal(o->c[k]), comm, PETSC_ERR_ARG_WRONG, "export: -map_coeff value %d is %g", k, o->c[k]);
+  PetscCall(MapFreeList(n, &names));
+  *ntask = n;
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapCommandExport - writes theta_pre + sum_k c_k tau_{tasks[k]} of a store as safetensors
+  (-map_store, -map_coeff, -map_tasks, -map_output, -map_export_shard_size, -map_export_private,
+  -map_export_dtype), metadata format=pt, mapmerge_version, tasks, coefficients.
+
+  Collective: each rank merges its shard (MapModelMerge) and writes the intersecting element
+  ranges of each tensor; the bytes do not depend on the rank count.
+@*/
+PetscErrorCode MapCommandExport(MPI_Comm comm)
+{
+  ExportOptions        o;
+  PetscBool            help;
+  MapStore             store;
+  MapModel             model;
+  MapLayout            lay;
+  MapSafetensorsWriter w;
+  MapTensorInfo       *info;
+  uint64_t             shard = 0;
+  int                  ntask = 0, *tasks = NULL, T, ntensors, npriv = 0, tpriv = -1;
+  char               **privnames = NULL, coeffs[32768] = "", tnames[32768] = "";
+  float               *theta;
+  int64_t              P;
+  PetscMPIInt          rank;
+  double               t0 = MapWallTime();
+
+  PetscFunctionBegin;
+  PetscCall(ExportReadOptions(comm, &o, &help));
+  if (help) PetscFunctionReturn(0);
+  PetscCall(MapCheckOptionsLeft(comm)); /* first, so a mistyped required option is reported as a typo */
+  PetscCheck(o.store[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_store PATH is required");
+  PetscCheck(o.output[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_output PATH is required");
+  PetscCheck(o.cset, comm, PETSC_ERR_ARG_WRONG, "export: -map_coeff c1,c2,... is required (one coefficient per task)");
+  PetscCall(ParseBytes(comm, o.shard, &shard));
+  {
+    PetscErrorCode ierr;
+    char          *why = NULL;
+    PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+    ierr = MapCheckWritable(o.output, "-map_output");
+    PetscCall(PetscPopErrorHandler());
+    if (ierr) PetscCall(PetscErrorMessage(ierr, NULL, &why));
+    PetscCheck(!ierr, comm, PETSC_ERR_FILE_OPEN, "export: %s", why ? why : "-map_output: folder not writable");
+  }
+
+  PetscCall(PetscLogEventBegin(MAP_EVENT_Export, 0, 0, 0, 0));
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCall(MapStoreOpen(comm, o.store, &store));
+  PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
+  PetscCall(ExportTasks(comm, store, &o, &ntask, &tasks));
+  if (o.priv[0]) {
+    PetscCall(MapStoreFindTask(store, o.priv, &tpriv));
+    PetscCall(MapStoreGetPrivateNames(store, tpriv, &npriv, &privnames));
+  }
+
+  /* the merged shard */
+  PetscCall(MapModelCreateFromStore(store, ntask, tasks, &model));
+  PetscCall(MapModelGetLayout(model, &lay));
+  PetscCall(PetscMalloc1(lay.hi - lay.lo + 1, &theta));
+  PetscCall(MapModelMerge(model, o.c, theta));
+
+  /* the tensor list: merged tensors in store order, then the private ones */
+  PetscCall(PetscCalloc1(ntensors + npriv + 1, &info));
+  for (int i = 0; i < ntensors; i++) {
+    const MapStoreTensor *t;
+    PetscCall(MapStoreGetTensor(store, i, &t));
+    PetscCall(PetscStrncpy(info[i].name, t->name, sizeof(info[i].name)));
+    info[i].dtype = o.dtype;
+    info[i].ndim  = t->ndim;
+    for (int d = 0; d < t->ndim; d++) info[i].shape[d] = t->shape[d];
+    info[i].numel = t->numel;
+  }
+  float **privdata = NULL;
+  PetscCall(PetscCalloc1(npriv + 1, &privdata));
+  for (int k = 0; k < npriv; k++) {
+    MapTensorInfo *u = &info[ntensors + k];
+    int            nd;
+    for (int i = 0; i < ntensors; i++) {
+      const MapStoreTensor *t;
+      PetscCall(MapStoreGetTensor(store, i, &t));
+      PetscCheck(strcmp(t->name, privnames[k]), comm, PETSC_ERR_ARG_WRONG, "export: private tensor %s of task %s has the name of a merged tensor",
+                 privnames[k], o.priv);
+    }
+    /* every rank needs the shape for the header; only rank 0 keeps the data to write */
+    PetscCall(MapStoreReadPrivate(store, tpriv, privnames[k], &nd, u->shape, &privdata[k]));
+    PetscCall(PetscStrncpy(u->name, privnames[k], sizeof(u->name)));
+    u->dtype = o.dtype;
+    u->ndim  = nd;
+    u->numel = 1;
+    for (int d = 0; d < nd; d++) u->numel *= u->shape[d];
+    if (rank) PetscCall(PetscFree(privdata[k]));
+  }
+
+  for (int k = 0; k < ntask; k++) {
+    const char *nm;
+    char        v[64];
+    PetscCall(MapStoreGetTaskName(store, tasks[k], &nm));
+    PetscCall(PetscStrlcat(tnames, k ? "," : "", sizeof(tnames)));
+    PetscCall(PetscStrlcat(tnames, nm, sizeof(tnames)));
+    PetscCall(PetscSNPrintf(v, sizeof(v), "%s%.17g", k ? "," : "", o.c[k]));
+    PetscCall(PetscStrlcat(coeffs, v, sizeof(coeffs)));
+  }
+  {
+    const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
+    const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};
+    PetscCall(MapSafetensorsWriterCreate(comm, o.output, ntensors + npriv, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
+  }
+  for (int i = 0; i < ntensors; i++) {
+    int64_t               a, off;
+    const MapStoreTensor *t;
+    PetscCall(MapStoreGetTensor(store, i, &t));
+    off = t->offset;
+    a   = PetscMax(lay.lo, off);
+    int64_t b = PetscMin(lay.hi, off + t->numel);
+    if (b > a) PetscCall(MapSafetensorsWriterWriteF32(w, i, a - off, b - a, theta + (a - lay.lo)));
+  }
+  if (!rank)
+    for (int k = 0; k < npriv; k++)
+      if (info[ntensors + k].numel) PetscCall(MapSafetensorsWriterWriteF32(w, ntensors + k, 0, info[ntensors + k].numel, privdata[k]));
+  PetscCall(MapSafetensorsWriterClose(&w));
+
+  PetscCall(PetscPrintf(comm, "export: wrote %s: %d tensors (%d merged, %d private of %s), P = %lld, dtype %s, tasks %s, c = %s; %.2f s\n",
+                        o.output, ntensors + npriv, ntensors, npriv, o.priv[0] ? o.priv : "-", (long long)P, MapDTypeName(o.dtype), tnames,
+                        coeffs, MapWallTime() - t0));
+  for (int k = 0; k < npriv; k++) PetscCall(PetscFree(privdata[k]));
+  PetscCall(PetscFree(privdata));
+  PetscCall(MapFreeList(npriv, &privnames));
+  PetscCall(PetscFree(info));
+  PetscCall(PetscFree(theta));
+  PetscCall(PetscFree(tasks));
+  PetscCall(MapModelDestroy(&model));
+  PetscCall(MapStoreDestroy(&store));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_Export, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}

@@ -1,0 +1,624 @@
+/* MapStore, write side: safetensors checkpoints -> parallel HDF5 store (DESIGN.md §2).
+ * Every rank reads only the byte ranges of its shard [lo,hi) of the flat parameter vector,
+ * computes the task vectors, checks them, and writes with collective hyperslab I/O. */
+#include "storeimpl.h"
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+#include <limits.h>
+
+/* One checkpoint (the pretrained one is index 0), and where each merged tensor sits in it. */
+typedef struct {
+  MapSafetensors        st;
+  const char           *path;  /* as the user gave it */
+  char                  label[MAP_NAME_LEN + 32];
+  const MapTensorInfo **info;  /* [ntensors] for the merged tensors */
+  int                   npriv; /* private tensors (tasks only) */
+  const MapTensorInfo **priv;
+} Ckpt;
+
+typedef struct {
+  MPI_Comm        comm;
+  PetscMPIInt     rank, size;
+  int             T, nck; /* nck = T + 1 */
+  Ckpt           *ck;
+  const char     *const *tasks;
+  int             npat;
+  const char     *const *pat;
+  int             ntensors;
+  MapStoreTensor *tensors;
+  int64_t         P;
+} Import;
+
+static PetscBool MatchesPrivate(const Import *im, const char *name)
+{
+  for (int i = 0; i < im->npat; i++)
+    if (fnmatch(im->pat[i], name, 0) == 0) return PETSC_TRUE;
+  return PETSC_FALSE;
+}
+
+static void ShapeStr(int ndim, const int64_t *shape, char *buf, size_t len)
+{
+  size_t l = 0;
+  l += (size_t)snprintf(buf, len, "[");
+  for (int d = 0; d < ndim && l < len; d++) l += (size_t)snprintf(buf + l, len - l, "%s%lld", d ? "," : "", (long long)shape[d]);
+  if (l < len) snprintf(buf + l, len - l, "]");
+}
+
+static const char *FileOf(const Ckpt *c, const MapTensorInfo *t)
+{
+  int                nf;
+  const char *const *files;
+  if (MapSafetensorsGetFiles(c->st, &nf, &files) || t->file < 0 || t->file >= nf) return c->path;
+  return files[t->file];
+}
+
+/* The index: merged tensors (floating tensors of the pretrained model not matching a private
+   pattern, in file order) and each task's private tensors. Headers are replicated, so every rank
+   takes the same decisions and errors are raised on comm. */
+static PetscErrorCode ImportBuildIndex(Import *im)
+{
+  Ckpt   *pre = &im->ck[0];
+  int     npre;
+  int64_t off = 0;
+  char    s1[256], s2[256];
+
+  PetscFunctionBegin;
+  PetscCall(MapSafetensorsGetNumTensors(pre->st, &npre));
+  PetscCall(PetscCalloc1(npre + 1, &im->tensors));
+  for (int c = 0; c < im->nck; c++) PetscCall(PetscCalloc1(npre + 1, &im->ck[c].info));
+  for (int i = 0; i < npre; i++) {
+    const MapTensorInfo *t;
+    PetscCall(MapSafetensorsGetTensor(pre->st, i, &t));
+    if (MatchesPrivate(im, t->name)) continue; /* the pretrained model's own head is not used */
+    PetscCheck(MapDTypeIsFloat(t->dtype), im->comm, PETSC_ERR_ARG_WRONG,
+               "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", pre->label, FileOf(pre, t),
+               t->name, MapDTypeName(t->dtype));
+    PetscCheck(!strchr(t->name, '\n'), im->comm, PETSC_ERR_ARG_WRONG, "%s %s: tensor name with a newline", pre->label, pre->path);
+    MapStoreTensor *s = &im->tensors[im->ntensors];
+    PetscCall(PetscStrncpy(s->name, t->name, sizeof(s->name)));
+    PetscCall(PetscStrncpy(s->dtype, MapDTypeName(t->dtype), sizeof(s->dtype)));
+    s->ndim = t->ndim;
+    for (int d = 0; d < t->ndim; d++) s->shape[d] = t->shape[d];
+    s->offset = off;
+    s->numel  = t->numel;
+    off += t->numel;
+    pre->info[im->ntensors] = t;
+    for (int c = 1; c < im->nck; c++) {
+      Ckpt                *ck = &im->ck[c];
+      const MapTensorInfo *u;
+      PetscCall(MapSafetensorsFind(ck->st, t->name, &u));
+      PetscCheck(u, im->comm, PETSC_ERR_ARG_WRONG, "%s %s: tensor %s of the pretrained model %s is missing", ck->label, ck->path, t->name,
+                 pre->path);
+      PetscBool same = (PetscBool)(u->ndim == t->ndim);
+      for (int d = 0; same && d < t->ndim; d++) same = (PetscBool)(u->shape[d] == t->shape[d]);
+      ShapeStr(u->ndim, u->shape, s1, sizeof(s1));
+      ShapeStr(t->ndim, t->shape, s2, sizeof(s2));
+      PetscCheck(same, im->comm, PETSC_ERR_ARG_SIZ, "%s %s: tensor %s has shape %s, but in the pretrained model %s it has shape %s",
+                 ck->label, FileOf(ck, u), t->name, s1, pre->path, s2);
+      PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
+                 "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", ck->label, FileOf(ck, u),
+                 t->name, MapDTypeName(u->dtype));
+      ck->info[im->ntensors] = u;
+    }
+    im->ntensors++;
+  }
+  im->P = off;
+  PetscCheck(im->ntensors > 0 && im->P > 0, im->comm, PETSC_ERR_ARG_WRONG,
+             "%s %s: no tensor to merge (%d tensors, all private or empty; private patterns decide)", pre->label, pre->path, npre);
+
+  /* task tensors outside the merged set must be private: anything else would silently vanish */
+  for (int c = 1; c < im->nck; c++) {
+    Ckpt *ck = &im->ck[c];
+    int   n;
+    PetscCall(MapSafetensorsGetNumTensors(ck->st, &n));
+    PetscCall(PetscCalloc1(n + 1, &ck->priv));
+    for (int i = 0; i < n; i++) {
+      const MapTensorInfo *u, *p;
+      PetscCall(MapSafetensorsGetTensor(ck->st, i, &u));
+      if (MatchesPrivate(im, u->name)) {
+        PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
+                   "%s %s: private tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) are supported", ck->label,
+                   FileOf(ck, u), u->name, MapDTypeName(u->dtype));
+        PetscCheck(!strchr(u->name, '/') && strcmp(u->name, ".") && strcmp(u->name, ".."), im->comm, PETSC_ERR_ARG_WRONG,
+                   "%s %s: private tensor name \"%s\" cannot be an HDF5 dataset name", ck->label, ck->path, u->name);
+        ck->priv[ck->npriv++] = u;
+        continue;
+      }
+      PetscCall(MapSafetensorsFind(pre->st, u->name, &p));
+      PetscCheck(p, im->comm, PETSC_ERR_ARG_WRONG,
+                 "%s %s: tensor %s is not in the pretrained model %s and matches no private pattern (-map_private_patterns)", ck->label,
+                 FileOf(ck, u), u->name, pre->path);
+    }
+  }
+  PetscFunctionReturn(0);
+}
+
+/* One log line per checkpoint whose tensor dtypes differ from the pretrained model's. */
+static PetscErrorCode ImportLogDtypes(Import *im)
+{
+  PetscFunctionBegin;
+  for (int c = 1; c < im->nck; c++) {
+    Ckpt *ck    = &im->ck[c];
+    int   ndiff = 0, first = -1;
+    for (int i = 0; i < im->ntensors; i++)
+      if (ck->info[i]->dtype != im->ck[0].info[i]->dtype) {
+        if (first < 0) first = i;
+        ndiff++;
+      }
+    if (ndiff)
+      PetscCall(PetscPrintf(im->comm, "import: %s %s: %d tensors have a different dtype than in the pretrained model (first: %s is %s, pretrained %s); all are converted to F32\n",
+                            ck->label, ck->path, ndiff, im->tensors[first].name, MapDTypeName(ck->info[first]->dtype),
+                            MapDTypeName(im->ck[0].info[first]->dtype)));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* Reads flat elements [j0, j0+n) of the merged vector from checkpoint c as F32. */
+static PetscErrorCode ImportReadRange(Import *im, int c, int64_t j0, int64_t n, float *out)
+{
+  int64_t j = j0;
+  int     k;
+
+  PetscFunctionBegin;
+  if (n <= 0) PetscFunctionReturn(0);
+  k = MapStoreTensorAt(im->ntensors, im->tensors, j0);
+  while (j < j0 + n) {
+    while (im->tensors[k].offset + im->tensors[k].numel <= j) k++;
+    int64_t s = j - im->tensors[k].offset, cnt = PetscMin(im->tensors[k].numel - s, j0 + n - j);
+    PetscCall(MapSafetensorsReadF32(im->ck[c].st, im->ck[c].info[k], s, cnt, out + (j - j0)));
+    j += cnt;
+    k++;
+  }
+  PetscFunctionReturn(0);
+}
+
+static int64_t FirstNonFinite(const float *x, int64_t n)
+{
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return i;
+  return -1;
+}
+
+/* Error text for a non-finite value at flat index j of checkpoint c (or of its task vector). */
+static void BadValueMessage(Import *im, int c, int64_t j, float v, PetscBool tau, char *msg, size_t len)
+{
+  int                   k = MapStoreTensorAt(im->ntensors, im->tensors, j);
+  const MapStoreTensor *t = &im->tensors[k];
+  while (t->offset + t->numel <= j) t++;
+  if (tau)
+    snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld): task vector (task - pretrained) overflows F32", im->ck[c].label,
+             im->ck[c].path, t->name, (long long)(j - t->offset), (long long)j);
+  else
+    snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld) is %s", im->ck[c].label,
+             FileOf(&im->ck[c], im->ck[c].info[t - im->tensors]), t->name, (long long)(j - t->offset), (long long)j,
+             isnan(v) ? "NaN" : "Inf");
+}
+
+/* sha256 of every source file, spread over the ranks (hashing a large checkpoint takes a while). */
+static PetscErrorCode ImportProvenance(Import *im, hid_t file)
+{
+  int   nfile = 0, idx = 0;
+  char *hex, *all, buf[64];
+
+  PetscFunctionBegin;
+  for (int c = 0; c < im->nck; c++) {
+    int                nf;
+    const char *const *files;
+    PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
+    nfile += nf;
+  }
+  PetscCall(PetscCalloc2(65 * nfile, &hex, 65 * nfile, &all));
+  int ok = 1;
+  for (int c = 0; c < im->nck; c++) {
+    int                nf;
+    const char *const *files;
+    PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
+    for (int f = 0; f < nf; f++, idx++) {
+      if (idx % im->size != im->rank) continue;
+      PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+      PetscErrorCode e = MapSha256File(files[f], hex + 65 * idx);
+      PetscCall(PetscPopErrorHandler());
+      if (e) ok = 0;
+    }
+  }
+  MapCheckAll(im->comm, ok, PETSC_ERR_FILE_READ, "import: cannot read a source file to hash it");
+  PetscCallMPI(MPI_Allreduce(hex, all, 65 * nfile, MPI_UNSIGNED_CHAR, MPI_BOR, im->comm));
+
+  /* identical strings on every rank: attribute writes are collective */
+  PetscCall(MapH5WriteStringAttr(file, "format", MAP_STORE_FORMAT));
+  PetscCall(MapH5WriteStringAttr(file, "format_version", MAP_STORE_FORMAT_VERSION));
+  PetscCall(MapH5WriteStringAttr(file, "mapmerge_version", MAPMERGE_VERSION));
+  PetscCall(MapH5WriteStringAttr(file, "git_commit", MAPMERGE_GIT_COMMIT));
+  PetscCall(MapH5WriteStringAttr(file, "storage_dtype", "F32"));
+  {
+    time_t    now = time(NULL);
+    long long tl  = (long long)now;
+    struct tm tm;
+    PetscCallMPI(MPI_Bcast(&tl, 1, MPI_LONG_LONG, 0, im->comm));
+    now = (time_t)tl;
+    gmtime_r(&now, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    PetscCall(MapH5WriteStringAttr(file, "creation_time", buf));
+  }
+  {
+    char pats[4096] = "";
+    for (int i = 0; i < im->npat; i++) {
+      PetscCall(PetscStrlcat(pats, i ? "," : "", sizeof(pats)));
+      PetscCall(PetscStrlcat(pats, im->pat[i], sizeof(pats)));
+    }
+    PetscCall(MapH5WriteStringAttr(file, "private_patterns", pats));
+  }
+  idx = 0;
+  for (int c = 0; c < im->nck; c++) {
+    Ckpt              *ck = &im->ck[c];
+    int                nf;
+    const char *const *files;
+    char               key[MAP_NAME_LEN + 32], real[PATH_MAX], *sha, dts[128] = "";
+    size_t             len = 1;
+    PetscBool          seen[MAP_DTYPE_OTHER + 1] = {PETSC_FALSE};
+
+    PetscCall(MapSafetensorsGetFiles(ck->st, &nf, &files));
+    for (int f = 0; f < nf; f++) len += 65 + 2 + strlen(files[f]) + PATH_MAX + 1;
+    PetscCall(PetscCalloc1(len, &sha));
+    for (int f = 0; f < nf; f++, idx++) { /* sha256sum format: "<hex>  <path>" per line */
+      const char *p = realpath(files[f], real) ? real : files[f];
+      size_t      l = strlen(sha);
+      snprintf(sha + l, len - l, "%s%s  %s", f ? "\n" : "", all + 65 * idx, p);
+    }
+    for (int i = 0; i < im->ntensors; i++) seen[ck->info[i]->dtype] = PETSC_TRUE;
+    for (int i = 0; i < ck->npriv; i++) seen[ck->priv[i]->dtype] = PETSC_TRUE;
+    for (int d = 0; d <= MAP_DTYPE_OTHER; d++)
+      if (seen[d]) {
+        PetscCall(PetscStrlcat(dts, dts[0] ? "," : "", sizeof(dts)));
+        PetscCall(PetscStrlcat(dts, MapDTypeName((MapDType)d), sizeof(dts)));
+      }
+    const char *prefix = c ? "task." : "pretrained";
+    const char *tname  = c ? im->tasks[c - 1] : "";
+    PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.model", prefix, tname));
+    PetscCall(MapH5WriteStringAttr(file, key, realpath(ck->path, real) ? real : ck->path));
+    PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.sha256", prefix, tname));
+    PetscCall(MapH5WriteStringAttr(file, key, sha));
+    PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.dtypes", prefix, tname));
+    PetscCall(MapH5WriteStringAttr(file, key, dts));
+    PetscCall(PetscFree(sha));
+  }
+  PetscCall(PetscFree2(hex, all));
+  PetscFunctionReturn(0);
+}
+
+/* /tasks and /tensors/{name,dtype,ndim,shape,offset,numel}: small, written from rank 0. */
+static PetscErrorCode ImportWriteIndex(Import *im, hid_t file)
+{
+  size_t   maxlen = 1;
+  char    *buf;
+  hid_t    stype, g;
+  hsize_t  dims[2];
+  int     *ndim;
+  int64_t *shape, *offset, *numel, n = im->ntensors;
+
+  PetscFunctionBegin;
+  for (int t = 0; t < im->T; t++) maxlen = PetscMax(maxlen, strlen(im->tasks[t]) + 1);
+  PetscCall(PetscCalloc1(maxlen * im->T, &buf));
+  for (int t = 0; t < im->T; t++) memcpy(buf + maxlen * t, im->tasks[t], strlen(im->tasks[t]));
+  PetscCall(MapH5StringType(maxlen, &stype));
+  dims[0] = (hsize_t)im->T;
+  PetscCall(MapH5WriteSmall(im->comm, file, "tasks", stype, 1, dims, buf));
+  MapCallHDF5(H5Tclose(stype));
+  PetscCall(PetscFree(buf));
+
+  MapCallHDF5(g = H5Gcreate2(file, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  maxlen = 1;
+  for (int64_t i = 0; i < n; i++) maxlen = PetscMax(maxlen, strlen(im->tensors[i].name) + 1);
+  PetscCall(PetscCalloc1(maxlen * n, &buf));
+  for (int64_t i = 0; i < n; i++) memcpy(buf + maxlen * i, im->tensors[i].name, strlen(im->tensors[i].name));
+  PetscCall(MapH5StringType(maxlen, &stype));
+  dims[0] = (hsize_t)n;
+  PetscCall(MapH5WriteSmall(im->comm, g, "name", stype, 1, dims, buf));
+  MapCallHDF5(H5Tclose(stype));
+  PetscCall(PetscFree(buf));
+  PetscCall(PetscCalloc1(16 * n, &buf));
+  for (int64_t i = 0; i < n; i++) PetscCall(PetscStrncpy(buf + 16 * i, im->tensors[i].dtype, 16));
+  PetscCall(MapH5StringType(16, &stype));
+  PetscCall(MapH5WriteSmall(im->comm, g, "dtype", stype, 1, dims, buf));
+  MapCallHDF5(H5Tclose(stype));
+  PetscCall(PetscFree(buf));
+
+  PetscCall(PetscCalloc4(n, &ndim, n * MAP_MAX_NDIM, &shape, n, &offset, n, &numel));
+  for (int64_t i = 0; i < n; i++) {
+    ndim[i] = im->tensors[i].ndim;
+    for (int d = 0; d < ndim[i]; d++) shape[i * MAP_MAX_NDIM + d] = im->tensors[i].shape[d];
+    offset[i] = im->tensors[i].offset;
+    numel[i]  = im->tensors[i].numel;
+  }
+  PetscCall(MapH5WriteSmall(im->comm, g, "ndim", H5T_NATIVE_INT, 1, dims, ndim));
+  PetscCall(MapH5WriteSmall(im->comm, g, "offset", H5T_NATIVE_INT64, 1, dims, offset));
+  PetscCall(MapH5WriteSmall(im->comm, g, "numel", H5T_NATIVE_INT64, 1, dims, numel));
+  dims[1] = MAP_MAX_NDIM;
+  PetscCall(MapH5WriteSmall(im->comm, g, "shape", H5T_NATIVE_INT64, 2, dims, shape));
+  PetscCall(PetscFree4(ndim, shape, offset, numel));
+  MapCallHDF5(H5Gclose(g));
+  PetscFunctionReturn(0);
+}
+
+/* /pretrained and /task_vectors, block by block: read, check, subtract, write collectively. */
+static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int64_t block, int64_t chunk)
+{
+  MapLayout lay;
+  hid_t     dpre, dtv, space, dcpl, fpre, ftv, mpre, mtv;
+  hsize_t   dims[2], cdims[2];
+  float    *pre, *tv;
+  int64_t   nloc, nblk, maxblk;
+  char      msg[1024] = "";
+
+  PetscFunctionBegin;
+  PetscCall(MapLayoutCreate(im->comm, im->P, &lay));
+  dims[0] = (hsize_t)im->P;
+  MapCallHDF5(space = H5Screate_simple(1, dims, NULL));
+  MapCallHDF5(dpre = H5Dcreate2(file, "pretrained", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Sclose(space));
+  dims[0]  = (hsize_t)im->T;
+  dims[1]  = (hsize_t)im->P;
+  cdims[0] = (hsize_t)im->T;
+  cdims[1] = (hsize_t)PetscMin(im->P, chunk);
+  MapCallHDF5(space = H5Screate_simple(2, dims, NULL));
+  MapCallHDF5(dcpl = H5Pcreate(H5P_DATASET_CREATE));
+  MapCallHDF5(H5Pset_chunk(dcpl, 2, cdims));
+  MapCallHDF5(dtv = H5Dcreate2(file, "task_vectors", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+  MapCallHDF5(H5Pclose(dcpl));
+  MapCallHDF5(H5Sclose(space));
+
+  nloc = lay.hi - lay.lo;
+  nblk = (nloc + block - 1) / block;
+  PetscCallMPI(MPI_Allreduce(&nblk, &maxblk, 1, MPI_INT64_T, MPI_MAX, im->comm));
+  PetscCall(PetscMalloc2(PetscMin(nloc, block) + 1, &pre, (size_t)im->T * (size_t)PetscMin(nloc, block) + 1, &tv));
+  MapCallHDF5(fpre = H5Dget_space(dpre));
+  MapCallHDF5(ftv = H5Dget_space(dtv));
+  for (int64_t b = 0; b < maxblk; b++) {
+    int64_t j0 = lay.lo + b * block, n = PetscMax(0, PetscMin(lay.hi, j0 + block) - j0);
+    int     ok = 1;
+    PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+    PetscCall(ImportReadRange(im, 0, j0, n, pre));
+    int64_t bad = FirstNonFinite(pre, n);
+    if (bad >= 0) {
+      ok = 0;
+      BadValueMessage(im, 0, j0 + bad, pre[bad], PETSC_FALSE, msg, sizeof(msg));
+    }
+    for (int t = 0; ok && t < im->T; t++) {
+      float *x = tv + (size_t)t * (size_t)n;
+      PetscCall(ImportReadRange(im, t + 1, j0, n, x));
+      bad = FirstNonFinite(x, n);
+      if (bad >= 0) {
+        ok = 0;
+        BadValueMessage(im, t + 1, j0 + bad, x[bad], PETSC_FALSE, msg, sizeof(msg));
+        break;
+      }
+      for (int64_t j = 0; j < n; j++) x[j] -= pre[j];
+      bad = FirstNonFinite(x, n);
+      if (bad >= 0) {
+        ok = 0;
+        BadValueMessage(im, t + 1, j0 + bad, x[bad], PETSC_TRUE, msg, sizeof(msg));
+      }
+    }
+    PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+    MapCheckAll(im->comm, ok, PETSC_ERR_FP, "%s", msg);
+
+    PetscCall(PetscLogEventBegin(MAP_EVENT_StoreWrite, 0, 0, 0, 0));
+    {
+      hsize_t md1 = (hsize_t)PetscMax(n, 1), md2[2] = {(hsize_t)im->T, (hsize_t)PetscMax(n, 1)};
+      MapCallHDF5(mpre = H5Screate_simple(1, &md1, NULL));
+      MapCallHDF5(mtv = H5Screate_simple(2, md2, NULL));
+    }
+    if (n == 0) { /* ranks without data still take part in the collective call */
+      MapCallHDF5(H5Sselect_none(fpre));
+      MapCallHDF5(H5Sselect_none(ftv));
+      MapCallHDF5(H5Sselect_none(mpre));
+      MapCallHDF5(H5Sselect_none(mtv));
+    } else {
+      hsize_t s1 = (hsize_t)j0, c1 = (hsize_t)n, s2[2] = {0, (hsize_t)j0}, c2[2] = {(hsize_t)im->T, (hsize_t)n};
+      MapCallHDF5(H5Sselect_hyperslab(fpre, H5S_SELECT_SET, &s1, NULL, &c1, NULL));
+      MapCallHDF5(H5Sselect_hyperslab(ftv, H5S_SELECT_SET, s2, NULL, c2, NULL));
+    }
+    MapCallHDF5(H5Dwrite(dpre, H5T_NATIVE_FLOAT, mpre, fpre, dxpl, pre));
+    MapCallHDF5(H5Dwrite(dtv, H5T_NATIVE_FLOAT, mtv, ftv, dxpl, tv));
+    if (b == 0) { /* evidence for -info that HDF5 really did collective I/O (0 would mean it fell back) */
+      H5D_mpio_actual_io_mode_t mode;
+      MapCallHDF5(H5Pget_mpio_actual_io_mode(dxpl, &mode));
+      PetscCall(PetscInfo(NULL, "import: /task_vectors block 0: HDF5 actual MPI-IO mode %d (0 none, 1 chunk-independent, 2 chunk-collective, 4 contiguous-collective)\n", (int)mode));
+    }
+    MapCallHDF5(H5Sclose(mpre));
+    MapCallHDF5(H5Sclose(mtv));
+    PetscCall(PetscLogEventEnd(MAP_EVENT_StoreWrite, 0, 0, 0, 0));
+  }
+  PetscCall(PetscFree2(pre, tv));
+  MapCallHDF5(H5Sclose(fpre));
+  MapCallHDF5(H5Sclose(ftv));
+  MapCallHDF5(H5Dclose(dpre));
+  MapCallHDF5(H5Dclose(dtv));
+  PetscFunctionReturn(0);
+}
+
+/* /private/<task>/<tensor>: each rank reads and writes a balanced slice of the first dimension. */
+static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
+{
+  hid_t gp, gcpl;
+
+  PetscFunctionBegin;
+  MapCallHDF5(gp = H5Gcreate2(file, "private", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(gcpl = H5Pcreate(H5P_GROUP_CREATE));
+  /* keep the file order of the tensors for MapStoreGetPrivateNames */
+  MapCallHDF5(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
+  for (int t = 0; t < im->T; t++) {
+    Ckpt *ck = &im->ck[t + 1];
+    hid_t g;
+    MapCallHDF5(g = H5Gcreate2(gp, im->tasks[t], H5P_DEFAULT, gcpl, H5P_DEFAULT));
+    for (int i = 0; i < ck->npriv; i++) {
+      const MapTensorInfo *u = ck->priv[i];
+      hsize_t              dims[MAP_MAX_NDIM], start[MAP_MAX_NDIM] = {0}, count[MAP_MAX_NDIM];
+      int64_t              rows = u->ndim ? u->shape[0] : 1, rowsize = rows ? u->numel / rows : 0;
+      int64_t              r0 = rows * im->rank / im->size, r1 = rows * (im->rank + 1) / im->size, n = (r1 - r0) * rowsize;
+      hid_t                fs, ms, d;
+      float               *buf;
+      char                 msg[1024] = "";
+
+      for (int k = 0; k < u->ndim; k++) dims[k] = count[k] = (hsize_t)u->shape[k];
+      MapCallHDF5(fs = u->ndim ? H5Screate_simple(u->ndim, dims, NULL) : H5Screate(H5S_SCALAR));
+      MapCallHDF5(d = H5Dcreate2(g, u->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      PetscCall(PetscMalloc1(n + 1, &buf));
+      PetscCall(MapSafetensorsReadF32(ck->st, u, r0 * rowsize, n, buf));
+      int64_t bad = FirstNonFinite(buf, n);
+      if (bad >= 0)
+        snprintf(msg, sizeof(msg), "%s %s: private tensor %s element %lld is %s", ck->label, FileOf(ck, u), u->name,
+                 (long long)(r0 * rowsize + bad), isnan(buf[bad]) ? "NaN" : "Inf");
+      MapCheckAll(im->comm, bad < 0, PETSC_ERR_FP, "%s", msg);
+      hsize_t mn = (hsize_t)PetscMax(n, 1);
+      MapCallHDF5(ms = H5Screate_simple(1, &mn, NULL));
+      if (n == 0) {
+        MapCallHDF5(H5Sselect_none(fs));
+        MapCallHDF5(H5Sselect_none(ms));
+      } else if (u->ndim) {
+        start[0] = (hsize_t)r0;
+        count[0] = (hsize_t)(r1 - r0);
+        MapCallHDF5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
+      }
+      MapCallHDF5(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf));
+      PetscCall(PetscFree(buf));
+      MapCallHDF5(H5Sclose(ms));
+      MapCallHDF5(H5Sclose(fs));
+      MapCallHDF5(H5Dclose(d));
+    }
+    MapCallHDF5(H5Gclose(g));
+  }
+  MapCallHDF5(H5Pclose(gcpl));
+  MapCallHDF5(H5Gclose(gp));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
+                                      const char *const *task_models, const char *path)
+{
+  PetscFunctionBegin;
+  PetscCheck(pretrained && pretrained[0], comm, PETSC_ERR_ARG_NULL, "import: no pretrained model given (-map_pretrained)");
+  PetscCheck(path && path[0], comm, PETSC_ERR_ARG_NULL, "import: no output store given (-map_store)");
+  PetscCheck(T >= 1, comm, PETSC_ERR_ARG_OUTOFRANGE, "import: at least one task is needed (-map_tasks), got %d", T);
+  for (int t = 0; t < T; t++) {
+    PetscCheck(task_names[t] && task_names[t][0], comm, PETSC_ERR_ARG_WRONG, "import: task %d has an empty name (-map_tasks)", t);
+    PetscCheck(task_models[t] && task_models[t][0], comm, PETSC_ERR_ARG_WRONG, "import: task %s has an empty model path (-map_task_models)",
+               task_names[t]);
+    PetscCheck(!strchr(task_names[t], '/') && strcmp(task_names[t], ".") && strcmp(task_names[t], ".."), comm, PETSC_ERR_ARG_WRONG,
+               "import: task name \"%s\" may not contain '/' or be . or .. (-map_tasks)", task_names[t]);
+    for (int u = 0; u < t; u++)
+      PetscCheck(strcmp(task_names[t], task_names[u]), comm, PETSC_ERR_ARG_WRONG, "import: task name %s appears twice in -map_tasks",
+                 task_names[t]);
+  }
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreImportWithOptions - reads a pretrained checkpoint and T task checkpoints and writes the
+  store `path` (DESIGN.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre (F32),
+  the tensor index, /tasks, /private/<task>/<tensor> for tensors matching one of the fnmatch
+  `patterns` (default "head.*" when npatterns == 0), and provenance attributes.
+
+  Collective. Errors (on every rank, before anything is renamed into place) name the file and the
+  tensor: a merged tensor missing from a task or of another shape, a non-floating dtype, NaN/Inf
+  (with the flat index), or a task tensor that is neither merged nor private. Memory per rank: the
+  headers plus (T+1) x block floats.
+@*/
+PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
+                                         const char *const *task_models, int npatterns, const char *const *patterns, const char *path,
+                                         const MapStoreImportOptions *opts)
+{
+  Import             im;
+  const char        *defpat[] = {"head.*"};
+  char               tmp[MAP_PATH_LEN];
+  hid_t              fapl, file, dxpl;
+  int64_t            block, chunk;
+  double             t0 = MapWallTime();
+  int                ok;
+  PetscErrorCode     ierr;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(MAP_EVENT_Import, 0, 0, 0, 0));
+  PetscCall(ImportCheckArgs(comm, pretrained, T, task_names, task_models, path));
+  MapCallHDF5(H5Eset_auto2(H5E_DEFAULT, NULL, NULL)); /* MapCallHDF5 prints the stack itself */
+  PetscCall(PetscMemzero(&im, sizeof(im)));
+  im.comm  = comm;
+  im.T     = T;
+  im.nck   = T + 1;
+  im.tasks = task_names;
+  im.npat  = npatterns > 0 ? npatterns : 1;
+  im.pat   = npatterns > 0 ? patterns : defpat;
+  PetscCallMPI(MPI_Comm_rank(comm, &im.rank));
+  PetscCallMPI(MPI_Comm_size(comm, &im.size));
+  PetscCall(PetscCalloc1(im.nck, &im.ck));
+  for (int c = 0; c < im.nck; c++) {
+    im.ck[c].path = c ? task_models[c - 1] : pretrained;
+    if (c) PetscCall(PetscSNPrintf(im.ck[c].label, sizeof(im.ck[c].label), "task %s model", task_names[c - 1]));
+    else PetscCall(PetscStrncpy(im.ck[c].label, "pretrained model", sizeof(im.ck[c].label)));
+    PetscCall(MapSafetensorsOpen(comm, im.ck[c].path, &im.ck[c].st));
+  }
+  PetscCall(ImportBuildIndex(&im));
+  PetscCall(ImportLogDtypes(&im));
+
+  block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
+  chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
+
+  /* one temporary name for all ranks (MapTempName includes the pid of rank 0) */
+  if (!im.rank) PetscCall(MapTempName(path, tmp, sizeof(tmp)));
+  PetscCallMPI(MPI_Bcast(tmp, sizeof(tmp), MPI_CHAR, 0, comm));
+  PetscCall(MapTempRegister(tmp));
+
+  MapCallHDF5(fapl = H5Pcreate(H5P_FILE_ACCESS));
+  MapCallHDF5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+  MapCallHDF5(H5Pset_all_coll_metadata_ops(fapl, 1));
+  MapCallHDF5(H5Pset_coll_metadata_write(fapl, 1));
+  MapCallHDF5(H5Pset_alignment(fapl, 1 << 20, 1 << 20)); /* big datasets start on 1 MiB boundaries (striped file systems) */
+  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  MapCallHDF5(H5Pclose(fapl));
+  MapCheckAll(comm, file >= 0, PETSC_ERR_FILE_OPEN, "import: cannot create %s (for -map_store %s)", tmp, path);
+  MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
+  MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+
+  PetscCall(ImportProvenance(&im, file));
+  PetscCall(ImportWriteIndex(&im, file));
+  PetscCall(ImportWriteVectors(&im, file, dxpl, block, chunk));
+  PetscCall(ImportWritePrivate(&im, file, dxpl));
+  MapCallHDF5(H5Pclose(dxpl));
+  MapCallHDF5(H5Fclose(file));
+
+  ok = 1;
+  if (!im.rank && rename(tmp, path)) ok = 0;
+  MapCheckAll(comm, ok, PETSC_ERR_FILE_WRITE, "import: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+  PetscCall(MapTempUnregister(tmp));
+
+  {
+    int npriv = 0;
+    for (int c = 1; c < im.nck; c++) npriv += im.ck[c].npriv;
+    double el = MapWallTime() - t0;
+    PetscCall(PetscPrintf(comm, "import: wrote %s: P = %lld parameters in %d merged tensors, T = %d tasks, %d private tensors; %.2f s (%.1f MB/s of F32 written)\n",
+                          path, (long long)im.P, im.ntensors, T, npriv, el, 4.0 * (double)im.P * (T + 1) / 1e6 / PetscMax(el, 1e-9)));
+  }
+  for (int c = 0; c < im.nck; c++) {
+    PetscCall(PetscFree(im.ck[c].info));
+    PetscCall(PetscFree(im.ck[c].priv));
+    ierr = MapSafetensorsDestroy(&im.ck[c].st);
+    PetscCall(ierr);
+  }
+  PetscCall(PetscFree(im.ck));
+  PetscCall(PetscFree(im.tensors));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_Import, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreImport - MapStoreImportWithOptions with the default tuning. Collective.
+@*/
+PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names, const char *const *task_models,
+                              int npatterns, const char *const *patterns, const char *path)
+{
+  PetscFunctionBegin;
+  PetscCall(MapStoreImportWithOptions(comm, pretrained, T, task_names, task_models, npatterns, patterns, path, NULL));
+  PetscFunctionReturn(0);
+}

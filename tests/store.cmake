@@ -1,0 +1,15 @@
+# Store module: `mapmerge import/info/export` on a hand-written safetensors model family, checked
+# against numpy (tests/store/store_test.py); bad inputs must fail with a clear message and leave
+# no output behind.
+set(MAP_STORE_TEST ${CMAKE_SOURCE_DIR}/tests/store/store_test.py)
+set(MAP_STORE_WORK ${CMAKE_BINARY_DIR}/tests/store)
+# import at -n 1/2/4 (h5py checks), info, export at -n 1/2/4 (bytes identical, numpy reference),
+# task subset + private head + bf16, sharded export
+map_script_test(store_roundtrip /usr/bin/python3 ${MAP_STORE_TEST} roundtrip ${MAP_STORE_WORK}/roundtrip ${MPIEXEC_EXECUTABLE})
+# P = 85 < 2*64: at -n 4 two ranks own no parameters and still take part in the collective I/O
+map_script_test(store_tiny /usr/bin/python3 ${MAP_STORE_TEST} tiny ${MAP_STORE_WORK}/tiny ${MPIEXEC_EXECUTABLE})
+map_script_test(store_help /usr/bin/python3 ${MAP_STORE_TEST} help ${MAP_STORE_WORK}/help ${MPIEXEC_EXECUTABLE})
+foreach(case shape_mismatch missing_tensor nan inf int_dtype extra_tensor option_typo count_mismatch dir_missing dir_readonly
+             corrupt_text_info corrupt_truncated_info corrupt_h5_info corrupt_truncated_export corrupt_h5_export coeff_count unknown_task)
+  map_script_test(store_bad_${case} /usr/bin/python3 ${MAP_STORE_TEST} bad ${case} ${MAP_STORE_WORK}/bad_${case} ${MPIEXEC_EXECUTABLE})
+endforeach()
