@@ -12,13 +12,18 @@
  *   Hessian, so the Pareto set is the convex hull of the p_i, {0.2 + 0.6 lambda : lambda in the
  *   simplex}, and the front is convex (weighted sums find all of it).
  *
- * nonconvex (T >= 2): DTLZ2 on [0,1]^T with T objectives: angles t_k = pi/2 c_k (k < T), distance
- *   g = (c_T - 1/2)^2, r = 1 + g,
- *       f_1 = r cos t_1 ... cos t_{T-1},  f_i = r cos t_1 ... cos t_{T-i} sin t_{T-i+1} (i >= 2),
- *       accuracy_i(c) = 0.95 - 0.7 f_i,   in [0.075, 0.95] on [0,1]^T.
- *   The Pareto set is c_T = 1/2; the front is the orthant of the unit sphere, 0.95 - 0.7 u with
- *   ||u|| = 1, u >= 0: non-convex for maximisation, so weighted sums find only its corners while
- *   Chebyshev scalarisation finds the whole of it. */
+ * nonconvex (T >= 2): shares lambda_i = c_i / (T-1) for i < T and lambda_T = 1 - sum_{i<T} lambda_i (for
+ *   T = 2: lambda = (c_1, 1 - c_1)), distance g = (c_T - 1/2)^2, phi(x) = x (1 + (1 - x)/2) (increasing,
+ *   strictly concave) and
+ *       accuracy_i(c) = 0.95 - 0.7 (1 + g) phi(lambda_i),   in [0.075, 0.95] on [0,1]^T.
+ *   The Pareto set is exactly {c_T = 1/2} (c_1..c_{T-1} free: the lambda are then mutually
+ *   non-dominated, as phi is increasing and sum lambda = 1; g > 0 only makes every objective worse).
+ *   The front 0.95 - 0.7 phi(lambda) bulges away from the ideal point (at T = 2 its middle is
+ *   0.95 - 0.7 * 0.625 per objective, below the chord's 0.95 - 0.7 * 0.5): weighted sums, being
+ *   minimised by a concave function of lambda, find only the vertices of the lambda-region, while
+ *   Chebyshev scalarisation finds all of it. Unlike DTLZ2 (sin/cos), no objective is flat at the
+ *   box faces, so the scalarised problems have no spurious stationary points there.
+ */
 #include <mapmerge/eval.h>
 #include <math.h>
 
@@ -64,13 +69,14 @@ PetscErrorCode MapAnalyticEvaluate(const char *problem, int T, const double *c, 
       metrics[i].accuracy = MAP_ANALYTIC_QUAD_TOP - MAP_ANALYTIC_QUAD_SCALE * d2 / T;
     }
   } else {
-    double g = (c[T - 1] - 0.5) * (c[T - 1] - 0.5), r = 1 + g;
+    double g = (c[T - 1] - 0.5) * (c[T - 1] - 0.5), rest = 1;
     for (int i = 0; i < T; i++) {
-      /* objective i (0-based): product of cos over the first T-1-i angles, times sin of the next */
-      double f = r;
-      for (int k = 0; k < T - 1 - i; k++) f *= cos(0.5 * PETSC_PI * c[k]);
-      if (i > 0) f *= sin(0.5 * PETSC_PI * c[T - 1 - i]);
-      metrics[i].accuracy = MAP_ANALYTIC_NC_TOP - MAP_ANALYTIC_NC_SCALE * f;
+      double lam;
+      if (i < T - 1) {
+        lam = c[i] / (T - 1);
+        rest -= lam;
+      } else lam = rest;
+      metrics[i].accuracy = MAP_ANALYTIC_NC_TOP - MAP_ANALYTIC_NC_SCALE * (1 + g) * lam * (1 + 0.5 * (1 - lam));
     }
   }
   for (int i = 0; i < T; i++) {
@@ -88,6 +94,10 @@ static PetscErrorCode MapAnalyticSimplexPoints(int T, int n, double *lambda)
   int H = 0, cnt = 0, *k;
 
   PetscFunctionBegin;
+  if (T == 1) {
+    for (int p = 0; p < n; p++) lambda[p] = 1;
+    PetscFunctionReturn(0);
+  }
   /* count(H) = C(H+T-1, T-1) */
   for (int h = 1;; h++) {
     double c = 1;
@@ -128,12 +138,12 @@ static PetscErrorCode MapAnalyticSimplexPoints(int T, int n, double *lambda)
 /*
   MapAnalyticTrueFront - n points of the true Pareto front of an analytic problem in objective
   space (the accuracies, maximised): *F[n*T] (PetscFree). quadratic: the images of points spread
-  over the convex hull of the p_i; nonconvex: 0.95 - 0.7 u for unit vectors u >= 0 (uniform in
-  angle for T = 2). Not collective.
+  over the convex hull of the p_i; nonconvex: the images of points of the Pareto set c_T = 1/2
+  (c_1..c_{T-1} on a grid, uniform for T = 2, completed with fixed-seed random points). Not collective.
 */
 PetscErrorCode MapAnalyticTrueFront(const char *problem, int T, int n, double **F)
 {
-  double        *lambda, *c;
+  double         *lambda, *c;
   MapTaskMetrics *met;
 
   PetscFunctionBegin;
@@ -141,29 +151,39 @@ PetscErrorCode MapAnalyticTrueFront(const char *problem, int T, int n, double **
   PetscCheck(n >= 1, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "true front: need n >= 1 points, got %d", n);
   PetscCall(PetscMalloc1((size_t)n * T, F));
   PetscCall(PetscMalloc3((size_t)n * T, &lambda, T, &c, T, &met));
-  if (T == 2) {
-    for (int p = 0; p < n; p++) {
-      double s       = n > 1 ? (double)p / (n - 1) : 0.5;
-      lambda[2 * p]     = 1 - s;
-      lambda[2 * p + 1] = s;
+  if (!strcmp(problem, "quadratic")) {
+    if (T == 2) {
+      for (int p = 0; p < n; p++) {
+        double s          = n > 1 ? (double)p / (n - 1) : 0.5;
+        lambda[2 * p]     = 1 - s;
+        lambda[2 * p + 1] = s;
+      }
+    } else PetscCall(MapAnalyticSimplexPoints(T, n, lambda));
+  } else {
+    /* grid of G^(T-1) points over c_1..c_{T-1}, then random points */
+    int G = 1, d = T - 1, cnt = 0;
+    while (pow(G + 1, d) <= n) G++;
+    int total = (int)pow(G, d);
+    for (; cnt < total && G > 1; cnt++) {
+      int r = cnt;
+      for (int k = 0; k < d; k++) {
+        lambda[(size_t)cnt * T + k] = (double)(r % G) / (G - 1);
+        r /= G;
+      }
     }
-  } else PetscCall(MapAnalyticSimplexPoints(T, n, lambda));
+    for (; cnt < n; cnt++)
+      for (int k = 0; k < d; k++) lambda[(size_t)cnt * T + k] = MapRngU01(0x4e434f4eULL, (uint64_t)k, (uint64_t)cnt);
+  }
   for (int p = 0; p < n; p++) {
     const double *l = lambda + (size_t)p * T;
     if (!strcmp(problem, "quadratic")) {
       for (int k = 0; k < T; k++) c[k] = MAP_ANALYTIC_QUAD_A + MAP_ANALYTIC_QUAD_B * l[k];
-      PetscCall(MapAnalyticEvaluate(problem, T, c, met));
-      for (int k = 0; k < T; k++) (*F)[(size_t)p * T + k] = met[k].accuracy;
-    } else if (T == 2) {
-      double t = 0.5 * PETSC_PI * l[1];
-      (*F)[2 * p]     = MAP_ANALYTIC_NC_TOP - MAP_ANALYTIC_NC_SCALE * cos(t);
-      (*F)[2 * p + 1] = MAP_ANALYTIC_NC_TOP - MAP_ANALYTIC_NC_SCALE * sin(t);
     } else {
-      double s = 0;
-      for (int k = 0; k < T; k++) s += l[k] * l[k];
-      s = sqrt(s);
-      for (int k = 0; k < T; k++) (*F)[(size_t)p * T + k] = MAP_ANALYTIC_NC_TOP - MAP_ANALYTIC_NC_SCALE * l[k] / s;
+      for (int k = 0; k < T - 1; k++) c[k] = l[k];
+      c[T - 1] = 0.5;
     }
+    PetscCall(MapAnalyticEvaluate(problem, T, c, met));
+    for (int k = 0; k < T; k++) (*F)[(size_t)p * T + k] = met[k].accuracy;
   }
   PetscCall(PetscFree3(lambda, c, met));
   PetscFunctionReturn(0);

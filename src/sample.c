@@ -109,8 +109,6 @@ PetscErrorCode MapSampleGenerate(MapSampleType type, int T, const char *const *t
                                  uint64_t seed, const char *file, PetscInt *nout, double **C)
 {
   PetscFunctionBegin;
-  PetscValidPointer(nout, 9);
-  PetscValidPointer(C, 10);
   *nout = 0;
   *C    = NULL;
   PetscCheck(T >= 1, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "sampler: number of tasks must be >= 1, got %d", T);
@@ -211,8 +209,6 @@ PetscErrorCode MapSampleDesignRank(int T, PetscInt n, const double *C, int *rank
   int     nf = (T + 1) * (T + 2) / 2;
 
   PetscFunctionBegin;
-  PetscValidPointer(rank, 4);
-  PetscValidPointer(F, 5);
   PetscCheck(T >= 1 && n >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "design rank: need T >= 1 and n >= 0, got T=%d n=%" PetscInt_FMT,
              T, n);
   *F    = nf;

@@ -66,8 +66,6 @@ PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_
   double  *data   = NULL;
 
   PetscFunctionBegin;
-  PetscValidPointer(n, 4);
-  PetscValidPointer(C, 5);
   *n = 0;
   *C = NULL;
   PetscCheck(T >= 1 && task_names, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: need the task names to read coefficients", file);

@@ -115,7 +115,7 @@ PetscErrorCode MapZooTransformSetUp(const char *name, uint64_t seed, MapZooTrans
       size_t l = strlen(list);
       snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", MapZooTaskNames[i]);
     }
-    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_zoo_tasks: unknown task \"%s\"; known transforms: %s", name, list);
+    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "-map_zoo_tasks: unknown task \"%s\"; known transforms: %s", name, list);
   }
   /* out(r, c) = in(sr, sc): each transform is a map from output pixel to source pixel */
   for (int r = 0; r < n; r++) {

@@ -25,4 +25,61 @@ PetscErrorCode MapSampleCheckIdentifiable(int T, PetscInt n, const double *C);
    order; one row per vector) mapping columns onto task_names; errors name the file and line. */
 PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_names, PetscInt *n, double **C);
 
+/* ======================================================================================
+ * Bayesian MAP: adaptive sampling step (src/sample_bayes.c, DESIGN.md §5 "Bayesian MAP").
+ * Points are shifted to the unit box, x = (c - lo)/(hi - lo) in [0,1]^T, and described in
+ * hyperspherical coordinates around the corner lo: radius r and T-1 angles, each in [0, pi/2]
+ * for x >= 0. Angular bins score the surrogate's squared residuals; new points are drawn where
+ * the fit is worst. Every draw is keyed on (seed, iteration, ...), never on call order or ranks.
+ * ====================================================================================== */
+typedef struct {
+  double temperature;   /* softmax temperature on scores normalised by their maximum (> 0) */
+  double lambda;        /* score = mean + lambda * std of a bin's squared residuals (>= 0) */
+  int    resamples;     /* resamples for the std (>= 0; < 2 means std = 0) */
+  double drop_fraction; /* fraction of a bin's points each resample drops, in [0, 1) */
+  double radius_lo, radius_hi; /* radius ~ U(lo, hi) as a fraction of the ray's length inside the box */
+  int    bins_per_angle; /* 0 = default: 4 for T < 4, 2 otherwise */
+  int    max_bins;       /* cap on the number of bins for large T (bins only the first angles) */
+} MapBayesOptions;
+
+/* MapBayesOptionsDefault - the reference defaults: temperature 0.07, lambda 0.5, 30 resamples,
+   drop 0.2, radius U(0.2, 0.8), bins_per_angle 0 (4 for T < 4, else 2), max_bins 4096. */
+void MapBayesOptionsDefault(MapBayesOptions *o);
+
+/* MapBayesOptionsSetFromOptions - reads -map_bayes_temperature, -map_bayes_lambda,
+   -map_bayes_resamples, -map_bayes_drop_fraction, -map_bayes_radius lo,hi, -map_bayes_bins,
+   -map_bayes_max_bins (the current values of o are the defaults) and checks them. Collective on comm
+   (only for -help output and errors; every rank reads the same database). */
+PetscErrorCode MapBayesOptionsSetFromOptions(MPI_Comm comm, MapBayesOptions *o);
+
+/* MapBayesGetBins - the bin layout for T tasks: bins per angle, number of angles binned (the first
+   `nangles` of the T-1; fewer than T-1 only when bins_per_angle^(T-1) > max_bins) and the number of
+   bins = bins_per_angle^nangles. Not collective. */
+PetscErrorCode MapBayesGetBins(int T, const MapBayesOptions *o, int *bins_per_angle, int *nangles, PetscInt *nbins);
+
+/* MapBayesBinOf - the angular bin of the point c[T] in the box [lo,hi]^T (angles outside [0, pi/2],
+   from points outside the box, are clamped to the first/last bin). Bin index: angle 0 is the
+   least significant digit in base bins_per_angle. Not collective. */
+PetscErrorCode MapBayesBinOf(int T, const double *c, double lo, double hi, const MapBayesOptions *o, PetscInt *bin);
+
+/* Hyperspherical coordinates: x[T] <-> radius r and phi[T-1] with x_0 = r cos phi_0,
+   x_k = r sin phi_0 .. sin phi_{k-1} cos phi_k, x_{T-1} = r sin phi_0 .. sin phi_{T-2}. phi_k in
+   [0, pi] for k < T-2, phi_{T-2} in (-pi, pi]; all in [0, pi/2] when x >= 0. The zero vector gets
+   r = 0 and phi = 0. For T = 1, r = x_0 and there are no angles. */
+void MapHypersphericalFromCartesian(int T, const double *x, double *r, double *phi);
+void MapHypersphericalToCartesian(int T, double r, const double *phi, double *x);
+
+/* MapBayesPropose - B new coefficient vectors Cnew[B*T] (row-major) in [lo,hi]^T from the n points
+   C[n*T] evaluated so far and sqres[n] >= 0, the squared residual of the current surrogate fit at
+   each point (e.g. summed over tasks and metrics). Bins are scored by mean + lambda * std of the
+   squared residuals of their points; bins without points get the highest score of the others
+   (exploration). Bins are drawn with probability softmax(score / max score / temperature), angles
+   uniformly inside the bin, radius uniformly in [radius_lo, radius_hi] times the length of the ray
+   from lo to the box boundary. bin_scores_out (optional, nbins from MapBayesGetBins) receives the
+   raw scores. Deterministic: the result depends only on the inputs (keyed on seed and iteration).
+   Not collective: every rank calling it with the same inputs gets the same bits. */
+PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double *sqres, double lo, double hi, uint64_t seed,
+                               int iteration, PetscInt B, const MapBayesOptions *o, double *Cnew, double *bin_scores_out);
+/* ---- end of Bayesian MAP block ---- */
+
 #endif

@@ -1,0 +1,48 @@
+/* Private: the MapPareto object and its scalarised TAO solves. */
+#ifndef MAPMERGE_PARETOIMPL_H
+#define MAPMERGE_PARETOIMPL_H
+
+#include <mapmerge/pareto.h>
+
+struct _p_MapPareto {
+  MPI_Comm               comm;
+  int                    T, m;
+  MapObjectiveFn         fn;
+  void                  *ctx;
+  double                 lo, hi;
+  PetscInt               divisions; /* 0: default for m */
+  MapParetoScalarization scal;
+  MapParetoSolverType    solver;
+  PetscInt               starts;
+  uint64_t               seed;
+  double                 rho;        /* augmentation weight of Chebyshev */
+  double                 utopia_eps; /* utopia = ideal + eps * range */
+  double                 tau_start, tau_final; /* smooth-max temperatures (normalised objective units) */
+  double                 gatol;      /* TAO gradient tolerance */
+  PetscInt               maxit;
+  /* reference points, computed once (rank 0, broadcast) */
+  PetscBool have_ideal;
+  double   *ideal, *nadir, *range, *utopia, *anchors; /* m, m, m, m, m*T */
+  /* the front */
+  PetscInt k;
+  double  *C, *F, *W;
+  /* statistics (summed over ranks by Solve) */
+  PetscInt npref, nsolves, nfailed;
+};
+
+/* one scalarised problem: preference w[m] */
+typedef struct {
+  MapPareto     p;
+  const double *w;
+  double        tau;  /* smooth max temperature */
+  int           objective; /* >= 0: single-objective max of this objective (for the ideal point) */
+  double       *f, *J, *x; /* work: m, m*T, T+1 */
+} MapParetoScalarCtx;
+
+/* scalar value of the exact scalarisation at c (the quantity minimised); used to rank starts */
+PetscErrorCode MapParetoScalarValue(MapPareto p, const double *w, const double *c, double *value, double *f);
+/* MapParetoSolveScalar - minimises the scalarisation for w (or maximises objective `objective` when
+   >= 0) from x0[T]; c[T] the result, *ok = 0 when TAO raised an error (trapped). Not collective. */
+PetscErrorCode MapParetoSolveScalar(MapPareto p, const double *w, int objective, const double *x0, double *c, PetscBool *ok);
+
+#endif

@@ -1,0 +1,41 @@
+# pareto module: the search on the analytic problems with exact objectives (no surrogate) — every
+# found point checked against the known Pareto set, extreme points, IGD/HV, Chebyshev vs weighted
+# sum on a non-convex front, bitwise the same front at 1, 2 and 4 ranks; front-quality measures;
+# postprocess/quality.py on a synthetic front.
+# The test links only map_core plus this module's sources and the analytic evaluator, so it builds
+# even while the modules map_pareto links (surrogate, sample) are being changed.
+file(GLOB map_pareto_test_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/pareto*.c)
+add_executable(test_pareto ${CMAKE_SOURCE_DIR}/tests/pareto/test_pareto.c ${map_pareto_test_srcs}
+               ${CMAKE_SOURCE_DIR}/src/eval_analytic.c)
+target_link_libraries(test_pareto PRIVATE map_core)
+add_executable(test_front ${CMAKE_SOURCE_DIR}/tests/pareto/test_front.c ${map_pareto_test_srcs})
+target_link_libraries(test_front PRIVATE map_core)
+
+map_mpi_test(pareto_front 1 $<TARGET_FILE:test_front>)
+set_tests_properties(pareto_front_np1 PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+foreach(np 1 2 4)
+  # the default (Chebyshev) on the convex problem at T = 2 and 3, the non-convex one at T = 2;
+  # at np > 1 each also compares its front bitwise with a one-rank search
+  map_mpi_test(pareto_quadratic2 ${np} $<TARGET_FILE:test_pareto> -problem quadratic -T 2)
+  map_mpi_test(pareto_nonconvex2 ${np} $<TARGET_FILE:test_pareto> -problem nonconvex -T 2)
+  set_tests_properties(pareto_quadratic2_np${np} pareto_nonconvex2_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+endforeach()
+foreach(np 1 2)
+  map_mpi_test(pareto_quadratic3 ${np} $<TARGET_FILE:test_pareto> -problem quadratic -T 3)
+  map_mpi_test(pareto_nonconvex3 ${np} $<TARGET_FILE:test_pareto> -problem nonconvex -T 3)
+  # weighted sum: the whole convex front, but only the corners of the non-convex one
+  map_mpi_test(pareto_quadratic2_ws ${np} $<TARGET_FILE:test_pareto> -problem quadratic -T 2 -scal weighted_sum)
+  map_mpi_test(pareto_nonconvex2_ws ${np} $<TARGET_FILE:test_pareto> -problem nonconvex -T 2 -scal weighted_sum)
+  set_tests_properties(pareto_quadratic3_np${np} pareto_nonconvex3_np${np} pareto_quadratic2_ws_np${np}
+                       pareto_nonconvex2_ws_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+endforeach()
+# the smooth-max solver (-map_pareto_solver smoothmax) passes the same checks
+map_mpi_test(pareto_quadratic3_smoothmax 1 $<TARGET_FILE:test_pareto> -problem quadratic -T 3 -solver smoothmax)
+set_tests_properties(pareto_quadratic3_smoothmax_np1 PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+foreach(np 1 2)
+  map_mpi_test(pareto_nonconvex2_smoothmax ${np} $<TARGET_FILE:test_pareto> -problem nonconvex -T 2 -solver smoothmax)
+  set_tests_properties(pareto_nonconvex2_smoothmax_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+endforeach()
+map_script_test(pareto_quality /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/pareto/test_quality.py
+                ${CMAKE_SOURCE_DIR}/postprocess/quality.py ${CMAKE_BINARY_DIR}/pareto_quality)
+set_tests_properties(pareto_quality PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
