@@ -276,7 +276,12 @@ double MapWallTime(void) { return MPI_Wtime(); }
 
 PetscErrorCode MapProgress(MPI_Comm comm, const char *label, PetscInt done, PetscInt total, double t0)
 {
+  static double last = 0;
+
   PetscFunctionBegin;
+  /* at most one line a second (and always the last one), so fast loops do not flood the log */
+  if (done < total && MapWallTime() - last < 1.0) PetscFunctionReturn(0);
+  last       = MapWallTime();
   double el  = MapWallTime() - t0;
   double eta = done > 0 ? el / done * (total - done) : 0;
   PetscCall(PetscPrintf(comm, "%s: %" PetscInt_FMT "/%" PetscInt_FMT ", elapsed %.1fs, ETA %.1fs\n", label, done, total, el, eta));

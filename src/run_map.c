@@ -88,14 +88,24 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
   PetscCheck(!strcmp(r->method, "map"), r->comm, PETSC_ERR_SUP, "-map_method %s: not implemented in this version (only map)", r->method);
 
-  /* the store and the task selection */
-  PetscCheck(r->store_path[0], r->comm, PETSC_ERR_ARG_WRONG, "-map_store is required (a store written by `mapmerge import`)");
-  PetscCall(MapStoreOpen(r->comm, r->store_path, &r->store));
-  int64_t P;
-  int     Tstore, ntens;
-  PetscCall(MapStoreGetSizes(r->store, &P, &Tstore, &ntens));
+  PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
+  PetscCall(MapEvaluatorSetFromOptions(r->ev));
+  const char *evtype;
+  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
+  PetscBool analytic = strcmp(evtype, "analytic") ? PETSC_FALSE : PETSC_TRUE;
+
+  /* the store and the task selection (analytic problems need no store: -map_tasks names the objectives) */
+  int Tstore = 0;
+  if (!analytic || r->store_path[0]) {
+    int64_t P;
+    int     ntens;
+    PetscCheck(r->store_path[0], r->comm, PETSC_ERR_ARG_WRONG, "-map_store is required (a store written by `mapmerge import`)");
+    PetscCall(MapStoreOpen(r->comm, r->store_path, &r->store));
+    PetscCall(MapStoreGetSizes(r->store, &P, &Tstore, &ntens));
+  }
   if (taskbuf[0]) PetscCall(MapSplitList(taskbuf, ',', &r->T, &r->tasks));
   else {
+    PetscCheck(r->store, r->comm, PETSC_ERR_ARG_WRONG, "-map_tasks is required with -map_eval_type analytic and no -map_store");
     r->T = Tstore;
     PetscCall(PetscCalloc1(Tstore + 1, &r->tasks));
     for (int t = 0; t < Tstore; t++) {
@@ -108,13 +118,9 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   if (r->npref) PetscCheck(r->npref == r->T, r->comm, PETSC_ERR_ARG_SIZ, "-map_preference has %d weights but there are %d tasks",
                              r->npref, r->T);
   int idx[64];
-  for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
-
-  PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
-  PetscCall(MapEvaluatorSetFromOptions(r->ev));
-  const char *evtype;
-  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
-  if (strcmp(evtype, "analytic")) PetscCall(MapModelCreateFromStore(r->store, r->T, idx, &r->model));
+  if (r->store)
+    for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
+  if (!analytic) PetscCall(MapModelCreateFromStore(r->store, r->T, idx, &r->model));
   PetscCall(MapSurrogateCreate(r->comm, &r->sur));
   PetscCall(MapSurrogateSetFromOptions(r->sur));
   PetscCall(MapParetoCreate(r->comm, &r->pareto));
@@ -299,8 +305,10 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   json_object_set_new(v, "blas", json_string(buf));
   json_object_set_new(m, "versions", v);
   /* inputs */
-  PetscCall(MapSha256File(r->store_path, hex));
-  json_object_set_new(in, r->store_path, json_string(hex));
+  if (r->store_path[0]) {
+    PetscCall(MapSha256File(r->store_path, hex));
+    json_object_set_new(in, r->store_path, json_string(hex));
+  }
   {
     int    nd;
     char **data;
