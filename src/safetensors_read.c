@@ -157,6 +157,8 @@ static PetscErrorCode map_parse_index(const char *what, const char *text, uint64
   int          cnt = 0;
 
   PetscFunctionBegin;
+  *nrel = 0;
+  *rel  = NULL;
   *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   PetscCheck(*root, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: not valid JSON: %s (line %d)", what, jerr.text, jerr.line);
   wm = json_object_get(*root, "weight_map");
@@ -172,7 +174,10 @@ static PetscErrorCode map_parse_index(const char *what, const char *text, uint64
     PetscBool seen = PETSC_FALSE;
     for (int i = 0; i < cnt && !seen; i++)
       if (!strcmp((*rel)[i], f)) seen = PETSC_TRUE;
-    if (!seen) PetscCall(PetscStrallocpy(f, &(*rel)[cnt++]));
+    if (!seen) {
+      PetscCall(PetscStrallocpy(f, &(*rel)[cnt++]));
+      *nrel = cnt; /* kept current, so the caller frees them even after a later error */
+    }
   }
   qsort(*rel, (size_t)cnt, sizeof(char *), map_cmp_str);
   *nrel = cnt;
@@ -214,6 +219,7 @@ static PetscErrorCode map_collect(const char *path, map_raw *r)
       PetscCall(PetscStrncpy(tmp, file, sizeof(tmp)));
       PetscCall(PetscStrncpy(dir, dirname(tmp), sizeof(dir)));
       ierr = PetscCalloc1(nrel, &r->files);
+      if (!ierr) r->nfiles = nrel; /* so that map_raw_free releases them on any later error */
       for (int i = 0; i < nrel && !ierr; i++) {
         if (map_fmt(tmp, sizeof(tmp), "%s/%s", dir, rel[i]) >= (int)sizeof(tmp))
           ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_ARG_SIZ, PETSC_ERROR_INITIAL, "%s: shard path too long", file);
@@ -297,50 +303,42 @@ static int            map_cmp_byname(const void *a, const void *b)
   return strcmp(map_sort_ctx->t[*(const int *)a].name, map_sort_ctx->t[*(const int *)b].name);
 }
 
-/* every rank: parse the broadcast bytes into st */
-static PetscErrorCode map_build(MapSafetensors st, map_raw *r)
+/* every rank: parse the shard headers into st, checking them against the index's weight_map */
+static PetscErrorCode map_build_shards(MapSafetensors st, map_raw *r, json_t *wm, char **rel)
 {
-  json_t *index = NULL, *wm = NULL;
-  char  **rel   = NULL;
-  int     nrel  = 0;
-
   PetscFunctionBegin;
-  if (r->index) {
-    PetscErrorCode ierr = map_parse_index(st->path, r->index, r->index_len, &index, &nrel, &rel);
-    if (ierr) json_decref(index);
-    PetscCall(ierr);
-    wm = json_object_get(index, "weight_map");
-    PetscCheck(nrel == r->nfiles, PETSC_COMM_SELF, PETSC_ERR_PLIB, "index parse differs between ranks");
-  }
   st->nfiles = r->nfiles;
   st->files  = r->files;
   r->files   = NULL;
   PetscCall(PetscMalloc1(st->nfiles, &st->data_start));
   PetscCall(PetscMalloc1(st->nfiles, &st->fds));
+  for (int f = 0; f < st->nfiles; f++) st->fds[f] = -1;
   for (int f = 0; f < st->nfiles; f++) {
-    MapTensorInfo *ft;
+    MapTensorInfo *ft, *all;
     char          *meta = NULL;
     int            fn;
 
-    st->fds[f]        = -1;
     st->data_start[f] = 8 + r->hlen[f];
     PetscCall(MapSafetensorsParseHeader(st->files[f], r->hdr[f], r->hlen[f], r->dsize[f], &fn, &ft, f == 0 ? &meta : NULL));
     if (meta) {
       st->meta = json_loads(meta, 0, NULL);
       PetscCall(PetscFree(meta));
     }
-    MapTensorInfo *all;
+    for (int i = 0; i < fn && wm; i++) {
+      json_t *v = json_object_get(wm, ft[i].name);
+      if (!v || strcmp(json_string_value(v), rel[f])) {
+        char msg[MAP_ST_MSG_LEN];
+        map_fmt(msg, sizeof(msg), "%s: tensor \"%s\" is in shard %s but the index %s%s", st->path, ft[i].name, rel[f],
+                v ? "maps it to " : "does not list it", v ? json_string_value(v) : "");
+        PetscCall(PetscFree(ft));
+        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s", msg);
+      }
+    }
     PetscCall(PetscMalloc1(st->n + fn + 1, &all));
     if (st->n) PetscCall(PetscArraycpy(all, st->t, st->n));
     for (int i = 0; i < fn; i++) {
-      ft[i].file       = f;
-      all[st->n + i]   = ft[i];
-      if (wm) {
-        json_t *v = json_object_get(wm, ft[i].name);
-        PetscCheck(v && !strcmp(json_string_value(v), rel[f]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-                   "%s: tensor \"%s\" is in shard %s but the index %s %s%s", st->path, ft[i].name, rel[f], v ? "maps it to" : "does not list it",
-                   v ? json_string_value(v) : "", "");
-      }
+      ft[i].file     = f;
+      all[st->n + i] = ft[i];
     }
     PetscCall(PetscFree(st->t));
     PetscCall(PetscFree(ft));
@@ -350,8 +348,6 @@ static PetscErrorCode map_build(MapSafetensors st, map_raw *r)
   if (wm)
     PetscCheck((size_t)st->n == json_object_size(wm), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
                "%s: the index lists %zu tensors but its shards hold %d", st->path, json_object_size(wm), st->n);
-  json_decref(index);
-  PetscCall(MapFreeList(nrel, &rel));
   PetscCall(PetscMalloc1(st->n + 1, &st->byname));
   for (int i = 0; i < st->n; i++) st->byname[i] = i;
   map_sort_ctx = st;
@@ -361,6 +357,28 @@ static PetscErrorCode map_build(MapSafetensors st, map_raw *r)
     PetscCheck(strcmp(a->name, b->name), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: tensor \"%s\" appears twice (in %s and %s)", st->path,
                a->name, st->files[a->file], st->files[b->file]);
   }
+  PetscFunctionReturn(0);
+}
+
+/* every rank: parse the broadcast bytes into st */
+static PetscErrorCode map_build(MapSafetensors st, map_raw *r)
+{
+  json_t        *index = NULL;
+  char         **rel   = NULL;
+  int            nrel  = 0;
+  PetscErrorCode ierr  = 0;
+
+  PetscFunctionBegin;
+  if (r->index) {
+    ierr = map_parse_index(st->path, r->index, r->index_len, &index, &nrel, &rel);
+    if (!ierr && nrel != r->nfiles)
+      ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_PLIB, PETSC_ERROR_INITIAL,
+                        "%s: the index parses differently on this rank", st->path);
+  }
+  if (!ierr) ierr = map_build_shards(st, r, index ? json_object_get(index, "weight_map") : NULL, rel);
+  json_decref(index);
+  PetscCall(MapFreeList(nrel, &rel));
+  PetscCall(ierr);
   PetscFunctionReturn(0);
 }
 
@@ -396,10 +414,15 @@ PetscErrorCode MapSafetensorsOpen(MPI_Comm comm, const char *path, MapSafetensor
   PetscCall(PetscNew(st));
   (*st)->comm = comm;
   PetscCall(PetscStrncpy((*st)->path, path, sizeof((*st)->path)));
+  /* the bytes are the same everywhere, so is the outcome: report it once, on comm */
+  PetscCall(PetscPushErrorHandler(map_capture_handler, msg));
   ierr = map_build(*st, &raw);
+  PetscCall(PetscPopErrorHandler());
   PetscCall(map_raw_free(&raw));
-  if (ierr) PetscCall(MapSafetensorsDestroy(st));
-  PetscCall(ierr);
+  if (ierr) {
+    PetscCall(MapSafetensorsDestroy(st));
+    SETERRQ(comm, ierr, "%s", msg);
+  }
   PetscFunctionReturn(0);
 }
 

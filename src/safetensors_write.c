@@ -392,8 +392,7 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
 
 PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64_t start, int64_t count, const float *data)
 {
-  const int64_t  chunk = 1 << 16;
-  unsigned char *buf   = NULL;
+  unsigned char *buf = NULL;
 
   PetscFunctionBegin;
   PetscCheck(i >= 0 && i < w->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: tensor index %d out of range [0, %d)", w->path, i, w->n);
@@ -403,7 +402,9 @@ PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64
              (long long)count, (long long)t->numel);
   if (!w->ok || !count) PetscFunctionReturn(0);
   const size_t isize = MapDTypeSize(t->dtype);
-  PetscCall(PetscMalloc1((size_t)PetscMin(count, chunk) * isize, &buf));
+  /* F32 goes out straight from the caller's buffer; other dtypes through a conversion buffer */
+  const int64_t chunk = t->dtype == MAP_DTYPE_F32 ? (1 << 28) : (1 << 20);
+  if (t->dtype != MAP_DTYPE_F32) PetscCall(PetscMalloc1((size_t)PetscMin(count, chunk) * isize, &buf));
   for (int64_t done = 0; done < count && w->ok;) {
     int64_t     c = PetscMin(count - done, chunk);
     const void *src;
