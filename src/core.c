@@ -32,7 +32,7 @@ PetscErrorCode MapInitializePackage(void)
 }
 
 /* ---- temporary files ---- */
-#define MAP_MAX_TEMP 64
+#define MAP_MAX_TEMP 1024
 static char map_temp[MAP_MAX_TEMP][MAP_PATH_LEN];
 
 PetscErrorCode MapTempRegister(const char *path)

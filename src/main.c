@@ -1,5 +1,6 @@
 /* mapmerge - the driver: dispatches a subcommand to libmapmerge. All work is in the library. */
 #include <mapmerge/mapmerge.h>
+#include <unistd.h>
 
 static char help[] = "mapmerge <command> [options]: model merging with amortized Pareto fronts (MAP).\n"
                      "Commands:\n"
@@ -25,6 +26,28 @@ static const MapCommand commands[] = {
   {"eval",   MapCommandEval  },
   {"run",    MapCommandRun   },
 };
+
+/* Errors for users, not for PETSc developers: the message once, then where it came from — no banner
+   of configure options. Each rank prints its own (a rank-local error names its rank). */
+static PetscErrorCode MapErrorHandler(MPI_Comm comm, int line, const char *func, const char *file, PetscErrorCode n,
+                                      PetscErrorType p, const char *mess, void *ctx)
+{
+  PetscMPIInt rank = 0, crank = 0, csize = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (comm != MPI_COMM_NULL) {
+    MPI_Comm_rank(comm, &crank);
+    MPI_Comm_size(comm, &csize);
+  }
+  if (crank != 0) return n; /* a collective error: its rank 0 says it once */
+  if (p == PETSC_ERROR_INITIAL) {
+    const char *text = NULL;
+    PetscErrorMessage(n, &text, NULL);
+    if (mess && mess[0]) fprintf(stderr, "mapmerge: error [rank %d]: %s\n", rank, mess);
+    else fprintf(stderr, "mapmerge: error [rank %d]: %s\n", rank, text ? text : "unknown error");
+  }
+  fprintf(stderr, "    at %s() %s:%d\n", func, file, line);
+  return n;
+}
 
 static PetscErrorCode Dispatch(const char *cmd, int *exit_status)
 {
@@ -54,6 +77,7 @@ int main(int argc, char **argv)
     argc--;
   }
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(PetscPushErrorHandler(MapErrorHandler, NULL));
   if (!cmd) {
     PetscBool hashelp;
     PetscCall(PetscOptionsHasHelp(NULL, &hashelp));
@@ -69,6 +93,9 @@ int main(int argc, char **argv)
     MapTempCleanup();
     fflush(stdout);
     fflush(stderr);
+    PetscMPIInt rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank) usleep(300000); /* let rank 0 print a collective error before the abort kills it */
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
   ierr = PetscFinalize();

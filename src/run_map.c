@@ -23,7 +23,9 @@ typedef struct {
   /* objects */
   MapStore      store;
   MapModel      model;
-  MapEvaluator  ev;
+  MapEvaluator  ev, ev_test;       /* selection on the val sets; held-out report on -map_test_data */
+  char          test_data[65536];
+  double        pick_test_acc[64], pick_test_loss[64];
   MapSurrogate  sur;
   MapPareto     pareto;
   MapJournal    journal;
@@ -51,7 +53,7 @@ static void MapNow(char *buf, size_t len)
 
 static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
 {
-  char      taskbuf[8192] = "", boxbuf[128] = "";
+  char      taskbuf[8192] = "", boxbuf[128] = "", prefbuf[2048] = "";
   PetscBool flg;
   int       nbox = 0;
   double    box[2];
@@ -76,8 +78,12 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(PetscOptionsInt("-map_seed", "the one seed everything is derived from", NULL, r->seed, &r->seed, NULL));
   PetscCall(PetscOptionsInt("-map_reevaluate", "re-evaluate up to K front points on the real models", NULL, r->reevaluate,
                             &r->reevaluate, NULL));
+  PetscCall(PetscOptionsString("-map_test_data", "held-out eval sets (one per task) on which the pick is also reported", NULL,
+                               r->test_data, r->test_data, sizeof(r->test_data), NULL));
   PetscCall(PetscOptionsBool("-map_resume", "continue the run folder from its journal", NULL, r->resume, &r->resume, NULL));
   PetscCall(PetscOptionsString("-map_box", "box lo,hi for sampling and search", NULL, boxbuf, boxbuf, sizeof(boxbuf), NULL));
+  PetscCall(PetscOptionsString("-map_preference", "preference weights w_1,...,w_T of the pick (default: equal)", NULL, prefbuf,
+                               prefbuf, sizeof(prefbuf), NULL));
   PetscOptionsEnd();
   PetscCall(MapOptionsGetRealList("-map_box", 2, box, &nbox, &flg));
   if (flg) {
@@ -117,6 +123,10 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCheck(r->T >= 2 && r->T <= 64, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to 64 tasks, got %d", r->T);
   if (r->npref) PetscCheck(r->npref == r->T, r->comm, PETSC_ERR_ARG_SIZ, "-map_preference has %d weights but there are %d tasks",
                              r->npref, r->T);
+  if (!r->npref) { /* the pick defaults to equal preference for every task */
+    r->npref = r->T;
+    for (int t = 0; t < r->T; t++) r->pref[t] = 1.0;
+  }
   int idx[64];
   if (r->store)
     for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
@@ -164,6 +174,31 @@ static PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
     }
   }
   MapCheckAll(r->comm, ok, PETSC_ERR_FILE_OPEN, "%s", err);
+  PetscFunctionReturn(0);
+}
+
+/* A per-task list given for every task of the store while a subset runs: keep the subset's entries,
+   so one YAML serves every experiment on a store. */
+static PetscErrorCode MapRunSelectPerTask(MapRunCtx *r, const char *option, int *n, char ***list)
+{
+  int64_t P;
+  int     Tstore, ntens;
+
+  PetscFunctionBegin;
+  if (!r->store || !*n) PetscFunctionReturn(0);
+  PetscCall(MapStoreGetSizes(r->store, &P, &Tstore, &ntens));
+  if (*n == r->T || *n != Tstore) PetscFunctionReturn(0);
+  char **sel;
+  PetscCall(PetscCalloc1(r->T + 1, &sel));
+  for (int t = 0; t < r->T; t++) {
+    int k;
+    PetscCall(MapStoreFindTask(r->store, r->tasks[t], &k));
+    PetscCall(PetscStrallocpy((*list)[k], &sel[t]));
+  }
+  PetscCall(PetscInfo(NULL, "%s: took the entries of the %d selected tasks from the %d store tasks\n", option, r->T, Tstore));
+  PetscCall(MapFreeList(*n, list));
+  *list = sel;
+  *n    = r->T;
   PetscFunctionReturn(0);
 }
 
@@ -423,6 +458,10 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
       PetscCall(MapH5WriteMatrix(g, "predicted", 1, T, r->pick_pred));
       PetscCall(MapH5WriteMatrix(g, "real", 1, T, r->pick_acc));
       PetscCall(MapH5WriteMatrix(g, "real_loss", 1, T, r->pick_loss));
+      if (r->ev_test) {
+        PetscCall(MapH5WriteMatrix(g, "test", 1, T, r->pick_test_acc));
+        PetscCall(MapH5WriteMatrix(g, "test_loss", 1, T, r->pick_test_loss));
+      }
       MapCallHDF5(H5Gclose(g));
     }
     /* the manifest as root attributes (flat: key -> JSON text) */
@@ -509,8 +548,12 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, "%s%g", t ? "," : " ", r->pref[t]));
     PetscCall(PetscPrintf(r->comm, ": c ="));
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, " %.4f", r->pick_c[t]));
-    PetscCall(PetscPrintf(r->comm, "\n  %-16s %10s %10s\n", "task", "predicted", "real"));
-    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, "  %-16s %10.4f %10.4f\n", r->tasks[t], r->pick_pred[t], r->pick_acc[t]));
+    PetscCall(PetscPrintf(r->comm, "\n  %-16s %10s %10s %10s\n", "task", "predicted", "real(val)", r->ev_test ? "test" : ""));
+    for (int t = 0; t < T; t++) {
+      PetscCall(PetscPrintf(r->comm, "  %-16s %10.4f %10.4f", r->tasks[t], r->pick_pred[t], r->pick_acc[t]));
+      if (r->ev_test) PetscCall(PetscPrintf(r->comm, " %10.4f", r->pick_test_acc[t]));
+      PetscCall(PetscPrintf(r->comm, "\n"));
+    }
   }
   PetscCall(PetscPrintf(r->comm, "time per phase:"));
   for (int i = 0; i < 6; i++) PetscCall(PetscPrintf(r->comm, " %s %.2fs", map_phase_names[i], r->t_phase[i]));
@@ -524,6 +567,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscCall(MapParetoDestroy(&r->pareto));
   PetscCall(MapSurrogateDestroy(&r->sur));
   PetscCall(MapEvaluatorDestroy(&r->ev));
+  PetscCall(MapEvaluatorDestroy(&r->ev_test));
   PetscCall(MapModelDestroy(&r->model));
   PetscCall(MapStoreDestroy(&r->store));
   PetscCall(MapJournalClose(&r->journal));
@@ -583,7 +627,26 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(MapJournalOpen(comm, jpath, r.resume, &r.journal));
     if (r.resume) PetscCall(PetscPrintf(comm, "mapmerge run: resuming %s with %d journaled evaluations\n", r.out, r.journal.n));
   }
-  PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, NULL));
+  {
+    /* eval sets: one per selected task, or one per store task (then picked by the task names) */
+    int    nd;
+    char **ed;
+    PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
+    PetscCall(MapRunSelectPerTask(&r, "-map_eval_data", &nd, &ed));
+    PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, nd ? (const char *const *)ed : NULL));
+    PetscCall(MapFreeList(nd, &ed));
+  }
+  if (r.test_data[0] && r.npref) {
+    int    nd;
+    char **td;
+    PetscCall(MapSplitList(r.test_data, ',', &nd, &td));
+    PetscCall(MapRunSelectPerTask(&r, "-map_test_data", &nd, &td));
+    PetscCheck(nd == r.T, comm, PETSC_ERR_ARG_SIZ, "-map_test_data gives %d eval set(s) but there are %d tasks", nd, r.T);
+    PetscCall(MapEvaluatorCreate(comm, &r.ev_test));
+    PetscCall(MapEvaluatorSetFromOptions(r.ev_test));
+    PetscCall(MapEvaluatorSetUp(r.ev_test, r.model, r.T, (const char *const *)r.tasks, (const char *const *)td));
+    PetscCall(MapFreeList(nd, &td));
+  }
   PetscCall(MapSignalInstall());
   PetscCall(PetscLogStagePop());
   r.t_phase[0] = MapWallTime() - t0;
@@ -655,6 +718,14 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   if (!stop && r.npref) {
     PetscCall(MapRunCheckSignal(&r, &stop));
     if (!stop) PetscCall(MapRunEvaluate(&r, "pick", 0, r.pick_c, r.pick_acc, r.pick_loss, &fresh));
+    if (!stop && r.ev_test) {
+      MapTaskMetrics m[64];
+      PetscCall(MapEvaluatorEvaluate(r.ev_test, r.pick_c, m));
+      for (int t = 0; t < r.T; t++) {
+        r.pick_test_acc[t]  = m[t].accuracy;
+        r.pick_test_loss[t] = m[t].loss;
+      }
+    }
   }
   PetscCall(PetscLogStagePop());
   r.t_phase[4] = MapWallTime() - t0;
