@@ -38,7 +38,9 @@ static PetscErrorCode MapErrorHandler(MPI_Comm comm, int line, const char *func,
     MPI_Comm_rank(comm, &crank);
     MPI_Comm_size(comm, &csize);
   }
-  if (crank != 0) return n; /* a collective error: its rank 0 says it once */
+  static PetscBool said = PETSC_FALSE;
+  if (p == PETSC_ERROR_INITIAL) said = (crank == 0) ? PETSC_TRUE : PETSC_FALSE; /* a collective error: its rank 0 says it once */
+  if (!said) return n;
   if (p == PETSC_ERROR_INITIAL) {
     const char *text = NULL;
     PetscErrorMessage(n, &text, NULL);
