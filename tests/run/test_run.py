@@ -1,0 +1,298 @@
+#!/usr/bin/python3
+"""`mapmerge run` end to end with real MPI processes, real HDF5 files and the small Fashion-MNIST zoo:
+bitwise-identical results across rank counts, interrupt (SIGUSR1) and resume, kill -9 and resume,
+bad input that must fail cleanly and keep the journal intact.
+
+usage: test_run.py CASE   (env: MAPMERGE, MAP_SOURCE_DIR, MAP_BINARY_DIR)
+"""
+import os, shutil, signal, subprocess, sys, time
+import numpy as np
+import h5py
+
+MAPMERGE = os.environ["MAPMERGE"]
+SRC = os.environ["MAP_SOURCE_DIR"]
+BIN = os.environ["MAP_BINARY_DIR"]
+WORK = os.path.join(BIN, "run-tests")
+SMALL = os.path.join(SRC, "input", "small.yaml")
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def mpi(n, *args, check=True, **kw):
+    cmd = ["mpiexec", "-n", str(n), "--oversubscribe", MAPMERGE] + list(args)
+    p = subprocess.run(cmd, cwd=WORK, capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        print(p.stdout[-3000:], p.stderr[-3000:])
+        fail(f"{' '.join(args[:1])} exited {p.returncode}")
+    return p
+
+
+def setup_zoo():
+    """The small zoo (built by the zoo_small fixture in BIN/zoo-small) imported into our own store."""
+    os.makedirs(WORK, exist_ok=True)
+    link = os.path.join(WORK, "zoo-small")
+    if not os.path.exists(link):
+        try:
+            os.symlink(os.path.join(BIN, "zoo-small"), link)
+        except FileExistsError:
+            pass
+    if not os.path.exists(os.path.join(BIN, "zoo-small", "pretrained.safetensors")):
+        mpi(2, "zoo", "-options_file_yaml", SMALL, "-map_output", os.path.join(BIN, "zoo-small"))
+    store = os.path.join(WORK, "store-small.h5")
+    if not os.path.exists(store):
+        mpi(2, "import", "-options_file_yaml", SMALL, "-map_store", store)
+    return store
+
+
+def datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[...]
+        f.visititems(visit)
+    return out
+
+
+def same_results(a, b):
+    """Every dataset of two results.h5 files equal to the bit (attributes hold times and rank counts)."""
+    da, db = datasets(a), datasets(b)
+    if sorted(da) != sorted(db):
+        fail(f"{a} and {b} hold different datasets: {sorted(da)} vs {sorted(db)}")
+    for k in da:
+        x, y = da[k], db[k]
+        if x.dtype == object:  # variable-length strings: compare the values, not the pointers
+            same = x.shape == y.shape and list(x.ravel()) == list(y.ravel())
+        else:
+            same = x.shape == y.shape and x.dtype == y.dtype and x.tobytes() == y.tobytes()
+        if not same:
+            fail(f"dataset {k} differs between {a} and {b}")
+    print(f"same bits: {len(da)} datasets of {a} and {b}")
+
+
+def fresh(name):
+    d = os.path.join(WORK, name)
+    shutil.rmtree(d, ignore_errors=True)
+    return d
+
+
+def check_outputs(run, T):
+    for f in ("results.h5", "front.csv", "manifest.json", "journal.jsonl"):
+        if not os.path.exists(os.path.join(run, f)):
+            fail(f"{run}/{f} missing")
+    leftovers = [f for f in os.listdir(run) if ".tmp." in f]
+    if leftovers:
+        fail(f"temporary files left in {run}: {leftovers}")
+    d = datasets(os.path.join(run, "results.h5"))
+    n = d["samples/coeffs"].shape[0]
+    if d["samples/accuracy"].shape != (n, T) or not np.all((d["samples/accuracy"] >= 0) & (d["samples/accuracy"] <= 1)):
+        fail("samples/accuracy malformed")
+    k = d["pareto/coeffs"].shape[0]
+    if k < 2 or d["pareto/predicted"].shape != (k, T):
+        fail(f"front has {k} points")
+    with open(os.path.join(run, "front.csv")) as f:
+        header = f.readline().strip().split(",")
+        rows = f.read().strip().splitlines()
+    if len(header) != 3 * T or not header[0].startswith("c_") or len(rows) != k:
+        fail(f"front.csv header {header} / {len(rows)} rows vs {k}")
+    import json
+    m = json.load(open(os.path.join(run, "manifest.json")))
+    for key in ("options", "seed", "ranks", "versions", "inputs_sha256", "git_commit", "start_time", "end_time"):
+        if key not in m:
+            fail(f"manifest lacks {key}")
+    print(f"outputs of {run}: {n} samples, front {k} points, manifest ok")
+
+
+def case_ranks_analytic():
+    os.makedirs(WORK, exist_ok=True)
+    runs = []
+    for n in (1, 2, 4):
+        run = fresh(f"analytic-n{n}")
+        mpi(n, "run", "-map_eval_type", "analytic", "-map_analytic_problem", "quadratic", "-map_tasks", "a,b,c",
+            "-map_output", run, "-map_seed", "7")
+        runs.append(run)
+    check_outputs(runs[0], 3)
+    for r in runs[1:]:
+        same_results(os.path.join(runs[0], "results.h5"), os.path.join(r, "results.h5"))
+
+
+def case_ranks_zoo():
+    store = setup_zoo()
+    runs = []
+    for n in (1, 2, 3, 4):
+        run = fresh(f"zoo-n{n}")
+        mpi(n, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,flip_v,shift",
+            "-map_output", run, "-map_reevaluate", "4")
+        runs.append(run)
+    check_outputs(runs[0], 3)
+    for r in runs[1:]:
+        same_results(os.path.join(runs[0], "results.h5"), os.path.join(r, "results.h5"))
+
+
+RUN_ARGS = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "150", "-map_reevaluate", "4"]
+
+
+def journal_lines(run):
+    try:
+        with open(os.path.join(run, "journal.jsonl")) as f:
+            return f.read().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+def start_and_wait(run, store, n, lines):
+    cmd = ["mpiexec", "-n", str(n), "--oversubscribe", MAPMERGE, "run", "-options_file_yaml", SMALL, "-map_store", store,
+           "-map_output", run] + RUN_ARGS
+    p = subprocess.Popen(cmd, cwd=WORK, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    t0 = time.time()
+    while journal_lines(run) < lines:
+        if p.poll() is not None:
+            print(p.stdout.read()[-3000:])
+            fail("run ended before it could be interrupted")
+        if time.time() - t0 > 120:
+            p.kill()
+            fail("run made no progress")
+        time.sleep(0.01)
+    return p
+
+
+def reference_run(store, n):
+    ref = fresh(f"uninterrupted-n{n}")
+    mpi(n, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", ref, *RUN_ARGS)
+    return ref
+
+
+def case_signal_resume(n):
+    store = setup_zoo()
+    ref = reference_run(store, n)
+    run = fresh(f"signal-n{n}")
+    p = start_and_wait(run, store, n, 10)
+    os.kill(p.pid, signal.SIGUSR1)  # mpiexec forwards SIGUSR1 to every rank
+    out, _ = p.communicate(timeout=120)
+    if p.returncode != 85:
+        print(out[-3000:])
+        fail(f"interrupted run exited {p.returncode}, expected 85 (checkpointed)")
+    done = journal_lines(run)
+    if os.path.exists(os.path.join(run, "results.h5")):
+        fail("an interrupted run wrote results.h5")
+    print(f"interrupted after {done} journaled evaluations, exit 85")
+    p2 = mpi(n, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_resume", *RUN_ARGS)
+    if f"resuming {run} with {done} journaled" not in p2.stdout:
+        print(p2.stdout[-2000:])
+        fail("resume did not report the journaled evaluations")
+    same_results(os.path.join(ref, "results.h5"), os.path.join(run, "results.h5"))
+
+
+def case_kill_resume(n):
+    store = setup_zoo()
+    ref = reference_run(store, n)
+    run = fresh(f"kill-n{n}")
+    p = start_and_wait(run, store, n, 10)
+    ranks = subprocess.run(["pgrep", "-f", "-P", str(p.pid), "mapmerge"], capture_output=True, text=True).stdout.split()
+    if not ranks:
+        fail("no rank processes found under mpiexec")
+    os.kill(int(ranks[-1]), signal.SIGKILL)  # one rank dies with no chance to clean up
+    out, _ = p.communicate(timeout=120)
+    if p.returncode == 0:
+        fail("the job survived kill -9 of a rank")
+    if os.path.exists(os.path.join(run, "results.h5")):
+        fail("a killed run left results.h5")
+    done = journal_lines(run)
+    print(f"killed a rank after {done} journaled evaluations; job exit {p.returncode}")
+    p2 = mpi(n, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_resume", *RUN_ARGS)
+    if "resuming" not in p2.stdout:
+        fail("resume did not say so")
+    same_results(os.path.join(ref, "results.h5"), os.path.join(run, "results.h5"))
+
+
+def expect_error(args, pattern, n=2, run=None):
+    p = mpi(n, *args, check=False)
+    text = p.stdout + p.stderr
+    if p.returncode == 0:
+        fail(f"expected failure for {args}")
+    if pattern not in text:
+        print(text[-3000:])
+        fail(f"message lacks '{pattern}'")
+    if run and os.path.exists(os.path.join(run, "results.h5")):
+        fail("a failed run left results.h5")
+    print(f"ok: {pattern!r} (exit {p.returncode})")
+
+
+def case_bad_input():
+    store = setup_zoo()
+    base = ["run", "-options_file_yaml", SMALL, "-map_store", store]
+    run = fresh("bad")
+    expect_error(base + ["-map_tasks", "rot90,nosuch", "-map_output", run], "nosuch", run=run)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_sampel_type", "lhs"], "-map_sampel_type", run=run)
+    expect_error(base + ["-map_tasks", "rot90", "-map_output", run], "2 to 64 tasks", run=run)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_preference", "1,2,3", "-map_output", run], "-map_preference", run=run)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", "/proc/nonexistent/run"], "-map_output", run=run)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "3", "-map_output", run],
+                 "rank", run=run)
+    # a failing external evaluator: journaled evaluations before it stay intact
+    run = fresh("bad-eval")
+    script = os.path.join(WORK, "flaky_eval.py")
+    with open(script, "w") as f:
+        f.write("import json, os, sys\n"
+                "n = int(open(sys.argv[1]).read()) if os.path.exists(sys.argv[1]) else 0\n"
+                "open(sys.argv[1], 'w').write(str(n + 1))\n"
+                "if n >= 7: sys.exit('evaluator crashed on purpose')\n"
+                "print(json.dumps({'accuracy': 0.5 + 0.01 * n, 'loss': 1.0}))\n")
+    counter = os.path.join(WORK, "flaky.count")
+    if os.path.exists(counter):
+        os.remove(counter)
+    expect_error(["run", "-map_store", store, "-map_tasks", "rot90,flip_v", "-map_eval_type", "command",
+                  "-map_eval_command", f"/usr/bin/python3 {script} {counter} {{model}} {{task}}", "-map_output", run],
+                 "evaluator crashed on purpose", run=run)
+    lines = journal_lines(run)
+    if lines != 3:  # 7 task evaluations succeeded = 3 full coefficient vectors (2 tasks each)
+        fail(f"journal has {lines} lines after the evaluator failed, expected 3")
+    # resuming with another design is refused, not silently mixed
+    run = fresh("mismatch")
+    mpi(2, *base, "-map_tasks", "rot90,flip_v", "-map_output", run, "-map_sample_type", "lhs", "-map_sample_n", "12")
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_resume", "-map_sample_type", "lhs",
+                         "-map_sample_n", "12", "-map_seed", "5"], "design changed")
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run], "-map_resume")
+    print("PASS bad input")
+
+
+def case_disk_full():
+    store = setup_zoo()
+    mnt = os.path.join(WORK, "tiny-fs")
+    os.makedirs(mnt, exist_ok=True)
+    subprocess.run(["umount", mnt], capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"SKIP: cannot mount a small tmpfs here ({r.stderr.strip()})")
+        sys.exit(77)
+    try:
+        run = os.path.join(mnt, "run")
+        expect_error(["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run] + RUN_ARGS,
+                     "disk full", run=run)
+        # every journal line that made it to disk is whole and checksummed
+        with open(os.path.join(run, "journal.jsonl")) as f:
+            data = f.read()
+        if data and not data.endswith("\n"):
+            fail("torn journal line left on a full disk")
+        print(f"disk full: journal keeps {data.count(chr(10))} whole lines")
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True)
+
+
+CASES = {
+    "ranks_analytic": case_ranks_analytic,
+    "ranks_zoo": case_ranks_zoo,
+    "signal_resume_2": lambda: case_signal_resume(2),
+    "signal_resume_4": lambda: case_signal_resume(4),
+    "kill_resume_2": lambda: case_kill_resume(2),
+    "kill_resume_4": lambda: case_kill_resume(4),
+    "bad_input": case_bad_input,
+    "disk_full": case_disk_full,
+}
+
+if __name__ == "__main__":
+    CASES[sys.argv[1]]()
+    print("PASS", sys.argv[1])
