@@ -18,6 +18,9 @@ typedef struct {
   double        lo, hi, pref[64];
   int           npref;
   PetscBool     resume;
+  PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
+  MapBayesOptions bayes;
+  double       *round;               /* [n]: 0 = initial design, k = Bayesian round k */
   int           T;
   char        **tasks;
   /* objects */
@@ -92,7 +95,18 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     r->hi = box[1];
   }
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
-  PetscCheck(!strcmp(r->method, "map"), r->comm, PETSC_ERR_SUP, "-map_method %s: not implemented in this version (only map)", r->method);
+  PetscCheck(!strcmp(r->method, "map") || !strcmp(r->method, "bayesian"), r->comm, PETSC_ERR_SUP,
+             "-map_method %s: expected map or bayesian (nested: not in this version)", r->method);
+  MapBayesOptionsDefault(&r->bayes);
+  if (!strcmp(r->method, "bayesian")) {
+    r->bayes_initial = 0; r->bayes_iterations = 3; r->bayes_batch = 0;
+    PetscOptionsBegin(r->comm, NULL, "Bayesian MAP (-map_method bayesian)", NULL);
+    PetscCall(PetscOptionsInt("-map_bayes_initial", "initial design size (0: (T+1)(T+2)/2 + 1)", NULL, r->bayes_initial, &r->bayes_initial, NULL));
+    PetscCall(PetscOptionsInt("-map_bayes_iterations", "adaptive rounds", NULL, r->bayes_iterations, &r->bayes_iterations, NULL));
+    PetscCall(PetscOptionsInt("-map_bayes_batch", "new samples per round (0: (T+1)(T+2)/6, at least 2)", NULL, r->bayes_batch, &r->bayes_batch, NULL));
+    PetscOptionsEnd();
+    PetscCall(MapBayesOptionsSetFromOptions(r->comm, &r->bayes));
+  }
 
   PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
   PetscCall(MapEvaluatorSetFromOptions(r->ev));
@@ -407,7 +421,9 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     PetscCall(MapH5WriteMatrix(g, "coeffs", r->n, T, r->C));
     PetscCall(MapH5WriteMatrix(g, "accuracy", r->n, T, r->acc));
     PetscCall(MapH5WriteMatrix(g, "loss", r->n, T, r->loss));
+    PetscCall(MapH5WriteMatrix(g, "round", r->n, 0, r->round));
     PetscCall(MapH5Attr(g, "origin", r->sample_type));
+    PetscCall(MapH5Attr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
     MapCallHDF5(H5Gclose(g));
     MapCallHDF5(g = H5Gcreate2(f, "surrogate", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     for (int which = 0; which < 2; which++) {
@@ -573,7 +589,75 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscCall(MapJournalClose(&r->journal));
   PetscCall(MapFreeList(r->T, &r->tasks));
   PetscCall(PetscFree3(r->C, r->acc, r->loss));
+  PetscCall(PetscFree(r->round));
   PetscCall(PetscFree3(r->real_index, r->real_acc, r->real_loss));
+  PetscFunctionReturn(0);
+}
+
+/* Evaluate samples [i0, i1) (journaled; skipped when the journal has them). */
+static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop)
+{
+  PetscBool fresh;
+  double    t0 = MapWallTime();
+
+  PetscFunctionBegin;
+  for (PetscInt i = i0; i < i1; i++) {
+    PetscCall(MapRunCheckSignal(r, stop));
+    if (*stop) break;
+    PetscCall(MapRunEvaluate(r, "sample", (int)i, &r->C[i * r->T], &r->acc[i * r->T], &r->loss[i * r->T], &fresh));
+    if (fresh) PetscCall(MapProgress(r->comm, "evaluate samples", i + 1 - i0, i1 - i0, t0));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* Fit accuracy (sigmoid link) and loss (softplus link) surrogates to all samples so far. */
+static PetscErrorCode MapRunFit(MapRunCtx *r)
+{
+  double  *Y;
+  MapLink *links;
+  int      T = r->T;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc2(r->n * 2 * T, &Y, 2 * T, &links));
+  for (PetscInt i = 0; i < r->n; i++)
+    for (int t = 0; t < T; t++) {
+      Y[i * 2 * T + t]     = r->acc[i * T + t];
+      Y[i * 2 * T + T + t] = r->loss[i * T + t];
+    }
+  for (int t = 0; t < T; t++) {
+    links[t]     = MAP_LINK_SIGMOID;
+    links[T + t] = MAP_LINK_SOFTPLUS;
+  }
+  PetscCall(MapSurrogateFit(r->sur, T, r->n, r->C, 2 * T, Y, links));
+  PetscCall(PetscFree2(Y, links));
+  PetscFunctionReturn(0);
+}
+
+/* One Bayesian round: squared accuracy residuals of the current fit at every point so far (all
+   tasks summed: new points are evaluated on all tasks at once, since the merge is the expensive
+   part), B new points drawn where they are largest, evaluated and appended. */
+static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, PetscBool *stop)
+{
+  int     T = r->T;
+  double *sqres;
+  PetscInt B = r->bayes_batch;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(r->n, &sqres));
+  for (PetscInt i = 0; i < r->n; i++) {
+    sqres[i] = 0;
+    for (int t = 0; t < T; t++) {
+      double pred;
+      PetscCall(MapSurrogatePredict(r->sur, t, &r->C[i * T], &pred, NULL));
+      sqres[i] += (pred - r->acc[i * T + t]) * (pred - r->acc[i * T + t]);
+    }
+  }
+  PetscCall(MapBayesPropose(T, r->n, r->C, sqres, r->lo, r->hi, (uint64_t)r->seed, it, B, &r->bayes, &r->C[r->n * T], NULL));
+  PetscCall(PetscFree(sqres));
+  for (PetscInt i = r->n; i < r->n + B; i++) r->round[i] = it;
+  PetscCall(PetscPrintf(r->comm, "bayesian round %d: %" PetscInt_FMT " new samples (%" PetscInt_FMT " so far)\n", it, B, r->n + B));
+  PetscCall(MapRunEvaluateSamples(r, r->n, r->n + B, stop));
+  if (!*stop) r->n += B;
   PetscFunctionReturn(0);
 }
 
@@ -612,11 +696,20 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   else if (!strcmp(r.sample_type, "file")) st = MAP_SAMPLE_FILE;
   else PetscCheck(!strcmp(r.sample_type, "reference"), comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
                   "-map_sample_type %s: expected reference, lhs or file", r.sample_type);
-  double *C0;
+  double  *C0;
+  PetscBool bayes = strcmp(r.method, "bayesian") ? PETSC_FALSE : PETSC_TRUE;
+  PetscInt  F     = (PetscInt)(r.T + 1) * (r.T + 2) / 2, nmax;
+  if (bayes) {
+    if (!r.bayes_initial) r.bayes_initial = F + 1;
+    if (!r.bayes_batch) r.bayes_batch = PetscMax(2, F / 3);
+    if (st != MAP_SAMPLE_FILE) r.sample_n = r.bayes_initial;
+  }
   PetscCall(MapSampleGenerate(st, r.T, (const char *const *)r.tasks, r.sample_n, r.lo, r.hi, (uint64_t)r.seed, r.sample_file,
                               &r.n, &C0));
   PetscCall(MapSampleCheckIdentifiable(r.T, r.n, C0));
-  PetscCall(PetscMalloc3(r.n * r.T, &r.C, r.n * r.T, &r.acc, r.n * r.T, &r.loss));
+  nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch : 0);
+  PetscCall(PetscMalloc3(nmax * r.T, &r.C, nmax * r.T, &r.acc, nmax * r.T, &r.loss));
+  PetscCall(PetscCalloc1(nmax, &r.round));
   PetscCall(PetscArraycpy(r.C, C0, r.n * r.T));
   PetscCall(PetscFree(C0));
 
@@ -651,45 +744,36 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   PetscCall(PetscLogStagePop());
   r.t_phase[0] = MapWallTime() - t0;
 
-  /* evaluate the design */
+  /* evaluate the design; Bayesian MAP then adds rounds where the surrogate fits worst */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[1]));
-  for (PetscInt i = 0; i < r.n; i++) {
-    PetscCall(MapRunCheckSignal(&r, &stop));
-    if (stop) break;
-    PetscCall(MapRunEvaluate(&r, "sample", (int)i, &r.C[i * r.T], &r.acc[i * r.T], &r.loss[i * r.T], &fresh));
-    if (fresh) PetscCall(MapProgress(comm, "evaluate samples", i + 1, r.n, t0));
-  }
+  PetscCall(MapRunEvaluateSamples(&r, 0, r.n, &stop));
   PetscCall(PetscLogStagePop());
-  r.t_phase[1] = MapWallTime() - t0;
+  r.t_phase[1] += MapWallTime() - t0;
+  for (PetscInt it = 1; bayes && !stop && it <= r.bayes_iterations; it++) {
+    t0 = MapWallTime();
+    PetscCall(PetscLogStagePush(stages[2]));
+    PetscCall(MapRunFit(&r));
+    PetscCall(PetscLogStagePop());
+    r.t_phase[2] += MapWallTime() - t0;
+    t0 = MapWallTime();
+    PetscCall(PetscLogStagePush(stages[1]));
+    PetscCall(MapRunBayesRound(&r, (int)it, &stop));
+    PetscCall(PetscLogStagePop());
+    r.t_phase[1] += MapWallTime() - t0;
+  }
   if (stop) {
     PetscCall(MapRunDestroy(&r));
     MapExitStatus = MAP_EXIT_CHECKPOINTED;
     PetscFunctionReturn(0);
   }
 
-  /* fit: accuracy through a sigmoid, loss through a softplus */
+  /* the final fit uses every evaluated point (the reference code leaves its last batch out) */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[2]));
-  {
-    double  *Y;
-    MapLink *links;
-    int      T = r.T;
-    PetscCall(PetscMalloc2(r.n * 2 * T, &Y, 2 * T, &links));
-    for (PetscInt i = 0; i < r.n; i++)
-      for (int t = 0; t < T; t++) {
-        Y[i * 2 * T + t]     = r.acc[i * T + t];
-        Y[i * 2 * T + T + t] = r.loss[i * T + t];
-      }
-    for (int t = 0; t < T; t++) {
-      links[t]     = MAP_LINK_SIGMOID;
-      links[T + t] = MAP_LINK_SOFTPLUS;
-    }
-    PetscCall(MapSurrogateFit(r.sur, T, r.n, r.C, 2 * T, Y, links));
-    PetscCall(PetscFree2(Y, links));
-  }
+  PetscCall(MapRunFit(&r));
   PetscCall(PetscLogStagePop());
-  r.t_phase[2] = MapWallTime() - t0;
+  r.t_phase[2] += MapWallTime() - t0;
 
   /* search the accuracy surrogates for the front */
   t0 = MapWallTime();
