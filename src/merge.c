@@ -50,7 +50,9 @@ static inline float WidenBF16(uint16_t b)
   return f;
 }
 
-/* One body for both storage types and both instruction sets; UNROLL vectors of 8 per step keep
+/* One pass: theta[j] = base[j] + sum_{i<T} cf[i] * tau[i*ld + j], for j < n, where the base is
+   baseb (storage type), else basef (F32, e.g. theta itself from an earlier pass), else 0.
+   One body for both storage types and both instruction sets; UNROLL vectors of 8 per step keep
    enough independent adds in flight to hide the add latency behind the loads. */
 #define MAP_MERGE_UNROLL 4
 #define MAP_MERGE_BODY(TYPE, LOADV, LOADS) \
@@ -58,11 +60,16 @@ static inline float WidenBF16(uint16_t b)
     int64_t j = 0; \
     for (; j + 8 * MAP_MERGE_UNROLL <= n; j += 8 * MAP_MERGE_UNROLL) { \
       map_v8f a0, a1, a2, a3; \
-      if (pre) { \
-        a0 = LOADV(pre + j); \
-        a1 = LOADV(pre + j + 8); \
-        a2 = LOADV(pre + j + 16); \
-        a3 = LOADV(pre + j + 24); \
+      if (baseb) { \
+        a0 = LOADV(baseb + j); \
+        a1 = LOADV(baseb + j + 8); \
+        a2 = LOADV(baseb + j + 16); \
+        a3 = LOADV(baseb + j + 24); \
+      } else if (basef) { \
+        a0 = LoadF32(basef + j); \
+        a1 = LoadF32(basef + j + 8); \
+        a2 = LoadF32(basef + j + 16); \
+        a3 = LoadF32(basef + j + 24); \
       } else { \
         a0 = a1 = a2 = a3 = (map_v8f){0}; \
       } \
@@ -80,7 +87,7 @@ static inline float WidenBF16(uint16_t b)
       StoreF32(theta + j + 24, a3); \
     } \
     for (; j < n; j++) { \
-      float acc = pre ? LOADS(pre[j]) : 0.0f; \
+      float acc = baseb ? LOADS(baseb[j]) : basef ? basef[j] : 0.0f; \
       for (int i = 0; i < T; i++) acc = acc + cf[i] * LOADS(tau[(int64_t)i * ld + j]); \
       theta[j] = acc; \
     } \
@@ -88,13 +95,17 @@ static inline float WidenBF16(uint16_t b)
 
 #define MAP_IDENT(x) (x)
 
-static void KernelF32_Generic(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta)
+typedef void (*PassF32Fn)(int64_t, const float *, const float *, int, const float *, int64_t, const float *, float *);
+typedef void (*PassBF16Fn)(int64_t, const uint16_t *, const float *, int, const uint16_t *, int64_t, const float *, float *);
+
+static void PassF32_Generic(int64_t n, const float *baseb, const float *basef, int T, const float *tau, int64_t ld,
+                            const float *cf, float *theta)
 {
   MAP_MERGE_BODY(float, LoadF32, MAP_IDENT);
 }
 
-static void KernelBF16_Generic(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf,
-                               float *theta)
+static void PassBF16_Generic(int64_t n, const uint16_t *baseb, const float *basef, int T, const uint16_t *tau, int64_t ld,
+                             const float *cf, float *theta)
 {
   MAP_MERGE_BODY(uint16_t, LoadBF16, WidenBF16);
 }
@@ -104,8 +115,8 @@ static void KernelBF16_Generic(int64_t n, const uint16_t *pre, int T, const uint
   #include <immintrin.h>
 /* The same source compiled for AVX2 (no FMA: target "avx2" does not enable it, and contraction is
    off anyway), so the bits are those of the generic build. */
-__attribute__((target("avx2"))) static void KernelF32_AVX2(int64_t n, const float *pre, int T, const float *tau, int64_t ld,
-                                                          const float *cf, float *theta)
+__attribute__((target("avx2"))) static void PassF32_AVX2(int64_t n, const float *baseb, const float *basef, int T,
+                                                        const float *tau, int64_t ld, const float *cf, float *theta)
 {
   MAP_MERGE_BODY(float, LoadF32, MAP_IDENT);
 }
@@ -114,20 +125,27 @@ __attribute__((target("avx2"))) static void KernelF32_AVX2(int64_t n, const floa
    in one instruction per 8, but in the lane order [0-3, 8-11] and [4-7, 12-15]. Accumulating in
    that order and restoring it once at the store (vperm2f128) keeps the element-wise arithmetic,
    hence the bits, of the generic kernel, at a fraction of its widening cost. */
-__attribute__((target("avx2"))) static void KernelBF16_AVX2(int64_t n, const uint16_t *pre, int T, const uint16_t *tau,
-                                                           int64_t ld, const float *cf, float *theta)
+__attribute__((target("avx2"))) static void PassBF16_AVX2(int64_t n, const uint16_t *baseb, const float *basef, int T,
+                                                         const uint16_t *tau, int64_t ld, const float *cf, float *theta)
 {
   const __m256i zero = _mm256_setzero_si256();
   int64_t       j    = 0;
 
   for (; j + 32 <= n; j += 32) {
     __m256 a0, a1, a2, a3; /* a0: [0-3,8-11], a1: [4-7,12-15], a2/a3: the same for elements 16..31 */
-    if (pre) {
-      __m256i p0 = _mm256_loadu_si256((const __m256i *)(pre + j)), p1 = _mm256_loadu_si256((const __m256i *)(pre + j + 16));
+    if (baseb) {
+      __m256i p0 = _mm256_loadu_si256((const __m256i *)(baseb + j)), p1 = _mm256_loadu_si256((const __m256i *)(baseb + j + 16));
       a0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, p0));
       a1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, p0));
       a2 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, p1));
       a3 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, p1));
+    } else if (basef) { /* the same lane order from F32 */
+      __m256 f0 = _mm256_loadu_ps(basef + j), f1 = _mm256_loadu_ps(basef + j + 8);
+      __m256 f2 = _mm256_loadu_ps(basef + j + 16), f3 = _mm256_loadu_ps(basef + j + 24);
+      a0 = _mm256_permute2f128_ps(f0, f1, 0x20);
+      a1 = _mm256_permute2f128_ps(f0, f1, 0x31);
+      a2 = _mm256_permute2f128_ps(f2, f3, 0x20);
+      a3 = _mm256_permute2f128_ps(f2, f3, 0x31);
     } else {
       a0 = a1 = a2 = a3 = _mm256_setzero_ps();
     }
@@ -145,12 +163,15 @@ __attribute__((target("avx2"))) static void KernelBF16_AVX2(int64_t n, const uin
     _mm256_storeu_ps(theta + j + 16, _mm256_permute2f128_ps(a2, a3, 0x20));
     _mm256_storeu_ps(theta + j + 24, _mm256_permute2f128_ps(a2, a3, 0x31));
   }
-  KernelBF16_Generic(n - j, pre ? pre + j : NULL, T, tau ? tau + j : NULL, ld, cf, theta + j);
+  if (j < n) PassBF16_Generic(n - j, baseb ? baseb + j : NULL, basef ? basef + j : NULL, T, tau ? tau + j : NULL, ld, cf, theta + j);
 }
+
+static int map_force_generic = 0;
 
 static int HaveAVX2(void)
 {
   static int have = -1;
+  if (map_force_generic) return 0;
   if (have < 0) {
     __builtin_cpu_init();
     have = __builtin_cpu_supports("avx2") ? 1 : 0;
@@ -159,26 +180,57 @@ static int HaveAVX2(void)
 }
 #endif
 
-void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta)
+void MapMergeForceGeneric_Private(PetscBool flg)
 {
 #if defined(MAP_HAVE_AVX2_DISPATCH)
-  if (HaveAVX2()) {
-    KernelF32_AVX2(n, pre, T, tau, ld, cf, theta);
-    return;
-  }
+  map_force_generic = flg ? 1 : 0;
 #endif
-  KernelF32_Generic(n, pre, T, tau, ld, cf, theta);
+}
+
+/* Many task vectors at once means many concurrent memory streams, which the hardware prefetchers
+   cannot follow (T = 32 ran at a quarter of the triad's bandwidth). So for T > GROUP the vector
+   is cut into blocks of BLOCK elements (theta block: 128 KB, stays in L2), and each block takes ceil(T/GROUP) passes
+   of at most GROUP tasks, the later ones starting from theta. The per-element sequence of
+   roundings is unchanged (acc lives in theta as the same F32 value between passes). */
+#ifndef MAP_MERGE_GROUP /* overridable for tuning runs */
+  #define MAP_MERGE_GROUP 8
+#endif
+#ifndef MAP_MERGE_BLOCK
+  #define MAP_MERGE_BLOCK 32768
+#endif
+
+#define MAP_MERGE_DRIVE(pass, pre) \
+  do { \
+    if (T <= MAP_MERGE_GROUP) { \
+      pass(n, pre, NULL, T, tau, ld, cf, theta); \
+      break; \
+    } \
+    for (int64_t jb = 0; jb < n; jb += MAP_MERGE_BLOCK) { \
+      int64_t nb = n - jb < MAP_MERGE_BLOCK ? n - jb : MAP_MERGE_BLOCK; \
+      for (int g = 0; g < T; g += MAP_MERGE_GROUP) { \
+        int ng = T - g < MAP_MERGE_GROUP ? T - g : MAP_MERGE_GROUP; \
+        if (g == 0) pass(nb, pre ? pre + jb : NULL, NULL, ng, tau + jb, ld, cf, theta + jb); \
+        else pass(nb, NULL, theta + jb, ng, tau + (int64_t)g * ld + jb, ld, cf + g, theta + jb); \
+      } \
+    } \
+  } while (0)
+
+void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta)
+{
+  PassF32Fn pass = PassF32_Generic;
+#if defined(MAP_HAVE_AVX2_DISPATCH)
+  if (HaveAVX2()) pass = PassF32_AVX2;
+#endif
+  MAP_MERGE_DRIVE(pass, pre);
 }
 
 static void KernelBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta)
 {
+  PassBF16Fn pass = PassBF16_Generic;
 #if defined(MAP_HAVE_AVX2_DISPATCH)
-  if (HaveAVX2()) {
-    KernelBF16_AVX2(n, pre, T, tau, ld, cf, theta);
-    return;
-  }
+  if (HaveAVX2()) pass = PassBF16_AVX2;
 #endif
-  KernelBF16_Generic(n, pre, T, tau, ld, cf, theta);
+  MAP_MERGE_DRIVE(pass, pre);
 }
 
 /* Arguments shared by all variants; the coefficients are rounded to F32 once, as the contract says. */
@@ -218,7 +270,8 @@ static PetscErrorCode CoeffsFree(float *stack, float **cf)
 
 /*@
   MapMergeApply - theta[j] = pre[j] + sum_i c[i] * tau[i*ld + j], j < n, accumulated in F32 in task
-  order; blocked-free register-accumulating vector kernel, AVX2 when available. Not collective.
+  order; the accumulators of 32 elements stay in registers over the task loop, so each input is
+  read once and theta written once (AVX2 when the CPU has it). Not collective.
 
   Input: n (shard length, >= 0), pre[n], T (>= 0), tau (T rows with leading dimension ld >= n), c[T]
   (rounded to F32 once). Output: theta[n] (may alias pre, but not tau).

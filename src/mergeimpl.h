@@ -18,4 +18,7 @@ struct _p_MapModel {
    form combined task vectors). Same arithmetic as MapMergeApply_Ref. */
 void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta);
 
+/* MapMergeForceGeneric_Private - tests: use the portable kernels even where AVX2 is available. */
+void MapMergeForceGeneric_Private(PetscBool flg);
+
 #endif

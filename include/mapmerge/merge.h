@@ -31,5 +31,9 @@ PetscErrorCode MapModelGetNumTasks(MapModel model, int *T);
 PetscErrorCode MapModelGetStore(MapModel model, MapStore *store);
 /* MapModelMerge - theta_shard[hi-lo] = merged parameters of this rank's shard for coefficients c[T]. */
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard);
+/* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
+PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
+/* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's shard (n = hi - lo). */
+PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, const float **tau);
 
 #endif

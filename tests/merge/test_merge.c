@@ -4,6 +4,7 @@
    the vector width or unroll), T = 0..9, leading dimensions > n, F32 and BF16 storage, and
    in-place use (theta == pre). Prints "FAIL" lines on mismatch; exit code != 0 on failure. */
 #include <mapmerge/mapmerge.h>
+#include "mergeimpl.h" /* MapMergeForceGeneric_Private: test the portable kernels too */
 #include <math.h>
 
 static char help[] = "test_merge: fast merge kernels == reference kernels, bitwise.\n";
@@ -153,16 +154,27 @@ int main(int argc, char **argv)
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   PetscCall(MapInitializePackage());
-  for (size_t a = 0; a < sizeof(ns) / sizeof(ns[0]); a++) {
-    for (int T = 0; T <= 9; T++) {
-      int64_t pad = (a + T) % 3 == 0 ? 0 : (int64_t)((a * 7 + T) % 13);
-      PetscCall(CheckCase(ns[a], T, pad, 42 + 100 * a + T));
-      ncase++;
+  for (int generic = 0; generic < 2; generic++) {
+    MapMergeForceGeneric_Private(generic ? PETSC_TRUE : PETSC_FALSE);
+    for (size_t a = 0; a < sizeof(ns) / sizeof(ns[0]); a++) {
+      for (int T = 0; T <= 9; T++) {
+        int64_t pad = (a + T) % 3 == 0 ? 0 : (int64_t)((a * 7 + T) % 13);
+        PetscCall(CheckCase(ns[a], T, pad, 42 + 100 * a + T + 7919 * generic));
+        ncase++;
+      }
     }
   }
-  /* a large T that takes the heap path for the coefficients */
-  PetscCall(CheckCase(1001, 70, 5, 7));
-  ncase++;
+  MapMergeForceGeneric_Private(PETSC_FALSE);
+  /* T > 8 over several 32768-element blocks (grouped passes), and a large T that takes the heap
+     path for the coefficients; both instruction-set paths */
+  for (int generic = 0; generic < 2; generic++) {
+    MapMergeForceGeneric_Private(generic ? PETSC_TRUE : PETSC_FALSE);
+    PetscCall(CheckCase(2 * 32768 + 37, 17, 3, 5 + generic));
+    PetscCall(CheckCase(32768, 16, 0, 9 + generic));
+    PetscCall(CheckCase(1001, 70, 5, 7 + generic));
+    ncase += 3;
+  }
+  MapMergeForceGeneric_Private(PETSC_FALSE);
   PetscCall(CheckErrors());
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "test_merge: %d cases, %d failures: %s\n", ncase, nfail, nfail ? "FAIL" : "OK"));
   PetscCall(PetscFinalize());

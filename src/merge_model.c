@@ -1,0 +1,176 @@
+/* MapModel: this rank's shard of theta_pre and of a basis of task vectors, the thing a merge
+ * works on. Made from a store (plain task vectors) or from another model (Nested MAP's combined
+ * pairs). All arithmetic is element-wise on the shard, so nothing depends on the rank count. */
+#include "mergeimpl.h"
+
+static PetscErrorCode ModelAlloc(MapStore store, int T, MapModel *model)
+{
+  MapModel m;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&m));
+  m->store = store;
+  m->T     = T;
+  PetscCall(MapStoreGetLayout(store, &m->layout));
+  m->n = m->layout.hi - m->layout.lo;
+  PetscCall(PetscMalloc1(T > 0 ? T : 1, &m->tasks));
+  /* +1: a rank that owns no elements still gets valid (unused) pointers */
+  PetscCall(PetscMalloc1(m->n + 1, &m->pre));
+  PetscCall(PetscMalloc1((size_t)T * m->n + 1, &m->tau));
+  *model = m;
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelCreateFromStore - reads this rank's shard of theta_pre and of the task vectors of the
+  store tasks `tasks[0..ntask-1]` (store task indices, in the order the coefficient vector uses;
+  tasks == NULL means 0..ntask-1). Collective on the store's communicator.
+
+  The model references the store (for private tensors and the index): destroy the model first.
+  Errors: ntask < 1 or a task index outside [0, T) of the store, naming the store and its T.
+@*/
+PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model)
+{
+  MapModel    m;
+  int64_t     P;
+  int         T, ntensors;
+  const char *path;
+
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 4);
+  *model = NULL;
+  PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
+  PetscCall(MapStoreGetPath(store, &path));
+  PetscCheck(ntask >= 1 && ntask <= T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "store %s: a model needs 1 to %d tasks (the store's task count), got %d", path, T, ntask);
+  for (int k = 0; k < ntask; k++) {
+    int t = tasks ? tasks[k] : k;
+    PetscCheck(t >= 0 && t < T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d (entry %d) not in [0, %d)", path,
+               t, k, T);
+  }
+  PetscCall(ModelAlloc(store, ntask, &m));
+  for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
+  PetscCall(MapStoreReadShard(store, ntask, m->tasks, m->pre, m->tau));
+  *model = m;
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelCreateCombined - a new basis of nk task vectors, tau'_k = sum_i W[k*T+i] tau_i over the
+  T vectors of `base` (Nested MAP: a merged pair's task vector is c_a tau_a + c_b tau_b).
+  Arithmetic: acc = 0; acc = acc + (float)W[k*T+i] * tau_i[j] for i = 0..T-1, each step rounded to
+  F32 (the merge kernel with a zero base), so the bits do not depend on the sharding.
+  theta_pre is copied. Private tensors stay in the store; MapModelGetStoreTask() returns -1 for
+  combined vectors. Collective in the sense that every rank must call it (no communication).
+
+  Errors: nk < 1, non-finite weights.
+@*/
+PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, MapModel *model)
+{
+  MapModel m;
+  float   *wf;
+
+  PetscFunctionBegin;
+  PetscCheck(base, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (base) must not be NULL", 1);
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 4);
+  *model = NULL;
+  PetscCheck(nk >= 1, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "MapModelCreateCombined: need >= 1 combined task vectors, got %d", nk);
+  for (int q = 0; q < nk * base->T; q++)
+    PetscCheck(!PetscIsInfOrNanReal(W[q]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+               "MapModelCreateCombined: weight W[%d][%d] = %g is not finite", q / base->T, q % base->T, W[q]);
+  PetscCall(ModelAlloc(base->store, nk, &m));
+  PetscCheck(m->n == base->n, PETSC_COMM_SELF, PETSC_ERR_PLIB, "MapModelCreateCombined: store layout %" PRId64 " != model shard %" PRId64,
+             m->n, base->n);
+  PetscCall(PetscArraycpy(m->pre, base->pre, base->n));
+  PetscCall(PetscMalloc1(base->T, &wf));
+  PetscCall(MapInitializePackage());
+  PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  for (int k = 0; k < nk; k++) {
+    m->tasks[k] = -1;
+    for (int i = 0; i < base->T; i++) wf[i] = (float)W[k * base->T + i];
+    MapMergeKernel_Private(base->n, NULL, base->T, base->tau, base->n, wf, m->tau + (size_t)k * m->n);
+  }
+  PetscCall(PetscLogFlops(2.0 * nk * base->T * (PetscLogDouble)base->n));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscCall(PetscFree(wf));
+  *model = m;
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelDestroy - frees the shards; NULL-safe, sets *model = NULL. The store is not destroyed.
+@*/
+PetscErrorCode MapModelDestroy(MapModel *model)
+{
+  PetscFunctionBegin;
+  if (!model || !*model) PetscFunctionReturn(0);
+  PetscCall(PetscFree((*model)->tasks));
+  PetscCall(PetscFree((*model)->pre));
+  PetscCall(PetscFree((*model)->tau));
+  PetscCall(PetscFree(*model));
+  PetscFunctionReturn(0);
+}
+
+/* MapModelGetLayout - this rank's shard [lo, hi) of the P parameters. Not collective. */
+PetscErrorCode MapModelGetLayout(MapModel model, MapLayout *layout)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  *layout = model->layout;
+  PetscFunctionReturn(0);
+}
+
+/* MapModelGetNumTasks - the number of task vectors (the length of a coefficient vector). */
+PetscErrorCode MapModelGetNumTasks(MapModel model, int *T)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  *T = model->T;
+  PetscFunctionReturn(0);
+}
+
+/* MapModelGetStore - the store the model was read from (not a new reference). */
+PetscErrorCode MapModelGetStore(MapModel model, MapStore *store)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  *store = model->store;
+  PetscFunctionReturn(0);
+}
+
+/* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
+PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCheck(k >= 0 && k < model->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "task vector %d not in [0, %d)", k, model->T);
+  *t = model->tasks[k];
+  PetscFunctionReturn(0);
+}
+
+/* MapModelGetShards - read-only access to this rank's shards: pre[n], tau[k*n + j] (k < T).
+   For methods that transform task vectors (TIES, DARE) and for tests. Not collective. */
+PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, const float **tau)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  if (n) *n = model->n;
+  if (pre) *pre = model->pre;
+  if (tau) *tau = model->tau;
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelMerge - theta_shard[0 .. hi-lo) = the merged parameters of this rank's shard at
+  coefficients c[T] (MapMergeApply). Not collective; the same bits for any rank count.
+@*/
+PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  for (int i = 0; i < model->T; i++)
+    PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+               "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
+  PetscCall(MapMergeApply(model->n, model->pre, model->T, model->tau, model->n, c, theta_shard));
+  PetscFunctionReturn(0);
+}

@@ -1,0 +1,146 @@
+/* test_merge_model: MapModel end to end on a real store, driven by test_merge_model.py.
+ *
+ *   test_merge_model -import -map_pretrained P -map_tasks a,b -map_task_models A,B -map_store S
+ *       writes the store with MapStoreImport (the code behind `mapmerge import`).
+ *   test_merge_model -map_store S -map_tasks b,a -map_coeff c1,c2 -map_output theta.bin
+ *                    [-test_combine w11,..,wkT -test_coeff2 d1,..,dk -test_output2 theta2.bin]
+ *       builds a MapModel of the named tasks (in that order), merges at c, gathers the full theta
+ *       on rank 0 and writes it as raw little-endian F32; optionally also a combined basis
+ *       (MapModelCreateCombined with W [k,T]) merged at d. Prints the sha256 of each vector. */
+#include <mapmerge/mapmerge.h>
+
+static char help[] = "test_merge_model: MapModel from a store, merged and gathered.\n";
+
+static PetscErrorCode Import(MPI_Comm comm)
+{
+  char      pre[MAP_PATH_LEN], store[MAP_PATH_LEN];
+  char    **tasks, **models, **pats;
+  int       T, Tm, np;
+  PetscBool flg;
+
+  PetscFunctionBegin;
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_pretrained", pre, sizeof(pre), &flg));
+  PetscCheck(flg, comm, PETSC_ERR_ARG_WRONG, "-map_pretrained is required");
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_store", store, sizeof(store), &flg));
+  PetscCheck(flg, comm, PETSC_ERR_ARG_WRONG, "-map_store is required");
+  PetscCall(MapOptionsGetList("-map_tasks", &T, &tasks, NULL));
+  PetscCall(MapOptionsGetList("-map_task_models", &Tm, &models, NULL));
+  PetscCall(MapOptionsGetList("-map_private_patterns", &np, &pats, NULL));
+  PetscCheck(T > 0 && T == Tm, comm, PETSC_ERR_ARG_WRONG, "-map_tasks has %d names but -map_task_models %d paths", T, Tm);
+  PetscCall(MapStoreImport(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np,
+                           (const char *const *)pats, store));
+  PetscCall(MapFreeList(T, &tasks));
+  PetscCall(MapFreeList(Tm, &models));
+  PetscCall(MapFreeList(np, &pats));
+  PetscFunctionReturn(0);
+}
+
+/* Gathers the shards on rank 0 and writes them (temporary name, then rename). */
+static PetscErrorCode GatherWrite(MPI_Comm comm, MapLayout *L, const float *shard, const char *path)
+{
+  int    *counts = NULL, *displs = NULL, n = (int)(L->hi - L->lo);
+  float  *full   = NULL;
+  char    hex[65], tmp[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCheck(L->P < INT32_MAX, comm, PETSC_ERR_SUP, "test gathers at most 2^31 elements, P = %" PRId64, L->P);
+  if (L->rank == 0) {
+    PetscCall(PetscMalloc3(L->size, &counts, L->size, &displs, L->P + 1, &full));
+    for (int r = 0; r < L->size; r++) {
+      int64_t lo, hi;
+      MapLayoutRange(L->P, L->size, r, &lo, &hi);
+      counts[r] = (int)(hi - lo);
+      displs[r] = (int)lo;
+    }
+  }
+  PetscCallMPI(MPI_Gatherv(shard, n, MPI_FLOAT, full, counts, displs, MPI_FLOAT, 0, comm));
+  if (L->rank == 0) {
+    MapSha256(full, (size_t)L->P * sizeof(float), hex);
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "%s: P = %" PRId64 ", ranks = %d, sha256 %s\n", path, L->P, L->size, hex));
+    PetscCall(MapTempName(path, tmp, sizeof(tmp)));
+    PetscCall(MapTempRegister(tmp));
+    FILE *f = fopen(tmp, "wb");
+    PetscCheck(f, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot create %s", tmp);
+    size_t w = fwrite(full, sizeof(float), (size_t)L->P, f);
+    PetscCheck(fclose(f) == 0 && w == (size_t)L->P, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "short write to %s", tmp);
+    PetscCheck(rename(tmp, path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s", tmp, path);
+    PetscCall(MapTempUnregister(tmp));
+    PetscCall(PetscFree3(counts, displs, full));
+  }
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode Merge(MPI_Comm comm)
+{
+  char      path[MAP_PATH_LEN], out[MAP_PATH_LEN], out2[MAP_PATH_LEN];
+  char    **names;
+  int       T, nc, nw, nd, *tasks, Tm;
+  double    c[64], W[1024], d[64];
+  PetscBool flg, comb;
+  MapStore  store;
+  MapModel  model, cmodel = NULL;
+  MapLayout L;
+  float    *theta;
+
+  PetscFunctionBegin;
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_store", path, sizeof(path), &flg));
+  PetscCheck(flg, comm, PETSC_ERR_ARG_WRONG, "-map_store is required");
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_output", out, sizeof(out), &flg));
+  PetscCheck(flg, comm, PETSC_ERR_ARG_WRONG, "-map_output is required");
+  PetscCall(MapStoreOpen(comm, path, &store));
+  PetscCall(MapOptionsGetList("-map_tasks", &T, &names, NULL));
+  PetscCheck(T > 0 && T <= 64, comm, PETSC_ERR_ARG_WRONG, "-map_tasks: 1..64 names needed, got %d", T);
+  PetscCall(PetscMalloc1(T, &tasks));
+  for (int k = 0; k < T; k++) PetscCall(MapStoreFindTask(store, names[k], &tasks[k]));
+  PetscCall(MapOptionsGetRealList("-map_coeff", 64, c, &nc, NULL));
+  PetscCheck(nc == T, comm, PETSC_ERR_ARG_WRONG, "-map_coeff: expected %d values (one per task), got %d", T, nc);
+
+  PetscCall(MapModelCreateFromStore(store, T, tasks, &model));
+  PetscCall(MapModelGetNumTasks(model, &Tm));
+  PetscCheck(Tm == T, comm, PETSC_ERR_PLIB, "model has %d tasks, expected %d", Tm, T);
+  for (int k = 0; k < T; k++) {
+    int t;
+    PetscCall(MapModelGetStoreTask(model, k, &t));
+    PetscCheck(t == tasks[k], comm, PETSC_ERR_PLIB, "basis vector %d: store task %d, expected %d", k, t, tasks[k]);
+  }
+  PetscCall(MapModelGetLayout(model, &L));
+  PetscCall(PetscMalloc1(L.hi - L.lo + 1, &theta));
+  PetscCall(MapModelMerge(model, c, theta));
+  PetscCall(GatherWrite(comm, &L, theta, out));
+
+  PetscCall(MapOptionsGetRealList("-test_combine", 1024, W, &nw, &comb));
+  if (comb) {
+    PetscCheck(nw % T == 0, comm, PETSC_ERR_ARG_WRONG, "-test_combine: a multiple of T = %d values needed, got %d", T, nw);
+    PetscCall(MapOptionsGetRealList("-test_coeff2", 64, d, &nd, NULL));
+    PetscCheck(nd == nw / T, comm, PETSC_ERR_ARG_WRONG, "-test_coeff2: expected %d values, got %d", nw / T, nd);
+    PetscCall(PetscOptionsGetString(NULL, NULL, "-test_output2", out2, sizeof(out2), &flg));
+    PetscCheck(flg, comm, PETSC_ERR_ARG_WRONG, "-test_output2 is required with -test_combine");
+    PetscCall(MapModelCreateCombined(model, nd, W, &cmodel));
+    int t;
+    PetscCall(MapModelGetStoreTask(cmodel, 0, &t));
+    PetscCheck(t == -1, comm, PETSC_ERR_PLIB, "combined vector reports store task %d, expected -1", t);
+    PetscCall(MapModelMerge(cmodel, d, theta));
+    PetscCall(GatherWrite(comm, &L, theta, out2));
+    PetscCall(MapModelDestroy(&cmodel));
+  }
+  PetscCall(MapModelDestroy(&model));
+  PetscCall(MapModelDestroy(&model)); /* NULL-safe */
+  PetscCall(PetscFree(theta));
+  PetscCall(PetscFree(tasks));
+  PetscCall(MapFreeList(T, &names));
+  PetscCall(MapStoreDestroy(&store));
+  PetscFunctionReturn(0);
+}
+
+int main(int argc, char **argv)
+{
+  PetscBool imp = PETSC_FALSE;
+
+  PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(MapInitializePackage());
+  PetscCall(PetscOptionsGetBool(NULL, NULL, "-import", &imp, NULL));
+  if (imp) PetscCall(Import(PETSC_COMM_WORLD));
+  else PetscCall(Merge(PETSC_COMM_WORLD));
+  PetscCall(PetscFinalize());
+  return 0;
+}
