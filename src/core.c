@@ -100,6 +100,8 @@ static const char *map_known_options[] = {
 #include "map_known_options.h"
   NULL};
 
+const char *const *MapKnownOptionNames(void) { return map_known_options; }
+
 static PetscBool MapOptionIsKnown(const char *name)
 {
   for (int i = 0; map_known_options[i]; i++)

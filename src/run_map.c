@@ -54,6 +54,57 @@ static void MapNow(char *buf, size_t len)
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* -map_replay MANIFEST: put the options of a finished run back into the database (the mapmerge
+   options exactly, the others best effort), so this run repeats it into a new -map_output. */
+static PetscErrorCode MapRunReplay(MapRunCtx *r)
+{
+  char      path[MAP_PATH_LEN], out[MAP_PATH_LEN];
+  PetscBool set, outset;
+  char     *text = NULL;
+  long      len  = 0;
+
+  PetscFunctionBegin;
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_replay", path, sizeof(path), &set));
+  if (!set) PetscFunctionReturn(0);
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_output", out, sizeof(out), &outset));
+  if (!r->rank) {
+    FILE *f = fopen(path, "rb");
+    if (f) {
+      fseek(f, 0, SEEK_END);
+      len = ftell(f);
+      fseek(f, 0, SEEK_SET);
+      text = malloc((size_t)len + 1);
+      if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) len = -1;
+      else text[len] = 0;
+      fclose(f);
+    } else len = -1;
+  }
+  PetscCallMPI(MPI_Bcast(&len, 1, MPI_LONG, 0, r->comm));
+  PetscCheck(len >= 0, r->comm, PETSC_ERR_FILE_OPEN, "-map_replay %s: cannot read the manifest", path);
+  if (r->rank) text = malloc((size_t)len + 1);
+  PetscCallMPI(MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, r->comm));
+  json_error_t jerr;
+  json_t      *m = json_loads(text, 0, &jerr);
+  free(text);
+  PetscCheck(m, r->comm, PETSC_ERR_FILE_UNEXPECTED, "-map_replay %s: not JSON (line %d: %s)", path, jerr.line, jerr.text);
+  json_t *mo = json_object_get(m, "map_options");
+  PetscCheck(json_is_object(mo), r->comm, PETSC_ERR_FILE_UNEXPECTED, "-map_replay %s: no \"map_options\" (not a mapmerge run manifest?)", path);
+  const char *key;
+  json_t     *val;
+  json_object_foreach(mo, key, val) PetscCall(PetscOptionsSetValue(NULL, key, json_string_value(val)));
+  if (!outset) {
+    const char *orig = NULL;
+    json_t     *o    = json_object_get(m, "run_folder");
+    orig             = json_is_string(o) ? json_string_value(o) : "runs/run";
+    snprintf(out, sizeof(out), "%s-replay", orig);
+  }
+  PetscCall(PetscOptionsSetValue(NULL, "-map_output", out));
+  PetscCall(PetscOptionsClearValue(NULL, "-map_resume"));
+  PetscCall(PetscPrintf(r->comm, "mapmerge run: replaying %s into %s\n", path, out));
+  json_decref(m);
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
 {
   char      taskbuf[8192] = "", boxbuf[128] = "", prefbuf[2048] = "";
@@ -62,6 +113,7 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   double    box[2];
 
   PetscFunctionBegin;
+  PetscCall(MapRunReplay(r));
   PetscCall(PetscStrncpy(r->method, "map", sizeof(r->method)));
   PetscCall(PetscStrncpy(r->sample_type, "reference", sizeof(r->sample_type)));
   r->seed = 0; r->sample_n = 0; r->reevaluate = 8; r->lo = 0; r->hi = 1;
@@ -83,6 +135,11 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
                             &r->reevaluate, NULL));
   PetscCall(PetscOptionsString("-map_test_data", "held-out eval sets (one per task) on which the pick is also reported", NULL,
                                r->test_data, r->test_data, sizeof(r->test_data), NULL));
+  {
+    char replay[MAP_PATH_LEN] = "";
+    PetscCall(PetscOptionsString("-map_replay", "re-run the run of this manifest.json exactly (into -map_output or <folder>-replay)", NULL,
+                                 replay, replay, sizeof(replay), NULL));
+  }
   PetscCall(PetscOptionsBool("-map_resume", "continue the run folder from its journal", NULL, r->resume, &r->resume, NULL));
   PetscCall(PetscOptionsString("-map_box", "box lo,hi for sampling and search", NULL, boxbuf, boxbuf, sizeof(boxbuf), NULL));
   PetscCall(PetscOptionsString("-map_preference", "preference weights w_1,...,w_T of the pick (default: equal)", NULL, prefbuf,
@@ -317,6 +374,8 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   json_object_set_new(m, "mapmerge_version", json_string(MAPMERGE_VERSION));
   json_object_set_new(m, "git_commit", json_string(MAPMERGE_GIT_COMMIT));
   json_object_set_new(m, "method", json_string(r->method));
+  json_object_set_new(m, "run_folder", json_string(r->out));
+  json_object_set_new(m, "exit_status", json_string("completed"));
   json_object_set_new(m, "seed", json_integer(r->seed));
   json_object_set_new(m, "ranks", json_integer(r->size));
   json_object_set_new(m, "start_time", json_string(r->start_time));
@@ -325,6 +384,19 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   PetscCall(PetscOptionsGetAll(NULL, &all));
   json_object_set_new(m, "options", json_string(all));
   PetscCall(PetscFree(all));
+  {
+    /* the mapmerge options one by one (values may hold spaces), for -map_replay */
+    json_t            *mo    = json_object();
+    const char *const *names = MapKnownOptionNames();
+    char               val[65536];
+    for (int i = 0; names[i]; i++) {
+      PetscBool set;
+      if (!strcmp(names[i], "-map_replay") || !strcmp(names[i], "-map_resume") || !strcmp(names[i], "-map_output")) continue;
+      PetscCall(PetscOptionsGetString(NULL, NULL, names[i], val, sizeof(val), &set));
+      if (set) json_object_set_new(mo, names[i], json_string(val));
+    }
+    json_object_set_new(m, "map_options", mo);
+  }
   {
     json_t *t = json_array();
     for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));

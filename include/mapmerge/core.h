@@ -62,6 +62,8 @@ PetscErrorCode MapCheckWritable(const char *path, const char *option);
 /* MapCheckOptionsLeft - makes an unused option (usually a typo) an error that lists it.
    Call after every object has read its options and before the expensive work. Collective. */
 PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm);
+/* MapKnownOptionNames - NULL-terminated list of every "-map_*" option some command reads. */
+const char *const *MapKnownOptionNames(void);
 
 /* MapOptionsGetList - reads a comma-separated option into a NULL-terminated array of strings
    (free with MapFreeList). *n = 0 and *list = NULL when the option is absent. */
