@@ -1,5 +1,8 @@
 /* eval: the MapEvaluator object (life cycle, options, dispatch) and the analytic type. The mlp
    type is in eval_mlp.c, the command type in eval_command.c (DESIGN.md §4). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr, realpath under -std=c17 */
+#endif
 #include "evalimpl.h"
 #include <math.h>
 #include <dlfcn.h>
@@ -38,11 +41,11 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   MapEvaluator e;
 
   PetscFunctionBegin;
-  PetscValidPointer(ev, 2);
   PetscCall(MapInitializePackage());
   PetscCall(PetscNew(&e));
   e->comm    = comm;
   e->batch   = 256;
+  e->rowblock = 128;
   e->groups  = 0;
   e->timeout = 600;
   PetscCall(PetscStrncpy(e->kernel, "blas", sizeof(e->kernel)));
@@ -122,7 +125,7 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                               &itype, &set));
   PetscCall(PetscOptionsString("-map_eval_data", "per-task eval sets D1,D2,... (safetensors: inputs F32 [n,d], labels I64/I32 [n]), in task order",
                                "MapEvaluatorSetEvalData", data, data, sizeof(data), &set));
-  if (set) {
+  if (set && data[0]) {
     int    n;
     char **list;
     PetscCall(MapSplitList(data, ',', &n, &list));
@@ -134,6 +137,8 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                             ev->groups, &ev->groups, NULL));
   PetscCall(PetscOptionsInt("-map_eval_batch", "mlp: samples per batch (fixed, so the metrics do not depend on the rank count)", "",
                             ev->batch, &ev->batch, NULL));
+  PetscCall(PetscOptionsInt("-map_eval_row_block", "mlp: rows per matrix-kernel call; layers are split between ranks in whole blocks "
+                            "(fixed, so the metrics do not depend on the rank count)", "", ev->rowblock, &ev->rowblock, NULL));
   PetscCall(PetscOptionsString("-map_eval_kernel", "mlp: matrix kernel, blas (cblas_sgemm) or ref (plain loops, same bits for any split)",
                                "", ev->kernel, ev->kernel, sizeof(ev->kernel), NULL));
   PetscCall(PetscOptionsString("-map_eval_command", "command: argv template, e.g. 'prog --model {model} --task {task} --data {data}' "
@@ -145,6 +150,7 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                                sizeof(ev->problem), NULL));
   PetscOptionsEnd();
   PetscCheck(ev->batch >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_batch %" PetscInt_FMT ": must be >= 1", ev->batch);
+  PetscCheck(ev->rowblock >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_row_block %" PetscInt_FMT ": must be >= 1", ev->rowblock);
   PetscCheck(ev->groups >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": must be >= 0", ev->groups);
   PetscCheck(ev->timeout > 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_timeout %g: must be > 0", (double)ev->timeout);
   PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
@@ -165,7 +171,13 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
   PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetUp called twice");
   PetscCheck(T >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "MapEvaluatorSetUp: %d tasks, expected at least 1", T);
   if (!ev->type[0]) PetscCall(MapEvaluatorSetType(ev, "mlp"));
-  if (eval_data) PetscCall(MapEvaluatorSetEvalData(ev, T, eval_data));
+  if (eval_data) {
+    /* lists from MapSplitList/MapOptionsGetList are NULL-terminated: a shorter one is caught here */
+    int k = 0;
+    while (k < T && eval_data[k]) k++;
+    PetscCheck(k == T, ev->comm, PETSC_ERR_ARG_SIZ, "-map_eval_data gives %d eval set(s) but there are %d tasks: one per task, in task order", k, T);
+    PetscCall(MapEvaluatorSetEvalData(ev, T, eval_data));
+  }
   ev->model = model;
   ev->T     = T;
   ev->Tc    = T;

@@ -10,19 +10,25 @@
 typedef struct {
   double  accuracy; /* fraction in [0,1] */
   double  loss;     /* mean loss */
-  int64_t correct;  /* exact count of correct predictions (mlp) */
-  int64_t count;    /* number of samples */
+  int64_t correct;  /* exact count of correct predictions (mlp; command: its "correct" key, else 0) */
+  int64_t count;    /* number of samples (mlp; command: its "count" key, else 0) */
 } MapTaskMetrics;
 
 typedef struct _p_MapEvaluator *MapEvaluator;
 
 /* Life cycle: Create, SetType or SetFromOptions (-map_eval_type, -map_eval_data, -map_eval_groups,
-   -map_eval_command, -map_eval_timeout, -map_analytic_problem ...), SetUp, Evaluate*, Destroy. */
+   -map_eval_batch, -map_eval_row_block, -map_eval_kernel blas|ref, -map_eval_command,
+   -map_eval_timeout, -map_eval_tmpdir, -map_analytic_problem), SetUp, Evaluate*, Destroy.
+   mlp metrics are the same bits for any rank count and -map_eval_groups, given the same
+   -map_eval_batch, -map_eval_row_block and -map_eval_kernel. */
 PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev);
 PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type);
 PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev);
-/* MapEvaluatorSetUp - collective. T task names (in the order of the coefficient vector) and, for
-   mlp, T eval-set files; model may be NULL for analytic. */
+/* MapEvaluatorSetUp - collective. T task names (the order of metrics[]) and, for mlp, T eval-set
+   files (NULL: those of -map_eval_data / MapEvaluatorSetEvalData; their count must be T). The
+   coefficient vector has the model's basis length (MapModelGetNumTasks; usually T, with the same
+   order); model may be NULL for analytic. Task heads are the store's private head.weight/head.bias
+   of the task of that name. */
 PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const char *const *task_names,
                                  const char *const *eval_data);
 /* MapEvaluatorSetEvalData - override the eval-set files (e.g. val vs test) before SetUp */

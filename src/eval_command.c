@@ -1,0 +1,536 @@
+/* eval_command: the external-program evaluator (DESIGN.md §4). Per task, the merged model plus
+   that task's private tensors (under their own names, so it loads as a plain state_dict) is
+   written rank-parallel to a temporary .safetensors; rank 0 runs the program through
+   posix_spawnp (never a shell) with {model}, {task} and {data} substituted into the argv
+   template, with a timeout; the last non-empty stdout line must be a JSON object with numeric
+   "accuracy" and "loss". The outcome (metrics or an error message) is broadcast, so every rank
+   fails or succeeds together. The temporary model is always removed. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* posix_spawn, strsignal, usleep under -std=c17 */
+#endif
+#include "evalimpl.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <jansson.h>
+
+extern char **environ;
+
+typedef struct {
+  int            argc;
+  char         **argv;  /* the split template */
+  int            nmerged; /* store tensors */
+  int            n;       /* writer tensors per task (merged + private) */
+  MapTensorInfo *infos;   /* [T][n] */
+  float       ***priv;    /* [T][npriv] data */
+  int           *npriv;   /* [T] */
+  float         *theta;
+  int64_t        lo, hi;
+  long           pid0;    /* rank 0's pid, names the temporary file */
+} MapEval_Command;
+
+/* ---- argv template ---- */
+
+PetscErrorCode MapEvalCommandSplit(const char *tmpl, int *argc, char ***argv)
+{
+  size_t len = strlen(tmpl);
+  char  *item;
+  int    cap = 8, n = 0;
+  char **list;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(len + 1, &item));
+  PetscCall(PetscCalloc1(cap + 1, &list));
+  const char *p = tmpl;
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (!*p) break;
+    size_t    k      = 0;
+    PetscBool quoted = PETSC_FALSE;
+    while (*p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+      if (*p == '\'' || *p == '"') {
+        char q = *p++;
+        quoted = PETSC_TRUE;
+        while (*p && *p != q) {
+          if (q == '"' && *p == '\\' && (p[1] == '"' || p[1] == '\\')) p++;
+          item[k++] = *p++;
+        }
+        if (!*p) {
+          PetscCall(PetscFree(item));
+          PetscCall(MapFreeList(n, &list));
+          SETERRQ(PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "-map_eval_command \"%s\": unterminated %c quote", tmpl, q);
+        }
+        p++;
+      } else item[k++] = *p++;
+    }
+    (void)quoted; /* '' gives an empty item, as in a shell */
+    item[k] = 0;
+    if (n == cap) {
+      char **nl;
+      PetscCall(PetscCalloc1(2 * cap + 1, &nl));
+      memcpy(nl, list, sizeof(char *) * (size_t)n);
+      PetscCall(PetscFree(list));
+      list = nl;
+      cap *= 2;
+    }
+    PetscCall(PetscStrallocpy(item, &list[n++]));
+  }
+  PetscCall(PetscFree(item));
+  *argc = n;
+  *argv = list;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, const char *task, const char *data, char **out)
+{
+  const char *keys[3] = {"{model}", "{task}", "{data}"};
+  const char *vals[3] = {model, task, data ? data : ""};
+  size_t      len     = strlen(item) + 1;
+
+  PetscFunctionBegin;
+  for (const char *p = item; *p;) { /* size first */
+    int hit = -1;
+    for (int k = 0; k < 3; k++)
+      if (!strncmp(p, keys[k], strlen(keys[k]))) hit = k;
+    if (hit >= 0) {
+      len += strlen(vals[hit]);
+      p += strlen(keys[hit]);
+    } else p++;
+  }
+  PetscCall(PetscMalloc1(len, out));
+  char *o = *out;
+  for (const char *p = item; *p;) {
+    int hit = -1;
+    for (int k = 0; k < 3; k++)
+      if (!strncmp(p, keys[k], strlen(keys[k]))) hit = k;
+    if (hit >= 0) {
+      size_t l = strlen(vals[hit]);
+      memcpy(o, vals[hit], l);
+      o += l;
+      p += strlen(keys[hit]);
+    } else *o++ = *p++;
+  }
+  *o = 0;
+  PetscFunctionReturn(0);
+}
+
+/* ---- running the program (rank-local, no PETSc errors: the caller agrees collectively) ---- */
+
+typedef struct {
+  char  *buf;
+  size_t len, cap;
+} Capture;
+
+static void CaptureAppend(Capture *c, const char *s, size_t n)
+{
+  const size_t max = (size_t)4 << 20; /* keep the last 4 MiB */
+  if (c->len + n + 1 > c->cap) {
+    size_t nc = c->cap ? c->cap : 4096;
+    while (nc < c->len + n + 1 && nc < 2 * max) nc *= 2;
+    char *nb = realloc(c->buf, nc);
+    if (!nb) return;
+    c->buf = nb;
+    c->cap = nc;
+  }
+  if (c->len + n + 1 > c->cap) { /* over the cap: drop the oldest bytes */
+    size_t drop = c->len + n + 1 - c->cap;
+    if (drop > c->len) drop = c->len;
+    memmove(c->buf, c->buf + drop, c->len - drop);
+    c->len -= drop;
+    if (n + 1 > c->cap) {
+      s += n + 1 - c->cap;
+      n = c->cap - 1;
+    }
+  }
+  memcpy(c->buf + c->len, s, n);
+  c->len += n;
+  c->buf[c->len] = 0;
+}
+
+/* the last `lines` lines of text (pointer into it) */
+static const char *TailLines(const char *text, int lines)
+{
+  if (!text) return "";
+  const char *end = text + strlen(text);
+  while (end > text && (end[-1] == '\n' || end[-1] == '\r')) end--;
+  const char *p = end;
+  int         n = 0;
+  while (p > text) {
+    if (p[-1] == '\n' && ++n == lines) break;
+    p--;
+  }
+  return p;
+}
+
+static double Now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* drain what is readable on fd into c; returns 1 at EOF or error */
+static int Drain(int fd, Capture *c)
+{
+  char buf[65536];
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof(buf));
+    if (r > 0) {
+      CaptureAppend(c, buf, (size_t)r);
+      continue;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (r < 0 && errno == EINTR) continue;
+    return 1;
+  }
+}
+
+static int ParseMetrics(const char *out, const char *task, const char *prog, MapTaskMetrics *m, char *msg, size_t msglen)
+{
+  /* the last non-empty line */
+  const char *end = out + strlen(out);
+  while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t')) end--;
+  const char *start = end;
+  while (start > out && start[-1] != '\n') start--;
+  if (end == start) {
+    snprintf(msg, msglen, "task %s: %s printed nothing on stdout; expected a last line like {\"accuracy\": 0.9, \"loss\": 0.3}", task, prog);
+    return 1;
+  }
+  json_error_t err;
+  json_t      *root = json_loadb(start, (size_t)(end - start), 0, &err);
+  if (!root || !json_is_object(root)) {
+    snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"accuracy\": x, \"loss\": y}. Output:\n%s",
+             task, prog, root ? "another JSON value" : err.text, TailLines(out, 20));
+    if (root) json_decref(root);
+    return 1;
+  }
+  json_t *a = json_object_get(root, "accuracy"), *l = json_object_get(root, "loss");
+  if (!a || !l || !json_is_number(a) || !json_is_number(l)) {
+    snprintf(msg, msglen, "task %s: %s's JSON has %s; expected numbers \"accuracy\" and \"loss\". Output:\n%s", task, prog,
+             !a ? "no \"accuracy\"" : !l ? "no \"loss\"" : "a non-number \"accuracy\" or \"loss\"", TailLines(out, 20));
+    json_decref(root);
+    return 1;
+  }
+  m->accuracy = json_number_value(a);
+  m->loss     = json_number_value(l);
+  m->correct  = 0; /* unknown unless the program reports them */
+  m->count    = 0;
+  json_t *n   = json_object_get(root, "count"), *k = json_object_get(root, "correct");
+  if (n && json_is_integer(n)) m->count = (int64_t)json_integer_value(n);
+  if (k && json_is_integer(k)) m->correct = (int64_t)json_integer_value(k);
+  json_decref(root);
+  if (!isfinite(m->accuracy)) {
+    snprintf(msg, msglen, "task %s: %s reported a non-finite accuracy", task, prog);
+    return 1;
+  }
+  return 0;
+}
+
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen)
+{
+  int                        out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0;
+  pid_t                      pid;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t          at;
+  Capture                    co = {0}, ce = {0};
+  const char                *prog = argv[0];
+
+  msg[0] = 0;
+  if (pipe(out) || pipe(err)) {
+    snprintf(msg, msglen, "task %s: pipe() failed: %s", task, strerror(errno));
+    goto done;
+  }
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  posix_spawn_file_actions_addclose(&fa, err[0]);
+  posix_spawnattr_init(&at);
+  /* own process group, so a timeout kills the program and everything it started */
+  posix_spawnattr_setpgroup(&at, 0);
+  short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setflags(&at, flags);
+  int e = posix_spawnp(&pid, prog, &fa, &at, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  close(out[1]);
+  close(err[1]);
+  out[1] = err[1] = -1;
+  if (e) {
+    snprintf(msg, msglen, "task %s: cannot run \"%s\" (-map_eval_command): %s", task, prog, strerror(e));
+    goto done;
+  }
+  fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
+  fcntl(err[0], F_SETFL, fcntl(err[0], F_GETFL) | O_NONBLOCK);
+  double    t0 = Now();
+  int       eof_o = 0, eof_e = 0, exited = 0, timedout = 0;
+  while (!exited) {
+    struct pollfd pf[2];
+    int           np = 0;
+    if (!eof_o) pf[np].fd = out[0], pf[np].events = POLLIN, pf[np].revents = 0, np++;
+    if (!eof_e) pf[np].fd = err[0], pf[np].events = POLLIN, pf[np].revents = 0, np++;
+    if (np) (void)poll(pf, (nfds_t)np, 50);
+    else usleep(20000);
+    if (!eof_o) eof_o = Drain(out[0], &co);
+    if (!eof_e) eof_e = Drain(err[0], &ce);
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) exited = 1;
+    else if (w < 0 && errno != EINTR) {
+      snprintf(msg, msglen, "task %s: waitpid failed: %s", task, strerror(errno));
+      goto done;
+    }
+    if (!exited && Now() - t0 > timeout) {
+      timedout = 1;
+      kill(-pid, SIGTERM);
+      double t1 = Now();
+      while (Now() - t1 < 2.0) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+          exited = 1;
+          break;
+        }
+        usleep(20000);
+      }
+      kill(-pid, SIGKILL);
+      if (!exited) (void)waitpid(pid, &status, 0);
+      exited = 1;
+    }
+  }
+  /* what the program wrote before it exited is in the pipes: take it; then make sure nothing it
+     started lives on holding them */
+  if (!eof_o) (void)Drain(out[0], &co);
+  if (!eof_e) (void)Drain(err[0], &ce);
+  kill(-pid, SIGKILL);
+  if (timedout) {
+    snprintf(msg, msglen, "task %s: \"%s\" did not finish within %g s (-map_eval_timeout) and was killed. Last stderr lines:\n%s", task, prog,
+             timeout, TailLines(ce.buf, 20));
+    goto done;
+  }
+  if (WIFSIGNALED(status)) {
+    snprintf(msg, msglen, "task %s: \"%s\" was killed by signal %d (%s). Last stderr lines:\n%s", task, prog, WTERMSIG(status),
+             strsignal(WTERMSIG(status)), TailLines(ce.buf, 20));
+    goto done;
+  }
+  if (WEXITSTATUS(status) != 0) {
+    snprintf(msg, msglen, "task %s: \"%s\" failed with exit status %d. Last stderr lines:\n%s", task, prog, WEXITSTATUS(status),
+             TailLines(ce.buf, 20));
+    goto done;
+  }
+  rc = ParseMetrics(co.buf ? co.buf : "", task, prog, m, msg, msglen);
+done:
+  for (int k = 0; k < 2; k++) {
+    if (out[k] >= 0) close(out[k]);
+    if (err[k] >= 0) close(err[k]);
+  }
+  free(co.buf);
+  free(ce.buf);
+  return rc;
+}
+
+/* ---- the evaluator ---- */
+
+static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
+{
+  MapEval_Command *m = (MapEval_Command *)ev->data_impl;
+  MapStore         store;
+  MapLayout        layout;
+  int              nt, T;
+  int64_t          P;
+  int              rank;
+
+  PetscFunctionBegin;
+  PetscCheck(ev->command[0], ev->comm, PETSC_ERR_ARG_WRONG, "-map_eval_type command needs -map_eval_command 'prog ... {model} ... {task}'");
+  PetscCheck(ev->model, ev->comm, PETSC_ERR_ARG_NULL, "the command evaluator needs a model (-map_store)");
+  PetscCall(MapEvalCommandSplit(ev->command, &m->argc, &m->argv));
+  PetscCheck(m->argc > 0, ev->comm, PETSC_ERR_ARG_WRONG, "-map_eval_command is empty");
+  PetscCheck(strstr(ev->command, "{model}"), ev->comm, PETSC_ERR_ARG_WRONG,
+             "-map_eval_command \"%s\" has no {model}: the program would not know which model to evaluate", ev->command);
+  PetscCheck(!strstr(ev->command, "{data}") || ev->ndata == ev->T, ev->comm, PETSC_ERR_ARG_WRONG,
+             "-map_eval_command uses {data} but -map_eval_data gives %d eval set(s) for %d tasks", ev->ndata, ev->T);
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  PetscCall(MapModelGetStore(ev->model, &store));
+  PetscCall(MapModelGetLayout(ev->model, &layout));
+  PetscCall(MapStoreGetSizes(store, &P, &T, &nt));
+  m->lo = layout.lo;
+  m->hi = layout.hi;
+  if (!ev->tmpdir[0]) {
+    const char *sp;
+    char        d[MAP_PATH_LEN];
+    PetscCall(MapStoreGetPath(store, &sp));
+    PetscCall(PetscStrncpy(d, sp, sizeof(d)));
+    PetscCall(PetscStrncpy(ev->tmpdir, dirname(d), sizeof(ev->tmpdir)));
+  }
+  {
+    char probe[MAP_PATH_LEN];
+    snprintf(probe, sizeof(probe), "%s/model.safetensors", ev->tmpdir);
+    PetscCall(MapCheckWritable(probe, "-map_eval_tmpdir"));
+  }
+  m->pid0 = (long)getpid();
+  PetscCallMPI(MPI_Bcast(&m->pid0, 1, MPI_LONG, 0, ev->comm));
+
+  /* tensor lists: the store's merged tensors, then the task's private tensors */
+  m->nmerged = nt;
+  PetscCall(PetscCalloc2(ev->T, &m->priv, ev->T, &m->npriv));
+  int maxpriv = 0;
+  char ***pnames;
+  PetscCall(PetscCalloc1(ev->T, &pnames));
+  for (int t = 0; t < ev->T; t++) {
+    int st;
+    PetscCall(MapStoreFindTask(store, ev->tasks[t], &st));
+    PetscCall(MapStoreGetPrivateNames(store, st, &m->npriv[t], &pnames[t]));
+    maxpriv = PetscMax(maxpriv, m->npriv[t]);
+  }
+  m->n = nt + maxpriv;
+  PetscCall(PetscCalloc1((size_t)ev->T * m->n + 1, &m->infos));
+  for (int t = 0; t < ev->T; t++) {
+    MapTensorInfo *inf = m->infos + (size_t)t * m->n;
+    int            st;
+    PetscCall(MapStoreFindTask(store, ev->tasks[t], &st));
+    for (int i = 0; i < nt; i++) {
+      const MapStoreTensor *s;
+      PetscCall(MapStoreGetTensor(store, i, &s));
+      PetscCall(PetscStrncpy(inf[i].name, s->name, sizeof(inf[i].name)));
+      inf[i].dtype = MAP_DTYPE_F32; /* the merge is computed in F32; the external program may cast */
+      inf[i].ndim  = s->ndim;
+      for (int k = 0; k < s->ndim; k++) inf[i].shape[k] = s->shape[k];
+      inf[i].numel = s->numel;
+    }
+    PetscCall(PetscCalloc1(m->npriv[t] + 1, &m->priv[t]));
+    for (int j = 0; j < m->npriv[t]; j++) {
+      MapTensorInfo *x = &inf[nt + j];
+      int64_t        numel = 1;
+      PetscCall(MapStoreReadPrivate(store, st, pnames[t][j], &x->ndim, x->shape, &m->priv[t][j]));
+      for (int k = 0; k < x->ndim; k++) numel *= x->shape[k];
+      PetscCall(PetscStrncpy(x->name, pnames[t][j], sizeof(x->name)));
+      x->dtype = MAP_DTYPE_F32;
+      x->numel = numel;
+      PetscBool clash = PETSC_FALSE;
+      for (int i = 0; i < nt; i++)
+        if (!strcmp(inf[i].name, x->name)) clash = PETSC_TRUE;
+      PetscCheck(!clash, ev->comm, PETSC_ERR_ARG_WRONG, "task %s: private tensor %s has the name of a merged tensor", ev->tasks[t], x->name);
+    }
+    PetscCall(MapFreeList(m->npriv[t], &pnames[t]));
+  }
+  PetscCall(PetscFree(pnames));
+  PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
+  PetscFunctionReturn(0);
+}
+
+/* write the merged model plus task t's private tensors to path, every rank its own shard */
+static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Command *m, int t, const char *path)
+{
+  MapSafetensorsWriter w;
+  MapTensorInfo       *inf = m->infos + (size_t)t * m->n;
+  const char          *keys[2] = {"mapmerge_task", "mapmerge_version"}, *vals[2] = {ev->tasks[t], MAPMERGE_VERSION};
+  int                  rank;
+  MapStore             store;
+
+  PetscFunctionBegin;
+  PetscCheck(!strstr(ev->command, "{data}") || ev->ndata == ev->T, ev->comm, PETSC_ERR_ARG_WRONG,
+             "-map_eval_command uses {data} but -map_eval_data gives %d eval set(s) for %d tasks", ev->ndata, ev->T);
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  PetscCall(MapModelGetStore(ev->model, &store));
+  PetscCall(MapSafetensorsWriterCreate(ev->comm, path, m->nmerged + m->npriv[t], inf, 2, keys, vals, 0, &w));
+  for (int i = 0; i < m->nmerged; i++) {
+    const MapStoreTensor *s;
+    PetscCall(MapStoreGetTensor(store, i, &s));
+    int64_t a = PetscMax(s->offset, m->lo), e = PetscMin(s->offset + s->numel, m->hi);
+    if (e > a) PetscCall(MapSafetensorsWriterWriteF32(w, i, a - s->offset, e - a, m->theta + (a - m->lo)));
+  }
+  if (!rank)
+    for (int j = 0; j < m->npriv[t]; j++) PetscCall(MapSafetensorsWriterWriteF32(w, m->nmerged + j, 0, inf[m->nmerged + j].numel, m->priv[t][j]));
+  PetscCall(MapSafetensorsWriterClose(&w));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
+{
+  MapEval_Command *m = (MapEval_Command *)ev->data_impl;
+  int              rank;
+  char             path[MAP_PATH_LEN];
+  struct {
+    int            status;
+    MapTaskMetrics met;
+    char           msg[8192];
+  } *res;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  PetscCall(PetscNew(&res));
+  PetscCall(MapModelMerge(ev->model, c, m->theta));
+  for (int t = 0; t < ev->T; t++) {
+    snprintf(path, sizeof(path), "%s/.mapmerge-eval-%ld-%d.safetensors", ev->tmpdir, m->pid0, t);
+    PetscCall(WriteModel(ev, m, t, path));
+    PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
+    if (!rank) {
+      char **argv;
+      PetscCall(MapTempRegister(path)); /* removed on any error path */
+      PetscCall(PetscCalloc1(m->argc + 1, &argv));
+      for (int k = 0; k < m->argc; k++)
+        PetscCall(MapEvalCommandSubstitute(m->argv[k], path, ev->tasks[t], ev->ndata ? ev->data[t] : NULL, &argv[k]));
+      PetscCall(PetscMemzero(res, sizeof(*res)));
+      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], &res->met, res->msg, sizeof(res->msg));
+      for (int k = 0; k < m->argc; k++) PetscCall(PetscFree(argv[k]));
+      PetscCall(PetscFree(argv));
+      (void)unlink(path);
+      PetscCall(MapTempUnregister(path));
+    }
+    PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
+    PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
+    if (res->status) {
+      char msg[8192];
+      PetscCall(PetscStrncpy(msg, res->msg, sizeof(msg)));
+      PetscCall(PetscFree(res));
+      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_LIB, "%s", rank ? "the evaluation command failed (see rank 0's message)" : msg);
+    }
+    metrics[t] = res->met;
+  }
+  PetscCall(PetscFree(res));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapEvaluatorDestroy_Command(MapEvaluator ev)
+{
+  MapEval_Command *m = (MapEval_Command *)ev->data_impl;
+
+  PetscFunctionBegin;
+  if (!m) PetscFunctionReturn(0);
+  PetscCall(MapFreeList(m->argc, &m->argv));
+  if (m->priv)
+    for (int t = 0; t < ev->T; t++) {
+      if (!m->priv[t]) continue;
+      for (int j = 0; j < m->npriv[t]; j++) PetscCall(PetscFree(m->priv[t][j]));
+      PetscCall(PetscFree(m->priv[t]));
+    }
+  PetscCall(PetscFree2(m->priv, m->npriv));
+  PetscCall(PetscFree(m->infos));
+  PetscCall(PetscFree(m->theta));
+  PetscCall(PetscFree(ev->data_impl));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev)
+{
+  MapEval_Command *m;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&m));
+  ev->data_impl    = m;
+  ev->ops.setup    = MapEvaluatorSetUp_Command;
+  ev->ops.evaluate = MapEvaluatorEvaluate_Command;
+  ev->ops.destroy  = MapEvaluatorDestroy_Command;
+  PetscFunctionReturn(0);
+}

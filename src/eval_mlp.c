@@ -1,0 +1,727 @@
+/* eval_mlp: the built-in MLP evaluator (DESIGN.md §4) and its plain reference.
+
+   Model:  encoder.<k>.weight [out,in] / encoder.<k>.bias [out] (k sorted numerically), ReLU after
+           each; per-task private head.weight [C,H] / head.bias [C]; softmax cross-entropy.
+   Ranks:  G sample groups (MPI_Comm_split); inside a group every layer is split by OUTPUT ROWS.
+           The merged shard [lo,hi) of the flat vector is redistributed into those row blocks with
+           one MPI_Alltoallv per Evaluate. Activations are kept feature-major [features, batch], so
+           a row block of a layer's output is one contiguous piece and MPI_Allgatherv assembles
+           the next layer's input directly.
+   Bits:   samples go in batches of a fixed size (-map_eval_batch), so every matrix product has
+           the same shape whatever the rank count; each output element is computed by the same
+           K loop however the rows are split (checked by the np 1/2/4 test; -map_eval_kernel ref
+           guarantees it by construction). Per-batch loss sums and correct counts are combined in
+           batch order, never by a reduction whose order depends on the rank count. */
+#include "evalimpl.h"
+#include <math.h>
+#include <cblas.h>
+
+/* 4 lanes: native SSE2 on every x86-64 (8 lanes without -mavx compile to slow scalar spills) */
+typedef float   MapV4F __attribute__((vector_size(16)));
+typedef int32_t MapV4I __attribute__((vector_size(16)));
+
+typedef struct {
+  int64_t in, out;    /* features */
+  int64_t woff, boff; /* flat offsets of weight and bias */
+  int64_t r0, r1;     /* my output rows (in my group) */
+  float  *W, *b;      /* [r1-r0, in], [r1-r0] */
+  int    *rcount;     /* rows of each group rank */
+  int    *rdispl;
+  char    wname[MAP_NAME_LEN], bname[MAP_NAME_LEN];
+} MLPLayer;
+
+typedef struct {
+  int64_t  n, d;    /* samples, input width */
+  int      C;       /* classes */
+  int64_t  nbatch;  /* batches over the whole set */
+  int64_t  b0, b1;  /* my group's batches */
+  int64_t  s0, s1;  /* my group's samples */
+  float   *X;       /* [(s1-s0), d] sample-major, as in the file */
+  int64_t *labels;  /* [(s1-s0)] */
+  float   *hw, *hb; /* head [C,H], [C] */
+} MLPTask;
+
+typedef struct {
+  int       nlayer;
+  MLPLayer *layers;
+  int       G, color, grank, gsize;
+  MPI_Comm  gcomm;
+  int64_t   P, lo, hi;
+  /* redistribution plan: send segments (shard offset, length) in send-buffer order, receive
+     segments (destination, length) in receive-buffer order */
+  int      *scount, *sdispl, *rcount, *rdispl;
+  int64_t   nsseg, nrseg;
+  int64_t  *sseg_off, *sseg_len, *rseg_len;
+  float   **rseg_dst;
+  float    *theta, *sendbuf, *recvbuf;
+  MLPTask  *tasks;
+  int64_t   maxw;          /* widest layer (or input, or head) */
+  float    *a0, *a1, *yl; /* [maxw*batch] */
+  int      *gcount, *gdispl; /* per-call Allgatherv counts */
+  PetscBool useblas;
+  int64_t   rb; /* row block: BLAS calls always cover the same global blocks of rows */
+} MapEval_MLP;
+
+/* items [r0,r1) of n that rank r of s owns: balanced, first ranks get the remainder */
+static void RowRange(int64_t n, int s, int r, int64_t *r0, int64_t *r1)
+{
+  int64_t q = n / s, m = n % s;
+  *r0 = r * q + (r < m ? r : m);
+  *r1 = *r0 + q + (r < m ? 1 : 0);
+}
+
+/* rows [r0,r1) of a layer with n rows for rank r of s: whole blocks of rb rows (global block
+   boundaries), balanced by blocks */
+static void RowBlockRange(int64_t n, int64_t rb, int s, int r, int64_t *r0, int64_t *r1)
+{
+  int64_t b0, b1;
+  RowRange((n + rb - 1) / rb, s, r, &b0, &b1);
+  *r0 = PetscMin(b0 * rb, n);
+  *r1 = PetscMin(b1 * rb, n);
+}
+
+double MapEvalSoftmaxCE(int C, const float *z, int64_t stride, int64_t y, int *pred)
+{
+  double mx = (double)z[0];
+  int    am = 0;
+  for (int c = 1; c < C; c++) {
+    double v = (double)z[c * stride];
+    if (v > mx) { /* strict: the first maximum wins, as torch.argmax */
+      mx = v;
+      am = c;
+    }
+  }
+  double s = 0;
+  for (int c = 0; c < C; c++) s += exp((double)z[c * stride] - mx);
+  *pred = am;
+  return mx + log(s) - (double)z[y * stride];
+}
+
+/* "encoder.<k>.weight" / "encoder.<k>.bias": *k and *isbias; returns 0 when the name is neither */
+static int ParseEncoderName(const char *name, long *k, int *isbias)
+{
+  const char *p = name;
+  if (strncmp(p, "encoder.", 8)) return 0;
+  p += 8;
+  if (*p < '0' || *p > '9') return 0;
+  char *e;
+  *k = strtol(p, &e, 10);
+  if (!strcmp(e, ".weight")) *isbias = 0;
+  else if (!strcmp(e, ".bias")) *isbias = 1;
+  else return 0;
+  return 1;
+}
+
+static int CmpLong(const void *a, const void *b)
+{
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x > y) - (x < y);
+}
+
+/* the encoder layers of the store, in numeric order of k, with their shapes checked */
+static PetscErrorCode FindLayers(MapEvaluator ev, MapStore store, MapEval_MLP *m)
+{
+  int         nt;
+  int64_t     P;
+  int         T;
+  long       *ks;
+  int         nk = 0;
+  const char *path;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreGetSizes(store, &P, &T, &nt));
+  PetscCall(MapStoreGetPath(store, &path));
+  PetscCall(PetscMalloc1(nt + 1, &ks));
+  for (int i = 0; i < nt; i++) {
+    const MapStoreTensor *t;
+    long                  k;
+    int                   isb;
+    PetscCall(MapStoreGetTensor(store, i, &t));
+    if (ParseEncoderName(t->name, &k, &isb) && !isb) ks[nk++] = k;
+  }
+  PetscCheck(nk > 0, ev->comm, PETSC_ERR_ARG_WRONG,
+             "store %s has no merged tensor named encoder.<k>.weight: the mlp evaluator needs Linear layers encoder.<k>.weight/bias "
+             "(or use -map_eval_type command)", path);
+  qsort(ks, (size_t)nk, sizeof(long), CmpLong);
+  m->P      = P;
+  m->nlayer = nk;
+  PetscCall(PetscCalloc1(nk, &m->layers));
+  for (int l = 0; l < nk; l++) {
+    MLPLayer             *L = &m->layers[l];
+    const MapStoreTensor *w, *b;
+    snprintf(L->wname, sizeof(L->wname), "encoder.%ld.weight", ks[l]);
+    snprintf(L->bname, sizeof(L->bname), "encoder.%ld.bias", ks[l]);
+    PetscCall(MapStoreFindTensor(store, L->wname, &w));
+    PetscCall(MapStoreFindTensor(store, L->bname, &b));
+    PetscCheck(w, ev->comm, PETSC_ERR_ARG_WRONG, "store %s: tensor %s not found", path, L->wname);
+    PetscCheck(b, ev->comm, PETSC_ERR_ARG_WRONG, "store %s: %s has no bias %s (the mlp evaluator needs Linear layers with bias)", path,
+               L->wname, L->bname);
+    PetscCheck(w->ndim == 2, ev->comm, PETSC_ERR_ARG_SIZ, "store %s: %s has %d dimensions, expected 2 [out,in]", path, L->wname, w->ndim);
+    PetscCheck(b->ndim == 1 && b->shape[0] == w->shape[0], ev->comm, PETSC_ERR_ARG_SIZ,
+               "store %s: %s has %" PetscInt64_FMT " elements, expected [%" PetscInt64_FMT "] (the rows of %s)", path, L->bname, b->numel,
+               w->shape[0], L->wname);
+    L->out  = w->shape[0];
+    L->in   = w->shape[1];
+    L->woff = w->offset;
+    L->boff = b->offset;
+    if (l > 0)
+      PetscCheck(L->in == m->layers[l - 1].out, ev->comm, PETSC_ERR_ARG_SIZ,
+                 "store %s: %s takes %" PetscInt64_FMT " inputs but the previous layer %s gives %" PetscInt64_FMT, path, L->wname, L->in,
+                 m->layers[l - 1].wname, m->layers[l - 1].out);
+  }
+  PetscCall(PetscFree(ks));
+  PetscFunctionReturn(0);
+}
+
+/* the MPI_Alltoallv plan from the flat shards [lo_s,hi_s) to the row blocks of every group rank */
+static PetscErrorCode BuildPlan(MapEvaluator ev, MapEval_MLP *m)
+{
+  int      R, rank;
+  int64_t *lohi, me[2] = {m->lo, m->hi};
+  int     *color, *grank, *gsize;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  PetscCall(PetscMalloc4(2 * R, &lohi, R, &color, R, &grank, R, &gsize));
+  PetscCallMPI(MPI_Allgather(me, 2, MPI_INT64_T, lohi, 2, MPI_INT64_T, ev->comm));
+  for (int d = 0; d < R; d++) {
+    color[d] = (int)((int64_t)d * m->G / R);
+    gsize[d] = 0;
+  }
+  for (int d = 0; d < R; d++) {
+    int first = d;
+    while (first > 0 && color[first - 1] == color[d]) first--;
+    grank[d] = d - first;
+  }
+  for (int d = 0; d < R; d++) gsize[color[d]]++;
+  PetscCall(PetscCalloc4(R, &m->scount, R, &m->sdispl, R, &m->rcount, R, &m->rdispl));
+
+  /* two passes: count, then fill */
+  for (int pass = 0; pass < 2; pass++) {
+    int64_t ns = 0, nr = 0, tot_s = 0, tot_r = 0;
+    for (int d = 0; d < R; d++) { /* what I send to d: d's needed ranges cut to my shard */
+      int64_t c = 0;
+      for (int l = 0; l < m->nlayer; l++) {
+        MLPLayer *L = &m->layers[l];
+        int64_t   r0, r1;
+        RowBlockRange(L->out, m->rb, gsize[color[d]], grank[d], &r0, &r1);
+        int64_t a[2] = {L->woff + r0 * L->in, L->boff + r0}, e[2] = {L->woff + r1 * L->in, L->boff + r1};
+        for (int k = 0; k < 2; k++) {
+          int64_t x0 = PetscMax(a[k], m->lo), x1 = PetscMin(e[k], m->hi);
+          if (x1 <= x0) continue;
+          if (pass) {
+            m->sseg_off[ns] = x0 - m->lo;
+            m->sseg_len[ns] = x1 - x0;
+          }
+          ns++;
+          c += x1 - x0;
+        }
+      }
+      PetscCheck(c < INT_MAX && tot_s < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "mlp evaluator: more than 2^31 parameters sent to one rank");
+      m->scount[d] = (int)c;
+      m->sdispl[d] = (int)tot_s;
+      tot_s += c;
+    }
+    for (int s = 0; s < R; s++) { /* what I receive from s: my needed ranges cut to s's shard */
+      int64_t c = 0;
+      for (int l = 0; l < m->nlayer; l++) {
+        MLPLayer *L = &m->layers[l];
+        int64_t   a[2] = {L->woff + L->r0 * L->in, L->boff + L->r0}, e[2] = {L->woff + L->r1 * L->in, L->boff + L->r1};
+        float    *dst[2] = {L->W, L->b};
+        for (int k = 0; k < 2; k++) {
+          int64_t x0 = PetscMax(a[k], lohi[2 * s]), x1 = PetscMin(e[k], lohi[2 * s + 1]);
+          if (x1 <= x0) continue;
+          if (pass) {
+            m->rseg_dst[nr] = dst[k] + (x0 - a[k]);
+            m->rseg_len[nr] = x1 - x0;
+          }
+          nr++;
+          c += x1 - x0;
+        }
+      }
+      PetscCheck(c < INT_MAX && tot_r < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "mlp evaluator: more than 2^31 parameters received by one rank");
+      m->rcount[s] = (int)c;
+      m->rdispl[s] = (int)tot_r;
+      tot_r += c;
+    }
+    if (!pass) {
+      m->nsseg = ns;
+      m->nrseg = nr;
+      PetscCall(PetscMalloc4(ns + 1, &m->sseg_off, ns + 1, &m->sseg_len, nr + 1, &m->rseg_len, nr + 1, &m->rseg_dst));
+      PetscCall(PetscMalloc2(tot_s + 1, &m->sendbuf, tot_r + 1, &m->recvbuf));
+    }
+  }
+  PetscCall(PetscFree4(lohi, color, grank, gsize));
+  PetscFunctionReturn(0);
+}
+
+/* Heads of task t (store private tensors) and its eval set (only my group's samples). */
+static PetscErrorCode LoadTask(MapEvaluator ev, MapEval_MLP *m, MapStore store, int t)
+{
+  MLPTask             *tk = &m->tasks[t];
+  const char          *file = ev->data[t], *spath;
+  int                  st, npriv, ndim;
+  char               **priv;
+  int64_t              shape[MAP_MAX_NDIM];
+  int64_t              H = m->layers[m->nlayer - 1].out;
+  MapSafetensors       sf;
+  const MapTensorInfo *in, *lab;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreGetPath(store, &spath));
+  PetscCall(MapStoreFindTask(store, ev->tasks[t], &st));
+  PetscCall(MapStoreGetPrivateNames(store, st, &npriv, &priv));
+  PetscBool hasw = PETSC_FALSE, hasb = PETSC_FALSE;
+  for (int i = 0; i < npriv; i++) {
+    if (!strcmp(priv[i], "head.weight")) hasw = PETSC_TRUE;
+    if (!strcmp(priv[i], "head.bias")) hasb = PETSC_TRUE;
+  }
+  PetscCall(MapFreeList(npriv, &priv));
+  PetscCheck(hasw && hasb, ev->comm, PETSC_ERR_ARG_WRONG,
+             "task %s: store %s has no private %s for it (the mlp evaluator needs a per-task head.weight and head.bias; import with "
+             "-map_private_patterns 'head.*')", ev->tasks[t], spath, hasw ? "head.bias" : "head.weight");
+  PetscCall(MapStoreReadPrivate(store, st, "head.weight", &ndim, shape, &tk->hw));
+  PetscCheck(ndim == 2 && shape[1] == H && shape[0] >= 1, ev->comm, PETSC_ERR_ARG_SIZ,
+             "task %s: head.weight has shape [%" PetscInt64_FMT ",%" PetscInt64_FMT "] (%d dims), expected [classes,%" PetscInt64_FMT "] "
+             "(%" PetscInt64_FMT " = the outputs of %s)", ev->tasks[t], shape[0], ndim > 1 ? shape[1] : -1, ndim, H, H, m->layers[m->nlayer - 1].wname);
+  PetscCheck(shape[0] < INT_MAX, ev->comm, PETSC_ERR_ARG_SIZ, "task %s: too many classes", ev->tasks[t]);
+  tk->C = (int)shape[0];
+  PetscCall(MapStoreReadPrivate(store, st, "head.bias", &ndim, shape, &tk->hb));
+  PetscCheck(ndim == 1 && shape[0] == tk->C, ev->comm, PETSC_ERR_ARG_SIZ,
+             "task %s: head.bias has %" PetscInt64_FMT " elements (%d dims), expected [%d] (the rows of head.weight)", ev->tasks[t], shape[0],
+             ndim, tk->C);
+
+  /* eval set */
+  PetscCall(MapSafetensorsOpen(ev->comm, file, &sf));
+  PetscCall(MapSafetensorsFind(sf, "inputs", &in));
+  PetscCall(MapSafetensorsFind(sf, "labels", &lab));
+  PetscCheck(in, ev->comm, PETSC_ERR_ARG_WRONG, "eval set %s (task %s): no tensor \"inputs\"", file, ev->tasks[t]);
+  PetscCheck(lab, ev->comm, PETSC_ERR_ARG_WRONG, "eval set %s (task %s): no tensor \"labels\"", file, ev->tasks[t]);
+  PetscCheck(MapDTypeIsFloat(in->dtype), ev->comm, PETSC_ERR_ARG_WRONG, "eval set %s: inputs has dtype %s, expected F32 (or F16/BF16/F64)",
+             file, MapDTypeName(in->dtype));
+  PetscCheck(in->ndim == 2, ev->comm, PETSC_ERR_ARG_SIZ, "eval set %s: inputs has %d dimensions, expected 2 [samples,features]", file, in->ndim);
+  PetscCheck(lab->dtype == MAP_DTYPE_I64 || lab->dtype == MAP_DTYPE_I32, ev->comm, PETSC_ERR_ARG_WRONG,
+             "eval set %s: labels has dtype %s, expected I64 or I32", file, MapDTypeName(lab->dtype));
+  PetscCheck(lab->ndim == 1, ev->comm, PETSC_ERR_ARG_SIZ, "eval set %s: labels has %d dimensions, expected 1 [samples]", file, lab->ndim);
+  tk->n = in->shape[0];
+  tk->d = in->shape[1];
+  PetscCheck(lab->shape[0] == tk->n, ev->comm, PETSC_ERR_ARG_SIZ, "eval set %s: %" PetscInt64_FMT " labels for %" PetscInt64_FMT " inputs", file,
+             lab->shape[0], tk->n);
+  PetscCheck(tk->n > 0, ev->comm, PETSC_ERR_ARG_SIZ, "eval set %s: no samples", file);
+  PetscCheck(tk->d == m->layers[0].in, ev->comm, PETSC_ERR_ARG_SIZ,
+             "eval set %s: inputs has %" PetscInt64_FMT " features per sample, but the first layer %s takes %" PetscInt64_FMT, file, tk->d,
+             m->layers[0].wname, m->layers[0].in);
+
+  /* my group's batches: contiguous, balanced */
+  tk->nbatch = (tk->n + ev->batch - 1) / ev->batch;
+  RowRange(tk->nbatch, m->G, m->color, &tk->b0, &tk->b1);
+  tk->s0 = PetscMin(tk->b0 * ev->batch, tk->n);
+  tk->s1 = PetscMin(tk->b1 * ev->batch, tk->n);
+  int64_t ns = tk->s1 - tk->s0;
+  PetscCall(PetscMalloc2(ns * tk->d + 1, &tk->X, ns + 1, &tk->labels));
+  if (ns > 0) PetscCall(MapSafetensorsReadF32(sf, in, tk->s0 * tk->d, ns * tk->d, tk->X));
+  int64_t bad = -1;
+  for (int64_t i = 0; i < ns * tk->d; i++)
+    if (!isfinite(tk->X[i])) {
+      bad = i;
+      break;
+    }
+  MapCheckAll(ev->comm, bad < 0, PETSC_ERR_FP, "eval set %s: inputs[%" PetscInt64_FMT "][%" PetscInt64_FMT "] is %s (NaN/Inf in the inputs)", file,
+              tk->s0 + (bad < 0 ? 0 : bad / tk->d), bad < 0 ? 0 : bad % tk->d, bad < 0 ? "" : (isnan(tk->X[bad]) ? "NaN" : "Inf"));
+
+  /* labels: small, read whole, checked on every rank (same verdict everywhere) */
+  void *raw;
+  PetscCall(PetscMalloc(lab->end - lab->begin + 1, &raw));
+  PetscCall(MapSafetensorsReadRaw(sf, lab, raw));
+  int64_t badi = -1, badv = 0;
+  for (int64_t i = 0; i < tk->n; i++) {
+    int64_t v;
+    if (lab->dtype == MAP_DTYPE_I64) memcpy(&v, (char *)raw + 8 * i, 8);
+    else {
+      int32_t v32;
+      memcpy(&v32, (char *)raw + 4 * i, 4);
+      v = v32;
+    }
+    if ((v < 0 || v >= tk->C) && badi < 0) {
+      badi = i;
+      badv = v;
+    }
+    if (i >= tk->s0 && i < tk->s1) tk->labels[i - tk->s0] = v;
+  }
+  PetscCall(PetscFree(raw));
+  MapCheckAll(ev->comm, badi < 0, PETSC_ERR_ARG_OUTOFRANGE,
+              "eval set %s: labels[%" PetscInt64_FMT "] = %" PetscInt64_FMT " is outside [0, %d) (task %s's head has %d classes)", file, badi, badv,
+              tk->C, ev->tasks[t], tk->C);
+  PetscCall(MapSafetensorsDestroy(&sf));
+  m->maxw = PetscMax(m->maxw, tk->d);
+  m->maxw = PetscMax(m->maxw, tk->C);
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapEvaluatorSetUp_MLP(MapEvaluator ev)
+{
+  MapEval_MLP *m = (MapEval_MLP *)ev->data_impl;
+  MapStore     store;
+  MapLayout    layout;
+  int          R, rank;
+
+  PetscFunctionBegin;
+  PetscCheck(ev->model, ev->comm, PETSC_ERR_ARG_NULL, "the mlp evaluator needs a model (-map_store)");
+  PetscCall(MapModelGetStore(ev->model, &store));
+  PetscCall(MapModelGetLayout(ev->model, &layout));
+  PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  PetscCheck(layout.size == R, ev->comm, PETSC_ERR_ARG_INCOMP, "mlp evaluator: the model is sharded over %d ranks, the evaluator has %d",
+             layout.size, R);
+  m->lo = layout.lo;
+  m->hi = layout.hi;
+  PetscCall(FindLayers(ev, store, m));
+  PetscCheck(layout.P == m->P, ev->comm, PETSC_ERR_ARG_INCOMP, "mlp evaluator: model has %" PetscInt64_FMT " parameters, store %" PetscInt64_FMT,
+             layout.P, m->P);
+  m->useblas = !strcmp(ev->kernel, "blas") ? PETSC_TRUE : PETSC_FALSE;
+  m->rb      = ev->rowblock;
+
+  /* groups: automatic = one group per rank (pure data parallel) unless the encoder is large */
+  int64_t nparam = 0;
+  for (int l = 0; l < m->nlayer; l++) nparam += m->layers[l].out * (m->layers[l].in + 1);
+  m->G = (int)ev->groups;
+  if (m->G == 0) m->G = nparam * 4 <= ((int64_t)256 << 20) ? R : 1;
+  PetscCheck(m->G >= 1 && m->G <= R, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %d: must be between 1 and the %d ranks", m->G, R);
+  m->color = (int)((int64_t)rank * m->G / R);
+  PetscCallMPI(MPI_Comm_split(ev->comm, m->color, rank, &m->gcomm));
+  PetscCallMPI(MPI_Comm_rank(m->gcomm, &m->grank));
+  PetscCallMPI(MPI_Comm_size(m->gcomm, &m->gsize));
+  m->maxw = 1;
+  for (int l = 0; l < m->nlayer; l++) {
+    MLPLayer *L = &m->layers[l];
+    RowBlockRange(L->out, m->rb, m->gsize, m->grank, &L->r0, &L->r1);
+    PetscCall(PetscMalloc2((L->r1 - L->r0) * L->in + 1, &L->W, (L->r1 - L->r0) + 1, &L->b));
+    PetscCall(PetscMalloc2(m->gsize, &L->rcount, m->gsize, &L->rdispl));
+    for (int s = 0; s < m->gsize; s++) {
+      int64_t a, e;
+      RowBlockRange(L->out, m->rb, m->gsize, s, &a, &e);
+      PetscCheck(L->out * ev->batch < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "mlp evaluator: layer %s x batch too large", L->wname);
+      L->rcount[s] = (int)(e - a);
+      L->rdispl[s] = (int)a;
+    }
+    m->maxw = PetscMax(m->maxw, PetscMax(L->in, L->out));
+  }
+  PetscCall(BuildPlan(ev, m));
+  PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
+  PetscCall(PetscCalloc1(ev->T, &m->tasks));
+  for (int t = 0; t < ev->T; t++) PetscCall(LoadTask(ev, m, store, t));
+  PetscCall(PetscMalloc3(m->maxw * ev->batch, &m->a0, m->maxw * ev->batch, &m->a1, m->maxw * ev->batch, &m->yl));
+  PetscCall(PetscMalloc2(m->gsize, &m->gcount, m->gsize, &m->gdispl));
+  PetscCall(PetscInfo(NULL, "mlp evaluator: %d layers, %" PetscInt64_FMT " encoder parameters, %d group(s) of %d rank(s), batch %" PetscInt_FMT ", kernel %s\n",
+                      m->nlayer, nparam, m->G, m->gsize, ev->batch, ev->kernel));
+  PetscFunctionReturn(0);
+}
+
+/* Y[m,nb] = W[m,K] * A[K,nb] (+ bias, ReLU); with xmajor, A is given sample-major as X[nb,K]
+   (the eval set's own layout, so the first layer needs no transpose). The rows start at a
+   multiple of rb (globally).
+   blas: OpenBLAS's sgemm gives an element other bits depending on where its row falls in the
+   call's M range (edge kernels), so it is called once per global block of rb rows: the calls,
+   and so the bits, are the same however a group splits the layer. ref: accumulates each Y
+   element over k in order, vectorised across the batch; its bits never depend on the split. */
+static void MatMulRows(PetscBool useblas, int64_t rb, int64_t mrows, int64_t nb, int64_t K, const float *W, const float *A, PetscBool xmajor,
+                       const float *bias, PetscBool relu, float *Y)
+{
+  if (mrows == 0) return;
+  if (useblas) {
+    for (int64_t i = 0; i < mrows; i += rb) {
+      int64_t mb = PetscMin(rb, mrows - i);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, xmajor ? CblasTrans : CblasNoTrans, (int)mb, (int)nb, (int)K, 1.0f, W + i * K, (int)K, A,
+                  xmajor ? (int)K : (int)nb, 0.0f, Y + i * nb, (int)nb);
+    }
+  } else {
+    for (int64_t i = 0; i < mrows; i++) {
+      float *restrict y = Y + i * nb;
+      for (int64_t j = 0; j < nb; j++) y[j] = 0;
+      for (int64_t k = 0; k < K; k++) {
+        const float w = W[i * K + k];
+        if (xmajor)
+          for (int64_t j = 0; j < nb; j++) y[j] += w * A[j * K + k];
+        else {
+          const float *restrict a = A + k * nb;
+          for (int64_t j = 0; j < nb; j++) y[j] += w * a[j];
+        }
+      }
+    }
+  }
+  for (int64_t i = 0; i < mrows; i++) {
+    float *restrict y = Y + i * nb;
+    const float     b = bias[i];
+    int64_t         j = 0;
+    if (relu) {
+      /* 4 lanes at a time (GCC vector extension; -O2 does not vectorise this loop by itself) */
+      const MapV4F vb = {b, b, b, b};
+      for (; j + 4 <= nb; j += 4) {
+        MapV4F v;
+        memcpy(&v, y + j, sizeof(v));
+        v += vb;
+        MapV4I neg = v < (MapV4F){0};
+        v          = (MapV4F)((MapV4I)v & ~neg); /* keeps NaN (NaN < 0 is false), as torch.relu */
+        memcpy(y + j, &v, sizeof(v));
+      }
+      for (; j < nb; j++) {
+        float v = y[j] + b;
+        y[j]    = v < 0 ? 0.0f : v;
+      }
+    } else
+      for (; j < nb; j++) y[j] += b;
+  }
+}
+
+/* one batch of nb samples X[nb,d] (sample-major) -> logits [C,nb] in *out (one of m's buffers) */
+static PetscErrorCode ForwardBatch(MapEval_MLP *m, MLPTask *tk, int64_t nb, const float *X, float **out)
+{
+  float    *cur = m->a0, *nxt = m->a1;
+  PetscBool xmajor = PETSC_TRUE;
+
+  PetscFunctionBegin;
+  const float *A = X;
+  for (int l = 0; l < m->nlayer; l++) {
+    MLPLayer *L  = &m->layers[l];
+    int64_t   mr = L->r1 - L->r0;
+    if (m->gsize == 1) MatMulRows(m->useblas, m->rb, mr, nb, L->in, L->W, A, xmajor, L->b, PETSC_TRUE, cur);
+    else {
+      /* my rows into yl, then the group assembles the whole [out,nb] in cur */
+      MatMulRows(m->useblas, m->rb, mr, nb, L->in, L->W, A, xmajor, L->b, PETSC_TRUE, m->yl);
+      for (int s = 0; s < m->gsize; s++) {
+        m->gcount[s] = L->rcount[s] * (int)nb;
+        m->gdispl[s] = L->rdispl[s] * (int)nb;
+      }
+      PetscCallMPI(MPI_Allgatherv(m->yl, (int)(mr * nb), MPI_FLOAT, cur, m->gcount, m->gdispl, MPI_FLOAT, m->gcomm));
+    }
+    A          = cur;
+    xmajor     = PETSC_FALSE;
+    float *tmp = cur;
+    cur        = nxt;
+    nxt        = tmp;
+  }
+  /* head: small, computed whole on every rank of the group (same bits on each) */
+  MatMulRows(m->useblas, m->rb, tk->C, nb, m->layers[m->nlayer - 1].out, tk->hw, A, PETSC_FALSE, tk->hb, PETSC_FALSE, cur);
+  *out = cur;
+  PetscFunctionReturn(0);
+}
+
+/* the merged shard -> row blocks of every layer (one Alltoallv) */
+static PetscErrorCode Redistribute(MapEvaluator ev, MapEval_MLP *m)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(MAP_EVENT_EvalComm, 0, 0, 0, 0));
+  float *p = m->sendbuf;
+  for (int64_t s = 0; s < m->nsseg; s++) {
+    memcpy(p, m->theta + m->sseg_off[s], (size_t)m->sseg_len[s] * sizeof(float));
+    p += m->sseg_len[s];
+  }
+  PetscCallMPI(MPI_Alltoallv(m->sendbuf, m->scount, m->sdispl, MPI_FLOAT, m->recvbuf, m->rcount, m->rdispl, MPI_FLOAT, ev->comm));
+  p = m->recvbuf;
+  for (int64_t s = 0; s < m->nrseg; s++) {
+    memcpy(m->rseg_dst[s], p, (size_t)m->rseg_len[s] * sizeof(float));
+    p += m->rseg_len[s];
+  }
+  PetscCall(PetscLogEventEnd(MAP_EVENT_EvalComm, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapEvaluatorEvaluate_MLP(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
+{
+  MapEval_MLP *m  = (MapEval_MLP *)ev->data_impl;
+  int64_t      nb = 0;
+  double      *bl;
+  int64_t     *bc;
+
+  PetscFunctionBegin;
+  PetscCall(MapModelMerge(ev->model, c, m->theta));
+  PetscCall(Redistribute(ev, m));
+  PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
+  for (int t = 0; t < ev->T; t++) nb += m->tasks[t].nbatch;
+  PetscCall(PetscCalloc2(nb, &bl, nb, &bc));
+  int64_t base = 0;
+  for (int t = 0; t < ev->T; t++) {
+    MLPTask *tk = &m->tasks[t];
+    for (int64_t b = tk->b0; b < tk->b1; b++) {
+      int64_t s0 = b * ev->batch, s1 = PetscMin(s0 + ev->batch, tk->n), n = s1 - s0;
+      float  *z = NULL;
+      PetscCall(ForwardBatch(m, tk, n, tk->X + (s0 - tk->s0) * tk->d, &z));
+      if (m->grank) continue; /* one contribution per batch */
+      double  loss = 0;
+      int64_t corr = 0;
+      for (int64_t j = 0; j < n; j++) {
+        int     pred;
+        int64_t y = tk->labels[s0 - tk->s0 + j];
+        loss += MapEvalSoftmaxCE(tk->C, z + j, n, y, &pred);
+        corr += (pred == y);
+      }
+      bl[base + b] = loss;
+      bc[base + b] = corr;
+    }
+    base += tk->nbatch;
+  }
+  /* every batch has exactly one non-zero contributor, so these sums are exact (x + 0 = x);
+     the order-dependent sum over batches is done below, sequentially, in batch order */
+  PetscCheck(nb < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "too many batches");
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, bl, (int)nb, MPI_DOUBLE, MPI_SUM, ev->comm));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, bc, (int)nb, MPI_INT64_T, MPI_SUM, ev->comm));
+  base = 0;
+  for (int t = 0; t < ev->T; t++) {
+    MLPTask *tk   = &m->tasks[t];
+    double   loss = 0;
+    int64_t  corr = 0;
+    for (int64_t b = 0; b < tk->nbatch; b++) {
+      loss += bl[base + b];
+      corr += bc[base + b];
+    }
+    base += tk->nbatch;
+    metrics[t].loss     = loss / (double)tk->n;
+    metrics[t].correct  = corr;
+    metrics[t].count    = tk->n;
+    metrics[t].accuracy = (double)corr / (double)tk->n;
+  }
+  PetscCall(PetscFree2(bl, bc));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorEvaluate_MLPRef - the reference for the mlp evaluator (tests): gathers the whole
+  merged vector on every rank and runs a plain double-precision forward pass over every sample of
+  every eval set, unsharded. Needs an evaluator of type mlp that is set up. Collective.
+*/
+PetscErrorCode MapEvaluatorEvaluate_MLPRef(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
+{
+  MapEval_MLP *m = (MapEval_MLP *)ev->data_impl;
+  int          R;
+  int         *cnt, *dsp;
+  float       *full;
+  int64_t      range[2];
+
+  PetscFunctionBegin;
+  PetscCheck(ev->setupcalled && !strcmp(ev->type, "mlp"), ev->comm, PETSC_ERR_ORDER, "MapEvaluatorEvaluate_MLPRef needs a set-up mlp evaluator");
+  PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  PetscCheck(m->P < INT_MAX, ev->comm, PETSC_ERR_SUP, "MLPRef: model too large to gather");
+  PetscCall(MapModelMerge(ev->model, c, m->theta));
+  PetscCall(PetscMalloc3(R, &cnt, R, &dsp, m->P + 1, &full));
+  range[0] = m->lo;
+  range[1] = m->hi;
+  int64_t *all;
+  PetscCall(PetscMalloc1(2 * R, &all));
+  PetscCallMPI(MPI_Allgather(range, 2, MPI_INT64_T, all, 2, MPI_INT64_T, ev->comm));
+  for (int r = 0; r < R; r++) {
+    cnt[r] = (int)(all[2 * r + 1] - all[2 * r]);
+    dsp[r] = (int)all[2 * r];
+  }
+  PetscCallMPI(MPI_Allgatherv(m->theta, (int)(m->hi - m->lo), MPI_FLOAT, full, cnt, dsp, MPI_FLOAT, ev->comm));
+  PetscCall(PetscFree(all));
+
+  double *hbuf0, *hbuf1;
+  PetscCall(PetscMalloc2(m->maxw, &hbuf0, m->maxw, &hbuf1));
+  for (int t = 0; t < ev->T; t++) {
+    MLPTask             *tk = &m->tasks[t];
+    MapSafetensors       sf;
+    const MapTensorInfo *in, *lab;
+    float               *X;
+    void                *raw;
+    PetscCall(MapSafetensorsOpen(ev->comm, ev->data[t], &sf));
+    PetscCall(MapSafetensorsFind(sf, "inputs", &in));
+    PetscCall(MapSafetensorsFind(sf, "labels", &lab));
+    PetscCall(PetscMalloc2(tk->n * tk->d, &X, lab->end - lab->begin, &raw));
+    PetscCall(MapSafetensorsReadF32(sf, in, 0, tk->n * tk->d, X));
+    PetscCall(MapSafetensorsReadRaw(sf, lab, raw));
+    double  loss = 0;
+    int64_t corr = 0;
+    for (int64_t s = 0; s < tk->n; s++) {
+      int64_t y;
+      if (lab->dtype == MAP_DTYPE_I64) memcpy(&y, (char *)raw + 8 * s, 8);
+      else {
+        int32_t v;
+        memcpy(&v, (char *)raw + 4 * s, 4);
+        y = v;
+      }
+      double *h0 = hbuf0, *h1 = hbuf1;
+      for (int64_t k = 0; k < tk->d; k++) h0[k] = X[s * tk->d + k];
+      for (int l = 0; l < m->nlayer; l++) {
+        MLPLayer *L = &m->layers[l];
+        for (int64_t i = 0; i < L->out; i++) {
+          double acc = full[L->boff + i];
+          for (int64_t k = 0; k < L->in; k++) acc += (double)full[L->woff + i * L->in + k] * h0[k];
+          h1[i] = acc > 0 ? acc : 0;
+        }
+        double *tmp = h0;
+        h0          = h1;
+        h1          = tmp;
+      }
+      int64_t H  = m->layers[m->nlayer - 1].out;
+      double  mx = -INFINITY;
+      int     am = 0;
+      for (int cl = 0; cl < tk->C; cl++) {
+        double acc = tk->hb[cl];
+        for (int64_t k = 0; k < H; k++) acc += (double)tk->hw[cl * H + k] * h0[k];
+        h1[cl] = acc;
+        if (acc > mx) {
+          mx = acc;
+          am = cl;
+        }
+      }
+      double se = 0;
+      for (int cl = 0; cl < tk->C; cl++) se += exp(h1[cl] - mx);
+      loss += mx + log(se) - h1[y];
+      corr += (am == y);
+    }
+    metrics[t].loss     = loss / (double)tk->n;
+    metrics[t].correct  = corr;
+    metrics[t].count    = tk->n;
+    metrics[t].accuracy = (double)corr / (double)tk->n;
+    PetscCall(PetscFree2(X, raw));
+    PetscCall(MapSafetensorsDestroy(&sf));
+  }
+  PetscCall(PetscFree2(hbuf0, hbuf1));
+  PetscCall(PetscFree3(cnt, dsp, full));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapEvaluatorDestroy_MLP(MapEvaluator ev)
+{
+  MapEval_MLP *m = (MapEval_MLP *)ev->data_impl;
+
+  PetscFunctionBegin;
+  if (!m) PetscFunctionReturn(0);
+  for (int l = 0; l < m->nlayer; l++) {
+    PetscCall(PetscFree2(m->layers[l].W, m->layers[l].b));
+    PetscCall(PetscFree2(m->layers[l].rcount, m->layers[l].rdispl));
+  }
+  PetscCall(PetscFree(m->layers));
+  if (m->tasks)
+    for (int t = 0; t < ev->T; t++) {
+      PetscCall(PetscFree2(m->tasks[t].X, m->tasks[t].labels));
+      PetscCall(PetscFree(m->tasks[t].hw));
+      PetscCall(PetscFree(m->tasks[t].hb));
+    }
+  PetscCall(PetscFree(m->tasks));
+  PetscCall(PetscFree4(m->scount, m->sdispl, m->rcount, m->rdispl));
+  PetscCall(PetscFree4(m->sseg_off, m->sseg_len, m->rseg_len, m->rseg_dst));
+  PetscCall(PetscFree2(m->sendbuf, m->recvbuf));
+  PetscCall(PetscFree(m->theta));
+  PetscCall(PetscFree3(m->a0, m->a1, m->yl));
+  PetscCall(PetscFree2(m->gcount, m->gdispl));
+  if (m->gcomm != MPI_COMM_NULL && m->gcomm) PetscCallMPI(MPI_Comm_free(&m->gcomm));
+  PetscCall(PetscFree(ev->data_impl));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev)
+{
+  MapEval_MLP *m;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&m));
+  m->gcomm         = MPI_COMM_NULL;
+  ev->data_impl    = m;
+  ev->ops.setup    = MapEvaluatorSetUp_MLP;
+  ev->ops.evaluate = MapEvaluatorEvaluate_MLP;
+  ev->ops.destroy  = MapEvaluatorDestroy_MLP;
+  PetscFunctionReturn(0);
+}

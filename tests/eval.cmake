@@ -1,0 +1,10 @@
+# eval module tests (tests/eval/): real MPI runs of the mlp, command and analytic evaluators.
+add_executable(eval_test_mlp ${CMAKE_SOURCE_DIR}/tests/eval/test_mlp.c)
+target_link_libraries(eval_test_mlp PRIVATE map_eval)
+map_script_test(eval_forward_bits /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_forward.py $<TARGET_FILE:eval_test_mlp>)
+map_script_test(eval_torch_interop /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/torch_interop.py)
+map_script_test(eval_command_and_errors /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_errors.py)
+map_script_test(eval_analytic_cli /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_analytic.py)
+foreach(t eval_forward_bits eval_torch_interop eval_command_and_errors eval_analytic_cli)
+  set_tests_properties(${t} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()

@@ -1,0 +1,40 @@
+"""External evaluator for `-map_eval_type command` tests: a numpy forward pass of the MLP in the
+safetensors file it is given (encoder.<k>.weight/bias + ReLU, head.weight/bias, softmax CE).
+usage: np_eval.py --model M.safetensors --task NAME --data EVAL.safetensors
+Prints some chatter, then the metrics as JSON on the last line (as lm-eval-like tools do)."""
+import argparse
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stio  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--model', required=True)
+    ap.add_argument('--task', required=True)
+    ap.add_argument('--data', required=True)
+    a = ap.parse_args()
+    m = stio.load(a.model)
+    d = stio.load(a.data)
+    ks = sorted(int(re.match(r'encoder\.(\d+)\.weight$', n).group(1)) for n in m if re.match(r'encoder\.(\d+)\.weight$', n))
+    h = d['inputs'].astype(np.float64)
+    for k in ks:
+        h = np.maximum(h @ m[f'encoder.{k}.weight'].astype(np.float64).T + m[f'encoder.{k}.bias'], 0)
+    z = h @ m['head.weight'].astype(np.float64).T + m['head.bias']
+    y = d['labels'].astype(np.int64)
+    mx = z.max(axis=1, keepdims=True)
+    lse = mx[:, 0] + np.log(np.exp(z - mx).sum(axis=1))
+    loss = float(np.mean(lse - z[np.arange(len(y)), y]))
+    acc = float(np.mean(z.argmax(axis=1) == y))
+    print(f'evaluating task {a.task} on {len(y)} samples')
+    print(json.dumps({'task': a.task, 'accuracy': acc, 'loss': loss, 'count': int(len(y))}))
+
+
+if __name__ == '__main__':
+    main()
