@@ -8,41 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct {
-  MPI_Comm      comm;
-  PetscMPIInt   rank, size;
-  /* options */
-  char          store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32], sample_type[32], sample_file[MAP_PATH_LEN];
-  PetscInt      sample_n, reevaluate;
-  PetscInt      seed;
-  double        lo, hi, pref[64];
-  int           npref;
-  PetscBool     resume;
-  PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
-  MapBayesOptions bayes;
-  double       *round;               /* [n]: 0 = initial design, k = Bayesian round k */
-  int           T;
-  char        **tasks;
-  /* objects */
-  MapStore      store;
-  MapModel      model;
-  MapEvaluator  ev, ev_test;       /* selection on the val sets; held-out report on -map_test_data */
-  char          test_data[65536];
-  double        pick_test_acc[64], pick_test_loss[64];
-  MapSurrogate  sur;
-  MapPareto     pareto;
-  MapJournal    journal;
-  /* data */
-  PetscInt      n;                 /* samples */
-  double       *C, *acc, *loss;    /* [n*T] */
-  PetscInt      kfront, kreal;
-  const double *Cf, *Ff, *Wf;        /* front (borrowed from pareto) */
-  int          *real_index;          /* [kreal] indices into the front */
-  double       *real_acc, *real_loss; /* [kreal*T] */
-  double        pick_c[64], pick_pred[64], pick_acc[64], pick_loss[64];
-  double        t_phase[6];
-  char          start_time[64], end_time[64];
-} MapRunCtx;
 
 static const char *map_phase_names[] = {"setup", "evaluate", "fit", "search", "reevaluate", "write"};
 
@@ -152,8 +117,14 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     r->hi = box[1];
   }
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
-  PetscCheck(!strcmp(r->method, "map") || !strcmp(r->method, "bayesian"), r->comm, PETSC_ERR_SUP,
-             "-map_method %s: expected map or bayesian (nested: not in this version)", r->method);
+  PetscCheck(!strcmp(r->method, "map") || !strcmp(r->method, "bayesian") || !strcmp(r->method, "nested"), r->comm,
+             PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_method %s: expected map, bayesian or nested", r->method);
+  if (!strcmp(r->method, "nested")) {
+    PetscOptionsBegin(r->comm, NULL, "Nested MAP (-map_method nested)", NULL);
+    PetscCall(PetscOptionsInt("-map_nested_samples", "evaluated samples per pair (0: the 2-task reference design, 12)", NULL,
+                              r->nested_samples, &r->nested_samples, NULL));
+    PetscOptionsEnd();
+  }
   MapBayesOptionsDefault(&r->bayes);
   if (!strcmp(r->method, "bayesian")) {
     r->bayes_initial = 0; r->bayes_iterations = 3; r->bayes_batch = 0;
@@ -274,7 +245,7 @@ static PetscErrorCode MapRunSelectPerTask(MapRunCtx *r, const char *option, int 
 }
 
 /* Evaluate at c unless the journal has it; journal it at once. */
-static PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss,
+PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss,
                                      PetscBool *fresh)
 {
   const MapJournalEntry *e;
@@ -297,7 +268,7 @@ static PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, 
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop)
+PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop)
 {
   PetscFunctionBegin;
   PetscCall(MapSignalPending(r->comm, stop));
@@ -317,7 +288,7 @@ static PetscErrorCode MapObjectiveAccuracy(void *ctx, const double *c, double *f
 }
 
 /* ---- results ---- */
-static PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data)
+PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data)
 {
   hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
   hid_t   sp, ds;
@@ -331,7 +302,7 @@ static PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt row
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s)
+PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s)
 {
   hsize_t dims[1] = {(hsize_t)n};
   hid_t   sp, ds, ty;
@@ -348,7 +319,7 @@ static PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode MapH5Attr(hid_t loc, const char *key, const char *value)
+PetscErrorCode MapH5Attr(hid_t loc, const char *key, const char *value)
 {
   hid_t ty, sp, at;
 
@@ -497,6 +468,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     PetscCall(MapH5Attr(g, "origin", r->sample_type));
     PetscCall(MapH5Attr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
     MapCallHDF5(H5Gclose(g));
+    if (r->fitted) {
     MapCallHDF5(g = H5Gcreate2(f, "surrogate", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     for (int which = 0; which < 2; which++) {
       int     Ts, nt, F;
@@ -539,6 +511,8 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     PetscCall(MapH5WriteMatrix(g, "real", r->kreal, T, r->real_acc));
     PetscCall(MapH5WriteMatrix(g, "real_loss", r->kreal, T, r->real_loss));
     MapCallHDF5(H5Gclose(g));
+    } /* fitted */
+    if (r->nnodes) PetscCall(MapRunNestedWrite(r, f));
     if (r->npref) {
       MapCallHDF5(g = H5Gcreate2(f, "pick", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       PetscCall(MapH5WriteMatrix(g, "preference", 1, T, r->pref));
@@ -577,6 +551,11 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
       for (int t = 0; t < T; t++) fprintf(fp, "c_%s,", r->tasks[t]);
       for (int t = 0; t < T; t++) fprintf(fp, "pred_acc_%s,", r->tasks[t]);
       for (int t = 0; t < T; t++) fprintf(fp, "real_acc_%s%s", r->tasks[t], t + 1 < T ? "," : "\n");
+      if (!r->fitted) { /* nested MAP: the final merged model */
+        for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->pick_c[t]);
+        for (int t = 0; t < T; t++) fprintf(fp, ",");
+        for (int t = 0; t < T; t++) fprintf(fp, "%.17g%s", r->pick_acc[t], t + 1 < T ? "," : "\n");
+      }
       for (PetscInt i = 0; i < r->kfront; i++) {
         int ri = -1;
         for (PetscInt k = 0; k < r->kreal; k++)
@@ -617,8 +596,10 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   PetscFunctionBegin;
   int T = r->T;
   PetscCall(PetscPrintf(r->comm, "\n== mapmerge run summary (%s, %d tasks, %d ranks) ==\n", r->out, T, r->size));
-  PetscCall(PetscPrintf(r->comm, "samples evaluated: %" PetscInt_FMT "  (+%" PetscInt_FMT " re-evaluations%s)\n", r->n, r->kreal,
-                        r->npref ? " + 1 pick" : ""));
+  PetscCall(PetscPrintf(r->comm, "models evaluated: %" PetscInt_FMT "%s (+%" PetscInt_FMT " re-evaluations%s)\n", r->n,
+                        r->nnodes ? " in the merge tree" : " samples", r->kreal, r->npref && !r->nnodes ? " + 1 pick" : ""));
+  if (r->nnodes) PetscCall(MapRunNestedSummary(r));
+  if (r->fitted) {
   PetscCall(PetscPrintf(r->comm, "%-16s %10s %10s %10s %10s\n", "task", "R2(acc)", "RMSE(acc)", "LOO(acc)", "R2(loss)"));
   for (int t = 0; t < T; t++) {
     MapFitDiagnostics da, dl;
@@ -631,6 +612,7 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   double hvr = r->kreal ? MapFrontHypervolume(T, r->kreal, r->real_acc, ref) : 0;
   PetscCall(PetscPrintf(r->comm, "front: %" PetscInt_FMT " points; hypervolume (accuracy, ref 0): predicted %.6f, real (%" PetscInt_FMT
                                  " re-evaluated) %.6f\n", r->kfront, hvp, r->kreal, hvr));
+  }
   if (r->npref) {
     PetscCall(PetscPrintf(r->comm, "pick for preference"));
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, "%s%g", t ? "," : " ", r->pref[t]));
@@ -768,21 +750,27 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   else if (!strcmp(r.sample_type, "file")) st = MAP_SAMPLE_FILE;
   else PetscCheck(!strcmp(r.sample_type, "reference"), comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
                   "-map_sample_type %s: expected reference, lhs or file", r.sample_type);
-  double  *C0;
-  PetscBool bayes = strcmp(r.method, "bayesian") ? PETSC_FALSE : PETSC_TRUE;
+  double  *C0 = NULL;
+  PetscBool bayes  = strcmp(r.method, "bayesian") ? PETSC_FALSE : PETSC_TRUE;
+  PetscBool nested = strcmp(r.method, "nested") ? PETSC_FALSE : PETSC_TRUE;
   PetscInt  F     = (PetscInt)(r.T + 1) * (r.T + 2) / 2, nmax;
   if (bayes) {
     if (!r.bayes_initial) r.bayes_initial = F + 1;
     if (!r.bayes_batch) r.bayes_batch = PetscMax(2, F / 3);
     if (st != MAP_SAMPLE_FILE) r.sample_n = r.bayes_initial;
   }
-  PetscCall(MapSampleGenerate(st, r.T, (const char *const *)r.tasks, r.sample_n, r.lo, r.hi, (uint64_t)r.seed, r.sample_file,
-                              &r.n, &C0));
-  PetscCall(MapSampleCheckIdentifiable(r.T, r.n, C0));
-  nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch : 0);
+  if (nested) { /* the tree's evaluations are appended as they happen */
+    r.n  = 0;
+    nmax = r.T + (r.T - 1) * (PetscMax(r.nested_samples, 12) + 1);
+  } else {
+    PetscCall(MapSampleGenerate(st, r.T, (const char *const *)r.tasks, r.sample_n, r.lo, r.hi, (uint64_t)r.seed, r.sample_file,
+                                &r.n, &C0));
+    PetscCall(MapSampleCheckIdentifiable(r.T, r.n, C0));
+    nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch : 0);
+  }
   PetscCall(PetscMalloc3(nmax * r.T, &r.C, nmax * r.T, &r.acc, nmax * r.T, &r.loss));
   PetscCall(PetscCalloc1(nmax, &r.round));
-  PetscCall(PetscArraycpy(r.C, C0, r.n * r.T));
+  if (r.n) PetscCall(PetscArraycpy(r.C, C0, r.n * r.T));
   PetscCall(PetscFree(C0));
 
   PetscCall(MapRunMakeFolder(&r));
@@ -798,6 +786,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     char **ed;
     PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
     PetscCall(MapRunSelectPerTask(&r, "-map_eval_data", &nd, &ed));
+    PetscCheck(nd == 0 || nd == r.T, comm, PETSC_ERR_ARG_SIZ,
+               "-map_eval_data gives %d eval set(s) but there are %d tasks (one per task, or one per store task)", nd, r.T);
     PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, nd ? (const char *const *)ed : NULL));
     PetscCall(MapFreeList(nd, &ed));
   }
@@ -815,6 +805,33 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   PetscCall(MapSignalInstall());
   PetscCall(PetscLogStagePop());
   r.t_phase[0] = MapWallTime() - t0;
+
+  if (nested) {
+    t0 = MapWallTime();
+    PetscCall(PetscLogStagePush(stages[1]));
+    PetscCall(MapRunNested(&r, &stop));
+    PetscCall(PetscLogStagePop());
+    r.t_phase[1] = MapWallTime() - t0;
+    if (!stop && r.ev_test) {
+      MapTaskMetrics m[64];
+      PetscCall(MapEvaluatorEvaluate(r.ev_test, r.pick_c, m));
+      for (int t = 0; t < r.T; t++) {
+        r.pick_test_acc[t]  = m[t].accuracy;
+        r.pick_test_loss[t] = m[t].loss;
+      }
+    }
+    if (stop) {
+      PetscCall(MapRunDestroy(&r));
+      MapExitStatus = MAP_EXIT_CHECKPOINTED;
+      PetscFunctionReturn(0);
+    }
+    t0 = MapWallTime();
+    PetscCall(MapRunWriteResults(&r));
+    r.t_phase[5] = MapWallTime() - t0;
+    PetscCall(MapRunSummary(&r));
+    PetscCall(MapRunDestroy(&r));
+    PetscFunctionReturn(0);
+  }
 
   /* evaluate the design; Bayesian MAP then adds rounds where the surrogate fits worst */
   t0 = MapWallTime();
@@ -846,6 +863,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   PetscCall(MapRunFit(&r));
   PetscCall(PetscLogStagePop());
   r.t_phase[2] += MapWallTime() - t0;
+  r.fitted = PETSC_TRUE;
 
   /* search the accuracy surrogates for the front */
   t0 = MapWallTime();

@@ -34,4 +34,69 @@ PetscErrorCode MapJournalClose(MapJournal *j);
 PetscErrorCode MapSignalInstall(void);
 PetscErrorCode MapSignalPending(MPI_Comm comm, PetscBool *pending);
 
+/* A node of Nested MAP's merge tree: a model given by coefficients W[T] over the original task
+   vectors, carrying the tasks in its mask. */
+typedef struct {
+  int    left, right, level; /* children (-1 for a leaf) */
+  int    ntask;
+  int    tasks[64];          /* the original tasks it carries */
+  double W[64];              /* coefficients over the original T task vectors */
+  double c[2];               /* chosen pair coefficients (c_left, c_right) */
+  double pred[2], real[2];   /* predicted and real side objectives at the pick */
+  double metric;             /* preference-weighted mean accuracy over its tasks (real) */
+  int    front_size, evaluations;
+} MapNestedNode;
+
+typedef struct {
+  MPI_Comm      comm;
+  PetscMPIInt   rank, size;
+  /* options */
+  char          store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32], sample_type[32], sample_file[MAP_PATH_LEN];
+  PetscInt      sample_n, reevaluate;
+  PetscInt      seed;
+  double        lo, hi, pref[64];
+  int           npref;
+  PetscBool     resume;
+  PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
+  MapBayesOptions bayes;
+  double       *round;               /* [n]: 0 = initial design, k = Bayesian round k */
+  int           T;
+  char        **tasks;
+  /* objects */
+  MapStore      store;
+  MapModel      model;
+  MapEvaluator  ev, ev_test;       /* selection on the val sets; held-out report on -map_test_data */
+  char          test_data[65536];
+  double        pick_test_acc[64], pick_test_loss[64];
+  MapSurrogate  sur;
+  MapPareto     pareto;
+  MapJournal    journal;
+  /* data */
+  PetscInt      n;                 /* samples */
+  double       *C, *acc, *loss;    /* [n*T] */
+  PetscInt      kfront, kreal;
+  const double *Cf, *Ff, *Wf;        /* front (borrowed from pareto) */
+  int          *real_index;          /* [kreal] indices into the front */
+  double       *real_acc, *real_loss; /* [kreal*T] */
+  double        pick_c[64], pick_pred[64], pick_acc[64], pick_loss[64];
+  double        t_phase[6];
+  PetscInt      nested_samples;    /* design size per pair (0: the 2-task reference design) */
+  PetscBool     fitted;            /* surrogates and front exist (not for nested) */
+  /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
+  int           nnodes, root;
+  MapNestedNode nodes[128];
+  char          start_time[64], end_time[64];
+} MapRunCtx;
+
+PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
+PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
+PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
+PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
+
+#include <hdf5.h>
+PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data);
+PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s);
+PetscErrorCode MapH5Attr(hid_t loc, const char *key, const char *value);
+PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
+
 #endif

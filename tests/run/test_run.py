@@ -302,7 +302,35 @@ def case_bayes_replay():
     same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
 
 
+def case_nested():
+    """Nested MAP on the 4-task small zoo: a full merge tree, the same bits at -n 1 and 3."""
+    store = setup_zoo()
+    args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_method", "nested", "-map_preference", "1,2,1,1"]
+    a, b = fresh("nested-n1"), fresh("nested-n3")
+    p = mpi(1, *args, "-map_output", a)
+    mpi(3, *args, "-map_output", b)
+    same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
+    with h5py.File(os.path.join(a, "results.h5"), "r") as f:
+        tree = f["nested/tree"][...]
+        W = f["nested/coeffs"][...]
+        n = f["samples/coeffs"].shape[0]
+    T = 4
+    if tree.shape[0] != 2 * T - 1:
+        fail(f"merge tree has {tree.shape[0]} nodes, expected {2 * T - 1}")
+    if n != T + (T - 1) * 13:
+        fail(f"{n} evaluated models, expected {T + (T - 1) * 13}")
+    # each internal node's coefficients are c_left * W_left + c_right * W_right over the original tasks
+    for k in range(T, 2 * T - 1):
+        l, r, c0, c1 = int(tree[k, 0]), int(tree[k, 1]), tree[k, 3], tree[k, 4]
+        if not np.allclose(W[k], c0 * W[l] + c1 * W[r], rtol=0, atol=1e-15):
+            fail(f"node {k}: coefficients are not the merge of its children")
+    if "merge tree (7 nodes" not in p.stdout:
+        fail("summary lacks the merge tree")
+    print(f"nested: {tree.shape[0]} nodes, {n} evaluations, root coefficients {W[-1]}")
+
+
 CASES = {
+    "nested": case_nested,
     "bayes_replay": case_bayes_replay,
     "ranks_analytic": case_ranks_analytic,
     "ranks_zoo": case_ranks_zoo,
