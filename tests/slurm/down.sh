@@ -13,10 +13,10 @@ alive() { # alive PID NAME: PID runs a program called NAME
   [ -n "$1" ] && [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
 }
 if [ -f "$SLURM_CONF" ] && alive "$(cat "$R/run/slurmctld.pid" 2>/dev/null)" slurmctld; then
-  scancel --user="$(id -un)" >/dev/null 2>&1
+  timeout 10 scancel --user="$(id -un)" >/dev/null 2>&1
   # give running steps a moment to end so slurmd does not leave slurmstepd behind
   for _ in $(seq 30); do
-    [ -z "$(squeue -h -t R,CG -o %i 2>/dev/null)" ] && break
+    [ -z "$(timeout 5 squeue -h -t R,CG -o %i 2>/dev/null)" ] && break
     sleep 0.2
   done
 fi

@@ -70,11 +70,19 @@ fail() {
 }
 slurmctld -f "$SLURM_CONF" 2>>"$R/log/slurmctld.stderr" || fail "slurmctld did not start"
 slurmd -f "$SLURM_CONF" -N localhost 2>>"$R/log/slurmd.stderr" || fail "slurmd did not start"
+dead() { # dead NAME: pid file run/NAME.pid written, but no NAME runs under that pid
+  local pid
+  pid=$(cat "$R/run/$1.pid" 2>/dev/null) || return 1 # not written yet
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$1" ]
+}
 state=
-for _ in $(seq 100); do # up to 20 s; usually about 1 s
-  state=$(sinfo -h -n localhost -o %T 2>/dev/null)
-  [ "$state" = idle ] && break
+deadline=$(($(date +%s) + 20)) # usually idle after about 1 s
+while [ "$(date +%s)" -lt $deadline ]; do
   sleep 0.2
+  # a daemon that died (e.g. its port is taken) would make sinfo retry for minutes
+  for d in slurmctld slurmd; do dead $d && fail "$d exited during start-up"; done
+  state=$(timeout 5 sinfo -h -n localhost -o %T 2>/dev/null)
+  [ "$state" = idle ] && break
 done
 [ "$state" = idle ] || fail "node localhost is not idle after 20 s (state '$state')"
 echo "SLURM up: SLURM_CONF=$SLURM_CONF (ports $ctld_port/$slurmd_port, $cpus CPUs)"
