@@ -65,9 +65,9 @@ static PetscErrorCode MapJournalReadArray(json_t *obj, const char *key, int T, d
 }
 
 /* Parse the journal on rank 0; returns the byte length of the valid prefix (a torn tail is cut). */
-static PetscErrorCode MapJournalParse(MapJournal *j, long *valid_len)
+static PetscErrorCode MapJournalParse(MapJournal *j, const char *path, long *valid_len)
 {
-  FILE  *f = fopen(j->path, "r");
+  FILE  *f = fopen(path, "r");
   char  *line = NULL;
   size_t cap  = 0;
   ssize_t len;
@@ -80,7 +80,7 @@ static PetscErrorCode MapJournalParse(MapJournal *j, long *valid_len)
     lineno++;
     char *tab = strrchr(line, '\t');
     if (!tab || line[len - 1] != '\n') {
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "journal %s: dropping torn line %d (no checksum)\n", j->path, lineno));
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "journal %s: dropping torn line %d (no checksum)\n", path, lineno));
       break;
     }
     *tab = 0;
@@ -88,26 +88,26 @@ static PetscErrorCode MapJournalParse(MapJournal *j, long *valid_len)
     PetscCall(PetscStrncpy(got, tab + 1, sizeof(got)));
     MapSha256(line, strlen(line), hex);
     if (strncmp(hex, got, 64)) {
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "journal %s: dropping line %d (checksum mismatch, torn write)\n", j->path, lineno));
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "journal %s: dropping line %d (checksum mismatch, torn write)\n", path, lineno));
       break;
     }
     json_error_t    jerr;
     json_t         *obj = json_loads(line, 0, &jerr);
     MapJournalEntry e;
     PetscCheck(obj && json_is_object(obj), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: bad JSON: %s",
-               j->path, lineno, jerr.text);
+               path, lineno, jerr.text);
     memset(&e, 0, sizeof(e));
     const char *kind = json_string_value(json_object_get(obj, "kind"));
     PetscCheck(kind && strlen(kind) < sizeof(e.kind), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: no kind",
-               j->path, lineno);
+               path, lineno);
     strcpy(e.kind, kind);
     e.index = (int)json_integer_value(json_object_get(obj, "index"));
     e.T     = (int)json_integer_value(json_object_get(obj, "T"));
-    PetscCheck(e.T > 0 && e.T <= 64, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: bad T %d", j->path,
+    PetscCheck(e.T > 0 && e.T <= 64, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: bad T %d", path,
                lineno, e.T);
-    PetscCall(MapJournalReadArray(obj, "c", e.T, e.c, j->path, lineno));
-    PetscCall(MapJournalReadArray(obj, "acc", e.T, e.acc, j->path, lineno));
-    PetscCall(MapJournalReadArray(obj, "loss", e.T, e.loss, j->path, lineno));
+    PetscCall(MapJournalReadArray(obj, "c", e.T, e.c, path, lineno));
+    PetscCall(MapJournalReadArray(obj, "acc", e.T, e.acc, path, lineno));
+    PetscCall(MapJournalReadArray(obj, "loss", e.T, e.loss, path, lineno));
     json_decref(obj);
     PetscCall(MapJournalPush(j, &e));
     *valid_len = ftell(f);
@@ -119,6 +119,13 @@ static PetscErrorCode MapJournalParse(MapJournal *j, long *valid_len)
 
 PetscErrorCode MapJournalOpen(MPI_Comm comm, const char *path, PetscBool resume, MapJournal *j)
 {
+  PetscFunctionBegin;
+  PetscCall(MapJournalOpenWithOthers(comm, path, resume, 0, NULL, j));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapJournalOpenWithOthers(MPI_Comm comm, const char *path, PetscBool resume, int nothers, char **others, MapJournal *j)
+{
   PetscMPIInt rank;
   long        valid = 0;
 
@@ -128,12 +135,19 @@ PetscErrorCode MapJournalOpen(MPI_Comm comm, const char *path, PetscBool resume,
   PetscCall(PetscStrncpy(j->path, path, sizeof(j->path)));
   if (!rank) {
     if (resume) {
-      PetscCall(MapJournalParse(j, &valid));
+      PetscCall(MapJournalParse(j, path, &valid));
       /* cut a torn tail so appends continue from a clean line */
       if (access(path, F_OK) == 0) PetscCheck(truncate(path, valid) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot truncate %s: %s", path, strerror(errno));
     } else {
       PetscCheck(access(path, F_OK) != 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN,
                  "run folder already has a journal %s: pass -map_resume to continue it, or choose another -map_output", path);
+    }
+  }
+  if (!rank) {
+    /* journals of the other jobs of a chain (read only; their torn tails are theirs to cut) */
+    for (int i = 0; i < nothers; i++) {
+      long ignored;
+      if (strcmp(others[i], path)) PetscCall(MapJournalParse(j, others[i], &ignored));
     }
   }
   /* every rank needs the journal to skip the same evaluations */

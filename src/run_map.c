@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <glob.h>
 
 
 static const char *map_phase_names[] = {"setup", "evaluate", "fit", "search", "reevaluate", "write"};
@@ -121,6 +122,10 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
              PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_method %s: expected map, bayesian or nested", r->method);
   if (!strcmp(r->method, "nested")) {
     PetscOptionsBegin(r->comm, NULL, "Nested MAP (-map_method nested)", NULL);
+    PetscCall(PetscOptionsInt("-map_nested_level", "SLURM chain: compute only level L of the merge tree (earlier levels from the journals; 0: all)",
+                              NULL, r->nested_level, &r->nested_level, NULL));
+    PetscCall(PetscOptionsInt("-map_nested_pair", "SLURM chain: the pair of -map_nested_level this job computes", NULL, r->nested_pair,
+                              &r->nested_pair, NULL));
     PetscCall(PetscOptionsInt("-map_nested_samples", "evaluated samples per pair (0: the 2-task reference design, 12)", NULL,
                               r->nested_samples, &r->nested_samples, NULL));
     PetscOptionsEnd();
@@ -254,6 +259,9 @@ PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const d
   PetscFunctionBegin;
   PetscCall(MapJournalFind(&r->journal, kind, index, r->T, c, &e));
   *fresh = e ? PETSC_FALSE : PETSC_TRUE;
+  PetscCheck(e || !r->journal_only, r->comm, PETSC_ERR_ARG_WRONGSTATE,
+             "run folder %s: evaluation %s #%d of an earlier level is in none of its journals: run that level's jobs first "
+             "(jobs/nested_chain.sh chains them with afterok)", r->out, kind, index);
   if (e) {
     PetscCall(PetscArraycpy(acc, e->acc, r->T));
     PetscCall(PetscArraycpy(loss, e->loss, r->T));
@@ -776,8 +784,16 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   PetscCall(MapRunMakeFolder(&r));
   {
     char jpath[MAP_PATH_LEN];
-    snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", r.out);
-    PetscCall(MapJournalOpen(comm, jpath, r.resume, &r.journal));
+    if (r.nested_level > 0) snprintf(jpath, sizeof(jpath), "%s/journal-L%d-P%d.jsonl", r.out, (int)r.nested_level, (int)r.nested_pair);
+    else snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", r.out);
+    /* a nested chain's jobs share the run folder, each journaling into its own file; read them all */
+    char   pattern[MAP_PATH_LEN];
+    glob_t gl;
+    memset(&gl, 0, sizeof(gl));
+    snprintf(pattern, sizeof(pattern), "%s/journal*.jsonl", r.out);
+    if (!r.rank && nested) (void)glob(pattern, 0, NULL, &gl);
+    PetscCall(MapJournalOpenWithOthers(comm, jpath, r.resume, (int)gl.gl_pathc, gl.gl_pathv, &r.journal));
+    if (!r.rank && nested) globfree(&gl);
     if (r.resume) PetscCall(PetscPrintf(comm, "mapmerge run: resuming %s with %d journaled evaluations\n", r.out, r.journal.n));
   }
   {
@@ -812,6 +828,12 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(MapRunNested(&r, &stop));
     PetscCall(PetscLogStagePop());
     r.t_phase[1] = MapWallTime() - t0;
+    if (!stop && r.nested_partial) {
+      PetscCall(PetscPrintf(comm, "nested MAP: level %d pair %d done in %s; the next level's jobs continue from the journals\n",
+                            (int)r.nested_level, (int)r.nested_pair, r.out));
+      PetscCall(MapRunDestroy(&r));
+      PetscFunctionReturn(0);
+    }
     if (!stop && r.ev_test) {
       MapTaskMetrics m[64];
       PetscCall(MapEvaluatorEvaluate(r.ev_test, r.pick_c, m));

@@ -55,7 +55,9 @@ static PetscErrorCode MapNestedEvaluate(MapRunCtx *r, int *counter, const double
 }
 
 /* 2-task MAP on nodes a and b; appends the merged node */
-static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int *counter, PetscBool *stop)
+/* mode: 0 compute (journal first), 1 skip (another job of this level computes it: only keep the
+   numbering of nodes and evaluations) */
+static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int mode, int *counter, PetscBool *stop)
 {
   int            T = r->T;
   MapNestedNode *A = &r->nodes[a], *B = &r->nodes[b], *N = &r->nodes[r->nnodes];
@@ -75,6 +77,13 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int *
   /* the pair's design: keyed on (seed, node) so a resumed or re-ranked run draws the same points */
   PetscCall(MapSampleGenerate(MAP_SAMPLE_REFERENCE, 2, names, r->nested_samples, r->lo, r->hi,
                               (uint64_t)r->seed * 1000003ULL + (uint64_t)r->nnodes, NULL, &n2, &C2));
+  if (mode == 1) {
+    *counter += (int)n2 + 1;
+    N->metric = NAN;
+    r->nnodes++;
+    PetscCall(PetscFree(C2));
+    PetscFunctionReturn(0);
+  }
   PetscCall(PetscMalloc1(2 * n2, &Y));
   for (PetscInt i = 0; i < n2; i++) {
     for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
@@ -150,7 +159,7 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
     active[nactive++] = r->nnodes++;
   }
   while (nactive > 1) {
-    int paired[64] = {0}, next[64], nnext = 0;
+    int paired[64] = {0}, next[64], nnext = 0, npair = 0;
     level++;
     /* greedy: the closest pair by metric first (ties: lower indices), until fewer than two remain */
     for (;;) {
@@ -168,7 +177,13 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
         }
       if (bi < 0) break;
       paired[bi] = paired[bj] = 1;
-      PetscCall(MapNestedPair(r, active[bi], active[bj], level, &counter, stop));
+      /* in a SLURM chain, earlier levels come from the journals and only this job's pair is computed */
+      int mode = 0;
+      r->journal_only = (r->nested_level > 0 && level < r->nested_level) ? PETSC_TRUE : PETSC_FALSE;
+      if (r->nested_level > 0 && level == r->nested_level && npair != r->nested_pair) mode = 1;
+      npair++;
+      PetscCall(MapNestedPair(r, active[bi], active[bj], level, mode, &counter, stop));
+      r->journal_only = PETSC_FALSE;
       if (*stop) PetscFunctionReturn(0);
       next[nnext++] = r->nnodes - 1;
     }
@@ -176,7 +191,17 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
       if (!paired[i]) next[nnext++] = active[i]; /* the odd one out waits for the next level */
     for (int i = 0; i < nnext; i++) active[i] = next[i];
     nactive = nnext;
+    if (r->nested_level > 0 && level == r->nested_level) {
+      PetscCheck(r->nested_pair < npair, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_pair %d: level %d has %d pair(s)",
+                 (int)r->nested_pair, level, npair);
+      if (nactive > 1) { /* the next level's jobs take it from here */
+        r->nested_partial = PETSC_TRUE;
+        PetscFunctionReturn(0);
+      }
+    }
   }
+  PetscCheck(r->nested_level <= level, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_level %d: the merge tree of %d tasks has %d level(s)",
+             (int)r->nested_level, T, level);
   r->root = active[0];
   PetscCall(PetscArraycpy(r->pick_c, r->nodes[r->root].W, T));
   for (int t = 0; t < T; t++) r->pick_pred[t] = NAN; /* nested MAP predicts side objectives, not per-task metrics */

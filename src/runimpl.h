@@ -22,6 +22,9 @@ typedef struct {
 } MapJournal;
 
 PetscErrorCode MapJournalOpen(MPI_Comm comm, const char *path, PetscBool resume, MapJournal *j);
+/* MapJournalOpenWithOthers - also loads the entries of other journal files (a nested-MAP chain's
+   jobs each append to their own file in the shared run folder). Collective. */
+PetscErrorCode MapJournalOpenWithOthers(MPI_Comm comm, const char *path, PetscBool resume, int nothers, char **others, MapJournal *j);
 /* MapJournalFind - the entry for (kind, index) whose c matches bit for bit, or NULL; an entry with
    that key but other coefficients is an error (the run's design changed). Not collective. */
 PetscErrorCode MapJournalFind(MapJournal *j, const char *kind, int index, int T, const double *c, const MapJournalEntry **e);
@@ -81,6 +84,9 @@ typedef struct {
   double        pick_c[64], pick_pred[64], pick_acc[64], pick_loss[64];
   double        t_phase[6];
   PetscInt      nested_samples;    /* design size per pair (0: the 2-task reference design) */
+  PetscInt      nested_level, nested_pair; /* SLURM chain: compute only this pair of this level (0: all) */
+  PetscBool     nested_partial;
+  PetscBool     journal_only;      /* evaluations must come from the journals (earlier levels of a chain) */    /* this job stopped after its level: no results to write */
   PetscBool     fitted;            /* surrogates and front exist (not for nested) */
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;

@@ -329,7 +329,33 @@ def case_nested():
     print(f"nested: {tree.shape[0]} nodes, {n} evaluations, root coefficients {W[-1]}")
 
 
+def case_nested_chain():
+    """A nested-MAP chain as SLURM runs it: each (level, pair) a separate job in one run folder; the
+    last job writes the same results as one uninterrupted nested run; a level started too early fails."""
+    store = setup_zoo()
+    args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_method", "nested", "-map_preference", "1,2,1,1"]
+    whole, chain = fresh("chain-whole"), fresh("chain")
+    mpi(2, *args, "-map_output", whole)
+    early = fresh("chain-early")
+    expect_error(args + ["-map_output", early, "-map_nested_level", "2", "-map_nested_pair", "0"], "run that level's jobs first")
+    # level 1: its two pairs run concurrently, as an array job would
+    cmds = [["mpiexec", "-n", "1", "--oversubscribe", MAPMERGE] + args + ["-map_output", chain, "-map_nested_level", "1",
+            "-map_nested_pair", str(p)] for p in (0, 1)]
+    procs = [subprocess.Popen(c, cwd=WORK, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in cmds]
+    for pr in procs:
+        out, _ = pr.communicate(timeout=300)
+        if pr.returncode != 0 or "done" not in out:
+            print(out[-2000:])
+            fail("a level-1 pair job failed")
+    if os.path.exists(os.path.join(chain, "results.h5")):
+        fail("a level-1 job wrote results")
+    mpi(2, *args, "-map_output", chain, "-map_nested_level", "2", "-map_nested_pair", "0")
+    expect_error(args + ["-map_output", chain, "-map_nested_level", "1", "-map_nested_pair", "5", "-map_resume"], "has 2 pair(s)")
+    same_results(os.path.join(whole, "results.h5"), os.path.join(chain, "results.h5"))
+
+
 CASES = {
+    "nested_chain": case_nested_chain,
     "nested": case_nested,
     "bayes_replay": case_bayes_replay,
     "ranks_analytic": case_ranks_analytic,
