@@ -9,7 +9,7 @@
    -map_eval_data lists one eval set per -map_tasks entry, or one per store task (then the
    selected tasks' entries are used). */
 #include <mapmerge/run.h>
-#include <hdf5.h>
+#include "h5impl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -72,21 +72,6 @@ static PetscErrorCode WriteDataset(hid_t file, const char *name, hid_t type, Pet
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode WriteStringAttr(hid_t loc, const char *key, const char *value)
-{
-  hid_t type, space, a;
-
-  PetscFunctionBegin;
-  MapCallHDF5(type = H5Tcopy(H5T_C_S1));
-  MapCallHDF5(H5Tset_size(type, strlen(value) + 1));
-  MapCallHDF5(space = H5Screate(H5S_SCALAR));
-  MapCallHDF5(a = H5Acreate2(loc, key, type, space, H5P_DEFAULT, H5P_DEFAULT));
-  MapCallHDF5(H5Awrite(a, type, value));
-  MapCallHDF5(H5Aclose(a));
-  MapCallHDF5(H5Sclose(space));
-  MapCallHDF5(H5Tclose(type));
-  PetscFunctionReturn(0);
-}
 
 /* serial HDF5 on rank 0 (the output is small); the parallel library works serially too */
 static PetscErrorCode WriteH5(const char *path, int T, char **tasks, PetscInt n, const double *C, const MapTaskMetrics *M, const char *evtype,
@@ -127,12 +112,12 @@ static PetscErrorCode WriteH5(const char *path, int T, char **tasks, PetscInt n,
   MapCallHDF5(H5Sclose(space));
   MapCallHDF5(H5Tclose(type));
   PetscCall(PetscFree(names));
-  PetscCall(WriteStringAttr(f, "eval_type", evtype));
-  PetscCall(WriteStringAttr(f, "store", store ? store : ""));
-  PetscCall(WriteStringAttr(f, "coeffs", coeffs));
-  PetscCall(WriteStringAttr(f, "mapmerge_version", MAPMERGE_VERSION));
+  PetscCall(MapH5WriteStringAttr(f, "eval_type", evtype));
+  PetscCall(MapH5WriteStringAttr(f, "store", store ? store : ""));
+  PetscCall(MapH5WriteStringAttr(f, "coeffs", coeffs));
+  PetscCall(MapH5WriteStringAttr(f, "mapmerge_version", MAPMERGE_VERSION));
   PetscCall(MapEvalBLASInfo(blas, sizeof(blas)));
-  PetscCall(WriteStringAttr(f, "blas", blas));
+  PetscCall(MapH5WriteStringAttr(f, "blas", blas));
   MapCallHDF5(H5Fclose(f));
   PetscFunctionReturn(0);
 }

@@ -296,52 +296,8 @@ static PetscErrorCode MapObjectiveAccuracy(void *ctx, const double *c, double *f
 }
 
 /* ---- results ---- */
-PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data)
-{
-  hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
-  hid_t   sp, ds;
 
-  PetscFunctionBegin;
-  MapCallHDF5(sp = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL));
-  MapCallHDF5(ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  if (rows > 0) MapCallHDF5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-  MapCallHDF5(H5Dclose(ds));
-  MapCallHDF5(H5Sclose(sp));
-  PetscFunctionReturn(0);
-}
 
-PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s)
-{
-  hsize_t dims[1] = {(hsize_t)n};
-  hid_t   sp, ds, ty;
-
-  PetscFunctionBegin;
-  MapCallHDF5(ty = H5Tcopy(H5T_C_S1));
-  MapCallHDF5(H5Tset_size(ty, H5T_VARIABLE));
-  MapCallHDF5(sp = H5Screate_simple(1, dims, NULL));
-  MapCallHDF5(ds = H5Dcreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  MapCallHDF5(H5Dwrite(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
-  MapCallHDF5(H5Dclose(ds));
-  MapCallHDF5(H5Sclose(sp));
-  MapCallHDF5(H5Tclose(ty));
-  PetscFunctionReturn(0);
-}
-
-PetscErrorCode MapH5Attr(hid_t loc, const char *key, const char *value)
-{
-  hid_t ty, sp, at;
-
-  PetscFunctionBegin;
-  MapCallHDF5(ty = H5Tcopy(H5T_C_S1));
-  MapCallHDF5(H5Tset_size(ty, strlen(value) + 1));
-  MapCallHDF5(sp = H5Screate(H5S_SCALAR));
-  MapCallHDF5(at = H5Acreate2(loc, key, ty, sp, H5P_DEFAULT, H5P_DEFAULT));
-  MapCallHDF5(H5Awrite(at, ty, value));
-  MapCallHDF5(H5Aclose(at));
-  MapCallHDF5(H5Sclose(sp));
-  MapCallHDF5(H5Tclose(ty));
-  PetscFunctionReturn(0);
-}
 
 /* The manifest: everything needed to know what ran and to run it again. */
 static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
@@ -473,8 +429,8 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     PetscCall(MapH5WriteMatrix(g, "accuracy", r->n, T, r->acc));
     PetscCall(MapH5WriteMatrix(g, "loss", r->n, T, r->loss));
     PetscCall(MapH5WriteMatrix(g, "round", r->n, 0, r->round));
-    PetscCall(MapH5Attr(g, "origin", r->sample_type));
-    PetscCall(MapH5Attr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
+    PetscCall(MapH5WriteStringAttr(g, "origin", r->sample_type));
+    PetscCall(MapH5WriteStringAttr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
     MapCallHDF5(H5Gclose(g));
     if (r->fitted) {
     MapCallHDF5(g = H5Gcreate2(f, "surrogate", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
@@ -498,9 +454,9 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
       MapCallHDF5(g2 = H5Gcreate2(g, which ? "loss" : "accuracy", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       PetscCall(MapH5WriteMatrix(g2, "params", T, F, params));
       PetscCall(MapH5WriteMatrix(g2, "diagnostics", T, 5, diag));
-      PetscCall(MapH5Attr(g2, "diagnostics_columns", "r2,rmse,loo_rmse,cond,iterations"));
-      PetscCall(MapH5Attr(g2, "link", which ? "softplus" : "sigmoid"));
-      PetscCall(MapH5Attr(g2, "features", "1, c_1..c_T, c_i*c_j (i<=j) in row-major order"));
+      PetscCall(MapH5WriteStringAttr(g2, "diagnostics_columns", "r2,rmse,loo_rmse,cond,iterations"));
+      PetscCall(MapH5WriteStringAttr(g2, "link", which ? "softplus" : "sigmoid"));
+      PetscCall(MapH5WriteStringAttr(g2, "features", "1, c_1..c_T, c_i*c_j (i<=j) in row-major order"));
       MapCallHDF5(H5Gclose(g2));
       PetscCall(PetscFree2(params, diag));
     }
@@ -540,7 +496,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     json_object_foreach(manifest, key, val)
     {
       char *s = json_is_string(val) ? strdup(json_string_value(val)) : (char *)json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-      PetscCall(MapH5Attr(f, key, s));
+      PetscCall(MapH5WriteStringAttr(f, key, s));
       free(s);
     }
     MapCallHDF5(H5Fclose(f));
@@ -723,6 +679,15 @@ static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, PetscBool *stop)
   PetscFunctionReturn(0);
 }
 
+/* interrupted by a signal with every finished evaluation journaled: exit 85 for requeue/resume */
+static PetscErrorCode MapRunCheckpointExit(MapRunCtx *r)
+{
+  PetscFunctionBegin;
+  PetscCall(MapRunDestroy(r));
+  MapExitStatus = MAP_EXIT_CHECKPOINTED;
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCommandRun(MPI_Comm comm)
 {
   MapRunCtx   r;
@@ -842,11 +807,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
         r.pick_test_loss[t] = m[t].loss;
       }
     }
-    if (stop) {
-      PetscCall(MapRunDestroy(&r));
-      MapExitStatus = MAP_EXIT_CHECKPOINTED;
-      PetscFunctionReturn(0);
-    }
+    if (stop) PetscCall(MapRunCheckpointExit(&r));
+    if (stop) PetscFunctionReturn(0);
     t0 = MapWallTime();
     PetscCall(MapRunWriteResults(&r));
     r.t_phase[5] = MapWallTime() - t0;
@@ -873,11 +835,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(PetscLogStagePop());
     r.t_phase[1] += MapWallTime() - t0;
   }
-  if (stop) {
-    PetscCall(MapRunDestroy(&r));
-    MapExitStatus = MAP_EXIT_CHECKPOINTED;
-    PetscFunctionReturn(0);
-  }
+  if (stop) PetscCall(MapRunCheckpointExit(&r));
+  if (stop) PetscFunctionReturn(0);
 
   /* the final fit uses every evaluated point (the reference code leaves its last batch out) */
   t0 = MapWallTime();
@@ -925,11 +884,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   }
   PetscCall(PetscLogStagePop());
   r.t_phase[4] = MapWallTime() - t0;
-  if (stop) {
-    PetscCall(MapRunDestroy(&r));
-    MapExitStatus = MAP_EXIT_CHECKPOINTED;
-    PetscFunctionReturn(0);
-  }
+  if (stop) PetscCall(MapRunCheckpointExit(&r));
+  if (stop) PetscFunctionReturn(0);
 
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[5]));

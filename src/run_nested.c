@@ -224,9 +224,9 @@ PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file)
   }
   MapCallHDF5(g = H5Gcreate2(file, "nested", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   PetscCall(MapH5WriteMatrix(g, "tree", n, 11, tree));
-  PetscCall(MapH5Attr(g, "tree_columns", "left,right,level,c_left,c_right,pred_left,pred_right,real_left,real_right,metric,evaluations"));
+  PetscCall(MapH5WriteStringAttr(g, "tree_columns", "left,right,level,c_left,c_right,pred_left,pred_right,real_left,real_right,metric,evaluations"));
   PetscCall(MapH5WriteMatrix(g, "coeffs", n, T, W));
-  PetscCall(MapH5Attr(g, "coeffs_meaning", "each node's model as coefficients over the original task vectors; nodes < T are the fine-tuned models; the last is the root"));
+  PetscCall(MapH5WriteStringAttr(g, "coeffs_meaning", "each node's model as coefficients over the original task vectors; nodes < T are the fine-tuned models; the last is the root"));
   MapCallHDF5(H5Gclose(g));
   PetscCall(PetscFree2(tree, W));
   PetscFunctionReturn(0);

@@ -99,10 +99,7 @@ PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
 
-#include <hdf5.h>
-PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data);
-PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s);
-PetscErrorCode MapH5Attr(hid_t loc, const char *key, const char *value);
+#include "h5impl.h"
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
 
 #endif

@@ -4,7 +4,7 @@
 #define MAPMERGE_STOREIMPL_H
 
 #include <mapmerge/store.h>
-#include <hdf5.h>
+#include "h5impl.h"
 #include <petscviewer.h>
 #include <errno.h>
 #include <string.h>
@@ -23,18 +23,6 @@ struct _p_MapStore {
   char          **tasks;
   MapLayout       layout;
 };
-
-/* Fixed-length, NUL-terminated UTF-8 string type of `len` bytes (H5Tclose it). */
-PetscErrorCode MapH5StringType(size_t len, hid_t *type);
-/* Collective: a root/group string attribute, written identically by every rank (variable-length UTF-8). */
-PetscErrorCode MapH5WriteStringAttr(hid_t loc, const char *key, const char *value);
-/* A string attribute (fixed or variable length); *value = NULL when absent. Not collective. */
-PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value);
-/* Collective: creates dataset `name` of `ndim` dims and writes `data` (identical on every rank) from rank 0. */
-PetscErrorCode MapH5WriteSmall(MPI_Comm comm, hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
-                               const void *data);
-/* Reads a 1-D string dataset of n entries into a list (MapFreeList). Not collective. */
-PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, int64_t n, char ***list);
 
 /* Binary search: the store tensor holding flat index j (tensors sorted by offset). */
 int MapStoreTensorAt(int n, const MapStoreTensor *t, int64_t j);

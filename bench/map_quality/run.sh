@@ -1,0 +1,24 @@
+#!/bin/sh
+# MAP front quality and fit + search time against the reference pipeline (issue 4; bench/README.md,
+# sections "MAP front quality" and "Fit + search time").
+#
+#   bench/map_quality/run.sh [BUILD_DIR] [WORK_DIR] [extra bench.py options, e.g. --only time --seeds 2]
+#
+# Run from anywhere; BUILD_DIR (default: build) holds the mapmerge binary, WORK_DIR (default:
+# bench/map_quality/work) receives the grid cache, the runs and results.json / tables.md. Needs the
+# embedded default built and imported (zoo/, zoo/store.h5: the README's first command) and Debian's
+# python3 with numpy, scipy, h5py, deap, yaml. Runs on 2 MPI ranks (MAP_BENCH_NP to change).
+# Time on 2 cores: ~10 min for the ground-truth grids the first time (cached afterwards, keyed on
+# the store's size and mtime), then ~5 min for 3 subsets x 5 seeds and the T = 2, 5, 8 timing runs.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:-build}
+work=${2:-$here/work}
+[ $# -ge 1 ] && shift
+[ $# -ge 1 ] && shift
+case $build in /*) ;; *) build=$root/$build ;; esac
+[ -x "$build/mapmerge" ] || { echo "run.sh: no $build/mapmerge (build it: cmake --build $build --target mapmerge)" >&2; exit 2; }
+[ -f "$root/zoo/store.h5" ] || { echo "run.sh: no zoo/store.h5 (build the embedded default first: see README)" >&2; exit 2; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
+exec /usr/bin/python3 "$here/bench.py" --mapmerge "$build/mapmerge" --work "$work" --np "${MAP_BENCH_NP:-2}" "$@"

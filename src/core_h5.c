@@ -1,0 +1,176 @@
+/* HDF5 helpers shared by the store, the eval command and the run results (serial or collective
+   as each says). */
+#include "h5impl.h"
+
+
+PetscErrorCode MapH5StringType(size_t len, hid_t *type)
+{
+  PetscFunctionBegin;
+  *type = H5Tcopy(H5T_C_S1);
+  MapCallHDF5(*type);
+  MapCallHDF5(H5Tset_size(*type, len));
+  MapCallHDF5(H5Tset_strpad(*type, H5T_STR_NULLTERM));
+  MapCallHDF5(H5Tset_cset(*type, H5T_CSET_UTF8));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5WriteStringAttr(hid_t loc, const char *key, const char *value)
+{
+  hid_t type, space, attr;
+
+  PetscFunctionBegin;
+  /* variable length so h5py shows a str, not bytes padded to a fixed size */
+  type = H5Tcopy(H5T_C_S1);
+  MapCallHDF5(type);
+  MapCallHDF5(H5Tset_size(type, H5T_VARIABLE));
+  MapCallHDF5(H5Tset_cset(type, H5T_CSET_UTF8));
+  MapCallHDF5(space = H5Screate(H5S_SCALAR));
+  MapCallHDF5(attr = H5Acreate2(loc, key, type, space, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Awrite(attr, type, &value));
+  MapCallHDF5(H5Aclose(attr));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Tclose(type));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value)
+{
+  hid_t  attr, ftype, mtype;
+  htri_t exists, isvar;
+
+  PetscFunctionBegin;
+  *value = NULL;
+  MapCallHDF5(exists = H5Aexists(loc, key));
+  if (!exists) PetscFunctionReturn(0);
+  MapCallHDF5(attr = H5Aopen(loc, key, H5P_DEFAULT));
+  MapCallHDF5(ftype = H5Aget_type(attr));
+  if (H5Tget_class(ftype) != H5T_STRING) { /* not a string: report it as absent rather than misread it */
+    MapCallHDF5(H5Tclose(ftype));
+    MapCallHDF5(H5Aclose(attr));
+    PetscFunctionReturn(0);
+  }
+  MapCallHDF5(isvar = H5Tis_variable_str(ftype));
+  if (isvar) {
+    char *s = NULL;
+    MapCallHDF5(mtype = H5Tcopy(H5T_C_S1));
+    MapCallHDF5(H5Tset_size(mtype, H5T_VARIABLE));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype))); /* HDF5 does not convert between ASCII and UTF-8 */
+    MapCallHDF5(H5Aread(attr, mtype, &s));
+    PetscCall(PetscStrallocpy(s ? s : "", value));
+    if (s) H5free_memory(s);
+    MapCallHDF5(H5Tclose(mtype));
+  } else {
+    size_t len = H5Tget_size(ftype);
+    PetscCall(PetscCalloc1(len + 1, value));
+    PetscCall(MapH5StringType(len, &mtype));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype)));
+    MapCallHDF5(H5Aread(attr, mtype, *value));
+    MapCallHDF5(H5Tclose(mtype));
+  }
+  MapCallHDF5(H5Tclose(ftype));
+  MapCallHDF5(H5Aclose(attr));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5WriteSmall(MPI_Comm comm, hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
+                               const void *data)
+{
+  hid_t       space, mspace, dset, dxpl;
+  PetscMPIInt rank;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  MapCallHDF5(space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR));
+  MapCallHDF5(mspace = H5Scopy(space));
+  MapCallHDF5(dset = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  /* every rank holds the same data; rank 0 writes it, the others take part with empty selections */
+  if (rank) {
+    MapCallHDF5(H5Sselect_none(space));
+    MapCallHDF5(H5Sselect_none(mspace));
+  }
+  MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
+  MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+  MapCallHDF5(H5Dwrite(dset, type, mspace, space, dxpl, data));
+  MapCallHDF5(H5Pclose(dxpl));
+  MapCallHDF5(H5Dclose(dset));
+  MapCallHDF5(H5Sclose(mspace));
+  MapCallHDF5(H5Sclose(space));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, int64_t n, char ***list)
+{
+  hid_t   dset, ftype, space, mtype;
+  hsize_t dims[1];
+
+  PetscFunctionBegin;
+  MapCallHDF5(dset = H5Dopen2(loc, name, H5P_DEFAULT));
+  MapCallHDF5(space = H5Dget_space(dset));
+  PetscCheck(H5Sget_simple_extent_ndims(space) == 1, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: dataset %s must be 1-D, it has %d dimensions", what, name, H5Sget_simple_extent_ndims(space));
+  MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+  PetscCheck((int64_t)dims[0] == n, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: dataset %s has %llu entries, expected %lld",
+             what, name, (unsigned long long)dims[0], (long long)n);
+  MapCallHDF5(ftype = H5Dget_type(dset));
+  PetscCheck(H5Tget_class(ftype) == H5T_STRING, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: dataset %s is not a string dataset",
+             what, name);
+  PetscCall(PetscCalloc1(n + 1, list));
+  if (H5Tis_variable_str(ftype) > 0) {
+    char **s;
+    PetscCall(PetscCalloc1(n + 1, &s));
+    MapCallHDF5(mtype = H5Tcopy(H5T_C_S1));
+    MapCallHDF5(H5Tset_size(mtype, H5T_VARIABLE));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype)));
+    if (n) MapCallHDF5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
+    for (int64_t i = 0; i < n; i++) PetscCall(PetscStrallocpy(s[i] ? s[i] : "", &(*list)[i]));
+    if (n) MapCallHDF5(H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, s));
+    PetscCall(PetscFree(s));
+  } else {
+    size_t len = H5Tget_size(ftype);
+    char  *buf;
+    PetscCall(PetscCalloc1(n * len + 1, &buf));
+    PetscCall(MapH5StringType(len, &mtype));
+    MapCallHDF5(H5Tset_cset(mtype, H5Tget_cset(ftype)));
+    if (n) MapCallHDF5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf));
+    for (int64_t i = 0; i < n; i++) {
+      PetscCall(PetscCalloc1(len + 1, &(*list)[i]));
+      memcpy((*list)[i], buf + i * len, len);
+    }
+    PetscCall(PetscFree(buf));
+  }
+  MapCallHDF5(H5Tclose(mtype));
+  MapCallHDF5(H5Tclose(ftype));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Dclose(dset));
+  PetscFunctionReturn(0);
+}
+PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data)
+{
+  hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+  hid_t   sp, ds;
+
+  PetscFunctionBegin;
+  MapCallHDF5(sp = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL));
+  MapCallHDF5(ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (rows > 0) MapCallHDF5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+  MapCallHDF5(H5Dclose(ds));
+  MapCallHDF5(H5Sclose(sp));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s)
+{
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t   sp, ds, ty;
+
+  PetscFunctionBegin;
+  MapCallHDF5(ty = H5Tcopy(H5T_C_S1));
+  MapCallHDF5(H5Tset_size(ty, H5T_VARIABLE));
+  MapCallHDF5(sp = H5Screate_simple(1, dims, NULL));
+  MapCallHDF5(ds = H5Dcreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Dwrite(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
+  MapCallHDF5(H5Dclose(ds));
+  MapCallHDF5(H5Sclose(sp));
+  MapCallHDF5(H5Tclose(ty));
+  PetscFunctionReturn(0);
+}

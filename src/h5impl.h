@@ -1,0 +1,25 @@
+/* Private HDF5 helpers (core module): string types and attributes, small datasets. */
+#ifndef MAPMERGE_H5IMPL_H
+#define MAPMERGE_H5IMPL_H
+
+#include <mapmerge/core.h>
+#include <hdf5.h>
+
+/* Fixed-length, NUL-terminated UTF-8 string type of `len` bytes (H5Tclose it). */
+PetscErrorCode MapH5StringType(size_t len, hid_t *type);
+/* A root/group string attribute (variable-length UTF-8); collective when the file is open collectively
+   (every rank writes the same value). */
+PetscErrorCode MapH5WriteStringAttr(hid_t loc, const char *key, const char *value);
+/* A string attribute (fixed or variable length); *value = NULL when absent. Not collective. */
+PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value);
+/* Collective: creates dataset `name` of `ndim` dims and writes `data` (identical on every rank) from rank 0. */
+PetscErrorCode MapH5WriteSmall(MPI_Comm comm, hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
+                               const void *data);
+/* Reads a 1-D string dataset of n entries into a list (MapFreeList). Not collective. */
+PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, int64_t n, char ***list);
+/* A double dataset [rows, cols] (cols = 0: 1-D [rows]). Serial file. */
+PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data);
+/* A 1-D variable-length string dataset. Serial file. */
+PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s);
+
+#endif
