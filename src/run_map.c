@@ -474,6 +474,9 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     }
     PetscCall(MapH5WriteMatrix(g, "real", r->kreal, T, r->real_acc));
     PetscCall(MapH5WriteMatrix(g, "real_loss", r->kreal, T, r->real_loss));
+    PetscCall(MapH5WriteMatrix(g, "real_front_coeffs", r->kall, T, r->all_c));
+    PetscCall(MapH5WriteMatrix(g, "real_front", r->kall, T, r->all_acc));
+    PetscCall(MapH5WriteStringAttr(g, "real_front_meaning", "non-dominated set of every model evaluated on the real tasks: samples, re-evaluations, pick"));
     MapCallHDF5(H5Gclose(g));
     } /* fitted */
     if (r->nnodes) PetscCall(MapRunNestedWrite(r, f));
@@ -576,6 +579,8 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   double hvr = r->kreal ? MapFrontHypervolume(T, r->kreal, r->real_acc, ref) : 0;
   PetscCall(PetscPrintf(r->comm, "front: %" PetscInt_FMT " points; hypervolume (accuracy, ref 0): predicted %.6f, real (%" PetscInt_FMT
                                  " re-evaluated) %.6f\n", r->kfront, hvp, r->kreal, hvr));
+  PetscCall(PetscPrintf(r->comm, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points, hypervolume %.6f\n",
+                        r->n + r->kreal + (r->npref ? 1 : 0), r->kall, MapFrontHypervolume(T, r->kall, r->all_acc, ref)));
   }
   if (r->npref) {
     PetscCall(PetscPrintf(r->comm, "pick for preference"));
@@ -608,6 +613,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscCall(MapFreeList(r->T, &r->tasks));
   PetscCall(PetscFree3(r->C, r->acc, r->loss));
   PetscCall(PetscFree(r->round));
+  PetscCall(PetscFree2(r->all_c, r->all_acc));
   PetscCall(PetscFree3(r->real_index, r->real_acc, r->real_loss));
   PetscFunctionReturn(0);
 }
@@ -676,6 +682,39 @@ static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, PetscBool *stop)
   PetscCall(PetscPrintf(r->comm, "bayesian round %d: %" PetscInt_FMT " new samples (%" PetscInt_FMT " so far)\n", it, B, r->n + B));
   PetscCall(MapRunEvaluateSamples(r, r->n, r->n + B, stop));
   if (!*stop) r->n += B;
+  PetscFunctionReturn(0);
+}
+
+/* The real front: every model evaluated on the real tasks (the samples are paid for too), filtered
+   to the non-dominated set of their accuracies, in evaluation order. */
+static PetscErrorCode MapRunRealFront(MapRunCtx *r)
+{
+  int      T = r->T;
+  PetscInt n = r->n + r->kreal + (r->npref ? 1 : 0), k = 0;
+  double  *C, *A;
+  int     *keep;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc3(n * T, &C, n * T, &A, n, &keep));
+  PetscCall(PetscArraycpy(C, r->C, r->n * T));
+  PetscCall(PetscArraycpy(A, r->acc, r->n * T));
+  for (PetscInt i = 0; i < r->kreal; i++) {
+    PetscCall(PetscArraycpy(&C[(r->n + i) * T], &r->Cf[r->real_index[i] * T], T));
+    PetscCall(PetscArraycpy(&A[(r->n + i) * T], &r->real_acc[i * T], T));
+  }
+  if (r->npref) {
+    PetscCall(PetscArraycpy(&C[(n - 1) * T], r->pick_c, T));
+    PetscCall(PetscArraycpy(&A[(n - 1) * T], r->pick_acc, T));
+  }
+  r->kall = MapNonDominated(T, n, A, keep);
+  PetscCall(PetscMalloc2(r->kall * T + 1, &r->all_c, r->kall * T + 1, &r->all_acc));
+  for (PetscInt i = 0; i < n; i++)
+    if (keep[i]) {
+      PetscCall(PetscArraycpy(&r->all_c[k * T], &C[i * T], T));
+      PetscCall(PetscArraycpy(&r->all_acc[k * T], &A[i * T], T));
+      k++;
+    }
+  PetscCall(PetscFree3(C, A, keep));
   PetscFunctionReturn(0);
 }
 
@@ -887,6 +926,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   if (stop) PetscCall(MapRunCheckpointExit(&r));
   if (stop) PetscFunctionReturn(0);
 
+  PetscCall(MapRunRealFront(&r));
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[5]));
   PetscCall(MapRunWriteResults(&r));

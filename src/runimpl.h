@@ -87,7 +87,9 @@ typedef struct {
   PetscInt      nested_level, nested_pair; /* SLURM chain: compute only this pair of this level (0: all) */
   PetscBool     nested_partial;
   PetscBool     journal_only;      /* evaluations must come from the journals (earlier levels of a chain) */    /* this job stopped after its level: no results to write */
-  PetscBool     fitted;            /* surrogates and front exist (not for nested) */
+  PetscBool     fitted;
+  PetscInt      kall;              /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
+  double       *all_c, *all_acc;   /* [kall*T] */            /* surrogates and front exist (not for nested) */
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;
   MapNestedNode nodes[128];
