@@ -2,17 +2,21 @@
 # nested_chain.sh - submit a nested-MAP run as a chain of SLURM jobs, one per level of the
 # merge tree. Nested MAP merges T models pairwise: a level with m models has floor(m/2)
 # independent pairs (an odd model waits for the next level), leaving ceil(m/2) models; so there
-# are ceil(log2 T) levels. Each level is one job array (jobs/nested_level.sbatch, task P = pair
-# P) that starts only when every pair of the level before has COMPLETED (--dependency=afterok);
-# a failed pair cancels the rest of the chain (--kill-on-invalid-dep=yes). All levels share one
-# run folder, where level L reads what level L-1 wrote.
+# are ceil(log2 T) levels, numbered 1, 2, ... Each level L is one job array
+# (jobs/nested_level.sbatch; array task P runs `mapmerge run -map_method nested
+# -map_nested_level L -map_nested_pair P`) that starts only when every pair of the level before
+# has COMPLETED (--dependency=afterok); a failed pair cancels the rest of the chain
+# (--kill-on-invalid-dep=yes). All levels share one run folder: each job journals into
+# RUN_DIR/journal-L<L>-P<P>.jsonl, a level-L job replays the levels before it from those
+# journals, and the job of the last level writes results.h5, front.csv and manifest.json
+# (the same results as one whole `mapmerge run -map_method nested`).
 #
 #   jobs/nested_chain.sh [--dry-run] [--tasks T] [--run-dir DIR] [--throttle K] \
 #                        [--sbatch "ARGS"] CONFIG.yaml [options for every pair]
 #
 #   --dry-run     print the sbatch commands instead of running them
 #   --tasks T     number of tasks (models to merge); default: counted from a -map_tasks a,b,...
-#                 option among the options
+#                 option among the options, else from the config's "map: tasks: a,b,..." line
 #   --run-dir D   the shared run folder (default runs/nested-<date>-<time>)
 #   --throttle K  at most K pairs of a level run at once (sbatch --array=...%K)
 #   --sbatch "A"  extra sbatch arguments for every level, e.g. "-n 8 --time=01:00:00"
@@ -41,14 +45,21 @@ done
 [ $# -ge 1 ] || usage
 config=$1
 shift
-if [ -z "$T" ]; then # count the names of a -map_tasks option
+count() { echo $(($(tr -cd , <<< "$1" | wc -c) + 1)); } # names in a comma-separated list
+if [ -z "$T" ]; then # the last -map_tasks option wins, as in mapmerge
   prev=
   for a in "$@"; do
-    [ "$prev" = -map_tasks ] && T=$(($(tr -cd , <<< "$a" | wc -c) + 1))
+    [ "$prev" = -map_tasks ] && T=$(count "$a")
     prev=$a
   done
 fi
-case $T in '' | *[!0-9]*) echo "nested_chain.sh: give the number of tasks with --tasks T (or -map_tasks a,b,...)" >&2; exit 2 ;; esac
+if [ -z "$T" ] && [ "$config" != - ] && [ -r "$config" ]; then
+  # else the config's "map: tasks: a,b,..." (2-space indent: not the "map: zoo: tasks:" of mapmerge zoo)
+  list=$(awk '/^[^[:space:]#]/ { inmap = ($0 ~ /^map:/) }
+              inmap && /^  tasks:/ { sub(/^  tasks:[[:space:]]*/, ""); sub(/[[:space:]]+#.*$/, ""); gsub(/[][[:space:]]/, ""); print; exit }' "$config")
+  [ -n "$list" ] && T=$(count "$list")
+fi
+case $T in '' | *[!0-9]*) echo "nested_chain.sh: give the number of tasks with --tasks T (or -map_tasks a,b,..., or map: tasks: in the config)" >&2; exit 2 ;; esac
 [ "$T" -ge 2 ] || { echo "nested_chain.sh: nested MAP needs at least 2 tasks, got $T" >&2; exit 2; }
 case $throttle in '' | [0-9]*) ;; *) echo "nested_chain.sh: --throttle $throttle is not a number" >&2; exit 2 ;; esac
 [ "$config" = - ] || [ -r "$config" ] || [ $dry = 1 ] || { echo "nested_chain.sh: config '$config' not found" >&2; exit 2; }
@@ -62,7 +73,7 @@ q() { # a command line that can be pasted back into a shell ($JOB_Ln stands for 
   done
   printf '%s' "${out% }"
 }
-m=$T level=0 prev=
+m=$T level=1 prev= # levels are numbered from 1, as -map_nested_level counts them
 echo "nested MAP: $T tasks, run folder $run_dir"
 while [ "$m" -gt 1 ]; do
   pairs=$((m / 2))

@@ -5,7 +5,12 @@
 #      checkpoint (status 85) -> scontrol requeue -> resumes from the journal -> COMPLETED, and
 #      its front.csv and result datasets are identical to those of the uninterrupted run 1;
 #   3. sweep.sbatch as a 2-task array (%2 throttle) and a job with --dependency=afterok on it;
-#   4. nested_chain.sh --dry-run prints one chained sbatch line per tree level.
+#   4. nested_chain.sh --dry-run prints one chained sbatch line per tree level;
+#   5. a real nested chain (nested_chain.sh, 4 tasks: level 1 = array of 2 pairs, level 2 = 1
+#      pair, afterok): pair 0 is checkpointed mid-run and requeued (resumes with -map_resume, the
+#      first-time jobs do not), every job COMPLETED 0:0, level 2 started after level 1 ended, and
+#      the chain's results.h5 datasets equal those of one `mpiexec -n 2 mapmerge run -map_method
+#      nested`; a level-2 job in a folder without level 1 fails ("run that level's jobs first").
 # SLURM is brought up under a temporary folder by tests/slurm/up.sh and always torn down.
 # Exit 77 (skipped) when SLURM/munge are missing or cannot start. Set MAP_KEEP=1 to keep the
 # temporary folder (its path is printed).
@@ -90,11 +95,11 @@ J1=$(submit -n 2 --job-name=ref "$src/jobs/map.sbatch" "$config" "${run_opts[@]}
 [ -n "$J1" ] && [ -n "$J2" ] || die "sbatch of jobs/map.sbatch failed"
 log "submitted signalled run $J2 and reference run $J1"
 
-signal_mid_run() { # signal_mid_run JOB RUNDIR: SIGUSR1 to the batch shell once 2 evaluations are journaled
+signal_mid_run() { # signal_mid_run JOB JOURNAL [N]: SIGUSR1 to the batch shell once N (2) evaluations are journaled
   local limit=$(($(date +%s) + 90)) n=0
   while :; do
-    n=$({ wc -l < "$2/journal.jsonl"; } 2>/dev/null || echo 0)
-    [ "$n" -ge 2 ] && break
+    n=$({ wc -l < "$2"; } 2>/dev/null || echo 0)
+    [ "$n" -ge "${3:-2}" ] && break
     [ "$(date +%s)" -lt $limit ] || die "job $1 journaled no evaluations within 90 s"
     [ -n "$(squeue -h -j "$1")" ] || die "job $1 ended before it could be signalled"
     sleep 0.1
@@ -102,7 +107,7 @@ signal_mid_run() { # signal_mid_run JOB RUNDIR: SIGUSR1 to the batch shell once 
   scancel --signal=USR1 --batch "$1" || fail "scancel --signal=USR1 --batch $1"
   log "sent SIGUSR1 to job $1 after $n journaled evaluations"
 }
-signal_mid_run "$J2" runs/signalled
+signal_mid_run "$J2" runs/signalled/journal.jsonl
 
 # ---- 3: the sweep array and a job that depends on all its tasks -----------------------------
 # task 0 repeats the reference run on 1 rank (srun) and is signalled too: same results expected
@@ -112,9 +117,30 @@ JD=$(submit -n 1 --job-name=after --dependency=afterok:"$JS" \
      --wrap "test -s runs/${JS}_0/front.csv && test -s runs/${JS}_1/front.csv && echo both-sweep-fronts-present")
 [ -n "$JS" ] && [ -n "$JD" ] || die "sbatch of the sweep or the dependent job failed"
 log "submitted sweep array $JS and dependent job $JD"
-signal_mid_run "${JS}_0" "runs/${JS}_0"
+signal_mid_run "${JS}_0" "runs/${JS}_0/journal.jsonl"
 
-wait_jobs 150 "$J1" "$J2" "$JS" "$JD" || { show_logs; exit 1; }
+# ---- 5: a real nested chain; 1 rank per job, so both pairs of level 1 run at once -------------
+# the task count (4) comes from the config's "map: tasks:" line
+nested_opts=(-map_preference "1,2,1,1")
+chain=$("$src/jobs/nested_chain.sh" --run-dir runs/chain --sbatch "-n 1" "$config" "${nested_opts[@]}") ||
+  { echo "$chain"; die "jobs/nested_chain.sh failed"; }
+echo "$chain"
+JN1=$(awk '/^level 1: job array/ { print $5 }' <<< "$chain" | tr -d ,)
+JN2=$(awk '/^level 2: job array/ { print $5 }' <<< "$chain" | tr -d ,)
+if [ -z "$JN1" ] || [ -z "$JN2" ] || grep -q '^level 3' <<< "$chain" || ! grep -q "2 pair(s) of 4 models" <<< "$chain"; then
+  die "nested_chain.sh for input/small.yaml: expected level 1 (2 pairs of 4 models) and level 2 only"
+fi
+# a level-2 job whose level 1 never ran
+JE=$(RUN_DIR=runs/early submit -n 1 --array=0 "$src/jobs/nested_level.sbatch" "$config" 2 "${nested_opts[@]}")
+log "submitted nested chain: level 1 array $JN1, level 2 array $JN2 (afterok); early level-2 job $JE"
+# pair 0 evaluates the 4 leaves, then its 12 samples and the pick: signal it among its samples
+signal_mid_run "${JN1}_0" runs/chain/journal-L1-P0.jsonl 5
+# the same nested MAP in one run, outside SLURM, on 2 ranks (the chain's jobs have 1)
+mpiexec -n 2 "$MAPMERGE" run -options_file_yaml "$config" -map_method nested "${nested_opts[@]}" -map_output runs/nested-whole \
+  > nested-whole.log 2>&1 || { tail -n 30 nested-whole.log; fail "mpiexec -n 2 mapmerge run -map_method nested"; }
+log "reference nested run done"
+
+wait_jobs 150 "$J1" "$J2" "$JS" "$JD" "$JN1" "$JN2" "$JE" || { show_logs; exit 1; }
 log "all jobs ended"
 
 check_done "$J1" "reference run"
@@ -162,6 +188,47 @@ nlines=$(grep -c '^sbatch ' <<< "$chain")
 ndeps=$(grep -c -- '--dependency=afterok:\$JOB_L' <<< "$chain")
 if [ "$nlines" = 3 ] && [ "$ndeps" = 2 ] && grep -q -- '--array=0-3 ' <<< "$chain"; then log "ok: nested_chain.sh --dry-run: 3 levels, 2 dependencies"
 else fail "nested_chain.sh --dry-run for 8 tasks: $nlines sbatch lines, $ndeps dependencies"; echo "$chain"; fi
+
+# ---- 5: the nested chain ---------------------------------------------------------------------
+check_done "$JN1" "nested level 1 (2 pairs)"
+check_done "$JN2" "nested level 2"
+restarts=$(field "${JN1}_0" Restarts)
+[ "$restarts" = 1 ] && log "ok: nested pair L1-P0 was requeued once" || fail "nested pair L1-P0: Restarts=$restarts, expected 1"
+restarts=$(field "${JN1}_1" Restarts)
+[ "$restarts" = 0 ] || fail "nested pair L1-P1: Restarts=$restarts, expected 0 (only pair 0 was signalled)"
+# RESUME: only the restarted pair passes -map_resume
+outp0=mapmerge-nested-L1-${JN1}_0.out outp1=mapmerge-nested-L1-${JN1}_1.out outl2=mapmerge-nested-L2-${JN2}_0.out
+for f in "$outp0" "$outp1" "$outl2"; do [ -s "$f" ] || fail "nested chain log $f is missing"; done
+[ "$(grep -c '^==== command: .* -map_resume' "$outp0")" = 1 ] || fail "$outp0: expected exactly one command line with -map_resume (the restart)"
+grep '^==== command:' "$outp0" | head -n 1 | grep -q -- -map_resume && fail "$outp0: the first run of pair 0 passed -map_resume"
+grep -q "requeueing job" "$outp0" || fail "$outp0: no requeue after the checkpoint"
+grep -q "resuming runs/chain with" "$outp0" || fail "$outp0: the restarted pair did not resume its journal"
+for f in "$outp1" "$outl2"; do
+  grep -q -- -map_resume "$f" && fail "$f: a first-time job passed -map_resume"
+done
+for p in 0 1; do
+  f=mapmerge-nested-L1-${JN1}_$p.out
+  grep -q -- "-map_nested_level 1 -map_nested_pair $p" "$f" || fail "$f: not run with -map_nested_level 1 -map_nested_pair $p"
+  grep -q "the next level's jobs continue" "$f" || fail "$f: level-1 pair $p did not stop after its level"
+done
+grep -q -- "-map_nested_level 2 -map_nested_pair 0" "$outl2" || fail "$outl2: not run with -map_nested_level 2 -map_nested_pair 0"
+# afterok: level 2 started only when every pair of level 1 had ended
+l1_end=$(field "$JN1" EndTime | tr ' ' '\n' | sort | tail -n 1)
+l2_start=$(field "$JN2" StartTime)
+if [[ -n $l1_end && ! $l2_start < $l1_end ]]; then log "ok: level 2 started at $l2_start, after level 1 ended at $l1_end"
+else fail "level 2 started at $l2_start, before level 1 ended at $l1_end"; fi
+for f in journal-L1-P0.jsonl journal-L1-P1.jsonl journal-L2-P0.jsonl results.h5 front.csv manifest.json; do
+  [ -s "runs/chain/$f" ] || fail "nested chain: runs/chain/$f is missing or empty"
+done
+if /usr/bin/python3 "$here/same_results.py" runs/nested-whole/results.h5 runs/chain/results.h5; then
+  log "ok: the chain's results.h5 datasets are identical to one mpiexec -n 2 nested run"
+else fail "the chain's results.h5 differs from one mpiexec -n 2 nested run"; fi
+cmp -s runs/nested-whole/front.csv runs/chain/front.csv || fail "front.csv differs between the chain and the whole nested run"
+# the early level-2 job fails with a clear message
+st=$(field "$JE" JobState)
+[ "$st" = FAILED ] && log "ok: level-2 job without level 1 FAILED ($(field "$JE" ExitCode))" || fail "early level-2 job $JE: JobState=$st, expected FAILED"
+grep -q "run that level's jobs first" "mapmerge-nested-${JE}_0.out" || fail "early level-2 job: no \"run that level's jobs first\" in its log"
+[ -e runs/early/results.h5 ] && fail "early level-2 job wrote runs/early/results.h5"
 
 [ $fails = 0 ] || show_logs
 log "done: $fails failure(s)"
