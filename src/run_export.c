@@ -1,12 +1,15 @@
 /* `mapmerge export`: write the merged model theta_pre + sum_i c_i tau_i as safetensors, each rank
  * its own element ranges (MPI-IO), with the original tensor names and shapes. */
 #include <mapmerge/run.h>
+#include "h5impl.h"
 #include <errno.h>
 #include <stdlib.h>
+#include <math.h>
 
 typedef struct {
   char      store[MAP_PATH_LEN], output[MAP_PATH_LEN], shard[64], priv[MAP_NAME_LEN];
   char      tasks[65536];
+  char      run[MAP_PATH_LEN]; /* -map_run: take c from a finished run's surrogates and -map_preference */
   double    c[1024];
   int       nc;
   PetscBool cset;
@@ -45,6 +48,13 @@ static PetscErrorCode ExportReadOptions(MPI_Comm comm, ExportOptions *o, PetscBo
   PetscCall(PetscOptionsString("-map_store", "the HDF5 store written by mapmerge import", NULL, o->store, o->store, sizeof(o->store), NULL));
   PetscCall(PetscOptionsRealArray("-map_coeff", "coefficients c_i, one per task (store order, or the order of -map_tasks)", NULL, o->c, &nc,
                                   &o->cset));
+  PetscCall(PetscOptionsString("-map_run", "a run folder of `mapmerge run`: the coefficients are its pick for -map_preference (instead of -map_coeff)",
+                               NULL, o->run, o->run, sizeof(o->run), NULL));
+  {
+    char pref[2048] = "";
+    PetscCall(PetscOptionsString("-map_preference", "with -map_run: preference weights w_1,...,w_T (default: equal)", NULL, pref, pref,
+                                 sizeof(pref), NULL));
+  }
   PetscCall(PetscOptionsString("-map_tasks", "subset of the store's tasks the coefficients refer to (default: all, in store order)", NULL,
                                o->tasks, o->tasks, sizeof(o->tasks), NULL));
   PetscCall(PetscOptionsString("-map_output", "output: a .safetensors file, or a folder when -map_export_shard_size > 0", NULL, o->output,
@@ -101,6 +111,127 @@ static PetscErrorCode ExportTasks(MPI_Comm comm, MapStore store, const ExportOpt
   Collective: each rank merges its shard (MapModelMerge) and writes the intersecting element
   ranges of each tensor; the bytes do not depend on the rank count.
 @*/
+/* The accuracy surrogates of a finished run, to solve its scalarised problem for a new preference. */
+typedef struct {
+  int           T, F;
+  const double *params; /* [T, F], sigmoid link */
+} ExportSurrogates;
+
+static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, double *J)
+{
+  ExportSurrogates *e = (ExportSurrogates *)ctx;
+  double            phi[4096];
+  int               T = e->T, F = e->F;
+
+  PetscFunctionBegin;
+  MapQuadraticFeatures(T, c, phi);
+  for (int t = 0; t < T; t++) {
+    const double *th = &e->params[t * F];
+    double        z  = 0;
+    for (int k = 0; k < F; k++) z += th[k] * phi[k];
+    double sg = 1.0 / (1.0 + exp(-z));
+    f[t]      = sg;
+    if (J) { /* d phi / d c_i: the linear term and the quadratic terms that hold c_i */
+      double *g = &J[t * T];
+      for (int i = 0; i < T; i++) g[i] = th[1 + i];
+      int k = 1 + T;
+      for (int i = 0; i < T; i++)
+        for (int j = i; j < T; j++, k++) {
+          g[i] += th[k] * c[j];
+          g[j] += th[k] * c[i];
+        }
+      for (int i = 0; i < T; i++) g[i] *= sg * (1 - sg);
+    }
+  }
+  PetscFunctionReturn(0);
+}
+
+/* -map_run DIR -map_preference w: c = the run's pick for w (its box, its surrogates, the same
+   Pareto solver options); for a nested run, the root of its merge tree. */
+static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, ExportOptions *o)
+{
+  char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, tasks[65536] = "";
+  int         T = 0, F = 0, ok = 1, nested = 0;
+  double     *params = NULL, lo = 0, hi = 1;
+  PetscMPIInt rank;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  snprintf(path, sizeof(path), "%s/results.h5", o->run);
+  if (!rank) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) ok = 0;
+    else {
+      nested     = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
+      hid_t   d  = H5Dopen2(f, nested ? "nested/coeffs" : "surrogate/accuracy/params", H5P_DEFAULT);
+      hid_t   sp = d >= 0 ? H5Dget_space(d) : -1;
+      hsize_t dims[2] = {0, 0};
+      if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2) ok = 0;
+      else {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        params = malloc(sizeof(double) * dims[0] * dims[1]);
+        if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, params) < 0) ok = 0;
+        T = nested ? (int)dims[1] : (int)dims[0];
+        F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
+      }
+      if (sp >= 0) H5Sclose(sp);
+      if (d >= 0) H5Dclose(d);
+      if (ok) {
+        char **names = NULL;
+        if (MapH5ReadStrings(f, "tasks", path, T, &names)) ok = 0;
+        for (int t = 0; ok && t < T; t++) {
+          if (t) strcat(tasks, ",");
+          strncat(tasks, names[t], sizeof(tasks) - strlen(tasks) - 2);
+        }
+        MapFreeList(T, &names);
+        MapH5ReadStringAttr(f, "box", &boxs);
+        MapH5ReadStringAttr(f, "method", &method);
+      }
+      H5Fclose(f);
+    }
+  }
+  PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
+  PetscCheck(ok, comm, PETSC_ERR_FILE_OPEN, "export: -map_run %s: cannot read %s (surrogates or merge tree, tasks)", o->run, path);
+  PetscCallMPI(MPI_Bcast(&T, 1, MPI_INT, 0, comm));
+  PetscCallMPI(MPI_Bcast(&F, 1, MPI_INT, 0, comm));
+  PetscCallMPI(MPI_Bcast(&nested, 1, MPI_INT, 0, comm));
+  PetscCallMPI(MPI_Bcast(tasks, sizeof(tasks), MPI_CHAR, 0, comm));
+  if (rank) params = malloc(sizeof(double) * T * F);
+  PetscCallMPI(MPI_Bcast(params, T * F, MPI_DOUBLE, 0, comm));
+  if (!rank && boxs) sscanf(boxs, "%lf,%lf", &lo, &hi);
+  PetscCallMPI(MPI_Bcast(&lo, 1, MPI_DOUBLE, 0, comm));
+  PetscCallMPI(MPI_Bcast(&hi, 1, MPI_DOUBLE, 0, comm));
+  PetscCall(PetscFree(boxs));
+  PetscCall(PetscFree(method));
+  PetscCall(PetscStrncpy(o->tasks, tasks, sizeof(o->tasks)));
+  o->nc   = T;
+  o->cset = PETSC_TRUE;
+  if (nested) { /* the root of the tree: the last node's coefficients over the original tasks */
+    for (int t = 0; t < T; t++) o->c[t] = params[(F - 1) * T + t];
+    PetscCall(PetscPrintf(comm, "export: the final model of nested run %s (its tree was built for the run's preference)\n", o->run));
+  } else {
+    double w[1024], fpick[1024];
+    int    nw = 0;
+    PetscCall(MapOptionsGetRealList("-map_preference", 1024, w, &nw, NULL));
+    if (!nw)
+      for (nw = 0; nw < T; nw++) w[nw] = 1;
+    PetscCheck(nw == T, comm, PETSC_ERR_ARG_SIZ, "export: -map_preference has %d weights but run %s has %d tasks (%s)", nw, o->run, T, tasks);
+    ExportSurrogates es = {T, F, params};
+    MapPareto        pareto;
+    PetscCall(MapParetoCreate(comm, &pareto));
+    PetscCall(MapParetoSetFromOptions(pareto));
+    PetscCall(MapParetoSetBox(pareto, lo, hi));
+    PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
+    PetscCall(MapParetoPick(pareto, w, o->c, fpick));
+    PetscCall(MapParetoDestroy(&pareto));
+    PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
+    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
+    PetscCall(PetscPrintf(comm, "\n"));
+  }
+  free(params);
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCommandExport(MPI_Comm comm)
 {
   ExportOptions        o;
@@ -124,7 +255,10 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapCheckOptionsLeft(comm)); /* first, so a mistyped required option is reported as a typo */
   PetscCheck(o.store[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_store PATH is required");
   PetscCheck(o.output[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_output PATH is required");
-  PetscCheck(o.cset, comm, PETSC_ERR_ARG_WRONG, "export: -map_coeff c1,c2,... is required (one coefficient per task)");
+  PetscCheck(!(o.cset && o.run[0]), comm, PETSC_ERR_ARG_INCOMP, "export: give -map_coeff or -map_run (with -map_preference), not both");
+  if (o.run[0]) PetscCall(ExportCoeffsFromRun(comm, &o));
+  PetscCheck(o.cset, comm, PETSC_ERR_ARG_WRONG,
+             "export: -map_coeff c1,c2,... (one coefficient per task) or -map_run RUNDIR [-map_preference w1,w2,...] is required");
   PetscCall(ParseBytes(comm, o.shard, &shard));
   {
     PetscErrorCode ierr;

@@ -493,6 +493,11 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
       }
       MapCallHDF5(H5Gclose(g));
     }
+    {
+      char box[128];
+      snprintf(box, sizeof(box), "%.17g,%.17g", r->lo, r->hi);
+      PetscCall(MapH5WriteStringAttr(f, "box", box));
+    }
     /* the manifest as root attributes (flat: key -> JSON text) */
     const char *key;
     json_t     *val;

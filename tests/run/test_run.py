@@ -354,7 +354,33 @@ def case_nested_chain():
     same_results(os.path.join(whole, "results.h5"), os.path.join(chain, "results.h5"))
 
 
+def case_export_pick():
+    """export -map_run DIR -map_preference w writes the run's pick for w (the same coefficients)."""
+    import json, struct
+    store = setup_zoo()
+    run = fresh("export-pick")
+    mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,shift", "-map_preference", "3,1",
+        "-map_output", run, "-map_reevaluate", "2")
+    out = os.path.join(run, "merged.safetensors")
+    mpi(2, "export", "-map_store", store, "-map_run", run, "-map_preference", "3,1", "-map_output", out)
+    with h5py.File(os.path.join(run, "results.h5"), "r") as f:
+        pick = f["pick/coeffs"][...].ravel()
+    with open(out, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        meta = json.loads(f.read(n))["__metadata__"]
+    text = json.dumps(meta)
+    got = [float(x) for x in meta.get("coefficients", meta.get("coeffs", "")).split(",")] if ("coefficients" in meta or "coeffs" in meta) else None
+    if got is None:
+        fail(f"exported metadata lacks the coefficients: {text}")
+    if not np.allclose(got, pick, rtol=0, atol=1e-12):
+        fail(f"export picked {got}, the run picked {pick}")
+    print(f"export -map_run: c = {got} equals the run's pick {pick}")
+    expect_error(["export", "-map_store", store, "-map_run", run, "-map_preference", "1,1,1", "-map_output", out + "2"],
+                 "-map_preference has 3 weights")
+
+
 CASES = {
+    "export_pick": case_export_pick,
     "nested_chain": case_nested_chain,
     "nested": case_nested,
     "bayes_replay": case_bayes_replay,
