@@ -313,6 +313,18 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   json_object_set_new(m, "exit_status", json_string("completed"));
   json_object_set_new(m, "seed", json_integer(r->seed));
   json_object_set_new(m, "ranks", json_integer(r->size));
+  {
+    /* the process grids the results depend on (the surrogate's BLACS grid is fixed, not the job's) */
+    char      grid[64] = "1,1", groups[64] = "auto (one sample group per rank for models <= 256 MiB)";
+    PetscBool set;
+    json_t   *g = json_object();
+    PetscCall(PetscOptionsGetString(NULL, NULL, "-map_surrogate_grid", grid, sizeof(grid), &set));
+    json_object_set_new(g, "surrogate_blacs_grid", json_string(grid));
+    PetscCall(PetscOptionsGetString(NULL, NULL, "-map_eval_groups", groups, sizeof(groups), &set));
+    json_object_set_new(g, "eval_groups", json_string(groups));
+    json_object_set_new(g, "pareto", json_string("preference vectors in contiguous blocks over the ranks, one TAO solve per vector on PETSC_COMM_SELF"));
+    json_object_set_new(m, "process_grids", g);
+  }
   json_object_set_new(m, "start_time", json_string(r->start_time));
   json_object_set_new(m, "end_time", json_string(r->end_time));
   /* every option in the database, as given */

@@ -130,6 +130,13 @@ def case_ranks_zoo():
     check_outputs(runs[0], 3)
     for r in runs[1:]:
         same_results(os.path.join(runs[0], "results.h5"), os.path.join(r, "results.h5"))
+    # the postprocess plot reads the results (pairs of tasks: 3 panels)
+    png = os.path.join(runs[0], "front.png")
+    p = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "postprocess", "plot_front.py"), os.path.join(runs[0], "results.h5"),
+                        "--output", png], capture_output=True, text=True)
+    if p.returncode != 0 or open(png, "rb").read(8) != b"\x89PNG\r\n\x1a\n":
+        fail(f"plot_front.py failed: {p.stderr}")
+    print(f"plot_front.py wrote {png} ({os.path.getsize(png)} bytes)")
 
 
 RUN_ARGS = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "150", "-map_reevaluate", "4"]
