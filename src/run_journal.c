@@ -1,4 +1,5 @@
-/* The run journal (append-only, checksummed, fsync'ed) and signal handling for checkpoint/requeue. */
+/* The run journal (append-only, checksummed, fsync'ed), signal handling for checkpoint/requeue, and
+   the journaled evaluation step every MAP method uses. */
 #include "runimpl.h"
 #include <jansson.h>
 #include <errno.h>
@@ -248,5 +249,45 @@ PetscErrorCode MapJournalClose(MapJournal *j)
   PetscFunctionBegin;
   PetscCall(PetscFree(j->entries));
   j->n = j->cap = 0;
+  PetscFunctionReturn(0);
+}
+
+/* ---- the evaluation step of every method: journal first, evaluate what is not there ---- */
+
+/* Evaluate at c unless the journal has it; journal it at once. */
+PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss,
+                                     PetscBool *fresh)
+{
+  const MapJournalEntry *e;
+  MapTaskMetrics         m[64];
+
+  PetscFunctionBegin;
+  PetscCall(MapJournalFind(&r->journal, kind, index, r->T, c, &e));
+  *fresh = e ? PETSC_FALSE : PETSC_TRUE;
+  PetscCheck(e || !r->journal_only, r->comm, PETSC_ERR_ARG_WRONGSTATE,
+             "run folder %s: evaluation %s #%d of an earlier level is in none of its journals: run that level's jobs first "
+             "(jobs/nested_chain.sh chains them with afterok)", r->out, kind, index);
+  if (e) {
+    PetscCall(PetscArraycpy(acc, e->acc, r->T));
+    PetscCall(PetscArraycpy(loss, e->loss, r->T));
+    PetscFunctionReturn(0);
+  }
+  PetscCall(MapEvaluatorEvaluate(r->ev, c, m));
+  for (int t = 0; t < r->T; t++) {
+    acc[t]  = m[t].accuracy;
+    loss[t] = m[t].loss;
+  }
+  PetscCall(MapJournalAppend(r->comm, &r->journal, kind, index, r->T, c, acc, loss));
+  PetscFunctionReturn(0);
+}
+
+
+PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop)
+{
+  PetscFunctionBegin;
+  PetscCall(MapSignalPending(r->comm, stop));
+  if (*stop)
+    PetscCall(PetscPrintf(r->comm, "mapmerge run: signal received; %d evaluations are journaled in %s; exiting with status %d "
+                                   "(resume with -map_resume)\n", r->journal.n, r->journal.path, MAP_EXIT_CHECKPOINTED));
   PetscFunctionReturn(0);
 }
