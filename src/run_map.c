@@ -89,7 +89,7 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(PetscOptionsString("-map_tasks", "tasks to merge, in order (default: all tasks of the store)", NULL, taskbuf,
                                taskbuf, sizeof(taskbuf), NULL));
   PetscCall(PetscOptionsString("-map_output", "run folder (default runs/<UTC time>)", NULL, r->out, r->out, sizeof(r->out), NULL));
-  PetscCall(PetscOptionsString("-map_method", "MAP variant: map (bayesian, nested: see the issues)", NULL, r->method, r->method,
+  PetscCall(PetscOptionsString("-map_method", "MAP variant: map, bayesian (adaptive sampling) or nested (pairwise merge tree)", NULL, r->method, r->method,
                                sizeof(r->method), NULL));
   PetscCall(PetscOptionsString("-map_sample_type", "design: reference, lhs or file", NULL, r->sample_type, r->sample_type,
                                sizeof(r->sample_type), NULL));
@@ -120,7 +120,7 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
   PetscCheck(!strcmp(r->method, "map") || !strcmp(r->method, "bayesian") || !strcmp(r->method, "nested"), r->comm,
              PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_method %s: expected map, bayesian or nested", r->method);
-  if (!strcmp(r->method, "nested")) {
+  if (!strcmp(r->method, "nested") || help) {
     PetscOptionsBegin(r->comm, NULL, "Nested MAP (-map_method nested)", NULL);
     PetscCall(PetscOptionsInt("-map_nested_level", "SLURM chain: compute only level L of the merge tree (earlier levels from the journals; 0: all)",
                               NULL, r->nested_level, &r->nested_level, NULL));
@@ -131,7 +131,9 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     PetscOptionsEnd();
   }
   MapBayesOptionsDefault(&r->bayes);
-  if (!strcmp(r->method, "bayesian")) {
+  PetscBool help;
+  PetscCall(PetscOptionsHasHelp(NULL, &help));
+  if (!strcmp(r->method, "bayesian") || help) {
     r->bayes_initial = 0; r->bayes_iterations = 3; r->bayes_batch = 0;
     PetscOptionsBegin(r->comm, NULL, "Bayesian MAP (-map_method bayesian)", NULL);
     PetscCall(PetscOptionsInt("-map_bayes_initial", "initial design size (0: (T+1)(T+2)/2 + 1)", NULL, r->bayes_initial, &r->bayes_initial, NULL));
