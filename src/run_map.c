@@ -118,6 +118,8 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     r->hi = box[1];
   }
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
+  PetscBool help;
+  PetscCall(PetscOptionsHasHelp(NULL, &help));
   PetscCheck(!strcmp(r->method, "map") || !strcmp(r->method, "bayesian") || !strcmp(r->method, "nested"), r->comm,
              PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_method %s: expected map, bayesian or nested", r->method);
   if (!strcmp(r->method, "nested") || help) {
@@ -131,8 +133,6 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     PetscOptionsEnd();
   }
   MapBayesOptionsDefault(&r->bayes);
-  PetscBool help;
-  PetscCall(PetscOptionsHasHelp(NULL, &help));
   if (!strcmp(r->method, "bayesian") || help) {
     r->bayes_initial = 0; r->bayes_iterations = 3; r->bayes_batch = 0;
     PetscOptionsBegin(r->comm, NULL, "Bayesian MAP (-map_method bayesian)", NULL);
