@@ -5,15 +5,16 @@
 
 /* RNG streams of the start points */
 #define MAP_PARETO_STREAM_ANCHOR 0x414e4348ULL /* "ANCH" + objective */
-#define MAP_PARETO_STREAM_START  0x53545254ULL /* "STRT" + preference index */
-#define MAP_PARETO_PICK_INDEX    0xffffffffULL /* preference "index" of MapParetoPick */
+#define MAP_PARETO_STREAM_POOL   0x504f4f4cULL /* "POOL" */
 
 static const char *const MapParetoScalarizations[] = {"chebyshev", "weighted_sum", "MapParetoScalarization", "MAP_PARETO_", NULL};
 static const char *const MapParetoSolverTypes[]    = {"smoothmax", "epigraph", "MapParetoSolverType", "MAP_PARETO_", NULL};
 
 /*
-  MapParetoCreate - a Pareto search on comm with the defaults: Chebyshev in epigraph form (TAOALMM), 4 starts
-  per preference, box [0,1], seed 0, Das-Dennis divisions chosen from m. Collective.
+  MapParetoCreate - a Pareto search on comm with the defaults: Chebyshev in epigraph form (TAOALMM), 2 starts
+  per preference (the preference-weighted mix of the single-objective optima and the best of a
+  seeded pool of 128 points), 2 polishing rounds, box [0,1], seed 0, Das-Dennis divisions chosen
+  from m. Collective.
 */
 PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p)
 {
@@ -27,12 +28,14 @@ PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p)
   q->hi         = 1;
   q->scal       = MAP_PARETO_CHEBYSHEV;
   q->solver     = MAP_PARETO_EPIGRAPH;
-  q->starts     = 4;
+  q->starts     = 2;
+  q->npool      = 128;
+  q->polish     = 2;
   q->rho        = 1e-4;
   q->utopia_eps = 1e-3;
   q->tau_final  = 1e-5;
   q->tau_start  = 1e-3;
-  q->gatol      = 1e-10;
+  q->gatol      = 1e-7;
   q->maxit      = 2000;
   *p            = q;
   PetscFunctionReturn(0);
@@ -55,6 +58,10 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
   PetscCall(PetscOptionsEList("-map_pareto_solver", "how Chebyshev's max is solved: smooth max + BLMVM, or epigraph + ALMM",
                               "MapParetoSetSolverType", MapParetoSolverTypes, 2, MapParetoSolverTypes[solver], &solver, NULL));
   PetscCall(PetscOptionsInt("-map_pareto_starts", "TAO starts per preference vector", "MapParetoSetStarts", p->starts, &p->starts, NULL));
+  PetscCall(PetscOptionsInt("-map_pareto_pool", "seeded candidate start points scored for each preference (the best become starts)", NULL,
+                            p->npool, &p->npool, NULL));
+  PetscCall(PetscOptionsInt("-map_pareto_polish", "rounds of re-solving a preference from a better solution found for another one", NULL,
+                            p->polish, &p->polish, NULL));
   PetscCall(PetscOptionsReal("-map_pareto_rho", "augmentation weight of the Chebyshev scalarisation", NULL, p->rho, &p->rho, NULL));
   PetscCall(PetscOptionsReal("-map_pareto_gatol", "TAO gradient tolerance of each scalarised solve", NULL, p->gatol, &p->gatol, NULL));
   PetscCall(PetscOptionsReal("-map_pareto_tau_start", "first temperature of the smooth max (normalised objective units)", NULL, p->tau_start,
@@ -72,6 +79,8 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
   }
   PetscCheck(p->divisions >= 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_divisions: need >= 0, got %" PetscInt_FMT, p->divisions);
   PetscCheck(p->starts >= 1, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_starts: need >= 1, got %" PetscInt_FMT, p->starts);
+  PetscCheck(p->npool >= 1, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_pool: need >= 1, got %" PetscInt_FMT, p->npool);
+  PetscCheck(p->polish >= 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_polish: need >= 0, got %" PetscInt_FMT, p->polish);
   PetscCheck(p->rho >= 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_rho: need >= 0, got %g", p->rho);
   PetscCheck(p->gatol > 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_gatol: need > 0, got %g", p->gatol);
   PetscCheck(p->tau_final > 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_tau: need > 0, got %g", p->tau_final);
@@ -176,6 +185,7 @@ PetscErrorCode MapParetoDestroy(MapPareto *p)
   if (!p || !*p) PetscFunctionReturn(0);
   PetscCall(PetscFree5((*p)->ideal, (*p)->nadir, (*p)->range, (*p)->utopia, (*p)->anchors));
   PetscCall(PetscFree3((*p)->C, (*p)->F, (*p)->W));
+  PetscCall(PetscFree2((*p)->poolC, (*p)->poolF));
   PetscCall(PetscFree(*p));
   PetscFunctionReturn(0);
 }
@@ -228,44 +238,58 @@ PetscErrorCode MapParetoPreferences(int m, PetscInt H, PetscInt *n, double **W)
   PetscFunctionReturn(0);
 }
 
-/* start s of preference `index` (weights w, NULL for a single-objective solve of objective
-   `index`); depends only on (seed, index, s), never on which rank solves it or what it solved
-   before, so the front is the same for any rank count. */
-static void MapParetoStartPoint(MapPareto p, uint64_t stream, const double *w, PetscInt s, double *x0)
+/* start s of the single-objective solve of objective i (stream MAP_PARETO_STREAM_ANCHOR + i): the box
+   centre, then seeded uniform draws; depends only on (seed, i, s), never on the rank that solves it */
+static void MapParetoAnchorStart(MapPareto p, int i, PetscInt s, double *x0)
 {
-  const int T = p->T;
+  const int      T      = p->T;
+  const uint64_t stream = MAP_PARETO_STREAM_ANCHOR + ((uint64_t)i << 32);
 
-  if (s == 0 && w) {
-    /* the preference-weighted mix of the single-objective optima: on the front for convex problems */
-    for (int j = 0; j < T; j++) {
-      x0[j] = 0;
-      for (int i = 0; i < p->m; i++) x0[j] += w[i] * p->anchors[i * T + j];
-      x0[j] = PetscMin(p->hi, PetscMax(p->lo, x0[j]));
-    }
-  } else if ((s == 1 && w) || (s == 0 && !w)) {
-    for (int j = 0; j < T; j++) x0[j] = 0.5 * (p->lo + p->hi);
-  } else {
-    for (int j = 0; j < T; j++) x0[j] = p->lo + (p->hi - p->lo) * MapRngU01(p->seed, stream, (uint64_t)(s * T + j));
-  }
+  for (int j = 0; j < T; j++) x0[j] = s == 0 ? 0.5 * (p->lo + p->hi) : p->lo + (p->hi - p->lo) * MapRngU01(p->seed, stream, (uint64_t)(s * T + j));
 }
 
-/* best of the starts for preference w (extra: one more start, or NULL); *valid = 0 when every start failed */
-static PetscErrorCode MapParetoSolvePreference(MapPareto p, uint64_t index, const double *w, const double *extra, double *c, double *f,
-                                               double *value, PetscBool *valid, PetscInt *nsolves, PetscInt *nfailed)
+/* the starts of preference w: X0[0] the preference-weighted mix of the single-objective optima
+   (on the front for convex problems), then the pool points that score best for w (ties: lower pool
+   index), skipping exact repeats. They depend only on (seed, w) and the pool, which every rank
+   builds identically, so the front is the same for any rank count. Returns the count (<= nmax). */
+static PetscInt MapParetoStarts(MapPareto p, const double *w, PetscInt nmax, double *X0, double *score)
 {
   const int T = p->T;
-  double   *x0, *cs, *fs, v;
-  PetscInt  nstart = p->starts + (extra ? 1 : 0);
+  PetscInt  n = 1;
+
+  for (int j = 0; j < T; j++) {
+    X0[j] = 0;
+    for (int i = 0; i < p->m; i++) X0[j] += w[i] * p->anchors[i * T + j];
+    X0[j] = PetscMin(p->hi, PetscMax(p->lo, X0[j]));
+  }
+  for (PetscInt u = 0; u < p->kpool; u++) score[u] = MapParetoScalarValueF(p, w, p->poolF + u * p->m);
+  while (n < nmax) {
+    PetscInt best = -1;
+    for (PetscInt u = 0; u < p->kpool; u++)
+      if (score[u] < PETSC_MAX_REAL && (best < 0 || score[u] < score[best])) best = u;
+    if (best < 0) break;
+    score[best]       = PETSC_MAX_REAL; /* taken */
+    PetscBool repeat = PETSC_FALSE;
+    for (PetscInt v = 0; v < n && !repeat; v++) repeat = memcmp(X0 + v * T, p->poolC + best * T, sizeof(double) * T) ? PETSC_FALSE : PETSC_TRUE;
+    if (!repeat) memcpy(X0 + n++ * T, p->poolC + best * T, sizeof(double) * T);
+  }
+  return n;
+}
+
+/* best of the solves of preference w from X0[n*T]; *valid = 0 when every start failed */
+static PetscErrorCode MapParetoSolvePreference(MapPareto p, const double *w, PetscInt n, const double *X0, double *c, double *f, double *value,
+                                               PetscBool *valid, PetscInt *nsolves, PetscInt *nfailed)
+{
+  const int T = p->T;
+  double   *cs, *fs, v;
 
   PetscFunctionBegin;
-  PetscCall(PetscMalloc3(T, &x0, T, &cs, p->m, &fs));
+  PetscCall(PetscMalloc2(T, &cs, p->m, &fs));
   *valid = PETSC_FALSE;
   *value = PETSC_MAX_REAL;
-  for (PetscInt s = 0; s < nstart; s++) {
+  for (PetscInt s = 0; s < n; s++) {
     PetscBool ok;
-    if (s < p->starts) MapParetoStartPoint(p, MAP_PARETO_STREAM_START + (index << 32), w, s, x0);
-    else PetscCall(PetscArraycpy(x0, extra, T));
-    PetscCall(MapParetoSolveScalar(p, w, -1, x0, cs, &ok));
+    PetscCall(MapParetoSolveScalar(p, w, -1, X0 + s * T, cs, &ok));
     (*nsolves)++;
     if (!ok) {
       (*nfailed)++;
@@ -279,63 +303,60 @@ static PetscErrorCode MapParetoSolvePreference(MapPareto p, uint64_t index, cons
       PetscCall(PetscArraycpy(f, fs, p->m));
     }
   }
-  PetscCall(PetscFree3(x0, cs, fs));
+  PetscCall(PetscFree2(cs, fs));
   PetscFunctionReturn(0);
 }
 
-/* ideal point, single-objective optima (anchors), nadir estimate, ranges, utopia: solved on rank 0
-   (m problems, several starts each) and broadcast, so every rank holds the same bits. Collective. */
+/* ideal point, single-objective optima (anchors), nadir estimate, ranges, utopia, and the start
+   pool. Objective i is maximised on rank i % size (from MAP_PARETO_ANCHOR_STARTS starts, at least
+   -map_pareto_starts) and broadcast from there, so every rank holds the same bits for any rank
+   count. Collective. */
+#define MAP_PARETO_ANCHOR_STARTS 4
 static PetscErrorCode MapParetoComputeIdeal(MapPareto p)
 {
   const int   T = p->T, m = p->m;
-  PetscMPIInt rank;
+  PetscMPIInt rank, size;
   double     *buf, *x0, *cs, *f;
-  PetscInt    nbuf = 1 + m * T + m;
+  PetscInt    nbuf = 2 + T, nstart = PetscMax(p->starts, MAP_PARETO_ANCHOR_STARTS);
 
   PetscFunctionBegin;
   if (p->have_ideal) PetscFunctionReturn(0);
   PetscCheck(p->fn, p->comm, PETSC_ERR_ORDER, "MapPareto: call MapParetoSetObjectives before solving");
   PetscCallMPI(MPI_Comm_rank(p->comm, &rank));
+  PetscCallMPI(MPI_Comm_size(p->comm, &size));
   PetscCall(PetscFree5(p->ideal, p->nadir, p->range, p->utopia, p->anchors));
   PetscCall(PetscMalloc5(m, &p->ideal, m, &p->nadir, m, &p->range, m, &p->utopia, m * T, &p->anchors));
-  PetscCall(PetscCalloc1(nbuf, &buf));
+  PetscCall(PetscMalloc1(m * nbuf, &buf));
   PetscCall(PetscMalloc3(T, &x0, T, &cs, m, &f));
-  if (rank == 0) {
-    int failed = -1;
-    for (int i = 0; i < m && failed < 0; i++) {
-      double best = -PETSC_MAX_REAL;
-      for (PetscInt s = 0; s < p->starts; s++) {
-        PetscBool ok;
-        MapParetoStartPoint(p, MAP_PARETO_STREAM_ANCHOR + ((uint64_t)i << 32), NULL, s, x0);
-        PetscCall(MapParetoSolveScalar(p, NULL, i, x0, cs, &ok));
-        p->nsolves++;
-        if (!ok) {
-          p->nfailed++;
-          continue;
-        }
-        PetscCall(p->fn(p->ctx, cs, f, NULL));
-        if (isfinite(f[i]) && f[i] > best) {
-          best = f[i];
-          PetscCall(PetscArraycpy(p->anchors + i * T, cs, T));
-        }
+  for (int i = 0; i < m; i++) {
+    double *b = buf + i * nbuf; /* [found, f_i, anchor] */
+    if (i % size != rank) continue;
+    b[0] = 0;
+    for (PetscInt s = 0; s < nstart; s++) {
+      PetscBool ok;
+      MapParetoAnchorStart(p, i, s, x0);
+      PetscCall(MapParetoSolveScalar(p, NULL, i, x0, cs, &ok));
+      p->nsolves++;
+      if (!ok) {
+        p->nfailed++;
+        continue;
       }
-      if (best == -PETSC_MAX_REAL) failed = i;
-    }
-    buf[0] = failed;
-    if (failed < 0) {
-      PetscCall(PetscArraycpy(buf + 1, p->anchors, m * T));
-      for (int i = 0; i < m; i++) {
-        PetscCall(p->fn(p->ctx, p->anchors + i * T, f, NULL));
-        buf[1 + m * T + i] = f[i];
+      PetscCall(p->fn(p->ctx, cs, f, NULL));
+      if (isfinite(f[i]) && (b[0] == 0 || f[i] > b[1])) {
+        b[0] = 1;
+        b[1] = f[i];
+        PetscCall(PetscArraycpy(b + 2, cs, T));
       }
     }
   }
-  PetscCallMPI(MPI_Bcast(buf, (PetscMPIInt)nbuf, MPI_DOUBLE, 0, p->comm));
-  PetscCheck(buf[0] < 0, p->comm, PETSC_ERR_NOT_CONVERGED,
-             "Pareto search: every TAO solve maximising objective %d alone failed (%" PetscInt_FMT " starts); run with -info for the TAO errors",
-             (int)buf[0], p->starts);
-  PetscCall(PetscArraycpy(p->anchors, buf + 1, m * T));
-  for (int i = 0; i < m; i++) p->ideal[i] = buf[1 + m * T + i];
+  for (int i = 0; i < m; i++) PetscCallMPI(MPI_Bcast(buf + i * nbuf, (PetscMPIInt)nbuf, MPI_DOUBLE, (PetscMPIInt)(i % size), p->comm));
+  for (int i = 0; i < m; i++) {
+    PetscCheck(buf[i * nbuf] != 0, p->comm, PETSC_ERR_NOT_CONVERGED,
+               "Pareto search: every TAO solve maximising objective %d alone failed (%" PetscInt_FMT " starts); run with -info for the TAO errors", i,
+               nstart);
+    PetscCall(PetscArraycpy(p->anchors + i * T, buf + i * nbuf + 2, T));
+    p->ideal[i] = buf[i * nbuf + 1];
+  }
   /* nadir estimate from the payoff table: objective i at every single-objective optimum */
   for (int i = 0; i < m; i++) p->nadir[i] = p->ideal[i];
   for (int j = 0; j < m; j++) {
@@ -347,6 +368,20 @@ static PetscErrorCode MapParetoComputeIdeal(MapPareto p)
     /* a non-conflicting objective has no range: fall back to its scale (or 1) */
     p->range[i]  = r > 1e-9 * (1 + PetscAbsReal(p->ideal[i])) ? r : 1;
     p->utopia[i] = p->ideal[i] + p->utopia_eps * p->range[i];
+  }
+  /* the start pool: the box centre, the anchors, seeded uniform draws; objectives evaluated on every
+     rank (cheap next to one TAO solve, and the same bits everywhere) */
+  PetscCall(PetscFree2(p->poolC, p->poolF));
+  p->kpool = PetscMax(p->npool, 1 + m);
+  PetscCall(PetscMalloc2(p->kpool * T, &p->poolC, p->kpool * m, &p->poolF));
+  for (PetscInt u = 0; u < p->kpool; u++) {
+    double *c = p->poolC + u * T;
+    if (u == 0)
+      for (int j = 0; j < T; j++) c[j] = 0.5 * (p->lo + p->hi);
+    else if (u <= m) PetscCall(PetscArraycpy(c, p->anchors + (u - 1) * T, T));
+    else
+      for (int j = 0; j < T; j++) c[j] = p->lo + (p->hi - p->lo) * MapRngU01(p->seed, MAP_PARETO_STREAM_POOL, (uint64_t)(u * T + j));
+    PetscCall(p->fn(p->ctx, c, p->poolF + u * m, NULL));
   }
   p->have_ideal = PETSC_TRUE;
   PetscCall(PetscFree3(x0, cs, f));
@@ -396,11 +431,17 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt n, const double *R, 
 /*
   MapParetoSolve - the Pareto set of the objectives over the box. Collective.
 
-  1. ideal point and single-objective optima (rank 0, broadcast);
+  1. ideal point and single-objective optima (objective i on rank i % size, broadcast); the start
+     pool (box centre, anchors, -map_pareto_pool seeded points) with its objectives, on every rank;
   2. preference vectors: the Das-Dennis lattice with H divisions (corners included), split into
-     contiguous blocks over the ranks; each vector solved from -map_pareto_starts starts (keyed on
-     seed and preference index only) and the best kept;
-  3. MPI_Allgatherv in preference order; non-dominated filter; near-duplicates merged.
+     contiguous blocks over the ranks; each vector solved from -map_pareto_starts starts (the
+     weighted mix of the anchors, then the pool points that score best for it) and the best kept;
+  3. MPI_Allgatherv in preference order;
+  4. polishing (-map_pareto_polish rounds): a preference for which the gathered solution of another
+     preference scores better than its own is solved again from that point (the problem is
+     multimodal; neighbouring preferences share basins). Every round starts from the complete
+     gathered set, so it too is independent of how the preferences are spread over the ranks;
+  5. non-dominated filter; near-duplicates merged.
   Failed TAO solves are trapped, counted and reported; the result is bitwise the same for any
   rank count.
 */
@@ -408,26 +449,29 @@ PetscErrorCode MapParetoSolve(MapPareto p)
 {
   const int    T = p->T, m = p->m;
   PetscMPIInt  rank, size, *counts, *displs;
-  PetscInt     N, H, q0, q1, stride = 2 + T + m, stats[3], gstats[3];
-  double      *Wall, *local, *all;
+  PetscInt     N, H, q0, q1, stride = 2 + T + m, stats[4], gstats[4], nmax;
+  double      *Wall, *local, *all, *X0, *score, *cs, *fs;
 
   PetscFunctionBegin;
   PetscCheck(p->fn, p->comm, PETSC_ERR_ORDER, "MapParetoSolve: call MapParetoSetObjectives first");
   PetscCall(PetscLogEventBegin(MAP_EVENT_ParetoSolve, 0, 0, 0, 0));
   PetscCallMPI(MPI_Comm_rank(p->comm, &rank));
   PetscCallMPI(MPI_Comm_size(p->comm, &size));
-  p->nsolves = p->nfailed = 0;
+  p->nsolves = p->nfailed = p->npolished = 0;
   PetscCall(MapParetoComputeIdeal(p));
   H = p->divisions > 0 ? p->divisions : MapParetoDefaultDivisions(m);
   PetscCall(MapParetoPreferences(m, H, &N, &Wall));
   PetscCheck((double)N * stride < 2e9, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "Pareto search: %" PetscInt_FMT " preference vectors are too many to gather", N);
-  q0 = (N * rank) / size;
-  q1 = (N * (rank + 1)) / size;
+  q0   = (N * rank) / size;
+  q1   = (N * (rank + 1)) / size;
+  nmax = PetscMin(p->starts, p->kpool + 1);
+  PetscCall(PetscMalloc5(nmax * T, &X0, PetscMax(p->kpool, N), &score, T, &cs, m, &fs, N * stride, &all));
   PetscCall(PetscCalloc1((q1 - q0) * stride + 1, &local));
   for (PetscInt q = q0; q < q1; q++) {
     double   *r = local + (q - q0) * stride;
     PetscBool valid;
-    PetscCall(MapParetoSolvePreference(p, (uint64_t)q, Wall + q * m, NULL, r + 2, r + 2 + T, &r[1], &valid, &p->nsolves, &p->nfailed));
+    PetscInt  n = MapParetoStarts(p, Wall + q * m, nmax, X0, score);
+    PetscCall(MapParetoSolvePreference(p, Wall + q * m, n, X0, r + 2, r + 2 + T, &r[1], &valid, &p->nsolves, &p->nfailed));
     r[0] = valid ? 1 : 0;
   }
   PetscCall(PetscMalloc2(size, &counts, size, &displs));
@@ -436,26 +480,63 @@ PetscErrorCode MapParetoSolve(MapPareto p)
     counts[r]  = (PetscMPIInt)((b - a) * stride);
     displs[r]  = (PetscMPIInt)(a * stride);
   }
-  PetscCall(PetscMalloc1(N * stride, &all));
   PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, p->comm));
+  for (PetscInt round = 0; round < p->polish; round++) {
+    PetscInt changed = 0, gchanged;
+    for (PetscInt q = q0; q < q1; q++) {
+      const double *w = Wall + q * m;
+      double       *r = local + (q - q0) * stride, v, own = r[0] != 0 ? r[1] : PETSC_MAX_REAL;
+      PetscInt      best = -1;
+      PetscBool     valid;
+      /* the gathered solution that scores best for w, if clearly better than w's own */
+      for (PetscInt j = 0; j < N; j++) {
+        if (j == q || all[j * stride] == 0) continue;
+        v = MapParetoScalarValueF(p, w, all + j * stride + 2 + T);
+        if (v < own - 1e-9 * (1 + PetscAbsReal(own)) && (best < 0 || v < score[0])) {
+          best     = j;
+          score[0] = v;
+        }
+      }
+      if (best < 0) continue;
+      PetscCall(MapParetoSolvePreference(p, w, 1, all + best * stride + 2, cs, fs, &v, &valid, &p->nsolves, &p->nfailed));
+      if (!valid || v > score[0]) { /* TAO went uphill from there: keep the point itself */
+        v = score[0];
+        PetscCall(PetscArraycpy(cs, all + best * stride + 2, T));
+        PetscCall(PetscArraycpy(fs, all + best * stride + 2 + T, m));
+      }
+      r[0] = 1;
+      r[1] = v;
+      PetscCall(PetscArraycpy(r + 2, cs, T));
+      PetscCall(PetscArraycpy(r + 2 + T, fs, m));
+      changed++;
+    }
+    PetscCallMPI(MPI_Allreduce(&changed, &gchanged, 1, MPIU_INT, MPI_SUM, p->comm));
+    p->npolished += changed;
+    if (!gchanged) break;
+    PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, p->comm));
+  }
   PetscCall(MapParetoFilter(p, N, all, stride, Wall));
   stats[0] = p->nsolves;
   stats[1] = p->nfailed;
-  stats[2] = 0;
-  for (PetscInt q = 0; q < N; q++) stats[2] += all[q * stride] == 0; /* the same on every rank */
-  PetscCallMPI(MPI_Allreduce(stats, gstats, 2, MPIU_INT, MPI_SUM, p->comm));
-  gstats[2] = stats[2];
-  p->npref   = N;
-  p->nsolves = gstats[0];
-  p->nfailed = gstats[1];
+  stats[2] = p->npolished;
+  stats[3] = 0;
+  for (PetscInt q = 0; q < N; q++) stats[3] += all[q * stride] == 0; /* the same on every rank */
+  PetscCallMPI(MPI_Allreduce(stats, gstats, 3, MPIU_INT, MPI_SUM, p->comm));
+  gstats[3]    = stats[3];
+  p->npref     = N;
+  p->nsolves   = gstats[0];
+  p->nfailed   = gstats[1];
+  p->npolished = gstats[2];
   if (gstats[1])
     PetscCall(PetscPrintf(p->comm, "Pareto search: %" PetscInt_FMT " of %" PetscInt_FMT " TAO solves failed and were skipped (%" PetscInt_FMT
                                    " preference vectors without any solution); -info shows the errors\n",
-                          gstats[1], gstats[0], gstats[2]));
+                          gstats[1], gstats[0], gstats[3]));
   PetscCheck(p->k > 0, p->comm, PETSC_ERR_NOT_CONVERGED, "Pareto search: no preference vector of %" PetscInt_FMT " gave a solution", N);
-  PetscCall(PetscInfo(NULL, "MapParetoSolve: %" PetscInt_FMT " preferences (H=%" PetscInt_FMT "), %" PetscInt_FMT " front points\n", N, H, p->k));
+  PetscCall(PetscInfo(NULL, "MapParetoSolve: %" PetscInt_FMT " preferences (H=%" PetscInt_FMT "), %" PetscInt_FMT " front points, %" PetscInt_FMT
+                            " solves, %" PetscInt_FMT " preferences improved by polishing\n",
+                      N, H, p->k, p->nsolves, p->npolished));
   PetscCall(PetscFree2(counts, displs));
-  PetscCall(PetscFree(all));
+  PetscCall(PetscFree5(X0, score, cs, fs, all));
   PetscCall(PetscFree(local));
   PetscCall(PetscFree(Wall));
   PetscCall(PetscLogEventEnd(MAP_EVENT_ParetoSolve, 0, 0, 0, 0));
@@ -487,19 +568,22 @@ PetscErrorCode MapParetoPick(MapPareto p, const double *w, double *c, double *f)
   PetscCall(PetscMalloc2(m, &wn, 1 + T + m, &buf));
   for (int i = 0; i < m; i++) wn[i] = w[i] / sum;
   if (rank == 0) {
-    const double *extra = NULL;
-    double        best  = PETSC_MAX_REAL, v, value;
-    PetscBool     valid;
-    PetscInt      ns = 0, nf = 0;
+    double   *X0, *score, best = PETSC_MAX_REAL, v, value;
+    PetscInt  n, nmax = PetscMin(p->starts, p->kpool + 1), extra = -1, ns = 0, nf = 0;
+    PetscBool valid;
+    PetscCall(PetscMalloc2((nmax + 1) * T, &X0, p->kpool, &score));
+    n = MapParetoStarts(p, wn, nmax, X0, score);
     for (PetscInt u = 0; u < p->k; u++) {
-      PetscCall(MapParetoScalarValue(p, wn, p->C + u * T, &v, buf));
+      v = MapParetoScalarValueF(p, wn, p->F + u * m);
       if (v < best) {
         best  = v;
-        extra = p->C + u * T;
+        extra = u;
       }
     }
-    PetscCall(MapParetoSolvePreference(p, MAP_PARETO_PICK_INDEX, wn, extra, buf + 1, buf + 1 + T, &value, &valid, &ns, &nf));
+    if (extra >= 0) PetscCall(PetscArraycpy(X0 + n++ * T, p->C + extra * T, T));
+    PetscCall(MapParetoSolvePreference(p, wn, n, X0, buf + 1, buf + 1 + T, &value, &valid, &ns, &nf));
     buf[0] = valid ? 1 : 0;
+    PetscCall(PetscFree2(X0, score));
   }
   PetscCallMPI(MPI_Bcast(buf, 1 + T + m, MPI_DOUBLE, 0, p->comm));
   PetscCheck(buf[0] != 0, p->comm, PETSC_ERR_NOT_CONVERGED, "MapParetoPick: every TAO solve for the preference failed; run with -info for the errors");

@@ -20,14 +20,19 @@ struct _p_MapPareto {
   double                 tau_start, tau_final; /* smooth-max temperatures (normalised objective units) */
   double                 gatol;      /* TAO gradient tolerance */
   PetscInt               maxit;
+  PetscInt               npool;  /* candidate start points scored per preference (seeded, shared by all) */
+  PetscInt               polish; /* rounds of re-solving from better solutions of other preferences */
   /* reference points, computed once (rank 0, broadcast) */
   PetscBool have_ideal;
   double   *ideal, *nadir, *range, *utopia, *anchors; /* m, m, m, m, m*T */
+  /* the start pool: npool points (box centre, anchors, seeded uniform draws) and f there */
+  PetscInt  kpool;
+  double   *poolC, *poolF; /* kpool*T, kpool*m */
   /* the front */
   PetscInt k;
   double  *C, *F, *W;
   /* statistics (summed over ranks by Solve) */
-  PetscInt npref, nsolves, nfailed;
+  PetscInt npref, nsolves, nfailed, npolished;
 };
 
 /* one scalarised problem: preference w[m] */
@@ -37,8 +42,12 @@ typedef struct {
   double        tau;  /* smooth max temperature */
   int           objective; /* >= 0: single-objective max of this objective (for the ideal point) */
   double       *f, *J, *x; /* work: m, m*T, T+1 */
+  double       *xc;        /* T: the point f (and J when have_J) were last evaluated at */
+  PetscBool     have_f, have_J;
 } MapParetoScalarCtx;
 
+/* the same from the objectives f[m] (PETSC_MAX_REAL when not finite) */
+double MapParetoScalarValueF(MapPareto p, const double *w, const double *f);
 /* scalar value of the exact scalarisation at c (the quantity minimised); used to rank starts */
 PetscErrorCode MapParetoScalarValue(MapPareto p, const double *w, const double *c, double *value, double *f);
 /* MapParetoSolveScalar - minimises the scalarisation for w (or maximises objective `objective` when

@@ -39,3 +39,13 @@ endforeach()
 map_script_test(pareto_quality /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/pareto/test_quality.py
                 ${CMAKE_SOURCE_DIR}/postprocess/quality.py ${CMAKE_BINARY_DIR}/pareto_quality)
 set_tests_properties(pareto_quality PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+# sigmoid-quadratic surrogates at T = 8 (what `mapmerge run` searches; seeded, conflicting tasks):
+# front sanity, the same bits on every rank and as a one-rank search at 1, 2 and 3 ranks (3 ranks put
+# the preference blocks and the anchor solves on other ranks than 2 do). Also the benchmark of the
+# search: test_pareto_surrogate -params FILE ("T F" + a run's surrogate/accuracy/params) -reps n -dump F
+add_executable(test_pareto_surrogate ${CMAKE_SOURCE_DIR}/tests/pareto/test_surrogate.c ${map_pareto_test_srcs})
+target_link_libraries(test_pareto_surrogate PRIVATE map_core)
+foreach(np 1 2 3)
+  map_mpi_test(pareto_surrogate8 ${np} $<TARGET_FILE:test_pareto_surrogate> -T 8)
+  set_tests_properties(pareto_surrogate8_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+endforeach()

@@ -14,21 +14,26 @@ typedef struct _p_MapPareto *MapPareto;
    of the front) or weighted sum. Objectives are normalised by their ranges (ideal - nadir). */
 typedef enum { MAP_PARETO_CHEBYSHEV, MAP_PARETO_WEIGHTED_SUM } MapParetoScalarization;
 /* How Chebyshev's max is solved (-map_pareto_solver): the epigraph form with TAOALMM (default:
-   solves the scalarised problem to ~1e-11, measured on the analytic problems) or a smooth max
+   solves the scalarised problem to ~1e-7 at the default -map_pareto_gatol 1e-7, measured on the
+   analytic problems; 1e-10 gives ~1e-11 at 2x the time) or a smooth max
    (log-sum-exp with continuation in the temperature, bound-constrained TAOBLMVM; 1.5-3x faster, its
    points are exactly Pareto optimal but sit O(tau log m) off the exact Chebyshev point). */
 typedef enum { MAP_PARETO_SMOOTHMAX, MAP_PARETO_EPIGRAPH } MapParetoSolverType;
 
 PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p);
 /* options: -map_pareto_divisions H, -map_pareto_scalarization chebyshev|weighted_sum,
-   -map_pareto_solver smoothmax|epigraph, -map_pareto_starts K, -map_pareto_rho, -map_pareto_gatol,
+   -map_pareto_solver smoothmax|epigraph, -map_pareto_starts K (default 2: the weighted mix of the
+   single-objective optima, then the best points of a seeded pool for the preference),
+   -map_pareto_pool P (pool size, default 128), -map_pareto_polish R (rounds of re-solving a
+   preference from a better solution found for another, default 2), -map_pareto_rho, -map_pareto_gatol,
    -map_seed, -map_box lo,hi; TAO options with prefix -map_pareto_ (e.g. -map_pareto_tao_monitor) */
 PetscErrorCode MapParetoSetFromOptions(MapPareto p);
 PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn fn, void *ctx);
 PetscErrorCode MapParetoSetBox(MapPareto p, double lo, double hi);
 /* MapParetoSolve - collective: preference vectors (Das-Dennis + corners) spread over ranks, one
-   TAO solve each from several starts on PETSC_COMM_SELF; gathered in preference order,
-   non-dominated filter, duplicates merged. Same result on all ranks, for any rank count. */
+   TAO solve each from several starts on PETSC_COMM_SELF; gathered in preference order, polished
+   (re-solved from a better gathered solution of another preference), non-dominated filter,
+   duplicates merged. Same result on all ranks, for any rank count. */
 PetscErrorCode MapParetoSolve(MapPareto p);
 /* the front: k points; C[k*T], F[k*m] predicted objectives, W[k*m] preference weights (borrowed) */
 PetscErrorCode MapParetoGetFront(MapPareto p, PetscInt *k, const double **C, const double **F, const double **W);
