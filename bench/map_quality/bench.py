@@ -15,8 +15,15 @@ Quality, per subset of the embedded default's tasks:
      point 0 (the run summary's) and with the grid front's nadir (stricter), as ratios to the grid
      front's; surrogate R^2 per task on all grid points (mapmerge's /surrogate/accuracy/params and the
      reference's fit).
-Time: `mapmerge run` for T = 2, 5, 8 with -log_view ("MAP fit" + "MAP search" stages), and the
-reference pipeline on the same results.h5 right after.
+     Also the product's real front (results.h5 /pareto/real_front: non-dominated set of every evaluated
+     model, samples + re-evaluations + pick) against the reference's re-evaluated points plus the samples.
+Time: `mapmerge run` for T = 2, 5, 8 with -log_view ("MAP fit" + "MAP search" stages), repeated by resuming
+the same samples (best of --reps), and the reference pipeline on the same results.h5 (best of --reps).
+Scaling: weak scaling of MapParetoSolve (-log_view event) on the analytic problem, preference vectors per
+rank fixed (m = 2: H = 40 x nranks - 1, i.e. 40 vectors per rank), nranks 1, 2, 4.
+End to end: `mapmerge run` on the embedded default (all 8 tasks, and rot90,invert) at -n 1 and 2:
+wall time, the summary's time per phase, and the -log_view events (max over ranks, summed over stages).
+Each part writes WORK/results_<part>.json and WORK/tables_<part>.md.
 """
 import argparse
 import csv
@@ -180,30 +187,15 @@ def front_metrics(Freal, truth_nd, hv_truth0, nadir, hv_truth_nadir):
     }
 
 
-def corner_design(C, lo=0.0, hi=1.0):
-    """the default reference design with its pair points moved from the centre to the far corner
-    (c_i = c_j = hi): at T = 2 the pair point is the centre again (a duplicate sample) and no sample
-    is near (1, 1); everything else (one-hots, origin, centre, Latin-hypercube fill) is kept"""
-    C = C.copy()
-    mid = 0.5 * (lo + hi)
-    seen = set()
-    for i, c in enumerate(C):
-        key = tuple(np.round(c, 12))
-        pair = np.sum(np.isclose(c, mid)) == 2 and np.all(np.isclose(c, mid) | np.isclose(c, lo))
-        if key in seen or (pair and len(c) > 2):
-            C[i] = np.where(np.isclose(c, mid), hi, c)
-        seen.add(key)
-    return C
 
-
-def one_seed(ctx, tasks, seed, d, extra, g):
+def one_seed(ctx, tasks, seed, d, g):
     """one mapmerge run + the reference pipeline on its samples; metrics against the grid g"""
     tl = tasks.split(",")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(os.path.dirname(d), exist_ok=True)
     t0 = time.time()
     out = sh(ctx.mpi("run", "-options_file_yaml", ctx.yaml, "-map_tasks", tasks, "-map_output", d, "-map_seed", str(seed),
-                     "-map_reevaluate", "1000000", "-log_view", *extra), out=d + ".log")
+                     "-map_reevaluate", "1000000", "-log_view"), out=d + ".log")
     st = stage_times(out)
     h5 = os.path.join(d, "results.h5")
     ref_pred = os.path.join(d, "ref_front.csv")
@@ -229,6 +221,7 @@ def one_seed(ctx, tasks, seed, d, extra, g):
         Pm = f["surrogate/accuracy/params"][...]
         Sa = f["samples/accuracy"][...]
         Sc = f["samples/coeffs"][...]
+        RF = f["pareto/real_front"][...]
     Pr = np.load(os.path.join(d, "ref_params.npy"))
     Phi = features(g["C"])
     fm = lambda F: front_metrics(F, g["truth"], g["hv0"], g["nadir"], g["hvn"])
@@ -237,41 +230,37 @@ def one_seed(ctx, tasks, seed, d, extra, g):
         "map": fm(Mr), "ref": fm(Rr),
         # the samples are real evaluations both pipelines already paid for: the front a user would keep
         "map_s": fm(np.vstack([Mr, Sa])), "ref_s": fm(np.vstack([Rr, Sa])), "samples_only": fm(Sa),
+        "map_rf": fm(RF), "real_front_points": int(len(RF)),
         "r2_map": list(r2(sigmoid(Phi @ Pm.T), g["A"])), "r2_ref": list(r2(sigmoid(Phi @ Pr.T), g["A"])),
         "ref_outside_box": float(np.mean(np.any((Rc < 0) | (Rc > 1), axis=1))),
         "pred_err_map": float(np.mean(np.abs(Mp - Mr))), "pred_err_ref": float(np.mean(np.abs(Rp - Rr))),
         "t_map": st.get("fit", math.nan) + st.get("search", math.nan), "t_ref": rj["fit_s"] + rj["search_s"],
         "ref_fit_failed": rj["fit_failed"], "samples": Sc.tolist(),
     }
-    log("  %s seed %d%s: K %d/%d (fronts %d/%d) IGD map %.4f ref %.4f | HV0 %.4f/%.4f | HVnadir %.4f/%.4f | %.0f s" % (
-        tasks, seed, " (corner design)" if extra else "", K, r["K_ref"], r["front_map"], r["front_ref"], r["map"]["igd"],
-        r["ref"]["igd"], r["map"]["hv0"], r["ref"]["hv0"], r["map"]["hvn"], r["ref"]["hvn"], time.time() - t0))
+    log("  %s seed %d: K %d/%d (fronts %d/%d) IGD map %.4f ref %.4f | HV0 %.4f/%.4f | HVnadir %.4f/%.4f | real front HV0 %.4f"
+        " | %.0f s" % (tasks, seed, K, r["K_ref"], r["front_map"], r["front_ref"], r["map"]["igd"], r["ref"]["igd"],
+                       r["map"]["hv0"], r["ref"]["hv0"], r["map"]["hvn"], r["ref"]["hvn"], r["map_rf"]["hv0"], time.time() - t0))
     return r
 
 
 def run_subset(ctx, tasks, n):
-    tl = tasks.split(",")
-    T = len(tl)
+    T = len(tasks.split(","))
     Cg, Ag = grid_truth(ctx, tasks, n)
     truth = quality.non_dominated(Ag)
     g = {"C": Cg, "A": Ag, "truth": truth, "nadir": truth.min(axis=0), "hv0": quality.hypervolume(truth, np.zeros(T))}
     g["hvn"] = quality.hypervolume(truth, g["nadir"])
-    res, res_c = [], []
+    res = []
     base = os.path.join(ctx.work, "runs", tasks.replace(",", "_"))
     for seed in range(ctx.a.seeds):
-        r = one_seed(ctx, tasks, seed, os.path.join(base, "s%d" % seed), [], g)
-        res.append(r)
-        if ctx.a.design_experiment:
-            dc = os.path.join(base, "corner_s%d" % seed)
-            os.makedirs(base, exist_ok=True)
-            f = os.path.join(base, "corner_s%d_design.csv" % seed)
-            write_coeffs(f, tl, corner_design(np.array(r["samples"])))
-            res_c.append(one_seed(ctx, tasks, seed, dc, ["-map_sample_type", "file", "-map_sample_file", f], g))
+        res.append(one_seed(ctx, tasks, seed, os.path.join(base, "s%d" % seed), g))
     return {"tasks": tasks, "n": n, "truth_points": len(truth), "hv_truth0": g["hv0"], "hv_truth_nadir": g["hvn"],
-            "nadir": list(g["nadir"]), "seeds": res, "corner": res_c}
+            "nadir": list(g["nadir"]), "seeds": res}
 
 
 def timing(ctx):
+    """fit + search: one run evaluates the samples; then --reps rounds, each a resume of its sample journal
+    (the fit and the search again on the same samples) and right after it the reference pipeline on the
+    same results.h5, so both see the same machine load; best of the rounds for each"""
     out = []
     for label, tasks in TIMING:
         T = len(tasks.split(","))
@@ -281,23 +270,118 @@ def timing(ctx):
         base = ["run", "-options_file_yaml", ctx.yaml, "-map_tasks", tasks, "-map_output", d, "-map_seed", "0",
                 "-map_reevaluate", "0", "-log_view"]
         st = stage_times(sh(ctx.mpi(*base), out=d + ".log"))
-        rj = json.loads(sh([PY, os.path.join(HERE, "reference_pipeline.py"), os.path.join(d, "results.h5"),
-                            os.path.join(d, "ref_front.csv"), "--seed", "0"]).strip().splitlines()[-1])
-        # the same samples again (journal without the pick), with the linearised leave-one-out estimate
-        d2 = d + "_lin"
-        shutil.rmtree(d2, ignore_errors=True)
-        os.makedirs(d2)
-        with open(os.path.join(d, "journal.jsonl")) as f, open(os.path.join(d2, "journal.jsonl"), "w") as g:
-            g.writelines(l for l in f if l.startswith('{"kind":"sample"'))
-        b2 = [x if x != d else d2 for x in base] + ["-map_resume", "-map_surrogate_loo_refit_max", "0"]
-        st2 = stage_times(sh(ctx.mpi(*b2), out=d2 + ".log"))
-        row = {"T": T, "n": rj["n"], "map_fit": st["fit"], "map_search": st["search"], "map_fit_linloo": st2["fit"],
-               "map_search_2": st2["search"], "ref_fit": rj["fit_s"], "ref_search": rj["search_s"],
-               "ref_fit_failed": rj["fit_failed"]}
+        fits, searches, rfit, rsearch, loads = [st["fit"]], [st["search"]], [], [], []
+        for k in range(ctx.a.reps):
+            d2 = "%s_rep%d" % (d, k)
+            shutil.rmtree(d2, ignore_errors=True)
+            os.makedirs(d2)
+            with open(os.path.join(d, "journal.jsonl")) as f, open(os.path.join(d2, "journal.jsonl"), "w") as g:
+                g.writelines(l for l in f if l.startswith('{"kind":"sample"'))
+            loads.append(os.getloadavg()[0])
+            st2 = stage_times(sh(ctx.mpi(*[x if x != d else d2 for x in base], "-map_resume"), out=d2 + ".log"))
+            fits.append(st2["fit"])
+            searches.append(st2["search"])
+            rj = json.loads(sh([PY, os.path.join(HERE, "reference_pipeline.py"), os.path.join(d, "results.h5"),
+                                os.path.join(d2, "ref_front.csv"), "--seed", "0"]).strip().splitlines()[-1])
+            rfit.append(rj["fit_s"])
+            rsearch.append(rj["search_s"])
+        tot = [a + b for a, b in zip(fits, searches)]
+        rtot = [a + b for a, b in zip(rfit, rsearch)]
+        row = {"T": T, "n": rj["n"], "map_fit": min(fits), "map_search": min(searches), "map_total": min(tot),
+               "ref_fit": min(rfit), "ref_search": min(rsearch), "ref_total": min(rtot), "map_all": tot, "ref_all": rtot,
+               "ref_fit_failed": rj["fit_failed"], "loads": loads}
         out.append(row)
-        log("  T=%d n=%d: mapmerge fit %.3f s search %.3f s (linearised LOO: fit %.3f s search %.3f s) | reference fit %.3f s "
-            "search %.3f s" % (T, row["n"], row["map_fit"], row["map_search"], row["map_fit_linloo"], row["map_search_2"],
-                               row["ref_fit"], row["ref_search"]))
+        log("  T=%d n=%d: mapmerge fit %.3f s search %.3f s (fit+search %s) | reference fit %.3f s search %.3f s (%s) | load %s" % (
+            T, row["n"], row["map_fit"], row["map_search"], " ".join("%.3f" % x for x in tot), row["ref_fit"], row["ref_search"],
+            " ".join("%.3f" % x for x in rtot), " ".join("%.1f" % x for x in loads)))
+    return out
+
+
+def log_events(text, names):
+    """-log_view events: per name, (count, max time over ranks, max/min time ratio, max/min flop ratio) summed over
+    the stages (the ratios: the largest over the stages)"""
+    ev = {}
+    num = r"([0-9.eE+-]+)"
+    for m in re.finditer(r"^(Map\w+)\s+(\d+)\s+\S+\s+%s\s+%s\s+%s\s+%s" % (num, num, num, num), text, re.M):
+        if m.group(1) in names:
+            c, t, r, fr = ev.get(m.group(1), (0, 0.0, 0.0, 0.0))
+            ev[m.group(1)] = (c + int(m.group(2)), t + float(m.group(3)), max(r, float(m.group(4))), max(fr, float(m.group(6))))
+    return ev
+
+
+def phases(text):
+    m = re.search(r"^time per phase:(.*)$", text, re.M)
+    return {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)s", m.group(1))} if m else {}
+
+
+def scaling_run(ctx, np_, H, tag):
+    """one analytic run: MapParetoSolve (max over ranks), best of --reps"""
+    ts = []
+    for k in range(ctx.a.scaling_reps):
+        d = os.path.join(ctx.work, "scaling", "%s_n%d_H%d_r%d" % (tag, np_, H, k))
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        t0 = time.time()
+        text = sh(["mpiexec", "-n", str(np_), ctx.bin, "run", "-map_eval_type", "analytic", "-map_analytic_problem",
+                   ctx.a.scaling_problem, "-map_tasks", "a,b", "-map_output", d, "-map_reevaluate", "0",
+                   "-map_pareto_divisions", str(H), "-log_view"], out=d + ".log")
+        wall = time.time() - t0
+        c, t, r, fr = log_events(text, {"MapParetoSolve"})["MapParetoSolve"]
+        front = re.search(r"^front: (\d+) points", text, re.M)
+        ts.append({"solve": t, "ratio": r, "flop_ratio": fr, "search": stage_times(text)["search"], "wall": wall,
+                   "front": int(front.group(1)) if front else -1, "load": os.getloadavg()[0]})
+    return min(ts, key=lambda x: x["solve"]), ts
+
+
+def scaling(ctx):
+    """weak scaling of MapParetoSolve: analytic problem, m = 2, 40 preference vectors per rank (H = 40 n - 1);
+    control: the same H on 1 rank (the strong-scaling speed-up tells the machine's share from the code's)"""
+    out = []
+    for np_ in (1, 2, 4):
+        H = 40 * np_ - 1
+        best, ts = scaling_run(ctx, np_, H, "weak")
+        row = {"np": np_, "H": H, "prefs": H + 1, "per_rank": (H + 1) / np_, "best": best, "all": ts}
+        if np_ > 1:
+            row["serial"], row["serial_all"] = scaling_run(ctx, 1, H, "serial")
+        out.append(row)
+        log("  n=%d H=%d: MapParetoSolve %s s (flops max/min over ranks %.2f), front %d%s" % (
+            np_, H, " ".join("%.3f" % x["solve"] for x in ts), best["flop_ratio"], best["front"],
+            "; same H on 1 rank %.3f s" % row["serial"]["solve"] if np_ > 1 else ""))
+    return out
+
+
+E2E_EVENTS = ["MapMergeApply", "MapEvalComm", "MapEvalLoss", "MapSurrogateFit", "MapParetoSolve", "MapJournal"]
+
+
+def e2e(ctx):
+    """`mapmerge run` on the embedded default with its defaults (reference design, K = 8 re-evaluations, pick);
+    --e2e-reps rounds of (-n 1, -n 2), the fastest (wall) kept per configuration"""
+    out = []
+    for tasks in ("rot90,rot180,rot270,flip_v,transpose,invert,permute,shift", "rot90,invert"):
+        T = len(tasks.split(","))
+        data = ",".join(ctx.val[t] for t in tasks.split(","))
+        rows = {1: [], 2: []}
+        for k in range(ctx.a.e2e_reps):
+            for np_ in (1, 2):
+                d = os.path.join(ctx.work, "e2e", "T%d_n%d_r%d" % (T, np_, k))
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(os.path.dirname(d), exist_ok=True)
+                load = os.getloadavg()[0]
+                t0 = time.time()
+                text = sh(["mpiexec", "-n", str(np_), ctx.bin, "run", "-options_file_yaml", ctx.yaml, "-map_tasks", tasks,
+                           "-map_eval_data", data, "-map_output", d, "-log_view"], out=d + ".log")
+                wall = time.time() - t0
+                m = re.search(r"^Time \(sec\):\s+([0-9.eE+-]+)", text, re.M)
+                ns = re.search(r"evaluated: (\d+) samples \(\+(\d+) re-evaluations \+ (\d+) pick", text)
+                row = {"T": T, "tasks": tasks, "np": np_, "wall": wall, "petsc_time": float(m.group(1)) if m else math.nan,
+                       "phases": phases(text), "events": log_events(text, set(E2E_EVENTS)),
+                       "evals": [int(x) for x in ns.groups()] if ns else [], "load": load}
+                rows[np_].append(row)
+                log("  T=%d n=%d: wall %.1f s (load %.1f); phases %s" % (T, np_, wall, load, row["phases"]))
+        for np_ in (1, 2):
+            best = dict(min(rows[np_], key=lambda r: r["wall"]))
+            best["walls"] = [r["wall"] for r in rows[np_]]
+            out.append(best)
     return out
 
 
@@ -310,20 +394,22 @@ def quality_rows(q, key, title):
     L = ["**%s**" % title, "",
          "| subset | re-evaluated K map / ref (front sizes map / ref) | IGD mapmerge | IGD reference | IGD map <= ref | "
          "HV/HV_grid mapmerge (ref 0) | reference (ref 0) | HV/HV_grid mapmerge (ref nadir) | reference (ref nadir) | "
-         "with the samples: IGD map / ref | HV/HV_grid (ref 0) map / ref |",
-         "|---|---|---|---|---|---|---|---|---|---|---|"]
+         "real front: IGD map (/pareto/real_front) / ref (re-evaluated ∪ samples) | "
+         "real front HV/HV_grid (ref 0) map / ref | real front HV/HV_grid (ref nadir) map / ref |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in q:
         S = s[key]
         if not S:
             continue
         wins = sum(1 for r in S if r["map"]["igd"] <= r["ref"]["igd"])
-        L.append("| %s | %s / %s (%s / %s) | %s | %s | %d/%d | %s | %s | %s | %s | %s / %s | %s / %s |" % (
+        L.append("| %s | %s / %s (%s / %s) | %s | %s | %d/%d | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |" % (
             s["tasks"], ms([r["K"] for r in S], "%.0f"), ms([r["K_ref"] for r in S], "%.0f"),
             ms([r["front_map"] for r in S], "%.0f"), ms([r["front_ref"] for r in S], "%.0f"),
             ms([r["map"]["igd"] for r in S]), ms([r["ref"]["igd"] for r in S]), wins, len(S),
             ms([r["map"]["hv0"] for r in S]), ms([r["ref"]["hv0"] for r in S]), ms([r["map"]["hvn"] for r in S]),
-            ms([r["ref"]["hvn"] for r in S]), ms([r["map_s"]["igd"] for r in S]), ms([r["ref_s"]["igd"] for r in S]),
-            ms([r["map_s"]["hv0"] for r in S]), ms([r["ref_s"]["hv0"] for r in S])))
+            ms([r["ref"]["hvn"] for r in S]), ms([r["map_rf"]["igd"] for r in S]), ms([r["ref_s"]["igd"] for r in S]),
+            ms([r["map_rf"]["hv0"] for r in S]), ms([r["ref_s"]["hv0"] for r in S]),
+            ms([r["map_rf"]["hvn"] for r in S]), ms([r["ref_s"]["hvn"] for r in S])))
     L.append("")
     L.append("| subset | task | R² mapmerge (grid) | R² reference (grid) | mean \\|pred−real\\| on the re-evaluated points: "
              "mapmerge | reference | reference points outside [0,1]^T |")
@@ -341,24 +427,40 @@ def quality_rows(q, key, title):
     return L
 
 
-def report(q, t, path):
+def report(part, data, path):
     L = []
-    if q:
-        L += quality_rows(q, "seeds", "Default reference design")
-        if any(s["corner"] for s in q):
-            L += quality_rows(q, "corner", "Experiment: the same designs with the pair points at c_i = c_j = 1 (not in the product)")
-    if t:
-        L.append("| T | samples | mapmerge fit | mapmerge search | mapmerge fit+search | fit with linearised LOO | "
-                 "fit+search (lin. LOO) | reference fit | reference search | reference fit+search | speed-up | "
-                 "speed-up (lin. LOO) |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in t:
-            m1 = r["map_fit"] + r["map_search"]
-            m2 = r["map_fit_linloo"] + r["map_search_2"]
-            rf = r["ref_fit"] + r["ref_search"]
-            L.append("| %d | %d | %.3f s | %.3f s | %.3f s | %.3f s | %.3f s | %.3f s | %.3f s | %.3f s | %.2fx | %.2fx |" % (
-                r["T"], r["n"], r["map_fit"], r["map_search"], m1, r["map_fit_linloo"], m2, r["ref_fit"], r["ref_search"], rf,
-                rf / m1, rf / m2))
+    if part == "quality":
+        L += quality_rows(data, "seeds", "Default reference design")
+    elif part == "time":
+        L.append("| T | samples | mapmerge fit | mapmerge search | mapmerge fit+search | reference fit | reference search | "
+                 "reference fit+search | speed-up |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for r in data:
+            L.append("| %d | %d | %.3f s | %.3f s | %.3f s | %.3f s | %.3f s | %.3f s | %.2fx |" % (
+                r["T"], r["n"], r["map_fit"], r["map_search"], r["map_total"], r["ref_fit"], r["ref_search"], r["ref_total"],
+                r["ref_total"] / r["map_total"]))
+    elif part == "scaling":
+        L.append("| ranks | H | preference vectors (per rank) | MapParetoSolve (max over ranks) | flops max/min over ranks | "
+                 "weak-scaling efficiency t(1)/t(n) | same H on 1 rank | speed-up vs 1 rank (same H) | front points | load avg |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        t1 = data[0]["best"]["solve"]
+        for r in data:
+            b = r["best"]
+            s1 = r.get("serial")
+            L.append("| %d | %d | %d (%d) | %.3f s | %.2f | %.2f | %s | %s | %d | %.1f |" % (
+                r["np"], r["H"], r["prefs"], r["per_rank"], b["solve"], b["flop_ratio"], t1 / b["solve"],
+                "%.3f s" % s1["solve"] if s1 else "-", "%.2fx" % (s1["solve"] / b["solve"]) if s1 else "-", b["front"], b["load"]))
+    elif part == "e2e":
+        ph = ["setup", "evaluate", "fit", "search", "reevaluate", "write"]
+        L.append("| tasks | ranks | evaluations (samples + re-eval. + pick) | wall (mpiexec; all rounds) | PETSc Time | load avg | " + " | ".join(ph) + " | " +
+                 " | ".join(E2E_EVENTS) + " |")
+        L.append("|" + "---|" * (6 + len(ph) + len(E2E_EVENTS)))
+        for r in data:
+            L.append("| %s | %d | %s | %.1f s (%s) | %.1f s | %.1f | %s | %s |" % (
+                "all 8" if r["T"] == 8 else r["tasks"], r["np"], " + ".join(str(x) for x in r["evals"]), r["wall"],
+                " ".join("%.1f" % w for w in r["walls"]), r["petsc_time"], r["load"], " | ".join("%.2f s" % r["phases"].get(k, math.nan) for k in ph),
+                " | ".join("%.2f s (%d)" % (r["events"][k][1], r["events"][k][0]) if k in r["events"] else "-"
+                           for k in E2E_EVENTS)))
     text = "\n".join(L) + "\n"
     with open(path, "w") as f:
         f.write(text)
@@ -370,27 +472,42 @@ def main():
     ap.add_argument("--mapmerge", required=True, help="the mapmerge binary")
     ap.add_argument("--work", required=True, help="work dir (grid cache, runs, results)")
     ap.add_argument("--yaml", default="input/default.yaml", help="options file of the embedded default (repo-relative)")
-    ap.add_argument("--np", type=int, default=2, help="MPI ranks")
+    ap.add_argument("--np", type=int, default=2, help="MPI ranks (quality and time)")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--only", choices=["quality", "time", "all"], default="all")
-    ap.add_argument("--no-design-experiment", dest="design_experiment", action="store_false",
-                    help="skip the second set of runs on the corner design (pairs at c_i = c_j = 1)")
+    ap.add_argument("--reps", type=int, default=5, help="rounds of the time runs (best kept)")
+    ap.add_argument("--e2e-reps", type=int, default=2, help="rounds of the end-to-end runs (fastest kept)")
+    ap.add_argument("--scaling-reps", type=int, default=5, help="repetitions of each scaling run (best kept)")
+    ap.add_argument("--scaling-problem", default="quadratic", help="analytic problem of the scaling runs")
+    ap.add_argument("--only", choices=["quality", "time", "scaling", "e2e", "all"], action="append",
+                    help="parts to run (repeatable; default all)")
     a = ap.parse_args()
+    parts = ["quality", "time", "scaling", "e2e"] if not a.only or "all" in a.only else a.only
     ctx = Ctx(a)
     os.makedirs(ctx.work, exist_ok=True)
     t0 = time.time()
-    q, t = [], []
-    if a.only in ("quality", "all"):
-        for tasks, n in SUBSETS:
-            log("quality: %s (grid %d^%d, %d seeds)" % (tasks, n, len(tasks.split(",")), a.seeds))
-            q.append(run_subset(ctx, tasks, n))
-    if a.only in ("time", "all"):
-        log("time: fit + search, T = 2, 5, 8")
-        t = timing(ctx)
-    with open(os.path.join(ctx.work, "results.json"), "w") as f:
-        json.dump({"quality": q, "time": t, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "np": a.np}, f, indent=1)
-    report(q, t, os.path.join(ctx.work, "tables.md"))
-    log("bench: done in %.0f s; %s/results.json, %s/tables.md" % (time.time() - t0, ctx.work, ctx.work))
+    for part in ["quality", "time", "scaling", "e2e"]:
+        if part not in parts:
+            continue
+        t1 = time.time()
+        if part == "quality":
+            data = []
+            for tasks, n in SUBSETS:
+                log("quality: %s (grid %d^%d, %d seeds)" % (tasks, n, len(tasks.split(",")), a.seeds))
+                data.append(run_subset(ctx, tasks, n))
+        elif part == "time":
+            log("time: fit + search, T = 2, 5, 8")
+            data = timing(ctx)
+        elif part == "scaling":
+            log("scaling: MapParetoSolve, 40 preference vectors per rank, 1, 2, 4 ranks")
+            data = scaling(ctx)
+        else:
+            log("e2e: mapmerge run on the embedded default, -n 1 and 2")
+            data = e2e(ctx)
+        with open(os.path.join(ctx.work, "results_%s.json" % part), "w") as f:
+            json.dump({part: data, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "np": a.np,
+                       "loadavg": os.getloadavg(), "seconds": time.time() - t1}, f, indent=1)
+        report(part, data, os.path.join(ctx.work, "tables_%s.md" % part))
+    log("bench: done in %.0f s; %s/results_<part>.json, tables_<part>.md" % (time.time() - t0, ctx.work))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 #!/bin/sh
-# MAP front quality and fit + search time against the reference pipeline (issue 4; bench/README.md,
-# sections "MAP front quality" and "Fit + search time").
+# MAP front quality, fit + search time against the reference pipeline, Pareto search weak scaling and the
+# end-to-end run (issue 4; bench/README.md, sections "MAP front quality", "Fit + search time", "Pareto
+# search weak scaling", "End-to-end run").
 #
-#   bench/map_quality/run.sh [BUILD_DIR] [WORK_DIR] [extra bench.py options, e.g. --only time --seeds 2]
+#   bench/map_quality/run.sh [BUILD_DIR] [WORK_DIR] [extra bench.py options, e.g. --only time --only e2e --reps 3]
 #
 # Run from anywhere; BUILD_DIR (default: build) holds the mapmerge binary, WORK_DIR (default:
 # bench/map_quality/work) receives the grid cache, the runs and results.json / tables.md. Needs the
 # embedded default built and imported (zoo/, zoo/store.h5: the README's first command) and Debian's
 # python3 with numpy, scipy, h5py, deap, yaml. Runs on 2 MPI ranks (MAP_BENCH_NP to change).
 # Time on 2 cores: ~10 min for the ground-truth grids the first time (cached afterwards, keyed on
-# the store's size and mtime), then ~5 min for 3 subsets x 5 seeds and the T = 2, 5, 8 timing runs.
+# the store's size and mtime), then ~5 min for 3 subsets x 5 seeds, ~3 min for the T = 2, 5, 8 timing
+# rounds, ~1.5 min for the scaling runs (1, 2, 4 ranks: 4 oversubscribe 2 cores) and ~2 min end to end.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
