@@ -1,0 +1,472 @@
+#!/usr/bin/python3
+"""Bayesian MAP and Nested MAP against plain MAP (DESIGN.md §5, issue 6 "Bar" and "Performance").
+Driven by bench/variants/run.sh; see there for usage.
+
+Part 1 (--only bayes): on the T = 2 and 3 subsets of the embedded default, per seed and budget N
+(= number of evaluated design samples):
+  plain     `run -map_sample_type lhs -map_sample_n N`
+  bayesian  `run -map_method bayesian -map_sample_type lhs -map_bayes_initial N0 -map_bayes_batch B
+             -map_bayes_iterations (N - N0)/B` (its initial design is the plain LHS of size N0: the
+             point N = N0 is shared, checked below)
+  defaults  plain MAP's default design ((T+1)(T+2) samples, reference type) against Bayesian MAP
+            with its default (reference-type) initial design and rounds up to the same total.
+Every run re-evaluates the same number K of predicted front points (-map_reevaluate K, spread along
+the front by mapmerge itself) and the pick. Measured against the dense grid of the subset: the
+surrogate's RMSE (accuracy, all grid points, mean over tasks), IGD / HV ratio of the non-dominated
+re-evaluated points (and of re-evaluated + samples: the evaluations a user already paid for).
+
+Part 2 (--only nested): T = 8, for two preference vectors: nested MAP; plain MAP (LHS) with the
+same number of evaluated models (samples + the pick, no re-evaluation); plain MAP's default design
+(reference, (T+1)(T+2) samples + the pick). Per-task validation accuracy of the pick (/pick/real)
+and test accuracy (/pick/test), wall time of each run.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "postprocess"))
+import quality  # noqa: E402  (non_dominated, mean_nearest, hypervolume)
+
+PY = "/usr/bin/python3"
+# subset, grid points per axis, N0, B, bayesian rounds of the curve, default-comparison (N0, rounds)
+SUBSETS = [
+    {"tasks": "rot90,invert", "n": 41, "N0": 8, "B": 2, "rounds": [2, 4, 8], "def": (8, 2)},
+    {"tasks": "rot90,invert,shift", "n": 21, "N0": 12, "B": 3, "rounds": [2, 4, 8], "def": (11, 3)},
+]
+ALL8 = "rot90,rot180,rot270,flip_v,transpose,invert,permute,shift"
+EXP = ["-map_bayes_radius", "0.2,1", "-map_bayes_temperature", "1"]
+PREFS = ["1,1,1,1,1,1,1,1", "3,1,1,1,1,1,1,1"]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def sh(cmd, out=None):
+    """run cmd (list) from the repository root; returns (stdout+stderr, wall seconds)"""
+    t0 = time.time()
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    dt = time.time() - t0
+    if out:
+        with open(out, "w") as f:
+            f.write(p.stdout)
+    if p.returncode:
+        sys.stderr.write(p.stdout[-4000:])
+        sys.exit("bench: command failed (%d): %s" % (p.returncode, " ".join(cmd)))
+    return p.stdout, dt
+
+
+def features(C):
+    """[1, c_1..c_T, c_i c_j (i <= j)]: the feature order of results.h5 /surrogate/*/params"""
+    C = np.atleast_2d(C)
+    n, T = C.shape
+    cols = [np.ones(n)] + [C[:, i] for i in range(T)]
+    for i in range(T):
+        for j in range(i, T):
+            cols.append(C[:, i] * C[:, j])
+    return np.stack(cols, axis=1)
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -500.0, 500.0)))
+
+
+class Ctx:
+    def __init__(self, a):
+        import yaml
+        self.a = a
+        self.bin = os.path.abspath(a.mapmerge)
+        self.work = os.path.abspath(a.work)
+        self.yaml = a.yaml
+        with open(os.path.join(ROOT, a.yaml)) as f:
+            y = yaml.safe_load(f)["map"]
+        self.val = dict(zip(y["tasks"].split(","), y["eval"]["data"].split(",")))
+        self.store = y["store"]
+
+    def mpi(self, *args):
+        return ["mpiexec", "-n", str(self.a.np), self.bin] + list(args)
+
+    def run(self, d, *args):
+        """`mapmerge run` into the fresh folder d; returns the wall time"""
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        _, dt = sh(self.mpi("run", "-options_file_yaml", self.yaml, "-map_output", d, *args), out=d + ".log")
+        return dt
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        r = csv.reader(f)
+        head = next(r)
+        rows = [row for row in r if row]
+    return head, rows
+
+
+def grid_truth(ctx, tasks, n):
+    """(C, A) of the dense grid: a valid cached file (same store size and mtime) from the grid
+    directories given, else built into <work>/grid"""
+    tl = tasks.split(",")
+    T = len(tl)
+    name = "%s_n%d.csv" % (tasks.replace(",", "_"), n)
+    st = os.stat(os.path.join(ROOT, ctx.store))
+    stamp = "%s size %d mtime %d" % (ctx.store, st.st_size, int(st.st_mtime))
+    own = os.path.join(ctx.work, "grid")
+    path = None
+    for g in ctx.a.grid_dir + [own]:
+        p = os.path.join(g, name)
+        if os.path.exists(p) and os.path.exists(p + ".stamp") and open(p + ".stamp").read() == stamp:
+            path = p
+            log("grid %s: cached %s (read only)" % (tasks, p))
+            break
+    if path is None:
+        os.makedirs(own, exist_ok=True)
+        path = os.path.join(own, name)
+        coeffs = path.replace(".csv", "_coeffs.csv")
+        sh([PY, os.path.join(ROOT, "postprocess", "quality.py"), "grid", "--tasks", tasks, "--n", str(n), "--output", coeffs])
+        data = ",".join(ctx.val[t] for t in tl)
+        _, dt = sh(ctx.mpi("eval", "-options_file_yaml", ctx.yaml, "-map_tasks", tasks, "-map_eval_data", data,
+                           "-map_coeffs", coeffs, "-map_output", path))
+        with open(path + ".stamp", "w") as f:
+            f.write(stamp)
+        log("grid %s: %d points evaluated in %.0f s -> %s" % (tasks, n ** T, dt, path))
+    head, rows = read_csv(path)
+    C = np.array([[float(r[head.index("c_" + t)]) for t in tl] for r in rows])
+    A = np.array([[float(r[head.index("acc_" + t)]) for t in tl] for r in rows])
+    if len(C) != n ** T:
+        sys.exit("bench: %s has %d rows, expected %d" % (path, len(C), n ** T))
+    return C, A
+
+
+def phases(d):
+    """seconds per phase from the run summary in d.log ("time per phase: setup 0.1s evaluate ...")"""
+    t = {}
+    for line in open(d + ".log"):
+        if line.startswith("time per phase:"):
+            w = line.split(":", 1)[1].split()
+            t = {w[i]: float(w[i + 1].rstrip("s")) for i in range(0, len(w) - 1, 2)}
+    return t
+
+
+def measure(d, g, dt):
+    """metrics of the run folder d against the grid g"""
+    with h5py.File(os.path.join(d, "results.h5"), "r") as f:
+        P = f["surrogate/accuracy/params"][...]
+        S = f["samples/coeffs"][...]
+        Sa = f["samples/accuracy"][...]
+        rnd = f["samples/round"][...]
+        R = f["pareto/real"][...]
+        kfront = f["pareto/coeffs"].shape[0]
+    pred = sigmoid(features(g["C"]) @ P.T)
+    rmse = np.sqrt(((pred - g["A"]) ** 2).mean(axis=0))
+    R = R[~np.isnan(R).any(axis=1)]
+
+    def fm(F):
+        nd = quality.non_dominated(F)
+        return {"igd": quality.mean_nearest(g["truth"], nd), "gd": quality.mean_nearest(nd, g["truth"]),
+                "hv": quality.hypervolume(nd, np.zeros(F.shape[1])) / g["hv0"]}
+
+    return {"n": int(len(S)), "rounds": int(rnd.max()), "K": int(len(R)), "front": int(kfront), "rmse": float(rmse.mean()),
+            "rmse_task": rmse.tolist(), "real": fm(R), "real_s": fm(np.vstack([R, Sa])), "wall": dt, "coeffs": S.tolist()}
+
+
+def bayes_part(ctx):
+    out = []
+    K = str(ctx.a.reevaluate)
+    for s in SUBSETS:
+        tasks, T = s["tasks"], len(s["tasks"].split(","))
+        Cg, Ag = grid_truth(ctx, tasks, s["n"])
+        truth = quality.non_dominated(Ag)
+        g = {"C": Cg, "A": Ag, "truth": truth, "hv0": quality.hypervolume(truth, np.zeros(T))}
+        base = os.path.join(ctx.work, "runs", tasks.replace(",", "_"))
+        N0, B = s["N0"], s["B"]
+        budgets = [N0] + [N0 + k * B for k in s["rounds"]]
+        res = {"tasks": tasks, "T": T, "N0": N0, "B": B, "budgets": budgets, "grid_n": s["n"], "truth_points": len(truth),
+               "plain": {}, "bayes": {}, "def": {}}
+        for seed in range(ctx.a.seeds):
+            common = ["-map_tasks", tasks, "-map_seed", str(seed), "-map_reevaluate", K]
+            for N in budgets:
+                d = os.path.join(base, "plain_n%d_s%d" % (N, seed))
+                dt = ctx.run(d, *common, "-map_sample_type", "lhs", "-map_sample_n", str(N))
+                res["plain"].setdefault(N, []).append(measure(d, g, dt))
+            for k in s["rounds"]:
+                N = N0 + k * B
+                d = os.path.join(base, "bayes_n%d_s%d" % (N, seed))
+                dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_sample_type", "lhs", "-map_bayes_initial", str(N0),
+                             "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k))
+                m = measure(d, g, dt)
+                # the Bayesian run starts from the plain LHS of size N0 (same seed): same points
+                if not np.array_equal(np.array(m["coeffs"][:N0]), np.array(res["plain"][N0][-1]["coeffs"])):
+                    sys.exit("bench: %s: the initial design differs from plain MAP's LHS of %d points" % (d, N0))
+                res["bayes"].setdefault(N, []).append(m)
+            # experiment (not a default): radius up to the box boundary, flatter softmax, largest budget
+            k = s["rounds"][-1]
+            d = os.path.join(base, "bayesexp_n%d_s%d" % (N0 + k * B, seed))
+            dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_sample_type", "lhs", "-map_bayes_initial", str(N0),
+                         "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k), *EXP)
+            res.setdefault("exp", []).append(measure(d, g, dt))
+            # defaults: plain reference design vs Bayesian (reference-type initial design) at the same total
+            nref = (T + 1) * (T + 2)
+            d = os.path.join(base, "defplain_s%d" % seed)
+            res["def"].setdefault("plain", []).append(measure(d, g, ctx.run(d, *common)))
+            n0, k = s["def"]
+            d = os.path.join(base, "defbayes_s%d" % seed)
+            dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_bayes_initial", str(n0), "-map_bayes_iterations", str(k))
+            res["def"].setdefault("bayes", []).append(measure(d, g, dt))
+            if res["def"]["bayes"][-1]["n"] != nref:
+                sys.exit("bench: default Bayesian run has %d samples, expected %d" % (res["def"]["bayes"][-1]["n"], nref))
+            p, b = res["plain"], res["bayes"]
+            log("  %s seed %d: IGD plain %s | bayes %s" % (
+                tasks, seed, " ".join("%d:%.4f" % (N, p[N][-1]["real"]["igd"]) for N in budgets),
+                " ".join("%d:%.4f" % (N, b[N][-1]["real"]["igd"]) for N in budgets[1:])))
+        res["bayes"][N0] = res["plain"][N0]  # shared point of the curve
+        for v in list(res["plain"].values()) + list(res["bayes"].values()) + list(res["def"].values()) + [res["exp"]]:
+            for m in v:
+                m.pop("coeffs", None)
+        out.append(res)
+    return out
+
+
+def nested_part(ctx):
+    out = []
+    base = os.path.join(ctx.work, "runs", "T8")
+    for pref in PREFS:
+        tag = pref.replace(",", "")
+        row = {"pref": pref}
+        d = os.path.join(base, "nested_%s" % tag)
+        dt = ctx.run(d, "-map_method", "nested", "-map_preference", pref, "-map_seed", "0")
+        with h5py.File(os.path.join(d, "results.h5"), "r") as f:
+            n = f["samples/coeffs"].shape[0]
+            tree = f["nested/tree"][...]
+            row["nested"] = {"n": int(n), "wall": dt, "phases": phases(d), "val": f["pick/real"][0].tolist(), "test": f["pick/test"][0].tolist(),
+                             "coeffs": f["nested/coeffs"][-1].tolist(), "pick_coeffs": f["pick/coeffs"][0].tolist(),
+                             "single": tree[:8, 9].tolist(), "pair_pred": tree[8:, 5:7].tolist(),
+                             "pair_real": tree[8:, 7:9].tolist(), "pair_c": tree[8:, 3:5].tolist()}
+        # plain MAP, LHS: the same number of evaluated models (samples + the pick)
+        variants = [("plain_lhs", ["-map_sample_type", "lhs", "-map_sample_n", str(n - 1)]), ("plain_ref", [])]
+        if pref == PREFS[0]:  # the same LHS run with the linearised leave-one-out estimate (a diagnostic only)
+            variants.append(("plain_lhs_linloo", variants[0][1] + ["-map_surrogate_loo_refit_max", "0"]))
+        for key, args in variants:
+            d = os.path.join(base, "%s_%s" % (key, tag))
+            dt = ctx.run(d, *args, "-map_preference", pref, "-map_seed", "0", "-map_reevaluate", "0")
+            with h5py.File(os.path.join(d, "results.h5"), "r") as f:
+                row[key] = {"n": int(f["samples/coeffs"].shape[0]) + 1, "wall": dt, "phases": phases(d), "val": f["pick/real"][0].tolist(),
+                            "test": f["pick/test"][0].tolist(), "pred": f["pick/predicted"][0].tolist(),
+                            "coeffs": f["pick/coeffs"][0].tolist()}
+        log("  T=8 pref %s: nested %d evals %.0f s val mean %.4f | plain lhs %d evals %.0f s val mean %.4f | plain ref %d evals "
+            "%.0f s val mean %.4f" % (pref, row["nested"]["n"], row["nested"]["wall"], np.mean(row["nested"]["val"]),
+                                       row["plain_lhs"]["n"], row["plain_lhs"]["wall"], np.mean(row["plain_lhs"]["val"]),
+                                       row["plain_ref"]["n"], row["plain_ref"]["wall"], np.mean(row["plain_ref"]["val"])))
+        out.append(row)
+    return out
+
+
+def ms(v, fmt="%.4f"):
+    v = np.asarray(v, dtype=float)
+    return (fmt + " ± " + fmt) % (v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0)
+
+
+def bayes_tables(q, K):
+    L = []
+    for s in q:
+        L += ["**%s** (T = %d; grid %d^%d, %d non-dominated grid points; N0 = %d, B = %d; every run also re-evaluates "
+              "K = %d front points and the pick; mean ± sd over %d seeds; 'wins' = seeds where Bayesian <= plain)" % (
+                  s["tasks"], s["T"], s["grid_n"], s["T"], s["truth_points"], s["N0"], s["B"], K, len(s["plain"][s["N0"]])), "",
+              "| samples N | rounds | IGD plain | IGD bayes | wins | RMSE plain | RMSE bayes | wins | HV/HV_grid plain | "
+              "HV/HV_grid bayes | GD plain | GD bayes | IGD incl. samples plain | bayes | wall s plain | bayes |",
+              "|---:|---:|---|---|---|---|---|---|---|---|---|---|---|---|---:|---:|"]
+        for N in s["budgets"]:
+            p, b = s["plain"][N], s["bayes"][N]
+            shared = N == s["N0"]
+            L.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f |" % (
+                N, b[0]["rounds"], ms([m["real"]["igd"] for m in p]), "(same)" if shared else ms([m["real"]["igd"] for m in b]),
+                "-" if shared else "%d/%d" % (sum(x["real"]["igd"] <= y["real"]["igd"] for x, y in zip(b, p)), len(p)),
+                ms([m["rmse"] for m in p]), "(same)" if shared else ms([m["rmse"] for m in b]),
+                "-" if shared else "%d/%d" % (sum(x["rmse"] <= y["rmse"] for x, y in zip(b, p)), len(p)),
+                ms([m["real"]["hv"] for m in p]), "(same)" if shared else ms([m["real"]["hv"] for m in b]),
+                ms([m["real"]["gd"] for m in p]), "(same)" if shared else ms([m["real"]["gd"] for m in b]),
+                ms([m["real_s"]["igd"] for m in p]), "(same)" if shared else ms([m["real_s"]["igd"] for m in b]),
+                np.mean([m["wall"] for m in p]), np.mean([m["wall"] for m in b])))
+        p, b = s["def"]["plain"], s["def"]["bayes"]
+        Nx = s["budgets"][-1]
+        n0, k = SUBS_DEF[s["tasks"]]
+        L += ["", "Defaults, and an experiment with other Bayesian options:", "",
+              "| run | samples | IGD | wins vs plain | RMSE | wins vs plain | HV/HV_grid | GD | IGD incl. samples | wall s |",
+              "|---|---:|---|---|---|---|---|---|---|---:|"]
+        for name, v, ref in (("plain MAP, default (reference) design", p, None),
+                             ("bayesian, reference-type initial %d + %d rounds of %d" % (n0, k, s["B"]), b, p),
+                             ("plain MAP, LHS", s["plain"][Nx], None),
+                             ("bayesian, LHS initial %d + %d rounds (as in the curve)" % (s["N0"], (Nx - s["N0"]) // s["B"]),
+                              s["bayes"][Nx], s["plain"][Nx]),
+                             ("bayesian, same, with %s" % " ".join(EXP), s["exp"], s["plain"][Nx])):
+            wi = lambda key: "-" if ref is None else "%d/%d" % (sum(x[key] <= y[key] for x, y in zip(
+                [m["real"] if key != "rmse" else m for m in v], [m["real"] if key != "rmse" else m for m in ref])), len(v))
+            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f |" % (
+                name, v[0]["n"], ms([m["real"]["igd"] for m in v]), wi("igd"), ms([m["rmse"] for m in v]), wi("rmse"),
+                ms([m["real"]["hv"] for m in v]), ms([m["real"]["gd"] for m in v]), ms([m["real_s"]["igd"] for m in v]),
+                np.mean([m["wall"] for m in v])))
+        L.append("")
+        tgt = np.mean([m["real"]["igd"] for m in p])
+        reach = {}
+        for meth in ("plain", "bayes"):
+            reach[meth] = next((N for N in s["budgets"] if np.mean([m["real"]["igd"] for m in s[meth][N]]) <= tgt), None)
+        L += ["Samples to reach mean IGD <= %.4f (plain MAP default design's): plain LHS %s, Bayesian %s" % (
+            tgt, reach["plain"] or "not within %d" % s["budgets"][-1], reach["bayes"] or "not within %d" % s["budgets"][-1]), ""]
+    return L
+
+
+SUBS_DEF = {s["tasks"]: s["def"] for s in SUBSETS}
+
+
+def nested_tables(nq):
+    tasks = ALL8.split(",")
+    L = ["| preference | method | evaluated models | wall s | " + " | ".join(tasks) + " | mean | pref-weighted mean |",
+         "|---|---|---:|---:|" + "---|" * (len(tasks) + 2)]
+    for r in nq:
+        w = np.array([float(x) for x in r["pref"].split(",")])
+        for key, name in (("nested", "nested"), ("plain_lhs", "plain, LHS (same budget)"), ("plain_ref", "plain, reference design")):
+            m = r[key]
+            for split in ("val", "test"):
+                v = np.array(m[split])
+                L.append("| %s | %s (%s) | %d | %.1f | %s | %.4f | %.4f |" % (
+                    r["pref"], name, split, m["n"], m["wall"], " | ".join("%.4f" % x for x in v), v.mean(), (w * v).sum() / w.sum()))
+    L += ["", "Where the time goes (seconds per phase from the run summaries; nested MAP's pair fits and searches are "
+          "inside its evaluate phase):", "", "| preference | run | wall | setup | evaluate | fit | search | reevaluate + pick | write |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in nq:
+        for key in ("nested", "plain_lhs", "plain_ref", "plain_lhs_linloo"):
+            if key not in r:
+                continue
+            ph = r[key]["phases"]
+            L.append("| %s | %s | %.1f | %s |" % (r["pref"], key.replace("plain_lhs_linloo", "plain_lhs, -map_surrogate_loo_refit_max 0"),
+                                                 r[key]["wall"], " | ".join("%.1f" % ph.get(k, math.nan) for k in
+                                                                            ("setup", "evaluate", "fit", "search", "reevaluate", "write"))))
+    if "plain_lhs_linloo" in nq[0]:
+        a, b = nq[0]["plain_lhs"], nq[0]["plain_lhs_linloo"]
+        L.append("")
+        L.append("The linearised-LOO run picks the same point: %s (val accuracies equal: %s)." % (
+            "yes" if np.allclose(a["coeffs"], b["coeffs"]) else "NO", "yes" if np.allclose(a["val"], b["val"]) else "NO"))
+    L.append("")
+    single = nq[0]["nested"]["single"]
+    L.append("Fine-tuned models on their own task (val, from the nested tree's leaves): " +
+             ", ".join("%s %.4f" % (t, a) for t, a in zip(tasks, single)))
+    L.append("")
+    for r in nq:
+        L.append("Final coefficients over the 8 task vectors, preference %s: nested %s; plain LHS %s; plain reference %s" % (
+            r["pref"], " ".join("%.3f" % x for x in r["nested"]["coeffs"]), " ".join("%.3f" % x for x in r["plain_lhs"]["coeffs"]),
+            " ".join("%.3f" % x for x in r["plain_ref"]["coeffs"])))
+        L.append("")
+        L.append("Nested pairs (pref %s): chosen c, predicted vs real side objectives: " % r["pref"] + "; ".join(
+            "(%.2f,%.2f) pred (%.3f,%.3f) real (%.3f,%.3f)" % (c[0], c[1], p[0], p[1], q[0], q[1])
+            for c, p, q in zip(r["nested"]["pair_c"], r["nested"]["pair_pred"], r["nested"]["pair_real"])))
+        L.append("")
+    return L
+
+
+def plot(q, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(2, len(q), figsize=(4.2 * len(q), 5.6), squeeze=False)
+    for j, s in enumerate(q):
+        for i, (key, lab) in enumerate((("igd", "IGD of re-evaluated front"), ("rmse", "surrogate RMSE on grid"))):
+            a = ax[i][j]
+            for meth, col in (("plain", "tab:blue"), ("bayes", "tab:red")):
+                N = s["budgets"]
+                v = [[m["real"]["igd"] if key == "igd" else m["rmse"] for m in s[meth][n]] for n in N]
+                a.errorbar(N, [np.mean(x) for x in v], yerr=[np.std(x, ddof=1) if len(x) > 1 else 0.0 for x in v], marker="o", capsize=3, color=col,
+                           label="plain MAP (LHS)" if meth == "plain" else "Bayesian MAP")
+            for meth, mk in (("plain", "s"), ("bayes", "^")):
+                v = [m["real"]["igd"] if key == "igd" else m["rmse"] for m in s["def"][meth]]
+                a.plot([s["def"][meth][0]["n"]], [np.mean(v)], mk, color="k", mfc="none",
+                       label="default design, " + ("plain" if meth == "plain" else "bayesian"))
+            v = [m["real"]["igd"] if key == "igd" else m["rmse"] for m in s["exp"]]
+            a.plot([s["budgets"][-1]], [np.mean(v)], "x", color="tab:green", label="Bayesian, radius 0.2-1, temperature 1")
+            a.set_title("%s: %s" % (s["tasks"], lab), fontsize=9)
+            a.set_xlabel("evaluated samples (+%d re-evaluations + pick)" % s["plain"][s["N0"]][0]["K"], fontsize=8)
+            a.tick_params(labelsize=8)
+            if i == 0 and j == 0:
+                a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mapmerge", default="build/mapmerge")
+    ap.add_argument("--work", required=True, help="work dir (runs, own grids, results.json, tables.md)")
+    ap.add_argument("--yaml", default="input/default.yaml")
+    ap.add_argument("--np", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--reevaluate", type=int, default=8, help="re-evaluated front points per run (same for every run)")
+    ap.add_argument("--grid-dir", action="append", default=[], help="directory with cached grid truths (read only; repeatable)")
+    ap.add_argument("--only", choices=["bayes", "nested", "all"], default="all")
+    ap.add_argument("--plot", default=os.path.join(HERE, "igd_vs_evaluations.png"))
+    ap.add_argument("--report", action="store_true", help="only rewrite tables.md and the plot from <work>/results.json")
+    a = ap.parse_args()
+    if a.report:
+        with open(os.path.join(a.work, "results.json")) as f:
+            r = json.load(f)
+        for s in r["bayes"]:  # JSON made the budget keys strings
+            for meth in ("plain", "bayes"):
+                s[meth] = {int(k): v for k, v in s[meth].items()}
+        report(r["bayes"], r["nested"], r["date"], r["np"], r["load"], r.get("total", math.nan), a)
+        return
+    ctx = Ctx(a)
+    os.makedirs(ctx.work, exist_ok=True)
+    t0 = time.time()
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load0 = os.getloadavg()
+    q, nq = [], []
+    if a.only in ("bayes", "all"):
+        log("part 1: Bayesian vs plain MAP, T = 2 and 3, %d seeds" % a.seeds)
+        q = bayes_part(ctx)
+    if a.only in ("nested", "all"):
+        log("part 2: nested vs plain MAP, T = 8")
+        nq = nested_part(ctx)
+    load1 = os.getloadavg()
+    total = time.time() - t0
+    prev = os.path.join(ctx.work, "results.json")
+    if a.only != "all" and os.path.exists(prev):  # keep the part not rerun
+        with open(prev) as f:
+            old = json.load(f)
+        if a.only == "nested":
+            q = old.get("bayes", [])
+            for s in q:
+                for meth in ("plain", "bayes"):
+                    s[meth] = {int(k): v for k, v in s[meth].items()}
+        else:
+            nq = old.get("nested", [])
+        date = "%s (part %s); other part: %s" % (date, a.only, old.get("date"))
+    with open(os.path.join(ctx.work, "results.json"), "w") as f:
+        json.dump({"bayes": q, "nested": nq, "date": date, "np": a.np, "load": [load0, load1], "total": total}, f, indent=1)
+    report(q, nq, date, a.np, [load0, load1], total, a)
+
+
+def report(q, nq, date, np_, load, total, a):
+    L = ["Date %s, %d MPI ranks, load average (1 min) at start %.1f, at end %.1f; total %.0f s." % (
+        date, np_, load[0][0], load[1][0], total), ""]
+    if q:
+        L += bayes_tables(q, q[0]["plain"][q[0]["N0"]][0]["K"])
+        plot(q, a.plot)
+    if nq:
+        L += nested_tables(nq)
+    text = "\n".join(L) + "\n"
+    with open(os.path.join(a.work, "tables.md"), "w") as f:
+        f.write(text)
+    print(text)
+    log("bench: %s/results.json, %s/tables.md%s" % (a.work, a.work, ", " + a.plot if q else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Bayesian MAP and Nested MAP against plain MAP (issue 6 "Bar" and "Performance"; bench/README.md,
+# section "Bayesian and Nested MAP").
+#
+#   bench/variants/run.sh [BUILD_DIR] [WORK_DIR] [extra bench.py options, e.g. --only nested --seeds 2]
+#
+# Run from anywhere; BUILD_DIR (default: build) holds the mapmerge binary, WORK_DIR (default:
+# bench/variants/work) receives the runs, results.json and tables.md; the plot goes to
+# bench/variants/igd_vs_evaluations.png. Needs the embedded default built and imported (zoo/,
+# zoo/store.h5: the README's first command) and Debian's python3 with numpy, h5py, yaml, matplotlib.
+# Ground truths: the dense grids of bench/map_quality (rot90_invert_n41.csv,
+# rot90_invert_shift_n21.csv) are read, never written, from $MAP_GRID_DIR and
+# bench/map_quality/work/grid when present and stamped for the current store; otherwise they are
+# built into WORK_DIR/grid (~1 + ~7 min on 2 cores, once).
+# Time on 2 busy cores: ~9 min for part 1 (2 subsets x 5 seeds x 9 runs), ~2 min for part 2.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:-build}
+work=${2:-$here/work}
+[ $# -ge 1 ] && shift
+[ $# -ge 1 ] && shift
+case $build in /*) ;; *) build=$root/$build ;; esac
+[ -x "$build/mapmerge" ] || { echo "run.sh: no $build/mapmerge (build it: cmake --build $build --target mapmerge)" >&2; exit 2; }
+[ -f "$root/zoo/store.h5" ] || { echo "run.sh: no zoo/store.h5 (build the embedded default first: see README)" >&2; exit 2; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
+set -- --grid-dir "$root/bench/map_quality/work/grid" "$@"
+[ -n "${MAP_GRID_DIR:-}" ] && set -- --grid-dir "$MAP_GRID_DIR" "$@"
+exec /usr/bin/python3 "$here/bench.py" --mapmerge "$build/mapmerge" --work "$work" --np "${MAP_BENCH_NP:-2}" "$@"
