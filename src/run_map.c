@@ -134,11 +134,11 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   }
   MapBayesOptionsDefault(&r->bayes);
   if (!strcmp(r->method, "bayesian") || help) {
-    r->bayes_initial = 0; r->bayes_iterations = 3; r->bayes_batch = 0;
+    r->bayes_initial = 0; r->bayes_iterations = 2; r->bayes_batch = 0;
     PetscOptionsBegin(r->comm, NULL, "Bayesian MAP (-map_method bayesian)", NULL);
-    PetscCall(PetscOptionsInt("-map_bayes_initial", "initial design size (0: (T+1)(T+2)/2 + 1)", NULL, r->bayes_initial, &r->bayes_initial, NULL));
+    PetscCall(PetscOptionsInt("-map_bayes_initial", "initial design size (0: 1.5 x the (T+1)(T+2)/2 surrogate unknowns)", NULL, r->bayes_initial, &r->bayes_initial, NULL));
     PetscCall(PetscOptionsInt("-map_bayes_iterations", "adaptive rounds", NULL, r->bayes_iterations, &r->bayes_iterations, NULL));
-    PetscCall(PetscOptionsInt("-map_bayes_batch", "new samples per round (0: (T+1)(T+2)/6, at least 2)", NULL, r->bayes_batch, &r->bayes_batch, NULL));
+    PetscCall(PetscOptionsInt("-map_bayes_batch", "new samples per round (0: up to the plain design's (T+1)(T+2) evaluations in all)", NULL, r->bayes_batch, &r->bayes_batch, NULL));
     PetscOptionsEnd();
     PetscCall(MapBayesOptionsSetFromOptions(r->comm, &r->bayes));
   }
@@ -749,8 +749,10 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   PetscBool nested = strcmp(r.method, "nested") ? PETSC_FALSE : PETSC_TRUE;
   PetscInt  F     = (PetscInt)(r.T + 1) * (r.T + 2) / 2, nmax;
   if (bayes) {
-    if (!r.bayes_initial) r.bayes_initial = F + 1;
-    if (!r.bayes_batch) r.bayes_batch = PetscMax(2, F / 3);
+    /* defaults: an initial fit that does not interpolate (1.5 F, the fit's own warning threshold),
+       then rounds up to the plain design's budget of 2 F = (T+1)(T+2) evaluations */
+    if (!r.bayes_initial) r.bayes_initial = (3 * F + 1) / 2;
+    if (!r.bayes_batch) r.bayes_batch = PetscMax(2, (2 * F - r.bayes_initial + r.bayes_iterations - 1) / PetscMax(1, r.bayes_iterations));
     if (st != MAP_SAMPLE_FILE) r.sample_n = r.bayes_initial;
   }
   if (nested) { /* the tree's evaluations are appended as they happen */

@@ -84,6 +84,11 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int m
     PetscCall(PetscFree(C2));
     PetscFunctionReturn(0);
   }
+  N->ntask = A->ntask + B->ntask;
+  for (int i = 0; i < A->ntask; i++) N->tasks[i] = A->tasks[i];
+  for (int i = 0; i < B->ntask; i++) N->tasks[A->ntask + i] = B->tasks[i];
+  PetscInt best = -1;
+  double   best_score = -PETSC_MAX_REAL, best_acc[64], best_loss[64];
   PetscCall(PetscMalloc1(2 * n2, &Y));
   for (PetscInt i = 0; i < n2; i++) {
     for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
@@ -91,6 +96,13 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int m
     if (*stop) break;
     Y[2 * i]     = MapNodeObjective(r, A, acc);
     Y[2 * i + 1] = MapNodeObjective(r, B, acc);
+    double score = MapNodeObjective(r, N, acc);
+    if (score > best_score) { /* first best wins ties: deterministic */
+      best_score = score;
+      best       = i;
+      PetscCall(PetscArraycpy(best_acc, acc, T));
+      PetscCall(PetscArraycpy(best_loss, loss, T));
+    }
   }
   if (*stop) {
     PetscCall(PetscFree(C2));
@@ -113,12 +125,19 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int m
   double w[2] = {MapNodePreference(r, A), MapNodePreference(r, B)};
   PetscCall(MapParetoPick(pareto, w, N->c, N->pred));
   PetscCall(MapParetoDestroy(&pareto));
-  PetscCall(MapSurrogateDestroy(&pc.sur));
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
-  N->ntask = A->ntask + B->ntask;
-  for (int i = 0; i < A->ntask; i++) N->tasks[i] = A->tasks[i];
-  for (int i = 0; i < B->ntask; i++) N->tasks[A->ntask + i] = B->tasks[i];
   PetscCall(MapNestedEvaluate(r, counter, N->W, acc, loss, stop));
+  if (!*stop && best >= 0 && best_score > MapNodeObjective(r, N, acc)) {
+    /* a sample the pair already paid for beats the surrogate's pick on the real models: keep it
+       (the surrogate of 12 points can be far off where the task vectors conflict) */
+    N->from_sample = 1;
+    N->c[0]        = C2[2 * best];
+    N->c[1]        = C2[2 * best + 1];
+    for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
+    for (int k = 0; k < 2; k++) PetscCall(MapSurrogatePredict(pc.sur, k, N->c, &N->pred[k], NULL));
+    PetscCall(PetscArraycpy(acc, best_acc, T));
+    PetscCall(PetscArraycpy(loss, best_loss, T));
+  }
   if (!*stop) {
     N->real[0]     = MapNodeObjective(r, A, acc);
     N->real[1]     = MapNodeObjective(r, B, acc);
@@ -126,10 +145,12 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int m
     N->evaluations = (int)n2 + 1;
     PetscCall(PetscArraycpy(r->pick_acc, acc, T));
     PetscCall(PetscArraycpy(r->pick_loss, loss, T));
-    PetscCall(PetscPrintf(r->comm, "nested level %d: node %d = (%d, %d) at c = (%.4f, %.4f): objectives predicted (%.4f, %.4f), real (%.4f, %.4f)\n",
-                          level, r->nnodes, a, b, N->c[0], N->c[1], N->pred[0], N->pred[1], N->real[0], N->real[1]));
+    PetscCall(PetscPrintf(r->comm, "nested level %d: node %d = (%d, %d) at c = (%.4f, %.4f)%s: objectives predicted (%.4f, %.4f), real (%.4f, %.4f)\n",
+                          level, r->nnodes, a, b, N->c[0], N->c[1], N->from_sample ? " (an evaluated sample beat the pick)" : "",
+                          N->pred[0], N->pred[1], N->real[0], N->real[1]));
     r->nnodes++;
   }
+  PetscCall(MapSurrogateDestroy(&pc.sur));
   PetscCall(PetscFree(C2));
   PetscCall(PetscFree(Y));
   PetscFunctionReturn(0);
@@ -215,16 +236,16 @@ PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file)
   hid_t   g;
 
   PetscFunctionBegin;
-  PetscCall(PetscMalloc2(n * 11, &tree, n * T, &W));
+  PetscCall(PetscMalloc2(n * 12, &tree, n * T, &W));
   for (int k = 0; k < n; k++) {
     MapNestedNode *N = &r->nodes[k];
-    double         row[11] = {N->left, N->right, N->level, N->c[0], N->c[1], N->pred[0], N->pred[1], N->real[0], N->real[1], N->metric, N->evaluations};
-    PetscCall(PetscArraycpy(&tree[k * 11], row, 11));
+    double         row[12] = {N->left, N->right, N->level, N->c[0], N->c[1], N->pred[0], N->pred[1], N->real[0], N->real[1], N->metric, N->evaluations, N->from_sample};
+    PetscCall(PetscArraycpy(&tree[k * 12], row, 12));
     PetscCall(PetscArraycpy(&W[k * T], N->W, T));
   }
   MapCallHDF5(g = H5Gcreate2(file, "nested", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  PetscCall(MapH5WriteMatrix(g, "tree", n, 11, tree));
-  PetscCall(MapH5WriteStringAttr(g, "tree_columns", "left,right,level,c_left,c_right,pred_left,pred_right,real_left,real_right,metric,evaluations"));
+  PetscCall(MapH5WriteMatrix(g, "tree", n, 12, tree));
+  PetscCall(MapH5WriteStringAttr(g, "tree_columns", "left,right,level,c_left,c_right,pred_left,pred_right,real_left,real_right,metric,evaluations,from_sample"));
   PetscCall(MapH5WriteMatrix(g, "coeffs", n, T, W));
   PetscCall(MapH5WriteStringAttr(g, "coeffs_meaning", "each node's model as coefficients over the original task vectors; nodes < T are the fine-tuned models; the last is the root"));
   MapCallHDF5(H5Gclose(g));

@@ -48,6 +48,7 @@ typedef struct {
   double pred[2], real[2];   /* predicted and real side objectives at the pick */
   double metric;             /* preference-weighted mean accuracy over its tasks (real) */
   int    front_size, evaluations;
+  int    from_sample;        /* 1 when an evaluated sample of the pair beat the surrogate's pick */
 } MapNestedNode;
 
 typedef struct {
