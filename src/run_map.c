@@ -566,7 +566,11 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   }
   if (r->npref) {
     PetscCall(PetscPrintf(r->comm, "pick for preference"));
-    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, "%s%g", t ? "," : " ", r->pref[t]));
+    for (int t = 0; t < T; t++) {
+      char w[64]; /* plain %g: PetscPrintf would print "1." */
+      snprintf(w, sizeof(w), "%s%g", t ? "," : " ", r->pref[t]);
+      PetscCall(PetscPrintf(r->comm, "%s", w));
+    }
     PetscCall(PetscPrintf(r->comm, ": c ="));
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, " %.4f", r->pick_c[t]));
     PetscCall(PetscPrintf(r->comm, "\n  %-16s %10s %10s %10s\n", "task", "predicted", "real(val)", r->ev_test ? "test" : ""));
