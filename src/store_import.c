@@ -365,6 +365,8 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
   MapCallHDF5(space = H5Screate_simple(2, dims, NULL));
   MapCallHDF5(dcpl = H5Pcreate(H5P_DATASET_CREATE));
   MapCallHDF5(H5Pset_chunk(dcpl, 2, cdims));
+  /* every element is written below: no zero fill first (parallel HDF5 would write the whole [T,P] twice) */
+  MapCallHDF5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
   MapCallHDF5(dtv = H5Dcreate2(file, "task_vectors", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
   MapCallHDF5(H5Pclose(dcpl));
   MapCallHDF5(H5Sclose(space));
