@@ -5,33 +5,7 @@
 #include <mapmerge/sample.h>
 #include <math.h>
 
-static int nfail = 0;
-#define CHECK(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      nfail++; \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
-    } \
-  } while (0)
-
-/* runs a call expected to fail and copies PETSc's message */
-#define EXPECT_ERROR(call, msgbuf) \
-  do { \
-    PetscErrorCode e_; \
-    const char    *txt_  = NULL; \
-    char          *spec_ = NULL; \
-    PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL)); \
-    e_ = (call); \
-    PetscCall(PetscPopErrorHandler()); \
-    (msgbuf)[0] = 0; \
-    if (e_) { \
-      PetscErrorMessage(e_, &txt_, &spec_); \
-      if (spec_) PetscCall(PetscStrncpy((msgbuf), spec_, sizeof(msgbuf))); \
-    } \
-    CHECK(e_ != 0, "expected an error from %s", #call); \
-  } while (0)
+#include "../maptest.h"
 
 static const int Ts[] = {2, 3, 4, 8, 12};
 #define NT ((int)(sizeof(Ts) / sizeof(Ts[0])))

@@ -4,16 +4,7 @@
 #include <mapmerge/pareto.h>
 #include <math.h>
 
-static int nfail = 0;
-#define CHECK(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      nfail++; \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
-    } \
-  } while (0)
+#include "../maptest.h"
 
 /* hypervolume by counting the cells of a G^m grid on [ref, 1]^m dominated by some point; exact
    when every coordinate is a multiple of 1/G */
