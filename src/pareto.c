@@ -445,12 +445,28 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt n, const double *R, 
   Failed TAO solves are trapped, counted and reported; the result is bitwise the same for any
   rank count.
 */
+/* every rank's cyclic share of the N results (q = r + i*size) into `all`, in preference order */
+static PetscErrorCode MapParetoGatherCyclic(MPI_Comm comm, PetscInt N, PetscInt stride, const double *local, const PetscMPIInt *counts,
+                                            const PetscMPIInt *displs, double *gathered, double *all)
+{
+  PetscMPIInt rank, size;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, gathered, counts, displs, MPI_DOUBLE, comm));
+  for (PetscMPIInt r = 0; r < size; r++)
+    for (PetscInt i = 0; i < counts[r] / stride; i++) PetscCall(PetscArraycpy(all + (r + i * size) * stride, gathered + displs[r] + i * stride, stride));
+  (void)N;
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapParetoSolve(MapPareto p)
 {
   const int    T = p->T, m = p->m;
   PetscMPIInt  rank, size, *counts, *displs;
-  PetscInt     N, H, q0, q1, stride = 2 + T + m, stats[4], gstats[4], nmax;
-  double      *Wall, *local, *all, *X0, *score, *cs, *fs;
+  PetscInt     N, H, nloc, stride = 2 + T + m, stats[4], gstats[4], nmax;
+  double      *Wall, *local, *all, *gathered, *X0, *score, *cs, *fs;
 
   PetscFunctionBegin;
   PetscCheck(p->fn, p->comm, PETSC_ERR_ORDER, "MapParetoSolve: call MapParetoSetObjectives first");
@@ -462,30 +478,36 @@ PetscErrorCode MapParetoSolve(MapPareto p)
   H = p->divisions > 0 ? p->divisions : MapParetoDefaultDivisions(m);
   PetscCall(MapParetoPreferences(m, H, &N, &Wall));
   PetscCheck((double)N * stride < 2e9, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "Pareto search: %" PetscInt_FMT " preference vectors are too many to gather", N);
-  q0   = (N * rank) / size;
-  q1   = (N * (rank + 1)) / size;
+  /* cyclic split: preference q on rank q % size, so the costly and the cheap parts of the lattice mix
+     (a contiguous split left the busiest rank with 1.4x the work); results are put back in
+     preference order after every gather, so nothing depends on the split */
+  nloc = rank < N ? (N - rank + size - 1) / size : 0;
   nmax = PetscMin(p->starts, p->kpool + 1);
   PetscCall(PetscMalloc5(nmax * T, &X0, PetscMax(p->kpool, N), &score, T, &cs, m, &fs, N * stride, &all));
-  PetscCall(PetscCalloc1((q1 - q0) * stride + 1, &local));
-  for (PetscInt q = q0; q < q1; q++) {
-    double   *r = local + (q - q0) * stride;
+  PetscCall(PetscMalloc1(N * stride, &gathered));
+  PetscCall(PetscCalloc1(nloc * stride + 1, &local));
+  for (PetscInt i = 0; i < nloc; i++) {
+    PetscInt  q = rank + i * size;
+    double   *r = local + i * stride;
     PetscBool valid;
     PetscInt  n = MapParetoStarts(p, Wall + q * m, nmax, X0, score);
     PetscCall(MapParetoSolvePreference(p, Wall + q * m, n, X0, r + 2, r + 2 + T, &r[1], &valid, &p->nsolves, &p->nfailed));
     r[0] = valid ? 1 : 0;
   }
   PetscCall(PetscMalloc2(size, &counts, size, &displs));
-  for (PetscMPIInt r = 0; r < size; r++) {
-    PetscInt a = (N * r) / size, b = (N * (r + 1)) / size;
-    counts[r]  = (PetscMPIInt)((b - a) * stride);
-    displs[r]  = (PetscMPIInt)(a * stride);
+  for (PetscMPIInt r = 0, off = 0; r < size; r++) {
+    PetscInt n_r = r < N ? (N - r + size - 1) / size : 0;
+    counts[r]    = (PetscMPIInt)(n_r * stride);
+    displs[r]    = off;
+    off += counts[r];
   }
-  PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, p->comm));
+  PetscCall(MapParetoGatherCyclic(p->comm, N, stride, local, counts, displs, gathered, all));
   for (PetscInt round = 0; round < p->polish; round++) {
     PetscInt changed = 0, gchanged;
-    for (PetscInt q = q0; q < q1; q++) {
+    for (PetscInt i = 0; i < nloc; i++) {
+      PetscInt      q = rank + i * size;
       const double *w = Wall + q * m;
-      double       *r = local + (q - q0) * stride, v, own = r[0] != 0 ? r[1] : PETSC_MAX_REAL;
+      double       *r = local + i * stride, v, own = r[0] != 0 ? r[1] : PETSC_MAX_REAL;
       PetscInt      best = -1;
       PetscBool     valid;
       /* the gathered solution that scores best for w, if clearly better than w's own */
@@ -513,7 +535,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
     PetscCallMPI(MPI_Allreduce(&changed, &gchanged, 1, MPIU_INT, MPI_SUM, p->comm));
     p->npolished += changed;
     if (!gchanged) break;
-    PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, p->comm));
+    PetscCall(MapParetoGatherCyclic(p->comm, N, stride, local, counts, displs, gathered, all));
   }
   PetscCall(MapParetoFilter(p, N, all, stride, Wall));
   stats[0] = p->nsolves;
@@ -538,6 +560,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
   PetscCall(PetscFree2(counts, displs));
   PetscCall(PetscFree5(X0, score, cs, fs, all));
   PetscCall(PetscFree(local));
+  PetscCall(PetscFree(gathered));
   PetscCall(PetscFree(Wall));
   PetscCall(PetscLogEventEnd(MAP_EVENT_ParetoSolve, 0, 0, 0, 0));
   PetscFunctionReturn(0);
