@@ -258,13 +258,23 @@ PetscErrorCode MapJournalClose(MapJournal *j)
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss,
                                      PetscBool *fresh)
 {
+  PetscFunctionBegin;
+  PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, kind, index, c, acc, loss, fresh));
+  PetscFunctionReturn(0);
+}
+
+/* The same on a sub-communicator with its own evaluator (Nested MAP's concurrent pairs): rank 0 of
+   comm appends to the shared journal (one whole-line O_APPEND write each). */
+PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
+                                double *acc, double *loss, PetscBool *fresh)
+{
   const MapJournalEntry *e;
   MapTaskMetrics         m[64];
 
   PetscFunctionBegin;
   PetscCall(MapJournalFind(&r->journal, kind, index, r->T, c, &e));
   *fresh = e ? PETSC_FALSE : PETSC_TRUE;
-  PetscCheck(e || !r->journal_only, r->comm, PETSC_ERR_ARG_WRONGSTATE,
+  PetscCheck(e || !r->journal_only, comm, PETSC_ERR_ARG_WRONGSTATE,
              "run folder %s: evaluation %s #%d of an earlier level is in none of its journals: run that level's jobs first "
              "(jobs/nested_chain.sh chains them with afterok)", r->out, kind, index);
   if (e) {
@@ -272,12 +282,12 @@ PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const d
     PetscCall(PetscArraycpy(loss, e->loss, r->T));
     PetscFunctionReturn(0);
   }
-  PetscCall(MapEvaluatorEvaluate(r->ev, c, m));
+  PetscCall(MapEvaluatorEvaluate(ev, c, m));
   for (int t = 0; t < r->T; t++) {
     acc[t]  = m[t].accuracy;
     loss[t] = m[t].loss;
   }
-  PetscCall(MapJournalAppend(r->comm, &r->journal, kind, index, r->T, c, acc, loss));
+  PetscCall(MapJournalAppend(comm, &r->journal, kind, index, r->T, c, acc, loss));
   PetscFunctionReturn(0);
 }
 

@@ -597,6 +597,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscCall(MapStoreDestroy(&r->store));
   PetscCall(MapJournalClose(&r->journal));
   PetscCall(MapFreeList(r->T, &r->tasks));
+  PetscCall(MapFreeList(r->neval_data, &r->eval_data));
   PetscCall(PetscFree3(r->C, r->acc, r->loss));
   PetscCall(PetscFree(r->round));
   PetscCall(PetscFree2(r->all_c, r->all_acc));
@@ -797,7 +798,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCheck(nd == 0 || nd == r.T, comm, PETSC_ERR_ARG_SIZ,
                "-map_eval_data gives %d eval set(s) but there are %d tasks (one per task, or one per store task)", nd, r.T);
     PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, nd ? (const char *const *)ed : NULL));
-    PetscCall(MapFreeList(nd, &ed));
+    r.neval_data = nd;
+    r.eval_data  = ed;
   }
   if (r.test_data[0] && r.npref) {
     int    nd;

@@ -36,7 +36,7 @@ static double MapNodePreference(MapRunCtx *r, const MapNestedNode *n)
   return w;
 }
 
-/* evaluate the model with coefficients c over the original tasks; record it as a sample */
+/* evaluate the model with coefficients c over the original tasks (a leaf, on every rank); record it */
 static PetscErrorCode MapNestedEvaluate(MapRunCtx *r, int *counter, const double *c, double *acc, double *loss, PetscBool *stop)
 {
   PetscBool fresh;
@@ -54,64 +54,120 @@ static PetscErrorCode MapNestedEvaluate(MapRunCtx *r, int *counter, const double
   PetscFunctionReturn(0);
 }
 
-/* 2-task MAP on nodes a and b; appends the merged node */
-/* mode: 0 compute (journal first), 1 skip (another job of this level computes it: only keep the
-   numbering of nodes and evaluations) */
-static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int mode, int *counter, PetscBool *stop)
+/* The ranks that work on one pair: a sub-communicator with its own store handle, model shards and
+   evaluator (its own shard layout), or the whole run when there is one group. */
+typedef struct {
+  MPI_Comm     comm;
+  MapStore     store;
+  MapModel     model;
+  MapEvaluator ev;
+  PetscBool    own;
+} MapNestedGroup;
+
+static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int *color, MapNestedGroup *g)
+{
+  PetscFunctionBegin;
+  memset(g, 0, sizeof(*g));
+  *color = (int)(((int64_t)r->rank * ngroup) / r->size);
+  if (ngroup == 1) {
+    g->comm = r->comm;
+    g->ev   = r->ev;
+    PetscFunctionReturn(0);
+  }
+  g->own = PETSC_TRUE;
+  PetscCallMPI(MPI_Comm_split(r->comm, *color, r->rank, &g->comm));
+  const char *evtype;
+  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
+  if (strcmp(evtype, "analytic")) {
+    int idx[64];
+    PetscCall(MapStoreOpen(g->comm, r->store_path, &g->store));
+    for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[t]));
+    PetscCall(MapModelCreateFromStore(g->store, r->T, idx, &g->model));
+  }
+  PetscCall(MapEvaluatorCreate(g->comm, &g->ev));
+  PetscCall(MapEvaluatorSetFromOptions(g->ev));
+  PetscCall(MapEvaluatorSetUp(g->ev, g->model, r->T, (const char *const *)r->tasks,
+                              r->neval_data ? (const char *const *)r->eval_data : NULL));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapNestedGroupDestroy(MapNestedGroup *g)
+{
+  PetscFunctionBegin;
+  if (g->own) {
+    PetscCall(MapEvaluatorDestroy(&g->ev));
+    PetscCall(MapModelDestroy(&g->model));
+    PetscCall(MapStoreDestroy(&g->store));
+    PetscCallMPI(MPI_Comm_free(&g->comm));
+  }
+  memset(g, 0, sizeof(*g));
+  PetscFunctionReturn(0);
+}
+
+/* What a pair hands back to every rank: the merged node and every model it evaluated (in order). */
+typedef struct {
+  MapNestedNode node;
+  double        chosen_acc[64], chosen_loss[64];
+  int           nevals;
+  PetscBool     stop;
+} MapPairResult;
+
+/* 2-task MAP on nodes a and b on group g, as node `id`; evaluations are numbered from `counter`.
+   Fills res and the evaluated models C/acc/loss [(n2+1) x T]. */
+static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int b, int id, int level, int counter,
+                                    MapPairResult *res, double *Cs, double *accs, double *losss)
 {
   int            T = r->T;
-  MapNestedNode *A = &r->nodes[a], *B = &r->nodes[b], *N = &r->nodes[r->nnodes];
+  MapNestedNode *A = &r->nodes[a], *B = &r->nodes[b], *N = &res->node;
   PetscInt       n2;
   double        *C2, *Y, acc[64], loss[64], c[64];
   MapPairCtx     pc;
   MapPareto      pareto;
   MapLink        links[2] = {MAP_LINK_SIGMOID, MAP_LINK_SIGMOID};
   const char    *names[2] = {"left", "right"};
+  PetscBool      fresh;
 
   PetscFunctionBegin;
-  PetscCheck(r->nnodes < 128, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "nested MAP: too many tree nodes");
-  memset(N, 0, sizeof(*N));
+  memset(res, 0, sizeof(*res));
   N->left  = a;
   N->right = b;
   N->level = level;
   /* the pair's design: keyed on (seed, node) so a resumed or re-ranked run draws the same points */
   PetscCall(MapSampleGenerate(MAP_SAMPLE_REFERENCE, 2, names, r->nested_samples, r->lo, r->hi,
-                              (uint64_t)r->seed * 1000003ULL + (uint64_t)r->nnodes, NULL, &n2, &C2));
-  if (mode == 1) {
-    *counter += (int)n2 + 1;
-    N->metric = NAN;
-    r->nnodes++;
-    PetscCall(PetscFree(C2));
-    PetscFunctionReturn(0);
-  }
+                              (uint64_t)r->seed * 1000003ULL + (uint64_t)id, NULL, &n2, &C2));
   N->ntask = A->ntask + B->ntask;
   for (int i = 0; i < A->ntask; i++) N->tasks[i] = A->tasks[i];
   for (int i = 0; i < B->ntask; i++) N->tasks[A->ntask + i] = B->tasks[i];
   PetscInt best = -1;
-  double   best_score = -PETSC_MAX_REAL, best_acc[64], best_loss[64];
+  double   best_score = -PETSC_MAX_REAL;
   PetscCall(PetscMalloc1(2 * n2, &Y));
   for (PetscInt i = 0; i < n2; i++) {
+    int stop_local = 0;
+    PetscCall(MapSignalPending(g->comm, &res->stop));
+    stop_local = res->stop;
+    if (stop_local) break;
     for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
-    PetscCall(MapNestedEvaluate(r, counter, c, acc, loss, stop));
-    if (*stop) break;
+    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)i, c, acc, loss, &fresh));
+    PetscCall(PetscArraycpy(&Cs[i * T], c, T));
+    PetscCall(PetscArraycpy(&accs[i * T], acc, T));
+    PetscCall(PetscArraycpy(&losss[i * T], loss, T));
+    res->nevals++;
     Y[2 * i]     = MapNodeObjective(r, A, acc);
     Y[2 * i + 1] = MapNodeObjective(r, B, acc);
     double score = MapNodeObjective(r, N, acc);
     if (score > best_score) { /* first best wins ties: deterministic */
       best_score = score;
       best       = i;
-      PetscCall(PetscArraycpy(best_acc, acc, T));
-      PetscCall(PetscArraycpy(best_loss, loss, T));
     }
   }
-  if (*stop) {
+  if (res->stop) {
     PetscCall(PetscFree(C2));
     PetscCall(PetscFree(Y));
     PetscFunctionReturn(0);
   }
-  PetscCall(MapSurrogateCreate(r->comm, &pc.sur));
+  PetscCall(MapSurrogateCreate(g->comm, &pc.sur));
   PetscCall(MapSurrogateFit(pc.sur, 2, n2, C2, 2, Y, links));
-  PetscCall(MapParetoCreate(r->comm, &pareto));
+  PetscCall(MapParetoCreate(g->comm, &pareto));
   PetscCall(MapParetoSetFromOptions(pareto));
   PetscCall(MapParetoSetBox(pareto, r->lo, r->hi));
   PetscCall(MapParetoSetObjectives(pareto, 2, 2, MapPairObjective, &pc));
@@ -126,33 +182,111 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, int a, int b, int level, int m
   PetscCall(MapParetoPick(pareto, w, N->c, N->pred));
   PetscCall(MapParetoDestroy(&pareto));
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
-  PetscCall(MapNestedEvaluate(r, counter, N->W, acc, loss, stop));
-  if (!*stop && best >= 0 && best_score > MapNodeObjective(r, N, acc)) {
-    /* a sample the pair already paid for beats the surrogate's pick on the real models: keep it
-       (the surrogate of 12 points can be far off where the task vectors conflict) */
-    N->from_sample = 1;
-    N->c[0]        = C2[2 * best];
-    N->c[1]        = C2[2 * best + 1];
-    for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
-    for (int k = 0; k < 2; k++) PetscCall(MapSurrogatePredict(pc.sur, k, N->c, &N->pred[k], NULL));
-    PetscCall(PetscArraycpy(acc, best_acc, T));
-    PetscCall(PetscArraycpy(loss, best_loss, T));
-  }
-  if (!*stop) {
-    N->real[0]     = MapNodeObjective(r, A, acc);
-    N->real[1]     = MapNodeObjective(r, B, acc);
-    N->metric      = MapNodeObjective(r, N, acc);
+  PetscCall(MapSignalPending(g->comm, &res->stop));
+  if (!res->stop) {
+    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)n2, N->W, acc, loss, &fresh));
+    PetscCall(PetscArraycpy(&Cs[n2 * T], N->W, T));
+    PetscCall(PetscArraycpy(&accs[n2 * T], acc, T));
+    PetscCall(PetscArraycpy(&losss[n2 * T], loss, T));
+    res->nevals++;
+    PetscCall(PetscArraycpy(res->chosen_acc, acc, T));
+    PetscCall(PetscArraycpy(res->chosen_loss, loss, T));
+    if (best >= 0 && best_score > MapNodeObjective(r, N, acc)) {
+      /* a sample the pair already paid for beats the surrogate's pick on the real models: keep it
+         (the surrogate of 12 points can be far off where the task vectors conflict) */
+      N->from_sample = 1;
+      N->c[0]        = C2[2 * best];
+      N->c[1]        = C2[2 * best + 1];
+      for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
+      for (int k = 0; k < 2; k++) PetscCall(MapSurrogatePredict(pc.sur, k, N->c, &N->pred[k], NULL));
+      PetscCall(PetscArraycpy(res->chosen_acc, &accs[best * T], T));
+      PetscCall(PetscArraycpy(res->chosen_loss, &losss[best * T], T));
+    }
+    N->real[0]     = MapNodeObjective(r, A, res->chosen_acc);
+    N->real[1]     = MapNodeObjective(r, B, res->chosen_acc);
+    N->metric      = MapNodeObjective(r, N, res->chosen_acc);
     N->evaluations = (int)n2 + 1;
-    PetscCall(PetscArraycpy(r->pick_acc, acc, T));
-    PetscCall(PetscArraycpy(r->pick_loss, loss, T));
-    PetscCall(PetscPrintf(r->comm, "nested level %d: node %d = (%d, %d) at c = (%.4f, %.4f)%s: objectives predicted (%.4f, %.4f), real (%.4f, %.4f)\n",
-                          level, r->nnodes, a, b, N->c[0], N->c[1], N->from_sample ? " (an evaluated sample beat the pick)" : "",
-                          N->pred[0], N->pred[1], N->real[0], N->real[1]));
-    r->nnodes++;
   }
   PetscCall(MapSurrogateDestroy(&pc.sur));
   PetscCall(PetscFree(C2));
   PetscCall(PetscFree(Y));
+  PetscFunctionReturn(0);
+}
+
+/* One level of the tree: its pairs run concurrently on rank groups (pair p on group p % G); the
+   results are then broadcast from each group's first rank and appended in pair order, so the tree,
+   the samples and the journal indices are those of a one-rank run. */
+static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const int *pa, const int *pb, int *counter, PetscBool *stop)
+{
+  int            T = r->T, ngroup, color, base = r->nnodes;
+  PetscInt       n2;
+  MapNestedGroup g;
+  MapPairResult *res;
+  double        *Cs, *accs, *losss, *tmp;
+  const char    *names[2] = {"left", "right"};
+
+  PetscFunctionBegin;
+  PetscCheck(r->nnodes + npair <= 128, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "nested MAP: too many tree nodes");
+  PetscCall(MapSampleGenerate(MAP_SAMPLE_REFERENCE, 2, names, r->nested_samples, r->lo, r->hi, 0, NULL, &n2, &tmp));
+  PetscCall(PetscFree(tmp));
+  PetscInt per = (n2 + 1) * T; /* evaluated models of one pair */
+  /* a SLURM chain job computes one pair of its level and only keeps the numbering of the others */
+  PetscBool chain = (r->nested_level > 0 && level == r->nested_level) ? PETSC_TRUE : PETSC_FALSE;
+  r->journal_only = (r->nested_level > 0 && level < r->nested_level) ? PETSC_TRUE : PETSC_FALSE;
+  ngroup          = chain ? 1 : PetscMin(npair, r->size);
+  PetscCall(PetscCalloc1(npair, &res));
+  PetscCall(PetscCalloc3(npair * per, &Cs, npair * per, &accs, npair * per, &losss));
+  PetscCall(MapNestedGroupCreate(r, ngroup, &color, &g));
+  for (int p = 0; p < npair; p++) {
+    if (chain && p != r->nested_pair) continue;
+    if (!chain && p % ngroup != color) continue;
+    PetscCall(MapNestedPair(r, &g, pa[p], pb[p], base + p, level, *counter + p * (int)(n2 + 1), &res[p], &Cs[p * per], &accs[p * per],
+                            &losss[p * per]));
+    if (res[p].stop) break;
+  }
+  PetscCall(MapNestedGroupDestroy(&g));
+  r->journal_only = PETSC_FALSE;
+  /* every pair's result from the first rank of its group */
+  for (int p = 0; p < npair; p++) {
+    if (chain && p != r->nested_pair) continue;
+    int gk = chain ? 0 : p % ngroup, root = 0;
+    while ((int)(((int64_t)root * ngroup) / r->size) != gk) root++;
+    PetscCallMPI(MPI_Bcast(&res[p], (int)sizeof(MapPairResult), MPI_BYTE, root, r->comm));
+    PetscCallMPI(MPI_Bcast(&Cs[p * per], (int)per, MPI_DOUBLE, root, r->comm));
+    PetscCallMPI(MPI_Bcast(&accs[p * per], (int)per, MPI_DOUBLE, root, r->comm));
+    PetscCallMPI(MPI_Bcast(&losss[p * per], (int)per, MPI_DOUBLE, root, r->comm));
+  }
+  int anystop = 0;
+  for (int p = 0; p < npair; p++) anystop |= res[p].stop ? 1 : 0;
+  *stop = anystop ? PETSC_TRUE : PETSC_FALSE;
+  for (int p = 0; p < npair && !*stop; p++) {
+    MapNestedNode *N = &r->nodes[base + p];
+    if (chain && p != r->nested_pair) { /* computed by another job of this level */
+      memset(N, 0, sizeof(*N));
+      N->left = pa[p];
+      N->right = pb[p];
+      N->level = level;
+      N->metric = NAN;
+      continue;
+    }
+    *N = res[p].node;
+    for (int i = 0; i < res[p].nevals; i++) {
+      PetscCall(PetscArraycpy(&r->C[r->n * T], &Cs[p * per + i * T], T));
+      PetscCall(PetscArraycpy(&r->acc[r->n * T], &accs[p * per + i * T], T));
+      PetscCall(PetscArraycpy(&r->loss[r->n * T], &losss[p * per + i * T], T));
+      r->round[r->n] = base + p;
+      r->n++;
+    }
+    PetscCall(PetscArraycpy(r->pick_acc, res[p].chosen_acc, T));
+    PetscCall(PetscArraycpy(r->pick_loss, res[p].chosen_loss, T));
+    PetscCall(PetscPrintf(r->comm, "nested level %d: node %d = (%d, %d) at c = (%.4f, %.4f)%s: objectives predicted (%.4f, %.4f), real (%.4f, %.4f)\n",
+                          level, base + p, pa[p], pb[p], N->c[0], N->c[1], N->from_sample ? " (an evaluated sample beat the pick)" : "",
+                          N->pred[0], N->pred[1], N->real[0], N->real[1]));
+  }
+  if (!*stop) r->nnodes += npair;
+  *counter += npair * (int)(n2 + 1);
+  PetscCall(PetscFree(res));
+  PetscCall(PetscFree3(Cs, accs, losss));
   PetscFunctionReturn(0);
 }
 
@@ -180,7 +314,7 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
     active[nactive++] = r->nnodes++;
   }
   while (nactive > 1) {
-    int paired[64] = {0}, next[64], nnext = 0, npair = 0;
+    int paired[64] = {0}, next[64], nnext = 0, npair = 0, pa[32], pb[32];
     level++;
     /* greedy: the closest pair by metric first (ties: lower indices), until fewer than two remain */
     for (;;) {
@@ -198,27 +332,23 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
         }
       if (bi < 0) break;
       paired[bi] = paired[bj] = 1;
-      /* in a SLURM chain, earlier levels come from the journals and only this job's pair is computed */
-      int mode = 0;
-      r->journal_only = (r->nested_level > 0 && level < r->nested_level) ? PETSC_TRUE : PETSC_FALSE;
-      if (r->nested_level > 0 && level == r->nested_level && npair != r->nested_pair) mode = 1;
+      pa[npair]  = active[bi];
+      pb[npair]  = active[bj];
+      next[nnext++] = r->nnodes + npair;
       npair++;
-      PetscCall(MapNestedPair(r, active[bi], active[bj], level, mode, &counter, stop));
-      r->journal_only = PETSC_FALSE;
-      if (*stop) PetscFunctionReturn(0);
-      next[nnext++] = r->nnodes - 1;
     }
+    if (r->nested_level > 0 && level == r->nested_level)
+      PetscCheck(r->nested_pair < npair, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_pair %d: level %d has %d pair(s)",
+                 (int)r->nested_pair, level, npair);
+    PetscCall(MapNestedLevel(r, level, npair, pa, pb, &counter, stop));
+    if (*stop) PetscFunctionReturn(0);
     for (int i = 0; i < nactive; i++)
       if (!paired[i]) next[nnext++] = active[i]; /* the odd one out waits for the next level */
     for (int i = 0; i < nnext; i++) active[i] = next[i];
     nactive = nnext;
-    if (r->nested_level > 0 && level == r->nested_level) {
-      PetscCheck(r->nested_pair < npair, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_pair %d: level %d has %d pair(s)",
-                 (int)r->nested_pair, level, npair);
-      if (nactive > 1) { /* the next level's jobs take it from here */
-        r->nested_partial = PETSC_TRUE;
-        PetscFunctionReturn(0);
-      }
+    if (r->nested_level > 0 && level == r->nested_level && nactive > 1) { /* the next level's jobs take it from here */
+      r->nested_partial = PETSC_TRUE;
+      PetscFunctionReturn(0);
     }
   }
   PetscCheck(r->nested_level <= level, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_level %d: the merge tree of %d tasks has %d level(s)",

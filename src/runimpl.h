@@ -87,7 +87,9 @@ typedef struct {
   PetscInt      nested_samples;    /* design size per pair (0: the 2-task reference design) */
   PetscInt      nested_level, nested_pair; /* SLURM chain: compute only this pair of this level (0: all) */
   PetscBool     nested_partial;
-  PetscBool     journal_only;      /* evaluations must come from the journals (earlier levels of a chain) */    /* this job stopped after its level: no results to write */
+  PetscBool     journal_only;
+  int           neval_data;        /* the eval sets of the run's tasks (Nested MAP sets up one evaluator per rank group) */
+  char        **eval_data;      /* evaluations must come from the journals (earlier levels of a chain) */    /* this job stopped after its level: no results to write */
   PetscBool     fitted;
   PetscInt      kall;              /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
   double       *all_c, *all_acc;   /* [kall*T] */            /* surrogates and front exist (not for nested) */
@@ -98,6 +100,8 @@ typedef struct {
 } MapRunCtx;
 
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
+PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
+                                double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedSummary(MapRunCtx *r);

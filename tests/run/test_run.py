@@ -313,10 +313,12 @@ def case_nested():
     """Nested MAP on the 4-task small zoo: a full merge tree, the same bits at -n 1 and 3."""
     store = setup_zoo()
     args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_method", "nested", "-map_preference", "1,2,1,1"]
-    a, b = fresh("nested-n1"), fresh("nested-n3")
+    a, b, d = fresh("nested-n1"), fresh("nested-n3"), fresh("nested-n4")
     p = mpi(1, *args, "-map_output", a)
-    mpi(3, *args, "-map_output", b)
+    mpi(3, *args, "-map_output", b)  # level 1: its 2 pairs run concurrently on groups of 1 and 2 ranks
+    mpi(4, *args, "-map_output", d)  # ... on 2 groups of 2 ranks
     same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
+    same_results(os.path.join(a, "results.h5"), os.path.join(d, "results.h5"))
     with h5py.File(os.path.join(a, "results.h5"), "r") as f:
         tree = f["nested/tree"][...]
         W = f["nested/coeffs"][...]
