@@ -120,29 +120,9 @@ typedef struct {
 static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, double *J)
 {
   ExportSurrogates *e = (ExportSurrogates *)ctx;
-  double            phi[4096];
-  int               T = e->T, F = e->F;
 
   PetscFunctionBegin;
-  MapQuadraticFeatures(T, c, phi);
-  for (int t = 0; t < T; t++) {
-    const double *th = &e->params[t * F];
-    double        z  = 0;
-    for (int k = 0; k < F; k++) z += th[k] * phi[k];
-    double sg = 1.0 / (1.0 + exp(-z));
-    f[t]      = sg;
-    if (J) { /* d phi / d c_i: the linear term and the quadratic terms that hold c_i */
-      double *g = &J[t * T];
-      for (int i = 0; i < T; i++) g[i] = th[1 + i];
-      int k = 1 + T;
-      for (int i = 0; i < T; i++)
-        for (int j = i; j < T; j++, k++) {
-          g[i] += th[k] * c[j];
-          g[j] += th[k] * c[i];
-        }
-      for (int i = 0; i < T; i++) g[i] *= sg * (1 - sg);
-    }
-  }
+  for (int t = 0; t < e->T; t++) PetscCall(MapQuadraticPredict(e->T, MAP_LINK_SIGMOID, &e->params[t * e->F], c, &f[t], J ? &J[t * e->T] : NULL));
   PetscFunctionReturn(0);
 }
 

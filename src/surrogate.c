@@ -272,20 +272,29 @@ PetscErrorCode MapSurrogateGetQuadratic(MapSurrogate s, int k, double *A, double
 */
 PetscErrorCode MapSurrogatePredict(MapSurrogate s, int k, const double *c, double *value, double *grad)
 {
-  int           T = s->T;
-  const double *th;
-  double        z;
-
   PetscFunctionBegin;
   MAP_CHECK_TARGET(s, k);
-  th = s->theta + (size_t)k * s->F;
-  z  = th[0];
+  PetscCall(MapQuadraticPredict(s->T, s->link[k], s->theta + (size_t)k * s->F, c, value, grad));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapQuadraticPredict - g(phi(c) . theta) and its gradient in c for the fixed feature order; the one
+  formula behind MapSurrogatePredict and every consumer of stored parameters (export's pick), so the
+  same parameters give the same bits everywhere. Not collective.
+*/
+PetscErrorCode MapQuadraticPredict(int T, MapLink link, const double *th, const double *c, double *value, double *grad)
+{
+  double z;
+
+  PetscFunctionBegin;
+  z = th[0];
   for (int i = 0; i < T; i++) z += th[1 + i] * c[i];
   for (int i = 0, q = 1 + T; i < T; i++)
     for (int j = i; j < T; j++, q++) z += th[q] * c[i] * c[j];
-  if (value) *value = MapLinkEval(s->link[k], z);
+  if (value) *value = MapLinkEval(link, z);
   if (grad) {
-    double gp = MapLinkDeriv(s->link[k], z);
+    double gp = MapLinkDeriv(link, z);
     for (int i = 0; i < T; i++) grad[i] = th[1 + i];
     for (int i = 0, q = 1 + T; i < T; i++)
       for (int j = i; j < T; j++, q++) {

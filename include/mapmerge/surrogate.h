@@ -50,6 +50,9 @@ PetscErrorCode MapSurrogateDestroy(MapSurrogate *s);
    every rank. The building block of MapSurrogateFit, public for tests and benchmarks. */
 PetscErrorCode MapSurrogateLeastSquares(MapSurrogate s, int m, int nc, int nrhs, const double *A, const double *B, double *X);
 
+/* MapQuadraticPredict - g(phi(c) . theta) for parameters theta[F] and link g, and its gradient in c
+   (grad may be NULL): what MapSurrogatePredict computes, for parameters read back from results.h5. */
+PetscErrorCode MapQuadraticPredict(int T, MapLink link, const double *theta, const double *c, double *value, double *grad);
 /* MapQuadraticFeatures - phi[F] for c[T] (the fixed feature order). */
 void MapQuadraticFeatures(int T, const double *c, double *phi);
 /* MapLinkName - "identity", "sigmoid", "softplus" */
