@@ -88,8 +88,8 @@ static int MapDoubleDesc(const void *a, const void *b)
 /*
   MapFrontHypervolume - volume of the region dominated by the points and dominating ref
   (maximisation); points not strictly above ref in every objective add nothing. Exact for m <= 3
-  (2-D sweep; 3-D by slicing along the third objective), Monte Carlo with 2^18 counter-based draws
-  (fixed seed) for m > 3. Not collective. Returns -1 on allocation failure.
+  (2-D sweep; 3-D by slicing along the third objective), Karp-Luby Monte Carlo with 2^18
+  counter-based draws (fixed seed) for m > 3. Not collective. Returns -1 on allocation failure.
 */
 double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref)
 {
@@ -144,38 +144,45 @@ double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref
       PetscFree(z);
     }
   } else {
-    const uint64_t ns = 1u << 18, seed = 0x48595045ULL; /* fixed: the estimate is reproducible */
-    double         box = 1, *hi = NULL;
+    /* Karp-Luby: draw a point uniformly from the union of the boxes [ref, p_i] counted with
+       multiplicity (box i with probability vol_i / V, then uniform inside it) and count it only when i
+       is the first box that holds it; HV = V x that fraction. Unbiased, and its error shrinks with the
+       union itself rather than with the bounding box (plain sampling of the bounding box put only ~80
+       of 2^18 draws inside an 8-objective front: +-11%). Fixed seed: reproducible. */
+    const uint64_t ns = 1u << 18, seed = 0x48595045ULL;
+    double        *cum = NULL, V = 0;
     uint64_t       hits = 0;
-    if (PetscMalloc1(m, &hi)) {
+    if (m > 64 || PetscMalloc1(np, &cum)) {
       hv = -1;
       goto done;
     }
-    for (int k = 0; k < m; k++) {
-      hi[k] = ref[k];
-      for (PetscInt i = 0; i < np; i++) hi[k] = PetscMax(hi[k], G[i * m + k]);
-      box *= hi[k] - ref[k];
+    for (PetscInt i = 0; i < np; i++) {
+      double v = 1;
+      for (int k = 0; k < m; k++) v *= G[i * m + k] - ref[k];
+      V += v;
+      cum[i] = V;
     }
     double y[64];
-    if (m > 64) {
-      PetscFree(hi);
-      hv = -1;
-      goto done;
-    }
     for (uint64_t s = 0; s < ns; s++) {
-      for (int k = 0; k < m; k++) y[k] = ref[k] + (hi[k] - ref[k]) * MapRngU01(seed, (uint64_t)k, s);
-      for (PetscInt i = 0; i < np; i++) {
-        int dom = 1;
-        for (int k = 0; k < m && dom; k++)
-          if (G[i * m + k] < y[k]) dom = 0;
-        if (dom) {
-          hits++;
-          break;
-        }
+      double   u  = MapRngU01(seed, 0, s) * V;
+      PetscInt lo = 0, hi = np - 1;
+      while (lo < hi) { /* first i with cum[i] > u */
+        PetscInt mid = (lo + hi) / 2;
+        if (cum[mid] > u) hi = mid;
+        else lo = mid + 1;
       }
+      for (int k = 0; k < m; k++) y[k] = ref[k] + (G[lo * m + k] - ref[k]) * MapRngU01(seed, 1 + (uint64_t)k, s);
+      int first = 1;
+      for (PetscInt j = 0; j < lo && first; j++) {
+        int holds = 1;
+        for (int k = 0; k < m && holds; k++)
+          if (G[j * m + k] < y[k]) holds = 0;
+        if (holds) first = 0;
+      }
+      hits += first;
     }
-    hv = box * (double)hits / (double)ns;
-    PetscFree(hi);
+    hv = V * (double)hits / (double)ns;
+    PetscFree(cum);
   }
 done:
   PetscFree(P);
