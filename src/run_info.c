@@ -1,25 +1,138 @@
-/* `mapmerge info`: describe a store. */
+/* `mapmerge info`: describe a store (-map_store) or the results of a run (-map_results). */
 #include <mapmerge/run.h>
+#include "h5impl.h"
 #include <petscviewer.h>
 
+/* whether every component of a path a/b/c exists (H5Lexists needs the parents to exist) */
+static PetscBool InfoExists(hid_t f, const char *name)
+{
+  char part[MAP_PATH_LEN];
+  for (const char *p = name;; p++) {
+    if (*p == '/' || *p == 0) {
+      size_t l = (size_t)(p - name);
+      if (l >= sizeof(part)) return PETSC_FALSE;
+      memcpy(part, name, l);
+      part[l] = 0;
+      if (H5Lexists(f, part, H5P_DEFAULT) <= 0) return PETSC_FALSE;
+      if (!*p) return PETSC_TRUE;
+    }
+  }
+}
+
+/* rank 0 reads a double dataset whole; *data = NULL when it is absent */
+static PetscErrorCode InfoReadMatrix(hid_t f, const char *name, hsize_t dims[2], double **data)
+{
+  PetscFunctionBegin;
+  dims[0] = dims[1] = 0;
+  *data             = NULL;
+  if (!InfoExists(f, name)) PetscFunctionReturn(0);
+  hid_t d, sp;
+  MapCallHDF5(d = H5Dopen2(f, name, H5P_DEFAULT));
+  MapCallHDF5(sp = H5Dget_space(d));
+  int nd = H5Sget_simple_extent_ndims(sp);
+  MapCallHDF5(nd);
+  MapCallHDF5(H5Sget_simple_extent_dims(sp, dims, NULL));
+  if (nd == 1) dims[1] = 1;
+  PetscCall(PetscMalloc1(dims[0] * dims[1] + 1, data));
+  if (dims[0] * dims[1] > 0) MapCallHDF5(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data));
+  MapCallHDF5(H5Sclose(sp));
+  MapCallHDF5(H5Dclose(d));
+  PetscFunctionReturn(0);
+}
+
+/* A run's results.h5 (or its folder): what ran, on what, and what came out. Rank 0 reads and prints. */
+static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
+{
+  char        path[MAP_PATH_LEN];
+  PetscMPIInt rank;
+  int         ok = 1;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  snprintf(path, sizeof(path), "%s", where);
+  if (!strstr(where, ".h5")) snprintf(path, sizeof(path), "%s/results.h5", where);
+  if (!rank) {
+    H5E_auto2_t efunc;
+    void       *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing or foreign file is our error to report, not HDF5's stack */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ok      = f >= 0 && InfoExists(f, "samples") && InfoExists(f, "tasks");
+    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+    if (ok) {
+      const char *keys[] = {"method", "seed", "ranks", "git_commit", "mapmerge_version", "start_time", "end_time", "box", NULL};
+      hsize_t     dims[2];
+      double     *S, *A, *diag, *P, *pc, *pr;
+      char      **tasks = NULL;
+      PetscCall(InfoReadMatrix(f, "samples/accuracy", dims, &A));
+      int T = (int)dims[1];
+      PetscInt n = (PetscInt)dims[0];
+      PetscCall(MapH5ReadStrings(f, "tasks", path, T, &tasks));
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "results %s\n", path));
+      for (int k = 0; keys[k]; k++) {
+        char *v = NULL;
+        PetscCall(MapH5ReadStringAttr(f, keys[k], &v));
+        if (v) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %s\n", keys[k], v));
+        PetscCall(PetscFree(v));
+      }
+      PetscCall(InfoReadMatrix(f, "samples/coeffs", dims, &S));
+      PetscCall(InfoReadMatrix(f, "surrogate/accuracy/diagnostics", dims, &diag));
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %" PetscInt_FMT " evaluated models, %d tasks\n  %-16s %10s\n", n, T, "task", diag ? "R2(acc)" : ""));
+      for (int t = 0; t < T; t++) {
+        PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s", tasks[t]));
+        if (diag) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", diag[t * 5]));
+        PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+      }
+      PetscCall(InfoReadMatrix(f, "pareto/coeffs", dims, &P));
+      if (P) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  front: %d predicted points\n", (int)dims[0]));
+      PetscCall(InfoReadMatrix(f, "pick/coeffs", dims, &pc));
+      PetscCall(InfoReadMatrix(f, "pick/real", dims, &pr));
+      if (pc && pr) {
+        PetscCall(PetscPrintf(PETSC_COMM_SELF, "  pick:"));
+        for (int t = 0; t < T; t++) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %s c=%.4f acc=%.4f", tasks[t], pc[t], pr[t]));
+        PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+      }
+      if (H5Lexists(f, "nested", H5P_DEFAULT) > 0) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  nested merge tree in /nested\n"));
+      PetscCall(MapFreeList(T, &tasks));
+      PetscCall(PetscFree(A));
+      PetscCall(PetscFree(S));
+      PetscCall(PetscFree(diag));
+      PetscCall(PetscFree(P));
+      PetscCall(PetscFree(pc));
+      PetscCall(PetscFree(pr));
+    }
+    if (f >= 0) H5Fclose(f);
+  }
+  PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
+  PetscCheck(ok, comm, PETSC_ERR_FILE_UNEXPECTED, "info: -map_results %s: %s is not the results.h5 of a mapmerge run", where, path);
+  PetscFunctionReturn(0);
+}
+
 /*@
-  MapCommandInfo - reads -map_store, rejects unused options, opens the store and prints
-  MapStoreView() (tasks, tensor table, P, dtypes, private tensors, provenance). Collective.
+  MapCommandInfo - reads -map_store or -map_results, rejects unused options, and prints either
+  MapStoreView() (tasks, tensor table, P, dtypes, private tensors, provenance) or a run's summary
+  (options, versions, samples, fit, front, pick). Collective.
 @*/
 PetscErrorCode MapCommandInfo(MPI_Comm comm)
 {
-  char      path[MAP_PATH_LEN] = "";
+  char      path[MAP_PATH_LEN] = "", results[MAP_PATH_LEN] = "";
   PetscBool help;
   MapStore  store;
 
   PetscFunctionBegin;
-  PetscOptionsBegin(comm, NULL, "mapmerge info: describe a store", NULL);
+  PetscOptionsBegin(comm, NULL, "mapmerge info: describe a store or a run's results", NULL);
   PetscCall(PetscOptionsString("-map_store", "the HDF5 store written by mapmerge import", NULL, path, path, sizeof(path), NULL));
+  PetscCall(PetscOptionsString("-map_results", "a run folder (or its results.h5) written by mapmerge run", NULL, results, results,
+                               sizeof(results), NULL));
   PetscOptionsEnd();
   PetscCall(PetscOptionsHasHelp(NULL, &help));
   if (help) PetscFunctionReturn(0);
   PetscCall(MapCheckOptionsLeft(comm));
-  PetscCheck(path[0], comm, PETSC_ERR_ARG_WRONG, "info: -map_store PATH is required");
+  PetscCheck(path[0] || results[0], comm, PETSC_ERR_ARG_WRONG, "info: -map_store PATH or -map_results RUNDIR is required");
+  if (results[0]) {
+    PetscCall(InfoResults(comm, results));
+    PetscFunctionReturn(0);
+  }
   PetscCall(MapStoreOpen(comm, path, &store));
   PetscCall(MapStoreView(store, PETSC_VIEWER_STDOUT_(comm)));
   PetscCall(MapStoreDestroy(&store));

@@ -130,6 +130,13 @@ def case_ranks_zoo():
     check_outputs(runs[0], 3)
     for r in runs[1:]:
         same_results(os.path.join(runs[0], "results.h5"), os.path.join(r, "results.h5"))
+    # info describes a run folder
+    p = mpi(2, "info", "-map_results", runs[0])
+    for want in ("20 evaluated models, 3 tasks", "rot90", "front:", "pick:", "seed"):
+        if want not in p.stdout:
+            print(p.stdout)
+            fail(f"info -map_results lacks '{want}'")
+    expect_error(["info", "-map_results", WORK], "is not the results.h5 of a mapmerge run")
     # the postprocess plot reads the results (pairs of tasks: 3 panels)
     png = os.path.join(runs[0], "front.png")
     p = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "postprocess", "plot_front.py"), os.path.join(runs[0], "results.h5"),
