@@ -202,26 +202,10 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   {
     /* eval sets: one per selected task, or one per store task (then picked by the task names, as
        `mapmerge run` does, so one zoo.yaml serves any -map_tasks subset) */
-    int    nd, ST = 0;
+    int    nd;
     char **ed;
     PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
-    if (store) {
-      int64_t P;
-      int     nt;
-      PetscCall(MapStoreGetSizes(store, &P, &ST, &nt));
-    }
-    if (store && nd && nd != T && nd == ST) {
-      char **sel;
-      PetscCall(PetscCalloc1(T + 1, &sel));
-      for (int t = 0; t < T; t++) {
-        int k;
-        PetscCall(MapStoreFindTask(store, tasks[t], &k));
-        PetscCall(PetscStrallocpy(ed[k], &sel[t]));
-      }
-      PetscCall(MapFreeList(nd, &ed));
-      ed = sel;
-      nd = T;
-    }
+    if (store) PetscCall(MapStoreSelectPerTask(store, T, (const char *const *)tasks, "-map_eval_data", &nd, &ed));
     /* any other count: the evaluator's own list (from the same option) fails SetUp's count check */
     PetscCall(MapEvaluatorSetUp(ev, model, T, (const char *const *)tasks, nd == T ? (const char *const *)ed : NULL));
     PetscCall(MapFreeList(nd, &ed));

@@ -226,31 +226,6 @@ static PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
-/* A per-task list given for every task of the store while a subset runs: keep the subset's entries,
-   so one YAML serves every experiment on a store. */
-static PetscErrorCode MapRunSelectPerTask(MapRunCtx *r, const char *option, int *n, char ***list)
-{
-  int64_t P;
-  int     Tstore, ntens;
-
-  PetscFunctionBegin;
-  if (!r->store || !*n) PetscFunctionReturn(0);
-  PetscCall(MapStoreGetSizes(r->store, &P, &Tstore, &ntens));
-  if (*n == r->T || *n != Tstore) PetscFunctionReturn(0);
-  char **sel;
-  PetscCall(PetscCalloc1(r->T + 1, &sel));
-  for (int t = 0; t < r->T; t++) {
-    int k;
-    PetscCall(MapStoreFindTask(r->store, r->tasks[t], &k));
-    PetscCall(PetscStrallocpy((*list)[k], &sel[t]));
-  }
-  PetscCall(PetscInfo(NULL, "%s: took the entries of the %d selected tasks from the %d store tasks\n", option, r->T, Tstore));
-  PetscCall(MapFreeList(*n, list));
-  *list = sel;
-  *n    = r->T;
-  PetscFunctionReturn(0);
-}
-
 static PetscErrorCode MapObjectiveAccuracy(void *ctx, const double *c, double *f, double *J)
 {
   MapRunCtx *r = (MapRunCtx *)ctx;
@@ -794,7 +769,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     int    nd;
     char **ed;
     PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
-    PetscCall(MapRunSelectPerTask(&r, "-map_eval_data", &nd, &ed));
+    if (r.store) PetscCall(MapStoreSelectPerTask(r.store, r.T, (const char *const *)r.tasks, "-map_eval_data", &nd, &ed));
     PetscCheck(nd == 0 || nd == r.T, comm, PETSC_ERR_ARG_SIZ,
                "-map_eval_data gives %d eval set(s) but there are %d tasks (one per task, or one per store task)", nd, r.T);
     PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, nd ? (const char *const *)ed : NULL));
@@ -805,7 +780,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     int    nd;
     char **td;
     PetscCall(MapSplitList(r.test_data, ',', &nd, &td));
-    PetscCall(MapRunSelectPerTask(&r, "-map_test_data", &nd, &td));
+    if (r.store) PetscCall(MapStoreSelectPerTask(r.store, r.T, (const char *const *)r.tasks, "-map_test_data", &nd, &td));
     PetscCheck(nd == r.T, comm, PETSC_ERR_ARG_SIZ, "-map_test_data gives %d eval set(s) but there are %d tasks", nd, r.T);
     PetscCall(MapEvaluatorCreate(comm, &r.ev_test));
     PetscCall(MapEvaluatorSetFromOptions(r.ev_test));

@@ -233,6 +233,25 @@ PetscErrorCode MapStoreGetTaskName(MapStore s, int t, const char **name)
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapStoreSelectPerTask(MapStore s, int T, const char *const *tasks, const char *option, int *n, char ***list)
+{
+  char **sel;
+
+  PetscFunctionBegin;
+  if (!*n || *n == T || *n != s->T) PetscFunctionReturn(0);
+  PetscCall(PetscCalloc1(T + 1, &sel));
+  for (int t = 0; t < T; t++) {
+    int k;
+    PetscCall(MapStoreFindTask(s, tasks[t], &k));
+    PetscCall(PetscStrallocpy((*list)[k], &sel[t]));
+  }
+  PetscCall(PetscInfo(NULL, "%s: took the entries of the %d selected tasks from the %d store tasks\n", option, T, s->T));
+  PetscCall(MapFreeList(*n, list));
+  *list = sel;
+  *n    = T;
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapStoreFindTask(MapStore s, const char *name, int *t)
 {
   char list[4096] = "";

@@ -58,6 +58,11 @@ PetscErrorCode MapStoreReadShard(MapStore store, int ntask, const int *tasks, fl
 PetscErrorCode MapStoreGetPrivateNames(MapStore store, int t, int *n, char ***names); /* MapFreeList */
 PetscErrorCode MapStoreReadPrivate(MapStore store, int t, const char *name, int *ndim, int64_t shape[MAP_MAX_NDIM],
                                    float **data /* PetscFree */);
+/* MapStoreSelectPerTask - a per-task option list (e.g. -map_eval_data) given for every task of the
+   store while T tasks are selected: replaced by the entries of the selected tasks, in their order,
+   so one YAML serves any -map_tasks subset. Lists of any other length are left as they are (the
+   caller's count check reports them). Not collective. */
+PetscErrorCode MapStoreSelectPerTask(MapStore store, int T, const char *const *tasks, const char *option, int *n, char ***list);
 /* MapStoreGetAttribute - a root string attribute (provenance), or NULL */
 PetscErrorCode MapStoreGetAttribute(MapStore store, const char *key, char **value /* PetscFree */);
 
