@@ -1,7 +1,7 @@
 /* safetensors reader: rank 0 reads the headers (and the shard index) and broadcasts their bytes;
  * every rank parses them the same way, then reads only the byte ranges it asks for with pread. */
 #define _POSIX_C_SOURCE 200809L
-#include <mapmerge/safetensors.h>
+#include "safetensorsimpl.h"
 #include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,16 +12,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* vsnprintf that the compiler does not second-guess: messages may be cut, paths are checked */
-static int map_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int map_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  int r = vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-  return r;
-}
 
 #define MAP_ST_MAX_HEADER 100000000ull
 #define MAP_ST_MSG_LEN    2048

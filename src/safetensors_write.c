@@ -2,7 +2,7 @@
  * (MapSafetensorsWriter), optionally sharded with a model.safetensors.index.json. Everything is
  * written under temporary names and renamed into place only once complete. */
 #define _POSIX_C_SOURCE 200809L
-#include <mapmerge/safetensors.h>
+#include "safetensorsimpl.h"
 #include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,16 +12,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* vsnprintf that the compiler does not second-guess: messages may be cut, paths are checked */
-static int map_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int map_fmt(char *buf, size_t len, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  int r = vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-  return r;
-}
 
 static int map_cmp_name(const void *a, const void *b)
 {
