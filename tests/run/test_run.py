@@ -270,6 +270,20 @@ def case_bad_input():
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_resume", "-map_sample_type", "lhs",
                          "-map_sample_n", "12", "-map_seed", "5"], "design changed")
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run], "-map_resume")
+    # a replay of something that is not a run manifest, an export from a folder that is not a run
+    notjson = os.path.join(WORK, "not-a-manifest.json")
+    with open(notjson, "w") as f:
+        f.write("{ this is not json")
+    out = fresh("replay-bad")
+    expect_error(["run", "-map_replay", notjson, "-map_output", out], "not JSON", run=out)
+    with open(notjson, "w") as f:
+        f.write('{"tasks": ["a"]}')
+    expect_error(["run", "-map_replay", notjson, "-map_output", out], "not a mapmerge run manifest", run=out)
+    expect_error(["run", "-map_replay", os.path.join(WORK, "nonexistent.json"), "-map_output", out], "cannot read the manifest", run=out)
+    merged = os.path.join(WORK, "from-nothing.safetensors")
+    expect_error(["export", "-map_store", store, "-map_run", WORK, "-map_output", merged], "cannot read")
+    if os.path.exists(merged):
+        fail("export from a non-run folder left a file")
     print("PASS bad input")
 
 
