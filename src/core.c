@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 PetscLogEvent MAP_EVENT_StoreRead, MAP_EVENT_StoreWrite, MAP_EVENT_Import, MAP_EVENT_Export, MAP_EVENT_MergeApply,
-  MAP_EVENT_EvalLoss, MAP_EVENT_EvalComm, MAP_EVENT_SurrogateFit, MAP_EVENT_ParetoSolve, MAP_EVENT_Journal;
+  MAP_EVENT_EvalLoss, MAP_EVENT_EvalComm, MAP_EVENT_SurrogateFit, MAP_EVENT_ParetoSolve, MAP_EVENT_Journal, MAP_EVENT_SurrogateSolve;
 PetscClassId MAP_CLASSID;
 int          MapExitStatus = 0;
 static PetscBool map_package_initialized = PETSC_FALSE;
@@ -27,6 +27,7 @@ PetscErrorCode MapInitializePackage(void)
   PetscCall(PetscLogEventRegister("MapEvalComm", MAP_CLASSID, &MAP_EVENT_EvalComm));
   PetscCall(PetscLogEventRegister("MapSurrogateFit", MAP_CLASSID, &MAP_EVENT_SurrogateFit));
   PetscCall(PetscLogEventRegister("MapParetoSolve", MAP_CLASSID, &MAP_EVENT_ParetoSolve));
+  PetscCall(PetscLogEventRegister("MapSurrogateSolve", MAP_CLASSID, &MAP_EVENT_SurrogateSolve));
   PetscCall(PetscLogEventRegister("MapJournal", MAP_CLASSID, &MAP_EVENT_Journal));
   PetscFunctionReturn(0);
 }

@@ -11,10 +11,10 @@ static const char *const MapParetoScalarizations[] = {"chebyshev", "weighted_sum
 static const char *const MapParetoSolverTypes[]    = {"smoothmax", "epigraph", "MapParetoSolverType", "MAP_PARETO_", NULL};
 
 /*
-  MapParetoCreate - a Pareto search on comm with the defaults: Chebyshev in epigraph form (TAOALMM), 2 starts
-  per preference (the preference-weighted mix of the single-objective optima and the best of a
-  seeded pool of 128 points), 2 polishing rounds, box [0,1], seed 0, Das-Dennis divisions chosen
-  from m. Collective.
+  MapParetoCreate - a Pareto search on comm with the defaults: Chebyshev by a smooth max (projected
+  Newton in a TAOSHELL), chains of 8 preferences, 2 starts for a chain's first preference (the
+  preference-weighted mix of the single-objective optima and the best of a seeded pool of 128
+  points), 2 polishing rounds, box [0,1], seed 0, Das-Dennis divisions chosen from m. Collective.
 */
 PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p)
 {
@@ -27,10 +27,11 @@ PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p)
   q->lo         = 0;
   q->hi         = 1;
   q->scal       = MAP_PARETO_CHEBYSHEV;
-  q->solver     = MAP_PARETO_EPIGRAPH;
+  q->solver     = MAP_PARETO_SMOOTHMAX;
   q->starts     = 2;
   q->npool      = 128;
   q->polish     = 2;
+  q->chain      = 8;
   q->rho        = 1e-4;
   q->utopia_eps = 1e-3;
   q->tau_final  = 1e-5;
@@ -55,13 +56,16 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
                             "MapParetoSetDivisions", p->divisions, &p->divisions, NULL));
   PetscCall(PetscOptionsEList("-map_pareto_scalarization", "scalarisation", "MapParetoSetScalarization", MapParetoScalarizations, 2,
                               MapParetoScalarizations[scal], &scal, NULL));
-  PetscCall(PetscOptionsEList("-map_pareto_solver", "how Chebyshev's max is solved: smooth max + BLMVM, or epigraph + ALMM",
+  PetscCall(PetscOptionsEList("-map_pareto_solver", "how Chebyshev's max is solved: smooth max (projected Newton, or -map_pareto_tao_type), or epigraph + ALMM",
                               "MapParetoSetSolverType", MapParetoSolverTypes, 2, MapParetoSolverTypes[solver], &solver, NULL));
   PetscCall(PetscOptionsInt("-map_pareto_starts", "TAO starts per preference vector", "MapParetoSetStarts", p->starts, &p->starts, NULL));
   PetscCall(PetscOptionsInt("-map_pareto_pool", "seeded candidate start points scored for each preference (the best become starts)", NULL,
                             p->npool, &p->npool, NULL));
   PetscCall(PetscOptionsInt("-map_pareto_polish", "rounds of re-solving a preference from a better solution found for another one", NULL,
                             p->polish, &p->polish, NULL));
+  PetscCall(PetscOptionsInt("-map_pareto_chain",
+                            "preferences per chain: consecutive lattice vectors, each solved from its predecessor's solution (1: every one from its own starts)",
+                            NULL, p->chain, &p->chain, NULL));
   PetscCall(PetscOptionsReal("-map_pareto_rho", "augmentation weight of the Chebyshev scalarisation", NULL, p->rho, &p->rho, NULL));
   PetscCall(PetscOptionsReal("-map_pareto_gatol", "TAO gradient tolerance of each scalarised solve", NULL, p->gatol, &p->gatol, NULL));
   PetscCall(PetscOptionsReal("-map_pareto_tau_start", "first temperature of the smooth max (normalised objective units)", NULL, p->tau_start,
@@ -81,6 +85,7 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
   PetscCheck(p->starts >= 1, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_starts: need >= 1, got %" PetscInt_FMT, p->starts);
   PetscCheck(p->npool >= 1, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_pool: need >= 1, got %" PetscInt_FMT, p->npool);
   PetscCheck(p->polish >= 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_polish: need >= 0, got %" PetscInt_FMT, p->polish);
+  PetscCheck(p->chain >= 1, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_chain: need >= 1, got %" PetscInt_FMT, p->chain);
   PetscCheck(p->rho >= 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_rho: need >= 0, got %g", p->rho);
   PetscCheck(p->gatol > 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_gatol: need > 0, got %g", p->gatol);
   PetscCheck(p->tau_final > 0, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_pareto_tau: need > 0, got %g", p->tau_final);
@@ -95,6 +100,7 @@ PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn 
   PetscFunctionBegin;
   PetscCheck(T >= 1 && m >= 1 && m <= 64 && fn, p->comm, PETSC_ERR_ARG_OUTOFRANGE,
              "MapParetoSetObjectives: need T >= 1, 1 <= m <= 64 and a function, got T=%d m=%d", T, m);
+  if (p->T != T || p->m != m) PetscCall(MapParetoTaoCacheDestroy(p));
   p->T          = T;
   p->m          = m;
   p->fn         = fn;
@@ -183,6 +189,7 @@ PetscErrorCode MapParetoDestroy(MapPareto *p)
 {
   PetscFunctionBegin;
   if (!p || !*p) PetscFunctionReturn(0);
+  PetscCall(MapParetoTaoCacheDestroy(*p));
   PetscCall(PetscFree5((*p)->ideal, (*p)->nadir, (*p)->range, (*p)->utopia, (*p)->anchors));
   PetscCall(PetscFree3((*p)->C, (*p)->F, (*p)->W));
   PetscCall(PetscFree2((*p)->poolC, (*p)->poolF));
@@ -433,9 +440,11 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt n, const double *R, 
 
   1. ideal point and single-objective optima (objective i on rank i % size, broadcast); the start
      pool (box centre, anchors, -map_pareto_pool seeded points) with its objectives, on every rank;
-  2. preference vectors: the Das-Dennis lattice with H divisions (corners included), split into
-     contiguous blocks over the ranks; each vector solved from -map_pareto_starts starts (the
-     weighted mix of the anchors, then the pool points that score best for it) and the best kept;
+  2. preference vectors: the Das-Dennis lattice with H divisions (corners included), cut into chains
+     of -map_pareto_chain consecutive vectors dealt cyclically to the ranks; the first vector of a
+     chain is solved from -map_pareto_starts starts (the weighted mix of the anchors, then the pool
+     points that score best for it) and the best kept, every later one from its predecessor's
+     solution;
   3. MPI_Allgatherv in preference order;
   4. polishing (-map_pareto_polish rounds): a preference for which the gathered solution of another
      preference scores better than its own is solved again from that point (the problem is
@@ -445,9 +454,10 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt n, const double *R, 
   Failed TAO solves are trapped, counted and reported; the result is bitwise the same for any
   rank count.
 */
-/* every rank's cyclic share of the N results (q = r + i*size) into `all`, in preference order */
-static PetscErrorCode MapParetoGatherCyclic(MPI_Comm comm, PetscInt N, PetscInt stride, const double *local, const PetscMPIInt *counts,
-                                            const PetscMPIInt *displs, double *gathered, double *all)
+/* every rank's results (local[i] is preference order[displs[r]/stride + i] on rank r) into `all`, in
+   preference order */
+static PetscErrorCode MapParetoGather(MPI_Comm comm, PetscInt stride, const PetscInt *order, const double *local, const PetscMPIInt *counts,
+                                      const PetscMPIInt *displs, double *gathered, double *all)
 {
   PetscMPIInt rank, size;
 
@@ -456,8 +466,10 @@ static PetscErrorCode MapParetoGatherCyclic(MPI_Comm comm, PetscInt N, PetscInt 
   PetscCallMPI(MPI_Comm_size(comm, &size));
   PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, gathered, counts, displs, MPI_DOUBLE, comm));
   for (PetscMPIInt r = 0; r < size; r++)
-    for (PetscInt i = 0; i < counts[r] / stride; i++) PetscCall(PetscArraycpy(all + (r + i * size) * stride, gathered + displs[r] + i * stride, stride));
-  (void)N;
+    for (PetscInt i = 0; i < counts[r] / stride; i++) {
+      PetscInt k = displs[r] / stride + i;
+      PetscCall(PetscArraycpy(all + order[k] * stride, gathered + k * stride, stride));
+    }
   PetscFunctionReturn(0);
 }
 
@@ -465,7 +477,8 @@ PetscErrorCode MapParetoSolve(MapPareto p)
 {
   const int    T = p->T, m = p->m;
   PetscMPIInt  rank, size, *counts, *displs;
-  PetscInt     N, H, nloc, stride = 2 + T + m, stats[4], gstats[4], nmax;
+  PetscInt     N, H, nloc, nchain, stride = 2 + T + m, stats[4], gstats[4], nmax, *order;
+  const PetscInt *mine;
   double      *Wall, *local, *all, *gathered, *X0, *score, *cs, *fs;
 
   PetscFunctionBegin;
@@ -478,34 +491,42 @@ PetscErrorCode MapParetoSolve(MapPareto p)
   H = p->divisions > 0 ? p->divisions : MapParetoDefaultDivisions(m);
   PetscCall(MapParetoPreferences(m, H, &N, &Wall));
   PetscCheck((double)N * stride < 2e9, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "Pareto search: %" PetscInt_FMT " preference vectors are too many to gather", N);
-  /* cyclic split: preference q on rank q % size, so the costly and the cheap parts of the lattice mix
-     (a contiguous split left the busiest rank with 1.4x the work); results are put back in
-     preference order after every gather, so nothing depends on the split */
-  nloc = rank < N ? (N - rank + size - 1) / size : 0;
+  /* chains of -map_pareto_chain consecutive lattice vectors (neighbours in preference space), chain k
+     on rank k % size: the first member of a chain is solved from its own starts, each later one from
+     its predecessor's solution, which lies close to its own (warm start: ~3x fewer TAO iterations).
+     The chains do not depend on the rank count, and results are put back in preference order after
+     every gather, so neither does the front. Cyclic over chains: the costly and the cheap parts of
+     the lattice mix (a contiguous split left the busiest rank with 1.4x the work). */
+  nchain = (N + p->chain - 1) / p->chain;
+  PetscCall(PetscMalloc3(N, &order, size, &counts, size, &displs));
+  for (PetscMPIInt r = 0, k = 0; r < size; r++) {
+    displs[r] = (PetscMPIInt)(k * stride);
+    for (PetscInt ch = r; ch < nchain; ch += size)
+      for (PetscInt q = ch * p->chain; q < PetscMin(N, (ch + 1) * p->chain); q++) order[k++] = q;
+    counts[r] = (PetscMPIInt)(k * stride) - displs[r];
+  }
+  nloc = counts[rank] / stride;
+  mine = order + displs[rank] / stride;
   nmax = PetscMin(p->starts, p->kpool + 1);
   PetscCall(PetscMalloc5(nmax * T, &X0, PetscMax(p->kpool, N), &score, T, &cs, m, &fs, N * stride, &all));
   PetscCall(PetscMalloc1(N * stride, &gathered));
   PetscCall(PetscCalloc1(nloc * stride + 1, &local));
   for (PetscInt i = 0; i < nloc; i++) {
-    PetscInt  q = rank + i * size;
+    PetscInt  q = mine[i], n;
     double   *r = local + i * stride;
     PetscBool valid;
-    PetscInt  n = MapParetoStarts(p, Wall + q * m, nmax, X0, score);
+    if (q % p->chain && r[-stride] != 0) { /* a later chain member whose predecessor was solved */
+      n = 1;
+      PetscCall(PetscArraycpy(X0, r - stride + 2, T));
+    } else n = MapParetoStarts(p, Wall + q * m, nmax, X0, score);
     PetscCall(MapParetoSolvePreference(p, Wall + q * m, n, X0, r + 2, r + 2 + T, &r[1], &valid, &p->nsolves, &p->nfailed));
     r[0] = valid ? 1 : 0;
   }
-  PetscCall(PetscMalloc2(size, &counts, size, &displs));
-  for (PetscMPIInt r = 0, off = 0; r < size; r++) {
-    PetscInt n_r = r < N ? (N - r + size - 1) / size : 0;
-    counts[r]    = (PetscMPIInt)(n_r * stride);
-    displs[r]    = off;
-    off += counts[r];
-  }
-  PetscCall(MapParetoGatherCyclic(p->comm, N, stride, local, counts, displs, gathered, all));
+  PetscCall(MapParetoGather(p->comm, stride, order, local, counts, displs, gathered, all));
   for (PetscInt round = 0; round < p->polish; round++) {
     PetscInt changed = 0, gchanged;
     for (PetscInt i = 0; i < nloc; i++) {
-      PetscInt      q = rank + i * size;
+      PetscInt      q = mine[i];
       const double *w = Wall + q * m;
       double       *r = local + i * stride, v, own = r[0] != 0 ? r[1] : PETSC_MAX_REAL;
       PetscInt      best = -1;
@@ -535,7 +556,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
     PetscCallMPI(MPI_Allreduce(&changed, &gchanged, 1, MPIU_INT, MPI_SUM, p->comm));
     p->npolished += changed;
     if (!gchanged) break;
-    PetscCall(MapParetoGatherCyclic(p->comm, N, stride, local, counts, displs, gathered, all));
+    PetscCall(MapParetoGather(p->comm, stride, order, local, counts, displs, gathered, all));
   }
   PetscCall(MapParetoFilter(p, N, all, stride, Wall));
   stats[0] = p->nsolves;
@@ -557,7 +578,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
   PetscCall(PetscInfo(NULL, "MapParetoSolve: %" PetscInt_FMT " preferences (H=%" PetscInt_FMT "), %" PetscInt_FMT " front points, %" PetscInt_FMT
                             " solves, %" PetscInt_FMT " preferences improved by polishing\n",
                       N, H, p->k, p->nsolves, p->npolished));
-  PetscCall(PetscFree2(counts, displs));
+  PetscCall(PetscFree3(order, counts, displs));
   PetscCall(PetscFree5(X0, score, cs, fs, all));
   PetscCall(PetscFree(local));
   PetscCall(PetscFree(gathered));

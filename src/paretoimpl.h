@@ -22,6 +22,7 @@ struct _p_MapPareto {
   PetscInt               maxit;
   PetscInt               npool;  /* candidate start points scored per preference (seeded, shared by all) */
   PetscInt               polish; /* rounds of re-solving from better solutions of other preferences */
+  PetscInt               chain;  /* preferences per warm-started chain (consecutive lattice vectors) */
   /* reference points, computed once (rank 0, broadcast) */
   PetscBool have_ideal;
   double   *ideal, *nadir, *range, *utopia, *anchors; /* m, m, m, m, m*T */
@@ -33,6 +34,9 @@ struct _p_MapPareto {
   double  *C, *F, *W;
   /* statistics (summed over ranks by Solve) */
   PetscInt npref, nsolves, nfailed, npolished;
+  /* TAO solvers kept for the whole search (pareto_tao.c): creating a Tao and reading its options per
+     solve cost more than the solve itself on these 2-20 variable problems */
+  struct _MapParetoTaoCache *cache;
 };
 
 /* one scalarised problem: preference w[m] */
@@ -44,7 +48,13 @@ typedef struct {
   double       *f, *J, *x; /* work: m, m*T, T+1 */
   double       *xc;        /* T: the point f (and J when have_J) were last evaluated at */
   PetscBool     have_f, have_J;
+  double       *hwork;       /* 3T + m + 2mT: Hessian work */
+  double       *nwork;       /* 5T + 2T^2: Newton work */
+  double       *coef, *prob; /* m: d phi / d f_i and the softmax weights at the last MapParetoSmoothAt */
 } MapParetoScalarCtx;
+
+/* releases the cached TAO solvers (MapParetoDestroy, and whenever T changes) */
+PetscErrorCode MapParetoTaoCacheDestroy(MapPareto p);
 
 /* the same from the objectives f[m] (PETSC_MAX_REAL when not finite) */
 double MapParetoScalarValueF(MapPareto p, const double *w, const double *f);

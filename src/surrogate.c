@@ -55,8 +55,9 @@ PetscErrorCode MapSurrogateCreate(MPI_Comm comm, MapSurrogate *s)
   x->loo_refit_max = 40; /* exact refits cost n LM fits per target: 21 s of 21.3 at T = 8 (bench/map_quality) */
   x->ridge         = 0;
   x->rcond_min     = 1e-12;
-  x->xtol          = 1e-12;
-  x->gtol          = 1e-12;
+  x->xtol          = 1e-8; /* MINPACK's default (sqrt of machine epsilon) */
+  x->gtol          = 1e-8;
+  x->ftol          = 1e-10;
   *s               = x;
   PetscFunctionReturn(0);
 }
@@ -93,6 +94,14 @@ PetscErrorCode MapSurrogateSetFromOptions(MapSurrogate s)
   PetscCheck(nb >= 1, s->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_surrogate_block must be >= 1, got %" PetscInt_FMT, nb);
   PetscCall(PetscOptionsInt("-map_surrogate_lm_maxit", "maximum Levenberg-Marquardt iterations (sigmoid/softplus links)",
                             NULL, s->lm_maxit, &s->lm_maxit, NULL));
+  PetscCall(PetscOptionsReal("-map_surrogate_lm_xtol", "Levenberg-Marquardt stops when a step changes the scaled parameters by less than this (relative)",
+                             NULL, s->xtol, &s->xtol, NULL));
+  PetscCall(PetscOptionsReal("-map_surrogate_lm_gtol", "Levenberg-Marquardt stops when the residual's cosine with every column of the Jacobian is below this",
+                             NULL, s->gtol, &s->gtol, NULL));
+  PetscCall(PetscOptionsReal("-map_surrogate_lm_ftol", "Levenberg-Marquardt stops when an accepted step lowers the squared residual by at most this (relative)",
+                             NULL, s->ftol, &s->ftol, NULL));
+  PetscCheck(s->xtol >= 0 && s->gtol >= 0 && s->ftol >= 0, s->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_surrogate_lm_xtol, _gtol and _ftol must be >= 0, got %g, %g and %g",
+             (double)s->xtol, (double)s->gtol, (double)s->ftol);
   PetscCall(PetscOptionsReal("-map_surrogate_ridge", "ridge penalty on the scaled non-constant parameters", NULL, s->ridge,
                              &s->ridge, NULL));
   PetscCheck(s->ridge >= 0, s->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_surrogate_ridge must be >= 0, got %g", (double)s->ridge);

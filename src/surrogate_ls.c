@@ -66,6 +66,7 @@ PetscErrorCode MapSurrogateGridSolve(MapSurrogate s, int m, int nc, int nrhs, co
   PetscCheck(s->gcomm != MPI_COMM_NULL, PETSC_COMM_SELF, PETSC_ERR_ORDER, "MapSurrogateGridSolve called off the grid");
   PetscCheck(m >= nc && nc > 0 && nrhs > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ,
              "least squares needs m >= n > 0 and nrhs > 0, got m=%d n=%d nrhs=%d", m, nc, nrhs);
+  PetscCall(PetscLogEventBegin(MAP_EVENT_SurrogateSolve, 0, 0, 0, 0));
   int nb    = s->nb;
   int mloc  = numroc_(&m, &nb, &s->myrow, &izero, &s->nprow);
   int nloc  = numroc_(&nc, &nb, &s->mycol, &izero, &s->npcol);
@@ -127,6 +128,7 @@ PetscErrorCode MapSurrogateGridSolve(MapSurrogate s, int m, int nc, int nrhs, co
   PetscCall(PetscFree(buf));
   PetscCall(PetscFree(a));
   PetscCall(PetscFree(b));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_SurrogateSolve, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 

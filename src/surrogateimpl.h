@@ -16,7 +16,7 @@ struct _p_MapSurrogate {
   int       ctxt, myrow, mycol;
   /* options */
   PetscInt  lm_maxit, loo_refit_max;
-  PetscReal ridge, rcond_min, xtol, gtol;
+  PetscReal ridge, rcond_min, xtol, gtol, ftol;
   /* results */
   int                T, ntarget, F;
   PetscInt           n;

@@ -29,13 +29,16 @@ foreach(np 1 2)
   set_tests_properties(pareto_quadratic3_np${np} pareto_nonconvex3_np${np} pareto_quadratic2_ws_np${np}
                        pareto_nonconvex2_ws_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
 endforeach()
-# the smooth-max solver (-map_pareto_solver smoothmax) passes the same checks
-map_mpi_test(pareto_quadratic3_smoothmax 1 $<TARGET_FILE:test_pareto> -problem quadratic -T 3 -solver smoothmax)
-set_tests_properties(pareto_quadratic3_smoothmax_np1 PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+# the epigraph form (-map_pareto_solver epigraph: TAOALMM) passes the same checks
+map_mpi_test(pareto_quadratic3_epigraph 1 $<TARGET_FILE:test_pareto> -problem quadratic -T 3 -solver epigraph)
+set_tests_properties(pareto_quadratic3_epigraph_np1 PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
 foreach(np 1 2)
-  map_mpi_test(pareto_nonconvex2_smoothmax ${np} $<TARGET_FILE:test_pareto> -problem nonconvex -T 2 -solver smoothmax)
-  set_tests_properties(pareto_nonconvex2_smoothmax_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
+  map_mpi_test(pareto_nonconvex2_epigraph ${np} $<TARGET_FILE:test_pareto> -problem nonconvex -T 2 -solver epigraph)
+  set_tests_properties(pareto_nonconvex2_epigraph_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
 endforeach()
+# TAO's own quasi-Newton method in place of the projected Newton (-map_pareto_tao_type blmvm)
+map_mpi_test(pareto_nonconvex2_blmvm 2 $<TARGET_FILE:test_pareto> -problem nonconvex -T 2 -map_pareto_tao_type blmvm)
+set_tests_properties(pareto_nonconvex2_blmvm_np2 PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
 map_script_test(pareto_quality /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/pareto/test_quality.py
                 ${CMAKE_SOURCE_DIR}/postprocess/quality.py ${CMAKE_BINARY_DIR}/pareto_quality)
 set_tests_properties(pareto_quality PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")

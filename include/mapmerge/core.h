@@ -18,7 +18,7 @@ extern int MapExitStatus;
 /* Profiling events, registered once by MapInitializePackage(); see -log_view. */
 extern PetscLogEvent MAP_EVENT_StoreRead, MAP_EVENT_StoreWrite, MAP_EVENT_Import, MAP_EVENT_Export,
   MAP_EVENT_MergeApply, MAP_EVENT_EvalLoss, MAP_EVENT_EvalComm, MAP_EVENT_SurrogateFit,
-  MAP_EVENT_ParetoSolve, MAP_EVENT_Journal;
+  MAP_EVENT_ParetoSolve, MAP_EVENT_Journal, MAP_EVENT_SurrogateSolve;
 extern PetscClassId MAP_CLASSID;
 
 /* MapInitializePackage - registers the class id and log events. Not collective; idempotent. */

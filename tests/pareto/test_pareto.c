@@ -128,7 +128,7 @@ static void Anchor(int T, int i, double *c)
 int main(int argc, char **argv)
 {
   Problem     P = {.T = 2, .problem = "quadratic"};
-  char        scal[32] = "chebyshev", solver[32] = "epigraph";
+  char        scal[32] = "chebyshev", solver[32] = "smoothmax";
   PetscReal   tol = 1e-6;
   PetscBool   expect_interior = PETSC_FALSE, serial_check = PETSC_TRUE, flg;
   PetscInt    T = 2, k, npref, nsolves, nfailed;
