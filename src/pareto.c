@@ -104,8 +104,17 @@ PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn 
   p->T          = T;
   p->m          = m;
   p->fn         = fn;
+  p->hfn        = NULL;
   p->ctx        = ctx;
   p->have_ideal = PETSC_FALSE;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapParetoSetObjectiveHessian(MapPareto p, MapObjectiveHessianFn hfn)
+{
+  PetscFunctionBegin;
+  PetscCheck(p->fn, p->comm, PETSC_ERR_ORDER, "MapParetoSetObjectiveHessian: call MapParetoSetObjectives first");
+  p->hfn = hfn;
   PetscFunctionReturn(0);
 }
 

@@ -142,6 +142,8 @@ static PetscErrorCode MapParetoSmoothHessianAt(MapParetoScalarCtx *s, const doub
   double   *xh = s->hwork, *fh = xh + T, *Jp = fh + m, *Jm = Jp + m * T, *v = Jm + m * T, *vbar = v + T;
 
   PetscFunctionBegin;
+  if (p->hfn) PetscCall(p->hfn(p->ctx, c, s->coef, Hd));
+  else {
   PetscCall(PetscArraycpy(xh, c, T));
   for (int j = 0; j < T; j++) {
     double xj = xh[j], h = 1e-5 * (1 + PetscAbsReal(xj));
@@ -158,6 +160,7 @@ static PetscErrorCode MapParetoSmoothHessianAt(MapParetoScalarCtx *s, const doub
   }
   for (int j = 0; j < T; j++)
     for (int k = 0; k < j; k++) Hd[k + j * T] = Hd[j + k * T] = 0.5 * (Hd[k + j * T] + Hd[j + k * T]);
+  }
   if (s->objective < 0 && p->scal == MAP_PARETO_CHEBYSHEV) {
     for (int k = 0; k < T; k++) vbar[k] = 0;
     for (int i = 0; i < m; i++) {
@@ -239,9 +242,17 @@ static PetscErrorCode MapParetoNewtonSolve(Tao tao)
   PetscCall(TaoGetSolution(tao, &X));
   PetscCall(VecGetArray(X, &xv));
   for (int j = 0; j < T; j++) x[j] = PetscMin(p->hi, PetscMax(p->lo, xv[j]));
+  /* the temperature continuation runs inside this one TaoSolve (s->continuation), saving TAO's
+     per-solve overhead twice per preference */
+  double   tau_final = s->continuation ? p->tau_final : s->tau;
+  PetscInt its       = 0;
+  if (s->continuation) s->tau = PetscMax(p->tau_start, p->tau_final);
+  for (;; s->tau = PetscMax(0.1 * s->tau, tau_final)) {
+  if (s->tau < tau_final * (1 + 1e-9)) s->tau = tau_final;
   PetscCall(MapParetoSmoothAt(s, x, &f, g));
   PetscCall(TaoSetConvergedReason(tao, TAO_CONTINUE_ITERATING));
-  for (PetscInt it = 0;; it++) {
+  for (PetscInt it = its;; it++) {
+    its = it;
     double pg = 0, eps, mu = 0, step = 1, slope;
     for (int j = 0; j < T; j++) pg = PetscMax(pg, PetscAbsReal(PetscMin(p->hi, PetscMax(p->lo, x[j] - g[j])) - x[j]));
     PetscCall(TaoMonitor(tao, it, f, pg, 0.0, it ? step : 0.0));
@@ -287,26 +298,37 @@ static PetscErrorCode MapParetoNewtonSolve(Tao tao)
         }
       }
     }
-    /* Armijo along the projection arc */
+    /* Armijo along the projection arc; a rejected step is cut to the minimiser of the quadratic
+       through f, the slope and the trial value, within [0.1, 0.5] of it */
     PetscBool accepted = PETSC_FALSE;
-    for (int ls = 0; ls < 40 && !accepted; ls++, step *= 0.5) {
+    for (int ls = 0; ls < 60 && !accepted; ls++) {
       slope = 0;
       for (int j = 0; j < T; j++) {
         xt[j] = PetscMin(p->hi, PetscMax(p->lo, x[j] + step * d[j]));
         slope += g[j] * (xt[j] - x[j]);
       }
-      if (!(slope < 0)) continue;
+      if (!(slope < 0)) {
+        step *= 0.5;
+        continue;
+      }
       PetscCall(MapParetoSmoothAt(s, xt, &ft, gt));
       if (ft <= f + 1e-4 * slope) accepted = PETSC_TRUE;
+      else {
+        double curv = ft - f - slope, cut = isfinite(ft) && curv > 0 ? -slope / (2 * curv) : 0.1;
+        step *= PetscMin(0.5, PetscMax(0.1, cut));
+      }
     }
     if (!accepted) {
       PetscCall(TaoSetConvergedReason(tao, TAO_DIVERGED_LS_FAILURE));
       break;
     }
-    step *= 2; /* undo the loop's last halving */
     PetscCall(PetscArraycpy(x, xt, T));
     PetscCall(PetscArraycpy(g, gt, T));
     f = ft;
+  }
+  TaoConvergedReason reason;
+  PetscCall(TaoGetConvergedReason(tao, &reason));
+  if (s->tau == tau_final || reason == TAO_DIVERGED_NAN || reason == TAO_DIVERGED_MAXITS) break;
   }
   for (int j = 0; j < T; j++) xv[j] = x[j];
   PetscCall(VecRestoreArray(X, &xv));
@@ -566,7 +588,11 @@ PetscErrorCode MapParetoSolveScalar(MapPareto p, const double *w, int objective,
     for (int j = 0; j < T; j++) x[j] = x0[j];
     PetscCall(VecRestoreArray(cache->X, &x));
     *ok = PETSC_TRUE;
-    if (objective < 0 && p->scal == MAP_PARETO_CHEBYSHEV) {
+    PetscBool shell;
+    PetscCall(PetscObjectTypeCompare((PetscObject)cache->smooth, TAOSHELL, &shell));
+    s->continuation = shell && objective < 0 && p->scal == MAP_PARETO_CHEBYSHEV ? PETSC_TRUE : PETSC_FALSE;
+    if (s->continuation) PetscCall(MapParetoSolveSmoothStage(p, cache, ok)); /* the stages run inside */
+    else if (objective < 0 && p->scal == MAP_PARETO_CHEBYSHEV) {
       /* continuation: tau = tau_start, tau_start/10, ... down to tau_final */
       for (s->tau = p->tau_start; *ok; s->tau *= 0.1) {
         if (s->tau < p->tau_final * (1 + 1e-9)) s->tau = p->tau_final;

@@ -8,6 +8,7 @@ struct _p_MapPareto {
   MPI_Comm               comm;
   int                    T, m;
   MapObjectiveFn         fn;
+  MapObjectiveHessianFn  hfn; /* may be NULL: finite differences of fn's Jacobian */
   void                  *ctx;
   double                 lo, hi;
   PetscInt               divisions; /* 0: default for m */
@@ -44,6 +45,7 @@ typedef struct {
   MapPareto     p;
   const double *w;
   double        tau;  /* smooth max temperature */
+  PetscBool     continuation; /* the Newton shell runs the tau continuation itself */
   int           objective; /* >= 0: single-objective max of this objective (for the ideal point) */
   double       *f, *J, *x; /* work: m, m*T, T+1 */
   double       *xc;        /* T: the point f (and J when have_J) were last evaluated at */

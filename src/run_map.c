@@ -99,6 +99,10 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(PetscOptionsInt("-map_seed", "the one seed everything is derived from", NULL, r->seed, &r->seed, NULL));
   PetscCall(PetscOptionsInt("-map_reevaluate", "re-evaluate up to K front points on the real models", NULL, r->reevaluate,
                             &r->reevaluate, NULL));
+  PetscCall(PetscOptionsInt("-map_refine", "refinement rounds: fit, search, evaluate points spread along the predicted front as new samples",
+                            NULL, r->refine, &r->refine, NULL));
+  PetscCall(PetscOptionsInt("-map_refine_points", "points per refinement round (0: (T+1)(T+2)/2, the surrogate's unknowns)", NULL,
+                            r->refine_points, &r->refine_points, NULL));
   PetscCall(PetscOptionsString("-map_test_data", "held-out eval sets (one per task) on which the pick is also reported", NULL,
                                r->test_data, r->test_data, sizeof(r->test_data), NULL));
   {
@@ -118,6 +122,8 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     r->hi = box[1];
   }
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
+  PetscCheck(r->refine >= 0 && r->refine_points >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_refine and -map_refine_points must be >= 0, got %" PetscInt_FMT " and %" PetscInt_FMT, r->refine, r->refine_points);
   PetscBool help;
   PetscCall(PetscOptionsHasHelp(NULL, &help));
   PetscCheck(!strcmp(r->method, "map") || !strcmp(r->method, "bayesian") || !strcmp(r->method, "nested"), r->comm,
@@ -232,6 +238,17 @@ static PetscErrorCode MapObjectiveAccuracy(void *ctx, const double *c, double *f
 
   PetscFunctionBegin;
   for (int t = 0; t < r->T; t++) PetscCall(MapSurrogatePredict(r->sur, t, c, &f[t], J ? &J[t * r->T] : NULL));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapObjectiveAccuracyHessian(void *ctx, const double *c, const double *coef, double *H)
+{
+  MapRunCtx *r = (MapRunCtx *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(PetscArrayzero(H, r->T * r->T));
+  for (int t = 0; t < r->T; t++)
+    if (coef[t] != 0) PetscCall(MapSurrogateHessianAdd(r->sur, t, c, coef[t], H));
   PetscFunctionReturn(0);
 }
 
@@ -647,6 +664,45 @@ static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, PetscBool *stop)
   PetscFunctionReturn(0);
 }
 
+/* Refinement round `it` (-map_refine): up to -map_refine_points points spread along the predicted front
+   of the current fit (in preference order, as the re-evaluation picks them), skipping points already
+   sampled, become samples and are evaluated. The fit's error is largest where it matters least (far
+   from the front, where most of a space-filling design lies); these points put data where the front
+   is, and the next fit follows the real front there. Deterministic: same points at any rank count
+   and on resume. */
+static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+{
+  const int T = r->T;
+  PetscInt  kf, K, added = 0;
+  const double *Cf;
+
+  PetscFunctionBegin;
+  PetscCall(MapParetoSetObjectives(r->pareto, T, T, MapObjectiveAccuracy, r));
+  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapObjectiveAccuracyHessian));
+  PetscCall(MapParetoSolve(r->pareto));
+  PetscCall(MapParetoGetFront(r->pareto, &kf, &Cf, NULL, NULL));
+  K = PetscMin(r->refine_points, kf);
+  for (PetscInt k = 0; k < K; k++) {
+    PetscInt      q = K == 1 ? 0 : (k * (kf - 1) + (K - 1) / 2) / (K - 1);
+    const double *c = Cf + q * T;
+    PetscBool     seen = PETSC_FALSE;
+    for (PetscInt i = 0; i < r->n + added && !seen; i++) {
+      double d = 0;
+      for (int j = 0; j < T; j++) d = PetscMax(d, PetscAbsReal(r->C[i * T + j] - c[j]));
+      seen = d <= 1e-6 * (r->hi - r->lo) ? PETSC_TRUE : PETSC_FALSE;
+    }
+    if (seen) continue;
+    PetscCall(PetscArraycpy(&r->C[(r->n + added) * T], c, T));
+    r->round[r->n + added] = round_id;
+    added++;
+  }
+  PetscCall(PetscPrintf(r->comm, "refine round %d: %" PetscInt_FMT " front points as new samples (%" PetscInt_FMT " so far)\n", it, added,
+                        r->n + added));
+  PetscCall(MapRunEvaluateSamples(r, r->n, r->n + added, stop));
+  if (!*stop) r->n += added;
+  PetscFunctionReturn(0);
+}
+
 /* The real front: every model evaluated on the real tasks (the samples are paid for too), filtered
    to the non-dominated set of their accuracies, in evaluation order. */
 static PetscErrorCode MapRunRealFront(MapRunCtx *r)
@@ -742,7 +798,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(MapSampleGenerate(st, r.T, (const char *const *)r.tasks, r.sample_n, r.lo, r.hi, (uint64_t)r.seed, r.sample_file,
                                 &r.n, &C0));
     PetscCall(MapSampleCheckIdentifiable(r.T, r.n, C0));
-    nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch : 0);
+    if (!r.refine_points) r.refine_points = F;
+    nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch : 0) + r.refine * r.refine_points;
   }
   PetscCall(PetscMalloc3(nmax * r.T, &r.C, nmax * r.T, &r.acc, nmax * r.T, &r.loss));
   PetscCall(PetscCalloc1(nmax, &r.round));
@@ -839,6 +896,18 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(PetscLogStagePop());
     r.t_phase[1] += MapWallTime() - t0;
   }
+  for (PetscInt it = 1; !stop && it <= r.refine; it++) {
+    t0 = MapWallTime();
+    PetscCall(PetscLogStagePush(stages[2]));
+    PetscCall(MapRunFit(&r));
+    PetscCall(PetscLogStagePop());
+    r.t_phase[2] += MapWallTime() - t0;
+    t0 = MapWallTime();
+    PetscCall(PetscLogStagePush(stages[1]));
+    PetscCall(MapRunRefineRound(&r, (int)it, (int)((bayes ? r.bayes_iterations : 0) + it), &stop));
+    PetscCall(PetscLogStagePop());
+    r.t_phase[1] += MapWallTime() - t0;
+  }
   if (stop) PetscCall(MapRunCheckpointExit(&r));
   if (stop) PetscFunctionReturn(0);
 
@@ -854,6 +923,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[3]));
   PetscCall(MapParetoSetObjectives(r.pareto, r.T, r.T, MapObjectiveAccuracy, &r));
+  PetscCall(MapParetoSetObjectiveHessian(r.pareto, MapObjectiveAccuracyHessian));
   PetscCall(MapParetoSolve(r.pareto));
   PetscCall(MapParetoGetFront(r.pareto, &r.kfront, &r.Cf, &r.Ff, &r.Wf));
   if (r.npref) {

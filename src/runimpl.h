@@ -62,6 +62,7 @@ typedef struct {
   int           npref;
   PetscBool     resume;
   PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
+  PetscInt      refine, refine_points;                        /* refinement rounds along the predicted front */
   MapBayesOptions bayes;
   double       *round;               /* [n]: 0 = initial design, k = Bayesian round k */
   int           T;

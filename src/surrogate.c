@@ -318,6 +318,48 @@ PetscErrorCode MapQuadraticPredict(int T, MapLink link, const double *th, const 
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapQuadraticHessianAdd(int T, MapLink link, const double *th, const double *c, double scale, double *H)
+{
+  double z, gz[MAP_NAME_LEN], d1, d2;
+
+  PetscFunctionBegin;
+  PetscCheck(T <= MAP_NAME_LEN, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapQuadraticHessianAdd: at most %d coefficients, got %d", MAP_NAME_LEN, T);
+  z = th[0];
+  for (int i = 0; i < T; i++) z += th[1 + i] * c[i];
+  for (int i = 0, q = 1 + T; i < T; i++)
+    for (int j = i; j < T; j++, q++) z += th[q] * c[i] * c[j];
+  for (int i = 0; i < T; i++) gz[i] = th[1 + i]; /* grad z = b + A c */
+  for (int i = 0, q = 1 + T; i < T; i++)
+    for (int j = i; j < T; j++, q++) {
+      if (i == j) gz[i] += 2 * th[q] * c[i];
+      else {
+        gz[i] += th[q] * c[j];
+        gz[j] += th[q] * c[i];
+      }
+    }
+  d1 = scale * MapLinkDeriv(link, z);
+  d2 = scale * MapLinkDeriv2(link, z);
+  for (int j = 0; j < T; j++)
+    for (int i = 0; i < T; i++) H[i + j * T] += d2 * gz[i] * gz[j];
+  for (int i = 0, q = 1 + T; i < T; i++)
+    for (int j = i; j < T; j++, q++) {
+      if (i == j) H[i + i * T] += 2 * d1 * th[q];
+      else {
+        H[i + j * T] += d1 * th[q];
+        H[j + i * T] += d1 * th[q];
+      }
+    }
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSurrogateHessianAdd(MapSurrogate s, int k, const double *c, double scale, double *H)
+{
+  PetscFunctionBegin;
+  MAP_CHECK_TARGET(s, k);
+  PetscCall(MapQuadraticHessianAdd(s->T, s->link[k], s->theta + (size_t)k * s->F, c, scale, H));
+  PetscFunctionReturn(0);
+}
+
 /*
   MapSurrogateView - a table of the targets with link, R^2, RMSE, leave-one-out RMSE, condition
   estimate of the scaled design and LM iterations. Collective on the viewer.

@@ -44,6 +44,7 @@ PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const doub
 /* link g, its derivative, and the clipped inverse used for the linearised start */
 double MapLinkEval(MapLink link, double z);
 double MapLinkDeriv(MapLink link, double z);
+double MapLinkDeriv2(MapLink link, double z);
 double MapLinkInverseClipped(MapLink link, double y);
 
 #endif

@@ -7,6 +7,9 @@
 
 /* f[m] at c[T]; J[m*T] row-major gradient (row i = d f_i / d c) when J != NULL. Not collective. */
 typedef PetscErrorCode (*MapObjectiveFn)(void *ctx, const double *c, double *f, double *J);
+/* optional: H[T*T] (column-major) = sum_i coef[i] Hess f_i(c); without it the search's Newton method
+   takes the objectives' curvature from central differences of J (2T more calls per iteration) */
+typedef PetscErrorCode (*MapObjectiveHessianFn)(void *ctx, const double *c, const double *coef, double *H);
 
 typedef struct _p_MapPareto *MapPareto;
 
@@ -31,6 +34,8 @@ PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p);
    -map_seed, -map_box lo,hi; TAO options with prefix -map_pareto_ (e.g. -map_pareto_tao_monitor) */
 PetscErrorCode MapParetoSetFromOptions(MapPareto p);
 PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn fn, void *ctx);
+/* after MapParetoSetObjectives (which clears it): the objectives' weighted Hessian, same ctx */
+PetscErrorCode MapParetoSetObjectiveHessian(MapPareto p, MapObjectiveHessianFn hfn);
 PetscErrorCode MapParetoSetBox(MapPareto p, double lo, double hi);
 /* MapParetoSolve - collective: preference vectors (Das-Dennis + corners) spread over ranks, one
    TAO solve each from several starts on PETSC_COMM_SELF; gathered in preference order, polished

@@ -42,6 +42,8 @@ PetscErrorCode MapSurrogateGetLink(MapSurrogate s, int k, MapLink *link);
 PetscErrorCode MapSurrogateGetDiagnostics(MapSurrogate s, int k, MapFitDiagnostics *d);
 /* MapSurrogatePredict - value of target k at c, and its gradient grad[T] if grad != NULL. Not collective. */
 PetscErrorCode MapSurrogatePredict(MapSurrogate s, int k, const double *c, double *value, double *grad);
+/* MapSurrogateHessianAdd - H[T*T] (column-major) += scale * the Hessian of target k at c. Not collective. */
+PetscErrorCode MapSurrogateHessianAdd(MapSurrogate s, int k, const double *c, double scale, double *H);
 PetscErrorCode MapSurrogateView(MapSurrogate s, PetscViewer viewer);
 PetscErrorCode MapSurrogateDestroy(MapSurrogate *s);
 
@@ -53,6 +55,9 @@ PetscErrorCode MapSurrogateLeastSquares(MapSurrogate s, int m, int nc, int nrhs,
 /* MapQuadraticPredict - g(phi(c) . theta) for parameters theta[F] and link g, and its gradient in c
    (grad may be NULL): what MapSurrogatePredict computes, for parameters read back from results.h5. */
 PetscErrorCode MapQuadraticPredict(int T, MapLink link, const double *theta, const double *c, double *value, double *grad);
+/* MapQuadraticHessianAdd - H[T*T] (column-major) += scale * Hess_c g(phi(c) . theta):
+   g''(z) grad z grad z^T + g'(z) A, with A the quadratic's (constant) Hessian. */
+PetscErrorCode MapQuadraticHessianAdd(int T, MapLink link, const double *theta, const double *c, double scale, double *H);
 /* MapQuadraticFeatures - phi[F] for c[T] (the fixed feature order). */
 void MapQuadraticFeatures(int T, const double *c, double *phi);
 /* MapLinkName - "identity", "sigmoid", "softplus" */

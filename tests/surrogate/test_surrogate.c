@@ -115,6 +115,29 @@ static PetscErrorCode test_recovery(int T)
       maxg = PetscMax(maxg, fabs((vp - vm) / (2 * h) - g[t]) / PetscMax(1, fabs(g[t])));
     }
     CHECK(maxg < 1e-7, "T=%d %s: gradient vs finite differences off by %.3e", T, names[k], maxg);
+    /* the Hessian (the Pareto search's Newton method) against central differences of the gradient,
+       scaled by 2 and added to a non-zero H to check the accumulation */
+    {
+      double H[256], maxh = 0, hmax = 0;
+      for (int q = 0; q < T * T; q++) H[q] = 1;
+      PetscCall(MapSurrogateHessianAdd(s, k, c, 2.0, H));
+      for (int t = 0; t < T; t++) {
+        double cp[16], cm[16], gp[16], gm[16], vp, vm, h = 1e-5;
+        PetscCall(PetscArraycpy(cp, c, T));
+        PetscCall(PetscArraycpy(cm, c, T));
+        cp[t] += h;
+        cm[t] -= h;
+        PetscCall(MapSurrogatePredict(s, k, cp, &vp, gp));
+        PetscCall(MapSurrogatePredict(s, k, cm, &vm, gm));
+        for (int i = 0; i < T; i++) {
+          double fd = 1 + 2 * (gp[i] - gm[i]) / (2 * h);
+          maxh      = PetscMax(maxh, fabs(fd - H[i + t * T]));
+          hmax      = PetscMax(hmax, fabs(fd));
+        }
+      }
+      CHECK(maxh < 1e-6 * PetscMax(1, hmax), "T=%d %s: Hessian vs finite differences of the gradient off by %.3e (scale %.3e)", T, names[k], maxh,
+            hmax);
+    }
     PetscCall(MapSurrogateGetQuadratic(s, k, A, b, &e));
     double z = e;
     for (int i = 0; i < T; i++) {
