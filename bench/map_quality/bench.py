@@ -195,7 +195,7 @@ def one_seed(ctx, tasks, seed, d, g):
     os.makedirs(os.path.dirname(d), exist_ok=True)
     t0 = time.time()
     out = sh(ctx.mpi("run", "-options_file_yaml", ctx.yaml, "-map_tasks", tasks, "-map_output", d, "-map_seed", str(seed),
-                     "-map_reevaluate", "1000000", "-log_view"), out=d + ".log")
+                     "-map_reevaluate", "1000000", "-log_view", *ctx.a.map_opts.split()), out=d + ".log")
     st = stage_times(out)
     h5 = os.path.join(d, "results.h5")
     ref_pred = os.path.join(d, "ref_front.csv")
@@ -478,6 +478,8 @@ def main():
     ap.add_argument("--e2e-reps", type=int, default=2, help="rounds of the end-to-end runs (fastest kept)")
     ap.add_argument("--scaling-reps", type=int, default=5, help="repetitions of each scaling run (best kept)")
     ap.add_argument("--scaling-problem", default="quadratic", help="analytic problem of the scaling runs")
+    ap.add_argument("--map-opts", default="", help="extra mapmerge run options of the quality runs (e.g. '-map_refine 1')")
+    ap.add_argument("--subsets", default="", help="quality: only these subsets (';'-separated task lists, e.g. 'flip_v,shift')")
     ap.add_argument("--only", choices=["quality", "time", "scaling", "e2e", "all"], action="append",
                     help="parts to run (repeatable; default all)")
     a = ap.parse_args()
@@ -492,6 +494,8 @@ def main():
         if part == "quality":
             data = []
             for tasks, n in SUBSETS:
+                if a.subsets and tasks not in a.subsets.split(";"):
+                    continue
                 log("quality: %s (grid %d^%d, %d seeds)" % (tasks, n, len(tasks.split(",")), a.seeds))
                 data.append(run_subset(ctx, tasks, n))
         elif part == "time":

@@ -330,6 +330,37 @@ def case_bayes_replay():
     same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
 
 
+def case_refine():
+    """-map_refine: 2 rounds of 4 predicted-front points join the design (samples/round 1 and 2, on the
+    box), the same bits at -n 1 and 2, and a run resumed from a journal cut inside round 2 ends with the
+    same bits too."""
+    store = setup_zoo()
+    args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,shift", "-map_refine", "2",
+            "-map_refine_points", "4", "-map_seed", "5", "-map_reevaluate", "3"]
+    a, b, c = fresh("refine-n1"), fresh("refine-n2"), fresh("refine-resume")
+    p = mpi(1, *args, "-map_output", a)
+    if "refine round 2" not in p.stdout:
+        fail("no refine round 2 in the output")
+    mpi(2, *args, "-map_output", b)
+    check_outputs(a, 2)
+    with h5py.File(os.path.join(a, "results.h5"), "r") as f:
+        rounds = f["samples/round"][...]
+        C = f["samples/coeffs"][...]
+    n0 = int((rounds == 0).sum())
+    if n0 != 12 or (rounds == 1).sum() == 0 or (rounds == 2).sum() == 0 or len(rounds) > n0 + 8:
+        fail(f"samples/round {rounds}: expected the 12-point design, then up to 4 points in each of rounds 1 and 2")
+    if np.any(C < 0) or np.any(C > 1) or len(np.unique(C, axis=0)) != len(C):
+        fail("refine points off the box or repeated")
+    same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
+    os.makedirs(c)
+    lines = open(os.path.join(a, "journal.jsonl")).read().splitlines(True)
+    samples = [l for l in lines if l.startswith('{"kind":"sample"')]
+    with open(os.path.join(c, "journal.jsonl"), "w") as f:
+        f.writelines(samples[:-2])  # interrupted inside round 2
+    mpi(2, *args, "-map_output", c, "-map_resume")
+    same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
+
+
 def case_nested():
     """Nested MAP on the 4-task small zoo: a full merge tree, the same bits at -n 1 and 3."""
     store = setup_zoo()
@@ -414,6 +445,7 @@ CASES = {
     "nested_chain": case_nested_chain,
     "nested": case_nested,
     "bayes_replay": case_bayes_replay,
+    "refine": case_refine,
     "ranks_analytic": case_ranks_analytic,
     "ranks_zoo": case_ranks_zoo,
     "signal_resume_2": lambda: case_signal_resume(2),
