@@ -445,7 +445,31 @@ struct _MapParetoTaoCache {
   MapParetoScalarCtx s;
   Tao                smooth;
   Vec                X, lb, ub;
+  Mat                H; /* dense T x T, for TAO's own Newton types (-map_pareto_tao_type bnls, bntr, ...) */
 };
+
+/* the Hessian of the smooth form for TAO's Newton types */
+static PetscErrorCode MapParetoFormSmoothHessian(Tao tao, Vec X, Mat H, Mat Hpre, void *vctx)
+{
+  MapParetoScalarCtx *s = (MapParetoScalarCtx *)vctx;
+  const int           T = s->p->T;
+  const PetscScalar  *x;
+  double             *Hd, obj, *g = s->nwork + T, *xc = s->nwork;
+
+  PetscFunctionBegin;
+  PetscCall(VecGetArrayRead(X, &x));
+  PetscCall(PetscArraycpy(xc, x, T));
+  PetscCall(VecRestoreArrayRead(X, &x));
+  PetscCall(MapParetoSmoothAt(s, xc, &obj, g));
+  PetscCall(MatDenseGetArrayWrite(H, &Hd));
+  PetscCall(MapParetoSmoothHessianAt(s, xc, Hd));
+  PetscCall(MatDenseRestoreArrayWrite(H, &Hd));
+  PetscCall(MatAssemblyBegin(H, MAT_FINAL_ASSEMBLY));
+  PetscCall(MatAssemblyEnd(H, MAT_FINAL_ASSEMBLY));
+  (void)tao;
+  (void)Hpre;
+  PetscFunctionReturn(0);
+}
 
 PetscErrorCode MapParetoTaoCacheDestroy(MapPareto p)
 {
@@ -454,6 +478,7 @@ PetscErrorCode MapParetoTaoCacheDestroy(MapPareto p)
   PetscFunctionBegin;
   if (!c) PetscFunctionReturn(0);
   PetscCall(TaoDestroy(&c->smooth));
+  PetscCall(MatDestroy(&c->H));
   PetscCall(PetscFree4(c->s.hwork, c->s.nwork, c->s.coef, c->s.prob));
   PetscCall(VecDestroy(&c->X));
   PetscCall(VecDestroy(&c->lb));
@@ -476,6 +501,7 @@ static PetscErrorCode MapParetoTaoCacheGet(MapPareto p, struct _MapParetoTaoCach
     PetscCall(VecCreateSeq(PETSC_COMM_SELF, T, &c->X));
     PetscCall(VecDuplicate(c->X, &c->lb));
     PetscCall(VecDuplicate(c->X, &c->ub));
+    PetscCall(MatCreateSeqDense(PETSC_COMM_SELF, T, T, NULL, &c->H));
     PetscCall(PetscMalloc4(3 * T + p->m + 2 * p->m * T, &c->s.hwork, 5 * T + 2 * T * T, &c->s.nwork, p->m, &c->s.coef, p->m, &c->s.prob));
     p->cache = c;
   }
@@ -488,6 +514,7 @@ static PetscErrorCode MapParetoTaoCacheGet(MapPareto p, struct _MapParetoTaoCach
     PetscCall(TaoSetSolution(c->smooth, c->X));
     PetscCall(TaoSetVariableBounds(c->smooth, c->lb, c->ub));
     PetscCall(TaoSetObjectiveAndGradient(c->smooth, NULL, MapParetoFormSmooth, &c->s));
+    PetscCall(TaoSetHessian(c->smooth, c->H, c->H, MapParetoFormSmoothHessian, &c->s));
     PetscCall(TaoSetFromOptions(c->smooth));
   }
   /* the box may change between searches (MapParetoSetBox) */
