@@ -10,6 +10,9 @@ Part 1 (--only bayes): on the T = 2 and 3 subsets of the embedded default, per s
              point N = N0 is shared, checked below)
   defaults  plain MAP's default design ((T+1)(T+2) samples, reference type) against Bayesian MAP
             with its default (reference-type) initial design and rounds up to the same total.
+  experiments  at the largest budget, Bayesian MAP with one option changed from its default (EXPS):
+            the reference's draw (-map_bayes_candidates 1 -map_bayes_explore 0), exploration only
+            (-map_bayes_explore 1: maximin, no acquisition) and the radius up to the box boundary (0.2,1).
 Every run re-evaluates the same number K of predicted front points (-map_reevaluate K, spread along
 the front by mapmerge itself) and the pick. Measured against the dense grid of the subset: the
 surrogate's RMSE (accuracy, all grid points, mean over tasks), IGD / HV ratio of the non-dominated
@@ -45,7 +48,10 @@ SUBSETS = [
     {"tasks": "rot90,invert,shift", "n": 21, "N0": 12, "B": 3, "rounds": [2, 4, 8], "def": (11, 3)},
 ]
 ALL8 = "rot90,rot180,rot270,flip_v,transpose,invert,permute,shift"
-EXP = ["-map_bayes_radius", "0.2,1", "-map_bayes_temperature", "1"]
+# experiments at the largest budget of the curve (not the defaults): (key, label, extra options)
+EXPS = [("refdraw", "reference draw (no maximin, no exploration)", ["-map_bayes_candidates", "1", "-map_bayes_explore", "0"]),
+        ("maximin", "exploration only (maximin, no acquisition)", ["-map_bayes_explore", "1"]),
+        ("radius1", "radius 0.2,1 (up to the box boundary)", ["-map_bayes_radius", "0.2,1"])]
 PREFS = ["1,1,1,1,1,1,1,1", "3,1,1,1,1,1,1,1"]
 
 
@@ -209,12 +215,13 @@ def bayes_part(ctx):
                 if not np.array_equal(np.array(m["coeffs"][:N0]), np.array(res["plain"][N0][-1]["coeffs"])):
                     sys.exit("bench: %s: the initial design differs from plain MAP's LHS of %d points" % (d, N0))
                 res["bayes"].setdefault(N, []).append(m)
-            # experiment (not a default): radius up to the box boundary, flatter softmax, largest budget
+            # experiments (not the defaults) at the largest budget
             k = s["rounds"][-1]
-            d = os.path.join(base, "bayesexp_n%d_s%d" % (N0 + k * B, seed))
-            dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_sample_type", "lhs", "-map_bayes_initial", str(N0),
-                         "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k), *EXP)
-            res.setdefault("exp", []).append(measure(d, g, dt))
+            for key, _, args in EXPS:
+                d = os.path.join(base, "bayes%s_n%d_s%d" % (key, N0 + k * B, seed))
+                dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_sample_type", "lhs", "-map_bayes_initial", str(N0),
+                             "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k), *args)
+                res.setdefault("exp", {}).setdefault(key, []).append(measure(d, g, dt))
             # defaults: plain reference design vs Bayesian (reference-type initial design) at the same total
             nref = (T + 1) * (T + 2)
             d = os.path.join(base, "defplain_s%d" % seed)
@@ -230,7 +237,7 @@ def bayes_part(ctx):
                 tasks, seed, " ".join("%d:%.4f" % (N, p[N][-1]["real"]["igd"]) for N in budgets),
                 " ".join("%d:%.4f" % (N, b[N][-1]["real"]["igd"]) for N in budgets[1:])))
         res["bayes"][N0] = res["plain"][N0]  # shared point of the curve
-        for v in list(res["plain"].values()) + list(res["bayes"].values()) + list(res["def"].values()) + [res["exp"]]:
+        for v in list(res["plain"].values()) + list(res["bayes"].values()) + list(res["def"].values()) + list(res["exp"].values()):
             for m in v:
                 m.pop("coeffs", None)
         out.append(res)
@@ -308,7 +315,8 @@ def bayes_tables(q, K):
                              ("plain MAP, LHS", s["plain"][Nx], None),
                              ("bayesian, LHS initial %d + %d rounds (as in the curve)" % (s["N0"], (Nx - s["N0"]) // s["B"]),
                               s["bayes"][Nx], s["plain"][Nx]),
-                             ("bayesian, same, with %s" % " ".join(EXP), s["exp"], s["plain"][Nx])):
+                             *(("bayesian, same, %s: %s" % (lab, " ".join(args)), s["exp"][key], s["plain"][Nx])
+                               for key, lab, args in EXPS if key in s["exp"])):
             wi = lambda key: "-" if ref is None else "%d/%d" % (sum(x[key] <= y[key] for x, y in zip(
                 [m["real"] if key != "rmse" else m for m in v], [m["real"] if key != "rmse" else m for m in ref])), len(v))
             L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f |" % (
@@ -390,8 +398,10 @@ def plot(q, path):
                 v = [m["real"]["igd"] if key == "igd" else m["rmse"] for m in s["def"][meth]]
                 a.plot([s["def"][meth][0]["n"]], [np.mean(v)], mk, color="k", mfc="none",
                        label="default design, " + ("plain" if meth == "plain" else "bayesian"))
-            v = [m["real"]["igd"] if key == "igd" else m["rmse"] for m in s["exp"]]
-            a.plot([s["budgets"][-1]], [np.mean(v)], "x", color="tab:green", label="Bayesian, radius 0.2-1, temperature 1")
+            for (ek, lab, _), mk, col in zip(EXPS, "xD+", ("tab:green", "tab:purple", "tab:orange")):
+                if ek in s["exp"]:
+                    v = [m["real"]["igd"] if key == "igd" else m["rmse"] for m in s["exp"][ek]]
+                    a.plot([s["budgets"][-1]], [np.mean(v)], mk, color=col, mfc="none", label="Bayesian, " + lab)
             a.set_title("%s: %s" % (s["tasks"], lab), fontsize=9)
             a.set_xlabel("evaluated samples (+%d re-evaluations + pick)" % s["plain"][s["N0"]][0]["K"], fontsize=8)
             a.tick_params(labelsize=8)

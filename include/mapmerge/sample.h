@@ -40,16 +40,21 @@ typedef struct {
   double radius_lo, radius_hi; /* radius ~ U(lo, hi) as a fraction of the ray's length inside the box */
   int    bins_per_angle; /* 0 = default: 4 for T < 4, 2 otherwise */
   int    max_bins;       /* cap on the number of bins for large T (bins only the first angles) */
+  int    candidates;     /* per new point: candidates drawn in its bin, the one farthest from all points kept (1 = reference) */
+  double explore;        /* fraction of each batch drawn over the whole box instead of a scored bin, in [0, 1] */
 } MapBayesOptions;
 
 /* MapBayesOptionsDefault - the reference defaults: temperature 0.07, lambda 0.5, 30 resamples,
-   drop 0.2, radius U(0.2, 0.8), bins_per_angle 0 (4 for T < 4, else 2), max_bins 4096. */
+   drop 0.2, radius U(0.2, 0.8), bins_per_angle 0 (4 for T < 4, else 2), max_bins 4096; and two
+   additions (not in the reference): candidates 64 (maximin selection, see MapBayesPropose) and
+   explore 0.5; candidates 1 and explore 0 give the reference's draw. */
 void MapBayesOptionsDefault(MapBayesOptions *o);
 
 /* MapBayesOptionsSetFromOptions - reads -map_bayes_temperature, -map_bayes_lambda,
    -map_bayes_resamples, -map_bayes_drop_fraction, -map_bayes_radius lo,hi, -map_bayes_bins,
-   -map_bayes_max_bins (the current values of o are the defaults) and checks them. Collective on comm
-   (only for -help output and errors; every rank reads the same database). */
+   -map_bayes_max_bins, -map_bayes_candidates, -map_bayes_explore (the current values of o are the
+   defaults) and checks them. Collective on comm (only for -help output and errors; every rank reads
+   the same database). */
 PetscErrorCode MapBayesOptionsSetFromOptions(MPI_Comm comm, MapBayesOptions *o);
 
 /* MapBayesGetBins - the bin layout for T tasks: bins per angle, number of angles binned (the first
@@ -75,7 +80,12 @@ void MapHypersphericalToCartesian(int T, double r, const double *phi, double *x)
    squared residuals of their points; bins without points get the highest score of the others
    (exploration). Bins are drawn with probability softmax(score / max score / temperature), angles
    uniformly inside the bin, radius uniformly in [radius_lo, radius_hi] times the length of the ray
-   from lo to the box boundary. bin_scores_out (optional, nbins from MapBayesGetBins) receives the
+   from lo to the box boundary. Space filling (o->candidates = M > 1): each new point is the one of M
+   such draws in its bin with the largest distance to its nearest neighbour among the n points and
+   the new points chosen before it (maximin, unit-box coordinates; ties: the first). M = 1 is the
+   reference draw. Exploration: the fraction `explore` of the new points (the g-th new point of the
+   run, g = iteration * B + d, when floor(explore (g+1)) > floor(explore g)) ignores the bins: its M
+   candidates are uniform in the whole box. bin_scores_out (optional, nbins from MapBayesGetBins) receives the
    raw scores. Deterministic: the result depends only on the inputs (keyed on seed and iteration).
    Not collective: every rank calling it with the same inputs gets the same bits. */
 PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double *sqres, double lo, double hi, uint64_t seed,

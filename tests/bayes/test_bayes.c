@@ -1,7 +1,8 @@
 /* Bayesian MAP sampling step tests: hyperspherical round trip, bin layout for large T, determinism
  * (same bits on every rank and every call; other iteration or seed -> other points), all points in
- * the box, draws concentrated where the residuals are, empty bins scored for exploration, option
- * parsing and errors. Prints "FAIL ..." on a failed check and "ALL OK: 0 failures" at the end. */
+ * the box, draws concentrated where the residuals are, empty bins scored for exploration, maximin
+ * candidates and exploration (space filling), option parsing and errors. Prints "FAIL ..." on a
+ * failed check and "ALL OK: 0 failures" at the end. */
 #include <mapmerge/sample.h>
 #include <math.h>
 
@@ -133,7 +134,9 @@ static PetscErrorCode TestDeterminismAndBox(MPI_Comm comm)
     for (PetscInt k = 0; k < nbins; k++)
       if (!(sc[k] >= 0 && isfinite(sc[k]))) badscore++;
     CHECK(badscore == 0, "T=%d: %d of %d bin scores negative or not finite", T, badscore, (int)nbins);
-    /* radius up to the whole ray: points reach the box faces and must still be inside */
+    /* radius up to the whole ray: points reach the box faces and must still be inside (bin draws
+       only: exploration points are uniform in the box) */
+    o.explore   = 0;
     o.radius_lo = 0.9;
     o.radius_hi = 1.0;
     PetscCall(MapBayesPropose(T, n, C, res, lo, hi, 42, 3, B, &o, A3, NULL));
@@ -172,6 +175,8 @@ static PetscErrorCode TestConcentration(MPI_Comm comm)
     double         *C, *res, *A, *sc, phi[8], x[8];
 
     MapBayesOptionsDefault(&o);
+    o.candidates = 1; /* the reference draw: every point from its bin, no exploration */
+    o.explore    = 0;
     PetscCall(MapBayesGetBins(T, &o, &b, &m, &nbins));
     target   = nbins / 2 + 1;
     PetscInt n = nbins * per;
@@ -240,6 +245,8 @@ static PetscErrorCode TestEmptyBins(MPI_Comm comm)
 
   PetscFunctionBegin;
   MapBayesOptionsDefault(&o);
+  o.candidates = 1;
+  o.explore    = 0;
   PetscCall(MapBayesGetBins(T, &o, NULL, NULL, &nbins));
   for (int i = 0; i < n; i++) {
     phi[0] = 0.1 + 0.02 * i;
@@ -265,6 +272,105 @@ static PetscErrorCode TestEmptyBins(MPI_Comm comm)
   PetscFunctionReturn(0);
 }
 
+/* squared distance from point i of P (unit box of [lo,hi]) to its nearest neighbour among the n0
+   points of Q and P's points before i */
+static double NearestSq(int T, const double *P, PetscInt i, PetscInt n0, const double *Q)
+{
+  double best = INFINITY;
+  for (PetscInt k = 0; k < n0 + i; k++) {
+    const double *q  = k < n0 ? Q + k * T : P + (k - n0) * T;
+    double        d2 = 0;
+    for (int j = 0; j < T; j++) d2 += (P[i * T + j] - q[j]) * (P[i * T + j] - q[j]);
+    best = fmin(best, d2);
+  }
+  return best;
+}
+
+/* Space filling (-map_bayes_candidates M, -map_bayes_explore f) on a fixed seed: every point of an
+   M = 64 batch lies in the bin the reference draw (M = 1) chose for it, the batch's points keep
+   farther from the points so far and from each other (smallest nearest-neighbour distance and
+   mean nearest-neighbour distance both larger than M = 1's); explore f = 0.5 sends exactly half
+   of a batch of 64 over the whole box (coordinates beyond the radius cap, which no bin draw
+   reaches); explore 1 ignores the residuals; the same bits on every rank. */
+static PetscErrorCode TestSpaceFilling(MPI_Comm comm)
+{
+  const PetscInt B = 64;
+
+  PetscFunctionBegin;
+  for (int T = 2; T <= 4; T++) {
+    MapBayesOptions o1, oM;
+    double         *C, *res, *res2, *A1, *AM, *AE, *AF, *AG;
+    PetscInt        n;
+    char           *names[4], nbuf[4][8];
+
+    for (int j = 0; j < T; j++) {
+      snprintf(nbuf[j], sizeof(nbuf[j]), "t%d", j);
+      names[j] = nbuf[j];
+    }
+    PetscCall(MapSampleGenerate(MAP_SAMPLE_LHS, T, (const char *const *)names, 4 * T, 0, 1, 7, NULL, &n, &C));
+    PetscCall(PetscMalloc7(n, &res, n, &res2, B * T, &A1, B * T, &AM, B * T, &AE, B * T, &AF, B * T, &AG));
+    for (PetscInt i = 0; i < n; i++) {
+      res[i]  = SyntheticResidual(T, C + i * T);
+      res2[i] = 1.0 / (1.0 + res[i]); /* other residuals: other bins */
+    }
+    MapBayesOptionsDefault(&o1);
+    o1.candidates = 1;
+    o1.explore    = 0;
+    oM            = o1;
+    oM.candidates = 64;
+    PetscCall(MapBayesPropose(T, n, C, res, 0, 1, 2024, 1, B, &o1, A1, NULL));
+    PetscCall(MapBayesPropose(T, n, C, res, 0, 1, 2024, 1, B, &oM, AM, NULL));
+    int      wrongbin = 0;
+    double   min1 = INFINITY, minM = INFINITY, mean1 = 0, meanM = 0;
+    PetscInt b1, bM;
+    for (PetscInt d = 0; d < B; d++) {
+      PetscCall(MapBayesBinOf(T, A1 + d * T, 0, 1, &o1, &b1));
+      PetscCall(MapBayesBinOf(T, AM + d * T, 0, 1, &oM, &bM));
+      if (b1 != bM) wrongbin++;
+      double d1 = sqrt(NearestSq(T, A1, d, n, C)), dM = sqrt(NearestSq(T, AM, d, n, C));
+      min1 = fmin(min1, d1), minM = fmin(minM, dM);
+      mean1 += d1 / B, meanM += dM / B;
+    }
+    CHECK(wrongbin == 0, "T=%d: %d of %d maximin points left the bin the reference draw chose", T, wrongbin, (int)B);
+    CHECK(minM > min1 && meanM > 1.2 * mean1, "T=%d: maximin nearest distances min %.4f mean %.4f, reference draw min %.4f mean %.4f", T,
+          minM, meanM, min1, mean1);
+    PetscCall(PetscPrintf(comm, "space filling T=%d: nearest-neighbour distance min %.4f mean %.4f (M=64) vs %.4f %.4f (M=1)\n", T, minM,
+                          meanM, min1, mean1));
+
+    /* exploration: exactly half the batch anywhere in the box, the other half still in the reference's bins */
+    oM.explore = 0.5;
+    PetscCall(MapBayesPropose(T, n, C, res, 0, 1, 2024, 1, B, &oM, AE, NULL));
+    int beyond = 0, inbin = 0;
+    for (PetscInt d = 0; d < B; d++) {
+      double cmax = 0;
+      for (int j = 0; j < T; j++) cmax = fmax(cmax, AE[d * T + j]);
+      if (cmax > oM.radius_hi + 1e-12) beyond++;
+      PetscCall(MapBayesBinOf(T, A1 + d * T, 0, 1, &o1, &b1));
+      PetscCall(MapBayesBinOf(T, AE + d * T, 0, 1, &oM, &bM));
+      if (d % 2 == 0 && b1 == bM) inbin++; /* g = B + d: the even d are the bin draws */
+    }
+    CHECK(beyond > 0 && beyond <= B / 2, "T=%d explore 0.5: %d points beyond the radius cap %g, expected 1..%d", T, beyond, oM.radius_hi,
+          (int)B / 2);
+    CHECK(inbin == B / 2, "T=%d explore 0.5: %d of %d bin points in the reference's bins", T, inbin, (int)B / 2);
+    /* explore 1: no bin draws, so the residuals do not matter; explore 0.5 with other residuals: they do */
+    oM.explore = 1;
+    PetscCall(MapBayesPropose(T, n, C, res, 0, 1, 2024, 1, B, &oM, AF, NULL));
+    PetscCall(MapBayesPropose(T, n, C, res2, 0, 1, 2024, 1, B, &oM, AG, NULL));
+    CHECK(!memcmp(AF, AG, sizeof(double) * B * T), "T=%d explore 1: the points depend on the residuals", T);
+    oM.explore = 0.5;
+    PetscCall(MapBayesPropose(T, n, C, res2, 0, 1, 2024, 1, B, &oM, AG, NULL));
+    CHECK(memcmp(AE, AG, sizeof(double) * B * T) != 0, "T=%d explore 0.5: the points ignore the residuals", T);
+    /* same bits on every rank */
+    PetscCall(PetscArraycpy(AG, AE, B * T));
+    PetscCallMPI(MPI_Bcast(AG, (int)(B * T), MPI_DOUBLE, 0, comm));
+    CHECK(!memcmp(AE, AG, sizeof(double) * B * T), "T=%d: maximin points on this rank differ from rank 0's", T);
+    PetscCall(PetscPrintf(comm, "explore 0.5 T=%d: %d of %d points beyond the radius cap\n", T, beyond, (int)B));
+    PetscCall(PetscFree7(res, res2, A1, AM, AE, AF, AG));
+    PetscCall(PetscFree(C));
+  }
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode TestOptions(MPI_Comm comm)
 {
   MapBayesOptions o;
@@ -276,6 +382,22 @@ static PetscErrorCode TestOptions(MPI_Comm comm)
   CHECK(o.temperature == 0.07 && o.lambda == 0.5 && o.resamples == 30 && o.drop_fraction == 0.2 && o.radius_lo == 0.2 &&
           o.radius_hi == 0.8 && o.bins_per_angle == 0,
         "defaults differ from the reference's");
+  PetscCall(PetscOptionsSetValue(NULL, "-map_bayes_candidates", "0"));
+  EXPECT_ERROR(MapBayesOptionsSetFromOptions(comm, &o), msg);
+  CHECK(strstr(msg, "-map_bayes_candidates") && strstr(msg, "got 0"), "candidates error message: %s", msg);
+  PetscCall(PetscOptionsClearValue(NULL, "-map_bayes_candidates"));
+  MapBayesOptionsDefault(&o);
+  PetscCall(PetscOptionsSetValue(NULL, "-map_bayes_explore", "1.5"));
+  EXPECT_ERROR(MapBayesOptionsSetFromOptions(comm, &o), msg);
+  CHECK(strstr(msg, "-map_bayes_explore") && strstr(msg, "1.5"), "explore error message: %s", msg);
+  PetscCall(PetscOptionsClearValue(NULL, "-map_bayes_explore"));
+  MapBayesOptionsDefault(&o);
+  PetscCall(PetscOptionsSetValue(NULL, "-map_bayes_candidates", "7"));
+  PetscCall(PetscOptionsSetValue(NULL, "-map_bayes_explore", "0.25"));
+  PetscCall(MapBayesOptionsSetFromOptions(comm, &o));
+  CHECK(o.candidates == 7 && o.explore == 0.25, "options read: candidates %d explore %g", o.candidates, o.explore);
+  PetscCall(PetscOptionsClearValue(NULL, "-map_bayes_candidates"));
+  PetscCall(PetscOptionsClearValue(NULL, "-map_bayes_explore"));
   PetscCall(PetscOptionsSetValue(NULL, "-map_bayes_radius", "0.1,0.9"));
   PetscCall(PetscOptionsSetValue(NULL, "-map_bayes_temperature", "0.5"));
   PetscCall(PetscOptionsSetValue(NULL, "-map_bayes_bins", "3"));
@@ -312,6 +434,7 @@ int main(int argc, char **argv)
   PetscCall(TestDeterminismAndBox(comm));
   PetscCall(TestConcentration(comm));
   PetscCall(TestEmptyBins(comm));
+  PetscCall(TestSpaceFilling(comm));
   PetscCall(TestOptions(comm));
   int total = 0;
   PetscCallMPI(MPI_Allreduce(&nfail, &total, 1, MPI_INT, MPI_SUM, comm));
