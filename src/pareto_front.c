@@ -3,7 +3,7 @@
 #include <math.h>
 
 /* a dominates b (maximisation): a >= b everywhere and a > b somewhere */
-static int MapDominates(int m, const double *a, const double *b)
+int MapDominates(int m, const double *a, const double *b)
 {
   int strict = 0;
   for (int i = 0; i < m; i++) {

@@ -20,7 +20,7 @@ Quality, per subset of the embedded default's tasks:
 Time: `mapmerge run` for T = 2, 5, 8 with -log_view ("MAP fit" + "MAP search" stages), repeated by resuming
 the same samples (best of --reps), and the reference pipeline on the same results.h5 (best of --reps).
 Scaling: weak scaling of MapParetoSolve (-log_view event) on the analytic problem, preference vectors per
-rank fixed (m = 2: H = 40 x nranks - 1, i.e. 40 vectors per rank), nranks 1, 2, 4.
+rank fixed (m = 2: H = P x nranks - 1, i.e. P = --scaling-per-rank vectors per rank, default 800), nranks 1, 2, 4.
 End to end: `mapmerge run` on the embedded default (all 8 tasks, and rot90,invert) at -n 1 and 2:
 wall time, the summary's time per phase, and the -log_view events (max over ranks, summed over stages).
 Each part writes WORK/results_<part>.json and WORK/tables_<part>.md.
@@ -334,11 +334,11 @@ def scaling_run(ctx, np_, H, tag):
 
 
 def scaling(ctx):
-    """weak scaling of MapParetoSolve: analytic problem, m = 2, 40 preference vectors per rank (H = 40 n - 1);
+    """weak scaling of MapParetoSolve: analytic problem, m = 2, P preference vectors per rank (H = P n - 1);
     control: the same H on 1 rank (the strong-scaling speed-up tells the machine's share from the code's)"""
     out = []
     for np_ in (1, 2, 4):
-        H = 40 * np_ - 1
+        H = ctx.a.scaling_per_rank * np_ - 1
         best, ts = scaling_run(ctx, np_, H, "weak")
         row = {"np": np_, "H": H, "prefs": H + 1, "per_rank": (H + 1) / np_, "best": best, "all": ts}
         if np_ > 1:
@@ -477,6 +477,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="rounds of the time runs (best kept)")
     ap.add_argument("--e2e-reps", type=int, default=2, help="rounds of the end-to-end runs (fastest kept)")
     ap.add_argument("--scaling-reps", type=int, default=5, help="repetitions of each scaling run (best kept)")
+    ap.add_argument("--scaling-per-rank", type=int, default=800, help="preference vectors per rank of the weak-scaling runs")
     ap.add_argument("--scaling-problem", default="quadratic", help="analytic problem of the scaling runs")
     ap.add_argument("--map-opts", default="", help="extra mapmerge run options of the quality runs (e.g. '-map_refine 1')")
     ap.add_argument("--subsets", default="", help="quality: only these subsets (';'-separated task lists, e.g. 'flip_v,shift')")
@@ -502,7 +503,7 @@ def main():
             log("time: fit + search, T = 2, 5, 8")
             data = timing(ctx)
         elif part == "scaling":
-            log("scaling: MapParetoSolve, 40 preference vectors per rank, 1, 2, 4 ranks")
+            log("scaling: MapParetoSolve, %d preference vectors per rank, 1, 2, 4 ranks" % a.scaling_per_rank)
             data = scaling(ctx)
         else:
             log("e2e: mapmerge run on the embedded default, -n 1 and 2")

@@ -68,6 +68,8 @@ PetscErrorCode MapParetoPreferences(int m, PetscInt H, PetscInt *n, double **W);
    Carlo with a fixed seed above). */
 double MapFrontIGD(int m, PetscInt ntrue, const double *Ftrue, PetscInt nfound, const double *Ffound);
 double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref);
+/* MapDominates - 1 if a[m] dominates b[m] (maximisation: >= everywhere, > somewhere) */
+int MapDominates(int m, const double *a, const double *b);
 /* MapNonDominated - keep[i] = 1 if point i is not dominated (maximisation); returns the count. */
 PetscInt MapNonDominated(int m, PetscInt n, const double *F, int *keep);
 
