@@ -24,6 +24,7 @@
  */
 #include "paretoimpl.h"
 #include <petsctao.h>
+#include <petscblaslapack.h>
 #include <math.h>
 
 double MapParetoScalarValueF(MapPareto p, const double *w, const double *f)
@@ -201,6 +202,51 @@ static void MapCholesky(int n, double *A, double mu, PetscBool *ok)
   }
 }
 
+/* At a stationary point x (gradient g, value f, and s holding the evaluation at x): if the Hessian's
+   block on the variables not held at a bound has an eigenvalue lambda < -1e-8 max|lambda|, try steps
+   t v along its eigenvector v (sign: downhill or, with g ~ 0, either), t = 1, 1/2, ..., projected on
+   the box, and accept the first that lowers f by 1e-4 |lambda| t^2 / 2. *moved reports success. */
+static PetscErrorCode MapParetoNegativeCurvatureStep(MapParetoScalarCtx *s, const double *x, const double *g, double f, double *xt, double *gt,
+                                                     double *ft, PetscBool *moved)
+{
+  MapPareto    p = s->p;
+  const int    T = p->T;
+  int          nfree = 0, free_idx[MAP_NAME_LEN];
+  double       H[MAP_NAME_LEN * MAP_NAME_LEN], L[MAP_NAME_LEN * MAP_NAME_LEN], eig[MAP_NAME_LEN], work[8 * MAP_NAME_LEN], lmax = 0, v[MAP_NAME_LEN];
+  PetscBLASInt bn, lwork = 8 * MAP_NAME_LEN, info;
+
+  PetscFunctionBegin;
+  *moved = PETSC_FALSE;
+  for (int j = 0; j < T; j++) {
+    double eps = 1e-8 * (p->hi - p->lo);
+    if (!((x[j] <= p->lo + eps && g[j] >= 0) || (x[j] >= p->hi - eps && g[j] <= 0))) free_idx[nfree++] = j;
+  }
+  if (!nfree) PetscFunctionReturn(0);
+  PetscCall(MapParetoSmoothHessianAt(s, x, H));
+  for (int a = 0; a < nfree; a++)
+    for (int b = 0; b < nfree; b++) L[a + b * nfree] = H[free_idx[a] + free_idx[b] * T];
+  bn = (PetscBLASInt)nfree;
+  LAPACKsyev_("V", "U", &bn, L, &bn, eig, work, &lwork, &info); /* eigenvalues ascending */
+  if (info) PetscFunctionReturn(0);
+  for (int k = 0; k < nfree; k++) lmax = PetscMax(lmax, PetscAbsReal(eig[k]));
+  if (!(eig[0] < -1e-8 * lmax)) PetscFunctionReturn(0);
+  double gv = 0;
+  for (int j = 0; j < T; j++) v[j] = 0;
+  for (int a = 0; a < nfree; a++) {
+    v[free_idx[a]] = L[a];
+    gv += g[free_idx[a]] * L[a];
+  }
+  if (gv > 0)
+    for (int j = 0; j < T; j++) v[j] = -v[j];
+  for (double t = 1; t > 1e-6 && !*moved; t *= 0.5) {
+    for (int j = 0; j < T; j++) xt[j] = PetscMin(p->hi, PetscMax(p->lo, x[j] + t * v[j]));
+    PetscCall(MapParetoSmoothAt(s, xt, ft, gt));
+    if (*ft < f - 1e-4 * 0.5 * PetscAbsReal(eig[0]) * t * t) *moved = PETSC_TRUE;
+  }
+  if (!*moved) PetscCall(MapParetoSmoothAt(s, x, &f, gt)); /* leave s at x */
+  PetscFunctionReturn(0);
+}
+
 /*
   MapParetoNewtonSolve - the solve routine of the TAOSHELL solver of the smooth forms: projected
   Newton (Bertsekas 1982) on the box, dense. Per iteration: the variables at a bound whose gradient
@@ -222,7 +268,7 @@ static PetscErrorCode MapParetoNewtonSolve(Tao tao)
   Vec                 X;
   PetscScalar        *xv;
   PetscReal           gatol, grtol, gttol, f, ft = 0;
-  PetscInt            maxit;
+  PetscInt            maxit, escapes = 0;
   int                 T, nfree, free_idx[MAP_NAME_LEN];
   double             *x, *g, *xt, *gt, *d, *H, *L;
 
@@ -256,6 +302,20 @@ static PetscErrorCode MapParetoNewtonSolve(Tao tao)
     double pg = 0, eps, mu = 0, step = 1, slope;
     for (int j = 0; j < T; j++) pg = PetscMax(pg, PetscAbsReal(PetscMin(p->hi, PetscMax(p->lo, x[j] - g[j])) - x[j]));
     PetscCall(TaoMonitor(tao, it, f, pg, 0.0, it ? step : 0.0));
+    if (!(pg > gatol) && isfinite(pg) && it < maxit && escapes < 8 && s->tau == tau_final) {
+      /* stationary: a Newton method also stops at saddle points, which the smooth max of non-convex
+         surrogates has (found at T = 8: a pick 4% worse than BLMVM's). Where the free block of the
+         Hessian has a clearly negative eigenvalue, step along its eigenvector instead. */
+      PetscBool moved = PETSC_FALSE;
+      PetscCall(MapParetoNegativeCurvatureStep(s, x, g, f, xt, gt, &ft, &moved));
+      if (moved) {
+        escapes++;
+        PetscCall(PetscArraycpy(x, xt, T));
+        PetscCall(PetscArraycpy(g, gt, T));
+        f = ft;
+        continue;
+      }
+    }
     if (!(pg > gatol)) {
       PetscCall(TaoSetConvergedReason(tao, isfinite(pg) ? TAO_CONVERGED_GATOL : TAO_DIVERGED_NAN));
       break;

@@ -216,6 +216,29 @@ int main(int argc, char **argv)
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n  pick f"));
   for (int j = 0; j < S.T; j++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, " %.6f", pickf[j]));
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n"));
+  /* the pick against the exact epigraph form's (TAOALMM) on the same objectives: the default smooth max
+     with Newton must reach the same augmented Chebyshev value (found: chains of warm starts once carried
+     a basin 5% worse into the centre of the front at T = 8) */
+  {
+    MapPareto     pe;
+    double        ce[64], fe[64], w[64], vs = 0, ve = 0;
+    const double *ideal, *nadir;
+    PetscCall(MapParetoCreate(PETSC_COMM_WORLD, &pe));
+    PetscCall(MapParetoSetFromOptions(pe));
+    PetscCall(MapParetoSetSolverType(pe, MAP_PARETO_EPIGRAPH));
+    PetscCall(MapParetoSetObjectives(pe, S.T, S.T, Objectives, &S));
+    for (int i = 0; i < S.T; i++) w[i] = 1;
+    PetscCall(MapParetoPick(pe, w, ce, fe));
+    PetscCall(MapParetoGetIdealNadir(p, &ideal, &nadir));
+    for (int i = 0; i < S.T; i++) {
+      double r = ideal[i] - nadir[i], u = ideal[i] + 1e-3 * r;
+      vs       = PetscMax(vs, (u - pickf[i]) / r);
+      ve       = PetscMax(ve, (u - fe[i]) / r);
+    }
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "  pick Chebyshev value (max of normalised shortfalls): smooth max %.6f, epigraph %.6f\n", vs, ve));
+    CHECK(vs <= ve + 1e-3, "the pick's Chebyshev value %.6f is worse than the epigraph form's %.6f", vs, ve);
+    PetscCall(MapParetoDestroy(&pe));
+  }
   if (dump[0] && !rank) {
     FILE *fp = fopen(dump, "w");
     PetscCheck(fp, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-dump %s: cannot open for writing", dump);
