@@ -1,6 +1,7 @@
 /* pareto: the MapPareto object — preference vectors, reference points, the parallel search over
  * preferences, gathering, filtering (DESIGN.md §5.4). The TAO solves are in pareto_tao.c. */
 #include "paretoimpl.h"
+#include <petsctao.h>
 #include <math.h>
 
 /* RNG streams of the start points */
@@ -92,6 +93,16 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
   p->seed   = (uint64_t)seed;
   p->scal   = (MapParetoScalarization)scal;
   p->solver = (MapParetoSolverType)solver;
+  {
+    /* read the TAO options of the solves now (-map_pareto_tao_type, -map_pareto_tao_monitor, ...): the
+       commands reject unused options before any evaluation, and the solvers are only built later */
+    Tao tao;
+    PetscCall(TaoCreate(PETSC_COMM_SELF, &tao));
+    PetscCall(TaoSetType(tao, p->solver == MAP_PARETO_EPIGRAPH ? TAOALMM : TAOSHELL));
+    PetscCall(TaoSetOptionsPrefix(tao, "map_pareto_"));
+    PetscCall(TaoSetFromOptions(tao));
+    PetscCall(TaoDestroy(&tao));
+  }
   PetscFunctionReturn(0);
 }
 

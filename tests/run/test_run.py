@@ -117,6 +117,15 @@ def case_ranks_analytic():
     check_outputs(runs[0], 3)
     for r in runs[1:]:
         same_results(os.path.join(runs[0], "results.h5"), os.path.join(r, "results.h5"))
+    # TAO's own quasi-Newton method in place of the projected Newton: accepted, same bits at -n 1 and 2
+    tao = []
+    for n in (1, 2):
+        run = fresh(f"analytic-blmvm-n{n}")
+        mpi(n, "run", "-map_eval_type", "analytic", "-map_analytic_problem", "quadratic", "-map_tasks", "a,b,c",
+            "-map_output", run, "-map_seed", "7", "-map_pareto_tao_type", "blmvm")
+        tao.append(run)
+    check_outputs(tao[0], 3)
+    same_results(os.path.join(tao[0], "results.h5"), os.path.join(tao[1], "results.h5"))
 
 
 def case_ranks_zoo():
@@ -242,6 +251,8 @@ def case_bad_input():
     expect_error(base + ["-map_tasks", "rot90,nosuch", "-map_output", run], "nosuch", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_sampel_type", "lhs"], "-map_sampel_type", run=run)
     expect_error(base + ["-map_tasks", "rot90", "-map_output", run], "2 to 64 tasks", run=run)
+    # a typo in a TAO option of the search is caught up front, like any other
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_pareto_tao_tpye", "blmvm"], "-map_pareto_tao_tpye", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_preference", "1,2,3", "-map_output", run], "-map_preference", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", "/proc/nonexistent/run"], "-map_output", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "3", "-map_output", run],
