@@ -639,7 +639,7 @@ static PetscErrorCode MapRunFit(MapRunCtx *r)
 /* One Bayesian round: squared accuracy residuals of the current fit at every point so far (all
    tasks summed: new points are evaluated on all tasks at once, since the merge is the expensive
    part), B new points drawn where they are largest, evaluated and appended. */
-static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, PetscBool *stop)
+static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
 {
   int     T = r->T;
   double *sqres;
@@ -657,7 +657,7 @@ static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, PetscBool *stop)
   }
   PetscCall(MapBayesPropose(T, r->n, r->C, sqres, r->lo, r->hi, (uint64_t)r->seed, it, B, &r->bayes, &r->C[r->n * T], NULL));
   PetscCall(PetscFree(sqres));
-  for (PetscInt i = r->n; i < r->n + B; i++) r->round[i] = it;
+  for (PetscInt i = r->n; i < r->n + B; i++) r->round[i] = round_id;
   PetscCall(PetscPrintf(r->comm, "bayesian round %d: %" PetscInt_FMT " new samples (%" PetscInt_FMT " so far)\n", it, B, r->n + B));
   PetscCall(MapRunEvaluateSamples(r, r->n, r->n + B, stop));
   if (!*stop) r->n += B;
@@ -700,6 +700,26 @@ static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, Pets
                         r->n + added));
   PetscCall(MapRunEvaluateSamples(r, r->n, r->n + added, stop));
   if (!*stop) r->n += added;
+  PetscFunctionReturn(0);
+}
+
+/* one adaptive round (Bayesian or refinement): fit on every point so far, then the round's new samples,
+   each phase timed into its stage */
+static PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, const PetscLogStage *stages, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it,
+                                          int round_id, PetscBool *stop)
+{
+  double t0 = MapWallTime();
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogStagePush(stages[2]));
+  PetscCall(MapRunFit(r));
+  PetscCall(PetscLogStagePop());
+  r->t_phase[2] += MapWallTime() - t0;
+  t0 = MapWallTime();
+  PetscCall(PetscLogStagePush(stages[1]));
+  PetscCall(round(r, it, round_id, stop));
+  PetscCall(PetscLogStagePop());
+  r->t_phase[1] += MapWallTime() - t0;
   PetscFunctionReturn(0);
 }
 
@@ -884,30 +904,10 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   PetscCall(MapRunEvaluateSamples(&r, 0, r.n, &stop));
   PetscCall(PetscLogStagePop());
   r.t_phase[1] += MapWallTime() - t0;
-  for (PetscInt it = 1; bayes && !stop && it <= r.bayes_iterations; it++) {
-    t0 = MapWallTime();
-    PetscCall(PetscLogStagePush(stages[2]));
-    PetscCall(MapRunFit(&r));
-    PetscCall(PetscLogStagePop());
-    r.t_phase[2] += MapWallTime() - t0;
-    t0 = MapWallTime();
-    PetscCall(PetscLogStagePush(stages[1]));
-    PetscCall(MapRunBayesRound(&r, (int)it, &stop));
-    PetscCall(PetscLogStagePop());
-    r.t_phase[1] += MapWallTime() - t0;
-  }
-  for (PetscInt it = 1; !stop && it <= r.refine; it++) {
-    t0 = MapWallTime();
-    PetscCall(PetscLogStagePush(stages[2]));
-    PetscCall(MapRunFit(&r));
-    PetscCall(PetscLogStagePop());
-    r.t_phase[2] += MapWallTime() - t0;
-    t0 = MapWallTime();
-    PetscCall(PetscLogStagePush(stages[1]));
-    PetscCall(MapRunRefineRound(&r, (int)it, (int)((bayes ? r.bayes_iterations : 0) + it), &stop));
-    PetscCall(PetscLogStagePop());
-    r.t_phase[1] += MapWallTime() - t0;
-  }
+  for (PetscInt it = 1; bayes && !stop && it <= r.bayes_iterations; it++)
+    PetscCall(MapRunAdaptiveRound(&r, stages, MapRunBayesRound, (int)it, (int)it, &stop));
+  for (PetscInt it = 1; !stop && it <= r.refine; it++)
+    PetscCall(MapRunAdaptiveRound(&r, stages, MapRunRefineRound, (int)it, (int)((bayes ? r.bayes_iterations : 0) + it), &stop));
   if (stop) PetscCall(MapRunCheckpointExit(&r));
   if (stop) PetscFunctionReturn(0);
 

@@ -292,27 +292,34 @@ PetscErrorCode MapSurrogatePredict(MapSurrogate s, int k, const double *c, doubl
   formula behind MapSurrogatePredict and every consumer of stored parameters (export's pick), so the
   same parameters give the same bits everywhere. Not collective.
 */
+/* z = phi(c) . theta and, when gz != NULL, grad z = b + A c (the same operation order everywhere) */
+static void MapQuadraticZ(int T, const double *th, const double *c, double *z, double *gz)
+{
+  *z = th[0];
+  for (int i = 0; i < T; i++) *z += th[1 + i] * c[i];
+  for (int i = 0, q = 1 + T; i < T; i++)
+    for (int j = i; j < T; j++, q++) *z += th[q] * c[i] * c[j];
+  if (!gz) return;
+  for (int i = 0; i < T; i++) gz[i] = th[1 + i];
+  for (int i = 0, q = 1 + T; i < T; i++)
+    for (int j = i; j < T; j++, q++) {
+      if (i == j) gz[i] += 2 * th[q] * c[i];
+      else {
+        gz[i] += th[q] * c[j];
+        gz[j] += th[q] * c[i];
+      }
+    }
+}
+
 PetscErrorCode MapQuadraticPredict(int T, MapLink link, const double *th, const double *c, double *value, double *grad)
 {
   double z;
 
   PetscFunctionBegin;
-  z = th[0];
-  for (int i = 0; i < T; i++) z += th[1 + i] * c[i];
-  for (int i = 0, q = 1 + T; i < T; i++)
-    for (int j = i; j < T; j++, q++) z += th[q] * c[i] * c[j];
+  MapQuadraticZ(T, th, c, &z, grad);
   if (value) *value = MapLinkEval(link, z);
   if (grad) {
     double gp = MapLinkDeriv(link, z);
-    for (int i = 0; i < T; i++) grad[i] = th[1 + i];
-    for (int i = 0, q = 1 + T; i < T; i++)
-      for (int j = i; j < T; j++, q++) {
-        if (i == j) grad[i] += 2 * th[q] * c[i];
-        else {
-          grad[i] += th[q] * c[j];
-          grad[j] += th[q] * c[i];
-        }
-      }
     for (int i = 0; i < T; i++) grad[i] *= gp;
   }
   PetscFunctionReturn(0);
@@ -324,19 +331,7 @@ PetscErrorCode MapQuadraticHessianAdd(int T, MapLink link, const double *th, con
 
   PetscFunctionBegin;
   PetscCheck(T <= MAP_NAME_LEN, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapQuadraticHessianAdd: at most %d coefficients, got %d", MAP_NAME_LEN, T);
-  z = th[0];
-  for (int i = 0; i < T; i++) z += th[1 + i] * c[i];
-  for (int i = 0, q = 1 + T; i < T; i++)
-    for (int j = i; j < T; j++, q++) z += th[q] * c[i] * c[j];
-  for (int i = 0; i < T; i++) gz[i] = th[1 + i]; /* grad z = b + A c */
-  for (int i = 0, q = 1 + T; i < T; i++)
-    for (int j = i; j < T; j++, q++) {
-      if (i == j) gz[i] += 2 * th[q] * c[i];
-      else {
-        gz[i] += th[q] * c[j];
-        gz[j] += th[q] * c[i];
-      }
-    }
+  MapQuadraticZ(T, th, c, &z, gz);
   d1 = scale * MapLinkDeriv(link, z);
   d2 = scale * MapLinkDeriv2(link, z);
   for (int j = 0; j < T; j++)
