@@ -13,7 +13,7 @@ static const char *const MapParetoSolverTypes[]    = {"smoothmax", "epigraph", "
 
 /*
   MapParetoCreate - a Pareto search on comm with the defaults: Chebyshev by a smooth max (projected
-  Newton in a TAOSHELL), chains of 8 preferences, 2 starts for a chain's first preference (the
+  Newton in a TAOSHELL), no chains (-map_pareto_chain 1), 2 starts per preference (the
   preference-weighted mix of the single-objective optima and the best of a seeded pool of 128
   points), 2 polishing rounds, box [0,1], seed 0, Das-Dennis divisions chosen from m. Collective.
 */
@@ -552,8 +552,9 @@ PetscErrorCode MapParetoSolve(MapPareto p)
   PetscCheck((double)N * stride < 2e9, p->comm, PETSC_ERR_ARG_OUTOFRANGE, "Pareto search: %" PetscInt_FMT " preference vectors are too many to gather", N);
   /* chains of -map_pareto_chain consecutive lattice vectors (neighbours in preference space), chain k
      on rank k % size: the first member of a chain is solved from its own starts, each later one from
-     its predecessor's solution, which lies close to its own (warm start: ~3x fewer TAO iterations).
-     The chains do not depend on the rank count, and results are put back in preference order after
+     its predecessor's solution, which lies close to its own (1.5x faster; off by default: on the
+     T = 8 default a chain carried a worse basin into the centre of the front). With chains of 1 every
+     preference is solved from its own starts and dealt cyclically. The chains do not depend on the rank count, and results are put back in preference order after
      every gather, so neither does the front. Cyclic over chains: the costly and the cheap parts of
      the lattice mix (a contiguous split left the busiest rank with 1.4x the work). */
   nchain = (N + p->chain - 1) / p->chain;

@@ -30,7 +30,7 @@ PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p);
    single-objective optima, then the best points of a seeded pool for the preference),
    -map_pareto_pool P (pool size, default 128), -map_pareto_polish R (rounds of re-solving a
    preference from a better solution found for another, default 2), -map_pareto_chain L
-   (consecutive preferences solved as a warm-started chain, default 8), -map_pareto_rho, -map_pareto_gatol,
+   (consecutive preferences solved as a warm-started chain; default 1: each from its own starts), -map_pareto_rho, -map_pareto_gatol,
    -map_seed, -map_box lo,hi; TAO options with prefix -map_pareto_ (e.g. -map_pareto_tao_monitor) */
 PetscErrorCode MapParetoSetFromOptions(MapPareto p);
 PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn fn, void *ctx);
