@@ -130,21 +130,16 @@ static PetscErrorCode MapParetoFormSmooth(Tao tao, Vec X, PetscReal *obj, Vec G,
   PetscFunctionReturn(0);
 }
 
-/* Hessian of the smooth form at c, after MapParetoSmoothAt(c) (which left f, J, coef, prob in s):
-     H = sum_i coef_i Hess f_i + (1/tau) [sum_i p_i v_i v_i^T - (sum_i p_i v_i)(sum_i p_i v_i)^T],
-   v_i = -(w_i/r_i) grad f_i, p_i the softmax weights (the second term: smooth max only). The
-   objectives' own curvature comes from central differences of their Jacobians at fixed coef (the
-   surrogates are smooth on the scale of the box, so h = 1e-5 gives ~1e-10); the softmax term, which
-   varies on the scale of tau, is exact. Symmetrised. Hd[T*T] column-major. */
-static PetscErrorCode MapParetoSmoothHessianAt(MapParetoScalarCtx *s, const double *c, double *Hd)
+/* sum_i coef_i Hess f_i at c by central differences of the objectives' Jacobians (when no
+   MapObjectiveHessianFn is set): the surrogates are smooth on the scale of the box, so h = 1e-5
+   gives ~1e-10; symmetrised. Hd[T*T] column-major. */
+static PetscErrorCode MapParetoObjectiveHessianFD(MapParetoScalarCtx *s, const double *c, double *Hd)
 {
   MapPareto p = s->p;
   const int T = p->T, m = p->m;
-  double   *xh = s->hwork, *fh = xh + T, *Jp = fh + m, *Jm = Jp + m * T, *v = Jm + m * T, *vbar = v + T;
+  double   *xh = s->hwork, *fh = xh + T, *Jp = fh + m, *Jm = Jp + m * T;
 
   PetscFunctionBegin;
-  if (p->hfn) PetscCall(p->hfn(p->ctx, c, s->coef, Hd));
-  else {
   PetscCall(PetscArraycpy(xh, c, T));
   for (int j = 0; j < T; j++) {
     double xj = xh[j], h = 1e-5 * (1 + PetscAbsReal(xj));
@@ -154,14 +149,30 @@ static PetscErrorCode MapParetoSmoothHessianAt(MapParetoScalarCtx *s, const doub
     PetscCall(p->fn(p->ctx, xh, fh, Jm));
     xh[j] = xj;
     for (int k = 0; k < T; k++) {
-      double d = 0;
-      for (int i = 0; i < m; i++) d += s->coef[i] * (Jp[i * T + k] - Jm[i * T + k]);
-      Hd[k + j * T] = d / (2 * h);
+      double dd = 0;
+      for (int i = 0; i < m; i++) dd += s->coef[i] * (Jp[i * T + k] - Jm[i * T + k]);
+      Hd[k + j * T] = dd / (2 * h);
     }
   }
   for (int j = 0; j < T; j++)
     for (int k = 0; k < j; k++) Hd[k + j * T] = Hd[j + k * T] = 0.5 * (Hd[k + j * T] + Hd[j + k * T]);
-  }
+  PetscFunctionReturn(0);
+}
+
+/* Hessian of the smooth form at c, after MapParetoSmoothAt(c) (which left f, J, coef, prob in s):
+     H = sum_i coef_i Hess f_i + (1/tau) [sum_i p_i v_i v_i^T - (sum_i p_i v_i)(sum_i p_i v_i)^T],
+   v_i = -(w_i/r_i) grad f_i, p_i the softmax weights (the second term: smooth max only). The
+   objectives' own curvature from MapObjectiveHessianFn (analytic) or finite differences; the softmax
+   term, which varies on the scale of tau, is exact. Hd[T*T] column-major. */
+static PetscErrorCode MapParetoSmoothHessianAt(MapParetoScalarCtx *s, const double *c, double *Hd)
+{
+  MapPareto p = s->p;
+  const int T = p->T, m = p->m;
+  double   *v = s->hwork + T + m + 2 * m * T, *vbar = v + T;
+
+  PetscFunctionBegin;
+  if (p->hfn) PetscCall(p->hfn(p->ctx, c, s->coef, Hd));
+  else PetscCall(MapParetoObjectiveHessianFD(s, c, Hd));
   if (s->objective < 0 && p->scal == MAP_PARETO_CHEBYSHEV) {
     for (int k = 0; k < T; k++) vbar[k] = 0;
     for (int i = 0; i < m; i++) {
@@ -212,7 +223,8 @@ static PetscErrorCode MapParetoNegativeCurvatureStep(MapParetoScalarCtx *s, cons
   MapPareto    p = s->p;
   const int    T = p->T;
   int          nfree = 0, free_idx[MAP_NAME_LEN];
-  double       H[MAP_NAME_LEN * MAP_NAME_LEN], L[MAP_NAME_LEN * MAP_NAME_LEN], eig[MAP_NAME_LEN], work[8 * MAP_NAME_LEN], lmax = 0, v[MAP_NAME_LEN];
+  double      *H = s->nwork + 5 * T, *L = H + T * T; /* the Newton direction's work space, free here */
+  double       eig[MAP_NAME_LEN], work[8 * MAP_NAME_LEN], lmax = 0, v[MAP_NAME_LEN];
   PetscBLASInt bn, lwork = 8 * MAP_NAME_LEN, info;
 
   PetscFunctionBegin;
@@ -261,16 +273,93 @@ static PetscErrorCode MapParetoNegativeCurvatureStep(MapParetoScalarCtx *s, cons
   (~280 us per iteration on a 5-variable problem, measured); BLMVM needs ~60 gradients per solve on
   the ill-conditioned smooth max. This iteration costs a few microseconds and converges in ~5-10.
 */
+/* the projected Newton direction d[T] at x (gradient g, projected-gradient norm pg): held variables
+   (at a bound, gradient pushing outward) get -g, which the projection cancels; the others solve the
+   Newton system of their Hessian block, shifted until its Cholesky factorisation exists */
+static PetscErrorCode MapParetoNewtonDirection(MapParetoScalarCtx *s, const double *x, const double *g, double pg, double *d)
+{
+  MapPareto p = s->p;
+  const int T = p->T;
+  double   *H = s->nwork + 5 * T, *L = H + T * T, mu = 0, dmax = 0, y[MAP_NAME_LEN];
+  double    eps = PetscMin(1e-8 * (p->hi - p->lo), pg);
+  int       nfree = 0, free_idx[MAP_NAME_LEN];
+  PetscBool ok = PETSC_FALSE;
+
+  PetscFunctionBegin;
+  for (int j = 0; j < T; j++) {
+    PetscBool held = (x[j] <= p->lo + eps && g[j] > 0) || (x[j] >= p->hi - eps && g[j] < 0);
+    if (!held) free_idx[nfree++] = j;
+    d[j] = held ? -g[j] : 0;
+  }
+  if (!nfree) PetscFunctionReturn(0);
+  PetscCall(MapParetoSmoothHessianAt(s, x, H));
+  for (int a = 0; a < nfree; a++) dmax = PetscMax(dmax, PetscAbsReal(H[free_idx[a] + free_idx[a] * T]));
+  for (int tries = 0; tries < 60 && !ok; tries++) {
+    for (int a = 0; a < nfree; a++)
+      for (int b = 0; b < nfree; b++) L[a + b * nfree] = H[free_idx[a] + free_idx[b] * T];
+    MapCholesky(nfree, L, mu, &ok);
+    if (!ok) mu = mu > 0 ? 4 * mu : 1e-10 * (dmax > 0 ? dmax : 1);
+  }
+  if (!ok) { /* no usable curvature: a gradient step */
+    for (int a = 0; a < nfree; a++) d[free_idx[a]] = -g[free_idx[a]];
+    PetscFunctionReturn(0);
+  }
+  for (int a = 0; a < nfree; a++) { /* L y = -g_F, then L^T d_F = y */
+    double t = -g[free_idx[a]];
+    for (int b = 0; b < a; b++) t -= L[a + b * nfree] * y[b];
+    y[a] = t / L[a + a * nfree];
+  }
+  for (int a = nfree - 1; a >= 0; a--) {
+    double t = y[a];
+    for (int b = a + 1; b < nfree; b++) t -= L[b + a * nfree] * d[free_idx[b]];
+    d[free_idx[a]] = t / L[a + a * nfree];
+  }
+  PetscFunctionReturn(0);
+}
+
+/* Armijo along the projection arc from x in direction d: the first step t with
+   f(P(x + t d)) <= f + 1e-4 g.(P(x + t d) - x); a rejected t is cut to the minimiser of the quadratic
+   through f, the slope and the trial value, within [0.1, 0.5] of it. xt, gt, *ft the accepted point. */
+static PetscErrorCode MapParetoArcSearch(MapParetoScalarCtx *s, const double *x, const double *g, double f, const double *d, double *xt, double *gt,
+                                         double *ft, double *step, PetscBool *accepted)
+{
+  MapPareto p = s->p;
+  const int T = p->T;
+
+  PetscFunctionBegin;
+  *accepted = PETSC_FALSE;
+  *step     = 1;
+  for (int ls = 0; ls < 60 && !*accepted; ls++) {
+    double slope = 0;
+    for (int j = 0; j < T; j++) {
+      xt[j] = PetscMin(p->hi, PetscMax(p->lo, x[j] + *step * d[j]));
+      slope += g[j] * (xt[j] - x[j]);
+    }
+    if (!(slope < 0)) {
+      *step *= 0.5;
+      continue;
+    }
+    PetscCall(MapParetoSmoothAt(s, xt, ft, gt));
+    if (*ft <= f + 1e-4 * slope) *accepted = PETSC_TRUE;
+    else {
+      double curv = *ft - f - slope, cut = isfinite(*ft) && curv > 0 ? -slope / (2 * curv) : 0.1;
+      *step *= PetscMin(0.5, PetscMax(0.1, cut));
+    }
+  }
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode MapParetoNewtonSolve(Tao tao)
 {
   MapParetoScalarCtx *s;
   MapPareto           p;
   Vec                 X;
   PetscScalar        *xv;
-  PetscReal           gatol, grtol, gttol, f, ft = 0;
-  PetscInt            maxit, escapes = 0;
-  int                 T, nfree, free_idx[MAP_NAME_LEN];
-  double             *x, *g, *xt, *gt, *d, *H, *L;
+  PetscReal           gatol, grtol, gttol, f, ft = 0, step = 0;
+  PetscInt            maxit, escapes = 0, it = 0;
+  int                 T;
+  double             *x, *g, *xt, *gt, *d, tau_final;
+  TaoConvergedReason  reason = TAO_CONTINUE_ITERATING;
 
   PetscFunctionBegin;
   PetscCall(TaoShellGetContext(tao, &s));
@@ -283,113 +372,56 @@ static PetscErrorCode MapParetoNewtonSolve(Tao tao)
   xt = g + T;
   gt = xt + T;
   d  = gt + T;
-  H  = d + T;
-  L  = H + T * T;
   PetscCall(TaoGetSolution(tao, &X));
   PetscCall(VecGetArray(X, &xv));
   for (int j = 0; j < T; j++) x[j] = PetscMin(p->hi, PetscMax(p->lo, xv[j]));
   /* the temperature continuation runs inside this one TaoSolve (s->continuation), saving TAO's
-     per-solve overhead twice per preference */
-  double   tau_final = s->continuation ? p->tau_final : s->tau;
-  PetscInt its       = 0;
+     per-solve overhead twice per preference; without it, one stage at s->tau */
+  tau_final = s->continuation ? p->tau_final : s->tau;
   if (s->continuation) s->tau = PetscMax(p->tau_start, p->tau_final);
   for (;; s->tau = PetscMax(0.1 * s->tau, tau_final)) {
-  if (s->tau < tau_final * (1 + 1e-9)) s->tau = tau_final;
-  PetscCall(MapParetoSmoothAt(s, x, &f, g));
-  PetscCall(TaoSetConvergedReason(tao, TAO_CONTINUE_ITERATING));
-  for (PetscInt it = its;; it++) {
-    its = it;
-    double pg = 0, eps, mu = 0, step = 1, slope;
-    for (int j = 0; j < T; j++) pg = PetscMax(pg, PetscAbsReal(PetscMin(p->hi, PetscMax(p->lo, x[j] - g[j])) - x[j]));
-    PetscCall(TaoMonitor(tao, it, f, pg, 0.0, it ? step : 0.0));
-    if (!(pg > gatol) && isfinite(pg) && it < maxit && escapes < 8 && s->tau == tau_final) {
-      /* stationary: a Newton method also stops at saddle points, which the smooth max of non-convex
-         surrogates has (found at T = 8: a pick 4% worse than BLMVM's). Where the free block of the
-         Hessian has a clearly negative eigenvalue, step along its eigenvector instead. */
-      PetscBool moved = PETSC_FALSE;
-      PetscCall(MapParetoNegativeCurvatureStep(s, x, g, f, xt, gt, &ft, &moved));
-      if (moved) {
-        escapes++;
-        PetscCall(PetscArraycpy(x, xt, T));
-        PetscCall(PetscArraycpy(g, gt, T));
-        f = ft;
-        continue;
-      }
-    }
-    if (!(pg > gatol)) {
-      PetscCall(TaoSetConvergedReason(tao, isfinite(pg) ? TAO_CONVERGED_GATOL : TAO_DIVERGED_NAN));
-      break;
-    }
-    if (it >= maxit) {
-      PetscCall(TaoSetConvergedReason(tao, TAO_DIVERGED_MAXITS));
-      break;
-    }
-    eps   = PetscMin(1e-8 * (p->hi - p->lo), pg);
-    nfree = 0;
-    for (int j = 0; j < T; j++) {
-      PetscBool held = (x[j] <= p->lo + eps && g[j] > 0) || (x[j] >= p->hi - eps && g[j] < 0);
-      if (!held) free_idx[nfree++] = j;
-      d[j] = held ? -g[j] : 0; /* the projection keeps a held variable at its bound */
-    }
-    PetscCall(MapParetoSmoothHessianAt(s, x, H));
-    if (nfree) {
-      PetscBool ok = PETSC_FALSE;
-      double    dmax = 0;
-      for (int a = 0; a < nfree; a++) dmax = PetscMax(dmax, PetscAbsReal(H[free_idx[a] + free_idx[a] * T]));
-      for (int tries = 0; tries < 60 && !ok; tries++) {
-        for (int a = 0; a < nfree; a++)
-          for (int b = 0; b < nfree; b++) L[a + b * nfree] = H[free_idx[a] + free_idx[b] * T];
-        MapCholesky(nfree, L, mu, &ok);
-        if (!ok) mu = mu > 0 ? 4 * mu : 1e-10 * (dmax > 0 ? dmax : 1);
-      }
-      if (!ok) { /* no usable curvature: a gradient step */
-        for (int a = 0; a < nfree; a++) d[free_idx[a]] = -g[free_idx[a]];
-      } else {
-        double y[MAP_NAME_LEN];
-        for (int a = 0; a < nfree; a++) { /* L y = -g_F, then L^T d_F = y */
-          double t = -g[free_idx[a]];
-          for (int b = 0; b < a; b++) t -= L[a + b * nfree] * y[b];
-          y[a] = t / L[a + a * nfree];
-        }
-        for (int a = nfree - 1; a >= 0; a--) {
-          double t = y[a];
-          for (int b = a + 1; b < nfree; b++) t -= L[b + a * nfree] * d[free_idx[b]];
-          d[free_idx[a]] = t / L[a + a * nfree];
+    if (s->tau < tau_final * (1 + 1e-9)) s->tau = tau_final;
+    PetscCall(MapParetoSmoothAt(s, x, &f, g));
+    reason = TAO_CONTINUE_ITERATING;
+    for (;; it++) {
+      double    pg = 0;
+      PetscBool accepted;
+      for (int j = 0; j < T; j++) pg = PetscMax(pg, PetscAbsReal(PetscMin(p->hi, PetscMax(p->lo, x[j] - g[j])) - x[j]));
+      PetscCall(TaoMonitor(tao, it, f, pg, 0.0, step));
+      if (!(pg > gatol) && isfinite(pg) && it < maxit && escapes < 8 && s->tau == tau_final) {
+        /* stationary at the last temperature: a Newton method also stops at saddle points, which
+           the smooth max of non-convex surrogates can have; step along negative curvature if any */
+        PetscBool moved = PETSC_FALSE;
+        PetscCall(MapParetoNegativeCurvatureStep(s, x, g, f, xt, gt, &ft, &moved));
+        if (moved) {
+          escapes++;
+          PetscCall(PetscArraycpy(x, xt, T));
+          PetscCall(PetscArraycpy(g, gt, T));
+          f = ft;
+          continue;
         }
       }
-    }
-    /* Armijo along the projection arc; a rejected step is cut to the minimiser of the quadratic
-       through f, the slope and the trial value, within [0.1, 0.5] of it */
-    PetscBool accepted = PETSC_FALSE;
-    for (int ls = 0; ls < 60 && !accepted; ls++) {
-      slope = 0;
-      for (int j = 0; j < T; j++) {
-        xt[j] = PetscMin(p->hi, PetscMax(p->lo, x[j] + step * d[j]));
-        slope += g[j] * (xt[j] - x[j]);
+      if (!(pg > gatol)) {
+        reason = isfinite(pg) ? TAO_CONVERGED_GATOL : TAO_DIVERGED_NAN;
+        break;
       }
-      if (!(slope < 0)) {
-        step *= 0.5;
-        continue;
+      if (it >= maxit) {
+        reason = TAO_DIVERGED_MAXITS;
+        break;
       }
-      PetscCall(MapParetoSmoothAt(s, xt, &ft, gt));
-      if (ft <= f + 1e-4 * slope) accepted = PETSC_TRUE;
-      else {
-        double curv = ft - f - slope, cut = isfinite(ft) && curv > 0 ? -slope / (2 * curv) : 0.1;
-        step *= PetscMin(0.5, PetscMax(0.1, cut));
+      PetscCall(MapParetoNewtonDirection(s, x, g, pg, d));
+      PetscCall(MapParetoArcSearch(s, x, g, f, d, xt, gt, &ft, &step, &accepted));
+      if (!accepted) { /* no descent along the arc: x is the best point seen */
+        reason = TAO_DIVERGED_LS_FAILURE;
+        break;
       }
+      PetscCall(PetscArraycpy(x, xt, T));
+      PetscCall(PetscArraycpy(g, gt, T));
+      f = ft;
     }
-    if (!accepted) {
-      PetscCall(TaoSetConvergedReason(tao, TAO_DIVERGED_LS_FAILURE));
-      break;
-    }
-    PetscCall(PetscArraycpy(x, xt, T));
-    PetscCall(PetscArraycpy(g, gt, T));
-    f = ft;
+    if (s->tau == tau_final || reason == TAO_DIVERGED_NAN || reason == TAO_DIVERGED_MAXITS) break;
   }
-  TaoConvergedReason reason;
-  PetscCall(TaoGetConvergedReason(tao, &reason));
-  if (s->tau == tau_final || reason == TAO_DIVERGED_NAN || reason == TAO_DIVERGED_MAXITS) break;
-  }
+  PetscCall(TaoSetConvergedReason(tao, reason));
   for (int j = 0; j < T; j++) xv[j] = x[j];
   PetscCall(VecRestoreArray(X, &xv));
   PetscFunctionReturn(0);
