@@ -11,27 +11,6 @@
 #include "surrogateimpl.h"
 #include <petscviewer.h>
 
-const char *MapLinkName(MapLink link)
-{
-  switch (link) {
-  case MAP_LINK_SIGMOID:
-    return "sigmoid";
-  case MAP_LINK_SOFTPLUS:
-    return "softplus";
-  default:
-    return "identity";
-  }
-}
-
-void MapQuadraticFeatures(int T, const double *c, double *phi)
-{
-  int k    = 0;
-  phi[k++] = 1.0;
-  for (int i = 0; i < T; i++) phi[k++] = c[i];
-  for (int i = 0; i < T; i++)
-    for (int j = i; j < T; j++) phi[k++] = c[i] * c[j];
-}
-
 /*
   MapSurrogateCreate - an empty surrogate on comm with default options (grid 1x1, block 64, no ridge).
 
@@ -284,66 +263,6 @@ PetscErrorCode MapSurrogatePredict(MapSurrogate s, int k, const double *c, doubl
   PetscFunctionBegin;
   MAP_CHECK_TARGET(s, k);
   PetscCall(MapQuadraticPredict(s->T, s->link[k], s->theta + (size_t)k * s->F, c, value, grad));
-  PetscFunctionReturn(0);
-}
-
-/*
-  MapQuadraticPredict - g(phi(c) . theta) and its gradient in c for the fixed feature order; the one
-  formula behind MapSurrogatePredict and every consumer of stored parameters (export's pick), so the
-  same parameters give the same bits everywhere. Not collective.
-*/
-/* z = phi(c) . theta and, when gz != NULL, grad z = b + A c (the same operation order everywhere) */
-static void MapQuadraticZ(int T, const double *th, const double *c, double *z, double *gz)
-{
-  *z = th[0];
-  for (int i = 0; i < T; i++) *z += th[1 + i] * c[i];
-  for (int i = 0, q = 1 + T; i < T; i++)
-    for (int j = i; j < T; j++, q++) *z += th[q] * c[i] * c[j];
-  if (!gz) return;
-  for (int i = 0; i < T; i++) gz[i] = th[1 + i];
-  for (int i = 0, q = 1 + T; i < T; i++)
-    for (int j = i; j < T; j++, q++) {
-      if (i == j) gz[i] += 2 * th[q] * c[i];
-      else {
-        gz[i] += th[q] * c[j];
-        gz[j] += th[q] * c[i];
-      }
-    }
-}
-
-PetscErrorCode MapQuadraticPredict(int T, MapLink link, const double *th, const double *c, double *value, double *grad)
-{
-  double z;
-
-  PetscFunctionBegin;
-  MapQuadraticZ(T, th, c, &z, grad);
-  if (value) *value = MapLinkEval(link, z);
-  if (grad) {
-    double gp = MapLinkDeriv(link, z);
-    for (int i = 0; i < T; i++) grad[i] *= gp;
-  }
-  PetscFunctionReturn(0);
-}
-
-PetscErrorCode MapQuadraticHessianAdd(int T, MapLink link, const double *th, const double *c, double scale, double *H)
-{
-  double z, gz[MAP_NAME_LEN], d1, d2;
-
-  PetscFunctionBegin;
-  PetscCheck(T <= MAP_NAME_LEN, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapQuadraticHessianAdd: at most %d coefficients, got %d", MAP_NAME_LEN, T);
-  MapQuadraticZ(T, th, c, &z, gz);
-  d1 = scale * MapLinkDeriv(link, z);
-  d2 = scale * MapLinkDeriv2(link, z);
-  for (int j = 0; j < T; j++)
-    for (int i = 0; i < T; i++) H[i + j * T] += d2 * gz[i] * gz[j];
-  for (int i = 0, q = 1 + T; i < T; i++)
-    for (int j = i; j < T; j++, q++) {
-      if (i == j) H[i + i * T] += 2 * d1 * th[q];
-      else {
-        H[i + j * T] += d1 * th[q];
-        H[j + i * T] += d1 * th[q];
-      }
-    }
   PetscFunctionReturn(0);
 }
 

@@ -4,6 +4,15 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+uint64_t MapZooStream(const char *purpose, const char *name, uint64_t index)
+{
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char *p = purpose; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+  h = (h ^ 0xff) * 0x100000001b3ULL; /* separator, so ("ab","c") != ("a","bc") */
+  for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+  return MapRngU64(h, index, 0);
+}
+
 /* reads exactly len bytes or fails naming the file */
 static PetscErrorCode MapZooGzRead(gzFile f, const char *path, void *buf, size_t len)
 {

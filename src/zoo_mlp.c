@@ -5,15 +5,6 @@
 #include <cblas.h>
 #include <math.h>
 
-uint64_t MapZooStream(const char *purpose, const char *name, uint64_t index)
-{
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char *p = purpose; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-  h = (h ^ 0xff) * 0x100000001b3ULL; /* separator, so ("ab","c") != ("a","bc") */
-  for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-  return MapRngU64(h, index, 0);
-}
-
 PetscErrorCode MapZooMLPCreate(int L, const int *widths, MapZooMLP *m)
 {
   PetscFunctionBegin;
