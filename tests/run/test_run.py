@@ -251,6 +251,7 @@ def case_bad_input():
     expect_error(base + ["-map_tasks", "rot90,nosuch", "-map_output", run], "nosuch", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_sampel_type", "lhs"], "-map_sampel_type", run=run)
     expect_error(base + ["-map_tasks", "rot90", "-map_output", run], "2 to 64 tasks", run=run)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_method", "nested", "-map_refine", "1"], "-map_refine applies", run=run)
     # a typo in a TAO option of the search is caught up front, like any other
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_pareto_tao_tpye", "blmvm"], "-map_pareto_tao_tpye", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_preference", "1,2,3", "-map_output", run], "-map_preference", run=run)
