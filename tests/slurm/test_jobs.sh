@@ -54,7 +54,9 @@ config=$src/input/small.yaml
 [ -r "$config" ] || die "$config is missing"
 mpiexec -n 2 "$MAPMERGE" zoo -options_file_yaml "$config" -map_output zoo-small > zoo.log 2>&1 || { cat zoo.log; die "mapmerge zoo"; }
 mpiexec -n 2 "$MAPMERGE" import -options_file_yaml "$config" > import.log 2>&1 || { cat import.log; die "mapmerge import"; }
-run_opts=(-map_reevaluate 2)
+# 120 Latin-hypercube samples: enough evaluations that a signal lands mid-run (once fit and search took
+# milliseconds, the 30-sample default design could finish before the signal arrived)
+run_opts=(-map_reevaluate 2 -map_sample_type lhs -map_sample_n 120)
 log "zoo and store ready"
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -111,7 +113,7 @@ signal_mid_run "$J2" runs/signalled/journal.jsonl
 
 # ---- 3: the sweep array and a job that depends on all its tasks -----------------------------
 # task 0 repeats the reference run on 1 rank (srun) and is signalled too: same results expected
-printf '# test sweep\n-map_seed 0 -map_reevaluate 2\n\n-map_seed 2 -map_reevaluate 1 -map_sample_type lhs -map_sample_n 20\n' > sweep.txt
+printf '# test sweep\n-map_seed 0 -map_reevaluate 2 -map_sample_type lhs -map_sample_n 120\n\n-map_seed 2 -map_reevaluate 1 -map_sample_type lhs -map_sample_n 20\n' > sweep.txt
 JS=$(submit -n 1 --array=0-1%2 "$src/jobs/sweep.sbatch" "$config" sweep.txt)
 JD=$(submit -n 1 --job-name=after --dependency=afterok:"$JS" \
      --wrap "test -s runs/${JS}_0/front.csv && test -s runs/${JS}_1/front.csv && echo both-sweep-fronts-present")

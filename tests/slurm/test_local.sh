@@ -28,9 +28,12 @@ die() { fail "$*"; [ -f "$W/local.log" ] && tail -n 40 "$W/local.log"; exit 1; }
 [ -x "$MAPMERGE" ] || die "MAPMERGE=$MAPMERGE is not an executable"
 cd "$W" || exit 1
 config=$src/input/small.yaml
+# 120 Latin-hypercube samples: enough evaluations that the signals below land mid-run (with the 30-sample
+# default design a fast machine finished the run before the SIGTERM arrived)
+opts=(-map_reevaluate 2 -map_sample_type lhs -map_sample_n 120)
 mpiexec -n 2 "$MAPMERGE" zoo -options_file_yaml "$config" -map_output zoo-small > zoo.log 2>&1 || { cat zoo.log; die "mapmerge zoo"; }
 mpiexec -n 2 "$MAPMERGE" import -options_file_yaml "$config" > import.log 2>&1 || { cat import.log; die "mapmerge import"; }
-mpiexec -n 2 "$MAPMERGE" run -options_file_yaml "$config" -map_reevaluate 2 -map_output runs/ref > ref.log 2>&1 ||
+mpiexec -n 2 "$MAPMERGE" run -options_file_yaml "$config" "${opts[@]}" -map_output runs/ref > ref.log 2>&1 ||
   { cat ref.log; die "reference run"; }
 log "zoo, store and reference run ready"
 
@@ -49,7 +52,7 @@ rank_pid() { # a mapmerge rank started by local.sh's mpiexec
   [ -n "$m" ] && pgrep -P "$m" -x mapmerge | head -n 1
 }
 
-RUN_DIR=runs/loc "$src/jobs/local.sh" -n 2 -k 3 "$config" -map_reevaluate 2 > local.log 2>&1 &
+RUN_DIR=runs/loc "$src/jobs/local.sh" -n 2 -k 3 "$config" "${opts[@]}" > local.log 2>&1 &
 lpid=$!
 wait_journal 2
 kill -USR1 "$lpid"
@@ -70,7 +73,7 @@ n=$(grep -c "checkpointed; resuming" local.log)
 [ "$n" = 2 ] && log "ok: local.sh resumed twice (after its own SIGUSR1 and after a rank's)" || fail "local.sh resumed $n times, expected 2"
 [ -s runs/loc/front.csv ] && fail "runs/loc/front.csv exists although the run was stopped"
 
-RUN_DIR=runs/loc "$src/jobs/local.sh" -n 2 "$config" -map_reevaluate 2 > local2.log 2>&1
+RUN_DIR=runs/loc "$src/jobs/local.sh" -n 2 "$config" "${opts[@]}" > local2.log 2>&1
 rc=$?
 [ $rc = 0 ] || { cat local2.log; die "local.sh continuing runs/loc: status $rc"; }
 grep -q -- "-map_resume" local2.log || fail "local.sh did not pass -map_resume to continue runs/loc"
