@@ -19,7 +19,7 @@ typedef enum { MAP_PARETO_CHEBYSHEV, MAP_PARETO_WEIGHTED_SUM } MapParetoScalariz
 /* How Chebyshev's max is solved (-map_pareto_solver): a smooth max (default: log-sum-exp with
    continuation in the temperature, each stage a bound-constrained projected Newton solve in a
    TAOSHELL, or any TAO type with -map_pareto_tao_type; its points are exactly Pareto optimal but sit
-   O(tau log m) off the exact Chebyshev point; ~35x faster than the epigraph form) or the epigraph
+   O(tau log m) off the exact Chebyshev point; ~40x faster than the epigraph form) or the epigraph
    form with TAOALMM (solves the Chebyshev problem itself to ~1e-7 at the default -map_pareto_gatol
    1e-7; 1e-10 gives ~1e-11 at 2x the time). */
 typedef enum { MAP_PARETO_SMOOTHMAX, MAP_PARETO_EPIGRAPH } MapParetoSolverType;
@@ -44,7 +44,8 @@ PetscErrorCode MapParetoSetBox(MapPareto p, double lo, double hi);
 PetscErrorCode MapParetoSolve(MapPareto p);
 /* the front: k points; C[k*T], F[k*m] predicted objectives, W[k*m] preference weights (borrowed) */
 PetscErrorCode MapParetoGetFront(MapPareto p, PetscInt *k, const double **C, const double **F, const double **W);
-/* MapParetoPick - solution of the scalarised problem for preference w[m] (normalised inside). Collective. */
+/* MapParetoPick - solution of the scalarised problem for preference w[m] (normalised inside), from at
+   least 8 starts and the best front point for w. Collective. */
 PetscErrorCode MapParetoPick(MapPareto p, const double *w, double *c, double *f);
 PetscErrorCode MapParetoDestroy(MapPareto *p);
 /* programmatic equivalents of the options (call after SetFromOptions to override) */
