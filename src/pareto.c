@@ -650,7 +650,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
 /*
   MapParetoPick - the solution of the scalarised problem (the same scalarisation as the search) for
   the preference w[m] (non-negative, normalised to sum 1 inside): c[T] and f[m]. Rank 0 solves,
-  from the usual starts plus the front point that scores best for w (when a front exists), and
+  from max(-map_pareto_starts, 8) starts plus the front point that scores best for w (when a front exists), and
   broadcasts. Collective.
 */
 PetscErrorCode MapParetoPick(MapPareto p, const double *w, double *c, double *f)
