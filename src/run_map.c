@@ -156,6 +156,13 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   const char *evtype;
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
   PetscBool analytic = strcmp(evtype, "analytic") ? PETSC_FALSE : PETSC_TRUE;
+  if (help) { /* -help lists the fit's and the search's options too, with or without a store */
+    PetscCall(MapSurrogateCreate(r->comm, &r->sur));
+    PetscCall(MapSurrogateSetFromOptions(r->sur));
+    PetscCall(MapParetoCreate(r->comm, &r->pareto));
+    PetscCall(MapParetoSetFromOptions(r->pareto));
+    PetscFunctionReturn(0);
+  }
 
   /* the store and the task selection (analytic problems need no store: -map_tasks names the objectives) */
   int Tstore = 0;

@@ -7,3 +7,6 @@ foreach(case ranks_analytic ranks_zoo bayes_replay refine nested nested_chain ex
     set_tests_properties(run_${case} PROPERTIES FIXTURES_REQUIRED zoo_small)
   endif()
 endforeach()
+# `mapmerge run -help` without a store or a YAML lists every option, the fit's and the search's included
+map_script_test(run_cli_help ${MPIEXEC_EXECUTABLE} -n 1 $<TARGET_FILE:mapmerge> run -help)
+set_tests_properties(run_cli_help PROPERTIES PASS_REGULAR_EXPRESSION "-map_pareto_chain" FAIL_REGULAR_EXPRESSION "mapmerge: error")
