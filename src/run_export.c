@@ -231,6 +231,14 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
 
   PetscFunctionBegin;
   PetscCall(ExportReadOptions(comm, &o, &help));
+  {
+    /* the pick's search options (-map_pareto_*, its TAO options): listed by -help, read before the
+       unused-option check */
+    MapPareto pareto;
+    PetscCall(MapParetoCreate(comm, &pareto));
+    PetscCall(MapParetoSetFromOptions(pareto));
+    PetscCall(MapParetoDestroy(&pareto));
+  }
   if (help) PetscFunctionReturn(0);
   PetscCall(MapCheckOptionsLeft(comm)); /* first, so a mistyped required option is reported as a typo */
   PetscCheck(o.store[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_store PATH is required");
