@@ -3,10 +3,12 @@ per-task head with its own class count) and per-task eval sets. numpy only, seed
 usage: gen_mlp.py OUTDIR --dims 20,33,17 --classes 5,7,3 --samples 1000,700,513 [--seed 1]"""
 import argparse
 import os
+import sys
 
 import numpy as np
 
-import stio
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import stio  # noqa: E402  (tests/stio.py)
 
 
 def main():

@@ -13,8 +13,8 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import stio  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, ".."))
+import stio  # noqa: E402  (tests/stio.py)
 
 MAPMERGE = os.environ['MAPMERGE']
 MPIEXEC = os.environ.get('MPIEXEC', 'mpiexec')

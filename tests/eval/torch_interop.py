@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import stio  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import stio  # noqa: E402  (tests/stio.py)
 
 MAPMERGE = os.environ['MAPMERGE']
 MPIEXEC = os.environ.get('MPIEXEC', 'mpiexec')

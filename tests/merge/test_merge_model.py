@@ -6,42 +6,18 @@ Two stores: P = 4983 (tensors of several shapes, F32/BF16/F16 task checkpoints) 
 (at 4 ranks one rank owns no elements).
 
 usage: test_merge_model.py <test_merge_model exe> <mpiexec> <work dir>"""
-import json
 import os
-import shutil
-import struct
 import subprocess
 import sys
 
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import stio  # noqa: E402  (tests/stio.py)
+
 exe, mpiexec, work = sys.argv[1], sys.argv[2], sys.argv[3]
 failures = []
-
-
-def write_safetensors(path, tensors):
-    """tensors: list of (name, dtype str, numpy array already in that dtype's bytes)."""
-    header, blobs, off = {}, [], 0
-    for name, dt, arr in tensors:
-        raw = arr.tobytes()
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-def to_bf16(a):
-    """round-to-nearest-even F32 -> BF16 bits (uint16 array)"""
-    u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
-    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-    return u.astype(np.uint16)
 
 
 def make_models(d, shapes, dtypes, seed):
@@ -58,11 +34,11 @@ def make_models(d, shapes, dtypes, seed):
             elif dt == "F16":
                 ts.append((n, "F16", v.astype(np.float16)))
             else:
-                ts.append((n, "BF16", to_bf16(v).reshape(s)))
+                ts.append((n, "BF16", stio.to_bf16(v).reshape(s)))
         for n, s in head.items():
             ts.append((n, "F32", rng.standard_normal(s).astype(np.float32)))
         p = os.path.join(d, "pre.safetensors" if k == 0 else "task%d.safetensors" % k)
-        write_safetensors(p, ts)
+        stio.write(p, ts)
         files.append(p)
     return files
 

@@ -5,7 +5,7 @@
     store_test.py tiny WORKDIR MPIEXEC           P < 2*64: ranks without parameters at -n 4
     store_test.py bad CASE WORKDIR MPIEXEC       one bad input: non-zero exit, message, no output left
 
-Checkpoints are written by hand here (8-byte little-endian header length, JSON header, raw data),
+Checkpoints are written by hand (tests/stio.py: 8-byte little-endian header length, JSON header, raw data),
 so the test does not share code with the C reader. The binary is $MAPMERGE.
 """
 import glob
@@ -13,61 +13,20 @@ import hashlib
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import stio  # noqa: E402  (tests/stio.py: the hand-written safetensors reader/writer of the tests)
+
 MAPMERGE = os.environ.get("MAPMERGE", "mapmerge")
-DT = {"F32": (np.float32, 4), "F16": (np.float16, 2), "BF16": (np.uint16, 2), "I64": (np.int64, 8), "F64": (np.float64, 8)}
 
 
 def fail(msg):
     print("FAIL: " + msg)
     sys.exit(1)
-
-
-def to_bf16(x):
-    """float32 -> bfloat16 bits, round to nearest even (finite values)."""
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def from_bf16(b):
-    return (b.astype(np.uint32) << 16).view(np.float32)
-
-
-def write_st(path, tensors, meta=None):
-    """tensors: list of (name, dtype, array); array already in that dtype's storage type."""
-    header, blobs, off = {}, [], 0
-    if meta:
-        header["__metadata__"] = meta
-    for name, dt, a in tensors:
-        raw = np.ascontiguousarray(a).astype(DT[dt][0], copy=False).tobytes()
-        header[name] = {"dtype": dt, "shape": list(np.shape(a)), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def read_st(path):
-    """name -> (dtype, float32 array with shape) ; plus metadata; in file order."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    hdr = json.loads(data[8 : 8 + n])
-    meta = hdr.pop("__metadata__", {})
-    out = {}
-    for name, t in sorted(hdr.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        b, e = t["data_offsets"]
-        raw = np.frombuffer(data[8 + n + b : 8 + n + e], dtype=DT[t["dtype"]][0])
-        a = from_bf16(raw) if t["dtype"] == "BF16" else raw.astype(np.float32)
-        out[name] = (t["dtype"], a.reshape(t["shape"]))
-    return out, meta
 
 
 def read_ckpt(path):
@@ -76,9 +35,9 @@ def read_ckpt(path):
         idx = json.load(open(os.path.join(path, "model.safetensors.index.json")))
         out = {}
         for f in sorted(set(idx["weight_map"].values())):
-            out.update(read_st(os.path.join(path, f))[0])
+            out.update(stio.read(os.path.join(path, f))[0])
         return out
-    return read_st(path)[0]
+    return stio.read(path)[0]
 
 
 # ---- the model family ----
@@ -103,7 +62,7 @@ def make_family(d, tweak=None):
         for n, s in SHAPES:
             v = (base[n] + 0.05 * (k + 1) * rng.standard_normal(s)).astype(np.float32)
             if task == "beta" and n in ("encoder.0.weight", "encoder.1.bias"):
-                tl.append((n, "BF16", to_bf16(v).reshape(s)))
+                tl.append((n, "BF16", stio.to_bf16(v).reshape(s)))
             elif task == "gamma" and n == "encoder.1.weight":
                 tl.append((n, "F16", v.astype(np.float16)))
             else:
@@ -123,13 +82,13 @@ def make_family(d, tweak=None):
             wm = {}
             for i, part in enumerate(parts):
                 fn = "model-%05d-of-%05d.safetensors" % (i + 1, len(parts))
-                write_st(os.path.join(g, fn), part)
+                stio.write(os.path.join(g, fn), part)
                 wm.update({n: fn for n, _, _ in part})
             json.dump({"metadata": {}, "weight_map": wm}, open(os.path.join(g, "model.safetensors.index.json"), "w"))
             paths[name] = g
         else:
             paths[name] = os.path.join(d, name + ".safetensors")
-            write_st(paths[name], tl)
+            stio.write(paths[name], tl)
     return paths
 
 
@@ -162,7 +121,7 @@ def expected(paths, coeff, tasks):
 
 
 def check_export(path, paths, coeff, tasks, dtype="F32", tol=1e-6):
-    got, meta = read_st(path)
+    got, meta = stio.read(path)
     if meta.get("format") != "pt":
         fail("%s: metadata format = %r, expected pt" % (path, meta.get("format")))
     if meta.get("tasks") != ",".join(tasks):
@@ -283,7 +242,7 @@ def roundtrip(work, mpiexec):
                      "-map_export_private", "gamma", "-map_export_dtype", "bf16"])
     got = check_export(sub, paths, [0.7, -0.4], ["gamma", "alpha"], dtype="BF16", tol=8e-3)
     gh = read_ckpt(paths["gamma"])["head.weight"][1]
-    if "head.weight" not in got or not np.array_equal(got["head.weight"][1], from_bf16(to_bf16(gh)).reshape(gh.shape)):
+    if "head.weight" not in got or not np.array_equal(got["head.weight"][1], stio.from_bf16(stio.to_bf16(gh)).reshape(gh.shape)):
         fail("private head of gamma not exported (or wrong)")
 
     # sharded output: a folder with an index, same tensors as the single file
@@ -293,7 +252,7 @@ def roundtrip(work, mpiexec):
     files = sorted(set(idx["weight_map"].values()))
     if len(files) < 2:
         fail("sharded export wrote %d files" % len(files))
-    single = read_st(outs[1])[0]
+    single = stio.read(outs[1])[0]
     both = read_ckpt(shd)
     for n, _ in SHAPES:
         if not np.array_equal(both[n][1], single[n][1]):
@@ -334,7 +293,7 @@ def tw_nan(name, tl):
     for n, d, a in tl:
         if name == "beta" and n == "encoder.0.weight":
             a = a.copy()
-            a[3, 4] = to_bf16(np.float32(np.nan))  # BF16 storage
+            a[3, 4] = stio.to_bf16(np.float32(np.nan))  # BF16 storage
         out.append((n, d, a))
     return out
 
