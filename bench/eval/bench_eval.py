@@ -21,8 +21,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'eval'))
 import stio  # noqa: E402
@@ -106,7 +104,7 @@ def main():
             for _ in range(a.reps):
                 for c in cs:
                     t, tc = time.perf_counter(), time.process_time()
-                    r = torch_eval(c)
+                    torch_eval(c)
                     if time.perf_counter() - t < best:
                         best, cpu = time.perf_counter() - t, time.process_time() - tc
             ref = [torch_eval(c) for c in cs]
@@ -119,7 +117,6 @@ def main():
                     print(f'mismatch: mapmerge {line}; torch loss {loss!r} correct {corr}', file=sys.stderr)
                 valid &= ok
             rows.append((nt, tm, best, valid, cpu / best))
-        from ctypes.util import find_library  # noqa: F401
         print(f'model 784-200-100-64-10, {a.n} samples, {a.k} coefficient vectors, best of {a.reps}')
         print('| ranks / threads | mapmerge mlp ms/eval | samples/s | PyTorch ms/eval | samples/s | PyTorch CPU/wall | ratio | check |')
         print('|---|---|---|---|---|---|---|---|')

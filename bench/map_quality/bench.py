@@ -26,13 +26,11 @@ wall time, the summary's time per phase, and the -log_view events (max over rank
 Each part writes WORK/results_<part>.json and WORK/tables_<part>.md.
 """
 import argparse
-import csv
 import json
 import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 
@@ -43,67 +41,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "postprocess"))
 import quality  # noqa: E402  (postprocess/quality.py: non_dominated, mean_nearest, hypervolume)
-from reference_pipeline import features, sigmoid  # noqa: E402
-
-PY = "/usr/bin/python3"
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from benchlib import PY, Ctx, cols, features, grid_truth, log, ms, read_csv, sh, sigmoid  # noqa: E402
 SUBSETS = [("rot90,invert", 41), ("flip_v,shift", 41), ("rot90,invert,shift", 21)]
 TIMING = [("T2", "rot90,invert"), ("T5", "rot90,rot180,rot270,flip_v,transpose"),
           ("T8", "rot90,rot180,rot270,flip_v,transpose,invert,permute,shift")]
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def sh(cmd, out=None):
-    """run cmd (list); on failure print its output and stop"""
-    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if out:
-        with open(out, "w") as f:
-            f.write(p.stdout)
-    if p.returncode:
-        sys.stderr.write(p.stdout[-4000:])
-        sys.exit("bench: command failed (%d): %s" % (p.returncode, " ".join(cmd)))
-    return p.stdout
-
-
-class Ctx:
-    def __init__(self, a):
-        self.a = a
-        self.bin = os.path.abspath(a.mapmerge)
-        self.work = os.path.abspath(a.work)
-        self.yaml = a.yaml
-        with open(os.path.join(ROOT, a.yaml)) as f:
-            import yaml
-            y = yaml.safe_load(f)["map"]
-        tasks = y["tasks"].split(",")
-        self.val = dict(zip(tasks, y["eval"]["data"].split(",")))
-        self.store = y["store"]
-
-    def mpi(self, *args):
-        return ["mpiexec", "-n", str(self.a.np), self.bin] + list(args)
-
-    def eval(self, tasks, coeffs, out):
-        data = ",".join(self.val[t] for t in tasks.split(","))
-        sh(self.mpi("eval", "-options_file_yaml", self.yaml, "-map_tasks", tasks, "-map_eval_data", data,
-                    "-map_coeffs", coeffs, "-map_output", out))
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        r = csv.reader(f)
-        head = next(r)
-        rows = [row for row in r if row]
-    return head, rows
-
-
-def cols(head, rows, prefix, tasks):
-    idx = [head.index(prefix + t) for t in tasks]
-    out = []
-    for row in rows:
-        v = [row[i] for i in idx]
-        out.append([float(x) if x.strip() else math.nan for x in v])
-    return np.array(out, dtype=float).reshape(-1, len(tasks))
 
 
 def write_coeffs(path, tasks, C):
@@ -134,33 +76,6 @@ def spread_pick(F, K):
         chosen.append(i)
         d = np.minimum(d, np.sqrt(((G - G[i]) ** 2).sum(axis=1)))
     return sorted(chosen)
-
-
-def grid_truth(ctx, tasks, n):
-    """(C, acc) of the evaluated grid, cached"""
-    T = len(tasks.split(","))
-    gdir = os.path.join(ctx.work, "grid")
-    os.makedirs(gdir, exist_ok=True)
-    name = tasks.replace(",", "_")
-    out = os.path.join(gdir, "%s_n%d.csv" % (name, n))
-    st = os.stat(os.path.join(ROOT, ctx.store))
-    stamp = "%s size %d mtime %d" % (ctx.store, st.st_size, int(st.st_mtime))
-    if os.path.exists(out) and os.path.exists(out + ".stamp") and open(out + ".stamp").read() == stamp:
-        log("grid %s: cached (%s)" % (tasks, out))
-    else:
-        coeffs = os.path.join(gdir, "%s_n%d_coeffs.csv" % (name, n))
-        sh([PY, os.path.join(ROOT, "postprocess", "quality.py"), "grid", "--tasks", tasks, "--n", str(n), "--output", coeffs])
-        t0 = time.time()
-        ctx.eval(tasks, coeffs, out)
-        with open(out + ".stamp", "w") as f:
-            f.write(stamp)
-        log("grid %s: %d points evaluated in %.0f s" % (tasks, n ** T, time.time() - t0))
-    head, rows = read_csv(out)
-    tl = tasks.split(",")
-    C, A = cols(head, rows, "c_", tl), cols(head, rows, "acc_", tl)
-    if len(C) != n ** T:
-        sys.exit("bench: %s has %d rows, expected %d: delete it and rerun" % (out, len(C), n ** T))
-    return C, A
 
 
 def stage_times(logtext):
@@ -383,11 +298,6 @@ def e2e(ctx):
             best["walls"] = [r["wall"] for r in rows[np_]]
             out.append(best)
     return out
-
-
-def ms(v, fmt="%.4f"):
-    v = np.asarray(v, dtype=float)
-    return (fmt + " ± " + fmt) % (v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0)
 
 
 def quality_rows(q, key, title):

@@ -27,6 +27,7 @@ usage: reference_pipeline.py RESULTS.h5 OUT.csv [--seed S] [--bound 3] [--pop 10
 """
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -37,21 +38,8 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit, least_squares
 from deap import algorithms, base, creator, tools
 
-
-def features(C):
-    """[1, c_1..c_T, c_i c_j (i <= j)]: mapmerge's feature order (results.h5 /surrogate/*/params)"""
-    C = np.atleast_2d(C)
-    n, T = C.shape
-    cols = [np.ones(n)] + [C[:, i] for i in range(T)]
-    for i in range(T):
-        for j in range(i, T):
-            cols.append(C[:, i] * C[:, j])
-    return np.stack(cols, axis=1)
-
-
-def sigmoid(z):
-    z = np.clip(z, -500.0, 500.0)  # as the reference: no overflow warning in exp
-    return 1.0 / (1.0 + np.exp(-z))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import features, sigmoid  # noqa: E402  (mapmerge's feature order)
 
 
 def fit(C, A):

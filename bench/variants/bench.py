@@ -24,12 +24,10 @@ same number of evaluated models (samples + the pick, no re-evaluation); plain MA
 and test accuracy (/pick/test), wall time of each run.
 """
 import argparse
-import csv
 import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -40,8 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "postprocess"))
 import quality  # noqa: E402  (non_dominated, mean_nearest, hypervolume)
-
-PY = "/usr/bin/python3"
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import benchlib  # noqa: E402
+from benchlib import features, log, ms, sh_timed, sigmoid  # noqa: E402
 # subset, grid points per axis, N0, B, bayesian rounds of the curve, default-comparison (N0, rounds)
 SUBSETS = [
     {"tasks": "rot90,invert", "n": 41, "N0": 8, "B": 2, "rounds": [2, 4, 8], "def": (8, 2)},
@@ -55,103 +54,13 @@ EXPS = [("refdraw", "reference draw (no maximin, no exploration)", ["-map_bayes_
 PREFS = ["1,1,1,1,1,1,1,1", "3,1,1,1,1,1,1,1"]
 
 
-def log(msg):
-    print(msg, flush=True)
-
-
-def sh(cmd, out=None):
-    """run cmd (list) from the repository root; returns (stdout+stderr, wall seconds)"""
-    t0 = time.time()
-    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    dt = time.time() - t0
-    if out:
-        with open(out, "w") as f:
-            f.write(p.stdout)
-    if p.returncode:
-        sys.stderr.write(p.stdout[-4000:])
-        sys.exit("bench: command failed (%d): %s" % (p.returncode, " ".join(cmd)))
-    return p.stdout, dt
-
-
-def features(C):
-    """[1, c_1..c_T, c_i c_j (i <= j)]: the feature order of results.h5 /surrogate/*/params"""
-    C = np.atleast_2d(C)
-    n, T = C.shape
-    cols = [np.ones(n)] + [C[:, i] for i in range(T)]
-    for i in range(T):
-        for j in range(i, T):
-            cols.append(C[:, i] * C[:, j])
-    return np.stack(cols, axis=1)
-
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -500.0, 500.0)))
-
-
-class Ctx:
-    def __init__(self, a):
-        import yaml
-        self.a = a
-        self.bin = os.path.abspath(a.mapmerge)
-        self.work = os.path.abspath(a.work)
-        self.yaml = a.yaml
-        with open(os.path.join(ROOT, a.yaml)) as f:
-            y = yaml.safe_load(f)["map"]
-        self.val = dict(zip(y["tasks"].split(","), y["eval"]["data"].split(",")))
-        self.store = y["store"]
-
-    def mpi(self, *args):
-        return ["mpiexec", "-n", str(self.a.np), self.bin] + list(args)
-
+class Ctx(benchlib.Ctx):
     def run(self, d, *args):
         """`mapmerge run` into the fresh folder d; returns the wall time"""
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(os.path.dirname(d), exist_ok=True)
-        _, dt = sh(self.mpi("run", "-options_file_yaml", self.yaml, "-map_output", d, *args), out=d + ".log")
+        _, dt = sh_timed(self.mpi("run", "-options_file_yaml", self.yaml, "-map_output", d, *args), out=d + ".log")
         return dt
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        r = csv.reader(f)
-        head = next(r)
-        rows = [row for row in r if row]
-    return head, rows
-
-
-def grid_truth(ctx, tasks, n):
-    """(C, A) of the dense grid: a valid cached file (same store size and mtime) from the grid
-    directories given, else built into <work>/grid"""
-    tl = tasks.split(",")
-    T = len(tl)
-    name = "%s_n%d.csv" % (tasks.replace(",", "_"), n)
-    st = os.stat(os.path.join(ROOT, ctx.store))
-    stamp = "%s size %d mtime %d" % (ctx.store, st.st_size, int(st.st_mtime))
-    own = os.path.join(ctx.work, "grid")
-    path = None
-    for g in ctx.a.grid_dir + [own]:
-        p = os.path.join(g, name)
-        if os.path.exists(p) and os.path.exists(p + ".stamp") and open(p + ".stamp").read() == stamp:
-            path = p
-            log("grid %s: cached %s (read only)" % (tasks, p))
-            break
-    if path is None:
-        os.makedirs(own, exist_ok=True)
-        path = os.path.join(own, name)
-        coeffs = path.replace(".csv", "_coeffs.csv")
-        sh([PY, os.path.join(ROOT, "postprocess", "quality.py"), "grid", "--tasks", tasks, "--n", str(n), "--output", coeffs])
-        data = ",".join(ctx.val[t] for t in tl)
-        _, dt = sh(ctx.mpi("eval", "-options_file_yaml", ctx.yaml, "-map_tasks", tasks, "-map_eval_data", data,
-                           "-map_coeffs", coeffs, "-map_output", path))
-        with open(path + ".stamp", "w") as f:
-            f.write(stamp)
-        log("grid %s: %d points evaluated in %.0f s -> %s" % (tasks, n ** T, dt, path))
-    head, rows = read_csv(path)
-    C = np.array([[float(r[head.index("c_" + t)]) for t in tl] for r in rows])
-    A = np.array([[float(r[head.index("acc_" + t)]) for t in tl] for r in rows])
-    if len(C) != n ** T:
-        sys.exit("bench: %s has %d rows, expected %d" % (path, len(C), n ** T))
-    return C, A
 
 
 def phases(d):
@@ -191,7 +100,7 @@ def bayes_part(ctx):
     K = str(ctx.a.reevaluate)
     for s in SUBSETS:
         tasks, T = s["tasks"], len(s["tasks"].split(","))
-        Cg, Ag = grid_truth(ctx, tasks, s["n"])
+        Cg, Ag = benchlib.grid_truth(ctx, tasks, s["n"], ctx.a.grid_dir)
         truth = quality.non_dominated(Ag)
         g = {"C": Cg, "A": Ag, "truth": truth, "hv0": quality.hypervolume(truth, np.zeros(T))}
         base = os.path.join(ctx.work, "runs", tasks.replace(",", "_"))
@@ -276,11 +185,6 @@ def nested_part(ctx):
                                        row["plain_ref"]["n"], row["plain_ref"]["wall"], np.mean(row["plain_ref"]["val"])))
         out.append(row)
     return out
-
-
-def ms(v, fmt="%.4f"):
-    v = np.asarray(v, dtype=float)
-    return (fmt + " ± " + fmt) % (v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0)
 
 
 def bayes_tables(q, K):
