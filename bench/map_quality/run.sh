@@ -13,14 +13,5 @@
 # the store's size and mtime), then ~5 min for 3 subsets x 5 seeds, ~3 min for the T = 2, 5, 8 timing
 # rounds, ~1.5 min for the scaling runs (1, 2, 4 ranks: 4 oversubscribe 2 cores) and ~2 min end to end.
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-build=${1:-build}
-work=${2:-$here/work}
-[ $# -ge 1 ] && shift
-[ $# -ge 1 ] && shift
-case $build in /*) ;; *) build=$root/$build ;; esac
-[ -x "$build/mapmerge" ] || { echo "run.sh: no $build/mapmerge (build it: cmake --build $build --target mapmerge)" >&2; exit 2; }
-[ -f "$root/zoo/store.h5" ] || { echo "run.sh: no zoo/store.h5 (build the embedded default first: see README)" >&2; exit 2; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
+. "$(cd "$(dirname "$0")/.." && pwd)/bench_env.sh"
 exec /usr/bin/python3 "$here/bench.py" --mapmerge "$build/mapmerge" --work "$work" --np "${MAP_BENCH_NP:-2}" "$@"

@@ -14,16 +14,7 @@
 # built into WORK_DIR/grid (~1 + ~7 min on 2 cores, once).
 # Time on 2 busy cores: ~9 min for part 1 (2 subsets x 5 seeds x 9 runs), ~2 min for part 2.
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-build=${1:-build}
-work=${2:-$here/work}
-[ $# -ge 1 ] && shift
-[ $# -ge 1 ] && shift
-case $build in /*) ;; *) build=$root/$build ;; esac
-[ -x "$build/mapmerge" ] || { echo "run.sh: no $build/mapmerge (build it: cmake --build $build --target mapmerge)" >&2; exit 2; }
-[ -f "$root/zoo/store.h5" ] || { echo "run.sh: no zoo/store.h5 (build the embedded default first: see README)" >&2; exit 2; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
+. "$(cd "$(dirname "$0")/.." && pwd)/bench_env.sh"
 set -- --grid-dir "$root/bench/map_quality/work/grid" "$@"
 [ -n "${MAP_GRID_DIR:-}" ] && set -- --grid-dir "$MAP_GRID_DIR" "$@"
 exec /usr/bin/python3 "$here/bench.py" --mapmerge "$build/mapmerge" --work "$work" --np "${MAP_BENCH_NP:-2}" "$@"
