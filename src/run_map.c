@@ -765,6 +765,20 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
+/* the pick's accuracy and loss on the held-out test sets (-map_test_data) */
+static PetscErrorCode MapRunPickTest(MapRunCtx *r)
+{
+  MapTaskMetrics m[64];
+
+  PetscFunctionBegin;
+  PetscCall(MapEvaluatorEvaluate(r->ev_test, r->pick_c, m));
+  for (int t = 0; t < r->T; t++) {
+    r->pick_test_acc[t]  = m[t].accuracy;
+    r->pick_test_loss[t] = m[t].loss;
+  }
+  PetscFunctionReturn(0);
+}
+
 /* interrupted by a signal with every finished evaluation journaled: exit 85 for requeue/resume */
 static PetscErrorCode MapRunCheckpointExit(MapRunCtx *r)
 {
@@ -889,14 +903,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
       PetscCall(MapRunDestroy(&r));
       PetscFunctionReturn(0);
     }
-    if (!stop && r.ev_test) {
-      MapTaskMetrics m[64];
-      PetscCall(MapEvaluatorEvaluate(r.ev_test, r.pick_c, m));
-      for (int t = 0; t < r.T; t++) {
-        r.pick_test_acc[t]  = m[t].accuracy;
-        r.pick_test_loss[t] = m[t].loss;
-      }
-    }
+    if (!stop && r.ev_test) PetscCall(MapRunPickTest(&r));
     if (stop) PetscCall(MapRunCheckpointExit(&r));
     if (stop) PetscFunctionReturn(0);
     t0 = MapWallTime();
@@ -956,14 +963,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   if (!stop && r.npref) {
     PetscCall(MapRunCheckSignal(&r, &stop));
     if (!stop) PetscCall(MapRunEvaluate(&r, "pick", 0, r.pick_c, r.pick_acc, r.pick_loss, &fresh));
-    if (!stop && r.ev_test) {
-      MapTaskMetrics m[64];
-      PetscCall(MapEvaluatorEvaluate(r.ev_test, r.pick_c, m));
-      for (int t = 0; t < r.T; t++) {
-        r.pick_test_acc[t]  = m[t].accuracy;
-        r.pick_test_loss[t] = m[t].loss;
-      }
-    }
+    if (!stop && r.ev_test) PetscCall(MapRunPickTest(&r));
   }
   PetscCall(PetscLogStagePop());
   r.t_phase[4] = MapWallTime() - t0;
