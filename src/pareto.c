@@ -416,19 +416,24 @@ static PetscErrorCode MapParetoComputeIdeal(MapPareto p)
   PetscFunctionReturn(0);
 }
 
-/* flags of every rank's preferences (local[i] for preference order[displs[r] + i] on rank r) into
-   all[N] in preference order */
-static PetscErrorCode MapParetoGatherFlags(MPI_Comm comm, const PetscInt *order, const int *local, const PetscMPIInt *counts,
-                                           const PetscMPIInt *displs, int *gathered, int *all)
+/* every rank's per-preference records (stride elements of the MPI type `type`, `bytes` bytes each;
+   record i of rank r is preference order[displs[r]/stride + i]; counts and displs in elements) into
+   `all`, in preference order */
+static PetscErrorCode MapParetoGather(MPI_Comm comm, MPI_Datatype type, size_t bytes, PetscInt stride, const PetscInt *order, const void *local,
+                                      const PetscMPIInt *counts, const PetscMPIInt *displs, void *gathered, void *all)
 {
   PetscMPIInt rank, size;
+  size_t      rec = (size_t)stride * bytes;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   PetscCallMPI(MPI_Comm_size(comm, &size));
-  PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_INT, gathered, counts, displs, MPI_INT, comm));
+  PetscCallMPI(MPI_Allgatherv(local, counts[rank], type, gathered, counts, displs, type, comm));
   for (PetscMPIInt r = 0; r < size; r++)
-    for (PetscInt k = displs[r]; k < displs[r] + counts[r]; k++) all[order[k]] = gathered[k];
+    for (PetscInt i = 0; i < counts[r] / stride; i++) {
+      PetscInt k = displs[r] / stride + i;
+      memcpy((char *)all + (size_t)order[k] * rec, (char *)gathered + (size_t)k * rec, rec);
+    }
   PetscFunctionReturn(0);
 }
 
@@ -464,7 +469,7 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt N, const double *R, 
     for (PetscInt j = 0; j < N && flag[i]; j++)
       if (j != q && R[j * stride] != 0 && MapDominates(m, R + j * stride + 2 + T, f)) flag[i] = 0;
   }
-  PetscCall(MapParetoGatherFlags(p->comm, order, flag, cnt, dsp, gathered, nondom));
+  PetscCall(MapParetoGather(p->comm, MPI_INT, sizeof(int), 1, order, flag, cnt, dsp, gathered, nondom));
   for (PetscInt i = 0; i < nloc; i++) {
     PetscInt      q = mine[i];
     const double *c = R + q * stride + 2;
@@ -476,7 +481,7 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt N, const double *R, 
       if (d < tol) flag[i] = 0;
     }
   }
-  PetscCall(MapParetoGatherFlags(p->comm, order, flag, cnt, dsp, gathered, keep));
+  PetscCall(MapParetoGather(p->comm, MPI_INT, sizeof(int), 1, order, flag, cnt, dsp, gathered, keep));
   for (PetscInt q = 0; q < N; q++) k += keep[q];
   PetscCall(PetscFree3(p->C, p->F, p->W));
   PetscCall(PetscMalloc3(k * T + 1, &p->C, k * m + 1, &p->F, k * m + 1, &p->W));
@@ -513,25 +518,6 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt N, const double *R, 
   Failed TAO solves are trapped, counted and reported; the result is bitwise the same for any
   rank count.
 */
-/* every rank's results (local[i] is preference order[displs[r]/stride + i] on rank r) into `all`, in
-   preference order */
-static PetscErrorCode MapParetoGather(MPI_Comm comm, PetscInt stride, const PetscInt *order, const double *local, const PetscMPIInt *counts,
-                                      const PetscMPIInt *displs, double *gathered, double *all)
-{
-  PetscMPIInt rank, size;
-
-  PetscFunctionBegin;
-  PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  PetscCallMPI(MPI_Comm_size(comm, &size));
-  PetscCallMPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, gathered, counts, displs, MPI_DOUBLE, comm));
-  for (PetscMPIInt r = 0; r < size; r++)
-    for (PetscInt i = 0; i < counts[r] / stride; i++) {
-      PetscInt k = displs[r] / stride + i;
-      PetscCall(PetscArraycpy(all + order[k] * stride, gathered + k * stride, stride));
-    }
-  PetscFunctionReturn(0);
-}
-
 PetscErrorCode MapParetoSolve(MapPareto p)
 {
   const int    T = p->T, m = p->m;
@@ -582,7 +568,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
     PetscCall(MapParetoSolvePreference(p, Wall + q * m, n, X0, r + 2, r + 2 + T, &r[1], &valid, &p->nsolves, &p->nfailed));
     r[0] = valid ? 1 : 0;
   }
-  PetscCall(MapParetoGather(p->comm, stride, order, local, counts, displs, gathered, all));
+  PetscCall(MapParetoGather(p->comm, MPI_DOUBLE, sizeof(double), stride, order, local, counts, displs, gathered, all));
   for (PetscInt round = 0; round < p->polish; round++) {
     PetscInt changed = 0, gchanged;
     for (PetscInt i = 0; i < nloc; i++) {
@@ -616,7 +602,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
     PetscCallMPI(MPI_Allreduce(&changed, &gchanged, 1, MPIU_INT, MPI_SUM, p->comm));
     p->npolished += changed;
     if (!gchanged) break;
-    PetscCall(MapParetoGather(p->comm, stride, order, local, counts, displs, gathered, all));
+    PetscCall(MapParetoGather(p->comm, MPI_DOUBLE, sizeof(double), stride, order, local, counts, displs, gathered, all));
   }
   PetscCall(MapParetoFilter(p, N, all, stride, Wall, order, counts, displs));
   stats[0] = p->nsolves;
