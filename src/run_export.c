@@ -128,7 +128,7 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
 
 /* -map_run DIR -map_preference w: c = the run's pick for w (its box, its surrogates, the same
    Pareto solver options); for a nested run, the root of its merge tree. */
-static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, ExportOptions *o)
+static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, ExportOptions *o)
 {
   char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, tasks[65536] = "";
   int         T = 0, F = 0, ok = 1, nested = 0;
@@ -197,13 +197,9 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, ExportOptions *o)
       for (nw = 0; nw < T; nw++) w[nw] = 1;
     PetscCheck(nw == T, comm, PETSC_ERR_ARG_SIZ, "export: -map_preference has %d weights but run %s has %d tasks (%s)", nw, o->run, T, tasks);
     ExportSurrogates es = {T, F, params};
-    MapPareto        pareto;
-    PetscCall(MapParetoCreate(comm, &pareto));
-    PetscCall(MapParetoSetFromOptions(pareto));
     PetscCall(MapParetoSetBox(pareto, lo, hi));
     PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
     PetscCall(MapParetoPick(pareto, w, o->c, fpick));
-    PetscCall(MapParetoDestroy(&pareto));
     PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
     PetscCall(PetscPrintf(comm, "\n"));
@@ -216,6 +212,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
 {
   ExportOptions        o;
   PetscBool            help;
+  MapPareto            pareto;
   MapStore             store;
   MapModel             model;
   MapLayout            lay;
@@ -231,20 +228,20 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
 
   PetscFunctionBegin;
   PetscCall(ExportReadOptions(comm, &o, &help));
-  {
-    /* the pick's search options (-map_pareto_*, its TAO options): listed by -help, read before the
-       unused-option check */
-    MapPareto pareto;
-    PetscCall(MapParetoCreate(comm, &pareto));
-    PetscCall(MapParetoSetFromOptions(pareto));
+  /* the search of -map_run's pick: its options (-map_pareto_*, its TAO options) are listed by -help and
+     read before the unused-option check */
+  PetscCall(MapParetoCreate(comm, &pareto));
+  PetscCall(MapParetoSetFromOptions(pareto));
+  if (help) {
     PetscCall(MapParetoDestroy(&pareto));
+    PetscFunctionReturn(0);
   }
-  if (help) PetscFunctionReturn(0);
   PetscCall(MapCheckOptionsLeft(comm)); /* first, so a mistyped required option is reported as a typo */
   PetscCheck(o.store[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_store PATH is required");
   PetscCheck(o.output[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_output PATH is required");
   PetscCheck(!(o.cset && o.run[0]), comm, PETSC_ERR_ARG_INCOMP, "export: give -map_coeff or -map_run (with -map_preference), not both");
-  if (o.run[0]) PetscCall(ExportCoeffsFromRun(comm, &o));
+  if (o.run[0]) PetscCall(ExportCoeffsFromRun(comm, pareto, &o));
+  PetscCall(MapParetoDestroy(&pareto));
   PetscCheck(o.cset, comm, PETSC_ERR_ARG_WRONG,
              "export: -map_coeff c1,c2,... (one coefficient per task) or -map_run RUNDIR [-map_preference w1,w2,...] is required");
   PetscCall(ParseBytes(comm, o.shard, &shard));
