@@ -252,6 +252,11 @@ def case_bad_input():
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_sampel_type", "lhs"], "-map_sampel_type", run=run)
     expect_error(base + ["-map_tasks", "rot90", "-map_output", run], "2 to 64 tasks", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_method", "nested", "-map_refine", "1"], "-map_refine applies", run=run)
+    # the options added with the Newton search and the refinement rounds: out-of-range values are errors
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_refine", "-1"], "-map_refine", run=run)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_pareto_chain", "0"], "-map_pareto_chain", run=run)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_surrogate_lm_ftol", "-1"], "-map_surrogate_lm_xtol, _gtol and _ftol",
+                 run=run)
     # a typo in a TAO option of the search is caught up front, like any other
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_pareto_tao_tpye", "blmvm"], "-map_pareto_tao_tpye", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_preference", "1,2,3", "-map_output", run], "-map_preference", run=run)
