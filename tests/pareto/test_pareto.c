@@ -125,6 +125,19 @@ static void Anchor(int T, int i, double *c)
   for (int k = 0; k < T; k++) c[k] = 0.2 + (k == i ? 0.6 : 0);
 }
 
+/* a search on comm with the test's scalarisation and solver (options from the database first), solved */
+static PetscErrorCode SearchOn(MPI_Comm comm, Problem *P, const char *scal, const char *solver, MapPareto *p)
+{
+  PetscFunctionBegin;
+  PetscCall(MapParetoCreate(comm, p));
+  PetscCall(MapParetoSetFromOptions(*p));
+  PetscCall(MapParetoSetScalarization(*p, strcmp(scal, "weighted_sum") ? MAP_PARETO_CHEBYSHEV : MAP_PARETO_WEIGHTED_SUM));
+  PetscCall(MapParetoSetSolverType(*p, strcmp(solver, "epigraph") ? MAP_PARETO_SMOOTHMAX : MAP_PARETO_EPIGRAPH));
+  PetscCall(MapParetoSetObjectives(*p, P->T, P->T, Objectives, P));
+  PetscCall(MapParetoSolve(*p));
+  PetscFunctionReturn(0);
+}
+
 int main(int argc, char **argv)
 {
   Problem     P = {.T = 2, .problem = "quadratic"};
@@ -181,12 +194,7 @@ int main(int argc, char **argv)
   }
 
   double t0 = MPI_Wtime();
-  PetscCall(MapParetoCreate(PETSC_COMM_WORLD, &pareto));
-  PetscCall(MapParetoSetFromOptions(pareto));
-  PetscCall(MapParetoSetScalarization(pareto, strcmp(scal, "weighted_sum") ? MAP_PARETO_CHEBYSHEV : MAP_PARETO_WEIGHTED_SUM));
-  PetscCall(MapParetoSetSolverType(pareto, strcmp(solver, "epigraph") ? MAP_PARETO_SMOOTHMAX : MAP_PARETO_EPIGRAPH));
-  PetscCall(MapParetoSetObjectives(pareto, P.T, P.T, Objectives, &P));
-  PetscCall(MapParetoSolve(pareto));
+  PetscCall(SearchOn(PETSC_COMM_WORLD, &P, scal, solver, &pareto));
   double elapsed = MPI_Wtime() - t0;
   PetscCall(MapParetoGetFront(pareto, &k, &C, &F, &W));
   PetscCall(MapParetoGetStatistics(pareto, &npref, &nsolves, &nfailed));
@@ -291,12 +299,7 @@ int main(int argc, char **argv)
     MapPareto    ps;
     PetscInt     ks;
     const double *Cs, *Fs;
-    PetscCall(MapParetoCreate(PETSC_COMM_SELF, &ps));
-    PetscCall(MapParetoSetFromOptions(ps));
-    PetscCall(MapParetoSetScalarization(ps, strcmp(scal, "weighted_sum") ? MAP_PARETO_CHEBYSHEV : MAP_PARETO_WEIGHTED_SUM));
-    PetscCall(MapParetoSetSolverType(ps, strcmp(solver, "epigraph") ? MAP_PARETO_SMOOTHMAX : MAP_PARETO_EPIGRAPH));
-    PetscCall(MapParetoSetObjectives(ps, P.T, P.T, Objectives, &P));
-    PetscCall(MapParetoSolve(ps));
+    PetscCall(SearchOn(PETSC_COMM_SELF, &P, scal, solver, &ps));
     PetscCall(MapParetoGetFront(ps, &ks, &Cs, &Fs, NULL));
     CHECK(ks == k && !memcmp(Cs, C, sizeof(double) * k * P.T) && !memcmp(Fs, F, sizeof(double) * k * P.T),
           "rank %d: front on %d ranks differs from the one-rank front (%d vs %d points)", (int)rank, (int)size, (int)k, (int)ks);
