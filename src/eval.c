@@ -205,11 +205,32 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
 PetscErrorCode MapEvaluatorEvaluate(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
   PetscFunctionBegin;
+  PetscCall(MapEvaluatorEvaluateTasks(ev, c, NULL, metrics));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorEvaluateTasks - MapEvaluatorEvaluate for the wanted tasks only (Bayesian MAP's
+  per-task rounds: one merge, one task's forward passes). Unwanted tasks: NaN metrics.
+*/
+PetscErrorCode MapEvaluatorEvaluateTasks(MapEvaluator ev, const double *c, const PetscBool *want, MapTaskMetrics *metrics)
+{
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
   PetscCheck(ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorEvaluate: call MapEvaluatorSetUp first");
   for (int i = 0; i < ev->Tc; i++)
     PetscCheck(isfinite(c[i]), ev->comm, PETSC_ERR_FP, "MapEvaluatorEvaluate: coefficient %d is not finite (%g)", i, c[i]);
   PetscCall(PetscMemzero(metrics, sizeof(MapTaskMetrics) * (size_t)ev->T));
-  PetscCall(ev->ops.evaluate(ev, c, metrics));
+  ev->want = want;
+  ierr     = ev->ops.evaluate(ev, c, metrics);
+  ev->want = NULL;
+  PetscCall(ierr);
+  for (int t = 0; t < ev->T; t++)
+    if (want && !want[t]) {
+      metrics[t].accuracy = metrics[t].loss = NAN;
+      metrics[t].correct = metrics[t].count = 0;
+    }
   PetscFunctionReturn(0);
 }
 

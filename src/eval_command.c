@@ -472,6 +472,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
   PetscCall(PetscNew(&res));
   PetscCall(MapModelMerge(ev->model, c, m->theta));
   for (int t = 0; t < ev->T; t++) {
+    if (!MapEvalWanted(ev, t)) continue;
     snprintf(path, sizeof(path), "%s/.mapmerge-eval-%ld-%d.safetensors", ev->tmpdir, m->pid0, t);
     PetscCall(WriteModel(ev, m, t, path));
     PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));

@@ -543,6 +543,10 @@ static PetscErrorCode MapEvaluatorEvaluate_MLP(MapEvaluator ev, const double *c,
   int64_t base = 0;
   for (int t = 0; t < ev->T; t++) {
     MLPTask *tk = &m->tasks[t];
+    if (!MapEvalWanted(ev, t)) { /* its batches stay 0; the caller sets its metrics to NaN */
+      base += tk->nbatch;
+      continue;
+    }
     for (int64_t b = tk->b0; b < tk->b1; b++) {
       int64_t s0 = b * ev->batch, s1 = PetscMin(s0 + ev->batch, tk->n), n = s1 - s0;
       float  *z = NULL;

@@ -33,7 +33,11 @@ struct _p_MapEvaluator {
   char            tmpdir[MAP_PATH_LEN];       /* -map_eval_tmpdir for the command evaluator's model file */
   char            problem[64];                /* -map_analytic_problem */
   void           *data_impl;                  /* type-specific */
+  const PetscBool *want;                      /* during MapEvaluatorEvaluateTasks: the wanted tasks (NULL: all) */
 };
+
+/* MapEvalWanted - whether task t is evaluated by the current call */
+static inline PetscBool MapEvalWanted(MapEvaluator ev, int t) { return !ev->want || ev->want[t] ? PETSC_TRUE : PETSC_FALSE; }
 
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);

@@ -49,7 +49,7 @@ static PetscErrorCode MapJournalPush(MapJournal *j, const MapJournalEntry *e)
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode MapJournalReadArray(json_t *obj, const char *key, int T, double *v, const char *path, int line)
+static PetscErrorCode MapJournalReadArray(json_t *obj, const char *key, int T, double *v, PetscBool nulls, const char *path, int line)
 {
   json_t *a = json_object_get(obj, key);
 
@@ -58,6 +58,10 @@ static PetscErrorCode MapJournalReadArray(json_t *obj, const char *key, int T, d
              "journal %s line %d: \"%s\" is not an array of %d numbers", path, line, key, T);
   for (int i = 0; i < T; i++) {
     json_t *x = json_array_get(a, i);
+    if (nulls && json_is_null(x)) { /* a metric not evaluated at this point */
+      v[i] = NAN;
+      continue;
+    }
     PetscCheck(json_is_number(x), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: %s[%d] is not a number",
                path, line, key, i);
     v[i] = json_number_value(x);
@@ -106,9 +110,9 @@ static PetscErrorCode MapJournalParse(MapJournal *j, const char *path, long *val
     e.T     = (int)json_integer_value(json_object_get(obj, "T"));
     PetscCheck(e.T > 0 && e.T <= 64, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: bad T %d", path,
                lineno, e.T);
-    PetscCall(MapJournalReadArray(obj, "c", e.T, e.c, path, lineno));
-    PetscCall(MapJournalReadArray(obj, "acc", e.T, e.acc, path, lineno));
-    PetscCall(MapJournalReadArray(obj, "loss", e.T, e.loss, path, lineno));
+    PetscCall(MapJournalReadArray(obj, "c", e.T, e.c, PETSC_FALSE, path, lineno));
+    PetscCall(MapJournalReadArray(obj, "acc", e.T, e.acc, PETSC_TRUE, path, lineno));
+    PetscCall(MapJournalReadArray(obj, "loss", e.T, e.loss, PETSC_TRUE, path, lineno));
     json_decref(obj);
     PetscCall(MapJournalPush(j, &e));
     *valid_len = ftell(f);
@@ -183,7 +187,9 @@ static void MapJsonArray(char *buf, size_t cap, int T, const double *v)
   snprintf(buf + l, cap - l, "[");
   for (int i = 0; i < T; i++) {
     l = strlen(buf);
-    snprintf(buf + l, cap - l, "%s%.17g", i ? "," : "", v[i]);
+    /* JSON has no NaN: an unevaluated metric (per-task Bayesian rounds) is written as null */
+    if (isnan(v[i])) snprintf(buf + l, cap - l, "%snull", i ? "," : "");
+    else snprintf(buf + l, cap - l, "%s%.17g", i ? "," : "", v[i]);
   }
   l = strlen(buf);
   snprintf(buf + l, cap - l, "]");
@@ -259,14 +265,15 @@ PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const d
                                      PetscBool *fresh)
 {
   PetscFunctionBegin;
-  PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, kind, index, c, acc, loss, fresh));
+  PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, kind, index, c, NULL, acc, loss, fresh));
   PetscFunctionReturn(0);
 }
 
 /* The same on a sub-communicator with its own evaluator (Nested MAP's concurrent pairs): rank 0 of
-   comm appends to the shared journal (one whole-line O_APPEND write each). */
+   comm appends to the shared journal (one whole-line O_APPEND write each). want (NULL: all tasks):
+   the tasks evaluated; the others are NaN in acc/loss and null in the journal. */
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
-                                double *acc, double *loss, PetscBool *fresh)
+                                const PetscBool *want, double *acc, double *loss, PetscBool *fresh)
 {
   const MapJournalEntry *e;
   MapTaskMetrics         m[64];
@@ -282,7 +289,7 @@ PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, co
     PetscCall(PetscArraycpy(loss, e->loss, r->T));
     PetscFunctionReturn(0);
   }
-  PetscCall(MapEvaluatorEvaluate(ev, c, m));
+  PetscCall(MapEvaluatorEvaluateTasks(ev, c, want, m));
   for (int t = 0; t < r->T; t++) {
     acc[t]  = m[t].accuracy;
     loss[t] = m[t].loss;

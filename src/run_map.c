@@ -147,6 +147,15 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     PetscCall(PetscOptionsInt("-map_bayes_initial", "initial design size (0: 1.5 x the (T+1)(T+2)/2 surrogate unknowns)", NULL, r->bayes_initial, &r->bayes_initial, NULL));
     PetscCall(PetscOptionsInt("-map_bayes_iterations", "adaptive rounds", NULL, r->bayes_iterations, &r->bayes_iterations, NULL));
     PetscCall(PetscOptionsInt("-map_bayes_batch", "new samples per round (0: up to the plain design's (T+1)(T+2) evaluations in all)", NULL, r->bayes_batch, &r->bayes_batch, NULL));
+    {
+      const char *modes[] = {"all", "per_task"};
+      PetscInt    mode    = 0;
+      PetscCall(PetscOptionsEList("-map_bayes_evaluate",
+                                  "new points evaluated on all tasks (one merge serves every task) or per_task (as the reference: each task draws "
+                                  "-map_bayes_batch points from its own residuals, evaluated on that task only)",
+                                  NULL, modes, 2, modes[0], &mode, NULL));
+      r->bayes_per_task = mode == 1 ? PETSC_TRUE : PETSC_FALSE;
+    }
     PetscOptionsEnd();
     PetscCall(MapBayesOptionsSetFromOptions(r->comm, &r->bayes));
   }
@@ -407,6 +416,8 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     PetscCall(MapH5WriteMatrix(g, "accuracy", r->n, T, r->acc));
     PetscCall(MapH5WriteMatrix(g, "loss", r->n, T, r->loss));
     PetscCall(MapH5WriteMatrix(g, "round", r->n, 0, r->round));
+    PetscCall(MapH5WriteMatrix(g, "task", r->n, 0, r->sample_task));
+    PetscCall(MapH5WriteStringAttr(g, "task_meaning", "-1 = evaluated on every task; t = on task t only (accuracy and loss NaN for the others)"));
     PetscCall(MapH5WriteStringAttr(g, "origin", r->sample_type));
     PetscCall(MapH5WriteStringAttr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
     MapCallHDF5(H5Gclose(g));
@@ -548,6 +559,12 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   PetscCall(PetscPrintf(r->comm, "\n== mapmerge run summary (%s, %d tasks, %d ranks) ==\n", r->out, T, r->size));
   PetscCall(PetscPrintf(r->comm, "models evaluated: %" PetscInt_FMT "%s (+%" PetscInt_FMT " re-evaluations%s)\n", r->n,
                         r->nnodes ? " in the merge tree" : " samples", r->kreal, r->npref && !r->nnodes ? " + 1 pick" : ""));
+  if (r->bayes_per_task) {
+    PetscInt one = 0;
+    for (PetscInt i = 0; i < r->n; i++) one += r->sample_task[i] >= 0;
+    PetscCall(PetscPrintf(r->comm, "  per-task rounds: %" PetscInt_FMT " samples evaluated on every task, %" PetscInt_FMT " on one task each\n",
+                          r->n - one, one));
+  }
   if (r->nnodes) PetscCall(MapRunNestedSummary(r));
   if (r->fitted) {
   PetscCall(PetscPrintf(r->comm, "%-16s %10s %10s %10s %10s\n", "task", "R2(acc)", "RMSE(acc)", "LOO(acc)", "R2(loss)"));
@@ -601,6 +618,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscCall(MapFreeList(r->neval_data, &r->eval_data));
   PetscCall(PetscFree3(r->C, r->acc, r->loss));
   PetscCall(PetscFree(r->round));
+  PetscCall(PetscFree(r->sample_task));
   PetscCall(PetscFree2(r->all_c, r->all_acc));
   PetscCall(PetscFree3(r->real_index, r->real_acc, r->real_loss));
   PetscFunctionReturn(0);
@@ -614,9 +632,13 @@ static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt 
 
   PetscFunctionBegin;
   for (PetscInt i = i0; i < i1; i++) {
+    PetscBool want[64];
+    int       task = (int)r->sample_task[i];
     PetscCall(MapRunCheckSignal(r, stop));
     if (*stop) break;
-    PetscCall(MapRunEvaluate(r, "sample", (int)i, &r->C[i * r->T], &r->acc[i * r->T], &r->loss[i * r->T], &fresh));
+    for (int t = 0; t < r->T; t++) want[t] = task < 0 || task == t ? PETSC_TRUE : PETSC_FALSE;
+    PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, "sample", (int)i, &r->C[i * r->T], task < 0 ? NULL : want, &r->acc[i * r->T],
+                               &r->loss[i * r->T], &fresh));
     if (fresh) PetscCall(MapProgress(r->comm, "evaluate samples", i + 1 - i0, i1 - i0, t0));
   }
   PetscFunctionReturn(0);
@@ -645,31 +667,51 @@ static PetscErrorCode MapRunFit(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
-/* One Bayesian round: squared accuracy residuals of the current fit at every point so far (all
-   tasks summed: new points are evaluated on all tasks at once, since the merge is the expensive
-   part), B new points drawn where they are largest, evaluated and appended. */
+/* One Bayesian round. Default (-map_bayes_evaluate all): squared accuracy residuals of the current fit
+   at every point so far, summed over tasks; B new points drawn where they are largest, evaluated on
+   every task (the merge is the expensive part). per_task (the reference's scheme): each task t scores
+   the bins with its own residuals at the points evaluated on it and draws B points (keyed on seed, t
+   and the iteration), evaluated on task t only: T x B merges, as many forward passes as B points on
+   every task. */
 static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
 {
-  int     T = r->T;
-  double *sqres;
-  PetscInt B = r->bayes_batch;
+  int      T = r->T, ndraw = r->bayes_per_task ? T : 1;
+  double  *sqres, *Ct;
+  PetscInt B = r->bayes_batch, added = 0;
 
   PetscFunctionBegin;
-  PetscCall(PetscMalloc1(r->n, &sqres));
-  for (PetscInt i = 0; i < r->n; i++) {
-    sqres[i] = 0;
-    for (int t = 0; t < T; t++) {
-      double pred;
-      PetscCall(MapSurrogatePredict(r->sur, t, &r->C[i * T], &pred, NULL));
-      sqres[i] += (pred - r->acc[i * T + t]) * (pred - r->acc[i * T + t]);
+  PetscCall(PetscMalloc2(r->n, &sqres, r->n * T, &Ct));
+  for (int d = 0; d < ndraw; d++) {
+    PetscInt nt   = 0;
+    uint64_t seed = (uint64_t)r->seed;
+    for (PetscInt i = 0; i < r->n; i++) {
+      double sq = 0;
+      if (r->bayes_per_task && isnan(r->acc[i * T + d])) continue; /* task d was not evaluated here */
+      for (int t = 0; t < T; t++) {
+        double pred;
+        if (r->bayes_per_task && t != d) continue;
+        PetscCall(MapSurrogatePredict(r->sur, t, &r->C[i * T], &pred, NULL));
+        sq += (pred - r->acc[i * T + t]) * (pred - r->acc[i * T + t]);
+      }
+      PetscCall(PetscArraycpy(&Ct[nt * T], &r->C[i * T], T));
+      sqres[nt++] = sq;
     }
+    /* task d's draws: their own stream (task 0 does not reuse the all-task mode's draws) */
+    if (r->bayes_per_task) seed = MapRngU64((uint64_t)r->seed, 0x7461736b /* "task" */, (uint64_t)d);
+    PetscCall(MapBayesPropose(T, nt, Ct, sqres, r->lo, r->hi, seed, it, B, &r->bayes, &r->C[(r->n + added) * T], NULL));
+    for (PetscInt i = r->n + added; i < r->n + added + B; i++) {
+      r->round[i]       = round_id;
+      r->sample_task[i] = r->bayes_per_task ? d : -1;
+    }
+    added += B;
   }
-  PetscCall(MapBayesPropose(T, r->n, r->C, sqres, r->lo, r->hi, (uint64_t)r->seed, it, B, &r->bayes, &r->C[r->n * T], NULL));
-  PetscCall(PetscFree(sqres));
-  for (PetscInt i = r->n; i < r->n + B; i++) r->round[i] = round_id;
-  PetscCall(PetscPrintf(r->comm, "bayesian round %d: %" PetscInt_FMT " new samples (%" PetscInt_FMT " so far)\n", it, B, r->n + B));
-  PetscCall(MapRunEvaluateSamples(r, r->n, r->n + B, stop));
-  if (!*stop) r->n += B;
+  PetscCall(PetscFree2(sqres, Ct));
+  if (r->bayes_per_task)
+    PetscCall(PetscPrintf(r->comm, "bayesian round %d: %" PetscInt_FMT " new samples per task, each evaluated on its task (%" PetscInt_FMT " so far)\n",
+                          it, B, r->n + added));
+  else PetscCall(PetscPrintf(r->comm, "bayesian round %d: %" PetscInt_FMT " new samples (%" PetscInt_FMT " so far)\n", it, B, r->n + added));
+  PetscCall(MapRunEvaluateSamples(r, r->n, r->n + added, stop));
+  if (!*stop) r->n += added;
   PetscFunctionReturn(0);
 }
 
@@ -743,15 +785,21 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
 
   PetscFunctionBegin;
   PetscCall(PetscMalloc3(n * T, &C, n * T, &A, n, &keep));
-  PetscCall(PetscArraycpy(C, r->C, r->n * T));
-  PetscCall(PetscArraycpy(A, r->acc, r->n * T));
-  for (PetscInt i = 0; i < r->kreal; i++) {
-    PetscCall(PetscArraycpy(&C[(r->n + i) * T], &r->Cf[r->real_index[i] * T], T));
-    PetscCall(PetscArraycpy(&A[(r->n + i) * T], &r->real_acc[i * T], T));
+  n = 0;
+  for (PetscInt i = 0; i < r->n; i++) {
+    if (r->sample_task[i] >= 0) continue; /* evaluated on one task only (per-task Bayesian rounds) */
+    PetscCall(PetscArraycpy(&C[n * T], &r->C[i * T], T));
+    PetscCall(PetscArraycpy(&A[n * T], &r->acc[i * T], T));
+    n++;
+  }
+  for (PetscInt i = 0; i < r->kreal; i++, n++) {
+    PetscCall(PetscArraycpy(&C[n * T], &r->Cf[r->real_index[i] * T], T));
+    PetscCall(PetscArraycpy(&A[n * T], &r->real_acc[i * T], T));
   }
   if (r->npref) {
-    PetscCall(PetscArraycpy(&C[(n - 1) * T], r->pick_c, T));
-    PetscCall(PetscArraycpy(&A[(n - 1) * T], r->pick_acc, T));
+    PetscCall(PetscArraycpy(&C[n * T], r->pick_c, T));
+    PetscCall(PetscArraycpy(&A[n * T], r->pick_acc, T));
+    n++;
   }
   r->kall = MapNonDominated(T, n, A, keep);
   PetscCall(PetscMalloc2(r->kall * T + 1, &r->all_c, r->kall * T + 1, &r->all_acc));
@@ -842,10 +890,13 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
                                 &r.n, &C0));
     PetscCall(MapSampleCheckIdentifiable(r.T, r.n, C0));
     if (!r.refine_points) r.refine_points = F;
-    nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch : 0) + r.refine * r.refine_points;
+    nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch * (r.bayes_per_task ? r.T : 1) : 0) + r.refine * r.refine_points;
   }
   PetscCall(PetscMalloc3(nmax * r.T, &r.C, nmax * r.T, &r.acc, nmax * r.T, &r.loss));
   PetscCall(PetscCalloc1(nmax, &r.round));
+  PetscCall(PetscMalloc1(nmax, &r.sample_task));
+  for (PetscInt i = 0; i < nmax; i++) r.sample_task[i] = -1;
+  PetscCall(MapSurrogateSetAllowMissing(r.sur, r.bayes_per_task));
   if (r.n) PetscCall(PetscArraycpy(r.C, C0, r.n * r.T));
   PetscCall(PetscFree(C0));
 

@@ -147,7 +147,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
     stop_local = res->stop;
     if (stop_local) break;
     for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
-    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)i, c, acc, loss, &fresh));
+    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh));
     PetscCall(PetscArraycpy(&Cs[i * T], c, T));
     PetscCall(PetscArraycpy(&accs[i * T], acc, T));
     PetscCall(PetscArraycpy(&losss[i * T], loss, T));
@@ -184,7 +184,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
   PetscCall(MapSignalPending(g->comm, &res->stop));
   if (!res->stop) {
-    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)n2, N->W, acc, loss, &fresh));
+    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh));
     PetscCall(PetscArraycpy(&Cs[n2 * T], N->W, T));
     PetscCall(PetscArraycpy(&accs[n2 * T], acc, T));
     PetscCall(PetscArraycpy(&losss[n2 * T], loss, T));

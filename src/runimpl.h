@@ -64,7 +64,9 @@ typedef struct {
   PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
   PetscInt      refine, refine_points;                        /* refinement rounds along the predicted front */
   MapBayesOptions bayes;
+  PetscBool     bayes_per_task;      /* -map_bayes_evaluate per_task: each round's points are evaluated on the task that drew them */
   double       *round;               /* [n]: 0 = initial design, k = Bayesian round k */
+  double       *sample_task;         /* [n]: -1 = evaluated on every task, t = on task t only (per-task rounds) */
   int           T;
   char        **tasks;
   /* objects */
@@ -102,7 +104,7 @@ typedef struct {
 
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
-                                double *acc, double *loss, PetscBool *fresh);
+                                const PetscBool *want, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedSummary(MapRunCtx *r);

@@ -103,6 +103,18 @@ PetscErrorCode MapSurrogateSetTargetNames(MapSurrogate s, int ntarget, const cha
   PetscFunctionReturn(0);
 }
 
+/*
+  MapSurrogateSetAllowMissing - with allow, a NaN target value means "not observed at this sample"
+  (Bayesian MAP's per-task rounds evaluate one task per new point): each target is fitted on the
+  samples where it is observed. Default: NaN is an error. Not collective (call on every rank).
+*/
+PetscErrorCode MapSurrogateSetAllowMissing(MapSurrogate s, PetscBool allow)
+{
+  PetscFunctionBegin;
+  s->allow_missing = allow;
+  PetscFunctionReturn(0);
+}
+
 /* every rank checks its own inputs (they must be the same everywhere) */
 static PetscErrorCode map_check_inputs(MapSurrogate s, int T, PetscInt n, const double *C, int K, const double *Y,
                                        const MapLink *link)
@@ -115,7 +127,10 @@ static PetscErrorCode map_check_inputs(MapSurrogate s, int T, PetscInt n, const 
       if (!isfinite(C[i * T + t])) snprintf(msg, sizeof(msg), "sample %" PetscInt_FMT ": coefficient %d is %g", i, t, C[i * T + t]);
     for (int k = 0; k < K && !msg[0]; k++) {
       double y = Y[i * K + k];
-      if (!isfinite(y)) snprintf(msg, sizeof(msg), "sample %" PetscInt_FMT ", target %d: value is %g", i, k, y);
+      if (isnan(y) && s->allow_missing) continue; /* not observed */
+      if (!isfinite(y))
+        snprintf(msg, sizeof(msg), "sample %" PetscInt_FMT ", target %d: value is %g%s", i, k, y,
+                 isnan(y) ? " (NaN marks a missing value only after MapSurrogateSetAllowMissing)" : "");
       else if (link[k] == MAP_LINK_SIGMOID && (y < 0 || y > 1))
         snprintf(msg, sizeof(msg), "sample %" PetscInt_FMT ", target %d (sigmoid link): expected an accuracy in [0,1], got %g (a percentage?)", i, k, y);
       else if (link[k] == MAP_LINK_SOFTPLUS && y < 0)

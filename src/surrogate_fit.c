@@ -213,7 +213,7 @@ static PetscErrorCode map_rank_message(MapSurrogate s, int n, const double *Xs, 
   PetscFunctionBegin;
   char detail[160];
 
-  PetscCall(map_numerical_rank(n, s->F, Xs, &rank));
+  if (n > 0) PetscCall(map_numerical_rank(n, s->F, Xs, &rank));
   if (n < s->F) snprintf(detail, sizeof(detail), "fewer samples than unknowns");
   else snprintf(detail, sizeof(detail), "reciprocal condition estimate %.3g < -map_surrogate_rcond_min %.3g", rcond, (double)s->rcond_min);
   *status = 1;
@@ -225,9 +225,11 @@ static PetscErrorCode map_rank_message(MapSurrogate s, int n, const double *Xs, 
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const double *Y, int *status, char *msg)
+/* Fits the K targets tg[] on the n samples C[n*T], Y[n*K] (column k is target tg[k]) into s->theta
+   and s->diag at those targets. */
+static PetscErrorCode map_fit_targets(MapSurrogate s, int n, const double *C, int K, const int *tg, const double *Y, int *status, char *msg)
 {
-  int     T = s->T, F = s->F, n = (int)s->n, K = s->ntarget;
+  int     T = s->T, F = s->F;
   int     nr = s->ridge > 0 ? F - 1 : 0, m = n + nr;
   double *X, *Xs, *scale, *A, *Z, *Th, *R, *phi, rcond = 0;
 
@@ -258,7 +260,7 @@ PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const doub
     if (j >= 1 && nr) A[n + j - 1 + (size_t)j * m] = sqrt(s->ridge);
   }
   for (int k = 0; k < K; k++)
-    for (int i = 0; i < n; i++) Z[i + (size_t)k * m] = MapLinkInverseClipped(s->link[k], Y[(size_t)i * K + k]);
+    for (int i = 0; i < n; i++) Z[i + (size_t)k * m] = MapLinkInverseClipped(s->link[tg[k]], Y[(size_t)i * K + k]);
   PetscCall(MapSurrogateGridSolve(s, m, F, K, A, Z, Th, R));
   {
     double *work;
@@ -274,8 +276,8 @@ PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const doub
     double *yk, *th;
     PetscCall(PetscMalloc2(n, &yk, F, &th));
     for (int k = 0; k < K; k++) {
-      MapLink            link = s->link[k];
-      MapFitDiagnostics *d    = &s->diag[k];
+      MapLink            link = s->link[tg[k]];
+      MapFitDiagnostics *d    = &s->diag[tg[k]];
       double             loo = 0, ss = 0, st = 0, mean = 0;
       for (int i = 0; i < n; i++) yk[i] = Y[(size_t)i * K + k];
       PetscCall(PetscArraycpy(th, Th + (size_t)k * F, F));
@@ -293,13 +295,13 @@ PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const doub
         PetscCall(map_lm(s, link, n, F, Xs, yk, th, s->xtol, s->ftol, &d->iterations));
         PetscCall(map_loo_nonlinear(s, link, n, F, Xs, yk, th, &loo));
       }
-      for (int j = 0; j < F; j++) s->theta[(size_t)k * F + j] = th[j] / scale[j];
+      for (int j = 0; j < F; j++) s->theta[(size_t)tg[k] * F + j] = th[j] / scale[j];
       /* diagnostics in metric space with the unscaled parameters, as MapSurrogatePredict sees them */
       for (int i = 0; i < n; i++) mean += yk[i];
       mean /= n;
       for (int i = 0; i < n; i++) {
         double zi = 0;
-        for (int j = 0; j < F; j++) zi += X[i + (size_t)j * n] * s->theta[(size_t)k * F + j];
+        for (int j = 0; j < F; j++) zi += X[i + (size_t)j * n] * s->theta[(size_t)tg[k] * F + j];
         double e = yk[i] - MapLinkEval(link, zi);
         ss += e * e;
         st += (yk[i] - mean) * (yk[i] - mean);
@@ -309,7 +311,7 @@ PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const doub
       d->loo_rmse = loo;
       d->cond     = 1.0 / rcond;
       PetscBool finite = PETSC_TRUE;
-      for (int j = 0; j < F; j++) finite = finite && isfinite(s->theta[(size_t)k * F + j]);
+      for (int j = 0; j < F; j++) finite = finite && isfinite(s->theta[(size_t)tg[k] * F + j]);
       if (!finite && !*status) {
         *status = 2;
         snprintf(msg, MAP_SURROGATE_MSG_LEN, "surrogate fit of target %d (link %s) diverged: non-finite parameters", k,
@@ -322,5 +324,50 @@ PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const doub
   PetscCall(PetscFree2(A, Z));
 done:
   PetscCall(PetscFree4(X, Xs, scale, phi));
+  PetscFunctionReturn(0);
+}
+
+/* Targets observed at the same samples are fitted together (one QR, as many right-hand sides);
+   with complete data that is one group of every target on every sample. */
+PetscErrorCode MapSurrogateFitOnGrid(MapSurrogate s, const double *C, const double *Y, int *status, char *msg)
+{
+  int        T = s->T, n = (int)s->n, K = s->ntarget, *tg;
+  PetscBool *done, *rows;
+  double    *Cg, *Yg;
+
+  PetscFunctionBegin;
+  *status = 0;
+  msg[0]  = 0;
+  PetscCall(PetscCalloc3(K, &done, (size_t)n * K, &rows, K, &tg));
+  PetscCall(PetscMalloc2((size_t)n * T, &Cg, (size_t)n * K, &Yg));
+  for (int k = 0; k < K; k++)
+    for (int i = 0; i < n; i++) rows[(size_t)k * n + i] = isnan(Y[(size_t)i * K + k]) ? PETSC_FALSE : PETSC_TRUE;
+  for (int k0 = 0; k0 < K && !*status; k0++) {
+    int        Kg = 0, ng = 0;
+    PetscBool *mine = rows + (size_t)k0 * n;
+    if (done[k0]) continue;
+    for (int k = k0; k < K; k++) {
+      PetscBool same = !done[k] ? PETSC_TRUE : PETSC_FALSE;
+      for (int i = 0; i < n && same; i++) same = rows[(size_t)k * n + i] == mine[i] ? PETSC_TRUE : PETSC_FALSE;
+      if (same) {
+        done[k]  = PETSC_TRUE;
+        tg[Kg++] = k;
+      }
+    }
+    for (int i = 0; i < n; i++) {
+      if (!mine[i]) continue;
+      for (int t = 0; t < T; t++) Cg[(size_t)ng * T + t] = C[(size_t)i * T + t];
+      for (int k = 0; k < Kg; k++) Yg[(size_t)ng * Kg + k] = Y[(size_t)i * K + tg[k]];
+      ng++;
+    }
+    PetscCall(map_fit_targets(s, ng, Cg, Kg, tg, Yg, status, msg));
+    if (*status && ng < n) {
+      char inner[MAP_SURROGATE_MSG_LEN];
+      PetscCall(PetscStrncpy(inner, msg, sizeof(inner)));
+      snprintf(msg, MAP_SURROGATE_MSG_LEN, "target %d (observed at %d of %d samples): %s", tg[0], ng, n, inner);
+    }
+  }
+  PetscCall(PetscFree2(Cg, Yg));
+  PetscCall(PetscFree3(done, rows, tg));
   PetscFunctionReturn(0);
 }

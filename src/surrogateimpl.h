@@ -17,6 +17,7 @@ struct _p_MapSurrogate {
   /* options */
   PetscInt  lm_maxit, loo_refit_max;
   PetscReal ridge, rcond_min, xtol, gtol, ftol;
+  PetscBool allow_missing; /* NaN targets are unobserved (MapSurrogateSetAllowMissing) */
   /* results */
   int                T, ntarget, F;
   PetscInt           n;

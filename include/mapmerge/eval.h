@@ -36,6 +36,11 @@ PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int T, const char *const
 /* MapEvaluatorEvaluate - collective: merges at c[T] and fills metrics[T]; identical on all ranks
    and the same bits for any rank count. */
 PetscErrorCode MapEvaluatorEvaluate(MapEvaluator ev, const double *c, MapTaskMetrics *metrics);
+/* MapEvaluatorEvaluateTasks - the same for the tasks with want[t] true only (want == NULL: all):
+   the merge is done once, forward passes (or commands) run for the wanted tasks only, and the
+   others get accuracy = loss = NaN, correct = count = 0. A wanted task's metrics are the same bits
+   as MapEvaluatorEvaluate's. Collective; want[] must be the same on every rank. */
+PetscErrorCode MapEvaluatorEvaluateTasks(MapEvaluator ev, const double *c, const PetscBool *want, MapTaskMetrics *metrics);
 PetscErrorCode MapEvaluatorGetType(MapEvaluator ev, const char **type);
 PetscErrorCode MapEvaluatorDestroy(MapEvaluator *ev);
 

@@ -32,6 +32,10 @@ PetscErrorCode MapSurrogateSetTargetNames(MapSurrogate s, int ntarget, const cha
    target k) with link[k]. Warns when n < 1.5 F. Same result on every rank (rank 0's inputs are used). */
 PetscErrorCode MapSurrogateFit(MapSurrogate s, int T, PetscInt n, const double *C, int ntarget, const double *Y,
                                const MapLink *link);
+/* MapSurrogateSetAllowMissing - allow NaN entries of Y: a NaN means the target was not observed at
+   that sample, and each target is fitted on the samples where it is observed (targets observed at
+   the same samples share one QR). With complete data the fit is the same bits either way. */
+PetscErrorCode MapSurrogateSetAllowMissing(MapSurrogate s, PetscBool allow);
 PetscErrorCode MapSurrogateGetSizes(MapSurrogate s, int *T, int *ntarget, int *F);
 /* parameters of target k: F values in feature order */
 PetscErrorCode MapSurrogateGetParams(MapSurrogate s, int k, const double **theta);

@@ -1,5 +1,6 @@
 /* test_mlp: the mlp evaluator against its double-precision reference, and its exact bits for the
-   np 1/2/4 comparison (tests/eval/test_forward.py).
+   np 1/2/4 comparison (tests/eval/test_forward.py); each task evaluated alone (MapEvaluatorEvaluateTasks)
+   gives the same bits as in the all-task evaluation.
    Options: -map_store S [-import -map_pretrained P -map_task_models M1,M2 ... -map_private_patterns head.*]
             -map_tasks a,b,c -map_eval_data ... [-map_eval_groups G -map_eval_kernel ...]
             -coeffs "c11,c12,c13;c21,..." -out FILE (rank 0 writes "vector task acc loss correct count"
@@ -64,6 +65,21 @@ int main(int argc, char **argv)
         PetscCall(PetscPrintf(comm, "FAIL vector %d task %s: a second Evaluate gave other bits\n", v, tasks[t]));
         fails++;
       }
+    /* one task at a time (Bayesian MAP's per-task rounds): the same bits for it, NaN for the others */
+    for (int w = 0; w < T; w++) {
+      PetscBool want[64];
+      for (int t = 0; t < T; t++) want[t] = t == w ? PETSC_TRUE : PETSC_FALSE;
+      PetscCall(MapEvaluatorEvaluateTasks(ev, c, want, r));
+      for (int t = 0; t < T; t++) {
+        PetscBool ok = t == w ? (PetscBool)!memcmp(&m[t], &r[t], sizeof(m[t]))
+                              : (PetscBool)(isnan(r[t].accuracy) && isnan(r[t].loss) && r[t].count == 0);
+        if (!ok) {
+          PetscCall(PetscPrintf(comm, "FAIL vector %d task %s: evaluated alone (want = task %d) it gave acc %.17g loss %.17g\n", v, tasks[t], w,
+                                r[t].accuracy, r[t].loss));
+          fails++;
+        }
+      }
+    }
     if (f)
       for (int t = 0; t < T; t++)
         fprintf(f, "%d %s %a %a %lld %lld\n", v, tasks[t], m[t].accuracy, m[t].loss, (long long)m[t].correct, (long long)m[t].count);

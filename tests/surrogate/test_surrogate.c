@@ -5,6 +5,7 @@
  *   (c) MapSurrogateLeastSquares (PDGELS) against LAPACK dgels_: 1e-12 relative
  *   (d) "HASH" lines of the fitted bytes with the given options (compared across -n by check_hash.sh)
  *   (f) rank-deficient designs, too few samples, a grid larger than the job: clean errors
+ *   (g) missing targets: each fitted on its observed samples, the same bits as a fit of those alone
  *   plus: gradients against finite differences, A/b/e against Predict, LOO against brute-force refits,
  *   fit times for T = 2, 5, 8 with n = (T+1)(T+2). */
 #include <mapmerge/surrogate.h>
@@ -463,6 +464,72 @@ static PetscErrorCode test_errors(void)
   PetscFunctionReturn(0);
 }
 
+/* (g) missing targets (MapSurrogateSetAllowMissing): targets 1 and 2 are unobserved at the same third
+   of the samples, target 3 at another third. Each must be the same bits as a fit on its observed
+   samples alone (1 and 2 together, as they share a QR); target 0 (complete) the same bits as a fit of
+   the complete data; too few observed samples name the target. */
+static PetscErrorCode test_missing(int T)
+{
+  int          n = 3 * (T + 1) * (T + 2), F = (T + 1) * (T + 2) / 2, K = 4;
+  double      *C, *Y, *Cs, *Ys, th[1024];
+  MapLink      link[4] = {MAP_LINK_SIGMOID, MAP_LINK_SIGMOID, MAP_LINK_SOFTPLUS, MAP_LINK_SIGMOID};
+  MapSurrogate s, t;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc4(n * T, &C, n * K, &Y, n * T, &Cs, n * K, &Ys));
+  make_problem(T, n, 31, 1.0, C, th);
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < K; k++) {
+      double z = quad(T, &C[i * T], th) * (1 + 0.3 * k) + 0.05 * sin(7.0 * i + k);
+      Y[i * K + k] = link[k] == MAP_LINK_SOFTPLUS ? softplus(z) : sigm(z);
+      if ((k == 1 || k == 2) && i >= T && i % 3 == 1) Y[i * K + k] = NAN;
+      if (k == 3 && i >= T && i % 3 == 2) Y[i * K + k] = NAN;
+    }
+  PetscCall(MapSurrogateCreate(PETSC_COMM_WORLD, &s));
+  PetscCall(MapSurrogateSetFromOptions(s));
+  PetscCall(MapSurrogateSetAllowMissing(s, PETSC_TRUE));
+  PetscCall(MapSurrogateFit(s, T, n, C, K, Y, link));
+  /* each mask group refitted alone on its observed rows */
+  int groups[3][2] = {{0, -1}, {1, 2}, {3, -1}};
+  for (int g = 0; g < 3; g++) {
+    int Kg = groups[g][1] < 0 ? 1 : 2, ng = 0;
+    MapLink lg[2];
+    for (int i = 0; i < n; i++) {
+      if (isnan(Y[i * K + groups[g][0]])) continue;
+      for (int u = 0; u < T; u++) Cs[ng * T + u] = C[i * T + u];
+      for (int k = 0; k < Kg; k++) Ys[ng * Kg + k] = Y[i * K + groups[g][k]];
+      ng++;
+    }
+    for (int k = 0; k < Kg; k++) lg[k] = link[groups[g][k]];
+    PetscCall(MapSurrogateCreate(PETSC_COMM_WORLD, &t));
+    PetscCall(MapSurrogateSetFromOptions(t));
+    PetscCall(MapSurrogateFit(t, T, ng, Cs, Kg, Ys, lg));
+    for (int k = 0; k < Kg; k++) {
+      const double *a, *b;
+      PetscCall(MapSurrogateGetParams(s, groups[g][k], &a));
+      PetscCall(MapSurrogateGetParams(t, k, &b));
+      CHECK(!memcmp(a, b, sizeof(double) * F), "T=%d missing: target %d differs from its fit on its %d observed samples", T, groups[g][k], ng);
+    }
+    PetscCall(MapSurrogateDestroy(&t));
+  }
+  PetscCall(MapSurrogateDestroy(&s));
+  /* a target observed at fewer samples than unknowns: the error names it */
+  for (int i = F - 1; i < n; i++) Y[i * K + 3] = NAN;
+  PetscCall(MapSurrogateCreate(PETSC_COMM_WORLD, &s));
+  PetscCall(MapSurrogateSetFromOptions(s));
+  PetscCall(MapSurrogateSetAllowMissing(s, PETSC_TRUE));
+  errmsg[0] = 0;
+  PetscCall(PetscPushErrorHandler(capture_error, NULL));
+  PetscErrorCode ierr = MapSurrogateFit(s, T, n, C, K, Y, link);
+  PetscCall(PetscPopErrorHandler());
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "target observed at fewer samples than unknowns: error %d: %s\n", (int)ierr, errmsg));
+  CHECK(ierr != 0 && strstr(errmsg, "target 3 (observed at"), "T=%d missing: expected an error naming target 3", T);
+  PetscCall(MapSurrogateDestroy(&s));
+  PetscCall(PetscFree4(C, Y, Cs, Ys));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "missing targets T=%d: done\n", T));
+  PetscFunctionReturn(0);
+}
+
 int main(int argc, char **argv)
 {
   PetscBool timing = PETSC_FALSE;
@@ -485,6 +552,8 @@ int main(int argc, char **argv)
   PetscCall(test_loo(3, NULL));
   PetscCall(test_ridge(3, 1e-2));
   PetscCall(test_errors());
+  PetscCall(test_missing(2));
+  PetscCall(test_missing(3));
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%s: %d failure(s)\n", nfail ? "FAILED" : "PASSED", nfail));
   PetscCall(PetscFinalize());
   return nfail ? 1 : 0;
