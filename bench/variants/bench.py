@@ -62,6 +62,18 @@ class Ctx(benchlib.Ctx):
         _, dt = sh_timed(self.mpi("run", "-options_file_yaml", self.yaml, "-map_output", d, *args), out=d + ".log")
         return dt
 
+    def run_shared(self, d, src, *args):
+        """`mapmerge run -map_resume` into the fresh folder d, its journal seeded with the design
+        samples evaluated by the run folder src (same seed, sampler and budget: the same points, checked by
+        mapmerge against the journal's coefficients); only what depends on the options given here (the
+        pick for another preference) is evaluated. Returns the wall time of this run alone."""
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        with open(os.path.join(src, "journal.jsonl")) as f, open(os.path.join(d, "journal.jsonl"), "w") as g:
+            g.writelines(line for line in f if line.startswith('{"kind":"sample"'))
+        _, dt = sh_timed(self.mpi("run", "-options_file_yaml", self.yaml, "-map_output", d, "-map_resume", *args), out=d + ".log")
+        return dt
+
 
 def phases(d):
     """seconds per phase from the run summary in d.log ("time per phase: setup 0.1s evaluate ...")"""
@@ -187,6 +199,114 @@ def nested_part(ctx):
     return out
 
 
+def pick(d, w):
+    """the pick of run folder d: val / test accuracy per task, their mean and preference-w-weighted mean"""
+    with h5py.File(os.path.join(d, "results.h5"), "r") as f:
+        v, t, pr = f["pick/real"][0], f["pick/test"][0], f["pick/predicted"][0]
+        S = f["samples/accuracy"][...]
+        m = {"n": int(f["samples/coeffs"].shape[0]) + (0 if "nested/tree" in f else 1), "val": v.tolist(), "test": t.tolist(),
+             "coeffs": f["pick/coeffs"][0].tolist(), "pred": f["pick/predicted"][0].tolist()}
+    m.update(val_mean=float(v.mean()), val_w=float((w * v).sum() / w.sum()), test_mean=float(t.mean()), test_w=float((w * t).sum() / w.sum()),
+             pred_w=float((w * pr).sum() / w.sum()),  # the surrogate's own prediction (nested: the last pair's)
+             best_w=float((S @ w).max() / w.sum()))  # the best evaluated sample (val), a model the run already paid for
+    return m
+
+
+def ladder_part(ctx, budgets, seeds):
+    """evaluations and wall time plain MAP (LHS, -map_reevaluate 0) needs to reach nested MAP's pick, T = 8:
+    per seed, nested MAP for each preference, and plain MAP at each budget N (evaluated models = N - 1 samples +
+    the pick) and at nested's own budget. Plain MAP's samples do not depend on the preference: the first
+    preference's run evaluates them (its wall time is the measured one); the other preferences' runs reuse
+    them through the journal (run_shared), and their wall time is that run plus the first run's evaluate phase."""
+    base = os.path.join(ctx.work, "runs", "T8ladder")
+    rows = []
+    for seed in seeds:
+        nested = {}
+        for pref in PREFS:
+            w = np.array([float(x) for x in pref.split(",")])
+            d = os.path.join(base, "nested_%s_s%d" % (pref.replace(",", ""), seed))
+            dt = ctx.run(d, "-map_method", "nested", "-map_preference", pref, "-map_seed", str(seed))
+            nested[pref] = dict(pick(d, w), wall=dt)
+        Ns = sorted(set(budgets) | {m["n"] for m in nested.values()})
+        plain = {pref: [] for pref in PREFS}
+        for N in Ns:
+            common = ["-map_sample_type", "lhs", "-map_sample_n", str(N - 1), "-map_seed", str(seed), "-map_reevaluate", "0"]
+            src = None
+            for pref in PREFS:
+                w = np.array([float(x) for x in pref.split(",")])
+                d = os.path.join(base, "plain_n%d_%s_s%d" % (N, pref.replace(",", ""), seed))
+                if src is None:
+                    dt = ctx.run(d, *common, "-map_preference", pref)
+                    src, ev = d, phases(d).get("evaluate", math.nan)
+                    m = dict(pick(d, w), wall=dt, shared=False)
+                else:
+                    dt = ctx.run_shared(d, src, *common, "-map_preference", pref)
+                    m = dict(pick(d, w), wall=dt + ev, shared=True)
+                    if phases(d).get("evaluate", 0) > 0.5 * ev:
+                        sys.exit("bench: %s re-evaluated the samples of %s" % (d, src))
+                plain[pref].append(m)
+            log("  T=8 seed %d plain N=%d: %s" % (seed, N, " | ".join("pref %s val w-mean %.4f (nested %.4f) %.0f s" % (
+                pref, plain[pref][-1]["val_w"], nested[pref]["val_w"], plain[pref][-1]["wall"]) for pref in PREFS)))
+        for pref in PREFS:
+            rows.append({"seed": seed, "pref": pref, "nested": nested[pref], "plain": plain[pref]})
+    return {"budgets": budgets, "seeds": list(seeds), "rows": rows}
+
+
+def ladder_tables(lad):
+    """the table "Evaluations and wall time to reach nested MAP's quality" and its summary lines"""
+    seeds = lad["seeds"]
+    L = ["### Evaluations and wall time to reach nested MAP's quality (T = 8)", "",
+         "Per preference and seed %s: nested MAP, and plain MAP (LHS, `-map_reevaluate 0`) with N evaluated models (N - 1 "
+         "samples + the pick). val/test: accuracy of the pick on the validation/test sets, mean over the 8 tasks and "
+         "preference-weighted mean; mean ± sd over the seeds (per seed in the last column). Wall time: mean over seeds; plain "
+         "MAP's samples do not depend on the preference, so for %s they were evaluated once (in the %s run) and the wall "
+         "time given is that run's evaluate phase + the %s run itself." % (
+             ",".join(map(str, seeds)), ", ".join(PREFS[1:]), PREFS[0], ", ".join(PREFS[1:])), "",
+         "| preference | method | evaluated models | wall s | val mean | val pref-weighted | test mean | test pref-weighted | "
+         "val pref-weighted per seed | predicted pref-weighted (surrogate) | best evaluated sample, val pref-weighted |",
+         "|---|---|---:|---:|---|---|---|---|---|---|---|"]
+    summ = []
+    for pref in PREFS:
+        rs = [r for r in lad["rows"] if r["pref"] == pref]
+        nest = [r["nested"] for r in rs]
+
+        def line(name, ms_):
+            return "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s |" % (
+                pref, name, "/".join(sorted({str(m["n"]) for m in ms_})), np.mean([m["wall"] for m in ms_]),
+                ms([m["val_mean"] for m in ms_]), ms([m["val_w"] for m in ms_]), ms([m["test_mean"] for m in ms_]),
+                ms([m["test_w"] for m in ms_]), " ".join("%.4f" % m["val_w"] for m in ms_),
+                "-" if name.startswith("**") else ms([m.get("pred_w", math.nan) for m in ms_]), ms([m.get("best_w", math.nan) for m in ms_]))
+        L.append(line("**nested**", nest))
+        # budgets common to every seed (nested's own budget is in each seed's list)
+        Ns = sorted(set.intersection(*[{m["n"] for m in r["plain"]} for r in rs]))
+        at = {N: [next(m for m in r["plain"] if m["n"] == N) for r in rs] for N in Ns}
+        for N in Ns:
+            L.append(line("plain, LHS", at[N]))
+        for key, lab in (("val_w", "val"), ("test_w", "test")):
+            tgt = np.mean([m[key] for m in nest])
+            hit = next((N for N in Ns if np.mean([m[key] for m in at[N]]) >= tgt), None)
+            best = max(Ns, key=lambda N: np.mean([m[key] for m in at[N]]))
+            per = []
+            for r in rs:
+                h = next((m for m in r["plain"] if m[key] >= r["nested"][key]), None)
+                per.append("seed %d: %s" % (r["seed"], "%d (%.0f s)" % (h["n"], h["wall"]) if h else "not reached up to %d" % r["plain"][-1]["n"]))
+            summ.append("- preference %s, %s pref-weighted accuracy: nested MAP %.4f with %s evaluated models in %.1f s; plain MAP: "
+                        "%s (best %.4f at %d); per seed: %s." % (
+                            pref, lab, tgt, "/".join(sorted({str(m["n"]) for m in nest})), np.mean([m["wall"] for m in nest]),
+                            "reached at %d evaluated models, %.1f s" % (hit, np.mean([m["wall"] for m in at[hit]])) if hit else
+                            "**not reached up to %d** evaluated models (%.1f s)" % (Ns[-1], np.mean([m["wall"] for m in at[Ns[-1]]])),
+                            np.mean([m[key] for m in at[best]]), best, "; ".join(per)))
+        tgt = np.mean([m["val_w"] for m in nest])
+        hit = next((N for N in Ns if np.mean([m.get("best_w", -1) for m in at[N]]) >= tgt), None)
+        summ.append("- preference %s, the best *evaluated sample* of plain MAP (val pref-weighted; not what plain MAP returns): %s; "
+                    "per seed: %s." % (pref, "reaches nested's %.4f at %d evaluated models, %.1f s" % (
+                        tgt, hit, np.mean([m["wall"] for m in at[hit]])) if hit else "does not reach nested's %.4f up to %d" % (tgt, Ns[-1]),
+                        "; ".join("seed %d: %s" % (r["seed"], next(("%d" % m["n"] for m in r["plain"] if m.get("best_w", -1) >= r["nested"]["val_w"]),
+                                                                   "not reached up to %d" % r["plain"][-1]["n"])) for r in rs)))
+    L += ["", "Evaluations to reach nested MAP's mean over seeds (first budget whose seed-mean is >= nested's):", ""] + summ + [""]
+    return L
+
+
 def bayes_tables(q, K):
     L = []
     for s in q:
@@ -232,8 +352,14 @@ def bayes_tables(q, K):
         reach = {}
         for meth in ("plain", "bayes"):
             reach[meth] = next((N for N in s["budgets"] if np.mean([m["real"]["igd"] for m in s[meth][N]]) <= tgt), None)
-        L += ["Samples to reach mean IGD <= %.4f (plain MAP default design's): plain LHS %s, Bayesian %s" % (
-            tgt, reach["plain"] or "not within %d" % s["budgets"][-1], reach["bayes"] or "not within %d" % s["budgets"][-1]), ""]
+        def rs(meth):
+            N = reach[meth]
+            if N is None:
+                return "not within %d" % s["budgets"][-1]
+            return "%d (%d evaluated models with the %d re-evaluations and the pick; %.1f s wall)" % (
+                N, N + s["plain"][N][0]["K"] + 1, s["plain"][N][0]["K"], np.mean([m["wall"] for m in s[meth][N]]))
+        L += ["Samples to reach mean IGD <= %.4f (plain MAP default design's, %.1f s wall): plain LHS %s, Bayesian %s" % (
+            tgt, np.mean([m["wall"] for m in p]), rs("plain"), rs("bayes")), ""]
     return L
 
 
@@ -325,6 +451,10 @@ def main():
     ap.add_argument("--reevaluate", type=int, default=8, help="re-evaluated front points per run (same for every run)")
     ap.add_argument("--grid-dir", action="append", default=[], help="directory with cached grid truths (read only; repeatable)")
     ap.add_argument("--only", choices=["bayes", "nested", "all"], default="all")
+    ap.add_argument("--nested-budgets", default="60,99,150,200,300,450",
+                    help="part 2: plain MAP at these numbers of evaluated models (and at nested MAP's), to find the budget that "
+                         "reaches nested MAP's pick; empty: skip")
+    ap.add_argument("--nested-seeds", type=int, default=3, help="part 2: seeds 0..S-1 of that comparison")
     ap.add_argument("--plot", default=os.path.join(HERE, "igd_vs_evaluations.png"))
     ap.add_argument("--report", action="store_true", help="only rewrite tables.md and the plot from <work>/results.json")
     a = ap.parse_args()
@@ -334,20 +464,23 @@ def main():
         for s in r["bayes"]:  # JSON made the budget keys strings
             for meth in ("plain", "bayes"):
                 s[meth] = {int(k): v for k, v in s[meth].items()}
-        report(r["bayes"], r["nested"], r["date"], r["np"], r["load"], r.get("total", math.nan), a)
+        report(r["bayes"], r["nested"], r["date"], r["np"], r["load"], r.get("total", math.nan), a, r.get("ladder"))
         return
     ctx = Ctx(a)
     os.makedirs(ctx.work, exist_ok=True)
     t0 = time.time()
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0 = os.getloadavg()
-    q, nq = [], []
+    q, nq, lad = [], [], None
     if a.only in ("bayes", "all"):
         log("part 1: Bayesian vs plain MAP, T = 2 and 3, %d seeds" % a.seeds)
         q = bayes_part(ctx)
     if a.only in ("nested", "all"):
         log("part 2: nested vs plain MAP, T = 8")
         nq = nested_part(ctx)
+        if a.nested_budgets.strip():
+            log("part 2b: evaluations for plain MAP to reach nested MAP, T = 8, %d seed(s)" % a.nested_seeds)
+            lad = ladder_part(ctx, [int(x) for x in a.nested_budgets.split(",")], range(a.nested_seeds))
     load1 = os.getloadavg()
     total = time.time() - t0
     prev = os.path.join(ctx.work, "results.json")
@@ -360,14 +493,15 @@ def main():
                 for meth in ("plain", "bayes"):
                     s[meth] = {int(k): v for k, v in s[meth].items()}
         else:
-            nq = old.get("nested", [])
+            nq, lad = old.get("nested", []), old.get("ladder")
         date = "%s (part %s); other part: %s" % (date, a.only, old.get("date"))
     with open(os.path.join(ctx.work, "results.json"), "w") as f:
-        json.dump({"bayes": q, "nested": nq, "date": date, "np": a.np, "load": [load0, load1], "total": total}, f, indent=1)
-    report(q, nq, date, a.np, [load0, load1], total, a)
+        json.dump({"bayes": q, "nested": nq, "date": date, "np": a.np, "load": [load0, load1], "total": total,
+                   "ladder": lad}, f, indent=1)
+    report(q, nq, date, a.np, [load0, load1], total, a, lad)
 
 
-def report(q, nq, date, np_, load, total, a):
+def report(q, nq, date, np_, load, total, a, lad=None):
     L = ["Date %s, %d MPI ranks, load average (1 min) at start %.1f, at end %.1f; total %.0f s." % (
         date, np_, load[0][0], load[1][0], total), ""]
     if q:
@@ -375,6 +509,8 @@ def report(q, nq, date, np_, load, total, a):
         plot(q, a.plot)
     if nq:
         L += nested_tables(nq)
+    if lad:
+        L += ladder_tables(lad)
     text = "\n".join(L) + "\n"
     with open(os.path.join(a.work, "tables.md"), "w") as f:
         f.write(text)

@@ -12,7 +12,9 @@
 # rot90_invert_shift_n21.csv) are read, never written, from $MAP_GRID_DIR and
 # bench/map_quality/work/grid when present and stamped for the current store; otherwise they are
 # built into WORK_DIR/grid (~1 + ~7 min on 2 cores, once).
-# Time on 2 busy cores: ~9 min for part 1 (2 subsets x 5 seeds x 9 runs), ~2 min for part 2.
+# Time on 2 busy cores: ~9 min for part 1 (2 subsets x 5 seeds x 9 runs), ~2 min for part 2, and
+# ~9 min for its budget ladder (plain MAP at --nested-budgets 60,99,150,200,300,450 evaluated models, seeds
+# 0..--nested-seeds-1 = 0..2; ~0.12 s per evaluated model; --nested-budgets '' skips it).
 set -eu
 . "$(cd "$(dirname "$0")/.." && pwd)/bench_env.sh"
 set -- --grid-dir "$root/bench/map_quality/work/grid" "$@"
