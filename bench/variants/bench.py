@@ -130,7 +130,7 @@ def bayes_part(ctx):
                 N = N0 + k * B
                 d = os.path.join(base, "bayes_n%d_s%d" % (N, seed))
                 dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_sample_type", "lhs", "-map_bayes_initial", str(N0),
-                             "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k))
+                             "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k), *ctx.a.bayes_args.split())
                 m = measure(d, g, dt)
                 # the Bayesian run starts from the plain LHS of size N0 (same seed): same points
                 if not np.array_equal(np.array(m["coeffs"][:N0]), np.array(res["plain"][N0][-1]["coeffs"])):
@@ -141,7 +141,7 @@ def bayes_part(ctx):
             for key, _, args in EXPS:
                 d = os.path.join(base, "bayes%s_n%d_s%d" % (key, N0 + k * B, seed))
                 dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_sample_type", "lhs", "-map_bayes_initial", str(N0),
-                             "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k), *args)
+                             "-map_bayes_batch", str(B), "-map_bayes_iterations", str(k), *ctx.a.bayes_args.split(), *args)
                 res.setdefault("exp", {}).setdefault(key, []).append(measure(d, g, dt))
             # defaults: plain reference design vs Bayesian (reference-type initial design) at the same total
             nref = (T + 1) * (T + 2)
@@ -149,7 +149,8 @@ def bayes_part(ctx):
             res["def"].setdefault("plain", []).append(measure(d, g, ctx.run(d, *common)))
             n0, k = s["def"]
             d = os.path.join(base, "defbayes_s%d" % seed)
-            dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_bayes_initial", str(n0), "-map_bayes_iterations", str(k))
+            dt = ctx.run(d, *common, "-map_method", "bayesian", "-map_bayes_initial", str(n0), "-map_bayes_iterations", str(k),
+                         *ctx.a.bayes_args.split())
             res["def"].setdefault("bayes", []).append(measure(d, g, dt))
             if res["def"]["bayes"][-1]["n"] != nref:
                 sys.exit("bench: default Bayesian run has %d samples, expected %d" % (res["def"]["bayes"][-1]["n"], nref))
@@ -366,6 +367,26 @@ def bayes_tables(q, K):
 SUBS_DEF = {s["tasks"]: s["def"] for s in SUBSETS}
 
 
+def bayes_group_table(q):
+    """with 10+ seeds: the curve's means per group of 5 seeds (0..4: the seeds options were chosen on;
+    5..9 and later: held out), so a choice that only wins on the first group shows"""
+    nseed = len(q[0]["plain"][q[0]["N0"]])
+    if nseed < 10:
+        return []
+    groups = [range(g, min(g + 5, nseed)) for g in range(0, nseed, 5)]
+    L = ["Per group of seeds (mean; 'ok' = Bayesian <= plain on both RMSE and IGD):", "",
+         "| T | samples N | seeds | RMSE plain | RMSE bayes | IGD plain | IGD bayes | ok |", "|---|---:|---|---|---|---|---|---|"]
+    for s in q:
+        for N in s["budgets"][1:]:
+            for g in groups:
+                p, b = [s["plain"][N][i] for i in g], [s["bayes"][N][i] for i in g]
+                rp, rb = np.mean([m["rmse"] for m in p]), np.mean([m["rmse"] for m in b])
+                ip, ib = np.mean([m["real"]["igd"] for m in p]), np.mean([m["real"]["igd"] for m in b])
+                L.append("| %d | %d | %d..%d | %.4f | %.4f | %.4f | %.4f | %s |" % (
+                    s["T"], N, g[0], g[-1], rp, rb, ip, ib, "yes" if rb <= rp and ib <= ip else "**no**"))
+    return L + [""]
+
+
 def nested_tables(nq):
     tasks = ALL8.split(",")
     L = ["| preference | method | evaluated models | wall s | " + " | ".join(tasks) + " | mean | pref-weighted mean |",
@@ -456,6 +477,8 @@ def main():
                          "reaches nested MAP's pick; empty: skip")
     ap.add_argument("--nested-seeds", type=int, default=3, help="part 2: seeds 0..S-1 of that comparison")
     ap.add_argument("--plot", default=os.path.join(HERE, "igd_vs_evaluations.png"))
+    ap.add_argument("--bayes-args", default="", help="extra options for every Bayesian run of part 1 (one string, e.g. "
+                    "'-map_bayes_residual loo'); later options of the experiments override them")
     ap.add_argument("--report", action="store_true", help="only rewrite tables.md and the plot from <work>/results.json")
     a = ap.parse_args()
     if a.report:
@@ -506,6 +529,7 @@ def report(q, nq, date, np_, load, total, a, lad=None):
         date, np_, load[0][0], load[1][0], total), ""]
     if q:
         L += bayes_tables(q, q[0]["plain"][q[0]["N0"]][0]["K"])
+        L += bayes_group_table(q)
         plot(q, a.plot)
     if nq:
         L += nested_tables(nq)
