@@ -12,7 +12,8 @@ Part 1 (--only bayes): on the T = 2 and 3 subsets of the embedded default, per s
             with its default (reference-type) initial design and rounds up to the same total.
   experiments  at the largest budget, Bayesian MAP with one option changed from its default (EXPS):
             the reference's draw (-map_bayes_candidates 1 -map_bayes_explore 0), exploration only
-            (-map_bayes_explore 1: maximin, no acquisition) and the radius up to the box boundary (0.2,1).
+            (-map_bayes_explore 1: maximin, no acquisition), the radius up to the box boundary (0.2,1) and
+            the reference's per-task evaluation (-map_bayes_evaluate per_task, same B per task).
 Every run re-evaluates the same number K of predicted front points (-map_reevaluate K, spread along
 the front by mapmerge itself) and the pick. Measured against the dense grid of the subset: the
 surrogate's RMSE (accuracy, all grid points, mean over tasks), IGD / HV ratio of the non-dominated
@@ -50,7 +51,9 @@ ALL8 = "rot90,rot180,rot270,flip_v,transpose,invert,permute,shift"
 # experiments at the largest budget of the curve (not the defaults): (key, label, extra options)
 EXPS = [("refdraw", "reference draw (no maximin, no exploration)", ["-map_bayes_candidates", "1", "-map_bayes_explore", "0"]),
         ("maximin", "exploration only (maximin, no acquisition)", ["-map_bayes_explore", "1"]),
-        ("radius1", "radius 0.2,1 (up to the box boundary)", ["-map_bayes_radius", "0.2,1"])]
+        ("radius1", "radius 0.2,1 (up to the box boundary)", ["-map_bayes_radius", "0.2,1"]),
+        ("pertask", "per-task evaluation (the reference's scheme: B points per task, each on its task; same forward passes, T x the merges)",
+         ["-map_bayes_evaluate", "per_task"])]
 PREFS = ["1,1,1,1,1,1,1,1", "3,1,1,1,1,1,1,1"]
 
 
@@ -97,6 +100,7 @@ def measure(d, g, dt):
     pred = sigmoid(features(g["C"]) @ P.T)
     rmse = np.sqrt(((pred - g["A"]) ** 2).mean(axis=0))
     R = R[~np.isnan(R).any(axis=1)]
+    Sa = Sa[~np.isnan(Sa).any(axis=1)]  # per-task samples (one task evaluated) are not models on the real front
 
     def fm(F):
         nd = quality.non_dominated(F)
@@ -449,10 +453,10 @@ def plot(q, path):
                 v = [m["real"]["igd"] if key == "igd" else m["rmse"] for m in s["def"][meth]]
                 a.plot([s["def"][meth][0]["n"]], [np.mean(v)], mk, color="k", mfc="none",
                        label="default design, " + ("plain" if meth == "plain" else "bayesian"))
-            for (ek, lab, _), mk, col in zip(EXPS, "xD+", ("tab:green", "tab:purple", "tab:orange")):
+            for (ek, elab, _), mk, col in zip(EXPS, "xD+v", ("tab:green", "tab:purple", "tab:orange", "tab:brown")):
                 if ek in s["exp"]:
                     v = [m["real"]["igd"] if key == "igd" else m["rmse"] for m in s["exp"][ek]]
-                    a.plot([s["budgets"][-1]], [np.mean(v)], mk, color=col, mfc="none", label="Bayesian, " + lab)
+                    a.plot([s["budgets"][-1]], [np.mean(v)], mk, color=col, mfc="none", label="Bayesian, " + elab.split(" (")[0])
             a.set_title("%s: %s" % (s["tasks"], lab), fontsize=9)
             a.set_xlabel("evaluated samples (+%d re-evaluations + pick)" % s["plain"][s["N0"]][0]["K"], fontsize=8)
             a.tick_params(labelsize=8)
