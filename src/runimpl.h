@@ -95,7 +95,9 @@ typedef struct {
   char        **eval_data;      /* evaluations must come from the journals (earlier levels of a chain) */    /* this job stopped after its level: no results to write */
   PetscBool     fitted;
   PetscInt      kall;              /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
-  double       *all_c, *all_acc;   /* [kall*T] */            /* surrogates and front exist (not for nested) */
+  double       *all_c, *all_acc;   /* [kall*T] */
+  PetscBool     best_found;        /* the best evaluated model for the preference (weighted mean accuracy) */
+  double        best_c[64], best_acc[64], best_score;            /* surrogates and front exist (not for nested) */
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;
   MapNestedNode nodes[128];

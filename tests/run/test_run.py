@@ -93,6 +93,16 @@ def check_outputs(run, T):
     seen = (task < 0) | (task == np.arange(T)[None, :])  # per-task Bayesian samples: one task evaluated
     if acc.shape != (n, T) or not np.all(seen == ~np.isnan(acc)) or not np.all((acc[seen] >= 0) & (acc[seen] <= 1)):
         fail("samples/accuracy malformed")
+    if "pick/preference" in d:  # the best evaluated model for the preference: the top weighted mean of all evaluations
+        w = d["pick/preference"][0]
+        models = [acc[~np.isnan(acc).any(axis=1)], d["pick/real"]]
+        if "pareto/real" in d:
+            R = d["pareto/real"]
+            models.append(R[~np.isnan(R).any(axis=1)])
+        best = max(float(m @ w / w.sum()) for M in models for m in M)
+        got = float(d["pick/best_evaluated_real"][0] @ w / w.sum())
+        if abs(got - best) > 1e-12 or got < float(d["pick/real"][0] @ w / w.sum()) - 1e-12:
+            fail(f"pick/best_evaluated_real scores {got}, the best evaluated model {best}")
     k = d["pareto/coeffs"].shape[0]
     if k < 2 or d["pareto/predicted"].shape != (k, T):
         fail(f"front has {k} points")
