@@ -558,6 +558,17 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
+/* the preference-weighted mean of accuracies acc[T] (the score of the best evaluated model) */
+static double MapRunWeightedAccuracy(const MapRunCtx *r, const double *acc)
+{
+  double num = 0, den = 0;
+  for (int t = 0; t < r->T; t++) {
+    num += r->pref[t] * acc[t];
+    den += r->pref[t];
+  }
+  return num / den;
+}
+
 static PetscErrorCode MapRunSummary(MapRunCtx *r)
 {
   PetscFunctionBegin;
@@ -605,13 +616,8 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
     }
   }
   if (r->best_found) {
-    double ps = 0, wsum = 0;
-    for (int t = 0; t < T; t++) {
-      ps += r->pref[t] * r->pick_acc[t];
-      wsum += r->pref[t];
-    }
     PetscCall(PetscPrintf(r->comm, "best evaluated model for this preference (weighted mean accuracy %.4f; the pick's %.4f): c =", r->best_score,
-                          ps / wsum));
+                          MapRunWeightedAccuracy(r, r->pick_acc)));
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, " %.4f", r->best_c[t]));
     PetscCall(PetscPrintf(r->comm, "\n"));
   }
@@ -822,13 +828,9 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
      model the run already paid for, reported beside the surrogate's pick (with many tasks the
      quadratic can over-predict its pick; nested MAP lets such samples compete inside each pair) */
   if (r->npref) {
-    double wsum = 0;
-    for (int t = 0; t < T; t++) wsum += r->pref[t];
     r->best_found = PETSC_FALSE;
     for (PetscInt i = 0; i < n; i++) {
-      double sc = 0;
-      for (int t = 0; t < T; t++) sc += r->pref[t] * A[i * T + t];
-      sc /= wsum;
+      double sc = MapRunWeightedAccuracy(r, &A[i * T]);
       if (!r->best_found || sc > r->best_score) {
         r->best_found = PETSC_TRUE;
         r->best_score = sc;

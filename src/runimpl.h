@@ -93,11 +93,11 @@ typedef struct {
   PetscBool     journal_only;
   int           neval_data;        /* the eval sets of the run's tasks (Nested MAP sets up one evaluator per rank group) */
   char        **eval_data;      /* evaluations must come from the journals (earlier levels of a chain) */    /* this job stopped after its level: no results to write */
-  PetscBool     fitted;
+  PetscBool     fitted;            /* surrogates and front exist (not for nested) */
   PetscInt      kall;              /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
   double       *all_c, *all_acc;   /* [kall*T] */
   PetscBool     best_found;        /* the best evaluated model for the preference (weighted mean accuracy) */
-  double        best_c[64], best_acc[64], best_score;            /* surrogates and front exist (not for nested) */
+  double        best_c[64], best_acc[64], best_score;
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;
   MapNestedNode nodes[128];

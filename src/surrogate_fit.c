@@ -314,7 +314,7 @@ static PetscErrorCode map_fit_targets(MapSurrogate s, int n, const double *C, in
       for (int j = 0; j < F; j++) finite = finite && isfinite(s->theta[(size_t)tg[k] * F + j]);
       if (!finite && !*status) {
         *status = 2;
-        snprintf(msg, MAP_SURROGATE_MSG_LEN, "surrogate fit of target %d (link %s) diverged: non-finite parameters", k,
+        snprintf(msg, MAP_SURROGATE_MSG_LEN, "surrogate fit of target %d (link %s) diverged: non-finite parameters", tg[k],
                  MapLinkName(link));
       }
     }

@@ -360,6 +360,18 @@ def case_bayes_replay():
     same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
 
 
+def resume_from_cut(a, c, args, drop):
+    """a run folder c holding run a's sample evaluations but the last `drop` (an interruption), resumed at
+    -n 2, ends with the same bits as a"""
+    os.makedirs(c)
+    lines = open(os.path.join(a, "journal.jsonl")).read().splitlines(True)
+    samples = [l for l in lines if l.startswith('{"kind":"sample"')]
+    with open(os.path.join(c, "journal.jsonl"), "w") as f:
+        f.writelines(samples[:-drop])
+    mpi(2, *args, "-map_output", c, "-map_resume")
+    same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
+
+
 def case_bayes_per_task():
     """-map_bayes_evaluate per_task: each round draws 2 points per task, evaluated on that task only
     (samples/task, NaN elsewhere, null in the journal); each such metric is the same bits as a full
@@ -409,13 +421,7 @@ def case_bayes_per_task():
         if full[k, t].tobytes() != A[i, t].tobytes():
             fail(f"sample {i}: one-task accuracy {A[i, t]!r} vs full evaluation {full[k, t]!r}")
     print(f"{len(late)} one-task samples match full evaluations bit for bit")
-    os.makedirs(c)
-    lines = open(os.path.join(a, "journal.jsonl")).read().splitlines(True)
-    samples = [l for l in lines if l.startswith('{"kind":"sample"')]
-    with open(os.path.join(c, "journal.jsonl"), "w") as f:
-        f.writelines(samples[:-3])  # interrupted inside round 2
-    mpi(2, *args, "-map_output", c, "-map_resume")
-    same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
+    resume_from_cut(a, c, args, 3)  # interrupted inside round 2
 
 
 def case_refine():
@@ -440,13 +446,7 @@ def case_refine():
     if np.any(C < 0) or np.any(C > 1) or len(np.unique(C, axis=0)) != len(C):
         fail("refine points off the box or repeated")
     same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
-    os.makedirs(c)
-    lines = open(os.path.join(a, "journal.jsonl")).read().splitlines(True)
-    samples = [l for l in lines if l.startswith('{"kind":"sample"')]
-    with open(os.path.join(c, "journal.jsonl"), "w") as f:
-        f.writelines(samples[:-2])  # interrupted inside round 2
-    mpi(2, *args, "-map_output", c, "-map_resume")
-    same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
+    resume_from_cut(a, c, args, 2)  # interrupted inside round 2
 
 
 def case_nested():
