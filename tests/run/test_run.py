@@ -273,6 +273,17 @@ def case_bad_input():
     # a typo in a TAO option of the search is caught up front, like any other
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_pareto_tao_tpye", "blmvm"], "-map_pareto_tao_tpye", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_preference", "1,2,3", "-map_output", run], "-map_preference", run=run)
+    # per-task Bayesian rounds: an unknown mode; a journal line (valid checksum) with null where a coefficient
+    # belongs (null marks an unevaluated metric only)
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_method", "bayesian", "-map_bayes_evaluate", "pertask", "-map_output", run],
+                 "pertask for -map_bayes_evaluate", run=run)
+    import hashlib
+    os.makedirs(run, exist_ok=True)
+    line = '{"kind":"sample","index":0,"T":2,"c":[null,1],"acc":[0.5,null],"loss":[1,null]}'
+    with open(os.path.join(run, "journal.jsonl"), "w") as f:
+        f.write(line + "\t" + hashlib.sha256(line.encode()).hexdigest() + "\n")
+    expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_resume"], "c[0] is not a number", run=run)
+    shutil.rmtree(run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", "/proc/nonexistent/run"], "-map_output", run=run)
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "3", "-map_output", run],
                  "rank", run=run)
