@@ -56,12 +56,10 @@ while :; do
   echo "==== local.sh $(date '+%F %T'): ${cmd[*]}"
   "${cmd[@]}" &
   step_pid=$!
-  while :; do
-    wait "$step_pid"
-    rc=$?
-    if [ $rc -gt 128 ] && kill -0 "$step_pid" 2>/dev/null; then continue; fi
-    break
-  done
+  # as in map.sbatch: wait out trap interruptions, then take the step's own status
+  while kill -0 "$step_pid" 2>/dev/null; do wait "$step_pid"; done
+  wait "$step_pid"
+  rc=$?
   step_pid=
   if [ $rc -ne 85 ]; then
     echo "==== local.sh: mapmerge run exited with status $rc (run folder $RUN_DIR)"

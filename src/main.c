@@ -78,6 +78,12 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc - 1; i++) argv[i] = argv[i + 1];
     argc--;
   }
+  /* before MPI starts: a job script's SIGUSR1 that comes early must ask for a checkpoint, not end
+     the process by the default action (its exit status 138 marks the job FAILED) */
+  if (cmd && !strcmp(cmd, "run") && MapRunCatchSignals()) {
+    perror("mapmerge: sigaction");
+    return 1;
+  }
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   PetscCall(PetscPushErrorHandler(MapErrorHandler, NULL));
   if (!cmd) {

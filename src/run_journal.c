@@ -11,17 +11,15 @@ static volatile sig_atomic_t map_signal_caught = 0;
 
 static void MapSignalHandler(int sig) { map_signal_caught = sig; }
 
-PetscErrorCode MapSignalInstall(void)
+int MapRunCatchSignals(void)
 {
   struct sigaction sa;
 
-  PetscFunctionBegin;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = MapSignalHandler;
   sigemptyset(&sa.sa_mask);
-  PetscCheck(sigaction(SIGUSR1, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0, PETSC_COMM_SELF, PETSC_ERR_SYS,
-             "sigaction failed: %s", strerror(errno));
-  PetscFunctionReturn(0);
+  if (sigaction(SIGUSR1, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) return -1;
+  return 0;
 }
 
 PetscErrorCode MapSignalPending(MPI_Comm comm, PetscBool *pending)

@@ -891,6 +891,9 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     snprintf(name, sizeof(name), "MAP %s", map_phase_names[i]);
     PetscCall(PetscLogStageRegister(name, &stages[i]));
   }
+  /* the driver did this before PetscInitialize; again for callers of the library. PetscFinalize
+     resets SIGTERM but leaves SIGUSR1, the signal the job scripts forward. */
+  PetscCheck(MapRunCatchSignals() == 0, comm, PETSC_ERR_SYS, "sigaction failed: %s", strerror(errno));
   MapNow(r.start_time, sizeof(r.start_time));
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[0]));
@@ -976,7 +979,6 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(MapEvaluatorSetUp(r.ev_test, r.model, r.T, (const char *const *)r.tasks, (const char *const *)td));
     PetscCall(MapFreeList(nd, &td));
   }
-  PetscCall(MapSignalInstall());
   PetscCall(PetscLogStagePop());
   r.t_phase[0] = MapWallTime() - t0;
 

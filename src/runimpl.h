@@ -33,8 +33,8 @@ PetscErrorCode MapJournalAppend(MPI_Comm comm, MapJournal *j, const char *kind, 
                                 const double *acc, const double *loss);
 PetscErrorCode MapJournalClose(MapJournal *j);
 
-/* Signals: SIGUSR1/SIGTERM set a flag; MapSignalPending agrees on it across ranks (collective). */
-PetscErrorCode MapSignalInstall(void);
+/* Signals: SIGUSR1/SIGTERM set a flag (MapRunCatchSignals, run.h); MapSignalPending agrees on it
+   across ranks (collective). */
 PetscErrorCode MapSignalPending(MPI_Comm comm, PetscBool *pending);
 
 /* A node of Nested MAP's merge tree: a model given by coefficients W[T] over the original task

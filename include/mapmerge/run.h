@@ -15,4 +15,9 @@ PetscErrorCode MapCommandEval(MPI_Comm comm);
 PetscErrorCode MapCommandRun(MPI_Comm comm);
 PetscErrorCode MapCommandZoo(MPI_Comm comm);
 
+/* MapRunCatchSignals - from now on SIGUSR1/SIGTERM ask `run` to checkpoint (exit 85) instead of
+   ending the process. Plain C, no PETSc: the driver calls it before PetscInitialize, so a signal
+   that comes during MPI start-up or a long setup is not lost. Returns 0, or -1 with errno set. */
+int MapRunCatchSignals(void);
+
 #endif

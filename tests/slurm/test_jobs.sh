@@ -123,7 +123,10 @@ signal_mid_run "${JS}_0" "runs/${JS}_0/journal.jsonl"
 
 # ---- 5: a real nested chain; 1 rank per job, so both pairs of level 1 run at once -------------
 # the task count (4) comes from the config's "map: tasks:" line
-nested_opts=(-map_preference "1,2,1,1")
+# 300 samples per pair (~3 s a pair): the signal below must land while pair 0 runs, and on a
+# loaded machine the poll can lag by a second or two (12 samples took ~1 s: a CI run signalled
+# pair 0 as it finished)
+nested_opts=(-map_preference "1,2,1,1" -map_nested_samples 300)
 chain=$("$src/jobs/nested_chain.sh" --run-dir runs/chain --sbatch "-n 1" "$config" "${nested_opts[@]}") ||
   { echo "$chain"; die "jobs/nested_chain.sh failed"; }
 echo "$chain"
@@ -135,7 +138,7 @@ fi
 # a level-2 job whose level 1 never ran
 JE=$(RUN_DIR=runs/early submit -n 1 --array=0 "$src/jobs/nested_level.sbatch" "$config" 2 "${nested_opts[@]}")
 log "submitted nested chain: level 1 array $JN1, level 2 array $JN2 (afterok); early level-2 job $JE"
-# pair 0 evaluates the 4 leaves, then its 12 samples and the pick: signal it among its samples
+# pair 0 evaluates the 4 leaves, then its 300 samples and the pick: signal it among its samples
 signal_mid_run "${JN1}_0" runs/chain/journal-L1-P0.jsonl 5
 # the same nested MAP in one run, outside SLURM, on 2 ranks (the chain's jobs have 1)
 mpiexec -n 2 "$MAPMERGE" run -options_file_yaml "$config" -map_method nested "${nested_opts[@]}" -map_output runs/nested-whole \
