@@ -10,6 +10,7 @@ typedef struct {
   char      store[MAP_PATH_LEN], output[MAP_PATH_LEN], shard[64], priv[MAP_NAME_LEN];
   char      tasks[65536];
   char      run[MAP_PATH_LEN]; /* -map_run: take c from a finished run's surrogates and -map_preference */
+  PetscBool best;              /* -map_export_model best_evaluated: the run's best evaluated model instead of its pick */
   double    c[1024];
   int       nc;
   PetscBool cset;
@@ -51,9 +52,16 @@ static PetscErrorCode ExportReadOptions(MPI_Comm comm, ExportOptions *o, PetscBo
   PetscCall(PetscOptionsString("-map_run", "a run folder of `mapmerge run`: the coefficients are its pick for -map_preference (instead of -map_coeff)",
                                NULL, o->run, o->run, sizeof(o->run), NULL));
   {
-    char pref[2048] = "";
+    char        pref[2048] = "";
+    const char *models[]   = {"pick", "best_evaluated"};
+    PetscInt    imodel     = 0;
     PetscCall(PetscOptionsString("-map_preference", "with -map_run: preference weights w_1,...,w_T (default: equal)", NULL, pref, pref,
                                  sizeof(pref), NULL));
+    PetscCall(PetscOptionsEList("-map_export_model",
+                                "with -map_run: pick (the surrogates' solution for -map_preference) or best_evaluated (of the models the run "
+                                "evaluated on every task, the highest preference-weighted mean accuracy)",
+                                NULL, models, 2, models[0], &imodel, NULL));
+    o->best = imodel == 1 ? PETSC_TRUE : PETSC_FALSE;
   }
   PetscCall(PetscOptionsString("-map_tasks", "subset of the store's tasks the coefficients refer to (default: all, in store order)", NULL,
                                o->tasks, o->tasks, sizeof(o->tasks), NULL));
@@ -126,36 +134,57 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
   PetscFunctionReturn(0);
 }
 
+/* rank-local: a 2-D double dataset of an open file, malloc'ed; 0 on success */
+static int ExportReadMatrix(hid_t f, const char *name, hsize_t dims[2], double **data)
+{
+  hid_t d  = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+  hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+  int   ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 2;
+
+  *data = NULL;
+  if (ok) {
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    *data = malloc(sizeof(double) * (dims[0] * dims[1] + 1));
+    ok    = *data && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) >= 0;
+  }
+  if (sp >= 0) H5Sclose(sp);
+  if (d >= 0) H5Dclose(d);
+  return ok ? 0 : -1;
+}
+
 /* -map_run DIR -map_preference w: c = the run's pick for w (its box, its surrogates, the same
-   Pareto solver options); for a nested run, the root of its merge tree. */
+   Pareto solver options), or with -map_export_model best_evaluated the evaluated model of highest
+   w-weighted mean accuracy; for a nested run, the root of its merge tree. */
 static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, ExportOptions *o)
 {
   char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, tasks[65536] = "";
-  int         T = 0, F = 0, ok = 1, nested = 0;
-  double     *params = NULL, lo = 0, hi = 1;
+  int         T = 0, F = 0, K = 0, ok = 1, nested = 0;
+  double     *params = NULL, *front_acc = NULL, *front_c = NULL, lo = 0, hi = 1;
   PetscMPIInt rank;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   snprintf(path, sizeof(path), "%s/results.h5", o->run);
   if (!rank) {
+    H5E_auto2_t efunc;
+    void       *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing or foreign file is our error to report, not HDF5's stack */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) ok = 0;
     else {
-      nested     = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
-      hid_t   d  = H5Dopen2(f, nested ? "nested/coeffs" : "surrogate/accuracy/params", H5P_DEFAULT);
-      hid_t   sp = d >= 0 ? H5Dget_space(d) : -1;
       hsize_t dims[2] = {0, 0};
-      if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2) ok = 0;
-      else {
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        params = malloc(sizeof(double) * dims[0] * dims[1]);
-        if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, params) < 0) ok = 0;
-        T = nested ? (int)dims[1] : (int)dims[0];
-        F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
+      nested = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
+      if (ExportReadMatrix(f, nested ? "nested/coeffs" : "surrogate/accuracy/params", dims, &params)) ok = 0;
+      T = nested ? (int)dims[1] : (int)dims[0];
+      F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
+      if (ok && o->best && !nested) { /* every model the run evaluated on all tasks that no other one dominates */
+        hsize_t dc[2] = {0, 0};
+        if (ExportReadMatrix(f, "pareto/real_front", dims, &front_acc) || ExportReadMatrix(f, "pareto/real_front_coeffs", dc, &front_c) ||
+            (int)dims[1] != T || dc[0] != dims[0] || (int)dc[1] != T)
+          ok = 0;
+        K = (int)dims[0];
       }
-      if (sp >= 0) H5Sclose(sp);
-      if (d >= 0) H5Dclose(d);
       if (ok) {
         char **names = NULL;
         if (MapH5ReadStrings(f, "tasks", path, T, &names)) ok = 0;
@@ -169,12 +198,19 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
       }
       H5Fclose(f);
     }
+    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
   }
   PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
-  PetscCheck(ok, comm, PETSC_ERR_FILE_OPEN, "export: -map_run %s: cannot read %s (surrogates or merge tree, tasks)", o->run, path);
+  PetscCheck(ok, comm, PETSC_ERR_FILE_OPEN, "export: -map_run %s: cannot read %s (surrogates or merge tree, tasks%s)", o->run, path,
+             o->best ? ", /pareto/real_front and real_front_coeffs" : "");
   PetscCallMPI(MPI_Bcast(&T, 1, MPI_INT, 0, comm));
   PetscCallMPI(MPI_Bcast(&F, 1, MPI_INT, 0, comm));
+  PetscCallMPI(MPI_Bcast(&K, 1, MPI_INT, 0, comm));
   PetscCallMPI(MPI_Bcast(&nested, 1, MPI_INT, 0, comm));
+  PetscCheck(!(o->best && nested), comm, PETSC_ERR_ARG_INCOMP,
+             "export: -map_export_model best_evaluated: run %s is nested MAP, whose pairs already let evaluated samples compete with "
+             "each pick; its model is the root of the merge tree (drop -map_export_model)", o->run);
+  PetscCheck(!o->best || K > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: /pareto/real_front is empty (no model was evaluated on every task)", o->run);
   PetscCallMPI(MPI_Bcast(tasks, sizeof(tasks), MPI_CHAR, 0, comm));
   if (rank) params = malloc(sizeof(double) * T * F);
   PetscCallMPI(MPI_Bcast(params, T * F, MPI_DOUBLE, 0, comm));
@@ -196,15 +232,43 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     if (!nw)
       for (nw = 0; nw < T; nw++) w[nw] = 1;
     PetscCheck(nw == T, comm, PETSC_ERR_ARG_SIZ, "export: -map_preference has %d weights but run %s has %d tasks (%s)", nw, o->run, T, tasks);
-    ExportSurrogates es = {T, F, params};
-    PetscCall(MapParetoSetBox(pareto, lo, hi));
-    PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
-    PetscCall(MapParetoPick(pareto, w, o->c, fpick));
-    PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
-    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
-    PetscCall(PetscPrintf(comm, "\n"));
+    if (o->best) {
+      /* a weighted mean with weights >= 0 peaks on the non-dominated set: the real front holds the
+         best of all evaluations; ties keep the first, as the run's own summary does */
+      double wsum = 0, best = 0;
+      int    ibest = 0;
+      for (int t = 0; t < T; t++) {
+        PetscCheck(w[t] >= 0 && !PetscIsInfOrNanReal(w[t]), comm, PETSC_ERR_ARG_OUTOFRANGE,
+                   "export: -map_preference weight %d is %g; expected >= 0", t + 1, w[t]);
+        wsum += w[t];
+      }
+      PetscCheck(wsum > 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "export: -map_preference: the weights sum to 0");
+      if (rank) front_acc = malloc(sizeof(double) * K * T), front_c = malloc(sizeof(double) * K * T);
+      PetscCallMPI(MPI_Bcast(front_acc, K * T, MPI_DOUBLE, 0, comm));
+      PetscCallMPI(MPI_Bcast(front_c, K * T, MPI_DOUBLE, 0, comm));
+      for (int k = 0; k < K; k++) {
+        double sc = 0;
+        for (int t = 0; t < T; t++) sc += w[t] * front_acc[k * T + t];
+        if (!k || sc / wsum > best) best = sc / wsum, ibest = k;
+      }
+      for (int t = 0; t < T; t++) o->c[t] = front_c[ibest * T + t];
+      PetscCall(PetscPrintf(comm, "export: best evaluated model of run %s for the preference (weighted mean accuracy %.4f; %d models on its real front):",
+                            o->run, best, K));
+      for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (accuracy %.4f)", o->c[t], front_acc[ibest * T + t]));
+      PetscCall(PetscPrintf(comm, "\n"));
+    } else {
+      ExportSurrogates es = {T, F, params};
+      PetscCall(MapParetoSetBox(pareto, lo, hi));
+      PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
+      PetscCall(MapParetoPick(pareto, w, o->c, fpick));
+      PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
+      for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
+      PetscCall(PetscPrintf(comm, "\n"));
+    }
   }
   free(params);
+  free(front_acc);
+  free(front_c);
   PetscFunctionReturn(0);
 }
 
@@ -240,6 +304,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCheck(o.store[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_store PATH is required");
   PetscCheck(o.output[0], comm, PETSC_ERR_ARG_WRONG, "export: -map_output PATH is required");
   PetscCheck(!(o.cset && o.run[0]), comm, PETSC_ERR_ARG_INCOMP, "export: give -map_coeff or -map_run (with -map_preference), not both");
+  PetscCheck(!o.best || o.run[0], comm, PETSC_ERR_ARG_INCOMP, "export: -map_export_model best_evaluated chooses among a run's models: it needs -map_run RUNDIR");
   if (o.run[0]) PetscCall(ExportCoeffsFromRun(comm, pareto, &o));
   PetscCall(MapParetoDestroy(&pareto));
   PetscCheck(o.cset, comm, PETSC_ERR_ARG_WRONG,

@@ -620,6 +620,16 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
                           MapRunWeightedAccuracy(r, r->pick_acc)));
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, " %.4f", r->best_c[t]));
     PetscCall(PetscPrintf(r->comm, "\n"));
+    if (r->best_score > MapRunWeightedAccuracy(r, r->pick_acc)) {
+      PetscCall(PetscPrintf(r->comm, "  to write it: mapmerge export -map_store %s -map_run %s -map_export_model best_evaluated -map_preference ",
+                            r->store_path, r->out));
+      for (int t = 0; t < T; t++) {
+        char w[32];
+        snprintf(w, sizeof(w), "%s%g", t ? "," : "", r->pref[t]); /* C's %g: PetscPrintf's prints 1 as "1." */
+        PetscCall(PetscPrintf(r->comm, "%s", w));
+      }
+      PetscCall(PetscPrintf(r->comm, " -map_output merged.safetensors\n"));
+    }
   }
   PetscCall(PetscPrintf(r->comm, "time per phase:"));
   for (int i = 0; i < 6; i++) PetscCall(PetscPrintf(r->comm, " %s %.2fs", map_phase_names[i], r->t_phase[i]));

@@ -514,29 +514,53 @@ def case_nested_chain():
     same_results(os.path.join(whole, "results.h5"), os.path.join(chain, "results.h5"))
 
 
-def case_export_pick():
-    """export -map_run DIR -map_preference w writes the run's pick for w (the same coefficients)."""
+def exported_coeffs(path):
+    """The coefficients in an exported safetensors file's metadata."""
     import json, struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        meta = json.loads(f.read(n))["__metadata__"]
+    if "coefficients" not in meta:
+        fail(f"{path}: exported metadata lacks the coefficients: {json.dumps(meta)}")
+    return np.array([float(x) for x in meta["coefficients"].split(",")])
+
+
+def case_export_pick():
+    """export -map_run DIR -map_preference w writes the run's pick for w (the same coefficients); with
+    -map_export_model best_evaluated, the evaluated model of highest w-weighted mean accuracy."""
     store = setup_zoo()
     run = fresh("export-pick")
     mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,shift", "-map_preference", "3,1",
         "-map_output", run, "-map_reevaluate", "2")
     out = os.path.join(run, "merged.safetensors")
     mpi(2, "export", "-map_store", store, "-map_run", run, "-map_preference", "3,1", "-map_output", out)
-    with h5py.File(os.path.join(run, "results.h5"), "r") as f:
-        pick = f["pick/coeffs"][...].ravel()
-    with open(out, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        meta = json.loads(f.read(n))["__metadata__"]
-    text = json.dumps(meta)
-    got = [float(x) for x in meta.get("coefficients", meta.get("coeffs", "")).split(",")] if ("coefficients" in meta or "coeffs" in meta) else None
-    if got is None:
-        fail(f"exported metadata lacks the coefficients: {text}")
+    d = datasets(os.path.join(run, "results.h5"))
+    got, pick = exported_coeffs(out), d["pick/coeffs"].ravel()
     if not np.allclose(got, pick, rtol=0, atol=1e-12):
         fail(f"export picked {got}, the run picked {pick}")
     print(f"export -map_run: c = {got} equals the run's pick {pick}")
+    # best evaluated: for the run's preference, the run's own /pick/best_evaluated_coeffs; for another,
+    # the top weighted mean over every all-task evaluation (samples, re-evaluated front points, the pick)
+    acc, task = d["samples/accuracy"], d["samples/task"]
+    C = np.vstack([d["samples/coeffs"][task < 0], d["pareto/coeffs"][d["pareto/real_index"].astype(int)], d["pick/coeffs"]])
+    A = np.vstack([acc[task < 0], d["pareto/real"], d["pick/real"]])
+    for pref, want in (("3,1", d["pick/best_evaluated_coeffs"].ravel()), ("1,4", None)):
+        w = np.array([float(x) for x in pref.split(",")])
+        if want is None:
+            want = C[np.argmax(A @ w)]
+        best = os.path.join(run, f"best-{pref.replace(',', '_')}.safetensors")
+        mpi(2, "export", "-map_store", store, "-map_run", run, "-map_preference", pref, "-map_export_model", "best_evaluated",
+            "-map_output", best)
+        got = exported_coeffs(best)  # written with %.17g: the same doubles
+        if not np.array_equal(got, want):
+            fail(f"export -map_export_model best_evaluated for {pref}: c = {got}, the best evaluated model is {want}")
+        print(f"export best_evaluated for preference {pref}: c = {got} (weighted mean accuracy {np.max(A @ w) / w.sum():.4f})")
     expect_error(["export", "-map_store", store, "-map_run", run, "-map_preference", "1,1,1", "-map_output", out + "2"],
                  "-map_preference has 3 weights")
+    expect_error(["export", "-map_store", store, "-map_coeff", "1,1", "-map_export_model", "best_evaluated", "-map_output", out + "3"],
+                 "it needs -map_run")
+    expect_error(["export", "-map_store", store, "-map_run", run, "-map_export_model", "best", "-map_output", out + "4"],
+                 "best")
 
 
 CASES = {
