@@ -599,14 +599,13 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   PetscCall(PetscPrintf(r->comm, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points, hypervolume %.6f\n",
                         r->n + r->kreal + (r->npref ? 1 : 0), r->kall, MapFrontHypervolume(T, r->kall, r->all_acc, ref)));
   }
+  char pref[64 * 24] = "";
+  for (int t = 0; t < r->npref; t++) { /* plain %g: PetscPrintf would print "1." */
+    size_t len = strlen(pref);
+    snprintf(pref + len, sizeof(pref) - len, "%s%g", t ? "," : "", r->pref[t]);
+  }
   if (r->npref) {
-    PetscCall(PetscPrintf(r->comm, "pick for preference"));
-    for (int t = 0; t < T; t++) {
-      char w[64]; /* plain %g: PetscPrintf would print "1." */
-      snprintf(w, sizeof(w), "%s%g", t ? "," : " ", r->pref[t]);
-      PetscCall(PetscPrintf(r->comm, "%s", w));
-    }
-    PetscCall(PetscPrintf(r->comm, ": c ="));
+    PetscCall(PetscPrintf(r->comm, "pick for preference %s: c =", pref));
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, " %.4f", r->pick_c[t]));
     PetscCall(PetscPrintf(r->comm, "\n  %-16s %10s %10s %10s\n", "task", "predicted", "real(val)", r->ev_test ? "test" : ""));
     for (int t = 0; t < T; t++) {
@@ -621,14 +620,8 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
     for (int t = 0; t < T; t++) PetscCall(PetscPrintf(r->comm, " %.4f", r->best_c[t]));
     PetscCall(PetscPrintf(r->comm, "\n"));
     if (r->best_score > MapRunWeightedAccuracy(r, r->pick_acc)) {
-      PetscCall(PetscPrintf(r->comm, "  to write it: mapmerge export -map_store %s -map_run %s -map_export_model best_evaluated -map_preference ",
-                            r->store_path, r->out));
-      for (int t = 0; t < T; t++) {
-        char w[32];
-        snprintf(w, sizeof(w), "%s%g", t ? "," : "", r->pref[t]); /* C's %g: PetscPrintf's prints 1 as "1." */
-        PetscCall(PetscPrintf(r->comm, "%s", w));
-      }
-      PetscCall(PetscPrintf(r->comm, " -map_output merged.safetensors\n"));
+      PetscCall(PetscPrintf(r->comm, "  to write it: mapmerge export -map_store %s -map_run %s -map_export_model best_evaluated -map_preference %s -map_output merged.safetensors\n",
+                            r->store_path, r->out, pref));
     }
   }
   PetscCall(PetscPrintf(r->comm, "time per phase:"));
