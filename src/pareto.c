@@ -195,6 +195,20 @@ PetscErrorCode MapParetoGetIdealNadir(MapPareto p, const double **ideal, const d
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapParetoPreferenceValue(MapPareto p, const double *w, const double *f, double *value)
+{
+  double wn[64], sum = 0;
+
+  PetscFunctionBegin;
+  PetscCheck(p->have_ideal, PETSC_COMM_SELF, PETSC_ERR_ORDER, "MapParetoPreferenceValue: the ideal point is computed by MapParetoSolve or MapParetoPick; call one first");
+  PetscCheck(p->m <= 64, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapParetoPreferenceValue: at most 64 objectives");
+  for (int i = 0; i < p->m; i++) sum += w[i];
+  PetscCheck(sum > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "MapParetoPreferenceValue: the weights sum to %g", sum);
+  for (int i = 0; i < p->m; i++) wn[i] = w[i] / sum; /* as MapParetoPick normalises them */
+  *value = MapParetoScalarValueF(p, wn, f);
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapParetoGetFront(MapPareto p, PetscInt *k, const double **C, const double **F, const double **W)
 {
   PetscFunctionBegin;

@@ -59,7 +59,7 @@ static PetscErrorCode ExportReadOptions(MPI_Comm comm, ExportOptions *o, PetscBo
                                  sizeof(pref), NULL));
     PetscCall(PetscOptionsEList("-map_export_model",
                                 "with -map_run: pick (the surrogates' solution for -map_preference) or best_evaluated (of the models the run "
-                                "evaluated on every task, the highest preference-weighted mean accuracy)",
+                                "evaluated on every task, the best by the pick's criterion applied to their real accuracies)",
                                 NULL, models, 2, models[0], &imodel, NULL));
     o->best = imodel == 1 ? PETSC_TRUE : PETSC_FALSE;
   }
@@ -154,7 +154,7 @@ static int ExportReadMatrix(hid_t f, const char *name, hsize_t dims[2], double *
 
 /* -map_run DIR -map_preference w: c = the run's pick for w (its box, its surrogates, the same
    Pareto solver options), or with -map_export_model best_evaluated the evaluated model of highest
-   w-weighted mean accuracy; for a nested run, the root of its merge tree. */
+   value of the pick's criterion (scalarised real accuracies); for a nested run, the root of its merge tree. */
 static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, ExportOptions *o)
 {
   char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, tasks[65536] = "";
@@ -232,39 +232,31 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     if (!nw)
       for (nw = 0; nw < T; nw++) w[nw] = 1;
     PetscCheck(nw == T, comm, PETSC_ERR_ARG_SIZ, "export: -map_preference has %d weights but run %s has %d tasks (%s)", nw, o->run, T, tasks);
+    ExportSurrogates es = {T, F, params};
+    PetscCall(MapParetoSetBox(pareto, lo, hi));
+    PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
+    PetscCall(MapParetoPick(pareto, w, o->c, fpick)); /* also the ideal and nadir the criterion is normalised by */
     if (o->best) {
-      /* a weighted mean with weights >= 0 peaks on the non-dominated set: the real front holds the
-         best of all evaluations; ties keep the first, as the run's own summary does */
-      double wsum = 0, best = 0;
+      /* ranked by the pick's criterion, as the run's summary does: it is minimised on the
+         non-dominated set, so the real front holds the best of all evaluations; first on ties */
+      double best = 0, v;
       int    ibest = 0;
-      for (int t = 0; t < T; t++) {
-        PetscCheck(w[t] >= 0 && !PetscIsInfOrNanReal(w[t]), comm, PETSC_ERR_ARG_OUTOFRANGE,
-                   "export: -map_preference weight %d is %g; expected >= 0", t + 1, w[t]);
-        wsum += w[t];
-      }
-      PetscCheck(wsum > 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "export: -map_preference: the weights sum to 0");
       if (rank) front_acc = malloc(sizeof(double) * K * T), front_c = malloc(sizeof(double) * K * T);
       PetscCallMPI(MPI_Bcast(front_acc, K * T, MPI_DOUBLE, 0, comm));
       PetscCallMPI(MPI_Bcast(front_c, K * T, MPI_DOUBLE, 0, comm));
       for (int k = 0; k < K; k++) {
-        double sc = 0;
-        for (int t = 0; t < T; t++) sc += w[t] * front_acc[k * T + t];
-        if (!k || sc / wsum > best) best = sc / wsum, ibest = k;
+        PetscCall(MapParetoPreferenceValue(pareto, w, &front_acc[k * T], &v));
+        if (!k || v < best) best = v, ibest = k;
       }
       for (int t = 0; t < T; t++) o->c[t] = front_c[ibest * T + t];
-      PetscCall(PetscPrintf(comm, "export: best evaluated model of run %s for the preference (weighted mean accuracy %.4f; %d models on its real front):",
+      PetscCall(PetscPrintf(comm, "export: best evaluated model of run %s for the preference (the pick's criterion: %.4f, lower is better; %d models on its real front):",
                             o->run, best, K));
       for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (accuracy %.4f)", o->c[t], front_acc[ibest * T + t]));
-      PetscCall(PetscPrintf(comm, "\n"));
     } else {
-      ExportSurrogates es = {T, F, params};
-      PetscCall(MapParetoSetBox(pareto, lo, hi));
-      PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
-      PetscCall(MapParetoPick(pareto, w, o->c, fpick));
       PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
       for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
-      PetscCall(PetscPrintf(comm, "\n"));
     }
+    PetscCall(PetscPrintf(comm, "\n"));
   }
   free(params);
   free(front_acc);

@@ -63,6 +63,7 @@ typedef struct {
   PetscBool     resume;
   PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
   PetscInt      refine, refine_points;                        /* refinement rounds along the predicted front */
+  PetscBool     refine_pick;                                  /* -map_refine_target pick: each round evaluates the pick */
   MapBayesOptions bayes;
   PetscBool     bayes_per_task;      /* -map_bayes_evaluate per_task: each round's points are evaluated on the task that drew them */
   double       *round;               /* [n]: 0 = initial design, k = Bayesian round k */
@@ -96,8 +97,8 @@ typedef struct {
   PetscBool     fitted;            /* surrogates and front exist (not for nested) */
   PetscInt      kall;              /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
   double       *all_c, *all_acc;   /* [kall*T] */
-  PetscBool     best_found;        /* the best evaluated model for the preference (weighted mean accuracy) */
-  double        best_c[64], best_acc[64], best_score;
+  PetscBool     best_found;        /* the best evaluated model for the preference, by the pick's criterion */
+  double        best_c[64], best_acc[64], best_score, pick_score; /* scores: MapParetoPreferenceValue of real accuracies */
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;
   MapNestedNode nodes[128];

@@ -1,6 +1,6 @@
 # `mapmerge run` end to end (tests/run/test_run.py): same bits at -n 1..4, SIGUSR1 interrupt and
 # resume, kill -9 of a rank and resume, bad input, a full disk. Uses the small zoo (fixture zoo_small).
-foreach(case ranks_analytic ranks_zoo bayes_replay bayes_per_task refine nested nested_chain export_pick signal_resume_2 signal_resume_4 kill_resume_2 kill_resume_4 bad_input disk_full)
+foreach(case ranks_analytic ranks_zoo bayes_replay bayes_per_task refine refine_pick nested nested_chain export_pick signal_resume_2 signal_resume_4 kill_resume_2 kill_resume_4 bad_input disk_full)
   map_script_test(run_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_run.py ${case})
   set_tests_properties(run_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL" SKIP_RETURN_CODE 77 RESOURCE_LOCK run_store)
   if(NOT case STREQUAL "ranks_analytic")

@@ -60,6 +60,11 @@ PetscErrorCode MapParetoGetStatistics(MapPareto p, PetscInt *npref, PetscInt *ns
 /* the ideal point (max of each objective over the box) and the nadir estimate (min over the
    single-objective optima), m values each (borrowed); computed by Solve or Pick */
 PetscErrorCode MapParetoGetIdealNadir(MapPareto p, const double **ideal, const double **nadir);
+/* MapParetoPreferenceValue - the pick's criterion applied to objective values f[m] (e.g. measured
+   accuracies): the scalarised value for preference w (any positive scale), normalised by the
+   ideal and nadir of the objectives; smaller is better. Compares evaluated models with the pick
+   on the pick's own terms. Needs the ideal point (Solve or Pick first). Not collective. */
+PetscErrorCode MapParetoPreferenceValue(MapPareto p, const double *w, const double *f, double *value);
 /* MapParetoPreferences - the Das-Dennis lattice of m-vectors with H divisions (lexicographic,
    corners included): *W[n*m] (PetscFree). Not collective. */
 PetscErrorCode MapParetoPreferences(int m, PetscInt H, PetscInt *n, double **W);
