@@ -1,6 +1,6 @@
 /* `mapmerge export`: write the merged model theta_pre + sum_i c_i tau_i as safetensors, each rank
  * its own element ranges (MPI-IO), with the original tensor names and shapes. */
-#include <mapmerge/run.h>
+#include "runimpl.h"
 #include "h5impl.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -264,6 +264,30 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
   PetscFunctionReturn(0);
 }
 
+/* -map_run: the run's search options (-map_pareto_*, from its manifest.json) unless given here, so
+   its surrogates are searched the same way and the pick for its preference is the run's own */
+static PetscErrorCode ExportInheritSearchOptions(MPI_Comm comm, const char *run)
+{
+  char        path[MAP_PATH_LEN], used[4096] = "";
+  json_t     *m, *mo, *val;
+  const char *key;
+
+  PetscFunctionBegin;
+  snprintf(path, sizeof(path), "%s/manifest.json", run);
+  PetscCall(MapRunReadManifest(comm, path, "export: -map_run", &m, &mo));
+  json_object_foreach(mo, key, val) {
+    PetscBool given;
+    if (strncmp(key, "-map_pareto_", 12) || !json_is_string(val)) continue;
+    PetscCall(PetscOptionsHasName(NULL, NULL, key, &given));
+    if (given) continue;
+    PetscCall(PetscOptionsSetValue(NULL, key, json_string_value(val)));
+    snprintf(used + strlen(used), sizeof(used) - strlen(used), " %s %s", key, json_string_value(val));
+  }
+  if (used[0]) PetscCall(PetscPrintf(comm, "export: the search options of run %s:%s\n", run, used));
+  json_decref(m);
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCommandExport(MPI_Comm comm)
 {
   ExportOptions        o;
@@ -284,6 +308,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
 
   PetscFunctionBegin;
   PetscCall(ExportReadOptions(comm, &o, &help));
+  if (o.run[0] && !help) PetscCall(ExportInheritSearchOptions(comm, o.run));
   /* the search of -map_run's pick: its options (-map_pareto_*, its TAO options) are listed by -help and
      read before the unused-option check */
   PetscCall(MapParetoCreate(comm, &pareto));

@@ -20,20 +20,18 @@ static void MapNow(char *buf, size_t len)
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* -map_replay MANIFEST: put the options of a finished run back into the database (the mapmerge
-   options exactly, the others best effort), so this run repeats it into a new -map_output. */
-static PetscErrorCode MapRunReplay(MapRunCtx *r)
+/* MapRunReadManifest - a finished run's manifest.json, read by rank 0 and parsed on every rank;
+   *map_options is its "map_options" object (the mapmerge options as given, borrowed from *manifest,
+   json_decref it). Collective; `who` prefixes the errors. */
+PetscErrorCode MapRunReadManifest(MPI_Comm comm, const char *path, const char *who, json_t **manifest, json_t **map_options)
 {
-  char      path[MAP_PATH_LEN], out[MAP_PATH_LEN];
-  PetscBool set, outset;
-  char     *text = NULL;
-  long      len  = 0;
+  PetscMPIInt rank;
+  char       *text = NULL;
+  long        len  = 0;
 
   PetscFunctionBegin;
-  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_replay", path, sizeof(path), &set));
-  if (!set) PetscFunctionReturn(0);
-  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_output", out, sizeof(out), &outset));
-  if (!r->rank) {
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (!rank) {
     FILE *f = fopen(path, "rb");
     if (f) {
       fseek(f, 0, SEEK_END);
@@ -45,18 +43,34 @@ static PetscErrorCode MapRunReplay(MapRunCtx *r)
       fclose(f);
     } else len = -1;
   }
-  PetscCallMPI(MPI_Bcast(&len, 1, MPI_LONG, 0, r->comm));
-  PetscCheck(len >= 0, r->comm, PETSC_ERR_FILE_OPEN, "-map_replay %s: cannot read the manifest", path);
-  if (r->rank) text = malloc((size_t)len + 1);
-  PetscCallMPI(MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, r->comm));
+  PetscCallMPI(MPI_Bcast(&len, 1, MPI_LONG, 0, comm));
+  PetscCheck(len >= 0, comm, PETSC_ERR_FILE_OPEN, "%s %s: cannot read the manifest", who, path);
+  if (rank) text = malloc((size_t)len + 1);
+  PetscCallMPI(MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, comm));
   json_error_t jerr;
-  json_t      *m = json_loads(text, 0, &jerr);
+  *manifest = json_loads(text, 0, &jerr);
   free(text);
-  PetscCheck(m, r->comm, PETSC_ERR_FILE_UNEXPECTED, "-map_replay %s: not JSON (line %d: %s)", path, jerr.line, jerr.text);
-  json_t *mo = json_object_get(m, "map_options");
-  PetscCheck(json_is_object(mo), r->comm, PETSC_ERR_FILE_UNEXPECTED, "-map_replay %s: no \"map_options\" (not a mapmerge run manifest?)", path);
+  PetscCheck(*manifest, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: not JSON (line %d: %s)", who, path, jerr.line, jerr.text);
+  *map_options = json_object_get(*manifest, "map_options");
+  if (!json_is_object(*map_options)) json_decref(*manifest);
+  PetscCheck(json_is_object(*map_options), comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: no \"map_options\" (not a mapmerge run manifest?)", who, path);
+  PetscFunctionReturn(0);
+}
+
+/* -map_replay MANIFEST: put the options of a finished run back into the database (the mapmerge
+   options exactly, the others best effort), so this run repeats it into a new -map_output. */
+static PetscErrorCode MapRunReplay(MapRunCtx *r)
+{
+  char        path[MAP_PATH_LEN], out[MAP_PATH_LEN];
+  PetscBool   set, outset;
+  json_t     *m, *mo, *val;
   const char *key;
-  json_t     *val;
+
+  PetscFunctionBegin;
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_replay", path, sizeof(path), &set));
+  if (!set) PetscFunctionReturn(0);
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_output", out, sizeof(out), &outset));
+  PetscCall(MapRunReadManifest(r->comm, path, "-map_replay", &m, &mo));
   json_object_foreach(mo, key, val) PetscCall(PetscOptionsSetValue(NULL, key, json_string_value(val)));
   if (!outset) {
     const char *orig = NULL;

@@ -3,6 +3,9 @@
 #define MAPMERGE_RUNIMPL_H
 
 #include <mapmerge/run.h>
+#include <jansson.h>
+
+PetscErrorCode MapRunReadManifest(MPI_Comm comm, const char *path, const char *who, json_t **manifest, json_t **map_options);
 
 /* Journal: one line per finished evaluation, "<json>\t<sha256(json)>\n", appended and fsync'ed by
    rank 0 before the next evaluation starts. A torn last line (crash mid-write) fails its checksum

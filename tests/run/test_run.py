@@ -581,6 +581,18 @@ def case_export_pick():
         if not np.array_equal(got, want):
             fail(f"export -map_export_model best_evaluated for {pref}: c = {got}, the best evaluated model is {want}")
         print(f"export best_evaluated for preference {pref}: c = {got}")
+    # a run searched with non-default options: export searches its surrogates with the same ones (from its
+    # manifest) and so returns the run's own pick
+    ws = fresh("export-pick-ws")
+    mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,flip_v,shift", "-map_preference", "1,2,1",
+        "-map_output", ws, "-map_reevaluate", "1", "-map_pareto_scalarization", "weighted_sum", "-map_pareto_starts", "3")
+    p = mpi(2, "export", "-map_store", store, "-map_run", ws, "-map_preference", "1,2,1", "-map_output", out + "-ws")
+    if "-map_pareto_scalarization weighted_sum" not in p.stdout:
+        fail(f"export does not say it took the run's search options: {p.stdout}")
+    with h5py.File(os.path.join(ws, "results.h5"), "r") as f:
+        pick_ws = f["pick/coeffs"][...].ravel()
+    if not np.allclose(exported_coeffs(out + "-ws"), pick_ws, rtol=0, atol=1e-6):  # the solver's tolerance: the run also starts from its front
+        fail(f"export of a weighted-sum run: c = {exported_coeffs(out + '-ws') - pick_ws} off the run's pick {pick_ws}")
     expect_error(["export", "-map_store", store, "-map_run", run, "-map_preference", "1,1,1", "-map_output", out + "2"],
                  "-map_preference has 3 weights")
     expect_error(["export", "-map_store", store, "-map_coeff", "1,1", "-map_export_model", "best_evaluated", "-map_output", out + "3"],
