@@ -174,3 +174,39 @@ PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s)
   MapCallHDF5(H5Tclose(ty));
   PetscFunctionReturn(0);
 }
+
+/* whether every component of a path a/b/c exists (H5Lexists needs the parents to exist) */
+PetscBool MapH5Exists(hid_t f, const char *name)
+{
+  char part[MAP_PATH_LEN];
+  for (const char *p = name;; p++) {
+    if (*p == '/' || *p == 0) {
+      size_t l = (size_t)(p - name);
+      if (l >= sizeof(part)) return PETSC_FALSE;
+      memcpy(part, name, l);
+      part[l] = 0;
+      if (H5Lexists(f, part, H5P_DEFAULT) <= 0) return PETSC_FALSE;
+      if (!*p) return PETSC_TRUE;
+    }
+  }
+}
+
+PetscErrorCode MapH5ReadMatrix(hid_t f, const char *name, hsize_t dims[2], double **data)
+{
+  PetscFunctionBegin;
+  dims[0] = dims[1] = 0;
+  *data             = NULL;
+  if (!MapH5Exists(f, name)) PetscFunctionReturn(0);
+  hid_t d, sp;
+  MapCallHDF5(d = H5Dopen2(f, name, H5P_DEFAULT));
+  MapCallHDF5(sp = H5Dget_space(d));
+  int nd = H5Sget_simple_extent_ndims(sp);
+  MapCallHDF5(nd);
+  MapCallHDF5(H5Sget_simple_extent_dims(sp, dims, NULL));
+  if (nd == 1) dims[1] = 1;
+  PetscCall(PetscMalloc1(dims[0] * dims[1] + 1, data));
+  if (dims[0] * dims[1] > 0) MapCallHDF5(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data));
+  MapCallHDF5(H5Sclose(sp));
+  MapCallHDF5(H5Dclose(d));
+  PetscFunctionReturn(0);
+}

@@ -21,5 +21,10 @@ PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, i
 PetscErrorCode MapH5WriteMatrix(hid_t loc, const char *name, PetscInt rows, int cols, const double *data);
 /* A 1-D variable-length string dataset. Serial file. */
 PetscErrorCode MapH5WriteStrings(hid_t loc, const char *name, int n, char **s);
+/* Whether every component of a path a/b/c exists (H5Lexists needs the parents to exist). */
+PetscBool MapH5Exists(hid_t f, const char *name);
+/* A double dataset, whole (dims[1] = 1 for 1-D; PetscFree *data); *data = NULL and dims 0 when it is
+   absent. Not collective. */
+PetscErrorCode MapH5ReadMatrix(hid_t f, const char *name, hsize_t dims[2], double **data);
 
 #endif

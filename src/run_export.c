@@ -134,24 +134,6 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
   PetscFunctionReturn(0);
 }
 
-/* rank-local: a 2-D double dataset of an open file, malloc'ed; 0 on success */
-static int ExportReadMatrix(hid_t f, const char *name, hsize_t dims[2], double **data)
-{
-  hid_t d  = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-  hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-  int   ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 2;
-
-  *data = NULL;
-  if (ok) {
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    *data = malloc(sizeof(double) * (dims[0] * dims[1] + 1));
-    ok    = *data && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) >= 0;
-  }
-  if (sp >= 0) H5Sclose(sp);
-  if (d >= 0) H5Dclose(d);
-  return ok ? 0 : -1;
-}
-
 /* -map_run DIR -map_preference w: c = the run's pick for w (its box, its surrogates, the same
    Pareto solver options), or with -map_export_model best_evaluated the evaluated model of highest
    value of the pick's criterion (scalarised real accuracies); for a nested run, the root of its merge tree. */
@@ -175,14 +157,15 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     else {
       hsize_t dims[2] = {0, 0};
       nested = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
-      if (ExportReadMatrix(f, nested ? "nested/coeffs" : "surrogate/accuracy/params", dims, &params)) ok = 0;
+      PetscCall(MapH5ReadMatrix(f, nested ? "nested/coeffs" : "surrogate/accuracy/params", dims, &params));
+      if (!params) ok = 0;
       T = nested ? (int)dims[1] : (int)dims[0];
       F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
       if (ok && o->best && !nested) { /* every model the run evaluated on all tasks that no other one dominates */
         hsize_t dc[2] = {0, 0};
-        if (ExportReadMatrix(f, "pareto/real_front", dims, &front_acc) || ExportReadMatrix(f, "pareto/real_front_coeffs", dc, &front_c) ||
-            (int)dims[1] != T || dc[0] != dims[0] || (int)dc[1] != T)
-          ok = 0;
+        PetscCall(MapH5ReadMatrix(f, "pareto/real_front", dims, &front_acc));
+        PetscCall(MapH5ReadMatrix(f, "pareto/real_front_coeffs", dc, &front_c));
+        if (!front_acc || !front_c || (int)dims[1] != T || dc[0] != dims[0] || (int)dc[1] != T) ok = 0;
         K = (int)dims[0];
       }
       if (ok) {
@@ -212,7 +195,7 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
              "each pick; its model is the root of the merge tree (drop -map_export_model)", o->run);
   PetscCheck(!o->best || K > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: /pareto/real_front is empty (no model was evaluated on every task)", o->run);
   PetscCallMPI(MPI_Bcast(tasks, sizeof(tasks), MPI_CHAR, 0, comm));
-  if (rank) params = malloc(sizeof(double) * T * F);
+  if (rank) PetscCall(PetscMalloc1(T * F, &params));
   PetscCallMPI(MPI_Bcast(params, T * F, MPI_DOUBLE, 0, comm));
   if (!rank && boxs) sscanf(boxs, "%lf,%lf", &lo, &hi);
   PetscCallMPI(MPI_Bcast(&lo, 1, MPI_DOUBLE, 0, comm));
@@ -241,7 +224,10 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
          non-dominated set, so the real front holds the best of all evaluations; first on ties */
       double best = 0, v;
       int    ibest = 0;
-      if (rank) front_acc = malloc(sizeof(double) * K * T), front_c = malloc(sizeof(double) * K * T);
+      if (rank) {
+        PetscCall(PetscMalloc1(K * T, &front_acc));
+        PetscCall(PetscMalloc1(K * T, &front_c));
+      }
       PetscCallMPI(MPI_Bcast(front_acc, K * T, MPI_DOUBLE, 0, comm));
       PetscCallMPI(MPI_Bcast(front_c, K * T, MPI_DOUBLE, 0, comm));
       for (int k = 0; k < K; k++) {
@@ -258,9 +244,9 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     }
     PetscCall(PetscPrintf(comm, "\n"));
   }
-  free(params);
-  free(front_acc);
-  free(front_c);
+  PetscCall(PetscFree(params));
+  PetscCall(PetscFree(front_acc));
+  PetscCall(PetscFree(front_c));
   PetscFunctionReturn(0);
 }
 

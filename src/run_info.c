@@ -3,43 +3,6 @@
 #include "h5impl.h"
 #include <petscviewer.h>
 
-/* whether every component of a path a/b/c exists (H5Lexists needs the parents to exist) */
-static PetscBool InfoExists(hid_t f, const char *name)
-{
-  char part[MAP_PATH_LEN];
-  for (const char *p = name;; p++) {
-    if (*p == '/' || *p == 0) {
-      size_t l = (size_t)(p - name);
-      if (l >= sizeof(part)) return PETSC_FALSE;
-      memcpy(part, name, l);
-      part[l] = 0;
-      if (H5Lexists(f, part, H5P_DEFAULT) <= 0) return PETSC_FALSE;
-      if (!*p) return PETSC_TRUE;
-    }
-  }
-}
-
-/* rank 0 reads a double dataset whole; *data = NULL when it is absent */
-static PetscErrorCode InfoReadMatrix(hid_t f, const char *name, hsize_t dims[2], double **data)
-{
-  PetscFunctionBegin;
-  dims[0] = dims[1] = 0;
-  *data             = NULL;
-  if (!InfoExists(f, name)) PetscFunctionReturn(0);
-  hid_t d, sp;
-  MapCallHDF5(d = H5Dopen2(f, name, H5P_DEFAULT));
-  MapCallHDF5(sp = H5Dget_space(d));
-  int nd = H5Sget_simple_extent_ndims(sp);
-  MapCallHDF5(nd);
-  MapCallHDF5(H5Sget_simple_extent_dims(sp, dims, NULL));
-  if (nd == 1) dims[1] = 1;
-  PetscCall(PetscMalloc1(dims[0] * dims[1] + 1, data));
-  if (dims[0] * dims[1] > 0) MapCallHDF5(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data));
-  MapCallHDF5(H5Sclose(sp));
-  MapCallHDF5(H5Dclose(d));
-  PetscFunctionReturn(0);
-}
-
 /* A run's results.h5 (or its folder): what ran, on what, and what came out. Rank 0 reads and prints. */
 static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
 {
@@ -57,14 +20,14 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
     H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing or foreign file is our error to report, not HDF5's stack */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    ok      = f >= 0 && InfoExists(f, "samples") && InfoExists(f, "tasks");
+    ok      = f >= 0 && MapH5Exists(f, "samples") && MapH5Exists(f, "tasks");
     H5Eset_auto2(H5E_DEFAULT, efunc, edata);
     if (ok) {
       const char *keys[] = {"method", "seed", "ranks", "git_commit", "mapmerge_version", "start_time", "end_time", "box", NULL};
       hsize_t     dims[2];
       double     *S, *A, *diag, *P, *pc, *pr;
       char      **tasks = NULL;
-      PetscCall(InfoReadMatrix(f, "samples/accuracy", dims, &A));
+      PetscCall(MapH5ReadMatrix(f, "samples/accuracy", dims, &A));
       int T = (int)dims[1];
       PetscInt n = (PetscInt)dims[0];
       PetscCall(MapH5ReadStrings(f, "tasks", path, T, &tasks));
@@ -75,22 +38,49 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
         if (v) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %s\n", keys[k], v));
         PetscCall(PetscFree(v));
       }
-      PetscCall(InfoReadMatrix(f, "samples/coeffs", dims, &S));
-      PetscCall(InfoReadMatrix(f, "surrogate/accuracy/diagnostics", dims, &diag));
+      PetscCall(MapH5ReadMatrix(f, "samples/coeffs", dims, &S));
+      PetscCall(MapH5ReadMatrix(f, "surrogate/accuracy/diagnostics", dims, &diag));
       PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %" PetscInt_FMT " evaluated models, %d tasks\n  %-16s %10s\n", n, T, "task", diag ? "R2(acc)" : ""));
       for (int t = 0; t < T; t++) {
         PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s", tasks[t]));
         if (diag) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", diag[t * 5]));
         PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
       }
-      PetscCall(InfoReadMatrix(f, "pareto/coeffs", dims, &P));
+      PetscCall(MapH5ReadMatrix(f, "pareto/coeffs", dims, &P));
       if (P) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  front: %d predicted points\n", (int)dims[0]));
-      PetscCall(InfoReadMatrix(f, "pick/coeffs", dims, &pc));
-      PetscCall(InfoReadMatrix(f, "pick/real", dims, &pr));
+      PetscCall(MapH5ReadMatrix(f, "pick/coeffs", dims, &pc));
+      PetscCall(MapH5ReadMatrix(f, "pick/real", dims, &pr));
       if (pc && pr) {
-        PetscCall(PetscPrintf(PETSC_COMM_SELF, "  pick:"));
-        for (int t = 0; t < T; t++) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %s c=%.4f acc=%.4f", tasks[t], pc[t], pr[t]));
-        PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+        double *pw, *pp, *pt, *bc, *bv, *rv;
+        PetscCall(MapH5ReadMatrix(f, "pick/preference", dims, &pw));
+        PetscCall(MapH5ReadMatrix(f, "pick/predicted", dims, &pp));
+        PetscCall(MapH5ReadMatrix(f, "pick/test", dims, &pt));
+        PetscCall(MapH5ReadMatrix(f, "pick/best_evaluated_coeffs", dims, &bc));
+        PetscCall(MapH5ReadMatrix(f, "pick/best_evaluated_value", dims, &bv));
+        PetscCall(MapH5ReadMatrix(f, "pick/real_value", dims, &rv));
+        PetscCall(PetscPrintf(PETSC_COMM_SELF, "  pick%s\n  %-16s %8s %10s %10s %10s\n", pw ? " for the preference:" : ":", "task", "c", "predicted",
+                              "real(val)", pt ? "test" : ""));
+        for (int t = 0; t < T; t++) {
+          PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %8.4f %10.4f %10.4f", tasks[t], pc[t], pp ? pp[t] : NAN, pr[t]));
+          if (pt) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", pt[t]));
+          if (pw) {
+            char wt[32];
+            snprintf(wt, sizeof(wt), "%g", pw[t]); /* C's %g: PetscPrintf's prints 1 as "1." */
+            PetscCall(PetscPrintf(PETSC_COMM_SELF, "   (weight %s)", wt));
+          }
+          PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+        }
+        if (bc && bv && rv) {
+          PetscCall(PetscPrintf(PETSC_COMM_SELF, "  best evaluated model by the pick's criterion (lower is better: %.4f; the pick's %.4f): c =", bv[0], rv[0]));
+          for (int t = 0; t < T; t++) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %.4f", bc[t]));
+          PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+        }
+        PetscCall(PetscFree(pw));
+        PetscCall(PetscFree(pp));
+        PetscCall(PetscFree(pt));
+        PetscCall(PetscFree(bc));
+        PetscCall(PetscFree(bv));
+        PetscCall(PetscFree(rv));
       }
       if (H5Lexists(f, "nested", H5P_DEFAULT) > 0) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  nested merge tree in /nested\n"));
       PetscCall(MapFreeList(T, &tasks));

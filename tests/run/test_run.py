@@ -158,7 +158,8 @@ def case_ranks_zoo():
         same_results(os.path.join(runs[0], "results.h5"), os.path.join(r, "results.h5"))
     # info describes a run folder
     p = mpi(2, "info", "-map_results", runs[0])
-    for want in ("20 evaluated models, 3 tasks", "rot90", "front:", "pick:", "seed"):
+    for want in ("20 evaluated models, 3 tasks", "rot90", "front:", "pick for the preference:", "real(val)", "seed",
+                 "best evaluated model by the pick's criterion"):
         if want not in p.stdout:
             print(p.stdout)
             fail(f"info -map_results lacks '{want}'")
