@@ -45,18 +45,25 @@ def main():
             run = os.path.join(ctx.work, "refine", f"{name.split()[0]}-{s}")
             if os.path.exists(run):
                 os.rename(run, run + ".old.%d" % os.getpid())
-            _, wall = sh_timed(ctx.mpi("run", "-options_file_yaml", ctx.yaml, "-map_seed", str(s), "-map_output", run, *extra))
+            out, wall = sh_timed(ctx.mpi("run", "-options_file_yaml", ctx.yaml, "-map_seed", str(s), "-map_output", run, *extra))
             st = pick_stats(run)
+            # "time per phase: setup 0.11s evaluate 4.78s fit 0.26s ...": the refinement rounds' fits and
+            # searches are timed into fit and evaluate
+            phase = dict(zip(*[iter(next(l for l in out.splitlines() if l.startswith("time per phase:")).split()[3:])] * 2))
+            st["evaluate"], st["fit"] = float(phase["evaluate"].rstrip("s")), float(phase["fit"].rstrip("s"))
             rows.append((name, s, st, wall))
             log(f"{name:10s} seed {s}: {st['n']} samples, pick val min {st['val_min']:.4f} mean {st['val_mean']:.4f}, "
-                f"test min {st['test_min']:.4f} mean {st['test_mean']:.4f}, max |predicted - real| {st['err']:.4f}, {wall:.1f} s")
-    print("\n| variant | samples | pick val worst task | pick val mean | pick test worst task | pick test mean | max abs(predicted - real) | wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+                f"test min {st['test_min']:.4f} mean {st['test_mean']:.4f}, max |predicted - real| {st['err']:.4f}, "
+                f"evaluate {st['evaluate']:.2f} s, fit {st['fit']:.2f} s, wall {wall:.1f} s")
+    print("\n| variant | samples | pick val worst task | pick val mean | pick test worst task | pick test mean | max abs(predicted - real) "
+          "| evaluate phase s | fit phase s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, _ in variants:
         sel = [r for r in rows if r[0] == name]
         col = lambda k: " / ".join("%.4f" % r[2][k] for r in sel)  # noqa: E731
         print(f"| {name} | {'/'.join(str(r[2]['n']) for r in sel)} | {col('val_min')} | {col('val_mean')} | {col('test_min')} | "
-              f"{col('test_mean')} | {col('err')} | {' / '.join('%.1f' % r[3] for r in sel)} |")
+              f"{col('test_mean')} | {col('err')} | {' / '.join('%.2f' % r[2]['evaluate'] for r in sel)} | "
+              f"{' / '.join('%.2f' % r[2]['fit'] for r in sel)} |")
 
 
 if __name__ == "__main__":
