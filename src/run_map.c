@@ -629,6 +629,12 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
       if (r->ev_test) PetscCall(PetscPrintf(r->comm, " %10.4f", r->pick_test_acc[t]));
       PetscCall(PetscPrintf(r->comm, "\n"));
     }
+    double off = 0;
+    for (int t = 0; t < T; t++) off = PetscMax(off, PetscAbsReal(r->pick_pred[t] - r->pick_acc[t]));
+    /* a surrogate far off at its own pick steered the search there on wrong values: say what helps
+       (bench/README.md, "Refining the pick at T = 8": 0.12-0.34 -> <= 0.06 with 4 rounds) */
+    if (off > 0.05 && !(r->refine && r->refine_pick))
+      PetscCall(PetscPrintf(r->comm, "  the surrogates are off by up to %.3f at the pick: -map_refine 4 -map_refine_target pick re-fits there with 4 more evaluations\n", off));
   }
   if (r->best_found) {
     PetscCall(PetscPrintf(r->comm, "best evaluated model by the pick's criterion (the scalarised real accuracies, lower is better: %.4f; the pick's %.4f): c =",
