@@ -147,6 +147,8 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
   PetscCheck(r->refine >= 0 && r->refine_points >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
              "-map_refine and -map_refine_points must be >= 0, got %" PetscInt_FMT " and %" PetscInt_FMT, r->refine, r->refine_points);
+  PetscCheck(r->refine || !r->refine_pick, r->comm, PETSC_ERR_ARG_INCOMP,
+             "-map_refine_target pick says where refinement rounds evaluate, but there are none: add -map_refine R (e.g. 4)");
   PetscCheck(!r->refine || strcmp(r->method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
              "-map_refine applies to -map_method map and bayesian; nested MAP refines nothing (each pair runs its own 2-task MAP)");
   PetscBool help;

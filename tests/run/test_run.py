@@ -488,6 +488,8 @@ def case_refine_pick():
     same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
     resume_from_cut(a, c, args, 2)
     expect_error(args[:-2] + ["-map_refine_target", "knee", "-map_output", fresh("refine-pick-bad")], "knee")
+    expect_error(["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_refine_target", "pick", "-map_output",
+                  fresh("refine-pick-none")], "add -map_refine R")
 
 
 def case_nested():
