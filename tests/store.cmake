@@ -13,3 +13,9 @@ foreach(case shape_mismatch missing_tensor nan inf int_dtype extra_tensor option
              corrupt_text_info corrupt_truncated_info corrupt_h5_info corrupt_truncated_export corrupt_h5_export coeff_count unknown_task)
   map_script_test(store_bad_${case} /usr/bin/python3 ${MAP_STORE_TEST} bad ${case} ${MAP_STORE_WORK}/bad_${case} ${MPIEXEC_EXECUTABLE})
 endforeach()
+# BF16 storage (import -map_store_dtype bf16) on the small zoo: the stored bits against numpy/torch
+# rounding, export against numpy, eval and nested MAP with the same bits at several rank counts
+foreach(case import export eval nested)
+  map_script_test(store_bf16_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/bf16_zoo_test.py ${case})
+  set_tests_properties(store_bf16_${case} PROPERTIES FIXTURES_REQUIRED zoo_small FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()

@@ -1,7 +1,7 @@
 /* test_merge_model: MapModel end to end on a real store, driven by test_merge_model.py.
  *
- *   test_merge_model -import -map_pretrained P -map_tasks a,b -map_task_models A,B -map_store S
- *       writes the store with MapStoreImport (the code behind `mapmerge import`).
+ *   test_merge_model -import -map_pretrained P -map_tasks a,b -map_task_models A,B -map_store S [-map_store_dtype bf16]
+ *       writes the store with MapStoreImportWithOptions (the code behind `mapmerge import`).
  *   test_merge_model -map_store S -map_tasks b,a -map_coeff c1,c2 -map_output theta.bin
  *                    [-test_combine w11,..,wkT -test_coeff2 d1,..,dk -test_output2 theta2.bin]
  *       builds a MapModel of the named tasks (in that order), merges at c, gathers the full theta
@@ -17,6 +17,9 @@ static PetscErrorCode Import(MPI_Comm comm)
   char    **tasks, **models, **pats;
   int       T, Tm, np;
   PetscBool flg;
+  PetscInt  idtype = 0;
+  const char           *dtypes[] = {"f32", "bf16"}; /* index = MapStoreDType */
+  MapStoreImportOptions opts     = {0, 0, MAP_STORE_DTYPE_F32};
 
   PetscFunctionBegin;
   PetscCall(PetscOptionsGetString(NULL, NULL, "-map_pretrained", pre, sizeof(pre), &flg));
@@ -26,9 +29,11 @@ static PetscErrorCode Import(MPI_Comm comm)
   PetscCall(MapOptionsGetList("-map_tasks", &T, &tasks, NULL));
   PetscCall(MapOptionsGetList("-map_task_models", &Tm, &models, NULL));
   PetscCall(MapOptionsGetList("-map_private_patterns", &np, &pats, NULL));
+  PetscCall(PetscOptionsGetEList(NULL, NULL, "-map_store_dtype", dtypes, 2, &idtype, NULL));
+  opts.dtype = (MapStoreDType)idtype;
   PetscCheck(T > 0 && T == Tm, comm, PETSC_ERR_ARG_WRONG, "-map_tasks has %d names but -map_task_models %d paths", T, Tm);
-  PetscCall(MapStoreImport(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np,
-                           (const char *const *)pats, store));
+  PetscCall(MapStoreImportWithOptions(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np,
+                                      (const char *const *)pats, store, &opts));
   PetscCall(MapFreeList(T, &tasks));
   PetscCall(MapFreeList(Tm, &models));
   PetscCall(MapFreeList(np, &pats));
