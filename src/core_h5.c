@@ -97,11 +97,13 @@ PetscErrorCode MapH5ReadDoubleAttr(hid_t loc, const char *key, double *value, Pe
   MapCallHDF5(attr = H5Aopen(loc, key, H5P_DEFAULT));
   MapCallHDF5(space = H5Aget_space(attr));
   /* a scalar number only: anything else is reported as absent rather than misread */
-  if (H5Sget_simple_extent_npoints(space) == 1) {
-    hid_t   ftype;
+  hssize_t npoints;
+  MapCallHDF5(npoints = H5Sget_simple_extent_npoints(space));
+  if (npoints == 1) {
+    hid_t       ftype;
     H5T_class_t cls;
     MapCallHDF5(ftype = H5Aget_type(attr));
-    cls = H5Tget_class(ftype);
+    MapCallHDF5(cls = H5Tget_class(ftype));
     MapCallHDF5(H5Tclose(ftype));
     if (cls == H5T_FLOAT || cls == H5T_INTEGER) {
       MapCallHDF5(H5Aread(attr, H5T_NATIVE_DOUBLE, value));

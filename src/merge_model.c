@@ -36,9 +36,9 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
 {
   MapModel      m;
   MapStoreDType dtype;
-  int64_t     P;
-  int         T, ntensors;
-  const char *path;
+  int64_t       P;
+  int           T, ntensors;
+  const char   *path;
 
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 4);
@@ -67,8 +67,9 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   Arithmetic: acc = 0; acc = acc + (float)W[k*T+i] * tau_i[j] for i = 0..T-1, each step rounded to
   F32 (the merge kernel with a zero base), so the bits do not depend on the sharding.
   theta_pre is copied. The new basis is F32 whatever the dtype of `base` (a BF16 base is widened
-  exactly: combinations of BF16 vectors are not BF16). Private tensors stay in the store; MapModelGetStoreTask() returns -1 for
-  combined vectors. Collective in the sense that every rank must call it (no communication).
+  exactly: combinations of BF16 vectors are not BF16). Private tensors stay in the store;
+  MapModelGetStoreTask() returns -1 for combined vectors. Collective in the sense that every rank
+  must call it (no communication).
 
   Errors: nk < 1, non-finite weights.
 @*/
@@ -167,8 +168,7 @@ PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, 
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
   PetscCheck(model->dtype == MAP_STORE_DTYPE_F32, PETSC_COMM_SELF, PETSC_ERR_SUP,
-             "MapModelGetShards: the model holds %s shards, not F32 (its store is %s; MapModelMerge merges them)",
-             MapStoreDTypeName(model->dtype), MapStoreDTypeName(model->dtype));
+             "MapModelGetShards: the model holds %s shards, not F32 (MapModelMerge merges them)", MapStoreDTypeName(model->dtype));
   if (n) *n = model->n;
   if (pre) *pre = (const float *)model->pre;
   if (tau) *tau = (const float *)model->tau;

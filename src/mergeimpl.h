@@ -5,14 +5,14 @@
 #include <mapmerge/merge.h>
 
 struct _p_MapModel {
-  MapStore  store;  /* referenced, not owned: the caller keeps it alive (private tensors live there) */
-  MapLayout layout; /* this rank's shard [lo, hi) of the parameter vector */
-  int       T;      /* number of task vectors in this basis */
-  int      *tasks;  /* store task index of each basis vector, or -1 for a combined vector */
-  int64_t   n;      /* hi - lo */
-  MapStoreDType dtype; /* of pre and tau: a BF16 store's shards stay BF16 (half the memory) */
-  void     *pre;    /* [n] theta_pre shard (float or uint16 bfloat16) */
-  void     *tau;    /* [T*n] task vector shards, row k at element k*n */
+  MapStore      store;  /* referenced, not owned: the caller keeps it alive (private tensors live there) */
+  MapLayout     layout; /* this rank's shard [lo, hi) of the parameter vector */
+  int           T;      /* number of task vectors in this basis */
+  int          *tasks;  /* store task index of each basis vector, or -1 for a combined vector */
+  int64_t       n;      /* hi - lo */
+  MapStoreDType dtype;  /* of pre and tau: a BF16 store's shards stay BF16 (half the memory) */
+  void         *pre;    /* [n] theta_pre shard (float, or uint16 holding bfloat16) */
+  void         *tau;    /* [T*n] task vector shards, row k at element k*n */
 };
 
 /* MapMergeKernel_Private - the fast kernel without logging; pre == NULL means a zero base (used to

@@ -69,9 +69,9 @@ static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name
 
   PetscFunctionBegin;
   MapCallHDF5(type = H5Dget_type(dset));
-  cls  = H5Tget_class(type);
-  size = H5Tget_size(type);
-  if (cls == H5T_INTEGER) sign = H5Tget_sign(type);
+  MapCallHDF5(cls = H5Tget_class(type));
+  size = H5Tget_size(type); /* 0 on failure: refused below like any unknown type */
+  if (cls == H5T_INTEGER) MapCallHDF5(sign = H5Tget_sign(type));
   MapCallHDF5(H5Tclose(type));
   PetscCall(MapH5ReadStringAttr(dset, MAP_STORE_ATTR_DTYPE, &mark));
   if (cls == H5T_FLOAT && size == 4 && !mark) *dt = MAP_STORE_DTYPE_F32;
@@ -212,10 +212,12 @@ static PetscErrorCode StoreReadIndex(MapStore s)
 }
 
 /*@
-  MapStoreOpen - opens a store read-only and reads its index (tasks, tensor table, P).
+  MapStoreOpen - opens a store read-only and reads its index (tasks, tensor table, P) and the
+  storage dtype of its vectors (F32, or BF16: uint16 datasets marked dtype = "bf16").
 
   Collective on comm. Errors name the file and what is missing or inconsistent when the file is
-  not a store, is truncated or corrupt.
+  not a store, is truncated or corrupt (including a dtype mark that is missing, unknown, or
+  contradicts the root attribute storage_dtype).
 @*/
 PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store)
 {
@@ -441,8 +443,8 @@ static PetscErrorCode StoreReadColumns(MapStore s, hid_t mtype, int nrow, const 
   PetscFunctionReturn(0);
 }
 
-/* Collective: the shard of pre and of the tasks' rows in the store's own dtype (HDF5 never
-   converts between F32 and the uint16 that holds BF16), elements of esize bytes. */
+/* Collective: the shard of pre and of the tasks' rows in the store's own dtype (F32, or BF16 as
+   uint16): reading BF16 as F32 would make HDF5 convert the integers numerically. */
 static PetscErrorCode StoreReadShardStored(MapStore s, int ntask, const int *tasks, void *pre, void *tau)
 {
   int64_t   lo = s->layout.lo, hi = s->layout.hi, n = hi - lo;

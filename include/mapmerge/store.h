@@ -47,7 +47,8 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
                                          const char *const *task_models, int npatterns, const char *const *patterns,
                                          const char *path, const MapStoreImportOptions *opts);
 
-/* MapStoreOpen - collective: opens a store read-only and reads its index. */
+/* MapStoreOpen - collective: opens a store read-only and reads its index and storage dtype (a
+   dtype mark that is missing, unknown or contradicts the datasets is an error naming the file). */
 PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store);
 PetscErrorCode MapStoreDestroy(MapStore *store);
 PetscErrorCode MapStoreGetSizes(MapStore store, int64_t *P, int *T, int *ntensors);

@@ -13,11 +13,11 @@ static char help[] = "test_merge_model: MapModel from a store, merged and gather
 
 static PetscErrorCode Import(MPI_Comm comm)
 {
-  char      pre[MAP_PATH_LEN], store[MAP_PATH_LEN];
-  char    **tasks, **models, **pats;
-  int       T, Tm, np;
-  PetscBool flg;
-  PetscInt  idtype = 0;
+  char                  pre[MAP_PATH_LEN], store[MAP_PATH_LEN];
+  char                **tasks, **models, **pats;
+  int                   T, Tm, np;
+  PetscBool             flg;
+  PetscInt              idtype   = 0;
   const char           *dtypes[] = {"f32", "bf16"}; /* index = MapStoreDType */
   MapStoreImportOptions opts     = {0, 0, MAP_STORE_DTYPE_F32};
 
