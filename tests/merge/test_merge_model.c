@@ -75,6 +75,31 @@ static PetscErrorCode GatherWrite(MPI_Comm comm, MapLayout *L, const float *shar
   PetscFunctionReturn(0);
 }
 
+/* The model's theta equals MapMergeApply_Ref on the shard read as F32 by MapStoreReadShard: for a
+   BF16 store this checks the exact widening of that read (tasks in any order) and that the BF16
+   kernel does the F32 arithmetic of the reference. */
+static PetscErrorCode CheckF32Read(MPI_Comm comm, MapStore store, int T, const int *tasks, const double *c, const MapLayout *L,
+                                   const float *theta)
+{
+  int64_t       n = L->hi - L->lo;
+  int           bad, anybad;
+  float        *pre, *tau, *ref;
+  MapStoreDType dt;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreGetDType(store, &dt));
+  PetscCall(PetscMalloc3(n + 1, &pre, (size_t)T * (size_t)n + 1, &tau, n + 1, &ref));
+  PetscCall(MapStoreReadShard(store, T, tasks, pre, tau));
+  PetscCall(MapMergeApply_Ref(n, pre, T, tau, n, c, ref));
+  bad = n && memcmp(ref, theta, (size_t)n * sizeof(float)) != 0;
+  PetscCallMPI(MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_LOR, comm));
+  PetscCheck(!anybad, comm, PETSC_ERR_PLIB, "%s store: the model's theta differs from MapMergeApply_Ref on the shard read as F32",
+             MapStoreDTypeName(dt));
+  PetscCall(PetscPrintf(comm, "%s store: theta = MapMergeApply_Ref on the F32 read of the store, bit for bit\n", MapStoreDTypeName(dt)));
+  PetscCall(PetscFree3(pre, tau, ref));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode Merge(MPI_Comm comm)
 {
   char      path[MAP_PATH_LEN], out[MAP_PATH_LEN], out2[MAP_PATH_LEN];
@@ -111,6 +136,7 @@ static PetscErrorCode Merge(MPI_Comm comm)
   PetscCall(MapModelGetLayout(model, &L));
   PetscCall(PetscMalloc1(L.hi - L.lo + 1, &theta));
   PetscCall(MapModelMerge(model, c, theta));
+  PetscCall(CheckF32Read(comm, store, T, tasks, c, &L, theta));
   PetscCall(GatherWrite(comm, &L, theta, out));
 
   PetscCall(MapOptionsGetRealList("-test_combine", 1024, W, &nw, &comb));

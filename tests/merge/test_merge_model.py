@@ -114,12 +114,14 @@ def case(label, shapes, dtypes, seed, store_dtype="f32"):
         for o in (o1, o2):
             if os.path.exists(o):
                 os.remove(o)
-        run(np_, ["-map_store", store, "-map_tasks", ",".join(order), "-map_coeff", ",".join(map(repr, c)),
+        r = run(np_, ["-map_store", store, "-map_tasks", ",".join(order), "-map_coeff", ",".join(map(repr, c)),
                   "-map_output", o1, "-test_combine", ",".join(map(repr, W)), "-test_coeff2", ",".join(map(repr, dd)),
                   "-test_output2", o2])
         if not (os.path.exists(o1) and os.path.exists(o2)):
             failures.append("%s np=%d: no output" % (label, np_))
             continue
+        if "theta = MapMergeApply_Ref on the F32 read of the store" not in r.stdout:
+            failures.append("%s np=%d: no check of the F32 read of the store" % (label, np_))
         outs[np_] = (open(o1, "rb").read(), open(o2, "rb").read())
         for got, want, what in ((outs[np_][0], ref, "theta"), (outs[np_][1], ref2, "combined theta")):
             g = np.frombuffer(got, dtype=np.float32)

@@ -447,7 +447,8 @@ def bad(case, work, mpiexec):
 
 def helptext(work, mpiexec):
     """-help documents each command's options and does nothing else (exit 0)."""
-    for cmd, opts in (("import", ["-map_pretrained", "-map_tasks", "-map_task_models", "-map_private_patterns", "-map_store", "-map_import_block"]),
+    for cmd, opts in (("import", ["-map_pretrained", "-map_tasks", "-map_task_models", "-map_private_patterns", "-map_store", "-map_import_block",
+                                  "-map_store_dtype"]),
                       ("info", ["-map_store"]),
                       ("export", ["-map_store", "-map_coeff", "-map_tasks", "-map_output", "-map_export_shard_size", "-map_export_private",
                                   "-map_export_dtype"])):
