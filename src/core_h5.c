@@ -72,6 +72,49 @@ PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value)
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapH5WriteDoubleAttr(hid_t loc, const char *key, double value)
+{
+  hid_t space, attr;
+
+  PetscFunctionBegin;
+  MapCallHDF5(space = H5Screate(H5S_SCALAR));
+  MapCallHDF5(attr = H5Acreate2(loc, key, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Awrite(attr, H5T_NATIVE_DOUBLE, &value));
+  MapCallHDF5(H5Aclose(attr));
+  MapCallHDF5(H5Sclose(space));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5ReadDoubleAttr(hid_t loc, const char *key, double *value, PetscBool *found)
+{
+  hid_t  attr, space;
+  htri_t exists;
+
+  PetscFunctionBegin;
+  *found = PETSC_FALSE;
+  MapCallHDF5(exists = H5Aexists(loc, key));
+  if (!exists) PetscFunctionReturn(0);
+  MapCallHDF5(attr = H5Aopen(loc, key, H5P_DEFAULT));
+  MapCallHDF5(space = H5Aget_space(attr));
+  /* a scalar number only: anything else is reported as absent rather than misread */
+  hssize_t npoints;
+  MapCallHDF5(npoints = H5Sget_simple_extent_npoints(space));
+  if (npoints == 1) {
+    hid_t       ftype;
+    H5T_class_t cls;
+    MapCallHDF5(ftype = H5Aget_type(attr));
+    MapCallHDF5(cls = H5Tget_class(ftype));
+    MapCallHDF5(H5Tclose(ftype));
+    if (cls == H5T_FLOAT || cls == H5T_INTEGER) {
+      MapCallHDF5(H5Aread(attr, H5T_NATIVE_DOUBLE, value));
+      *found = PETSC_TRUE;
+    }
+  }
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Aclose(attr));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapH5WriteSmall(MPI_Comm comm, hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
                                const void *data)
 {

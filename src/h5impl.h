@@ -12,6 +12,10 @@ PetscErrorCode MapH5StringType(size_t len, hid_t *type);
 PetscErrorCode MapH5WriteStringAttr(hid_t loc, const char *key, const char *value);
 /* A string attribute (fixed or variable length); *value = NULL when absent. Not collective. */
 PetscErrorCode MapH5ReadStringAttr(hid_t loc, const char *key, char **value);
+/* A scalar double attribute; collective like MapH5WriteStringAttr. */
+PetscErrorCode MapH5WriteDoubleAttr(hid_t loc, const char *key, double value);
+/* A scalar numeric attribute read as double; *found = PETSC_FALSE when absent. Not collective. */
+PetscErrorCode MapH5ReadDoubleAttr(hid_t loc, const char *key, double *value, PetscBool *found);
 /* Collective: creates dataset `name` of `ndim` dims and writes `data` (identical on every rank) from rank 0. */
 PetscErrorCode MapH5WriteSmall(MPI_Comm comm, hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
                                const void *data);

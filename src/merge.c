@@ -224,7 +224,7 @@ void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau
   MAP_MERGE_DRIVE(pass, pre);
 }
 
-static void KernelBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta)
+void MapMergeKernelBF16_Private(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta)
 {
   PassBF16Fn pass = PassBF16_Generic;
 #if defined(MAP_HAVE_AVX2_DISPATCH)
@@ -333,7 +333,7 @@ PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const ui
   PetscCall(MapInitializePackage());
   PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
   PetscCall(CoeffsF32(T, c, stack, &cf));
-  KernelBF16(n, pre, T, tau, ld, cf, theta);
+  MapMergeKernelBF16_Private(n, pre, T, tau, ld, cf, theta);
   PetscCall(CoeffsFree(stack, &cf));
   PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
   PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));

@@ -3,20 +3,22 @@
  * pairs). All arithmetic is element-wise on the shard, so nothing depends on the rank count. */
 #include "mergeimpl.h"
 
-static PetscErrorCode ModelAlloc(MapStore store, int T, MapModel *model)
+static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, MapModel *model)
 {
   MapModel m;
+  size_t   esize = dtype == MAP_STORE_DTYPE_BF16 ? sizeof(uint16_t) : sizeof(float);
 
   PetscFunctionBegin;
   PetscCall(PetscNew(&m));
   m->store = store;
   m->T     = T;
+  m->dtype = dtype;
   PetscCall(MapStoreGetLayout(store, &m->layout));
   m->n = m->layout.hi - m->layout.lo;
   PetscCall(PetscMalloc1(T > 0 ? T : 1, &m->tasks));
   /* +1: a rank that owns no elements still gets valid (unused) pointers */
-  PetscCall(PetscMalloc1(m->n + 1, &m->pre));
-  PetscCall(PetscMalloc1((size_t)T * m->n + 1, &m->tau));
+  PetscCall(PetscMalloc((size_t)(m->n + 1) * esize, &m->pre));
+  PetscCall(PetscMalloc(((size_t)T * (size_t)m->n + 1) * esize, &m->tau));
   *model = m;
   PetscFunctionReturn(0);
 }
@@ -24,17 +26,19 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapModel *model)
 /*@
   MapModelCreateFromStore - reads this rank's shard of theta_pre and of the task vectors of the
   store tasks `tasks[0..ntask-1]` (store task indices, in the order the coefficient vector uses;
-  tasks == NULL means 0..ntask-1). Collective on the store's communicator.
+  tasks == NULL means 0..ntask-1). Collective on the store's communicator. The shards keep the
+  store's dtype (F32 or BF16); merges widen BF16 exactly and compute in F32.
 
   The model references the store (for private tensors and the index): destroy the model first.
   Errors: ntask < 1 or a task index outside [0, T) of the store, naming the store and its T.
 @*/
 PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model)
 {
-  MapModel    m;
-  int64_t     P;
-  int         T, ntensors;
-  const char *path;
+  MapModel      m;
+  MapStoreDType dtype;
+  int64_t       P;
+  int           T, ntensors;
+  const char   *path;
 
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 4);
@@ -48,9 +52,11 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
     PetscCheck(t >= 0 && t < T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d (entry %d) not in [0, %d)", path,
                t, k, T);
   }
-  PetscCall(ModelAlloc(store, ntask, &m));
+  PetscCall(MapStoreGetDType(store, &dtype));
+  PetscCall(ModelAlloc(store, ntask, dtype, &m));
   for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
-  PetscCall(MapStoreReadShard(store, ntask, m->tasks, m->pre, m->tau));
+  if (dtype == MAP_STORE_DTYPE_BF16) PetscCall(MapStoreReadShardBF16(store, ntask, m->tasks, (uint16_t *)m->pre, (uint16_t *)m->tau));
+  else PetscCall(MapStoreReadShard(store, ntask, m->tasks, (float *)m->pre, (float *)m->tau));
   *model = m;
   PetscFunctionReturn(0);
 }
@@ -60,8 +66,10 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   T vectors of `base` (Nested MAP: a merged pair's task vector is c_a tau_a + c_b tau_b).
   Arithmetic: acc = 0; acc = acc + (float)W[k*T+i] * tau_i[j] for i = 0..T-1, each step rounded to
   F32 (the merge kernel with a zero base), so the bits do not depend on the sharding.
-  theta_pre is copied. Private tensors stay in the store; MapModelGetStoreTask() returns -1 for
-  combined vectors. Collective in the sense that every rank must call it (no communication).
+  theta_pre is copied. The new basis is F32 whatever the dtype of `base` (a BF16 base is widened
+  exactly: combinations of BF16 vectors are not BF16). Private tensors stay in the store;
+  MapModelGetStoreTask() returns -1 for combined vectors. Collective in the sense that every rank
+  must call it (no communication).
 
   Errors: nk < 1, non-finite weights.
 @*/
@@ -78,17 +86,21 @@ PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, Ma
   for (int q = 0; q < nk * base->T; q++)
     PetscCheck(!PetscIsInfOrNanReal(W[q]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelCreateCombined: weight W[%d][%d] = %g is not finite", q / base->T, q % base->T, W[q]);
-  PetscCall(ModelAlloc(base->store, nk, &m));
+  PetscCall(ModelAlloc(base->store, nk, MAP_STORE_DTYPE_F32, &m));
   PetscCheck(m->n == base->n, PETSC_COMM_SELF, PETSC_ERR_PLIB, "MapModelCreateCombined: store layout %" PRId64 " != model shard %" PRId64,
              m->n, base->n);
-  PetscCall(PetscArraycpy(m->pre, base->pre, base->n));
+  if (base->dtype == MAP_STORE_DTYPE_BF16)
+    for (int64_t j = 0; j < base->n; j++) ((float *)m->pre)[j] = MapBF16ToF32(((const uint16_t *)base->pre)[j]);
+  else PetscCall(PetscArraycpy((float *)m->pre, (const float *)base->pre, base->n));
   PetscCall(PetscMalloc1(base->T, &wf));
   PetscCall(MapInitializePackage());
   PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
   for (int k = 0; k < nk; k++) {
+    float *tk = (float *)m->tau + (size_t)k * (size_t)m->n;
     m->tasks[k] = -1;
     for (int i = 0; i < base->T; i++) wf[i] = (float)W[k * base->T + i];
-    MapMergeKernel_Private(base->n, NULL, base->T, base->tau, base->n, wf, m->tau + (size_t)k * m->n);
+    if (base->dtype == MAP_STORE_DTYPE_BF16) MapMergeKernelBF16_Private(base->n, NULL, base->T, (const uint16_t *)base->tau, base->n, wf, tk);
+    else MapMergeKernel_Private(base->n, NULL, base->T, (const float *)base->tau, base->n, wf, tk);
   }
   PetscCall(PetscLogFlops(2.0 * nk * base->T * (PetscLogDouble)base->n));
   PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
@@ -148,21 +160,34 @@ PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t)
   PetscFunctionReturn(0);
 }
 
-/* MapModelGetShards - read-only access to this rank's shards: pre[n], tau[k*n + j] (k < T).
-   For methods that transform task vectors (TIES, DARE) and for tests. Not collective. */
+/* MapModelGetShards - read-only access to this rank's F32 shards: pre[n], tau[k*n + j] (k < T).
+   For methods that transform task vectors (TIES, DARE) and for tests. Not collective.
+   Errors: a model of BF16 shards (MapModelGetDType), which has no F32 copy to give. */
 PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, const float **tau)
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCheck(model->dtype == MAP_STORE_DTYPE_F32, PETSC_COMM_SELF, PETSC_ERR_SUP,
+             "MapModelGetShards: the model holds %s shards, not F32 (MapModelMerge merges them)", MapStoreDTypeName(model->dtype));
   if (n) *n = model->n;
-  if (pre) *pre = model->pre;
-  if (tau) *tau = model->tau;
+  if (pre) *pre = (const float *)model->pre;
+  if (tau) *tau = (const float *)model->tau;
+  PetscFunctionReturn(0);
+}
+
+/* MapModelGetDType - the dtype of the model's shards (that of its store; F32 for a combined basis). */
+PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  *dtype = model->dtype;
   PetscFunctionReturn(0);
 }
 
 /*@
   MapModelMerge - theta_shard[0 .. hi-lo) = the merged parameters of this rank's shard at
-  coefficients c[T] (MapMergeApply). Not collective; the same bits for any rank count.
+  coefficients c[T] (MapMergeApply, or MapMergeApplyBF16 for BF16 shards). Not collective; the
+  same bits for any rank count.
 @*/
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard)
 {
@@ -171,6 +196,8 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
   for (int i = 0; i < model->T; i++)
     PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
-  PetscCall(MapMergeApply(model->n, model->pre, model->T, model->tau, model->n, c, theta_shard));
+  if (model->dtype == MAP_STORE_DTYPE_BF16)
+    PetscCall(MapMergeApplyBF16(model->n, (const uint16_t *)model->pre, model->T, (const uint16_t *)model->tau, model->n, c, theta_shard));
+  else PetscCall(MapMergeApply(model->n, (const float *)model->pre, model->T, (const float *)model->tau, model->n, c, theta_shard));
   PetscFunctionReturn(0);
 }

@@ -5,18 +5,23 @@
 #include <mapmerge/merge.h>
 
 struct _p_MapModel {
-  MapStore  store;  /* referenced, not owned: the caller keeps it alive (private tensors live there) */
-  MapLayout layout; /* this rank's shard [lo, hi) of the parameter vector */
-  int       T;      /* number of task vectors in this basis */
-  int      *tasks;  /* store task index of each basis vector, or -1 for a combined vector */
-  int64_t   n;      /* hi - lo */
-  float    *pre;    /* [n] theta_pre shard */
-  float    *tau;    /* [T*n] task vector shards, row k at tau + k*n */
+  MapStore      store;  /* referenced, not owned: the caller keeps it alive (private tensors live there) */
+  MapLayout     layout; /* this rank's shard [lo, hi) of the parameter vector */
+  int           T;      /* number of task vectors in this basis */
+  int          *tasks;  /* store task index of each basis vector, or -1 for a combined vector */
+  int64_t       n;      /* hi - lo */
+  MapStoreDType dtype;  /* of pre and tau: a BF16 store's shards stay BF16 (half the memory) */
+  void         *pre;    /* [n] theta_pre shard (float, or uint16 holding bfloat16) */
+  void         *tau;    /* [T*n] task vector shards, row k at element k*n */
 };
 
 /* MapMergeKernel_Private - the fast kernel without logging; pre == NULL means a zero base (used to
    form combined task vectors). Same arithmetic as MapMergeApply_Ref. */
 void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta);
+
+/* MapMergeKernelBF16_Private - the same for BF16 pre and tau (widened exactly); pre == NULL means a
+   zero base. Same arithmetic as MapMergeApplyBF16_Ref. */
+void MapMergeKernelBF16_Private(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta);
 
 /* MapMergeForceGeneric_Private - tests: use the portable kernels even where AVX2 is available. */
 void MapMergeForceGeneric_Private(PetscBool flg);

@@ -3,7 +3,7 @@
 
 /*@
   MapCommandImport - reads -map_pretrained, -map_tasks, -map_task_models, -map_private_patterns,
-  -map_store (and the tuning options -map_import_block, -map_import_chunk), checks them and that
+  -map_store, -map_store_dtype (and the tuning options -map_import_block, -map_import_chunk), checks them and that
   the store's folder is writable, rejects unused options, then runs MapStoreImportWithOptions().
 
   Collective. With -help the options are listed and nothing is imported.
@@ -12,7 +12,8 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
 {
   char                  pretrained[MAP_PATH_LEN] = "", store[MAP_PATH_LEN] = "", patterns[4096] = "head.*";
   static char           tasks[65536], models[65536]; /* long lists of long paths */
-  PetscInt              block = 0, chunk = 0;
+  PetscInt              block = 0, chunk = 0, idtype = 0;
+  const char           *dtypes[] = {"f32", "bf16"}; /* index = MapStoreDType */
   PetscBool             help, set;
   int                   nt = 0, nm = 0, np = 0;
   char                **tl = NULL, **ml = NULL, **pl = NULL;
@@ -32,6 +33,10 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
   PetscCall(PetscOptionsInt("-map_import_block", "parameters per rank converted per collective write (0 = about 4M/(T+1))", NULL, block, &block,
                             NULL));
   PetscCall(PetscOptionsInt("-map_import_chunk", "columns per HDF5 chunk of /task_vectors (0 = min(P, 1M))", NULL, chunk, &chunk, NULL));
+  PetscCall(PetscOptionsEList("-map_store_dtype",
+                              "storage dtype of /pretrained and /task_vectors: f32, or bf16 (half the bytes; task vectors rounded to nearest even, "
+                              "relative error < 2^-8 per element, recorded in the store)",
+                              NULL, dtypes, 2, dtypes[0], &idtype, NULL));
   PetscOptionsEnd();
   PetscCall(PetscOptionsHasHelp(NULL, &help));
   if (help) PetscFunctionReturn(0);
@@ -61,6 +66,7 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
 
   opts.block = block;
   opts.chunk = chunk;
+  opts.dtype = (MapStoreDType)idtype;
   PetscCall(MapStoreImportWithOptions(comm, pretrained, nt, (const char *const *)tl, (const char *const *)ml, np, (const char *const *)pl, store,
                                       &opts));
   PetscCall(MapFreeList(nt, &tl));

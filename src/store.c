@@ -1,5 +1,5 @@
-/* MapStore, read side: open a store written by MapStoreImport, read shards of the parameter
- * vector with collective hyperslab I/O, private tensors, provenance, and describe it. */
+/* MapStore, read side: open a store written by MapStoreImport (F32 or BF16), read shards of the parameter
+ * vector with collective hyperslab I/O, private tensors, provenance (store_view.c describes it). */
 #include "storeimpl.h"
 
 int MapStoreTensorAt(int n, const MapStoreTensor *t, int64_t j)
@@ -52,6 +52,62 @@ static PetscErrorCode StoreRequire(MapStore s, const char *name)
   PetscFunctionReturn(0);
 }
 
+const char *MapStoreDTypeName(MapStoreDType dt)
+{
+  return dt == MAP_STORE_DTYPE_BF16 ? "BF16" : dt == MAP_STORE_DTYPE_F32 ? "F32" : "unknown";
+}
+
+/* The storage dtype of one vector dataset: IEEE F32, or 16-bit unsigned integers marked
+   dtype = "bf16" (anything else, e.g. a uint16 dataset with another or no mark, is refused). */
+static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name, MapStoreDType *dt)
+{
+  hid_t       type;
+  H5T_class_t cls;
+  size_t      size;
+  H5T_sign_t  sign = H5T_SGN_ERROR;
+  char       *mark = NULL;
+
+  PetscFunctionBegin;
+  MapCallHDF5(type = H5Dget_type(dset));
+  MapCallHDF5(cls = H5Tget_class(type));
+  size = H5Tget_size(type); /* 0 on failure: refused below like any unknown type */
+  if (cls == H5T_INTEGER) MapCallHDF5(sign = H5Tget_sign(type));
+  MapCallHDF5(H5Tclose(type));
+  PetscCall(MapH5ReadStringAttr(dset, MAP_STORE_ATTR_DTYPE, &mark));
+  if (cls == H5T_FLOAT && size == 4 && !mark) *dt = MAP_STORE_DTYPE_F32;
+  else if (cls == H5T_INTEGER && size == 2 && sign == H5T_SGN_NONE && mark && !strcmp(mark, MAP_STORE_ATTR_BF16)) *dt = MAP_STORE_DTYPE_BF16;
+  else {
+    char got[64];
+    PetscCall(PetscSNPrintf(got, sizeof(got), "%s of %zu bytes", cls == H5T_FLOAT ? "floats" : cls == H5T_INTEGER ? "integers" : "values", size));
+    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+            "store %s: %s holds %s with attribute %s = %s%s%s; expected F32 without it, or uint16 with %s = \"%s\" (corrupt, or not written by mapmerge)",
+            s->path, name, got, MAP_STORE_ATTR_DTYPE, mark ? "\"" : "", mark ? mark : "(none)", mark ? "\"" : "", MAP_STORE_ATTR_DTYPE,
+            MAP_STORE_ATTR_BF16);
+  }
+  PetscCall(PetscFree(mark));
+  PetscFunctionReturn(0);
+}
+
+/* /pretrained and /task_vectors share one storage dtype, which the root attribute storage_dtype
+   (when present: stores before BF16 support lack it) names. */
+static PetscErrorCode StoreReadDType(MapStore s)
+{
+  MapStoreDType dtv;
+  char         *root = NULL;
+
+  PetscFunctionBegin;
+  PetscCall(StoreDatasetDType(s, s->pretrained, "/pretrained", &s->dtype));
+  PetscCall(StoreDatasetDType(s, s->task_vectors, "/task_vectors", &dtv));
+  PetscCheck(dtv == s->dtype, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /pretrained is %s but /task_vectors is %s (corrupt)", s->path,
+             MapStoreDTypeName(s->dtype), MapStoreDTypeName(dtv));
+  PetscCall(MapH5ReadStringAttr(s->file, "storage_dtype", &root));
+  PetscCheck(!root || !strcmp(root, MapStoreDTypeName(s->dtype)), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: root attribute storage_dtype is \"%s\" but /pretrained and /task_vectors are %s (corrupt)", s->path, root,
+             MapStoreDTypeName(s->dtype));
+  PetscCall(PetscFree(root));
+  PetscFunctionReturn(0);
+}
+
 /* The index: sizes, task names, tensor table; validated (every rank reads the same small datasets). */
 static PetscErrorCode StoreReadIndex(MapStore s)
 {
@@ -74,6 +130,7 @@ static PetscErrorCode StoreReadIndex(MapStore s)
   PetscCall(StoreRequire(s, "/tensors"));
   MapCallHDF5(s->pretrained = H5Dopen2(s->file, "/pretrained", H5P_DEFAULT));
   MapCallHDF5(s->task_vectors = H5Dopen2(s->file, "/task_vectors", H5P_DEFAULT));
+  PetscCall(StoreReadDType(s));
   MapCallHDF5(space = H5Dget_space(s->pretrained));
   PetscCheck(H5Sget_simple_extent_ndims(space) == 1, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /pretrained must be 1-D",
              s->path);
@@ -155,10 +212,12 @@ static PetscErrorCode StoreReadIndex(MapStore s)
 }
 
 /*@
-  MapStoreOpen - opens a store read-only and reads its index (tasks, tensor table, P).
+  MapStoreOpen - opens a store read-only and reads its index (tasks, tensor table, P) and the
+  storage dtype of its vectors (F32, or BF16: uint16 datasets marked dtype = "bf16").
 
   Collective on comm. Errors name the file and what is missing or inconsistent when the file is
-  not a store, is truncated or corrupt.
+  not a store, is truncated or corrupt (including a dtype mark that is missing, unknown, or
+  contradicts the root attribute storage_dtype).
 @*/
 PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store)
 {
@@ -310,6 +369,13 @@ PetscErrorCode MapStoreGetLayout(MapStore s, MapLayout *layout)
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapStoreGetDType(MapStore s, MapStoreDType *dtype)
+{
+  PetscFunctionBegin;
+  *dtype = s->dtype;
+  PetscFunctionReturn(0);
+}
+
 /* ---- shard reads ---- */
 
 /* Largest number of columns one collective call moves per rank: keeps each MPI-IO request
@@ -317,9 +383,9 @@ PetscErrorCode MapStoreGetLayout(MapStore s, MapLayout *layout)
 #define MAP_STORE_READ_BLOCK ((int64_t)1 << 26)
 
 /* Collective: reads rows [r0, r0+nr) of /task_vectors (or /pretrained when nr == 0), columns
-   [lo,hi), into memory rows [m0, m0+nr) of buf[mrows][hi-lo]. Each rank may have a different
-   (or empty) column range; the number of collective calls is agreed on. */
-static PetscErrorCode StoreReadBlock(MapStore s, int r0, int nr, int m0, int mrows, int64_t lo, int64_t hi, float *buf)
+   [lo,hi), into memory rows [m0, m0+nr) of buf[mrows][hi-lo] of memory type mtype. Each rank may
+   have a different (or empty) column range; the number of collective calls is agreed on. */
+static PetscErrorCode StoreReadBlock(MapStore s, hid_t mtype, int r0, int nr, int m0, int mrows, int64_t lo, int64_t hi, void *buf)
 {
   int64_t n = hi - lo, nblk = (n + MAP_STORE_READ_BLOCK - 1) / MAP_STORE_READ_BLOCK, maxblk;
   hid_t   dset = nr ? s->task_vectors : s->pretrained, fspace, mspace, dxpl;
@@ -350,7 +416,7 @@ static PetscErrorCode StoreReadBlock(MapStore s, int r0, int nr, int m0, int mro
         MapCallHDF5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
       }
     }
-    MapCallHDF5(H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf));
+    MapCallHDF5(H5Dread(dset, mtype, mspace, fspace, dxpl, buf));
   }
   MapCallHDF5(H5Sclose(mspace));
   MapCallHDF5(H5Sclose(fspace));
@@ -361,40 +427,38 @@ static PetscErrorCode StoreReadBlock(MapStore s, int r0, int nr, int m0, int mro
 /* Collective: rows rows[0..nrow) (sorted, distinct) into buf[k*(hi-lo) + j]. A run of consecutive
    rows is one plain [rows, n] hyperslab read; unions of hyperslabs (H5S_SELECT_OR) made the read
    six times slower in HDF5 1.10. */
-static PetscErrorCode StoreReadColumns(MapStore s, int nrow, const int *rows, int64_t lo, int64_t hi, float *buf)
+static PetscErrorCode StoreReadColumns(MapStore s, hid_t mtype, int nrow, const int *rows, int64_t lo, int64_t hi, void *buf)
 {
   PetscFunctionBegin;
   if (!nrow) {
-    PetscCall(StoreReadBlock(s, 0, 0, 0, 1, lo, hi, buf));
+    PetscCall(StoreReadBlock(s, mtype, 0, 0, 0, 1, lo, hi, buf));
     PetscFunctionReturn(0);
   }
   for (int k = 0; k < nrow;) {
     int r = k;
     while (r + 1 < nrow && rows[r + 1] == rows[r] + 1) r++;
-    PetscCall(StoreReadBlock(s, rows[k], r - k + 1, k, nrow, lo, hi, buf));
+    PetscCall(StoreReadBlock(s, mtype, rows[k], r - k + 1, k, nrow, lo, hi, buf));
     k = r + 1;
   }
   PetscFunctionReturn(0);
 }
 
-/*@
-  MapStoreReadShard - reads this rank's shard [lo,hi) (MapStoreGetLayout) of theta_pre and of the
-  task vectors of the `ntask` store tasks `tasks` (any order, repeats allowed).
-
-  Collective (every rank calls it with the same tasks). pre[hi-lo] and tau[k*(hi-lo) + j] may be NULL.
-@*/
-PetscErrorCode MapStoreReadShard(MapStore s, int ntask, const int *tasks, float *pre, float *tau)
+/* Collective: the shard of pre and of the tasks' rows in the store's own dtype (F32, or BF16 as
+   uint16): reading BF16 as F32 would make HDF5 convert the integers numerically. */
+static PetscErrorCode StoreReadShardStored(MapStore s, int ntask, const int *tasks, void *pre, void *tau)
 {
   int64_t   lo = s->layout.lo, hi = s->layout.hi, n = hi - lo;
-  PetscInt  nrow = ntask;
+  hid_t     mtype = s->dtype == MAP_STORE_DTYPE_BF16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
+  size_t    esize = s->dtype == MAP_STORE_DTYPE_BF16 ? sizeof(uint16_t) : sizeof(float);
+  PetscInt  nrow  = ntask;
   PetscInt *rows;
   int      *irows;
   PetscBool direct = PETSC_TRUE;
-  float    *buf;
+  char     *buf;
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
-  if (pre) PetscCall(StoreReadColumns(s, 0, NULL, lo, hi, pre));
+  if (pre) PetscCall(StoreReadColumns(s, mtype, 0, NULL, lo, hi, pre));
   if (tau && ntask > 0) {
     PetscCall(PetscMalloc2(ntask, &rows, ntask, &irows));
     for (int k = 0; k < ntask; k++) {
@@ -408,20 +472,68 @@ PetscErrorCode MapStoreReadShard(MapStore s, int ntask, const int *tasks, float 
     if (nrow != ntask) direct = PETSC_FALSE;
     for (PetscInt k = 0; direct && k < nrow; k++)
       if (irows[k] != tasks[k]) direct = PETSC_FALSE;
-    if (direct) PetscCall(StoreReadColumns(s, (int)nrow, irows, lo, hi, tau));
+    if (direct) PetscCall(StoreReadColumns(s, mtype, (int)nrow, irows, lo, hi, tau));
     else {
-      PetscCall(PetscMalloc1(nrow * n + 1, &buf));
-      PetscCall(StoreReadColumns(s, (int)nrow, irows, lo, hi, buf));
+      PetscCall(PetscMalloc1((size_t)nrow * (size_t)n * esize + 1, &buf));
+      PetscCall(StoreReadColumns(s, mtype, (int)nrow, irows, lo, hi, buf));
       for (int k = 0; k < ntask; k++) {
         PetscInt r;
         PetscCall(PetscFindInt(tasks[k], nrow, rows, &r));
-        if (n) PetscCall(PetscArraycpy(tau + (int64_t)k * n, buf + (int64_t)r * n, n));
+        if (n) PetscCall(PetscMemcpy((char *)tau + (size_t)k * (size_t)n * esize, buf + (size_t)r * (size_t)n * esize, (size_t)n * esize));
       }
       PetscCall(PetscFree(buf));
     }
     PetscCall(PetscFree2(rows, irows));
   }
   PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Widens n BF16 values held at the start of x to F32 in place. From the last one down, so each
+   value is read before its bytes are overwritten; memcpy, because the bytes change type. */
+static void WidenBF16InPlace(float *x, int64_t n)
+{
+  for (int64_t j = n - 1; j >= 0; j--) {
+    uint16_t h;
+    float    f;
+    memcpy(&h, (const char *)x + (size_t)j * sizeof(h), sizeof(h));
+    f = MapBF16ToF32(h);
+    memcpy(&x[j], &f, sizeof(f));
+  }
+}
+
+/*@
+  MapStoreReadShard - reads this rank's shard [lo,hi) (MapStoreGetLayout) of theta_pre and of the
+  task vectors of the `ntask` store tasks `tasks` (any order, repeats allowed), as F32: a BF16
+  store is read as BF16 and widened (exactly) in the caller's arrays.
+
+  Collective (every rank calls it with the same tasks). pre[hi-lo] and tau[k*(hi-lo) + j] may be NULL.
+@*/
+PetscErrorCode MapStoreReadShard(MapStore s, int ntask, const int *tasks, float *pre, float *tau)
+{
+  int64_t n = s->layout.hi - s->layout.lo;
+
+  PetscFunctionBegin;
+  PetscCall(StoreReadShardStored(s, ntask, tasks, pre, tau));
+  if (s->dtype == MAP_STORE_DTYPE_BF16) {
+    if (pre) WidenBF16InPlace(pre, n);
+    if (tau) WidenBF16InPlace(tau, (int64_t)ntask * n);
+  }
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreReadShardBF16 - MapStoreReadShard for a BF16 store, keeping the BF16 values (half the
+  memory of F32; MapMergeApplyBF16 merges them).
+
+  Collective. Errors: the store is not BF16 (naming it and its dtype).
+@*/
+PetscErrorCode MapStoreReadShardBF16(MapStore s, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau)
+{
+  PetscFunctionBegin;
+  PetscCheck(s->dtype == MAP_STORE_DTYPE_BF16, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+             "store %s holds %s, not BF16: read it with MapStoreReadShard", s->path, MapStoreDTypeName(s->dtype));
+  PetscCall(StoreReadShardStored(s, ntask, tasks, pre, tau));
   PetscFunctionReturn(0);
 }
 
@@ -542,119 +654,5 @@ PetscErrorCode MapStoreGetAttribute(MapStore s, const char *key, char **value)
 {
   PetscFunctionBegin;
   PetscCall(MapH5ReadStringAttr(s->file, key, value));
-  PetscFunctionReturn(0);
-}
-
-/* ---- view ---- */
-
-typedef struct {
-  PetscViewer viewer;
-  PetscBool   err;
-} AttrCtx;
-
-static herr_t ViewAttribute(hid_t loc, const char *key, const H5A_info_t *info, void *ctx)
-{
-  AttrCtx *a = (AttrCtx *)ctx;
-  char    *v = NULL;
-  if (!strcmp(key, "format")) return 0;
-  if (MapH5ReadStringAttr(loc, key, &v)) a->err = PETSC_TRUE;
-  else if (v && strchr(v, '\n')) { /* one line per source file (sha256sum format) */
-    char *line = v, *nl;
-    if (PetscViewerASCIIPrintf(a->viewer, "%s:\n", key)) a->err = PETSC_TRUE;
-    for (; line && !a->err; line = nl ? nl + 1 : NULL) {
-      nl = strchr(line, '\n');
-      if (nl) *nl = 0;
-      if (PetscViewerASCIIPrintf(a->viewer, "  %s\n", line)) a->err = PETSC_TRUE;
-    }
-  } else if (PetscViewerASCIIPrintf(a->viewer, "%s: %s\n", key, v ? v : "(not a string)")) a->err = PETSC_TRUE;
-  PetscFree(v);
-  return a->err ? -1 : 0;
-}
-
-static PetscErrorCode ShapeString(int ndim, const int64_t *shape, char *buf, size_t len)
-{
-  PetscFunctionBegin;
-  buf[0] = 0;
-  PetscCall(PetscStrlcat(buf, "[", len));
-  for (int d = 0; d < ndim; d++) {
-    char e[32];
-    PetscCall(PetscSNPrintf(e, sizeof(e), "%s%lld", d ? "," : "", (long long)shape[d]));
-    PetscCall(PetscStrlcat(buf, e, len));
-  }
-  PetscCall(PetscStrlcat(buf, "]", len));
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapStoreView - prints the store: P, tasks, the merged-tensor table (name, source dtype, shape,
-  flat offset, numel), each task's private tensors, and the provenance attributes.
-
-  Collective on the viewer's communicator (output from its first rank).
-@*/
-PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
-{
-  char    shp[256];
-  AttrCtx ctx = {viewer, PETSC_FALSE};
-  hsize_t idx = 0;
-
-  PetscFunctionBegin;
-  PetscCall(PetscViewerASCIIPrintf(viewer, "mapmerge store %s\n", s->path));
-  PetscCall(PetscViewerASCIIPushTab(viewer));
-  PetscCall(PetscViewerASCIIPrintf(viewer, "parameters P = %lld (F32), %.3f MB per vector\n", (long long)s->P, 4.0 * (double)s->P / 1e6));
-  {
-    size_t len = 1;
-    char  *line;
-    for (int t = 0; t < s->T; t++) len += strlen(s->tasks[t]) + 1;
-    PetscCall(PetscCalloc1(len, &line));
-    for (int t = 0; t < s->T; t++) {
-      PetscCall(PetscStrlcat(line, " ", len));
-      PetscCall(PetscStrlcat(line, s->tasks[t], len));
-    }
-    PetscCall(PetscViewerASCIIPrintf(viewer, "tasks T = %d:%s\n", s->T, line));
-    PetscCall(PetscFree(line));
-  }
-  PetscCall(PetscViewerASCIIPrintf(viewer, "merged tensors: %d\n", s->ntensors));
-  PetscCall(PetscViewerASCIIPushTab(viewer));
-  PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s %-5s %-20s %12s %12s\n", "name", "dtype", "shape", "offset", "numel"));
-  for (int i = 0; i < s->ntensors; i++) {
-    const MapStoreTensor *t = &s->tensors[i];
-    PetscCall(ShapeString(t->ndim, t->shape, shp, sizeof(shp)));
-    PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s %-5s %-20s %12lld %12lld\n", t->name, t->dtype, shp, (long long)t->offset,
-                                     (long long)t->numel));
-  }
-  PetscCall(PetscViewerASCIIPopTab(viewer));
-  for (int t = 0; t < s->T; t++) {
-    int    n;
-    char **names;
-    PetscCall(MapStoreGetPrivateNames(s, t, &n, &names));
-    PetscCall(PetscViewerASCIIPrintf(viewer, "private tensors of %s: %d\n", s->tasks[t], n));
-    PetscCall(PetscViewerASCIIPushTab(viewer));
-    for (int k = 0; k < n; k++) {
-      char    dname[2 * MAP_NAME_LEN + 16];
-      hid_t   d, space;
-      hsize_t dims[MAP_MAX_NDIM];
-      int64_t sh[MAP_MAX_NDIM];
-      int     nd;
-      PetscCall(PetscSNPrintf(dname, sizeof(dname), "/private/%s/%s", s->tasks[t], names[k]));
-      MapCallHDF5(d = H5Dopen2(s->file, dname, H5P_DEFAULT));
-      MapCallHDF5(space = H5Dget_space(d));
-      MapCallHDF5(nd = H5Sget_simple_extent_ndims(space));
-      PetscCheck(nd <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s has %d dimensions", s->path, dname, nd);
-      MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
-      for (int q = 0; q < nd; q++) sh[q] = (int64_t)dims[q];
-      PetscCall(ShapeString(nd, sh, shp, sizeof(shp)));
-      PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s F32   %s\n", names[k], shp));
-      MapCallHDF5(H5Sclose(space));
-      MapCallHDF5(H5Dclose(d));
-    }
-    PetscCall(PetscViewerASCIIPopTab(viewer));
-    PetscCall(MapFreeList(n, &names));
-  }
-  PetscCall(PetscViewerASCIIPrintf(viewer, "provenance:\n"));
-  PetscCall(PetscViewerASCIIPushTab(viewer));
-  herr_t err = H5Aiterate2(s->file, H5_INDEX_NAME, H5_ITER_INC, &idx, ViewAttribute, &ctx);
-  PetscCheck(err >= 0 && !ctx.err, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "store %s: cannot read its attributes", s->path);
-  PetscCall(PetscViewerASCIIPopTab(viewer));
-  PetscCall(PetscViewerASCIIPopTab(viewer));
   PetscFunctionReturn(0);
 }

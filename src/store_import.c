@@ -1,35 +1,9 @@
 /* MapStore, write side: safetensors checkpoints -> parallel HDF5 store (DESIGN.md §2).
  * Every rank reads only the byte ranges of its shard [lo,hi) of the flat parameter vector,
  * computes the task vectors, checks them, and writes with collective hyperslab I/O. */
-#include "storeimpl.h"
+#include "storeimportimpl.h"
 #include <fnmatch.h>
 #include <math.h>
-#include <stdlib.h>
-#include <time.h>
-#include <limits.h>
-
-/* One checkpoint (the pretrained one is index 0), and where each merged tensor sits in it. */
-typedef struct {
-  MapSafetensors        st;
-  const char           *path;  /* as the user gave it */
-  char                  label[MAP_NAME_LEN + 32];
-  const MapTensorInfo **info;  /* [ntensors] for the merged tensors */
-  int                   npriv; /* private tensors (tasks only) */
-  const MapTensorInfo **priv;
-} Ckpt;
-
-typedef struct {
-  MPI_Comm        comm;
-  PetscMPIInt     rank, size;
-  int             T, nck; /* nck = T + 1 */
-  Ckpt           *ck;
-  const char     *const *tasks;
-  int             npat;
-  const char     *const *pat;
-  int             ntensors;
-  MapStoreTensor *tensors;
-  int64_t         P;
-} Import;
 
 static PetscBool MatchesPrivate(const Import *im, const char *name)
 {
@@ -181,182 +155,57 @@ static int64_t FirstNonFinite(const float *x, int64_t n)
   return -1;
 }
 
+typedef enum {
+  BAD_SOURCE,      /* a NaN/Inf in a checkpoint */
+  BAD_TASK_VECTOR, /* theta_task - theta_pre overflows F32 */
+  BAD_BF16         /* a finite F32 value that rounds to Inf in BF16 */
+} BadValueKind;
+
 /* Error text for a non-finite value at flat index j of checkpoint c (or of its task vector). */
-static void BadValueMessage(Import *im, int c, int64_t j, float v, PetscBool tau, char *msg, size_t len)
+static void BadValueMessage(Import *im, int c, int64_t j, float v, BadValueKind kind, char *msg, size_t len)
 {
   int                   k = MapStoreTensorAt(im->ntensors, im->tensors, j);
   const MapStoreTensor *t = &im->tensors[k];
   while (t->offset + t->numel <= j) t++;
-  if (tau)
+  if (kind == BAD_TASK_VECTOR)
     snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld): task vector (task - pretrained) overflows F32", im->ck[c].label,
              im->ck[c].path, t->name, (long long)(j - t->offset), (long long)j);
+  else if (kind == BAD_BF16)
+    snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld): %s %.9g overflows BF16 (-map_store_dtype bf16)",
+             im->ck[c].label, im->ck[c].path, t->name, (long long)(j - t->offset), (long long)j, c ? "task vector" : "value", (double)v);
   else
     snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld) is %s", im->ck[c].label,
              FileOf(&im->ck[c], im->ck[c].info[t - im->tensors]), t->name, (long long)(j - t->offset), (long long)j,
              isnan(v) ? "NaN" : "Inf");
 }
 
-/* sha256 of every source file, spread over the ranks (hashing a large checkpoint takes a while). */
-static PetscErrorCode ImportProvenance(Import *im, hid_t file)
+/* Rounds x[n] to BF16 (nearest even) into h and raises err[0] (max |h - x|) and err[1] (max
+   |h - x| / |x|, x != 0), both exact in double. Returns the first index whose finite value
+   rounded to Inf, or -1. */
+static int64_t RoundBF16Measured(const float *x, int64_t n, uint16_t *h, double err[2])
 {
-  int   nfile = 0, idx = 0;
-  char *hex, *all, buf[64];
-
-  PetscFunctionBegin;
-  for (int c = 0; c < im->nck; c++) {
-    int                nf;
-    const char *const *files;
-    PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
-    nfile += nf;
+  for (int64_t j = 0; j < n; j++) {
+    double d;
+    h[j] = MapF32ToBF16(x[j]);
+    if ((h[j] & 0x7f80u) == 0x7f80u) return j; /* exponent all ones: Inf (x is finite here) */
+    d = fabs((double)MapBF16ToF32(h[j]) - (double)x[j]);
+    if (d > err[0]) err[0] = d;
+    if (x[j] != 0 && d / fabs((double)x[j]) > err[1]) err[1] = d / fabs((double)x[j]);
   }
-  PetscCall(PetscCalloc2(65 * nfile, &hex, 65 * nfile, &all));
-  int ok = 1;
-  for (int c = 0; c < im->nck; c++) {
-    int                nf;
-    const char *const *files;
-    PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
-    for (int f = 0; f < nf; f++, idx++) {
-      if (idx % im->size != im->rank) continue;
-      PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
-      PetscErrorCode e = MapSha256File(files[f], hex + 65 * idx);
-      PetscCall(PetscPopErrorHandler());
-      if (e) ok = 0;
-    }
-  }
-  MapCheckAll(im->comm, ok, PETSC_ERR_FILE_READ, "import: cannot read a source file to hash it");
-  PetscCallMPI(MPI_Allreduce(hex, all, 65 * nfile, MPI_UNSIGNED_CHAR, MPI_BOR, im->comm));
-
-  /* identical strings on every rank: attribute writes are collective */
-  PetscCall(MapH5WriteStringAttr(file, "format", MAP_STORE_FORMAT));
-  PetscCall(MapH5WriteStringAttr(file, "format_version", MAP_STORE_FORMAT_VERSION));
-  PetscCall(MapH5WriteStringAttr(file, "mapmerge_version", MAPMERGE_VERSION));
-  PetscCall(MapH5WriteStringAttr(file, "git_commit", MAPMERGE_GIT_COMMIT));
-  PetscCall(MapH5WriteStringAttr(file, "storage_dtype", "F32"));
-  {
-    time_t    now = time(NULL);
-    long long tl  = (long long)now;
-    struct tm tm;
-    PetscCallMPI(MPI_Bcast(&tl, 1, MPI_LONG_LONG, 0, im->comm));
-    now = (time_t)tl;
-    gmtime_r(&now, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    PetscCall(MapH5WriteStringAttr(file, "creation_time", buf));
-  }
-  {
-    char pats[4096] = "";
-    for (int i = 0; i < im->npat; i++) {
-      PetscCall(PetscStrlcat(pats, i ? "," : "", sizeof(pats)));
-      PetscCall(PetscStrlcat(pats, im->pat[i], sizeof(pats)));
-    }
-    PetscCall(MapH5WriteStringAttr(file, "private_patterns", pats));
-  }
-  idx = 0;
-  for (int c = 0; c < im->nck; c++) {
-    Ckpt              *ck = &im->ck[c];
-    int                nf;
-    const char *const *files;
-    char               key[MAP_NAME_LEN + 32], real[PATH_MAX], *sha, dts[128] = "";
-    size_t             len = 1;
-    PetscBool          seen[MAP_DTYPE_OTHER + 1] = {PETSC_FALSE};
-
-    PetscCall(MapSafetensorsGetFiles(ck->st, &nf, &files));
-    for (int f = 0; f < nf; f++) len += 65 + 2 + strlen(files[f]) + PATH_MAX + 1;
-    PetscCall(PetscCalloc1(len, &sha));
-    for (int f = 0; f < nf; f++, idx++) { /* sha256sum format: "<hex>  <path>" per line */
-      const char *p = realpath(files[f], real) ? real : files[f];
-      size_t      l = strlen(sha);
-      snprintf(sha + l, len - l, "%s%s  %s", f ? "\n" : "", all + 65 * idx, p);
-    }
-    for (int i = 0; i < im->ntensors; i++) seen[ck->info[i]->dtype] = PETSC_TRUE;
-    for (int i = 0; i < ck->npriv; i++) seen[ck->priv[i]->dtype] = PETSC_TRUE;
-    for (int d = 0; d <= MAP_DTYPE_OTHER; d++)
-      if (seen[d]) {
-        PetscCall(PetscStrlcat(dts, dts[0] ? "," : "", sizeof(dts)));
-        PetscCall(PetscStrlcat(dts, MapDTypeName((MapDType)d), sizeof(dts)));
-      }
-    const char *prefix = c ? "task." : "pretrained";
-    const char *tname  = c ? im->tasks[c - 1] : "";
-    PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.model", prefix, tname));
-    PetscCall(MapH5WriteStringAttr(file, key, realpath(ck->path, real) ? real : ck->path));
-    PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.sha256", prefix, tname));
-    PetscCall(MapH5WriteStringAttr(file, key, sha));
-    PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.dtypes", prefix, tname));
-    PetscCall(MapH5WriteStringAttr(file, key, dts));
-    PetscCall(PetscFree(sha));
-  }
-  PetscCall(PetscFree2(hex, all));
-  PetscFunctionReturn(0);
+  return -1;
 }
 
-/* /tasks and /tensors/{name,dtype,ndim,shape,offset,numel}: small, written from rank 0. */
-static PetscErrorCode ImportWriteIndex(Import *im, hid_t file)
+/* /pretrained [P] and /task_vectors [T,P] (chunks [T, chunk]) in the storage dtype; BF16 is
+   uint16 marked dtype = "bf16" (HDF5 1.10 has no bfloat16 type). */
+static PetscErrorCode ImportCreateVectors(Import *im, hid_t file, int64_t chunk, hid_t *dpre, hid_t *dtv)
 {
-  size_t   maxlen = 1;
-  char    *buf;
-  hid_t    stype, g;
-  hsize_t  dims[2];
-  int     *ndim;
-  int64_t *shape, *offset, *numel, n = im->ntensors;
+  hid_t   space, dcpl, ftype = im->dtype == MAP_STORE_DTYPE_BF16 ? H5T_STD_U16LE : H5T_IEEE_F32LE;
+  hsize_t dims[2], cdims[2];
 
   PetscFunctionBegin;
-  for (int t = 0; t < im->T; t++) maxlen = PetscMax(maxlen, strlen(im->tasks[t]) + 1);
-  PetscCall(PetscCalloc1(maxlen * im->T, &buf));
-  for (int t = 0; t < im->T; t++) memcpy(buf + maxlen * t, im->tasks[t], strlen(im->tasks[t]));
-  PetscCall(MapH5StringType(maxlen, &stype));
-  dims[0] = (hsize_t)im->T;
-  PetscCall(MapH5WriteSmall(im->comm, file, "tasks", stype, 1, dims, buf));
-  MapCallHDF5(H5Tclose(stype));
-  PetscCall(PetscFree(buf));
-
-  MapCallHDF5(g = H5Gcreate2(file, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  maxlen = 1;
-  for (int64_t i = 0; i < n; i++) maxlen = PetscMax(maxlen, strlen(im->tensors[i].name) + 1);
-  PetscCall(PetscCalloc1(maxlen * n, &buf));
-  for (int64_t i = 0; i < n; i++) memcpy(buf + maxlen * i, im->tensors[i].name, strlen(im->tensors[i].name));
-  PetscCall(MapH5StringType(maxlen, &stype));
-  dims[0] = (hsize_t)n;
-  PetscCall(MapH5WriteSmall(im->comm, g, "name", stype, 1, dims, buf));
-  MapCallHDF5(H5Tclose(stype));
-  PetscCall(PetscFree(buf));
-  PetscCall(PetscCalloc1(16 * n, &buf));
-  for (int64_t i = 0; i < n; i++) PetscCall(PetscStrncpy(buf + 16 * i, im->tensors[i].dtype, 16));
-  PetscCall(MapH5StringType(16, &stype));
-  PetscCall(MapH5WriteSmall(im->comm, g, "dtype", stype, 1, dims, buf));
-  MapCallHDF5(H5Tclose(stype));
-  PetscCall(PetscFree(buf));
-
-  PetscCall(PetscCalloc4(n, &ndim, n * MAP_MAX_NDIM, &shape, n, &offset, n, &numel));
-  for (int64_t i = 0; i < n; i++) {
-    ndim[i] = im->tensors[i].ndim;
-    for (int d = 0; d < ndim[i]; d++) shape[i * MAP_MAX_NDIM + d] = im->tensors[i].shape[d];
-    offset[i] = im->tensors[i].offset;
-    numel[i]  = im->tensors[i].numel;
-  }
-  PetscCall(MapH5WriteSmall(im->comm, g, "ndim", H5T_NATIVE_INT, 1, dims, ndim));
-  PetscCall(MapH5WriteSmall(im->comm, g, "offset", H5T_NATIVE_INT64, 1, dims, offset));
-  PetscCall(MapH5WriteSmall(im->comm, g, "numel", H5T_NATIVE_INT64, 1, dims, numel));
-  dims[1] = MAP_MAX_NDIM;
-  PetscCall(MapH5WriteSmall(im->comm, g, "shape", H5T_NATIVE_INT64, 2, dims, shape));
-  PetscCall(PetscFree4(ndim, shape, offset, numel));
-  MapCallHDF5(H5Gclose(g));
-  PetscFunctionReturn(0);
-}
-
-/* /pretrained and /task_vectors, block by block: read, check, subtract, write collectively. */
-static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int64_t block, int64_t chunk)
-{
-  MapLayout lay;
-  hid_t     dpre, dtv, space, dcpl, fpre, ftv, mpre, mtv;
-  hsize_t   dims[2], cdims[2];
-  float    *pre, *tv;
-  int64_t   nloc, nblk, maxblk;
-  char      msg[1024] = "";
-
-  PetscFunctionBegin;
-  PetscCall(MapLayoutCreate(im->comm, im->P, &lay));
   dims[0] = (hsize_t)im->P;
   MapCallHDF5(space = H5Screate_simple(1, dims, NULL));
-  MapCallHDF5(dpre = H5Dcreate2(file, "pretrained", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(*dpre = H5Dcreate2(file, "pretrained", ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   MapCallHDF5(H5Sclose(space));
   dims[0]  = (hsize_t)im->T;
   dims[1]  = (hsize_t)im->P;
@@ -367,14 +216,70 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
   MapCallHDF5(H5Pset_chunk(dcpl, 2, cdims));
   /* every element is written below: no zero fill first (parallel HDF5 would write the whole [T,P] twice) */
   MapCallHDF5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
-  MapCallHDF5(dtv = H5Dcreate2(file, "task_vectors", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+  MapCallHDF5(*dtv = H5Dcreate2(file, "task_vectors", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
   MapCallHDF5(H5Pclose(dcpl));
   MapCallHDF5(H5Sclose(space));
+  if (im->dtype == MAP_STORE_DTYPE_BF16) {
+    PetscCall(MapH5WriteStringAttr(*dpre, MAP_STORE_ATTR_DTYPE, MAP_STORE_ATTR_BF16));
+    PetscCall(MapH5WriteStringAttr(*dtv, MAP_STORE_ATTR_DTYPE, MAP_STORE_ATTR_BF16));
+  }
+  PetscFunctionReturn(0);
+}
 
+/* BF16 storage: rounds a checked block (pre[n], tv[T*n]) into pre16/tv16 and raises im->err.
+   Returns 0 with msg set when a value overflows BF16. */
+static int ImportRoundBlock(Import *im, int64_t j0, int64_t n, const float *pre, const float *tv, uint16_t *pre16, uint16_t *tv16,
+                            char *msg, size_t len)
+{
+  for (int c = 0; c <= im->T; c++) {
+    const float *x   = c ? tv + (size_t)(c - 1) * (size_t)n : pre;
+    uint16_t    *h   = c ? tv16 + (size_t)(c - 1) * (size_t)n : pre16;
+    int64_t      bad = RoundBF16Measured(x, n, h, im->err[c ? 1 : 0]);
+    if (bad >= 0) {
+      BadValueMessage(im, c, j0 + bad, x[bad], BAD_BF16, msg, len);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* BF16 storage: the largest rounding errors over all ranks, as attributes of the two datasets. */
+static PetscErrorCode ImportRecordBF16Errors(Import *im, hid_t dpre, hid_t dtv)
+{
+  double all[2][2];
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Allreduce(im->err, all, 4, MPI_DOUBLE, MPI_MAX, im->comm));
+  PetscCall(PetscArraycpy(&im->err[0][0], &all[0][0], 4));
+  PetscCall(MapH5WriteDoubleAttr(dpre, MAP_STORE_ATTR_BF16_MAXABS, im->err[0][0]));
+  PetscCall(MapH5WriteDoubleAttr(dpre, MAP_STORE_ATTR_BF16_MAXREL, im->err[0][1]));
+  PetscCall(MapH5WriteDoubleAttr(dtv, MAP_STORE_ATTR_BF16_MAXABS, im->err[1][0]));
+  PetscCall(MapH5WriteDoubleAttr(dtv, MAP_STORE_ATTR_BF16_MAXREL, im->err[1][1]));
+  PetscFunctionReturn(0);
+}
+
+/* /pretrained and /task_vectors, block by block: read, check, subtract (in F32), round to the
+   storage dtype, write collectively. */
+static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int64_t block, int64_t chunk)
+{
+  MapLayout  lay;
+  hid_t      dpre, dtv, fpre, ftv, mpre, mtv;
+  float     *pre, *tv;
+  uint16_t  *pre16 = NULL, *tv16 = NULL;
+  PetscBool  bf16  = im->dtype == MAP_STORE_DTYPE_BF16 ? PETSC_TRUE : PETSC_FALSE;
+  hid_t      mtype = bf16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
+  int64_t    nloc, nblk, maxblk, nbuf;
+  char       msg[1024] = "";
+
+  PetscFunctionBegin;
+  PetscCall(MapLayoutCreate(im->comm, im->P, &lay));
+  PetscCall(ImportCreateVectors(im, file, chunk, &dpre, &dtv));
   nloc = lay.hi - lay.lo;
   nblk = (nloc + block - 1) / block;
+  nbuf = PetscMin(nloc, block);
   PetscCallMPI(MPI_Allreduce(&nblk, &maxblk, 1, MPI_INT64_T, MPI_MAX, im->comm));
-  PetscCall(PetscMalloc2(PetscMin(nloc, block) + 1, &pre, (size_t)im->T * (size_t)PetscMin(nloc, block) + 1, &tv));
+  PetscCall(PetscMalloc2(nbuf + 1, &pre, (size_t)im->T * (size_t)nbuf + 1, &tv));
+  if (bf16) PetscCall(PetscMalloc2(nbuf + 1, &pre16, (size_t)im->T * (size_t)nbuf + 1, &tv16));
   MapCallHDF5(fpre = H5Dget_space(dpre));
   MapCallHDF5(ftv = H5Dget_space(dtv));
   for (int64_t b = 0; b < maxblk; b++) {
@@ -385,7 +290,7 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
     int64_t bad = FirstNonFinite(pre, n);
     if (bad >= 0) {
       ok = 0;
-      BadValueMessage(im, 0, j0 + bad, pre[bad], PETSC_FALSE, msg, sizeof(msg));
+      BadValueMessage(im, 0, j0 + bad, pre[bad], BAD_SOURCE, msg, sizeof(msg));
     }
     for (int t = 0; ok && t < im->T; t++) {
       float *x = tv + (size_t)t * (size_t)n;
@@ -393,16 +298,17 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
       bad = FirstNonFinite(x, n);
       if (bad >= 0) {
         ok = 0;
-        BadValueMessage(im, t + 1, j0 + bad, x[bad], PETSC_FALSE, msg, sizeof(msg));
+        BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_SOURCE, msg, sizeof(msg));
         break;
       }
       for (int64_t j = 0; j < n; j++) x[j] -= pre[j];
       bad = FirstNonFinite(x, n);
       if (bad >= 0) {
         ok = 0;
-        BadValueMessage(im, t + 1, j0 + bad, x[bad], PETSC_TRUE, msg, sizeof(msg));
+        BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_TASK_VECTOR, msg, sizeof(msg));
       }
     }
+    if (ok && bf16) ok = ImportRoundBlock(im, j0, n, pre, tv, pre16, tv16, msg, sizeof(msg));
     PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
     MapCheckAll(im->comm, ok, PETSC_ERR_FP, "%s", msg);
 
@@ -422,8 +328,8 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
       MapCallHDF5(H5Sselect_hyperslab(fpre, H5S_SELECT_SET, &s1, NULL, &c1, NULL));
       MapCallHDF5(H5Sselect_hyperslab(ftv, H5S_SELECT_SET, s2, NULL, c2, NULL));
     }
-    MapCallHDF5(H5Dwrite(dpre, H5T_NATIVE_FLOAT, mpre, fpre, dxpl, pre));
-    MapCallHDF5(H5Dwrite(dtv, H5T_NATIVE_FLOAT, mtv, ftv, dxpl, tv));
+    MapCallHDF5(H5Dwrite(dpre, mtype, mpre, fpre, dxpl, bf16 ? (const void *)pre16 : (const void *)pre));
+    MapCallHDF5(H5Dwrite(dtv, mtype, mtv, ftv, dxpl, bf16 ? (const void *)tv16 : (const void *)tv));
     if (b == 0) { /* evidence for -info that HDF5 really did collective I/O (0 would mean it fell back) */
       H5D_mpio_actual_io_mode_t mode;
       MapCallHDF5(H5Pget_mpio_actual_io_mode(dxpl, &mode));
@@ -433,7 +339,9 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
     MapCallHDF5(H5Sclose(mtv));
     PetscCall(PetscLogEventEnd(MAP_EVENT_StoreWrite, 0, 0, 0, 0));
   }
+  if (bf16) PetscCall(ImportRecordBF16Errors(im, dpre, dtv));
   PetscCall(PetscFree2(pre, tv));
+  PetscCall(PetscFree2(pre16, tv16));
   MapCallHDF5(H5Sclose(fpre));
   MapCallHDF5(H5Sclose(ftv));
   MapCallHDF5(H5Dclose(dpre));
@@ -519,13 +427,15 @@ static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int
 
 /*@
   MapStoreImportWithOptions - reads a pretrained checkpoint and T task checkpoints and writes the
-  store `path` (DESIGN.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre (F32),
+  store `path` (DESIGN.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre
+  (computed in F32, stored as F32 or, with opts->dtype BF16, rounded to nearest even BF16 with the
+  largest rounding errors recorded as dataset attributes and printed),
   the tensor index, /tasks, /private/<task>/<tensor> for tensors matching one of the fnmatch
   `patterns` (default "head.*" when npatterns == 0), and provenance attributes.
 
   Collective. Errors (on every rank, before anything is renamed into place) name the file and the
   tensor: a merged tensor missing from a task or of another shape, a non-floating dtype, NaN/Inf
-  (with the flat index), or a task tensor that is neither merged nor private. Memory per rank: the
+  (with the flat index), a value that overflows BF16, or a task tensor that is neither merged nor private. Memory per rank: the
   headers plus (T+1) x block floats.
 @*/
 PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
@@ -564,6 +474,9 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(ImportBuildIndex(&im));
   PetscCall(ImportLogDtypes(&im));
 
+  im.dtype = opts ? opts->dtype : MAP_STORE_DTYPE_F32;
+  PetscCheck(im.dtype == MAP_STORE_DTYPE_F32 || im.dtype == MAP_STORE_DTYPE_BF16, comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "import: storage dtype %d is neither F32 (%d) nor BF16 (%d)", (int)im.dtype, (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16);
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
   chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
 
@@ -583,8 +496,8 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
   MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
 
-  PetscCall(ImportProvenance(&im, file));
-  PetscCall(ImportWriteIndex(&im, file));
+  PetscCall(MapStoreImportWriteProvenance_Private(&im, file));
+  PetscCall(MapStoreImportWriteIndex_Private(&im, file));
   PetscCall(ImportWriteVectors(&im, file, dxpl, block, chunk));
   PetscCall(ImportWritePrivate(&im, file, dxpl));
   MapCallHDF5(H5Pclose(dxpl));
@@ -599,9 +512,14 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
     int npriv = 0;
     for (int c = 1; c < im.nck; c++) npriv += im.ck[c].npriv;
     double el = MapWallTime() - t0;
-    PetscCall(PetscPrintf(comm, "import: wrote %s: P = %lld parameters in %d merged tensors, T = %d tasks, %d private tensors; %.2f s (%.1f MB/s of F32 written)\n",
-                          path, (long long)im.P, im.ntensors, T, npriv, el, 4.0 * (double)im.P * (T + 1) / 1e6 / PetscMax(el, 1e-9)));
+    double esize = im.dtype == MAP_STORE_DTYPE_BF16 ? 2.0 : 4.0;
+    PetscCall(PetscPrintf(comm, "import: wrote %s: P = %lld parameters in %d merged tensors, T = %d tasks, %d private tensors; %.2f s (%.1f MB/s of %s written)\n",
+                          path, (long long)im.P, im.ntensors, T, npriv, el, esize * (double)im.P * (T + 1) / 1e6 / PetscMax(el, 1e-9),
+                          MapStoreDTypeName(im.dtype)));
   }
+  if (im.dtype == MAP_STORE_DTYPE_BF16)
+    PetscCall(PetscPrintf(comm, "import: BF16 storage (round to nearest even; private tensors stay F32): task vectors max abs error %.9g, max rel error %.9g (bound for normal values 2^-8/(1+2^-8) = 1/257); pretrained max abs error %.9g, max rel error %.9g\n",
+                          im.err[1][0], im.err[1][1], im.err[0][0], im.err[0][1]));
   for (int c = 0; c < im.nck; c++) {
     PetscCall(PetscFree(im.ck[c].info));
     PetscCall(PetscFree(im.ck[c].priv));

@@ -13,6 +13,13 @@
 #define MAP_STORE_FORMAT         "mapmerge-store"
 #define MAP_STORE_FORMAT_VERSION "1"
 
+/* A BF16 store marks /pretrained and /task_vectors (H5T_STD_U16LE) with the string attribute
+   dtype = "bf16" and records on each the largest rounding errors of the import. */
+#define MAP_STORE_ATTR_DTYPE       "dtype"
+#define MAP_STORE_ATTR_BF16        "bf16"
+#define MAP_STORE_ATTR_BF16_MAXABS "bf16_max_abs_error"
+#define MAP_STORE_ATTR_BF16_MAXREL "bf16_max_rel_error"
+
 struct _p_MapStore {
   MPI_Comm        comm; /* duplicate of the user's communicator */
   char            path[MAP_PATH_LEN];
@@ -22,6 +29,7 @@ struct _p_MapStore {
   MapStoreTensor *tensors;
   char          **tasks;
   MapLayout       layout;
+  MapStoreDType   dtype; /* of /pretrained and /task_vectors */
 };
 
 /* Binary search: the store tensor holding flat index j (tensors sorted by offset). */

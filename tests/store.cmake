@@ -10,6 +10,13 @@ map_script_test(store_roundtrip /usr/bin/python3 ${MAP_STORE_TEST} roundtrip ${M
 map_script_test(store_tiny /usr/bin/python3 ${MAP_STORE_TEST} tiny ${MAP_STORE_WORK}/tiny ${MPIEXEC_EXECUTABLE})
 map_script_test(store_help /usr/bin/python3 ${MAP_STORE_TEST} help ${MAP_STORE_WORK}/help ${MPIEXEC_EXECUTABLE})
 foreach(case shape_mismatch missing_tensor nan inf int_dtype extra_tensor option_typo count_mismatch dir_missing dir_readonly
-             corrupt_text_info corrupt_truncated_info corrupt_h5_info corrupt_truncated_export corrupt_h5_export coeff_count unknown_task)
+             corrupt_text_info corrupt_truncated_info corrupt_h5_info corrupt_truncated_export corrupt_h5_export coeff_count unknown_task
+             bf16_overflow bf16_unknown_dtype bf16_mark_unknown_info bf16_mark_unknown_export bf16_mark_missing_export bf16_root_info)
   map_script_test(store_bad_${case} /usr/bin/python3 ${MAP_STORE_TEST} bad ${case} ${MAP_STORE_WORK}/bad_${case} ${MPIEXEC_EXECUTABLE})
+endforeach()
+# BF16 storage (import -map_store_dtype bf16) on the small zoo: the stored bits against numpy/torch
+# rounding, export against numpy, eval and nested MAP with the same bits at several rank counts
+foreach(case import export eval nested)
+  map_script_test(store_bf16_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/bf16_zoo_test.py ${case})
+  set_tests_properties(store_bf16_${case} PROPERTIES FIXTURES_REQUIRED zoo_small FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()

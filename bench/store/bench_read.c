@@ -9,13 +9,54 @@
  * freed) is a memset of a fresh buffer of the same size: the page-fault cost alone. With -cold, rank 0 evicts the store's pages from the
  * page cache (posix_fadvise DONTNEED after fsync) before rep 0. Times are the maximum over ranks,
  * between barriers. Lines "RESULT <what> <seconds> <GB/s>" are machine-readable; bytes counted are
- * (T+1) x P x 4, the vectors read. */
+ * (T+1) x P x (4 or 2), the vectors read in the store's dtype (F32 or BF16, kept as BF16 like
+ * MapModel does). "merge" (best of -reps) is one merge of the read shards at c_i = 0.3
+ * (MapMergeApply or MapMergeApplyBF16), its GB/s counting the vectors read and theta written.
+ * With -reference F32STORE (for a BF16 store imported from the same checkpoints) the BF16 values
+ * are first checked to be the round-to-nearest-even of the F32 store's: VALID or INVALID. */
 #include <mapmerge/mapmerge.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
-static char help[] = "bench_store_read: collective HDF5 read of a mapmerge store.\n";
+static char help[] = "bench_store_read: collective HDF5 read of a mapmerge store (F32 or BF16) and one merge of it.\n";
+
+/* Reads the store's shard in its own dtype: pre[n] and tau[T*n] of esize-byte elements. */
+static PetscErrorCode ReadStored(MapStore store, MapStoreDType dt, int T, const int *tasks, void *pre, void *tau)
+{
+  PetscFunctionBegin;
+  if (dt == MAP_STORE_DTYPE_BF16) PetscCall(MapStoreReadShardBF16(store, T, tasks, (uint16_t *)pre, (uint16_t *)tau));
+  else PetscCall(MapStoreReadShard(store, T, tasks, (float *)pre, (float *)tau));
+  PetscFunctionReturn(0);
+}
+
+/* VALID when every BF16 value of this shard is the round-to-nearest-even of the reference F32
+   store's value (collective: the verdict is agreed on). */
+static PetscErrorCode Validate(MapStore store, const char *refpath, int T, const int *tasks, const uint16_t *pre, const uint16_t *tau,
+                               int64_t n)
+{
+  MapStore ref;
+  float   *rpre, *rtau;
+  int64_t  bad = 0, allbad, P, Pr;
+  int      Tr;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreOpen(PETSC_COMM_WORLD, refpath, &ref));
+  PetscCall(MapStoreGetSizes(store, &P, NULL, NULL));
+  PetscCall(MapStoreGetSizes(ref, &Pr, &Tr, NULL));
+  PetscCheck(Pr == P && Tr == T, PETSC_COMM_WORLD, PETSC_ERR_ARG_SIZ, "bench_store_read: reference %s has P = %lld, T = %d; the store P = %lld, T = %d",
+             refpath, (long long)Pr, Tr, (long long)P, T);
+  PetscCall(PetscMalloc2(n + 1, &rpre, (size_t)T * (size_t)n + 1, &rtau));
+  PetscCall(MapStoreReadShard(ref, T, tasks, rpre, rtau));
+  for (int64_t j = 0; j < n; j++) bad += MapF32ToBF16(rpre[j]) != pre[j];
+  for (int64_t j = 0; j < (int64_t)T * n; j++) bad += MapF32ToBF16(rtau[j]) != tau[j];
+  PetscCallMPI(MPI_Allreduce(&bad, &allbad, 1, MPI_INT64_T, MPI_SUM, PETSC_COMM_WORLD));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%s: %lld of %lld BF16 values differ from RNE(%s)\n", allbad ? "INVALID" : "VALID",
+                        (long long)allbad, (long long)(T + 1) * (long long)P, refpath));
+  PetscCall(PetscFree2(rpre, rtau));
+  PetscCall(MapStoreDestroy(&ref));
+  PetscFunctionReturn(0);
+}
 
 static PetscErrorCode Evict(const char *path)
 {
@@ -45,16 +86,19 @@ static PetscErrorCode Stop(double t0, double *t)
 
 int main(int argc, char **argv)
 {
-  char        path[MAP_PATH_LEN] = "";
-  PetscInt    reps = 3;
-  PetscBool   cold = PETSC_FALSE;
-  MapStore    store;
-  MapLayout   lay;
-  int64_t     P, n;
-  int         T, ntensors, *tasks;
-  float      *pre, *tau, *junk;
-  double      t0, t, bytes;
-  PetscMPIInt rank, size;
+  char          path[MAP_PATH_LEN] = "", refpath[MAP_PATH_LEN] = "";
+  PetscInt      reps = 3;
+  PetscBool     cold = PETSC_FALSE;
+  MapStore      store;
+  MapLayout     lay;
+  int64_t       P, n;
+  int           T, ntensors, *tasks;
+  void         *pre, *tau;
+  float        *junk, *theta;
+  double        t0, t, bytes, tmerge = 0, *c;
+  size_t        esize;
+  MapStoreDType dt;
+  PetscMPIInt   rank, size;
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   PetscCall(MapInitializePackage());
@@ -62,6 +106,8 @@ int main(int argc, char **argv)
   PetscCall(PetscOptionsString("-store", "store to read", NULL, path, path, sizeof(path), NULL));
   PetscCall(PetscOptionsInt("-reps", "reads (the first into fresh memory)", NULL, reps, &reps, NULL));
   PetscCall(PetscOptionsBool("-cold", "evict the store from the page cache before the first read", NULL, cold, &cold, NULL));
+  PetscCall(PetscOptionsString("-reference", "F32 store of the same checkpoints: check a BF16 store against it first", NULL, refpath, refpath,
+                               sizeof(refpath), NULL));
   PetscOptionsEnd();
   PetscCheck(path[0], PETSC_COMM_WORLD, PETSC_ERR_ARG_WRONG, "bench_store_read: -store PATH is required");
   PetscCheck(reps >= 1, PETSC_COMM_WORLD, PETSC_ERR_ARG_OUTOFRANGE, "bench_store_read: -reps %" PetscInt_FMT " must be >= 1", reps);
@@ -76,28 +122,51 @@ int main(int argc, char **argv)
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "RESULT open %.4f -\n", t));
   PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
   PetscCall(MapStoreGetLayout(store, &lay));
+  PetscCall(MapStoreGetDType(store, &dt));
   n     = lay.hi - lay.lo;
-  bytes = 4.0 * (double)P * (double)(T + 1);
-  PetscCall(PetscMalloc1(T, &tasks));
-  for (int k = 0; k < T; k++) tasks[k] = k;
-  PetscCall(PetscMalloc2(n + 1, &pre, (size_t)T * (size_t)n + 1, &tau));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "store %s: P = %lld, T = %d, %d ranks, %.3f GB of vectors\n", path, (long long)P, T, size, bytes / 1e9));
+  esize = dt == MAP_STORE_DTYPE_BF16 ? sizeof(uint16_t) : sizeof(float);
+  bytes = (double)esize * (double)P * (double)(T + 1);
+  PetscCall(PetscMalloc2(T, &tasks, T, &c));
+  for (int k = 0; k < T; k++) {
+    tasks[k] = k;
+    c[k]     = 0.3;
+  }
+  PetscCall(PetscMalloc((size_t)(n + 1) * esize, &pre));
+  PetscCall(PetscMalloc(((size_t)T * (size_t)n + 1) * esize, &tau));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "store %s: P = %lld, T = %d, dtype %s, %d ranks, %.3f GB of vectors\n", path, (long long)P, T,
+                        MapStoreDTypeName(dt), size, bytes / 1e9));
 
   for (PetscInt r = 0; r < reps; r++) {
     t0 = MPI_Wtime();
-    PetscCall(MapStoreReadShard(store, T, tasks, pre, tau));
+    PetscCall(ReadStored(store, dt, T, tasks, pre, tau));
     PetscCall(Stop(t0, &t));
     PetscCall(PetscPrintf(PETSC_COMM_WORLD, "RESULT %s %.4f %.3f\n", r ? "reread" : (cold ? "read_fresh_cold" : "read_fresh"), t, bytes / t / 1e9));
+    if (!r && refpath[0]) {
+      PetscCheck(dt == MAP_STORE_DTYPE_BF16, PETSC_COMM_WORLD, PETSC_ERR_ARG_WRONG, "bench_store_read: -reference checks a BF16 store; %s is %s", path,
+                 MapStoreDTypeName(dt));
+      PetscCall(Validate(store, refpath, T, tasks, (const uint16_t *)pre, (const uint16_t *)tau, n));
+    }
   }
-  PetscCall(PetscFree2(pre, tau));
+  PetscCall(PetscMalloc1(n + 1, &theta));
+  for (PetscInt r = 0; r < reps; r++) {
+    t0 = MPI_Wtime();
+    if (dt == MAP_STORE_DTYPE_BF16) PetscCall(MapMergeApplyBF16(n, (const uint16_t *)pre, T, (const uint16_t *)tau, n, c, theta));
+    else PetscCall(MapMergeApply(n, (const float *)pre, T, (const float *)tau, n, c, theta));
+    PetscCall(Stop(t0, &t));
+    tmerge = r ? PetscMin(tmerge, t) : t;
+  }
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "RESULT merge %.4f %.3f\n", tmerge, (bytes + 4.0 * (double)P) / tmerge / 1e9));
+  PetscCall(PetscFree(theta));
+  PetscCall(PetscFree(pre));
+  PetscCall(PetscFree(tau));
   /* after the reads, so that the reads see memory as fresh as mapmerge's commands do */
-  PetscCall(PetscMalloc1((size_t)(T + 1) * (size_t)n + 1, &junk));
+  PetscCall(PetscMalloc((size_t)(T + 1) * (size_t)n * esize + 1, &junk));
   t0 = MPI_Wtime();
-  memset(junk, 1, (size_t)(T + 1) * (size_t)n * sizeof(float));
+  memset(junk, 1, (size_t)(T + 1) * (size_t)n * esize);
   PetscCall(Stop(t0, &t));
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "RESULT touch %.4f %.3f\n", t, bytes / t / 1e9));
   PetscCall(PetscFree(junk));
-  PetscCall(PetscFree(tasks));
+  PetscCall(PetscFree2(tasks, c));
   PetscCall(MapStoreDestroy(&store));
   PetscCall(PetscFinalize());
   return 0;

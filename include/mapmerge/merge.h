@@ -33,7 +33,10 @@ PetscErrorCode MapModelGetStore(MapModel model, MapStore *store);
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard);
 /* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
 PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
-/* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's shard (n = hi - lo). */
+/* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's F32 shard (n = hi - lo);
+   an error for BF16 shards. */
 PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, const float **tau);
+/* MapModelGetDType - the dtype of the shards: the store's, or F32 for a combined basis. */
+PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype);
 
 #endif

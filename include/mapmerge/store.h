@@ -1,6 +1,6 @@
 /* MapStore - the parallel HDF5 store written by `mapmerge import` (DESIGN.md §2):
  *   /tensors/{name,dtype,shape,ndim,offset,numel}  index of the merged tensors (file order)
- *   /pretrained [P] F32, /task_vectors [T,P] F32 chunked along P
+ *   /pretrained [P], /task_vectors [T,P] chunked along P, F32 or BF16 (MapStoreDType)
  *   /private/<task>/<tensor>                       task-private tensors (e.g. heads)
  *   /tasks                                         task names; provenance attributes at the root */
 #ifndef MAPMERGE_STORE_H
@@ -18,6 +18,15 @@ typedef struct {
 
 typedef struct _p_MapStore *MapStore;
 
+/* Storage dtype of /pretrained and /task_vectors; arithmetic is always F32. HDF5 1.10 has no
+   bfloat16 type: BF16 is stored as H5T_STD_U16LE with the dataset attribute dtype = "bf16". */
+typedef enum {
+  MAP_STORE_DTYPE_F32  = 0,
+  MAP_STORE_DTYPE_BF16 = 1
+} MapStoreDType;
+/* MapStoreDTypeName - "F32" or "BF16" (root attribute storage_dtype; -map_store_dtype takes them in lower case) */
+const char *MapStoreDTypeName(MapStoreDType dt);
+
 /* MapStoreImport - collective: validates the checkpoints (every merged tensor in every task with
    the same shape; floating dtypes only, converted; no NaN/Inf) and writes the store to `path`
    (temporary name, renamed when complete). Tensors matching one of the glob `patterns` are
@@ -30,13 +39,16 @@ typedef struct {
   int64_t block; /* parameters per rank converted and written per collective step (default ~4M/(T+1), so
                     a rank holds at most its buffer of (T+1) x block floats besides the headers) */
   int64_t chunk; /* columns per HDF5 chunk of /task_vectors (chunks are [T, chunk]; default min(P, 1M)) */
+  MapStoreDType dtype; /* storage dtype (default F32); BF16 rounds to nearest even and records the
+                          largest rounding errors as attributes of the datasets */
 } MapStoreImportOptions;
 /* MapStoreImportWithOptions - MapStoreImport with tuning (opts may be NULL). Collective. */
 PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
                                          const char *const *task_models, int npatterns, const char *const *patterns,
                                          const char *path, const MapStoreImportOptions *opts);
 
-/* MapStoreOpen - collective: opens a store read-only and reads its index. */
+/* MapStoreOpen - collective: opens a store read-only and reads its index and storage dtype (a
+   dtype mark that is missing, unknown or contradicts the datasets is an error naming the file). */
 PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store);
 PetscErrorCode MapStoreDestroy(MapStore *store);
 PetscErrorCode MapStoreGetSizes(MapStore store, int64_t *P, int *T, int *ntensors);
@@ -50,9 +62,16 @@ PetscErrorCode MapStoreGetComm(MapStore store, MPI_Comm *comm);
 /* MapStoreGetLayout - this rank's shard of the parameter vector over the store's communicator */
 PetscErrorCode MapStoreGetLayout(MapStore store, MapLayout *layout);
 
+/* MapStoreGetDType - the storage dtype of /pretrained and /task_vectors (not collective). */
+PetscErrorCode MapStoreGetDType(MapStore store, MapStoreDType *dtype);
+
 /* MapStoreReadShard - collective hyperslab reads of this rank's shard [lo,hi): pre[hi-lo] and
-   tau[k*(hi-lo) + j] for the ntask tasks in `tasks` (store task indices). Either may be NULL. */
+   tau[k*(hi-lo) + j] for the ntask tasks in `tasks` (store task indices), as F32 (a BF16 store is
+   widened, exactly). Either may be NULL. */
 PetscErrorCode MapStoreReadShard(MapStore store, int ntask, const int *tasks, float *pre, float *tau);
+/* MapStoreReadShardBF16 - MapStoreReadShard of a BF16 store without widening (half the memory);
+   an error for an F32 store. */
+PetscErrorCode MapStoreReadShardBF16(MapStore store, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau);
 
 /* Task-private tensors of a task: names, and one tensor read whole (every rank; small). */
 PetscErrorCode MapStoreGetPrivateNames(MapStore store, int t, int *n, char ***names); /* MapFreeList */

@@ -2,8 +2,11 @@
 1, 2 and 4 ranks. Checks: the gathered theta has the same bits at every rank count, and equals an
 independent numpy F32 computation from the store's datasets read with h5py (same rounding
 sequence: theta = pre; theta = theta + f32(c_i) * tau_i). Also a combined basis (Nested MAP).
-Two stores: P = 4983 (tensors of several shapes, F32/BF16/F16 task checkpoints) and P = 150
-(at 4 ranks one rank owns no elements).
+Three stores: P = 4983 (tensors of several shapes, F32/BF16/F16 task checkpoints), P = 150
+(at 4 ranks one rank owns no elements), and the first family imported with BF16 storage
+(-map_store_dtype bf16): its uint16 datasets are widened exactly ((u16 << 16) as F32) and the
+merge, and the combined basis (F32, built from BF16 vectors), follow the same F32 rounding
+sequence, so the bits must equal numpy's too.
 
 usage: test_merge_model.py <test_merge_model exe> <mpiexec> <work dir>"""
 import os
@@ -53,11 +56,21 @@ def run(np_, args):
     return r
 
 
+def stored_f32(dset):
+    """a store vector dataset as F32: F32 as it is, BF16 (uint16 marked dtype = bf16) widened exactly"""
+    a = dset[...]
+    if a.dtype == np.float32:
+        return a
+    if a.dtype != np.uint16 or dset.attrs.get("dtype") != "bf16":
+        failures.append("%s: dtype %s, attribute dtype %r" % (dset.name, a.dtype, dset.attrs.get("dtype")))
+    return (a.astype(np.uint32) << 16).view(np.float32)
+
+
 def reference(store, order, c, W=None, d=None):
     with h5py.File(store, "r") as f:
         names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["tasks"][...]]
-        pre = f["pretrained"][...].astype(np.float32)
-        tv = f["task_vectors"][...].astype(np.float32)
+        pre = stored_f32(f["pretrained"])
+        tv = stored_f32(f["task_vectors"])
     idx = [names.index(t) for t in order]
     th = pre.copy()
     for i, t in enumerate(idx):
@@ -74,7 +87,7 @@ def reference(store, order, c, W=None, d=None):
     return th, th2
 
 
-def case(label, shapes, dtypes, seed):
+def case(label, shapes, dtypes, seed, store_dtype="f32"):
     d = os.path.join(work, label)
     os.makedirs(d, exist_ok=True)
     files = make_models(d, shapes, dtypes, seed)
@@ -83,7 +96,8 @@ def case(label, shapes, dtypes, seed):
     if os.path.exists(store):
         os.remove(store)
     run(2, ["-import", "-map_pretrained", files[0], "-map_tasks", ",".join(tasks),
-            "-map_task_models", ",".join(files[1:]), "-map_private_patterns", "head.*", "-map_store", store])
+            "-map_task_models", ",".join(files[1:]), "-map_private_patterns", "head.*", "-map_store", store,
+            "-map_store_dtype", store_dtype])
     if not os.path.exists(store):
         failures.append("%s: import wrote no store" % label)
         return
@@ -100,12 +114,14 @@ def case(label, shapes, dtypes, seed):
         for o in (o1, o2):
             if os.path.exists(o):
                 os.remove(o)
-        run(np_, ["-map_store", store, "-map_tasks", ",".join(order), "-map_coeff", ",".join(map(repr, c)),
+        r = run(np_, ["-map_store", store, "-map_tasks", ",".join(order), "-map_coeff", ",".join(map(repr, c)),
                   "-map_output", o1, "-test_combine", ",".join(map(repr, W)), "-test_coeff2", ",".join(map(repr, dd)),
                   "-test_output2", o2])
         if not (os.path.exists(o1) and os.path.exists(o2)):
             failures.append("%s np=%d: no output" % (label, np_))
             continue
+        if "theta = MapMergeApply_Ref on the F32 read of the store" not in r.stdout:
+            failures.append("%s np=%d: no check of the F32 read of the store" % (label, np_))
         outs[np_] = (open(o1, "rb").read(), open(o2, "rb").read())
         for got, want, what in ((outs[np_][0], ref, "theta"), (outs[np_][1], ref2, "combined theta")):
             g = np.frombuffer(got, dtype=np.float32)
@@ -118,13 +134,19 @@ def case(label, shapes, dtypes, seed):
     for np_ in outs:
         if outs[np_] != outs[1]:
             failures.append("%s: np=%d bits differ from np=1" % (label, np_))
-    print("%s: P = %d, T = %d, compared at np = %s" % (label, ref.size, T, sorted(outs)))
+    with h5py.File(store, "r") as f:
+        got_dtype = str(f["task_vectors"].dtype)
+    if got_dtype != {"f32": "float32", "bf16": "uint16"}[store_dtype]:
+        failures.append("%s: -map_store_dtype %s wrote /task_vectors as %s" % (label, store_dtype, got_dtype))
+    print("%s: P = %d, T = %d, storage %s, compared at np = %s" % (label, ref.size, T, store_dtype, sorted(outs)))
 
 
 os.makedirs(work, exist_ok=True)
 case("mlp", [("encoder.0.weight", (40, 100)), ("encoder.0.bias", (40,)), ("encoder.1.weight", (23, 40)),
              ("encoder.1.bias", (23,))], ["F32", "BF16", "F16"], 1)
 case("tiny", [("encoder.0.weight", (10, 14)), ("encoder.0.bias", (10,))], ["F32", "F32", "F32"], 2)
+case("mlp_bf16", [("encoder.0.weight", (40, 100)), ("encoder.0.bias", (40,)), ("encoder.1.weight", (23, 40)),
+                  ("encoder.1.bias", (23,))], ["F32", "BF16", "F16"], 1, "bf16")
 for f in failures:
     print("FAIL", f)
 print("merge_model_ranks:", "FAIL" if failures else "OK")

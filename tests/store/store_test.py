@@ -308,6 +308,17 @@ def tw_inf(name, tl):
     return out
 
 
+def tw_big(name, tl):
+    """finite in F32 but above the largest BF16 (rounds to Inf): only -map_store_dtype bf16 refuses it"""
+    out = []
+    for n, d, a in tl:
+        if name == "pretrained" and n == "encoder.1.bias":
+            a = a.copy()
+            a[2] = np.float32(3.4e38)
+        out.append((n, d, a))
+    return out
+
+
 def tw_int(name, tl):
     if name != "pretrained":
         return tl
@@ -323,12 +334,12 @@ def bad(case, work, mpiexec):
     os.makedirs(work)
     store = os.path.join(work, "out.h5")
     tweaks = {"shape_mismatch": tw_shape, "missing_tensor": tw_missing, "nan": tw_nan, "inf": tw_inf, "int_dtype": tw_int,
-              "extra_tensor": tw_extra}
+              "extra_tensor": tw_extra, "bf16_overflow": tw_big}
     paths = make_family(os.path.join(work, "models"), tweaks.get(case))
     out = store
     if case in tweaks:
-        args = import_args(paths, store)
-        want = {"shape_mismatch": ["task beta model", "encoder.1.weight", "shape [11,7]", "shape [7,11]"],
+        args = import_args(paths, store, ["-map_store_dtype", "bf16"] if case.startswith("bf16") else [])
+        want = {"bf16_overflow": ["pretrained model", "encoder.1.bias element 2", "flat parameter index 1119", "overflows BF16"],"shape_mismatch": ["task beta model", "encoder.1.weight", "shape [11,7]", "shape [7,11]"],
                 "missing_tensor": ["task alpha model", "alpha.safetensors", "encoder.0.bias", "is missing"],
                 "nan": ["beta.safetensors", "encoder.0.weight element 79", "is NaN"],
                 "inf": ["pretrained.safetensors", "encoder.1.bias element 2", "flat parameter index 1119", "is Inf"],
@@ -336,6 +347,30 @@ def bad(case, work, mpiexec):
                 "extra_tensor": ["gamma", "adapter.weight", "not in the pretrained model", "-map_private_patterns"]}[case]
     elif case == "option_typo":
         args, want = import_args(paths, store)[:-2] + ["-map_stor", store], ["unknown or unused option", "map_stor"]
+    elif case == "bf16_unknown_dtype":
+        args, want = import_args(paths, store, ["-map_store_dtype", "fp8"]), ["fp8", "-map_store_dtype", "f32 bf16"]
+    elif case.startswith("bf16_mark") or case.startswith("bf16_root"):
+        # a BF16 store damaged after the fact: the reader must refuse it and name the file
+        import h5py
+
+        kind, cmd = case.rsplit("_", 1)
+        bad_store = os.path.join(work, "bad.h5")
+        run(mpiexec, 1, import_args(paths, bad_store, ["-map_store_dtype", "bf16"]))
+        with h5py.File(bad_store, "a") as f:
+            if kind == "bf16_mark_unknown":
+                f["task_vectors"].attrs["dtype"] = "fp8"
+                want = ["bad.h5", "/task_vectors", "integers of 2 bytes", "dtype = \"fp8\"", "expected F32"]
+            elif kind == "bf16_mark_missing":
+                del f["pretrained"].attrs["dtype"]
+                want = ["bad.h5", "/pretrained", "dtype = (none)", "uint16 with dtype = \"bf16\""]
+            else:
+                f.attrs["storage_dtype"] = "F32"
+                want = ["bad.h5", "root attribute storage_dtype is \"F32\"", "are BF16"]
+        if cmd == "info":
+            args, out = ["info", "-map_store", bad_store], None
+        else:
+            out = os.path.join(work, "merged.safetensors")
+            args = ["export", "-map_store", bad_store, "-map_coeff", "0.1,0.2,0.3", "-map_output", out]
     elif case == "count_mismatch":
         args = import_args(paths, store)
         args[args.index("-map_task_models") + 1] = ",".join(paths[t] for t in TASKS[:2])
@@ -412,7 +447,8 @@ def bad(case, work, mpiexec):
 
 def helptext(work, mpiexec):
     """-help documents each command's options and does nothing else (exit 0)."""
-    for cmd, opts in (("import", ["-map_pretrained", "-map_tasks", "-map_task_models", "-map_private_patterns", "-map_store", "-map_import_block"]),
+    for cmd, opts in (("import", ["-map_pretrained", "-map_tasks", "-map_task_models", "-map_private_patterns", "-map_store", "-map_import_block",
+                                  "-map_store_dtype"]),
                       ("info", ["-map_store"]),
                       ("export", ["-map_store", "-map_coeff", "-map_tasks", "-map_output", "-map_export_shard_size", "-map_export_private",
                                   "-map_export_dtype"])):

@@ -1,0 +1,38 @@
+/* Private to the store's writer (store_import.c, store_import_meta.c): the state of one import. */
+#ifndef MAPMERGE_STOREIMPORTIMPL_H
+#define MAPMERGE_STOREIMPORTIMPL_H
+
+#include "storeimpl.h"
+
+/* One checkpoint (the pretrained one is index 0), and where each merged tensor sits in it. */
+typedef struct {
+  MapSafetensors        st;
+  const char           *path;  /* as the user gave it */
+  char                  label[MAP_NAME_LEN + 32];
+  const MapTensorInfo **info;  /* [ntensors] for the merged tensors */
+  int                   npriv; /* private tensors (tasks only) */
+  const MapTensorInfo **priv;
+} Ckpt;
+
+typedef struct {
+  MPI_Comm        comm;
+  PetscMPIInt     rank, size;
+  int             T, nck; /* nck = T + 1 */
+  Ckpt           *ck;
+  const char     *const *tasks;
+  int             npat;
+  const char     *const *pat;
+  int             ntensors;
+  MapStoreTensor *tensors;
+  int64_t         P;
+  MapStoreDType   dtype;     /* of /pretrained and /task_vectors */
+  double          err[2][2]; /* BF16 only: max abs and max rel rounding error of [0] pretrained, [1] task vectors */
+} Import;
+
+/* Root attributes: format, versions, storage dtype, creation time, private patterns, and per
+   checkpoint its path, the sha256 of its files and its dtypes. Collective. */
+PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file);
+/* /tasks and /tensors/{name,dtype,ndim,shape,offset,numel}. Collective. */
+PetscErrorCode MapStoreImportWriteIndex_Private(Import *im, hid_t file);
+
+#endif
