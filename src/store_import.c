@@ -282,6 +282,7 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
   if (bf16) PetscCall(PetscMalloc2(nbuf + 1, &pre16, (size_t)im->T * (size_t)nbuf + 1, &tv16));
   MapCallHDF5(fpre = H5Dget_space(dpre));
   MapCallHDF5(ftv = H5Dget_space(dtv));
+  double t0 = MapWallTime();
   for (int64_t b = 0; b < maxblk; b++) {
     int64_t j0 = lay.lo + b * block, n = PetscMax(0, PetscMin(lay.hi, j0 + block) - j0);
     int     ok = 1;
@@ -338,6 +339,8 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
     MapCallHDF5(H5Sclose(mpre));
     MapCallHDF5(H5Sclose(mtv));
     PetscCall(PetscLogEventEnd(MAP_EVENT_StoreWrite, 0, 0, 0, 0));
+    /* a large model takes minutes to hours here: say how far (at most a line a second) */
+    if (maxblk > 1) PetscCall(MapProgress(im->comm, "import: parameter blocks per rank", (PetscInt)(b + 1), (PetscInt)maxblk, t0));
   }
   if (bf16) PetscCall(ImportRecordBF16Errors(im, dpre, dtv));
   PetscCall(PetscFree2(pre, tv));
