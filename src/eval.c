@@ -181,7 +181,7 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
   ev->model = model;
   ev->T     = T;
   ev->Tc    = T;
-  if (model) PetscCall(MapModelGetNumTasks(model, &ev->Tc));
+  if (model) PetscCall(MapModelGetNumCoefficients(model, &ev->Tc));
   PetscCall(PetscCalloc1(T + 1, &ev->tasks));
   for (int i = 0; i < T; i++) PetscCall(PetscStrallocpy(task_names[i], &ev->tasks[i]));
   if (ev->ndata > 0 || !strcmp(ev->type, "mlp")) {

@@ -12,6 +12,7 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, Map
   PetscCall(PetscNew(&m));
   m->store = store;
   m->T     = T;
+  m->ncoef = T;
   m->dtype = dtype;
   PetscCall(MapStoreGetLayout(store, &m->layout));
   m->n = m->layout.hi - m->layout.lo;
@@ -109,6 +110,27 @@ PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, Ma
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapModelSetCoefficientMap(MapModel model, int ncoef, const int *coef)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  for (int k = 0; k < model->T; k++)
+    PetscCheck(coef[k] >= 0 && coef[k] < ncoef && (!k || coef[k] > coef[k - 1]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+               "MapModelSetCoefficientMap: entries must ascend within [0, %d); entry %d is %d", ncoef, k, coef[k]);
+  if (!model->coef) PetscCall(PetscMalloc1(model->T, &model->coef));
+  PetscCall(PetscArraycpy(model->coef, coef, model->T));
+  model->ncoef = ncoef;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapModelGetNumCoefficients(MapModel model, int *ncoef)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  *ncoef = model->ncoef;
+  PetscFunctionReturn(0);
+}
+
 /*@
   MapModelDestroy - frees the shards; NULL-safe, sets *model = NULL. The store is not destroyed.
 @*/
@@ -117,6 +139,7 @@ PetscErrorCode MapModelDestroy(MapModel *model)
   PetscFunctionBegin;
   if (!model || !*model) PetscFunctionReturn(0);
   PetscCall(PetscFree((*model)->tasks));
+  PetscCall(PetscFree((*model)->coef));
   PetscCall(PetscFree((*model)->pre));
   PetscCall(PetscFree((*model)->tau));
   PetscCall(PetscFree(*model));
@@ -132,7 +155,7 @@ PetscErrorCode MapModelGetLayout(MapModel model, MapLayout *layout)
   PetscFunctionReturn(0);
 }
 
-/* MapModelGetNumTasks - the number of task vectors (the length of a coefficient vector). */
+/* MapModelGetNumTasks - the number of task vectors (rows of the basis). */
 PetscErrorCode MapModelGetNumTasks(MapModel model, int *T)
 {
   PetscFunctionBegin;
@@ -193,9 +216,15 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
-  for (int i = 0; i < model->T; i++)
+  for (int i = 0; i < model->ncoef; i++)
     PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
+  double csub[64];
+  if (model->coef) { /* the rows' own coefficients, in row order */
+    PetscCheck(model->T <= 64, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapModelMerge: a mapped basis of at most 64 rows");
+    for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
+    c = csub;
+  }
   if (model->dtype == MAP_STORE_DTYPE_BF16)
     PetscCall(MapMergeApplyBF16(model->n, (const uint16_t *)model->pre, model->T, (const uint16_t *)model->tau, model->n, c, theta_shard));
   else PetscCall(MapMergeApply(model->n, (const float *)model->pre, model->T, (const float *)model->tau, model->n, c, theta_shard));

@@ -13,6 +13,8 @@ struct _p_MapModel {
   MapStoreDType dtype;  /* of pre and tau: a BF16 store's shards stay BF16 (half the memory) */
   void         *pre;    /* [n] theta_pre shard (float, or uint16 holding bfloat16) */
   void         *tau;    /* [T*n] task vector shards, row k at element k*n */
+  int           ncoef;  /* length of the coefficient vector a merge takes (T unless mapped) */
+  int          *coef;   /* row k is weighted by c[coef[k]]; NULL: by c[k] (a basis of part of a larger one) */
 };
 
 /* MapMergeKernel_Private - the fast kernel without logging; pre == NULL means a zero base (used to

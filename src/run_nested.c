@@ -64,25 +64,31 @@ typedef struct {
   PetscBool    own;
 } MapNestedGroup;
 
-static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int *color, MapNestedGroup *g)
+/* need[t]: whether a pair of this group merges task t. A group of its own reads only those task
+   vectors from the store (at level 1 with T = 8 and 4 groups: 2 of 8 each). */
+static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int color, const PetscBool *need, MapNestedGroup *g)
 {
   PetscFunctionBegin;
   memset(g, 0, sizeof(*g));
-  *color = (int)(((int64_t)r->rank * ngroup) / r->size);
   if (ngroup == 1) {
     g->comm = r->comm;
     g->ev   = r->ev;
     PetscFunctionReturn(0);
   }
   g->own = PETSC_TRUE;
-  PetscCallMPI(MPI_Comm_split(r->comm, *color, r->rank, &g->comm));
+  PetscCallMPI(MPI_Comm_split(r->comm, color, r->rank, &g->comm));
   const char *evtype;
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
   if (strcmp(evtype, "analytic")) {
-    int idx[64];
+    int idx[64], coef[64], k = 0;
     PetscCall(MapStoreOpen(g->comm, r->store_path, &g->store));
-    for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[t]));
-    PetscCall(MapModelCreateFromStore(g->store, r->T, idx, &g->model));
+    for (int t = 0; t < r->T; t++)
+      if (need[t]) {
+        PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[k]));
+        coef[k++] = t;
+      }
+    PetscCall(MapModelCreateFromStore(g->store, k, idx, &g->model));
+    PetscCall(MapModelSetCoefficientMap(g->model, r->T, coef));
   }
   PetscCall(MapEvaluatorCreate(g->comm, &g->ev));
   PetscCall(MapEvaluatorSetFromOptions(g->ev));
@@ -94,7 +100,7 @@ static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int *color,
 static PetscErrorCode MapNestedGroupDestroy(MapNestedGroup *g)
 {
   PetscFunctionBegin;
-  if (g->own) {
+  if (g->own) { /* (a group of all ranks borrows the run's evaluator) */
     PetscCall(MapEvaluatorDestroy(&g->ev));
     PetscCall(MapModelDestroy(&g->model));
     PetscCall(MapStoreDestroy(&g->store));
@@ -236,7 +242,17 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
   ngroup          = chain ? 1 : PetscMin(npair, r->size);
   PetscCall(PetscCalloc1(npair, &res));
   PetscCall(PetscCalloc3(npair * per, &Cs, npair * per, &accs, npair * per, &losss));
-  PetscCall(MapNestedGroupCreate(r, ngroup, &color, &g));
+  color = (int)(((int64_t)r->rank * ngroup) / r->size);
+  {
+    /* the tasks this rank's group merges: those carried by the pairs it computes */
+    PetscBool need[64] = {PETSC_FALSE};
+    for (int p = 0; p < npair; p++) {
+      if (chain ? p != r->nested_pair : p % ngroup != color) continue;
+      for (int i = 0; i < r->nodes[pa[p]].ntask; i++) need[r->nodes[pa[p]].tasks[i]] = PETSC_TRUE;
+      for (int i = 0; i < r->nodes[pb[p]].ntask; i++) need[r->nodes[pb[p]].tasks[i]] = PETSC_TRUE;
+    }
+    PetscCall(MapNestedGroupCreate(r, ngroup, color, need, &g));
+  }
   for (int p = 0; p < npair; p++) {
     if (chain && p != r->nested_pair) continue;
     if (!chain && p % ngroup != color) continue;

@@ -26,7 +26,7 @@ PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type);
 PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev);
 /* MapEvaluatorSetUp - collective. T task names (the order of metrics[]) and, for mlp, T eval-set
    files (NULL: those of -map_eval_data / MapEvaluatorSetEvalData; their count must be T). The
-   coefficient vector has the model's basis length (MapModelGetNumTasks; usually T, with the same
+   coefficient vector has the model's length (MapModelGetNumCoefficients; usually T, with the same
    order); model may be NULL for analytic. Task heads are the store's private head.weight/head.bias
    of the task of that name. */
 PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const char *const *task_names,

@@ -25,11 +25,20 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
 /* MapModelCreateCombined - collective: a new basis whose task vector k is
    sum_i W[k*T+i] tau_i of `base` (Nested MAP's merged pairs); private tensors stay with `base`. */
 PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, MapModel *model);
+/* MapModelSetCoefficientMap - row k is weighted by c[coef[k]] of a coefficient vector of ncoef
+   entries (coef ascending): a basis read from part of the tasks still takes the whole coefficient
+   vector, and merging it at c equals merging the whole basis at c when c_i = 0 outside the part
+   (the same terms in the same order: the same bits, up to the sign of a zero). Nested MAP's rank
+   groups read only the task vectors their pairs merge. Not collective. */
+PetscErrorCode MapModelSetCoefficientMap(MapModel model, int ncoef, const int *coef);
+/* MapModelGetNumCoefficients - the length of the coefficient vector MapModelMerge takes. */
+PetscErrorCode MapModelGetNumCoefficients(MapModel model, int *ncoef);
 PetscErrorCode MapModelDestroy(MapModel *model);
 PetscErrorCode MapModelGetLayout(MapModel model, MapLayout *layout);
 PetscErrorCode MapModelGetNumTasks(MapModel model, int *T);
 PetscErrorCode MapModelGetStore(MapModel model, MapStore *store);
-/* MapModelMerge - theta_shard[hi-lo] = merged parameters of this rank's shard for coefficients c[T]. */
+/* MapModelMerge - theta_shard[hi-lo] = merged parameters of this rank's shard for coefficients
+   c[ncoef] (MapModelGetNumCoefficients; = the number of task vectors unless mapped). */
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard);
 /* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
 PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);

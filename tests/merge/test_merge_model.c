@@ -100,6 +100,38 @@ static PetscErrorCode CheckF32Read(MPI_Comm comm, MapStore store, int T, const i
   PetscFunctionReturn(0);
 }
 
+/* A basis read from part of the tasks (every other one) with a coefficient map takes the whole
+   coefficient vector and merges like the whole basis with zeros outside the part (nested MAP's rank
+   groups): equal values (a zero's sign may differ), at any rank count. */
+static PetscErrorCode CheckMappedPart(MPI_Comm comm, MapStore store, int T, const int *tasks, const double *c, MapModel whole, const MapLayout *L)
+{
+  int      k = 0, part[64], coef[64], nc, bad = 0, anybad;
+  double   cz[64];
+  float   *a, *b;
+  int64_t  n = L->hi - L->lo;
+  MapModel sub;
+
+  PetscFunctionBegin;
+  for (int t = 0; t < T; t++) {
+    cz[t] = t % 2 ? 0 : c[t];
+    if (t % 2 == 0) part[k] = tasks[t], coef[k++] = t;
+  }
+  PetscCall(MapModelCreateFromStore(store, k, part, &sub));
+  PetscCall(MapModelSetCoefficientMap(sub, T, coef));
+  PetscCall(MapModelGetNumCoefficients(sub, &nc));
+  PetscCheck(nc == T, comm, PETSC_ERR_PLIB, "mapped part: %d coefficients, expected %d", nc, T);
+  PetscCall(PetscMalloc2(n + 1, &a, n + 1, &b));
+  PetscCall(MapModelMerge(whole, cz, a));
+  PetscCall(MapModelMerge(sub, cz, b));
+  for (int64_t j = 0; j < n; j++) bad |= a[j] != b[j];
+  PetscCallMPI(MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_LOR, comm));
+  PetscCheck(!anybad, comm, PETSC_ERR_PLIB, "a mapped part of %d of %d tasks merges differently from the whole basis with zeros outside it", k, T);
+  PetscCall(PetscPrintf(comm, "mapped part (%d of %d tasks): the same merge as the whole basis with zeros outside it\n", k, T));
+  PetscCall(PetscFree2(a, b));
+  PetscCall(MapModelDestroy(&sub));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode Merge(MPI_Comm comm)
 {
   char      path[MAP_PATH_LEN], out[MAP_PATH_LEN], out2[MAP_PATH_LEN];
@@ -138,6 +170,7 @@ static PetscErrorCode Merge(MPI_Comm comm)
   PetscCall(MapModelMerge(model, c, theta));
   PetscCall(CheckF32Read(comm, store, T, tasks, c, &L, theta));
   PetscCall(GatherWrite(comm, &L, theta, out));
+  PetscCall(CheckMappedPart(comm, store, T, tasks, c, model, &L));
 
   PetscCall(MapOptionsGetRealList("-test_combine", 1024, W, &nw, &comb));
   if (comb) {
