@@ -25,7 +25,7 @@ static char help[] = "bench_store_read: collective HDF5 read of a mapmerge store
 static PetscErrorCode ReadStored(MapStore store, MapStoreDType dt, int T, const int *tasks, void *pre, void *tau)
 {
   PetscFunctionBegin;
-  if (dt == MAP_STORE_DTYPE_BF16) PetscCall(MapStoreReadShardBF16(store, T, tasks, (uint16_t *)pre, (uint16_t *)tau));
+  if (dt == MAP_STORE_DTYPE_BF16) PetscCall(MapStoreReadShard16(store, T, tasks, (uint16_t *)pre, (uint16_t *)tau));
   else PetscCall(MapStoreReadShard(store, T, tasks, (float *)pre, (float *)tau));
   PetscFunctionReturn(0);
 }
