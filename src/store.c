@@ -52,13 +52,18 @@ static PetscErrorCode StoreRequire(MapStore s, const char *name)
   PetscFunctionReturn(0);
 }
 
+static void MapF32ToBF16Array(const float *x, int64_t n, uint16_t *h)
+{
+  for (int64_t j = 0; j < n; j++) h[j] = MapF32ToBF16(x[j]);
+}
+
 static const MapStoreDTypeInfo map_store_dtypes[MAP_STORE_NUM_DTYPES] = {
   [MAP_STORE_DTYPE_F32]  = {"F32", NULL, "IEEE F32", NULL, NULL, NULL, sizeof(float), 0, NULL, NULL},
   [MAP_STORE_DTYPE_BF16] = {"BF16", "bf16", "uint16 datasets with attribute dtype = bf16", "bf16_max_abs_error", "bf16_max_rel_error",
-                            "2^-8/(1+2^-8) = 1/257", sizeof(uint16_t), 0x7f80u, MapF32ToBF16, MapBF16ToF32},
+                            "2^-8/(1+2^-8) = 1/257", sizeof(uint16_t), 0x7f80u, MapF32ToBF16Array, MapBF16ToF32},
   [MAP_STORE_DTYPE_F16]  = {"F16", "f16", "IEEE binary16 datasets (h5py: float16) with attribute dtype = f16", "f16_max_abs_error",
                             "f16_max_rel_error", "2^-11/(1+2^-11) = 1/2049; values below 2^-14 become subnormal or 0 and lose more",
-                            sizeof(uint16_t), 0x7c00u, MapF32ToF16, MapF16ToF32},
+                            sizeof(uint16_t), 0x7c00u, MapF32ToF16Array, MapF16ToF32},
 };
 
 const MapStoreDTypeInfo *MapStoreDTypeGetInfo(MapStoreDType dt)

@@ -185,9 +185,9 @@ static void BadValueMessage(Import *im, int c, int64_t j, float v, BadValueKind 
    value rounded to Inf, or -1. */
 static int64_t RoundMeasured(const MapStoreDTypeInfo *dt, const float *x, int64_t n, uint16_t *h, double err[2])
 {
+  dt->round(x, n, h);
   for (int64_t j = 0; j < n; j++) {
     double d;
-    h[j] = dt->round(x[j]);
     if ((h[j] & dt->expmask) == dt->expmask) return j; /* exponent all ones: Inf (x is finite here) */
     d = fabs((double)dt->widen(h[j]) - (double)x[j]);
     if (d > err[0]) err[0] = d;

@@ -28,7 +28,7 @@ typedef struct {
   const char *relbound; /* the relative rounding bound for normal values, for the import summary */
   size_t      size;     /* bytes per element */
   uint16_t    expmask;  /* exponent field of the 16-bit format: all ones is Inf or NaN */
-  uint16_t (*round)(float); /* F32 -> 16 bits, nearest even (NULL for F32) */
+  void (*round)(const float *, int64_t, uint16_t *); /* F32 -> 16 bits, nearest even, n at once (NULL for F32) */
   float (*widen)(uint16_t); /* exact (NULL for F32) */
 } MapStoreDTypeInfo;
 
