@@ -28,7 +28,9 @@ static float FromBF16(uint16_t b)
   return f;
 }
 
-/* IEEE half through the compiler's _Float16 (GCC >= 12 on x86-64: IEEE conversions, nearest even) */
+/* IEEE half through the compiler's _Float16 (GCC >= 12 on x86-64: IEEE conversions, nearest even);
+   a compiler without it uses the library's (tested against tables in test_safetensors) */
+#ifdef __FLT16_MAX__
 static uint16_t ToF16(float f)
 {
   _Float16 h = (_Float16)f;
@@ -43,6 +45,10 @@ static float FromF16(uint16_t b)
   memcpy(&h, &b, sizeof(h));
   return (float)h;
 }
+#else
+  #define ToF16   MapF32ToF16
+  #define FromF16 MapF16ToF32
+#endif
 
 typedef PetscErrorCode (*Apply16Fn)(int64_t, const uint16_t *, int, const uint16_t *, int64_t, const double *, float *);
 
