@@ -40,6 +40,14 @@ static inline __attribute__((always_inline)) map_v8f LoadBF16(const uint16_t *p)
   return v;
 }
 
+/* IEEE half without F16C: the tested scalar widening (exact), lane by lane. */
+static inline __attribute__((always_inline)) map_v8f LoadF16(const uint16_t *p)
+{
+  map_v8f v;
+  for (int k = 0; k < 8; k++) v[k] = MapF16ToF32(p[k]);
+  return v;
+}
+
 #define StoreF32(p, v) memcpy((p), &(v), sizeof(map_v8f))
 
 static inline float WidenBF16(uint16_t b)
@@ -52,7 +60,7 @@ static inline float WidenBF16(uint16_t b)
 
 /* One pass: theta[j] = base[j] + sum_{i<T} cf[i] * tau[i*ld + j], for j < n, where the base is
    baseb (storage type), else basef (F32, e.g. theta itself from an earlier pass), else 0.
-   One body for both storage types and both instruction sets; UNROLL vectors of 8 per step keep
+   One body for all storage types and both instruction sets; UNROLL vectors of 8 per step keep
    enough independent adds in flight to hide the add latency behind the loads. */
 #define MAP_MERGE_UNROLL 4
 #define MAP_MERGE_BODY(TYPE, LOADV, LOADS) \
@@ -96,7 +104,7 @@ static inline float WidenBF16(uint16_t b)
 #define MAP_IDENT(x) (x)
 
 typedef void (*PassF32Fn)(int64_t, const float *, const float *, int, const float *, int64_t, const float *, float *);
-typedef void (*PassBF16Fn)(int64_t, const uint16_t *, const float *, int, const uint16_t *, int64_t, const float *, float *);
+typedef void (*Pass16Fn)(int64_t, const uint16_t *, const float *, int, const uint16_t *, int64_t, const float *, float *);
 
 static void PassF32_Generic(int64_t n, const float *baseb, const float *basef, int T, const float *tau, int64_t ld,
                             const float *cf, float *theta)
@@ -108,6 +116,12 @@ static void PassBF16_Generic(int64_t n, const uint16_t *baseb, const float *base
                              const float *cf, float *theta)
 {
   MAP_MERGE_BODY(uint16_t, LoadBF16, WidenBF16);
+}
+
+static void PassF16_Generic(int64_t n, const uint16_t *baseb, const float *basef, int T, const uint16_t *tau, int64_t ld,
+                            const float *cf, float *theta)
+{
+  MAP_MERGE_BODY(uint16_t, LoadF16, MapF16ToF32);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -166,6 +180,18 @@ __attribute__((target("avx2"))) static void PassBF16_AVX2(int64_t n, const uint1
   if (j < n) PassBF16_Generic(n - j, baseb ? baseb + j : NULL, basef ? basef + j : NULL, T, tau ? tau + j : NULL, ld, cf, theta + j);
 }
 
+/* IEEE half with F16C: vcvtph2ps widens 8 halves exactly, in element order. */
+__attribute__((target("avx2,f16c"))) static inline __attribute__((always_inline)) map_v8f LoadF16_F16C(const uint16_t *p)
+{
+  return (map_v8f)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+__attribute__((target("avx2,f16c"))) static void PassF16_AVX2(int64_t n, const uint16_t *baseb, const float *basef, int T,
+                                                             const uint16_t *tau, int64_t ld, const float *cf, float *theta)
+{
+  MAP_MERGE_BODY(uint16_t, LoadF16_F16C, MapF16ToF32);
+}
+
 static int map_force_generic = 0;
 
 static int HaveAVX2(void)
@@ -176,6 +202,14 @@ static int HaveAVX2(void)
     __builtin_cpu_init();
     have = __builtin_cpu_supports("avx2") ? 1 : 0;
   }
+  return have;
+}
+
+static int HaveF16C(void)
+{
+  static int have = -1;
+  if (!HaveAVX2()) return 0;
+  if (have < 0) have = __builtin_cpu_supports("f16c") ? 1 : 0;
   return have;
 }
 #endif
@@ -224,13 +258,25 @@ void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau
   MAP_MERGE_DRIVE(pass, pre);
 }
 
-void MapMergeKernelBF16_Private(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta)
+static void Kernel16(Pass16Fn pass, int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta)
 {
-  PassBF16Fn pass = PassBF16_Generic;
-#if defined(MAP_HAVE_AVX2_DISPATCH)
-  if (HaveAVX2()) pass = PassBF16_AVX2;
-#endif
   MAP_MERGE_DRIVE(pass, pre);
+}
+
+void MapMergeKernelStored_Private(MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const float *cf,
+                                  float *theta)
+{
+  Pass16Fn pass = dt == MAP_STORE_DTYPE_BF16 ? PassBF16_Generic : PassF16_Generic;
+
+  if (dt == MAP_STORE_DTYPE_F32) {
+    MapMergeKernel_Private(n, (const float *)pre, T, (const float *)tau, ld, cf, theta);
+    return;
+  }
+#if defined(MAP_HAVE_AVX2_DISPATCH)
+  if (dt == MAP_STORE_DTYPE_BF16 && HaveAVX2()) pass = PassBF16_AVX2;
+  if (dt == MAP_STORE_DTYPE_F16 && HaveF16C()) pass = PassF16_AVX2;
+#endif
+  Kernel16(pass, n, (const uint16_t *)pre, T, (const uint16_t *)tau, ld, cf, theta);
 }
 
 /* Arguments shared by all variants; the coefficients are rounded to F32 once, as the contract says. */
@@ -268,6 +314,36 @@ static PetscErrorCode CoeffsFree(float *stack, float **cf)
   PetscFunctionReturn(0);
 }
 
+/* Checks, logs and runs the fast kernel on pre and tau held in storage dtype dt. */
+static PetscErrorCode ApplyStored(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+                                  const double *c, float *theta)
+{
+  float stack[MAP_MERGE_STACK_T], *cf;
+
+  PetscFunctionBegin;
+  PetscCall(CheckArgs(fn, n, pre, T, tau, ld, c, theta));
+  if (n == 0) PetscFunctionReturn(0);
+  PetscCall(MapInitializePackage());
+  PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscCall(CoeffsF32(T, c, stack, &cf));
+  MapMergeKernelStored_Private(dt, n, pre, T, tau, ld, cf, theta);
+  PetscCall(CoeffsFree(stack, &cf));
+  PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
+  PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+                                           const double *c, float *theta)
+{
+  PetscFunctionBegin;
+  PetscCheck(dt == MAP_STORE_DTYPE_F32 || dt == MAP_STORE_DTYPE_BF16 || dt == MAP_STORE_DTYPE_F16, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "%s: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)", fn, (int)dt, (int)MAP_STORE_DTYPE_F32,
+             (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
+  PetscCall(ApplyStored(fn, dt, n, pre, T, tau, ld, c, theta));
+  PetscFunctionReturn(0);
+}
+
 /*@
   MapMergeApply - theta[j] = pre[j] + sum_i c[i] * tau[i*ld + j], j < n, accumulated in F32 in task
   order; the accumulators of 32 elements stay in registers over the task loop, so each input is
@@ -279,18 +355,8 @@ static PetscErrorCode CoeffsFree(float *stack, float **cf)
 @*/
 PetscErrorCode MapMergeApply(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta)
 {
-  float  stack[MAP_MERGE_STACK_T], *cf;
-
   PetscFunctionBegin;
-  PetscCall(CheckArgs("MapMergeApply", n, pre, T, tau, ld, c, theta));
-  if (n == 0) PetscFunctionReturn(0);
-  PetscCall(MapInitializePackage());
-  PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
-  PetscCall(CoeffsF32(T, c, stack, &cf));
-  MapMergeKernel_Private(n, pre, T, tau, ld, cf, theta);
-  PetscCall(CoeffsFree(stack, &cf));
-  PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
-  PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscCall(ApplyStored("MapMergeApply", MAP_STORE_DTYPE_F32, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }
 
@@ -318,6 +384,29 @@ PetscErrorCode MapMergeApply_Ref(int64_t n, const float *pre, int T, const float
   PetscFunctionReturn(0);
 }
 
+/* The plain loop for 16-bit storage: each value widened (exactly) by `widen`, then the F32
+   arithmetic of MapMergeApply_Ref. */
+static PetscErrorCode ApplyRef16(const char *fn, float (*widen)(uint16_t), int64_t n, const uint16_t *pre, int T, const uint16_t *tau,
+                                 int64_t ld, const double *c, float *theta)
+{
+  float stack[MAP_MERGE_STACK_T], *cf;
+
+  PetscFunctionBegin;
+  PetscCall(CheckArgs(fn, n, pre, T, tau, ld, c, theta));
+  if (n == 0) PetscFunctionReturn(0);
+  PetscCall(CoeffsF32(T, c, stack, &cf));
+  for (int64_t j = 0; j < n; j++) {
+    float acc = widen(pre[j]);
+    for (int i = 0; i < T; i++) {
+      float prod = cf[i] * widen(tau[(int64_t)i * ld + j]);
+      acc        = acc + prod;
+    }
+    theta[j] = acc;
+  }
+  PetscCall(CoeffsFree(stack, &cf));
+  PetscFunctionReturn(0);
+}
+
 /*@
   MapMergeApplyBF16 - MapMergeApply for bfloat16 storage: pre and tau are widened exactly to F32,
   then the same F32 arithmetic; the output is F32. Not collective.
@@ -325,18 +414,8 @@ PetscErrorCode MapMergeApply_Ref(int64_t n, const float *pre, int T, const float
 PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
                                  float *theta)
 {
-  float stack[MAP_MERGE_STACK_T], *cf;
-
   PetscFunctionBegin;
-  PetscCall(CheckArgs("MapMergeApplyBF16", n, pre, T, tau, ld, c, theta));
-  if (n == 0) PetscFunctionReturn(0);
-  PetscCall(MapInitializePackage());
-  PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
-  PetscCall(CoeffsF32(T, c, stack, &cf));
-  MapMergeKernelBF16_Private(n, pre, T, tau, ld, cf, theta);
-  PetscCall(CoeffsFree(stack, &cf));
-  PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
-  PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
+  PetscCall(ApplyStored("MapMergeApplyBF16", MAP_STORE_DTYPE_BF16, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }
 
@@ -346,20 +425,31 @@ PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const ui
 PetscErrorCode MapMergeApplyBF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
                                      const double *c, float *theta)
 {
-  float stack[MAP_MERGE_STACK_T], *cf;
-
   PetscFunctionBegin;
-  PetscCall(CheckArgs("MapMergeApplyBF16_Ref", n, pre, T, tau, ld, c, theta));
-  if (n == 0) PetscFunctionReturn(0);
-  PetscCall(CoeffsF32(T, c, stack, &cf));
-  for (int64_t j = 0; j < n; j++) {
-    float acc = WidenBF16(pre[j]);
-    for (int i = 0; i < T; i++) {
-      float prod = cf[i] * WidenBF16(tau[(int64_t)i * ld + j]);
-      acc        = acc + prod;
-    }
-    theta[j] = acc;
-  }
-  PetscCall(CoeffsFree(stack, &cf));
+  PetscCall(ApplyRef16("MapMergeApplyBF16_Ref", MapBF16ToF32, n, pre, T, tau, ld, c, theta));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapMergeApplyF16 - MapMergeApply for IEEE half storage: pre and tau are widened exactly to F32
+  (F16C vcvtph2ps when the CPU has AVX2 and F16C), then the same F32 arithmetic; the output is
+  F32. Not collective.
+@*/
+PetscErrorCode MapMergeApplyF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
+                                float *theta)
+{
+  PetscFunctionBegin;
+  PetscCall(ApplyStored("MapMergeApplyF16", MAP_STORE_DTYPE_F16, n, pre, T, tau, ld, c, theta));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapMergeApplyF16_Ref - the plain loop for IEEE half storage (tests and benchmarks). Not collective.
+@*/
+PetscErrorCode MapMergeApplyF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
+                                    const double *c, float *theta)
+{
+  PetscFunctionBegin;
+  PetscCall(ApplyRef16("MapMergeApplyF16_Ref", MapF16ToF32, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }

@@ -6,7 +6,7 @@
 static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, MapModel *model)
 {
   MapModel m;
-  size_t   esize = dtype == MAP_STORE_DTYPE_BF16 ? sizeof(uint16_t) : sizeof(float);
+  size_t   esize = dtype == MAP_STORE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
 
   PetscFunctionBegin;
   PetscCall(PetscNew(&m));
@@ -28,7 +28,7 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, Map
   MapModelCreateFromStore - reads this rank's shard of theta_pre and of the task vectors of the
   store tasks `tasks[0..ntask-1]` (store task indices, in the order the coefficient vector uses;
   tasks == NULL means 0..ntask-1). Collective on the store's communicator. The shards keep the
-  store's dtype (F32 or BF16); merges widen BF16 exactly and compute in F32.
+  store's dtype (F32, BF16 or F16); merges widen 16-bit values exactly and compute in F32.
 
   The model references the store (for private tensors and the index): destroy the model first.
   Errors: ntask < 1 or a task index outside [0, T) of the store, naming the store and its T.
@@ -56,7 +56,7 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   PetscCall(MapStoreGetDType(store, &dtype));
   PetscCall(ModelAlloc(store, ntask, dtype, &m));
   for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
-  if (dtype == MAP_STORE_DTYPE_BF16) PetscCall(MapStoreReadShardBF16(store, ntask, m->tasks, (uint16_t *)m->pre, (uint16_t *)m->tau));
+  if (dtype != MAP_STORE_DTYPE_F32) PetscCall(MapStoreReadShard16(store, ntask, m->tasks, (uint16_t *)m->pre, (uint16_t *)m->tau));
   else PetscCall(MapStoreReadShard(store, ntask, m->tasks, (float *)m->pre, (float *)m->tau));
   *model = m;
   PetscFunctionReturn(0);
@@ -67,8 +67,8 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   T vectors of `base` (Nested MAP: a merged pair's task vector is c_a tau_a + c_b tau_b).
   Arithmetic: acc = 0; acc = acc + (float)W[k*T+i] * tau_i[j] for i = 0..T-1, each step rounded to
   F32 (the merge kernel with a zero base), so the bits do not depend on the sharding.
-  theta_pre is copied. The new basis is F32 whatever the dtype of `base` (a BF16 base is widened
-  exactly: combinations of BF16 vectors are not BF16). Private tensors stay in the store;
+  theta_pre is copied. The new basis is F32 whatever the dtype of `base` (a BF16 or F16 base is
+  widened exactly: combinations of 16-bit vectors are not 16-bit). Private tensors stay in the store;
   MapModelGetStoreTask() returns -1 for combined vectors. Collective in the sense that every rank
   must call it (no communication).
 
@@ -90,9 +90,7 @@ PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, Ma
   PetscCall(ModelAlloc(base->store, nk, MAP_STORE_DTYPE_F32, &m));
   PetscCheck(m->n == base->n, PETSC_COMM_SELF, PETSC_ERR_PLIB, "MapModelCreateCombined: store layout %" PRId64 " != model shard %" PRId64,
              m->n, base->n);
-  if (base->dtype == MAP_STORE_DTYPE_BF16)
-    for (int64_t j = 0; j < base->n; j++) ((float *)m->pre)[j] = MapBF16ToF32(((const uint16_t *)base->pre)[j]);
-  else PetscCall(PetscArraycpy((float *)m->pre, (const float *)base->pre, base->n));
+  MapMergeKernelStored_Private(base->dtype, base->n, base->pre, 0, NULL, 0, NULL, (float *)m->pre); /* T = 0: pre, widened */
   PetscCall(PetscMalloc1(base->T, &wf));
   PetscCall(MapInitializePackage());
   PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
@@ -100,8 +98,7 @@ PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, Ma
     float *tk = (float *)m->tau + (size_t)k * (size_t)m->n;
     m->tasks[k] = -1;
     for (int i = 0; i < base->T; i++) wf[i] = (float)W[k * base->T + i];
-    if (base->dtype == MAP_STORE_DTYPE_BF16) MapMergeKernelBF16_Private(base->n, NULL, base->T, (const uint16_t *)base->tau, base->n, wf, tk);
-    else MapMergeKernel_Private(base->n, NULL, base->T, (const float *)base->tau, base->n, wf, tk);
+    MapMergeKernelStored_Private(base->dtype, base->n, NULL, base->T, base->tau, base->n, wf, tk);
   }
   PetscCall(PetscLogFlops(2.0 * nk * base->T * (PetscLogDouble)base->n));
   PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
@@ -185,7 +182,7 @@ PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t)
 
 /* MapModelGetShards - read-only access to this rank's F32 shards: pre[n], tau[k*n + j] (k < T).
    For methods that transform task vectors (TIES, DARE) and for tests. Not collective.
-   Errors: a model of BF16 shards (MapModelGetDType), which has no F32 copy to give. */
+   Errors: a model of BF16 or F16 shards (MapModelGetDType), which has no F32 copy to give. */
 PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, const float **tau)
 {
   PetscFunctionBegin;
@@ -209,7 +206,7 @@ PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype)
 
 /*@
   MapModelMerge - theta_shard[0 .. hi-lo) = the merged parameters of this rank's shard at
-  coefficients c[T] (MapMergeApply, or MapMergeApplyBF16 for BF16 shards). Not collective; the
+  coefficients c[T] (MapMergeApply, MapMergeApplyBF16 or MapMergeApplyF16 by the shards' dtype). Not collective; the
   same bits for any rank count.
 @*/
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard)
@@ -225,8 +222,6 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
     for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
     c = csub;
   }
-  if (model->dtype == MAP_STORE_DTYPE_BF16)
-    PetscCall(MapMergeApplyBF16(model->n, (const uint16_t *)model->pre, model->T, (const uint16_t *)model->tau, model->n, c, theta_shard));
-  else PetscCall(MapMergeApply(model->n, (const float *)model->pre, model->T, (const float *)model->tau, model->n, c, theta_shard));
+  PetscCall(MapMergeApplyStored_Private("MapModelMerge", model->dtype, model->n, model->pre, model->T, model->tau, model->n, c, theta_shard));
   PetscFunctionReturn(0);
 }

@@ -10,8 +10,8 @@ struct _p_MapModel {
   int           T;      /* number of task vectors in this basis */
   int          *tasks;  /* store task index of each basis vector, or -1 for a combined vector */
   int64_t       n;      /* hi - lo */
-  MapStoreDType dtype;  /* of pre and tau: a BF16 store's shards stay BF16 (half the memory) */
-  void         *pre;    /* [n] theta_pre shard (float, or uint16 holding bfloat16) */
+  MapStoreDType dtype;  /* of pre and tau: a BF16 or F16 store's shards stay 16-bit (half the memory) */
+  void         *pre;    /* [n] theta_pre shard (float, or uint16 holding bfloat16 or IEEE half) */
   void         *tau;    /* [T*n] task vector shards, row k at element k*n */
   int           ncoef;  /* length of the coefficient vector a merge takes (T unless mapped) */
   int          *coef;   /* row k is weighted by c[coef[k]]; NULL: by c[k] (a basis of part of a larger one) */
@@ -21,9 +21,16 @@ struct _p_MapModel {
    form combined task vectors). Same arithmetic as MapMergeApply_Ref. */
 void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta);
 
-/* MapMergeKernelBF16_Private - the same for BF16 pre and tau (widened exactly); pre == NULL means a
-   zero base. Same arithmetic as MapMergeApplyBF16_Ref. */
-void MapMergeKernelBF16_Private(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const float *cf, float *theta);
+/* MapMergeKernelStored_Private - the same for pre and tau in storage dtype dt (16-bit values are
+   widened exactly); pre == NULL means a zero base, T = 0 widens pre into theta. Same arithmetic as
+   the _Ref loops. */
+void MapMergeKernelStored_Private(MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const float *cf,
+                                  float *theta);
+
+/* MapMergeApplyStored_Private - MapMergeApply, MapMergeApplyBF16 or MapMergeApplyF16 by dt, with
+   errors naming fn. */
+PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+                                           const double *c, float *theta);
 
 /* MapMergeForceGeneric_Private - tests: use the portable kernels even where AVX2 is available. */
 void MapMergeForceGeneric_Private(PetscBool flg);

@@ -13,7 +13,7 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
   char                  pretrained[MAP_PATH_LEN] = "", store[MAP_PATH_LEN] = "", patterns[4096] = "head.*";
   static char           tasks[65536], models[65536]; /* long lists of long paths */
   PetscInt              block = 0, chunk = 0, idtype = 0;
-  const char           *dtypes[] = {"f32", "bf16"}; /* index = MapStoreDType */
+  const char           *dtypes[] = {"f32", "bf16", "f16"}; /* index = MapStoreDType */
   PetscBool             help, set;
   int                   nt = 0, nm = 0, np = 0;
   char                **tl = NULL, **ml = NULL, **pl = NULL;
@@ -34,9 +34,9 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
                             NULL));
   PetscCall(PetscOptionsInt("-map_import_chunk", "columns per HDF5 chunk of /task_vectors (0 = min(P, 1M))", NULL, chunk, &chunk, NULL));
   PetscCall(PetscOptionsEList("-map_store_dtype",
-                              "storage dtype of /pretrained and /task_vectors: f32, or bf16 (half the bytes; task vectors rounded to nearest even, "
-                              "relative error < 2^-8 per element, recorded in the store)",
-                              NULL, dtypes, 2, dtypes[0], &idtype, NULL));
+                              "storage dtype of /pretrained and /task_vectors: f32, bf16 or f16 (half the bytes; rounded to nearest even, "
+                              "relative error per element < 2^-8 for bf16, < 2^-11 for f16 above 2^-14 (f16 overflows beyond 65504), recorded in the store)",
+                              NULL, dtypes, MAP_STORE_NUM_DTYPES, dtypes[0], &idtype, NULL));
   PetscOptionsEnd();
   PetscCall(PetscOptionsHasHelp(NULL, &help));
   if (help) PetscFunctionReturn(0);

@@ -105,6 +105,30 @@ uint16_t MapF32ToF16(float f)
   return (uint16_t)(sign | h);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+  #include <immintrin.h>
+__attribute__((target("f16c,avx"))) static int64_t F32ToF16_F16C(const float *x, int64_t n, uint16_t *h)
+{
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) _mm_storeu_si128((__m128i *)(h + j), _mm256_cvtps_ph(_mm256_loadu_ps(x + j), _MM_FROUND_TO_NEAREST_INT));
+  return j;
+}
+#endif
+
+void MapF32ToF16Array(const float *x, int64_t n, uint16_t *h)
+{
+  int64_t j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int have = -1;
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  }
+  if (have) j = F32ToF16_F16C(x, n, h);
+#endif
+  for (; j < n; j++) h[j] = MapF32ToF16(x[j]);
+}
+
 uint16_t MapF32ToBF16(float f)
 {
   uint32_t x = map_f2u(f);

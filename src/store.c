@@ -1,4 +1,4 @@
-/* MapStore, read side: open a store written by MapStoreImport (F32 or BF16), read shards of the parameter
+/* MapStore, read side: open a store written by MapStoreImport (F32, BF16 or F16), read shards of the parameter
  * vector with collective hyperslab I/O, private tensors, provenance (store_view.c describes it). */
 #include "storeimpl.h"
 
@@ -52,44 +52,99 @@ static PetscErrorCode StoreRequire(MapStore s, const char *name)
   PetscFunctionReturn(0);
 }
 
-const char *MapStoreDTypeName(MapStoreDType dt)
+static void MapF32ToBF16Array(const float *x, int64_t n, uint16_t *h)
 {
-  return dt == MAP_STORE_DTYPE_BF16 ? "BF16" : dt == MAP_STORE_DTYPE_F32 ? "F32" : "unknown";
+  for (int64_t j = 0; j < n; j++) h[j] = MapF32ToBF16(x[j]);
 }
 
-/* The storage dtype of one vector dataset: IEEE F32, or 16-bit unsigned integers marked
-   dtype = "bf16" (anything else, e.g. a uint16 dataset with another or no mark, is refused). */
+static const MapStoreDTypeInfo map_store_dtypes[MAP_STORE_NUM_DTYPES] = {
+  [MAP_STORE_DTYPE_F32]  = {"F32", NULL, "IEEE F32", NULL, NULL, NULL, sizeof(float), 0, NULL, NULL},
+  [MAP_STORE_DTYPE_BF16] = {"BF16", "bf16", "uint16 datasets with attribute dtype = bf16", "bf16_max_abs_error", "bf16_max_rel_error",
+                            "2^-8/(1+2^-8) = 1/257", sizeof(uint16_t), 0x7f80u, MapF32ToBF16Array, MapBF16ToF32},
+  [MAP_STORE_DTYPE_F16]  = {"F16", "f16", "IEEE binary16 datasets (h5py: float16) with attribute dtype = f16", "f16_max_abs_error",
+                            "f16_max_rel_error", "2^-11/(1+2^-11) = 1/2049; values below 2^-14 become subnormal or 0 and lose more",
+                            sizeof(uint16_t), 0x7c00u, MapF32ToF16Array, MapF16ToF32},
+};
+
+const MapStoreDTypeInfo *MapStoreDTypeGetInfo(MapStoreDType dt)
+{
+  return (int)dt >= 0 && (int)dt < MAP_STORE_NUM_DTYPES ? &map_store_dtypes[dt] : NULL;
+}
+
+const char *MapStoreDTypeName(MapStoreDType dt)
+{
+  const MapStoreDTypeInfo *info = MapStoreDTypeGetInfo(dt);
+  return info ? info->name : "unknown";
+}
+
+PetscErrorCode MapStoreDTypeH5Type(MapStoreDType dt, PetscBool file, hid_t *type)
+{
+  PetscFunctionBegin;
+  switch (dt) {
+  case MAP_STORE_DTYPE_F32:
+    MapCallHDF5(*type = H5Tcopy(file ? H5T_IEEE_F32LE : H5T_NATIVE_FLOAT));
+    break;
+  case MAP_STORE_DTYPE_BF16:
+    MapCallHDF5(*type = H5Tcopy(file ? H5T_STD_U16LE : H5T_NATIVE_UINT16));
+    break;
+  case MAP_STORE_DTYPE_F16:
+    /* HDF5 1.10 predefines no half type: binary16 is F32 narrowed to sign bit 15, exponent bits
+       10-14 (bias 15), mantissa bits 0-9, exactly h5py's float16, so numpy reads it natively */
+    MapCallHDF5(*type = H5Tcopy(file ? H5T_IEEE_F32LE : H5T_NATIVE_FLOAT));
+    MapCallHDF5(H5Tset_fields(*type, 15, 10, 5, 0, 10));
+    MapCallHDF5(H5Tset_size(*type, 2));
+    MapCallHDF5(H5Tset_ebias(*type, 15));
+    break;
+  default:
+    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)", (int)dt,
+            (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
+  }
+  PetscFunctionReturn(0);
+}
+
+/* The storage dtype of one vector dataset: the HDF5 type of one of the dtypes, with that dtype's
+   mark (none for F32). Anything else, e.g. a uint16 dataset with another or no mark, or a half
+   float marked bf16, is refused. */
 static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name, MapStoreDType *dt)
 {
-  hid_t       type;
-  H5T_class_t cls;
-  size_t      size;
-  H5T_sign_t  sign = H5T_SGN_ERROR;
-  char       *mark = NULL;
+  hid_t     type;
+  char     *mark  = NULL;
+  PetscBool found = PETSC_FALSE;
 
   PetscFunctionBegin;
   MapCallHDF5(type = H5Dget_type(dset));
-  MapCallHDF5(cls = H5Tget_class(type));
-  size = H5Tget_size(type); /* 0 on failure: refused below like any unknown type */
-  if (cls == H5T_INTEGER) MapCallHDF5(sign = H5Tget_sign(type));
-  MapCallHDF5(H5Tclose(type));
   PetscCall(MapH5ReadStringAttr(dset, MAP_STORE_ATTR_DTYPE, &mark));
-  if (cls == H5T_FLOAT && size == 4 && !mark) *dt = MAP_STORE_DTYPE_F32;
-  else if (cls == H5T_INTEGER && size == 2 && sign == H5T_SGN_NONE && mark && !strcmp(mark, MAP_STORE_ATTR_BF16)) *dt = MAP_STORE_DTYPE_BF16;
-  else {
-    char got[64];
-    PetscCall(PetscSNPrintf(got, sizeof(got), "%s of %zu bytes", cls == H5T_FLOAT ? "floats" : cls == H5T_INTEGER ? "integers" : "values", size));
-    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-            "store %s: %s holds %s with attribute %s = %s%s%s; expected F32 without it, or uint16 with %s = \"%s\" (corrupt, or not written by mapmerge)",
-            s->path, name, got, MAP_STORE_ATTR_DTYPE, mark ? "\"" : "", mark ? mark : "(none)", mark ? "\"" : "", MAP_STORE_ATTR_DTYPE,
-            MAP_STORE_ATTR_BF16);
+  for (int d = 0; d < MAP_STORE_NUM_DTYPES && !found; d++) {
+    const MapStoreDTypeInfo *info = &map_store_dtypes[d];
+    hid_t                    want;
+    htri_t                   eq;
+    if (info->mark ? !mark || strcmp(mark, info->mark) : mark != NULL) continue;
+    PetscCall(MapStoreDTypeH5Type((MapStoreDType)d, PETSC_TRUE, &want));
+    MapCallHDF5(eq = H5Tequal(type, want));
+    MapCallHDF5(H5Tclose(want));
+    if (eq > 0) {
+      *dt   = (MapStoreDType)d;
+      found = PETSC_TRUE;
+    }
   }
+  if (!found) {
+    H5T_class_t cls  = H5Tget_class(type);
+    size_t      size = H5Tget_size(type); /* 0 on failure: only used in the message */
+    char        got[64];
+    PetscCall(PetscSNPrintf(got, sizeof(got), "%s of %zu bytes", cls == H5T_FLOAT ? "floats" : cls == H5T_INTEGER ? "integers" : "values", size));
+    MapCallHDF5(H5Tclose(type));
+    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+            "store %s: %s holds %s with attribute %s = %s%s%s; expected F32 without it, uint16 with %s = \"%s\", or IEEE binary16 with %s = \"%s\" (corrupt, or not written by mapmerge)",
+            s->path, name, got, MAP_STORE_ATTR_DTYPE, mark ? "\"" : "", mark ? mark : "(none)", mark ? "\"" : "",
+            MAP_STORE_ATTR_DTYPE, map_store_dtypes[MAP_STORE_DTYPE_BF16].mark, MAP_STORE_ATTR_DTYPE, map_store_dtypes[MAP_STORE_DTYPE_F16].mark);
+  }
+  MapCallHDF5(H5Tclose(type));
   PetscCall(PetscFree(mark));
   PetscFunctionReturn(0);
 }
 
 /* /pretrained and /task_vectors share one storage dtype, which the root attribute storage_dtype
-   (when present: stores before BF16 support lack it) names. */
+   (when present: stores before 16-bit support lack it) names. */
 static PetscErrorCode StoreReadDType(MapStore s)
 {
   MapStoreDType dtv;
@@ -213,7 +268,8 @@ static PetscErrorCode StoreReadIndex(MapStore s)
 
 /*@
   MapStoreOpen - opens a store read-only and reads its index (tasks, tensor table, P) and the
-  storage dtype of its vectors (F32, or BF16: uint16 datasets marked dtype = "bf16").
+  storage dtype of its vectors (F32; BF16: uint16 datasets marked dtype = "bf16"; F16: IEEE binary16
+  datasets marked dtype = "f16").
 
   Collective on comm. Errors name the file and what is missing or inconsistent when the file is
   not a store, is truncated or corrupt (including a dtype mark that is missing, unknown, or
@@ -443,13 +499,14 @@ static PetscErrorCode StoreReadColumns(MapStore s, hid_t mtype, int nrow, const 
   PetscFunctionReturn(0);
 }
 
-/* Collective: the shard of pre and of the tasks' rows in the store's own dtype (F32, or BF16 as
-   uint16): reading BF16 as F32 would make HDF5 convert the integers numerically. */
+/* Collective: the shard of pre and of the tasks' rows in the store's own dtype (F32, or the 16-bit
+   patterns): reading BF16 as F32 would make HDF5 convert the integers numerically, and an F16 read
+   as F32 would take HDF5's (slow, non-collective) conversion path. */
 static PetscErrorCode StoreReadShardStored(MapStore s, int ntask, const int *tasks, void *pre, void *tau)
 {
   int64_t   lo = s->layout.lo, hi = s->layout.hi, n = hi - lo;
-  hid_t     mtype = s->dtype == MAP_STORE_DTYPE_BF16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
-  size_t    esize = s->dtype == MAP_STORE_DTYPE_BF16 ? sizeof(uint16_t) : sizeof(float);
+  hid_t     mtype;
+  size_t    esize = MapStoreDTypeGetInfo(s->dtype)->size;
   PetscInt  nrow  = ntask;
   PetscInt *rows;
   int      *irows;
@@ -458,6 +515,7 @@ static PetscErrorCode StoreReadShardStored(MapStore s, int ntask, const int *tas
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
+  PetscCall(MapStoreDTypeH5Type(s->dtype, PETSC_FALSE, &mtype));
   if (pre) PetscCall(StoreReadColumns(s, mtype, 0, NULL, lo, hi, pre));
   if (tau && ntask > 0) {
     PetscCall(PetscMalloc2(ntask, &rows, ntask, &irows));
@@ -485,54 +543,56 @@ static PetscErrorCode StoreReadShardStored(MapStore s, int ntask, const int *tas
     }
     PetscCall(PetscFree2(rows, irows));
   }
+  MapCallHDF5(H5Tclose(mtype));
   PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 
-/* Widens n BF16 values held at the start of x to F32 in place. From the last one down, so each
+/* Widens n 16-bit values held at the start of x to F32 in place. From the last one down, so each
    value is read before its bytes are overwritten; memcpy, because the bytes change type. */
-static void WidenBF16InPlace(float *x, int64_t n)
+static void Widen16InPlace(float *x, int64_t n, float (*widen)(uint16_t))
 {
   for (int64_t j = n - 1; j >= 0; j--) {
     uint16_t h;
     float    f;
     memcpy(&h, (const char *)x + (size_t)j * sizeof(h), sizeof(h));
-    f = MapBF16ToF32(h);
+    f = widen(h);
     memcpy(&x[j], &f, sizeof(f));
   }
 }
 
 /*@
   MapStoreReadShard - reads this rank's shard [lo,hi) (MapStoreGetLayout) of theta_pre and of the
-  task vectors of the `ntask` store tasks `tasks` (any order, repeats allowed), as F32: a BF16
-  store is read as BF16 and widened (exactly) in the caller's arrays.
+  task vectors of the `ntask` store tasks `tasks` (any order, repeats allowed), as F32: a BF16 or
+  F16 store is read as stored and widened (exactly) in the caller's arrays.
 
   Collective (every rank calls it with the same tasks). pre[hi-lo] and tau[k*(hi-lo) + j] may be NULL.
 @*/
 PetscErrorCode MapStoreReadShard(MapStore s, int ntask, const int *tasks, float *pre, float *tau)
 {
-  int64_t n = s->layout.hi - s->layout.lo;
+  int64_t n     = s->layout.hi - s->layout.lo;
+  float (*widen)(uint16_t) = MapStoreDTypeGetInfo(s->dtype)->widen;
 
   PetscFunctionBegin;
   PetscCall(StoreReadShardStored(s, ntask, tasks, pre, tau));
-  if (s->dtype == MAP_STORE_DTYPE_BF16) {
-    if (pre) WidenBF16InPlace(pre, n);
-    if (tau) WidenBF16InPlace(tau, (int64_t)ntask * n);
+  if (widen) {
+    if (pre) Widen16InPlace(pre, n, widen);
+    if (tau) Widen16InPlace(tau, (int64_t)ntask * n, widen);
   }
   PetscFunctionReturn(0);
 }
 
 /*@
-  MapStoreReadShardBF16 - MapStoreReadShard for a BF16 store, keeping the BF16 values (half the
-  memory of F32; MapMergeApplyBF16 merges them).
+  MapStoreReadShard16 - MapStoreReadShard for a BF16 or F16 store, keeping the 16-bit values (half
+  the memory of F32; MapMergeApplyBF16 and MapMergeApplyF16 merge them).
 
-  Collective. Errors: the store is not BF16 (naming it and its dtype).
+  Collective. Errors: an F32 store (naming it).
 @*/
-PetscErrorCode MapStoreReadShardBF16(MapStore s, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau)
+PetscErrorCode MapStoreReadShard16(MapStore s, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau)
 {
   PetscFunctionBegin;
-  PetscCheck(s->dtype == MAP_STORE_DTYPE_BF16, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
-             "store %s holds %s, not BF16: read it with MapStoreReadShard", s->path, MapStoreDTypeName(s->dtype));
+  PetscCheck(MapStoreDTypeGetInfo(s->dtype)->size == sizeof(uint16_t), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+             "store %s holds %s, not BF16 or F16: read it with MapStoreReadShard", s->path, MapStoreDTypeName(s->dtype));
   PetscCall(StoreReadShardStored(s, ntask, tasks, pre, tau));
   PetscFunctionReturn(0);
 }

@@ -158,7 +158,7 @@ static int64_t FirstNonFinite(const float *x, int64_t n)
 typedef enum {
   BAD_SOURCE,      /* a NaN/Inf in a checkpoint */
   BAD_TASK_VECTOR, /* theta_task - theta_pre overflows F32 */
-  BAD_BF16         /* a finite F32 value that rounds to Inf in BF16 */
+  BAD_ROUND        /* a finite F32 value that rounds to Inf in the 16-bit storage dtype */
 } BadValueKind;
 
 /* Error text for a non-finite value at flat index j of checkpoint c (or of its task vector). */
@@ -170,25 +170,26 @@ static void BadValueMessage(Import *im, int c, int64_t j, float v, BadValueKind 
   if (kind == BAD_TASK_VECTOR)
     snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld): task vector (task - pretrained) overflows F32", im->ck[c].label,
              im->ck[c].path, t->name, (long long)(j - t->offset), (long long)j);
-  else if (kind == BAD_BF16)
-    snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld): %s %.9g overflows BF16 (-map_store_dtype bf16)",
-             im->ck[c].label, im->ck[c].path, t->name, (long long)(j - t->offset), (long long)j, c ? "task vector" : "value", (double)v);
+  else if (kind == BAD_ROUND)
+    snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld): %s %.9g overflows %s (-map_store_dtype %s)",
+             im->ck[c].label, im->ck[c].path, t->name, (long long)(j - t->offset), (long long)j, c ? "task vector" : "value", (double)v,
+             MapStoreDTypeName(im->dtype), MapStoreDTypeGetInfo(im->dtype)->mark);
   else
     snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld) is %s", im->ck[c].label,
              FileOf(&im->ck[c], im->ck[c].info[t - im->tensors]), t->name, (long long)(j - t->offset), (long long)j,
              isnan(v) ? "NaN" : "Inf");
 }
 
-/* Rounds x[n] to BF16 (nearest even) into h and raises err[0] (max |h - x|) and err[1] (max
-   |h - x| / |x|, x != 0), both exact in double. Returns the first index whose finite value
-   rounded to Inf, or -1. */
-static int64_t RoundBF16Measured(const float *x, int64_t n, uint16_t *h, double err[2])
+/* Rounds x[n] to the 16-bit dtype `dt` (nearest even) into h and raises err[0] (max |h - x|) and
+   err[1] (max |h - x| / |x|, x != 0), both exact in double. Returns the first index whose finite
+   value rounded to Inf, or -1. */
+static int64_t RoundMeasured(const MapStoreDTypeInfo *dt, const float *x, int64_t n, uint16_t *h, double err[2])
 {
+  dt->round(x, n, h);
   for (int64_t j = 0; j < n; j++) {
     double d;
-    h[j] = MapF32ToBF16(x[j]);
-    if ((h[j] & 0x7f80u) == 0x7f80u) return j; /* exponent all ones: Inf (x is finite here) */
-    d = fabs((double)MapBF16ToF32(h[j]) - (double)x[j]);
+    if ((h[j] & dt->expmask) == dt->expmask) return j; /* exponent all ones: Inf (x is finite here) */
+    d = fabs((double)dt->widen(h[j]) - (double)x[j]);
     if (d > err[0]) err[0] = d;
     if (x[j] != 0 && d / fabs((double)x[j]) > err[1]) err[1] = d / fabs((double)x[j]);
   }
@@ -196,13 +197,16 @@ static int64_t RoundBF16Measured(const float *x, int64_t n, uint16_t *h, double 
 }
 
 /* /pretrained [P] and /task_vectors [T,P] (chunks [T, chunk]) in the storage dtype; BF16 is
-   uint16 marked dtype = "bf16" (HDF5 1.10 has no bfloat16 type). */
+   uint16 marked dtype = "bf16" (HDF5 1.10 has no bfloat16 type), F16 an IEEE binary16 type marked
+   dtype = "f16" (the mark makes the intent explicit, as for BF16). */
 static PetscErrorCode ImportCreateVectors(Import *im, hid_t file, int64_t chunk, hid_t *dpre, hid_t *dtv)
 {
-  hid_t   space, dcpl, ftype = im->dtype == MAP_STORE_DTYPE_BF16 ? H5T_STD_U16LE : H5T_IEEE_F32LE;
-  hsize_t dims[2], cdims[2];
+  hid_t       space, dcpl, ftype;
+  hsize_t     dims[2], cdims[2];
+  const char *mark = MapStoreDTypeGetInfo(im->dtype)->mark;
 
   PetscFunctionBegin;
+  PetscCall(MapStoreDTypeH5Type(im->dtype, PETSC_TRUE, &ftype));
   dims[0] = (hsize_t)im->P;
   MapCallHDF5(space = H5Screate_simple(1, dims, NULL));
   MapCallHDF5(*dpre = H5Dcreate2(file, "pretrained", ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
@@ -219,42 +223,44 @@ static PetscErrorCode ImportCreateVectors(Import *im, hid_t file, int64_t chunk,
   MapCallHDF5(*dtv = H5Dcreate2(file, "task_vectors", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
   MapCallHDF5(H5Pclose(dcpl));
   MapCallHDF5(H5Sclose(space));
-  if (im->dtype == MAP_STORE_DTYPE_BF16) {
-    PetscCall(MapH5WriteStringAttr(*dpre, MAP_STORE_ATTR_DTYPE, MAP_STORE_ATTR_BF16));
-    PetscCall(MapH5WriteStringAttr(*dtv, MAP_STORE_ATTR_DTYPE, MAP_STORE_ATTR_BF16));
+  MapCallHDF5(H5Tclose(ftype));
+  if (mark) {
+    PetscCall(MapH5WriteStringAttr(*dpre, MAP_STORE_ATTR_DTYPE, mark));
+    PetscCall(MapH5WriteStringAttr(*dtv, MAP_STORE_ATTR_DTYPE, mark));
   }
   PetscFunctionReturn(0);
 }
 
-/* BF16 storage: rounds a checked block (pre[n], tv[T*n]) into pre16/tv16 and raises im->err.
-   Returns 0 with msg set when a value overflows BF16. */
+/* 16-bit storage: rounds a checked block (pre[n], tv[T*n]) into pre16/tv16 and raises im->err.
+   Returns 0 with msg set when a value overflows the storage dtype. */
 static int ImportRoundBlock(Import *im, int64_t j0, int64_t n, const float *pre, const float *tv, uint16_t *pre16, uint16_t *tv16,
                             char *msg, size_t len)
 {
   for (int c = 0; c <= im->T; c++) {
     const float *x   = c ? tv + (size_t)(c - 1) * (size_t)n : pre;
     uint16_t    *h   = c ? tv16 + (size_t)(c - 1) * (size_t)n : pre16;
-    int64_t      bad = RoundBF16Measured(x, n, h, im->err[c ? 1 : 0]);
+    int64_t      bad = RoundMeasured(MapStoreDTypeGetInfo(im->dtype), x, n, h, im->err[c ? 1 : 0]);
     if (bad >= 0) {
-      BadValueMessage(im, c, j0 + bad, x[bad], BAD_BF16, msg, len);
+      BadValueMessage(im, c, j0 + bad, x[bad], BAD_ROUND, msg, len);
       return 0;
     }
   }
   return 1;
 }
 
-/* BF16 storage: the largest rounding errors over all ranks, as attributes of the two datasets. */
-static PetscErrorCode ImportRecordBF16Errors(Import *im, hid_t dpre, hid_t dtv)
+/* 16-bit storage: the largest rounding errors over all ranks, as attributes of the two datasets. */
+static PetscErrorCode ImportRecordErrors(Import *im, hid_t dpre, hid_t dtv)
 {
-  double all[2][2];
+  double                   all[2][2];
+  const MapStoreDTypeInfo *dt = MapStoreDTypeGetInfo(im->dtype);
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Allreduce(im->err, all, 4, MPI_DOUBLE, MPI_MAX, im->comm));
   PetscCall(PetscArraycpy(&im->err[0][0], &all[0][0], 4));
-  PetscCall(MapH5WriteDoubleAttr(dpre, MAP_STORE_ATTR_BF16_MAXABS, im->err[0][0]));
-  PetscCall(MapH5WriteDoubleAttr(dpre, MAP_STORE_ATTR_BF16_MAXREL, im->err[0][1]));
-  PetscCall(MapH5WriteDoubleAttr(dtv, MAP_STORE_ATTR_BF16_MAXABS, im->err[1][0]));
-  PetscCall(MapH5WriteDoubleAttr(dtv, MAP_STORE_ATTR_BF16_MAXREL, im->err[1][1]));
+  PetscCall(MapH5WriteDoubleAttr(dpre, dt->maxabs, im->err[0][0]));
+  PetscCall(MapH5WriteDoubleAttr(dpre, dt->maxrel, im->err[0][1]));
+  PetscCall(MapH5WriteDoubleAttr(dtv, dt->maxabs, im->err[1][0]));
+  PetscCall(MapH5WriteDoubleAttr(dtv, dt->maxrel, im->err[1][1]));
   PetscFunctionReturn(0);
 }
 
@@ -263,23 +269,24 @@ static PetscErrorCode ImportRecordBF16Errors(Import *im, hid_t dpre, hid_t dtv)
 static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int64_t block, int64_t chunk)
 {
   MapLayout  lay;
-  hid_t      dpre, dtv, fpre, ftv, mpre, mtv;
+  hid_t      dpre = -1, dtv = -1, fpre, ftv, mpre, mtv; /* set by ImportCreateVectors (GCC cannot see it through PetscCall) */
   float     *pre, *tv;
   uint16_t  *pre16 = NULL, *tv16 = NULL;
-  PetscBool  bf16  = im->dtype == MAP_STORE_DTYPE_BF16 ? PETSC_TRUE : PETSC_FALSE;
-  hid_t      mtype = bf16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
+  PetscBool  half = im->dtype != MAP_STORE_DTYPE_F32 ? PETSC_TRUE : PETSC_FALSE;
+  hid_t      mtype;
   int64_t    nloc, nblk, maxblk, nbuf;
   char       msg[1024] = "";
 
   PetscFunctionBegin;
   PetscCall(MapLayoutCreate(im->comm, im->P, &lay));
   PetscCall(ImportCreateVectors(im, file, chunk, &dpre, &dtv));
+  PetscCall(MapStoreDTypeH5Type(im->dtype, PETSC_FALSE, &mtype));
   nloc = lay.hi - lay.lo;
   nblk = (nloc + block - 1) / block;
   nbuf = PetscMin(nloc, block);
   PetscCallMPI(MPI_Allreduce(&nblk, &maxblk, 1, MPI_INT64_T, MPI_MAX, im->comm));
   PetscCall(PetscMalloc2(nbuf + 1, &pre, (size_t)im->T * (size_t)nbuf + 1, &tv));
-  if (bf16) PetscCall(PetscMalloc2(nbuf + 1, &pre16, (size_t)im->T * (size_t)nbuf + 1, &tv16));
+  if (half) PetscCall(PetscMalloc2(nbuf + 1, &pre16, (size_t)im->T * (size_t)nbuf + 1, &tv16));
   MapCallHDF5(fpre = H5Dget_space(dpre));
   MapCallHDF5(ftv = H5Dget_space(dtv));
   double t0 = MapWallTime();
@@ -309,7 +316,7 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
         BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_TASK_VECTOR, msg, sizeof(msg));
       }
     }
-    if (ok && bf16) ok = ImportRoundBlock(im, j0, n, pre, tv, pre16, tv16, msg, sizeof(msg));
+    if (ok && half) ok = ImportRoundBlock(im, j0, n, pre, tv, pre16, tv16, msg, sizeof(msg));
     PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
     MapCheckAll(im->comm, ok, PETSC_ERR_FP, "%s", msg);
 
@@ -329,8 +336,8 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
       MapCallHDF5(H5Sselect_hyperslab(fpre, H5S_SELECT_SET, &s1, NULL, &c1, NULL));
       MapCallHDF5(H5Sselect_hyperslab(ftv, H5S_SELECT_SET, s2, NULL, c2, NULL));
     }
-    MapCallHDF5(H5Dwrite(dpre, mtype, mpre, fpre, dxpl, bf16 ? (const void *)pre16 : (const void *)pre));
-    MapCallHDF5(H5Dwrite(dtv, mtype, mtv, ftv, dxpl, bf16 ? (const void *)tv16 : (const void *)tv));
+    MapCallHDF5(H5Dwrite(dpre, mtype, mpre, fpre, dxpl, half ? (const void *)pre16 : (const void *)pre));
+    MapCallHDF5(H5Dwrite(dtv, mtype, mtv, ftv, dxpl, half ? (const void *)tv16 : (const void *)tv));
     if (b == 0) { /* evidence for -info that HDF5 really did collective I/O (0 would mean it fell back) */
       H5D_mpio_actual_io_mode_t mode;
       MapCallHDF5(H5Pget_mpio_actual_io_mode(dxpl, &mode));
@@ -342,7 +349,8 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
     /* a large model takes minutes to hours here: say how far (at most a line a second) */
     if (maxblk > 1) PetscCall(MapProgress(im->comm, "import: parameter blocks per rank", (PetscInt)(b + 1), (PetscInt)maxblk, t0));
   }
-  if (bf16) PetscCall(ImportRecordBF16Errors(im, dpre, dtv));
+  if (half) PetscCall(ImportRecordErrors(im, dpre, dtv));
+  MapCallHDF5(H5Tclose(mtype));
   PetscCall(PetscFree2(pre, tv));
   PetscCall(PetscFree2(pre16, tv16));
   MapCallHDF5(H5Sclose(fpre));
@@ -431,14 +439,14 @@ static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int
 /*@
   MapStoreImportWithOptions - reads a pretrained checkpoint and T task checkpoints and writes the
   store `path` (DESIGN.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre
-  (computed in F32, stored as F32 or, with opts->dtype BF16, rounded to nearest even BF16 with the
-  largest rounding errors recorded as dataset attributes and printed),
+  (computed in F32, stored as F32 or, with opts->dtype BF16 or F16, rounded to nearest even with
+  the largest rounding errors recorded as dataset attributes and printed),
   the tensor index, /tasks, /private/<task>/<tensor> for tensors matching one of the fnmatch
   `patterns` (default "head.*" when npatterns == 0), and provenance attributes.
 
   Collective. Errors (on every rank, before anything is renamed into place) name the file and the
   tensor: a merged tensor missing from a task or of another shape, a non-floating dtype, NaN/Inf
-  (with the flat index), a value that overflows BF16, or a task tensor that is neither merged nor private. Memory per rank: the
+  (with the flat index), a value that overflows BF16 or F16, or a task tensor that is neither merged nor private. Memory per rank: the
   headers plus (T+1) x block floats.
 @*/
 PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
@@ -478,8 +486,8 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(ImportLogDtypes(&im));
 
   im.dtype = opts ? opts->dtype : MAP_STORE_DTYPE_F32;
-  PetscCheck(im.dtype == MAP_STORE_DTYPE_F32 || im.dtype == MAP_STORE_DTYPE_BF16, comm, PETSC_ERR_ARG_OUTOFRANGE,
-             "import: storage dtype %d is neither F32 (%d) nor BF16 (%d)", (int)im.dtype, (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16);
+  PetscCheck(MapStoreDTypeGetInfo(im.dtype), comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
+             (int)im.dtype, (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
   chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
 
@@ -515,14 +523,14 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
     int npriv = 0;
     for (int c = 1; c < im.nck; c++) npriv += im.ck[c].npriv;
     double el = MapWallTime() - t0;
-    double esize = im.dtype == MAP_STORE_DTYPE_BF16 ? 2.0 : 4.0;
+    double esize = (double)MapStoreDTypeGetInfo(im.dtype)->size;
     PetscCall(PetscPrintf(comm, "import: wrote %s: P = %lld parameters in %d merged tensors, T = %d tasks, %d private tensors; %.2f s (%.1f MB/s of %s written)\n",
                           path, (long long)im.P, im.ntensors, T, npriv, el, esize * (double)im.P * (T + 1) / 1e6 / PetscMax(el, 1e-9),
                           MapStoreDTypeName(im.dtype)));
   }
-  if (im.dtype == MAP_STORE_DTYPE_BF16)
-    PetscCall(PetscPrintf(comm, "import: BF16 storage (round to nearest even; private tensors stay F32): task vectors max abs error %.9g, max rel error %.9g (bound for normal values 2^-8/(1+2^-8) = 1/257); pretrained max abs error %.9g, max rel error %.9g\n",
-                          im.err[1][0], im.err[1][1], im.err[0][0], im.err[0][1]));
+  if (im.dtype != MAP_STORE_DTYPE_F32)
+    PetscCall(PetscPrintf(comm, "import: %s storage (round to nearest even; private tensors stay F32): task vectors max abs error %.9g, max rel error %.9g (bound for normal values %s); pretrained max abs error %.9g, max rel error %.9g\n",
+                          MapStoreDTypeName(im.dtype), im.err[1][0], im.err[1][1], MapStoreDTypeGetInfo(im.dtype)->relbound, im.err[0][0], im.err[0][1]));
   for (int c = 0; c < im.nck; c++) {
     PetscCall(PetscFree(im.ck[c].info));
     PetscCall(PetscFree(im.ck[c].priv));

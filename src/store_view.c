@@ -40,22 +40,23 @@ static PetscErrorCode ShapeString(int ndim, const int64_t *shape, char *buf, siz
   PetscFunctionReturn(0);
 }
 
-/* The largest F32 -> BF16 rounding errors the import recorded on each vector dataset. */
-static PetscErrorCode StoreViewBF16Errors(MapStore s, PetscViewer viewer)
+/* The largest F32 -> 16-bit rounding errors the import recorded on each vector dataset. */
+static PetscErrorCode StoreViewRoundingErrors(MapStore s, PetscViewer viewer)
 {
-  const hid_t       dsets[] = {s->pretrained, s->task_vectors};
-  const char *const names[] = {"pretrained", "task vectors"};
+  const hid_t              dsets[] = {s->pretrained, s->task_vectors};
+  const char *const        names[] = {"pretrained", "task vectors"};
+  const MapStoreDTypeInfo *dt      = MapStoreDTypeGetInfo(s->dtype);
 
   PetscFunctionBegin;
-  PetscCall(PetscViewerASCIIPrintf(viewer, "storage: BF16 (uint16 datasets with attribute dtype = bf16), rounded to nearest even from F32\n"));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "storage: %s (%s), rounded to nearest even from F32\n", dt->name, dt->layout));
   for (int k = 0; k < 2; k++) {
     double    abserr, relerr;
     PetscBool fa, fr;
-    PetscCall(MapH5ReadDoubleAttr(dsets[k], MAP_STORE_ATTR_BF16_MAXABS, &abserr, &fa));
-    PetscCall(MapH5ReadDoubleAttr(dsets[k], MAP_STORE_ATTR_BF16_MAXREL, &relerr, &fr));
+    PetscCall(MapH5ReadDoubleAttr(dsets[k], dt->maxabs, &abserr, &fa));
+    PetscCall(MapH5ReadDoubleAttr(dsets[k], dt->maxrel, &relerr, &fr));
     if (fa && fr)
-      PetscCall(PetscViewerASCIIPrintf(viewer, "BF16 rounding error of the %s: max abs %.9g, max rel %.9g\n", names[k], abserr, relerr));
-    else PetscCall(PetscViewerASCIIPrintf(viewer, "BF16 rounding error of the %s: not recorded\n", names[k]));
+      PetscCall(PetscViewerASCIIPrintf(viewer, "%s rounding error of the %s: max abs %.9g, max rel %.9g\n", dt->name, names[k], abserr, relerr));
+    else PetscCall(PetscViewerASCIIPrintf(viewer, "%s rounding error of the %s: not recorded\n", dt->name, names[k]));
   }
   PetscFunctionReturn(0);
 }
@@ -76,8 +77,8 @@ PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
   PetscCall(PetscViewerASCIIPrintf(viewer, "mapmerge store %s\n", s->path));
   PetscCall(PetscViewerASCIIPushTab(viewer));
   PetscCall(PetscViewerASCIIPrintf(viewer, "parameters P = %lld (%s), %.3f MB per vector\n", (long long)s->P, MapStoreDTypeName(s->dtype),
-                                   (s->dtype == MAP_STORE_DTYPE_BF16 ? 2.0 : 4.0) * (double)s->P / 1e6));
-  if (s->dtype == MAP_STORE_DTYPE_BF16) PetscCall(StoreViewBF16Errors(s, viewer));
+                                   (double)MapStoreDTypeGetInfo(s->dtype)->size * (double)s->P / 1e6));
+  if (s->dtype != MAP_STORE_DTYPE_F32) PetscCall(StoreViewRoundingErrors(s, viewer));
   {
     size_t len = 1;
     char  *line;

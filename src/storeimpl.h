@@ -13,12 +13,31 @@
 #define MAP_STORE_FORMAT         "mapmerge-store"
 #define MAP_STORE_FORMAT_VERSION "1"
 
-/* A BF16 store marks /pretrained and /task_vectors (H5T_STD_U16LE) with the string attribute
-   dtype = "bf16" and records on each the largest rounding errors of the import. */
-#define MAP_STORE_ATTR_DTYPE       "dtype"
-#define MAP_STORE_ATTR_BF16        "bf16"
-#define MAP_STORE_ATTR_BF16_MAXABS "bf16_max_abs_error"
-#define MAP_STORE_ATTR_BF16_MAXREL "bf16_max_rel_error"
+/* A 16-bit store marks /pretrained and /task_vectors with the string attribute dtype = "bf16"
+   (H5T_STD_U16LE) or "f16" (an IEEE binary16 float type) and records on each the largest rounding
+   errors of the import. */
+#define MAP_STORE_ATTR_DTYPE "dtype"
+
+/* What the writer, the reader and the description need to know of a storage dtype. */
+typedef struct {
+  const char *name;     /* root attribute storage_dtype: "F32", "BF16", "F16" */
+  const char *mark;     /* dataset attribute dtype; NULL for F32 (no mark) */
+  const char *layout;   /* how the datasets hold it, for `info` */
+  const char *maxabs;   /* dataset attributes with the largest rounding errors (NULL for F32) */
+  const char *maxrel;
+  const char *relbound; /* the relative rounding bound for normal values, for the import summary */
+  size_t      size;     /* bytes per element */
+  uint16_t    expmask;  /* exponent field of the 16-bit format: all ones is Inf or NaN */
+  void (*round)(const float *, int64_t, uint16_t *); /* F32 -> 16 bits, nearest even, n at once (NULL for F32) */
+  float (*widen)(uint16_t); /* exact (NULL for F32) */
+} MapStoreDTypeInfo;
+
+/* The description of dt; NULL for a value outside the enum. */
+const MapStoreDTypeInfo *MapStoreDTypeGetInfo(MapStoreDType dt);
+/* A new HDF5 type for dt (H5Tclose it): the little-endian file type, or the native memory type.
+   The F16 memory type equals the file type on little-endian hosts, so HDF5 converts nothing and
+   parallel I/O stays collective. */
+PetscErrorCode MapStoreDTypeH5Type(MapStoreDType dt, PetscBool file, hid_t *type);
 
 struct _p_MapStore {
   MPI_Comm        comm; /* duplicate of the user's communicator */

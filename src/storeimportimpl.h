@@ -26,7 +26,7 @@ typedef struct {
   MapStoreTensor *tensors;
   int64_t         P;
   MapStoreDType   dtype;     /* of /pretrained and /task_vectors */
-  double          err[2][2]; /* BF16 only: max abs and max rel rounding error of [0] pretrained, [1] task vectors */
+  double          err[2][2]; /* BF16/F16 only: max abs and max rel rounding error of [0] pretrained, [1] task vectors */
 } Import;
 
 /* Root attributes: format, versions, storage dtype, creation time, private patterns, and per

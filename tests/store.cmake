@@ -11,12 +11,15 @@ map_script_test(store_tiny /usr/bin/python3 ${MAP_STORE_TEST} tiny ${MAP_STORE_W
 map_script_test(store_help /usr/bin/python3 ${MAP_STORE_TEST} help ${MAP_STORE_WORK}/help ${MPIEXEC_EXECUTABLE})
 foreach(case shape_mismatch missing_tensor nan inf int_dtype extra_tensor option_typo count_mismatch dir_missing dir_readonly
              corrupt_text_info corrupt_truncated_info corrupt_h5_info corrupt_truncated_export corrupt_h5_export coeff_count unknown_task
-             bf16_overflow bf16_unknown_dtype bf16_mark_unknown_info bf16_mark_unknown_export bf16_mark_missing_export bf16_root_info)
+             bf16_overflow bf16_unknown_dtype bf16_mark_unknown_info bf16_mark_unknown_export bf16_mark_missing_export bf16_root_info
+             bf16_mark_swapped_info f16_overflow f16_mark_unknown_info f16_mark_missing_export f16_mark_swapped_info f16_root_export)
   map_script_test(store_bad_${case} /usr/bin/python3 ${MAP_STORE_TEST} bad ${case} ${MAP_STORE_WORK}/bad_${case} ${MPIEXEC_EXECUTABLE})
 endforeach()
-# BF16 storage (import -map_store_dtype bf16) on the small zoo: the stored bits against numpy/torch
-# rounding, export against numpy, eval and nested MAP with the same bits at several rank counts
-foreach(case import export eval nested)
-  map_script_test(store_bf16_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/bf16_zoo_test.py ${case})
-  set_tests_properties(store_bf16_${case} PROPERTIES FIXTURES_REQUIRED zoo_small FAIL_REGULAR_EXPRESSION "FAIL")
+# BF16 and F16 storage (import -map_store_dtype bf16|f16) on the small zoo: the stored bits against
+# numpy/torch rounding, export against numpy, eval and nested MAP with the same bits at several rank counts
+foreach(dt bf16 f16)
+  foreach(case import export eval nested)
+    map_script_test(store_${dt}_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/store16_zoo_test.py ${case} ${dt})
+    set_tests_properties(store_${dt}_${case} PROPERTIES FIXTURES_REQUIRED zoo_small FAIL_REGULAR_EXPRESSION "FAIL")
+  endforeach()
 endforeach()

@@ -9,36 +9,38 @@
  * freed) is a memset of a fresh buffer of the same size: the page-fault cost alone. With -cold, rank 0 evicts the store's pages from the
  * page cache (posix_fadvise DONTNEED after fsync) before rep 0. Times are the maximum over ranks,
  * between barriers. Lines "RESULT <what> <seconds> <GB/s>" are machine-readable; bytes counted are
- * (T+1) x P x (4 or 2), the vectors read in the store's dtype (F32 or BF16, kept as BF16 like
+ * (T+1) x P x (4 or 2), the vectors read in the store's dtype (F32, or BF16/F16 kept 16-bit like
  * MapModel does). "merge" (best of -reps) is one merge of the read shards at c_i = 0.3
- * (MapMergeApply or MapMergeApplyBF16), its GB/s counting the vectors read and theta written.
- * With -reference F32STORE (for a BF16 store imported from the same checkpoints) the BF16 values
- * are first checked to be the round-to-nearest-even of the F32 store's: VALID or INVALID. */
+ * (MapMergeApply, MapMergeApplyBF16 or MapMergeApplyF16), its GB/s counting the vectors read and
+ * theta written. With -reference F32STORE (for a BF16 or F16 store imported from the same
+ * checkpoints) the 16-bit values are first checked to be the round-to-nearest-even of the F32
+ * store's: VALID or INVALID. */
 #include <mapmerge/mapmerge.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
-static char help[] = "bench_store_read: collective HDF5 read of a mapmerge store (F32 or BF16) and one merge of it.\n";
+static char help[] = "bench_store_read: collective HDF5 read of a mapmerge store (F32, BF16 or F16) and one merge of it.\n";
 
 /* Reads the store's shard in its own dtype: pre[n] and tau[T*n] of esize-byte elements. */
 static PetscErrorCode ReadStored(MapStore store, MapStoreDType dt, int T, const int *tasks, void *pre, void *tau)
 {
   PetscFunctionBegin;
-  if (dt == MAP_STORE_DTYPE_BF16) PetscCall(MapStoreReadShardBF16(store, T, tasks, (uint16_t *)pre, (uint16_t *)tau));
+  if (dt != MAP_STORE_DTYPE_F32) PetscCall(MapStoreReadShard16(store, T, tasks, (uint16_t *)pre, (uint16_t *)tau));
   else PetscCall(MapStoreReadShard(store, T, tasks, (float *)pre, (float *)tau));
   PetscFunctionReturn(0);
 }
 
-/* VALID when every BF16 value of this shard is the round-to-nearest-even of the reference F32
+/* VALID when every 16-bit value of this shard is the round-to-nearest-even of the reference F32
    store's value (collective: the verdict is agreed on). */
-static PetscErrorCode Validate(MapStore store, const char *refpath, int T, const int *tasks, const uint16_t *pre, const uint16_t *tau,
-                               int64_t n)
+static PetscErrorCode Validate(MapStore store, MapStoreDType dt, const char *refpath, int T, const int *tasks, const uint16_t *pre,
+                               const uint16_t *tau, int64_t n)
 {
   MapStore ref;
   float   *rpre, *rtau;
   int64_t  bad = 0, allbad, P, Pr;
   int      Tr;
+  uint16_t (*round)(float) = dt == MAP_STORE_DTYPE_BF16 ? MapF32ToBF16 : MapF32ToF16;
 
   PetscFunctionBegin;
   PetscCall(MapStoreOpen(PETSC_COMM_WORLD, refpath, &ref));
@@ -48,11 +50,11 @@ static PetscErrorCode Validate(MapStore store, const char *refpath, int T, const
              refpath, (long long)Pr, Tr, (long long)P, T);
   PetscCall(PetscMalloc2(n + 1, &rpre, (size_t)T * (size_t)n + 1, &rtau));
   PetscCall(MapStoreReadShard(ref, T, tasks, rpre, rtau));
-  for (int64_t j = 0; j < n; j++) bad += MapF32ToBF16(rpre[j]) != pre[j];
-  for (int64_t j = 0; j < (int64_t)T * n; j++) bad += MapF32ToBF16(rtau[j]) != tau[j];
+  for (int64_t j = 0; j < n; j++) bad += round(rpre[j]) != pre[j];
+  for (int64_t j = 0; j < (int64_t)T * n; j++) bad += round(rtau[j]) != tau[j];
   PetscCallMPI(MPI_Allreduce(&bad, &allbad, 1, MPI_INT64_T, MPI_SUM, PETSC_COMM_WORLD));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%s: %lld of %lld BF16 values differ from RNE(%s)\n", allbad ? "INVALID" : "VALID",
-                        (long long)allbad, (long long)(T + 1) * (long long)P, refpath));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%s: %lld of %lld %s values differ from RNE(%s)\n", allbad ? "INVALID" : "VALID",
+                        (long long)allbad, (long long)(T + 1) * (long long)P, MapStoreDTypeName(dt), refpath));
   PetscCall(PetscFree2(rpre, rtau));
   PetscCall(MapStoreDestroy(&ref));
   PetscFunctionReturn(0);
@@ -124,7 +126,7 @@ int main(int argc, char **argv)
   PetscCall(MapStoreGetLayout(store, &lay));
   PetscCall(MapStoreGetDType(store, &dt));
   n     = lay.hi - lay.lo;
-  esize = dt == MAP_STORE_DTYPE_BF16 ? sizeof(uint16_t) : sizeof(float);
+  esize = dt == MAP_STORE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
   bytes = (double)esize * (double)P * (double)(T + 1);
   PetscCall(PetscMalloc2(T, &tasks, T, &c));
   for (int k = 0; k < T; k++) {
@@ -142,15 +144,16 @@ int main(int argc, char **argv)
     PetscCall(Stop(t0, &t));
     PetscCall(PetscPrintf(PETSC_COMM_WORLD, "RESULT %s %.4f %.3f\n", r ? "reread" : (cold ? "read_fresh_cold" : "read_fresh"), t, bytes / t / 1e9));
     if (!r && refpath[0]) {
-      PetscCheck(dt == MAP_STORE_DTYPE_BF16, PETSC_COMM_WORLD, PETSC_ERR_ARG_WRONG, "bench_store_read: -reference checks a BF16 store; %s is %s", path,
-                 MapStoreDTypeName(dt));
-      PetscCall(Validate(store, refpath, T, tasks, (const uint16_t *)pre, (const uint16_t *)tau, n));
+      PetscCheck(dt != MAP_STORE_DTYPE_F32, PETSC_COMM_WORLD, PETSC_ERR_ARG_WRONG,
+                 "bench_store_read: -reference checks a BF16 or F16 store; %s is %s", path, MapStoreDTypeName(dt));
+      PetscCall(Validate(store, dt, refpath, T, tasks, (const uint16_t *)pre, (const uint16_t *)tau, n));
     }
   }
   PetscCall(PetscMalloc1(n + 1, &theta));
   for (PetscInt r = 0; r < reps; r++) {
     t0 = MPI_Wtime();
     if (dt == MAP_STORE_DTYPE_BF16) PetscCall(MapMergeApplyBF16(n, (const uint16_t *)pre, T, (const uint16_t *)tau, n, c, theta));
+    else if (dt == MAP_STORE_DTYPE_F16) PetscCall(MapMergeApplyF16(n, (const uint16_t *)pre, T, (const uint16_t *)tau, n, c, theta));
     else PetscCall(MapMergeApply(n, (const float *)pre, T, (const float *)tau, n, c, theta));
     PetscCall(Stop(t0, &t));
     tmerge = r ? PetscMin(tmerge, t) : t;

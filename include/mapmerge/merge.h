@@ -15,6 +15,12 @@ PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const ui
                                  float *theta);
 PetscErrorCode MapMergeApplyBF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
                                      const double *c, float *theta);
+/* IEEE half (F16) storage variants (inputs binary16 bit patterns, output F32), the same arithmetic
+   after exact widening. */
+PetscErrorCode MapMergeApplyF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
+                                float *theta);
+PetscErrorCode MapMergeApplyF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
+                                    const double *c, float *theta);
 
 /* MapModel - the sharded model basis a merge works on: this rank's shard of theta_pre and of T
    task vectors, the tensor index, and each task's private tensors (read on demand from the store). */
@@ -43,7 +49,7 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
 /* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
 PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
 /* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's F32 shard (n = hi - lo);
-   an error for BF16 shards. */
+   an error for BF16 or F16 shards. */
 PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, const float **tau);
 /* MapModelGetDType - the dtype of the shards: the store's, or F32 for a combined basis. */
 PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype);

@@ -1,6 +1,6 @@
 /* MapStore - the parallel HDF5 store written by `mapmerge import` (DESIGN.md §2):
  *   /tensors/{name,dtype,shape,ndim,offset,numel}  index of the merged tensors (file order)
- *   /pretrained [P], /task_vectors [T,P] chunked along P, F32 or BF16 (MapStoreDType)
+ *   /pretrained [P], /task_vectors [T,P] chunked along P, F32, BF16 or F16 (MapStoreDType)
  *   /private/<task>/<tensor>                       task-private tensors (e.g. heads)
  *   /tasks                                         task names; provenance attributes at the root */
 #ifndef MAPMERGE_STORE_H
@@ -19,12 +19,15 @@ typedef struct {
 typedef struct _p_MapStore *MapStore;
 
 /* Storage dtype of /pretrained and /task_vectors; arithmetic is always F32. HDF5 1.10 has no
-   bfloat16 type: BF16 is stored as H5T_STD_U16LE with the dataset attribute dtype = "bf16". */
+   bfloat16 type: BF16 is stored as H5T_STD_U16LE with the dataset attribute dtype = "bf16". F16
+   is an HDF5 IEEE binary16 float type (what h5py writes for numpy float16) marked dtype = "f16". */
 typedef enum {
   MAP_STORE_DTYPE_F32  = 0,
-  MAP_STORE_DTYPE_BF16 = 1
+  MAP_STORE_DTYPE_BF16 = 1,
+  MAP_STORE_DTYPE_F16  = 2
 } MapStoreDType;
-/* MapStoreDTypeName - "F32" or "BF16" (root attribute storage_dtype; -map_store_dtype takes them in lower case) */
+#define MAP_STORE_NUM_DTYPES 3
+/* MapStoreDTypeName - "F32", "BF16" or "F16" (root attribute storage_dtype; -map_store_dtype takes them in lower case) */
 const char *MapStoreDTypeName(MapStoreDType dt);
 
 /* MapStoreImport - collective: validates the checkpoints (every merged tensor in every task with
@@ -39,8 +42,8 @@ typedef struct {
   int64_t block; /* parameters per rank converted and written per collective step (default ~4M/(T+1), so
                     a rank holds at most its buffer of (T+1) x block floats besides the headers) */
   int64_t chunk; /* columns per HDF5 chunk of /task_vectors (chunks are [T, chunk]; default min(P, 1M)) */
-  MapStoreDType dtype; /* storage dtype (default F32); BF16 rounds to nearest even and records the
-                          largest rounding errors as attributes of the datasets */
+  MapStoreDType dtype; /* storage dtype (default F32); BF16 and F16 round to nearest even and record
+                          the largest rounding errors as attributes of the datasets */
 } MapStoreImportOptions;
 /* MapStoreImportWithOptions - MapStoreImport with tuning (opts may be NULL). Collective. */
 PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
@@ -66,12 +69,12 @@ PetscErrorCode MapStoreGetLayout(MapStore store, MapLayout *layout);
 PetscErrorCode MapStoreGetDType(MapStore store, MapStoreDType *dtype);
 
 /* MapStoreReadShard - collective hyperslab reads of this rank's shard [lo,hi): pre[hi-lo] and
-   tau[k*(hi-lo) + j] for the ntask tasks in `tasks` (store task indices), as F32 (a BF16 store is
-   widened, exactly). Either may be NULL. */
+   tau[k*(hi-lo) + j] for the ntask tasks in `tasks` (store task indices), as F32 (a BF16 or F16
+   store is widened, exactly). Either may be NULL. */
 PetscErrorCode MapStoreReadShard(MapStore store, int ntask, const int *tasks, float *pre, float *tau);
-/* MapStoreReadShardBF16 - MapStoreReadShard of a BF16 store without widening (half the memory);
-   an error for an F32 store. */
-PetscErrorCode MapStoreReadShardBF16(MapStore store, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau);
+/* MapStoreReadShard16 - MapStoreReadShard of a BF16 or F16 store without widening (the 16-bit
+   patterns: half the memory); an error for an F32 store. */
+PetscErrorCode MapStoreReadShard16(MapStore store, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau);
 
 /* Task-private tensors of a task: names, and one tensor read whole (every rank; small). */
 PetscErrorCode MapStoreGetPrivateNames(MapStore store, int t, int *n, char ***names); /* MapFreeList */

@@ -1,7 +1,7 @@
 /* test_merge: the vectorised merge kernels give the same bits as the reference loops, and both
    agree with an independent double-precision evaluation of the same rounding sequence.
    Random data from MapRngU01 over many shard lengths (including ones that are not multiples of
-   the vector width or unroll), T = 0..9, leading dimensions > n, F32 and BF16 storage, and
+   the vector width or unroll), T = 0..9, leading dimensions > n, F32, BF16 and F16 storage, and
    in-place use (theta == pre). Prints "FAIL" lines on mismatch; exit code != 0 on failure. */
 #include <mapmerge/mapmerge.h>
 #include "mergeimpl.h" /* MapMergeForceGeneric_Private: test the portable kernels too */
@@ -28,6 +28,41 @@ static float FromBF16(uint16_t b)
   return f;
 }
 
+/* IEEE half through the compiler's _Float16 (GCC >= 12 on x86-64: IEEE conversions, nearest even);
+   a compiler without it uses the library's (tested against tables in test_safetensors) */
+#ifdef __FLT16_MAX__
+static uint16_t ToF16(float f)
+{
+  _Float16 h = (_Float16)f;
+  uint16_t b;
+  memcpy(&b, &h, sizeof(b));
+  return b;
+}
+
+static float FromF16(uint16_t b)
+{
+  _Float16 h;
+  memcpy(&h, &b, sizeof(h));
+  return (float)h;
+}
+#else
+  #define ToF16   MapF32ToF16
+  #define FromF16 MapF16ToF32
+#endif
+
+typedef PetscErrorCode (*Apply16Fn)(int64_t, const uint16_t *, int, const uint16_t *, int64_t, const double *, float *);
+
+/* The 16-bit storage formats: name, conversions, fast and reference kernels. */
+static const struct {
+  const char *name;
+  uint16_t (*to)(float);
+  float (*from)(uint16_t);
+  Apply16Fn fast, ref;
+} Formats16[] = {
+  {"BF16", ToBF16, FromBF16, MapMergeApplyBF16, MapMergeApplyBF16_Ref},
+  {"F16",  ToF16,  FromF16,  MapMergeApplyF16,  MapMergeApplyF16_Ref },
+};
+
 /* An independent evaluation: each step rounded to float through double arithmetic
    (double holds the exact product and sum of two floats' products up to one rounding). */
 static float Expected(const float *pre, int T, const float *tau, int64_t ld, const float *cf, int64_t j, int zero)
@@ -50,17 +85,16 @@ static float RandValue(uint64_t seed, uint64_t stream, uint64_t k)
 static PetscErrorCode CheckCase(int64_t n, int T, int64_t pad, uint64_t seed)
 {
   int64_t   ld = n + pad;
-  float    *pre, *tau, *th, *thr, *cf;
+  float    *pre, *tau, *th, *thr, *cf, *prew, *tauw;
   uint16_t *preb, *taub;
   double   *c;
 
   PetscFunctionBegin;
   PetscCall(PetscMalloc4(n + 1, &pre, (size_t)T * ld + 1, &tau, n + 1, &th, n + 1, &thr));
   PetscCall(PetscMalloc4(n + 1, &preb, (size_t)T * ld + 1, &taub, T + 1, &c, T + 1, &cf));
+  PetscCall(PetscMalloc2(n + 1, &prew, (size_t)T * ld + 1, &tauw));
   for (int64_t j = 0; j < n; j++) pre[j] = RandValue(seed, 1000, j);
   for (int64_t k = 0; k < T * ld; k++) tau[k] = RandValue(seed, 2000, k);
-  for (int64_t j = 0; j < n; j++) preb[j] = ToBF16(pre[j]);
-  for (int64_t k = 0; k < T * ld; k++) taub[k] = ToBF16(tau[k]);
   for (int i = 0; i < T; i++) c[i] = 4 * MapRngU01(seed, 3000, i) - 1.5; /* not representable in F32: rounding of c too */
   for (int i = 0; i < T; i++) cf[i] = (float)c[i];
 
@@ -103,26 +137,33 @@ static PetscErrorCode CheckCase(int64_t n, int T, int64_t pad, uint64_t seed)
     PetscCall(PetscFree(inpl));
   }
 
-  /* BF16: fast vs ref; the ref vs the F32 path on the widened values */
-  PetscCall(MapMergeApplyBF16(n, preb, T, taub, ld, c, th));
-  PetscCall(MapMergeApplyBF16_Ref(n, preb, T, taub, ld, c, thr));
-  if (n && memcmp(th, thr, n * sizeof(float))) {
-    nfail++;
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL BF16 n=%" PRId64 " T=%d pad=%" PRId64 ": fast != ref\n", n, T, pad));
-  }
-  for (int64_t j = 0; j < n; j++) pre[j] = FromBF16(preb[j]);
-  for (int64_t k = 0; k < T * ld; k++) tau[k] = FromBF16(taub[k]);
-  for (int64_t j = 0; j < n; j++) {
-    float e = Expected(pre, T, tau, ld, cf, j, 0);
-    if (memcmp(&e, &thr[j], sizeof(float))) {
+  /* 16-bit storage (the F32 data rounded; |x| < 2^10, so F16 sees subnormals but no overflow): fast
+     vs ref; the ref vs the independent evaluation on the widened values */
+  for (size_t f = 0; f < sizeof(Formats16) / sizeof(Formats16[0]); f++) {
+    const char *name = Formats16[f].name;
+    for (int64_t j = 0; j < n; j++) preb[j] = Formats16[f].to(pre[j]);
+    for (int64_t k = 0; k < T * ld; k++) taub[k] = Formats16[f].to(tau[k]);
+    PetscCall(Formats16[f].fast(n, preb, T, taub, ld, c, th));
+    PetscCall(Formats16[f].ref(n, preb, T, taub, ld, c, thr));
+    if (n && memcmp(th, thr, n * sizeof(float))) {
       nfail++;
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL BF16 n=%" PRId64 " T=%d j=%" PRId64 ": ref %.9g != expected %.9g\n", n, T, j,
-                            (double)thr[j], (double)e));
-      break;
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s n=%" PRId64 " T=%d pad=%" PRId64 ": fast != ref\n", name, n, T, pad));
+    }
+    for (int64_t j = 0; j < n; j++) prew[j] = Formats16[f].from(preb[j]);
+    for (int64_t k = 0; k < T * ld; k++) tauw[k] = Formats16[f].from(taub[k]);
+    for (int64_t j = 0; j < n; j++) {
+      float e = Expected(prew, T, tauw, ld, cf, j, 0);
+      if (memcmp(&e, &thr[j], sizeof(float))) {
+        nfail++;
+        PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s n=%" PRId64 " T=%d j=%" PRId64 ": ref %.9g != expected %.9g\n", name, n, T, j,
+                              (double)thr[j], (double)e));
+        break;
+      }
     }
   }
   PetscCall(PetscFree4(pre, tau, th, thr));
   PetscCall(PetscFree4(preb, taub, c, cf));
+  PetscCall(PetscFree2(prew, tauw));
   PetscFunctionReturn(0);
 }
 
@@ -130,6 +171,7 @@ static PetscErrorCode CheckCase(int64_t n, int T, int64_t pad, uint64_t seed)
 static PetscErrorCode CheckErrors(void)
 {
   float          x[4] = {0}, y[4];
+  uint16_t       h[4] = {0};
   double         c[2] = {1, 1};
   PetscErrorCode ierr;
 
@@ -143,6 +185,10 @@ static PetscErrorCode CheckErrors(void)
   if (!ierr) nfail++, printf("FAIL NULL pre accepted\n");
   ierr = MapMergeApply(4, x, -2, x, 4, c, y);
   if (!ierr) nfail++, printf("FAIL negative T accepted\n");
+  ierr = MapMergeApplyF16(4, NULL, 1, h, 4, c, y);
+  if (!ierr) nfail++, printf("FAIL F16 NULL pre accepted\n");
+  ierr = MapMergeApplyF16_Ref(4, h, 2, h, 2, c, y);
+  if (!ierr) nfail++, printf("FAIL F16 ref ld < n accepted\n");
   PetscCall(PetscPopErrorHandler());
   PetscFunctionReturn(0);
 }

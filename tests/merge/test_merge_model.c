@@ -1,6 +1,6 @@
 /* test_merge_model: MapModel end to end on a real store, driven by test_merge_model.py.
  *
- *   test_merge_model -import -map_pretrained P -map_tasks a,b -map_task_models A,B -map_store S [-map_store_dtype bf16]
+ *   test_merge_model -import -map_pretrained P -map_tasks a,b -map_task_models A,B -map_store S [-map_store_dtype bf16|f16]
  *       writes the store with MapStoreImportWithOptions (the code behind `mapmerge import`).
  *   test_merge_model -map_store S -map_tasks b,a -map_coeff c1,c2 -map_output theta.bin
  *                    [-test_combine w11,..,wkT -test_coeff2 d1,..,dk -test_output2 theta2.bin]
@@ -18,7 +18,7 @@ static PetscErrorCode Import(MPI_Comm comm)
   int                   T, Tm, np;
   PetscBool             flg;
   PetscInt              idtype   = 0;
-  const char           *dtypes[] = {"f32", "bf16"}; /* index = MapStoreDType */
+  const char           *dtypes[] = {"f32", "bf16", "f16"}; /* index = MapStoreDType */
   MapStoreImportOptions opts     = {0, 0, MAP_STORE_DTYPE_F32};
 
   PetscFunctionBegin;
@@ -29,7 +29,7 @@ static PetscErrorCode Import(MPI_Comm comm)
   PetscCall(MapOptionsGetList("-map_tasks", &T, &tasks, NULL));
   PetscCall(MapOptionsGetList("-map_task_models", &Tm, &models, NULL));
   PetscCall(MapOptionsGetList("-map_private_patterns", &np, &pats, NULL));
-  PetscCall(PetscOptionsGetEList(NULL, NULL, "-map_store_dtype", dtypes, 2, &idtype, NULL));
+  PetscCall(PetscOptionsGetEList(NULL, NULL, "-map_store_dtype", dtypes, MAP_STORE_NUM_DTYPES, &idtype, NULL));
   opts.dtype = (MapStoreDType)idtype;
   PetscCheck(T > 0 && T == Tm, comm, PETSC_ERR_ARG_WRONG, "-map_tasks has %d names but -map_task_models %d paths", T, Tm);
   PetscCall(MapStoreImportWithOptions(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np,
@@ -76,8 +76,8 @@ static PetscErrorCode GatherWrite(MPI_Comm comm, MapLayout *L, const float *shar
 }
 
 /* The model's theta equals MapMergeApply_Ref on the shard read as F32 by MapStoreReadShard: for a
-   BF16 store this checks the exact widening of that read (tasks in any order) and that the BF16
-   kernel does the F32 arithmetic of the reference. */
+   BF16 or F16 store this checks the exact widening of that read (tasks in any order) and that the
+   16-bit kernel does the F32 arithmetic of the reference. */
 static PetscErrorCode CheckF32Read(MPI_Comm comm, MapStore store, int T, const int *tasks, const double *c, const MapLayout *L,
                                    const float *theta)
 {

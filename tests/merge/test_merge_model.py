@@ -2,11 +2,12 @@
 1, 2 and 4 ranks. Checks: the gathered theta has the same bits at every rank count, and equals an
 independent numpy F32 computation from the store's datasets read with h5py (same rounding
 sequence: theta = pre; theta = theta + f32(c_i) * tau_i). Also a combined basis (Nested MAP).
-Three stores: P = 4983 (tensors of several shapes, F32/BF16/F16 task checkpoints), P = 150
-(at 4 ranks one rank owns no elements), and the first family imported with BF16 storage
-(-map_store_dtype bf16): its uint16 datasets are widened exactly ((u16 << 16) as F32) and the
-merge, and the combined basis (F32, built from BF16 vectors), follow the same F32 rounding
-sequence, so the bits must equal numpy's too.
+Four stores: P = 4983 (tensors of several shapes, F32/BF16/F16 task checkpoints), P = 150
+(at 4 ranks one rank owns no elements), and the first family imported with BF16 and with F16
+storage (-map_store_dtype bf16|f16): the uint16 datasets (BF16) and the float16 datasets (F16) are
+widened exactly ((u16 << 16) as F32, numpy's float16 -> float32) and the merge, and the combined
+basis (F32, built from 16-bit vectors), follow the same F32 rounding sequence, so the bits must
+equal numpy's too.
 
 usage: test_merge_model.py <test_merge_model exe> <mpiexec> <work dir>"""
 import os
@@ -56,14 +57,19 @@ def run(np_, args):
     return r
 
 
+STORED = {"f32": "float32", "bf16": "uint16", "f16": "float16"}  # -map_store_dtype -> h5py's dtype
+
+
 def stored_f32(dset):
-    """a store vector dataset as F32: F32 as it is, BF16 (uint16 marked dtype = bf16) widened exactly"""
+    """a store vector dataset as F32: F32 as it is, BF16 (uint16 marked dtype = bf16) and F16 (float16
+    marked dtype = f16) widened exactly"""
     a = dset[...]
     if a.dtype == np.float32:
         return a
-    if a.dtype != np.uint16 or dset.attrs.get("dtype") != "bf16":
-        failures.append("%s: dtype %s, attribute dtype %r" % (dset.name, a.dtype, dset.attrs.get("dtype")))
-    return (a.astype(np.uint32) << 16).view(np.float32)
+    mark = dset.attrs.get("dtype")
+    if mark not in ("bf16", "f16") or str(a.dtype) != STORED[mark]:
+        failures.append("%s: dtype %s, attribute dtype %r" % (dset.name, a.dtype, mark))
+    return (a.astype(np.uint32) << 16).view(np.float32) if mark == "bf16" else a.astype(np.float32)
 
 
 def reference(store, order, c, W=None, d=None):
@@ -136,7 +142,7 @@ def case(label, shapes, dtypes, seed, store_dtype="f32"):
             failures.append("%s: np=%d bits differ from np=1" % (label, np_))
     with h5py.File(store, "r") as f:
         got_dtype = str(f["task_vectors"].dtype)
-    if got_dtype != {"f32": "float32", "bf16": "uint16"}[store_dtype]:
+    if got_dtype != STORED[store_dtype]:
         failures.append("%s: -map_store_dtype %s wrote /task_vectors as %s" % (label, store_dtype, got_dtype))
     print("%s: P = %d, T = %d, storage %s, compared at np = %s" % (label, ref.size, T, store_dtype, sorted(outs)))
 
@@ -145,8 +151,9 @@ os.makedirs(work, exist_ok=True)
 case("mlp", [("encoder.0.weight", (40, 100)), ("encoder.0.bias", (40,)), ("encoder.1.weight", (23, 40)),
              ("encoder.1.bias", (23,))], ["F32", "BF16", "F16"], 1)
 case("tiny", [("encoder.0.weight", (10, 14)), ("encoder.0.bias", (10,))], ["F32", "F32", "F32"], 2)
-case("mlp_bf16", [("encoder.0.weight", (40, 100)), ("encoder.0.bias", (40,)), ("encoder.1.weight", (23, 40)),
-                  ("encoder.1.bias", (23,))], ["F32", "BF16", "F16"], 1, "bf16")
+for dt in ("bf16", "f16"):
+    case("mlp_" + dt, [("encoder.0.weight", (40, 100)), ("encoder.0.bias", (40,)), ("encoder.1.weight", (23, 40)),
+                       ("encoder.1.bias", (23,))], ["F32", "BF16", "F16"], 1, dt)
 for f in failures:
     print("FAIL", f)
 print("merge_model_ranks:", "FAIL" if failures else "OK")

@@ -131,6 +131,22 @@ static PetscErrorCode TestConversions(void)
     if (!isnan(x)) EXPECT(MapF32ToF16(x) == hb, "F32ToF16(%a) = 0x%04x, _Float16 gives 0x%04x", (double)x, MapF32ToF16(x), hb);
   }
 #endif
+  /* MapF32ToF16Array (F16C where the CPU has it) = MapF32ToF16, NaN payloads included: a sweep of
+     the whole u32 range (every exponent, many mantissas, both signs) of a length that is not a
+     multiple of 8, so the scalar tail runs too */
+  {
+    enum { NSWEEP = 65555 };
+    static float    xs[NSWEEP];
+    static uint16_t hs[NSWEEP];
+    for (uint32_t k = 0; k < NSWEEP; k++) xs[k] = u2f(k * 65519u + (k % 7));
+    MapF32ToF16Array(xs, NSWEEP, hs);
+    for (uint32_t k = 0; k < NSWEEP; k++)
+      EXPECT(hs[k] == MapF32ToF16(xs[k]), "F32ToF16Array(%a) = 0x%04x, MapF32ToF16 gives 0x%04x", (double)xs[k], hs[k], MapF32ToF16(xs[k]));
+    for (size_t i = 0; i < sizeof(f16) / sizeof(f16[0]); i++) xs[i] = f16[i].x;
+    MapF32ToF16Array(xs, (int64_t)(sizeof(f16) / sizeof(f16[0])), hs); /* the table: vector path and tail */
+    for (size_t i = 0; i < sizeof(f16) / sizeof(f16[0]); i++)
+      EXPECT(hs[i] == f16[i].h, "F32ToF16Array(%a) = 0x%04x, expected 0x%04x", (double)f16[i].x, hs[i], f16[i].h);
+  }
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "conversions: checked\n"));
   PetscFunctionReturn(0);
 }

@@ -308,15 +308,21 @@ def tw_inf(name, tl):
     return out
 
 
-def tw_big(name, tl):
-    """finite in F32 but above the largest BF16 (rounds to Inf): only -map_store_dtype bf16 refuses it"""
-    out = []
-    for n, d, a in tl:
-        if name == "pretrained" and n == "encoder.1.bias":
-            a = a.copy()
-            a[2] = np.float32(3.4e38)
-        out.append((n, d, a))
-    return out
+def tw_big(value):
+    """a value finite in F32 that rounds to Inf in a 16-bit storage dtype: only -map_store_dtype bf16
+    (3.4e38) or f16 (65520, the smallest F32 above 65504 + half an F16 ulp) refuses it"""
+    def tweak(name, tl):
+        out = []
+        for n, d, a in tl:
+            if name == "pretrained" and n == "encoder.1.bias":
+                a = a.copy()
+                a[2] = np.float32(value)
+            out.append((n, d, a))
+        return out
+    return tweak
+
+
+STORE16 = ("bf16", "f16")  # the 16-bit storage dtypes; a bad-input case named <dtype>_... imports with it
 
 
 def tw_int(name, tl):
@@ -334,12 +340,16 @@ def bad(case, work, mpiexec):
     os.makedirs(work)
     store = os.path.join(work, "out.h5")
     tweaks = {"shape_mismatch": tw_shape, "missing_tensor": tw_missing, "nan": tw_nan, "inf": tw_inf, "int_dtype": tw_int,
-              "extra_tensor": tw_extra, "bf16_overflow": tw_big}
+              "extra_tensor": tw_extra, "bf16_overflow": tw_big(3.4e38), "f16_overflow": tw_big(65520.0)}
     paths = make_family(os.path.join(work, "models"), tweaks.get(case))
     out = store
+    dt = case.split("_")[0]
     if case in tweaks:
-        args = import_args(paths, store, ["-map_store_dtype", "bf16"] if case.startswith("bf16") else [])
-        want = {"bf16_overflow": ["pretrained model", "encoder.1.bias element 2", "flat parameter index 1119", "overflows BF16"],"shape_mismatch": ["task beta model", "encoder.1.weight", "shape [11,7]", "shape [7,11]"],
+        args = import_args(paths, store, ["-map_store_dtype", dt] if dt in STORE16 else [])
+        want = {"bf16_overflow": ["pretrained model", "encoder.1.bias element 2", "flat parameter index 1119", "overflows BF16"],
+                "f16_overflow": ["pretrained model", "encoder.1.bias element 2", "flat parameter index 1119", "value 65520 overflows F16",
+                                 "-map_store_dtype f16"],
+                "shape_mismatch": ["task beta model", "encoder.1.weight", "shape [11,7]", "shape [7,11]"],
                 "missing_tensor": ["task alpha model", "alpha.safetensors", "encoder.0.bias", "is missing"],
                 "nan": ["beta.safetensors", "encoder.0.weight element 79", "is NaN"],
                 "inf": ["pretrained.safetensors", "encoder.1.bias element 2", "flat parameter index 1119", "is Inf"],
@@ -348,24 +358,32 @@ def bad(case, work, mpiexec):
     elif case == "option_typo":
         args, want = import_args(paths, store)[:-2] + ["-map_stor", store], ["unknown or unused option", "map_stor"]
     elif case == "bf16_unknown_dtype":
-        args, want = import_args(paths, store, ["-map_store_dtype", "fp8"]), ["fp8", "-map_store_dtype", "f32 bf16"]
-    elif case.startswith("bf16_mark") or case.startswith("bf16_root"):
-        # a BF16 store damaged after the fact: the reader must refuse it and name the file
+        args, want = import_args(paths, store, ["-map_store_dtype", "fp8"]), ["fp8", "-map_store_dtype", "f32 bf16 f16"]
+    elif dt in STORE16 and case.split("_")[1] in ("mark", "root"):
+        # a BF16 or F16 store damaged after the fact: the reader must refuse it and name the file
         import h5py
 
-        kind, cmd = case.rsplit("_", 1)
+        kind, cmd = case[len(dt) + 1:].rsplit("_", 1)
         bad_store = os.path.join(work, "bad.h5")
-        run(mpiexec, 1, import_args(paths, bad_store, ["-map_store_dtype", "bf16"]))
+        run(mpiexec, 1, import_args(paths, bad_store, ["-map_store_dtype", dt]))
+        held = {"bf16": "integers of 2 bytes", "f16": "floats of 2 bytes"}[dt]
         with h5py.File(bad_store, "a") as f:
-            if kind == "bf16_mark_unknown":
+            if kind == "mark_unknown":
                 f["task_vectors"].attrs["dtype"] = "fp8"
-                want = ["bad.h5", "/task_vectors", "integers of 2 bytes", "dtype = \"fp8\"", "expected F32"]
-            elif kind == "bf16_mark_missing":
+                want = ["bad.h5", "/task_vectors", held, "dtype = \"fp8\"", "expected F32"]
+            elif kind == "mark_swapped":  # the other 16-bit mark: the bits would be misread
+                other = "f16" if dt == "bf16" else "bf16"
+                f["task_vectors"].attrs["dtype"] = other
+                want = ["bad.h5", "/task_vectors", held, "dtype = \"%s\"" % other]
+            elif kind == "mark_missing":
                 del f["pretrained"].attrs["dtype"]
-                want = ["bad.h5", "/pretrained", "dtype = (none)", "uint16 with dtype = \"bf16\""]
-            else:
+                want = ["bad.h5", "/pretrained", "dtype = (none)", {"bf16": "uint16 with dtype = \"bf16\"",
+                                                                     "f16": "IEEE binary16 with dtype = \"f16\""}[dt]]
+            elif kind == "root":
                 f.attrs["storage_dtype"] = "F32"
-                want = ["bad.h5", "root attribute storage_dtype is \"F32\"", "are BF16"]
+                want = ["bad.h5", "root attribute storage_dtype is \"F32\"", "are " + dt.upper()]
+            else:
+                fail("unknown case " + case)
         if cmd == "info":
             args, out = ["info", "-map_store", bad_store], None
         else:
