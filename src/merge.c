@@ -314,13 +314,17 @@ static PetscErrorCode CoeffsFree(float *stack, float **cf)
   PetscFunctionReturn(0);
 }
 
-/* Checks, logs and runs the fast kernel on pre and tau held in storage dtype dt. */
-static PetscErrorCode ApplyStored(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
-                                  const double *c, float *theta)
+/* Checks, logs and runs the fast kernel on pre and tau held in storage dtype dt (the one body of
+   MapMergeApply, MapMergeApplyBF16, MapMergeApplyF16 and MapModelMerge). */
+PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+                                           const double *c, float *theta)
 {
   float stack[MAP_MERGE_STACK_T], *cf;
 
   PetscFunctionBegin;
+  PetscCheck(dt == MAP_STORE_DTYPE_F32 || dt == MAP_STORE_DTYPE_BF16 || dt == MAP_STORE_DTYPE_F16, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "%s: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)", fn, (int)dt, (int)MAP_STORE_DTYPE_F32,
+             (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
   PetscCall(CheckArgs(fn, n, pre, T, tau, ld, c, theta));
   if (n == 0) PetscFunctionReturn(0);
   PetscCall(MapInitializePackage());
@@ -330,17 +334,6 @@ static PetscErrorCode ApplyStored(const char *fn, MapStoreDType dt, int64_t n, c
   PetscCall(CoeffsFree(stack, &cf));
   PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
   PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
-  PetscFunctionReturn(0);
-}
-
-PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
-                                           const double *c, float *theta)
-{
-  PetscFunctionBegin;
-  PetscCheck(dt == MAP_STORE_DTYPE_F32 || dt == MAP_STORE_DTYPE_BF16 || dt == MAP_STORE_DTYPE_F16, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
-             "%s: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)", fn, (int)dt, (int)MAP_STORE_DTYPE_F32,
-             (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
-  PetscCall(ApplyStored(fn, dt, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }
 
@@ -356,7 +349,7 @@ PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int
 PetscErrorCode MapMergeApply(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta)
 {
   PetscFunctionBegin;
-  PetscCall(ApplyStored("MapMergeApply", MAP_STORE_DTYPE_F32, n, pre, T, tau, ld, c, theta));
+  PetscCall(MapMergeApplyStored_Private("MapMergeApply", MAP_STORE_DTYPE_F32, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }
 
@@ -415,7 +408,7 @@ PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const ui
                                  float *theta)
 {
   PetscFunctionBegin;
-  PetscCall(ApplyStored("MapMergeApplyBF16", MAP_STORE_DTYPE_BF16, n, pre, T, tau, ld, c, theta));
+  PetscCall(MapMergeApplyStored_Private("MapMergeApplyBF16", MAP_STORE_DTYPE_BF16, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }
 
@@ -439,7 +432,7 @@ PetscErrorCode MapMergeApplyF16(int64_t n, const uint16_t *pre, int T, const uin
                                 float *theta)
 {
   PetscFunctionBegin;
-  PetscCall(ApplyStored("MapMergeApplyF16", MAP_STORE_DTYPE_F16, n, pre, T, tau, ld, c, theta));
+  PetscCall(MapMergeApplyStored_Private("MapMergeApplyF16", MAP_STORE_DTYPE_F16, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }
 
