@@ -356,20 +356,31 @@ def case_disk_full():
         subprocess.run(["umount", mnt], capture_output=True)
 
 
+def runs_agree(name, args, T, nps=(1, 2)):
+    """`mapmerge` args run at each rank count of nps into fresh folders <name>-n<np>: the first run's
+    outputs checked, every other run the same bits; returns the first folder and its output"""
+    runs = [(fresh(f"{name}-n{n}"), n) for n in nps]
+    first = None
+    for run, n in runs:
+        p = mpi(n, *args, "-map_output", run)
+        first = first or p
+    check_outputs(runs[0][0], T)
+    for run, _ in runs[1:]:
+        same_results(os.path.join(runs[0][0], "results.h5"), os.path.join(run, "results.h5"))
+    return runs[0][0], first.stdout
+
+
 def case_bayes_replay():
     """Bayesian MAP gives the same bits at -n 1 and 3; -map_replay of its manifest repeats it exactly."""
     store = setup_zoo()
     args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,shift", "-map_method", "bayesian",
             "-map_bayes_iterations", "2", "-map_seed", "11", "-map_reevaluate", "4"]
-    a, b, c = fresh("bayes-n1"), fresh("bayes-n3"), fresh("bayes-replay")
-    mpi(1, *args, "-map_output", a)
-    mpi(3, *args, "-map_output", b)
-    check_outputs(a, 2)
+    a, _ = runs_agree("bayes", args, 2, (1, 3))
+    c = fresh("bayes-replay")
     with h5py.File(os.path.join(a, "results.h5"), "r") as f:
         rounds = f["samples/round"][...]
     if rounds.max() != 2 or (rounds == 0).sum() == 0:
         fail(f"samples/round does not show 2 Bayesian rounds: {rounds}")
-    same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
     p = mpi(2, "run", "-map_replay", os.path.join(a, "manifest.json"), "-map_output", c)
     if "replaying" not in p.stdout:
         fail("replay did not say so")
@@ -397,13 +408,10 @@ def case_bayes_per_task():
     args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", ",".join(tasks), "-map_method", "bayesian",
             "-map_bayes_evaluate", "per_task", "-map_bayes_iterations", "2", "-map_bayes_batch", "2", "-map_seed", "7",
             "-map_reevaluate", "3"]
-    a, b, c = fresh("bayes-pt-n1"), fresh("bayes-pt-n2"), fresh("bayes-pt-resume")
-    p = mpi(1, *args, "-map_output", a)
-    if "on one task each" not in p.stdout:
+    a, out = runs_agree("bayes-pt", args, 2)
+    c = fresh("bayes-pt-resume")
+    if "on one task each" not in out:
         fail("the summary does not count the one-task samples")
-    mpi(2, *args, "-map_output", b)
-    check_outputs(a, 2)
-    same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
     with h5py.File(os.path.join(a, "results.h5"), "r") as f:
         task = f["samples/task"][...]
         rounds = f["samples/round"][...]
@@ -447,12 +455,10 @@ def case_refine():
     store = setup_zoo()
     args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,shift", "-map_refine", "2",
             "-map_refine_points", "4", "-map_seed", "5", "-map_reevaluate", "3"]
-    a, b, c = fresh("refine-n1"), fresh("refine-n2"), fresh("refine-resume")
-    p = mpi(1, *args, "-map_output", a)
-    if "refine round 2" not in p.stdout:
+    a, out = runs_agree("refine", args, 2)
+    c = fresh("refine-resume")
+    if "refine round 2" not in out:
         fail("no refine round 2 in the output")
-    mpi(2, *args, "-map_output", b)
-    check_outputs(a, 2)
     with h5py.File(os.path.join(a, "results.h5"), "r") as f:
         rounds = f["samples/round"][...]
         C = f["samples/coeffs"][...]
@@ -461,7 +467,6 @@ def case_refine():
         fail(f"samples/round {rounds}: expected the 12-point design, then up to 4 points in each of rounds 1 and 2")
     if np.any(C < 0) or np.any(C > 1) or len(np.unique(C, axis=0)) != len(C):
         fail("refine points off the box or repeated")
-    same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
     resume_from_cut(a, c, args, 2)  # interrupted inside round 2
 
 
@@ -472,10 +477,8 @@ def case_refine_pick():
     store = setup_zoo()
     args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_refine", "3", "-map_refine_target", "pick",
             "-map_sample_type", "lhs", "-map_sample_n", "30", "-map_preference", "2,1,1,1", "-map_seed", "3", "-map_reevaluate", "2"]
-    a, b, c = fresh("refine-pick-n1"), fresh("refine-pick-n2"), fresh("refine-pick-resume")
-    mpi(1, *args, "-map_output", a)
-    mpi(2, *args, "-map_output", b)
-    check_outputs(a, 4)
+    a, _ = runs_agree("refine-pick", args, 4)
+    c = fresh("refine-pick-resume")
     with h5py.File(os.path.join(a, "results.h5"), "r") as f:
         rounds = f["samples/round"][...]
         pick_pred, pick_real = f["pick/predicted"][0], f["pick/real"][0]
@@ -485,7 +488,6 @@ def case_refine_pick():
     # the final fit has seen the last rounds' picks: its prediction at the pick is close to the real model
     err = float(np.abs(pick_pred - pick_real).max())
     print(f"pick prediction error after 3 pick rounds: {err:.4f}")
-    same_results(os.path.join(a, "results.h5"), os.path.join(b, "results.h5"))
     resume_from_cut(a, c, args, 2)
     expect_error(args[:-2] + ["-map_refine_target", "knee", "-map_output", fresh("refine-pick-bad")], "knee")
     expect_error(["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_refine_target", "pick", "-map_output",
