@@ -38,13 +38,13 @@ static void ToBF16(int64_t n, const float *x, uint16_t *b)
   }
 }
 
-typedef enum { K_TRIAD, K_F32, K_F32_REF, K_BF16, K_BF16_REF } KernelId;
+typedef enum { K_TRIAD, K_F32, K_F32_REF, K_BF16, K_BF16_REF, K_F16, K_F16_REF } KernelId;
 
 typedef struct {
   int64_t   P;
   int       T;
   float    *pre, *tau, *theta;
-  uint16_t *preb, *taub;
+  uint16_t *preb, *taub, *preh, *tauh; /* BF16 and IEEE half copies */
   double   *c;
 } BenchData;
 
@@ -69,6 +69,12 @@ static PetscErrorCode RunOnce(BenchData *d, KernelId k, double *sec)
   case K_BF16_REF:
     PetscCall(MapMergeApplyBF16_Ref(d->P, d->preb, d->T, d->taub, d->P, d->c, d->theta));
     break;
+  case K_F16:
+    PetscCall(MapMergeApplyF16(d->P, d->preh, d->T, d->tauh, d->P, d->c, d->theta));
+    break;
+  case K_F16_REF:
+    PetscCall(MapMergeApplyF16_Ref(d->P, d->preh, d->T, d->tauh, d->P, d->c, d->theta));
+    break;
   }
   *sec = MapWallTime() - t0;
   PetscFunctionReturn(0);
@@ -92,7 +98,7 @@ int main(int argc, char **argv)
 {
   BenchData d;
   PetscInt  P = 100000000, T = 8, reps = 5, ref_reps = 2;
-  double    g_triad, g_f32, g_f32r, g_bf, g_bfr;
+  double    g_triad, g_f32, g_f32r, g_bf, g_bfr, g_h, g_hr;
   float    *check;
   int       valid = 1;
 
@@ -111,39 +117,43 @@ int main(int argc, char **argv)
   d.T = (int)T;
   PetscCall(PetscMalloc3(P, &d.pre, (size_t)T * P, &d.tau, P, &d.theta));
   PetscCall(PetscMalloc3(P, &d.preb, (size_t)T * P, &d.taub, T, &d.c));
+  PetscCall(PetscMalloc2(P, &d.preh, (size_t)T * P, &d.tauh));
   PetscCall(PetscMalloc1(P, &check));
   Fill(P, 1, d.pre);
   Fill(T * P, 2, d.tau);
   ToBF16(P, d.pre, d.preb);
   ToBF16(T * P, d.tau, d.taub);
+  MapF32ToF16Array(d.pre, P, d.preh);
+  MapF32ToF16Array(d.tau, T * P, d.tauh);
   memset(d.theta, 0, P * sizeof(float));
   memset(check, 0, P * sizeof(float));
   for (PetscInt i = 0; i < T; i++) d.c[i] = 0.1 + 0.37 * i;
 
   PetscCall(PetscPrintf(PETSC_COMM_SELF, "bench_merge: P = %" PetscInt_FMT ", T = %" PetscInt_FMT ", best of %" PetscInt_FMT
-                                         " (ref: %" PetscInt_FMT "), working set F32 %.2f GB, BF16 %.2f GB\n",
+                                         " (ref: %" PetscInt_FMT "), working set F32 %.2f GB, BF16 or F16 %.2f GB\n",
                         P, T, reps, ref_reps, (T + 2) * 4.0 * P / 1e9, ((T + 1) * 2.0 + 4.0) * P / 1e9));
   /* warm-up: page in everything once */
   double sec;
   PetscCall(RunOnce(&d, K_TRIAD, &sec));
   PetscCall(RunOnce(&d, K_F32, &sec));
   PetscCall(RunOnce(&d, K_BF16, &sec));
+  PetscCall(RunOnce(&d, K_F16, &sec));
 
   /* The triad and the fast kernels alternate within each repetition, so that a change in the
      machine's load during the run hits them alike; the best of each is kept. */
   const double   bf32 = (T + 1) * 4.0 + 4.0, bbf = (T + 1) * 2.0 + 4.0;
-  const KernelId fast[3]  = {K_TRIAD, K_F32, K_BF16};
-  const char    *names[3] = {"triad", "f32_fast", "bf16_fast"};
-  const double   bytes[3] = {12.0, bf32, bbf};
-  double         best[3]  = {1e300, 1e300, 1e300};
+  const KernelId fast[4]  = {K_TRIAD, K_F32, K_BF16, K_F16};
+  const char    *names[4] = {"triad", "f32_fast", "bf16_fast", "f16_fast"};
+  const double   bytes[4] = {12.0, bf32, bbf, bbf};
+  double         best[4]  = {1e300, 1e300, 1e300, 1e300};
   for (PetscInt r = 0; r < reps; r++) {
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
       PetscCall(RunOnce(&d, fast[k], &sec));
       if (sec < best[k]) best[k] = sec;
     }
   }
-  double *g[3] = {&g_triad, &g_f32, &g_bf};
-  for (int k = 0; k < 3; k++) {
+  double *g[4] = {&g_triad, &g_f32, &g_bf, &g_h};
+  for (int k = 0; k < 4; k++) {
     *g[k] = bytes[k] * (double)P / best[k] / 1e9;
     PetscCall(PetscPrintf(PETSC_COMM_SELF, "RESULT %s %.3f %.6f\n", names[k], *g[k], best[k]));
   }
@@ -155,6 +165,10 @@ int main(int argc, char **argv)
   PetscCall(MapMergeApplyBF16(P, d.preb, (int)T, d.taub, P, d.c, d.theta));
   if (memcmp(check, d.theta, P * sizeof(float))) valid = 0;
   PetscCall(Measure(&d, K_BF16_REF, "bf16_ref", ref_reps, bbf, &g_bfr));
+  PetscCall(MapMergeApplyF16_Ref(P, d.preh, (int)T, d.tauh, P, d.c, check));
+  PetscCall(MapMergeApplyF16(P, d.preh, (int)T, d.tauh, P, d.c, d.theta));
+  if (memcmp(check, d.theta, P * sizeof(float))) valid = 0;
+  PetscCall(Measure(&d, K_F16_REF, "f16_ref", ref_reps, bbf, &g_hr));
 
   PetscCall(PetscPrintf(PETSC_COMM_SELF, "%-10s %10s %12s\n", "kernel", "GB/s", "vs triad"));
   PetscCall(PetscPrintf(PETSC_COMM_SELF, "%-10s %10.2f %12.3f\n", "triad", g_triad, 1.0));
@@ -162,10 +176,13 @@ int main(int argc, char **argv)
   PetscCall(PetscPrintf(PETSC_COMM_SELF, "%-10s %10.2f %12.3f\n", "f32_ref", g_f32r, g_f32r / g_triad));
   PetscCall(PetscPrintf(PETSC_COMM_SELF, "%-10s %10.2f %12.3f\n", "bf16_fast", g_bf, g_bf / g_triad));
   PetscCall(PetscPrintf(PETSC_COMM_SELF, "%-10s %10.2f %12.3f\n", "bf16_ref", g_bfr, g_bfr / g_triad));
-  PetscCall(PetscPrintf(PETSC_COMM_SELF, "fast/ref speedup: F32 %.2fx, BF16 %.2fx\n", g_f32 / g_f32r, g_bf / g_bfr));
-  PetscCall(PetscPrintf(PETSC_COMM_SELF, "validation (fast == ref bitwise, F32 and BF16): %s\n", valid ? "VALID" : "INVALID"));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "%-10s %10.2f %12.3f\n", "f16_fast", g_h, g_h / g_triad));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "%-10s %10.2f %12.3f\n", "f16_ref", g_hr, g_hr / g_triad));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "fast/ref speedup: F32 %.2fx, BF16 %.2fx, F16 %.2fx\n", g_f32 / g_f32r, g_bf / g_bfr, g_h / g_hr));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "validation (fast == ref bitwise, F32, BF16 and F16): %s\n", valid ? "VALID" : "INVALID"));
   PetscCall(PetscFree(check));
   PetscCall(PetscFree3(d.preb, d.taub, d.c));
+  PetscCall(PetscFree2(d.preh, d.tauh));
   PetscCall(PetscFree3(d.pre, d.tau, d.theta));
   PetscCall(PetscFinalize());
   return valid ? 0 : 1;

@@ -30,7 +30,7 @@ awk -v T="$T" '
   END {
     printf "| implementation | storage | GB/s | vs triad | time (s) | bits vs mapmerge ref |\n|---|---|---:|---:|---:|---|\n"
     for (i = 1; i <= n; i++) {
-      st = (name[i] ~ /bf16/) ? "BF16" : "F32"
+      st = (name[i] ~ /bf16/) ? "BF16" : (name[i] ~ /f16/) ? "F16" : "F32"
       printf "| %s | %s | %.2f | %.3f | %.4f | %s |\n", name[i], st, gbs[i], gbs[i] / triad, sec[i], bits[i]
     }
   }' "$out/c.txt" "$out/py.txt"
