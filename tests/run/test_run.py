@@ -521,6 +521,12 @@ def case_nested():
     if "merge tree (7 nodes" not in p.stdout:
         fail("summary lacks the merge tree")
     print(f"nested: {tree.shape[0]} nodes, {n} evaluations, root coefficients {W[-1]}")
+    # a nested run's model is its tree's root: asking export for its best evaluated model is an error
+    out = os.path.join(a, "best.safetensors")
+    expect_error(["export", "-map_store", store, "-map_run", a, "-map_export_model", "best_evaluated", "-map_output", out],
+                 "is nested MAP")
+    if os.path.exists(out):
+        fail("a failed export left its output")
 
 
 def case_nested_chain():
@@ -604,6 +610,15 @@ def case_export_pick():
                  "it needs -map_run")
     expect_error(["export", "-map_store", store, "-map_run", run, "-map_export_model", "best", "-map_output", out + "4"],
                  "best")
+    # a run folder whose manifest.json is not JSON: export names it and writes nothing
+    bad = fresh("export-pick-badmanifest")
+    shutil.copytree(run, bad, dirs_exist_ok=True)
+    with open(os.path.join(bad, "manifest.json"), "w") as f:
+        f.write("{not json")
+    expect_error(["export", "-map_store", store, "-map_run", bad, "-map_output", out + "5"], "manifest.json: not JSON")
+    for o in (out + "2", out + "3", out + "4", out + "5"):
+        if os.path.exists(o):
+            fail(f"a failed export left {o}")
 
 
 CASES = {
