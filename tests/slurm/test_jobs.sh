@@ -93,7 +93,9 @@ check_run() { # check_run DIR NAME: the run folder holds the results
 # ---- 2 (submitted first, so it is running when we signal it) and 1 --------------------------
 # the signalled run uses mpirun inside the allocation; the reference run uses srun
 J2=$(LAUNCHER=mpirun RUN_DIR=runs/signalled submit -n 2 --job-name=sig "$src/jobs/map.sbatch" "$config" "${run_opts[@]}")
-J1=$(submit -n 2 --job-name=ref "$src/jobs/map.sbatch" "$config" "${run_opts[@]}")
+# the reference run also goes through the environment hook (a site's `module load` file)
+printf 'echo "env hook ran in job $SLURM_JOB_ID"\n' > env-hook.sh
+J1=$(MAPMERGE_ENV=$PWD/env-hook.sh submit -n 2 --job-name=ref "$src/jobs/map.sbatch" "$config" "${run_opts[@]}")
 [ -n "$J1" ] && [ -n "$J2" ] || die "sbatch of jobs/map.sbatch failed"
 log "submitted signalled run $J2 and reference run $J1"
 
@@ -113,7 +115,8 @@ signal_mid_run "$J2" runs/signalled/journal.jsonl
 
 # ---- 3: the sweep array and a job that depends on all its tasks -----------------------------
 # task 0 repeats the reference run on 1 rank (srun) and is signalled too: same results expected
-printf '# test sweep\n-map_seed 0 -map_reevaluate 2 -map_sample_type lhs -map_sample_n 120\n\n-map_seed 2 -map_reevaluate 1 -map_sample_type lhs -map_sample_n 20\n' > sweep.txt
+# line 1 quotes its values as a user would; unquoted they would be unknown sample types
+printf '# test sweep\n-map_seed 0 -map_reevaluate 2 -map_sample_type lhs -map_sample_n 120\n\n-map_seed 2 -map_reevaluate "1" -map_sample_type '"'"'lhs'"'"' -map_sample_n 20\n' > sweep.txt
 JS=$(submit -n 1 --array=0-1%2 "$src/jobs/sweep.sbatch" "$config" sweep.txt)
 JD=$(submit -n 1 --job-name=after --dependency=afterok:"$JS" \
      --wrap "test -s runs/${JS}_0/front.csv && test -s runs/${JS}_1/front.csv && echo both-sweep-fronts-present")
@@ -173,6 +176,7 @@ n1=$(wc -l < "runs/$J1/journal.jsonl")
 n2=$(wc -l < runs/signalled/journal.jsonl)
 [ "$n1" = "$n2" ] && log "ok: journals have $n1 entries each" || fail "journal lines: reference $n1, signalled $n2"
 
+grep -q "env hook ran in job $J1" "ref-$J1.out" && log "ok: MAPMERGE_ENV was sourced in job $J1" || fail "ref-$J1.out: MAPMERGE_ENV was not sourced"
 check_done "$JS" "sweep array"
 out0=mapmerge-sweep-${JS}_0.out
 restarts=$(scontrol -o show job "${JS}_0" | grep -o " Restarts=[^ ]*" | cut -d= -f2)
