@@ -31,7 +31,16 @@ fi
 blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
 case "$blas" in *openblas*) ;; *) echo "setup: warning: libblas.so.3 -> $blas is not OpenBLAS (slow reference BLAS)";; esac
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning|Error" || true
-test -x build/mapmerge || { echo "setup: build failed"; exit 1; }
+# MAP_WERROR=ON (set by .ci/run) turns warnings into errors; passed every time, so the cache never
+# keeps a value from an earlier run.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAP_WERROR="${MAP_WERROR:-OFF}" >/dev/null
+# The full log goes to build/build.log; a failed build prints its errors and stops here (an old
+# build/mapmerge from an earlier build must not pass for a new one).
+log=build/build.log
+if ! cmake --build build -j"$(nproc)" >"$log" 2>&1; then
+  { grep -E -A3 "error|Error" "$log" || tail -40 "$log"; } | head -80 || true
+  echo "setup: build FAILED (full log: $log)" >&2
+  exit 1
+fi
+grep -E -A3 "warning:" "$log" || true
 echo "setup: built build/mapmerge"

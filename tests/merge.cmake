@@ -12,6 +12,6 @@ map_script_test(merge_model_ranks /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/mer
                 $<TARGET_FILE:test_merge_model> ${MPIEXEC_EXECUTABLE} ${CMAKE_BINARY_DIR}/tests/merge_model)
 
 # Benchmark (built with the tree, not a test: it needs ~6 GB and a quiet machine).
-# Run: bench/merge/run.sh <build dir>; see bench/README.md.
+# Run: bench/merge/run.sh <build dir>; see bench/merge/RESULTS.md.
 add_executable(bench_merge ${CMAKE_SOURCE_DIR}/bench/merge/bench_merge.c)
 target_link_libraries(bench_merge PRIVATE map_merge)

@@ -2,14 +2,12 @@
 # found point checked against the known Pareto set, extreme points, IGD/HV, Chebyshev vs weighted
 # sum on a non-convex front, bitwise the same front at 1, 2 and 4 ranks; front-quality measures;
 # postprocess/quality.py on a synthetic front.
-# The test links only map_core plus this module's sources and the analytic evaluator, so it builds
-# even while the modules map_pareto links (surrogate, sample) are being changed.
-file(GLOB map_pareto_test_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/pareto*.c)
-add_executable(test_pareto ${CMAKE_SOURCE_DIR}/tests/pareto/test_pareto.c ${map_pareto_test_srcs}
-               ${CMAKE_SOURCE_DIR}/src/eval_analytic.c)
-target_link_libraries(test_pareto PRIVATE map_core ${LAPACK_LIB})
-add_executable(test_front ${CMAKE_SOURCE_DIR}/tests/pareto/test_front.c ${map_pareto_test_srcs})
-target_link_libraries(test_front PRIVATE map_core ${LAPACK_LIB})
+# The tests link the module library (map_pareto needs only map_core); test_pareto also takes the
+# analytic evaluator from map_eval.
+add_executable(test_pareto ${CMAKE_SOURCE_DIR}/tests/pareto/test_pareto.c)
+target_link_libraries(test_pareto PRIVATE map_pareto map_eval)
+add_executable(test_front ${CMAKE_SOURCE_DIR}/tests/pareto/test_front.c)
+target_link_libraries(test_front PRIVATE map_pareto)
 
 map_mpi_test(pareto_front 1 $<TARGET_FILE:test_front>)
 set_tests_properties(pareto_front_np1 PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")
@@ -46,8 +44,8 @@ set_tests_properties(pareto_quality PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 
 # front sanity, the same bits on every rank and as a one-rank search at 1, 2 and 3 ranks (3 ranks put
 # the preference blocks and the anchor solves on other ranks than 2 do). Also the benchmark of the
 # search: test_pareto_surrogate -params FILE ("T F" + a run's surrogate/accuracy/params) -reps n -dump F
-add_executable(test_pareto_surrogate ${CMAKE_SOURCE_DIR}/tests/pareto/test_surrogate.c ${map_pareto_test_srcs})
-target_link_libraries(test_pareto_surrogate PRIVATE map_core ${LAPACK_LIB})
+add_executable(test_pareto_surrogate ${CMAKE_SOURCE_DIR}/tests/pareto/test_surrogate.c)
+target_link_libraries(test_pareto_surrogate PRIVATE map_pareto)
 foreach(np 1 2 3)
   map_mpi_test(pareto_surrogate8 ${np} $<TARGET_FILE:test_pareto_surrogate> -T 8)
   set_tests_properties(pareto_surrogate8_np${np} PROPERTIES PASS_REGULAR_EXPRESSION "ALL OK: 0 failures")

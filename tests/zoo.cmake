@@ -2,8 +2,8 @@
 # real command code, check the files are the same bytes, that every fine-tuned model beats the
 # pretrained one on its task (recomputed by numpy from the files), that the eval sets are numpy's
 # own transforms of the raw Fashion-MNIST images, and that bad input gives clear errors.
-add_executable(zoo_build ${CMAKE_SOURCE_DIR}/tests/zoo/zoo_build.c ${CMAKE_SOURCE_DIR}/src/run_zoo.c)
-target_link_libraries(zoo_build PRIVATE map_zoo)
+add_executable(zoo_build ${CMAKE_SOURCE_DIR}/tests/zoo/zoo_build.c)
+target_link_libraries(zoo_build PRIVATE map_run)  # MapCommandZoo, the real command code
 map_script_test(zoo_small /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/zoo/test_zoo.py
                 $<TARGET_FILE:zoo_build> ${MPIEXEC_EXECUTABLE} ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
 # other tests may use the small zoo in ${CMAKE_BINARY_DIR}/zoo-small: FIXTURES_REQUIRED zoo_small

@@ -1,7 +1,7 @@
 #!/bin/sh
 # MAP front quality, fit + search time against the reference pipeline, Pareto search weak scaling and the
-# end-to-end run (issue 4; bench/README.md, sections "MAP front quality", "Fit + search time", "Pareto
-# search weak scaling", "End-to-end run").
+# end-to-end run (issue 4; results in bench/map_quality/RESULTS.md, the end-to-end run in
+# bench/eval/RESULTS.md).
 #
 #   bench/map_quality/run.sh [BUILD_DIR] [WORK_DIR] [extra bench.py options, e.g. --only time --only e2e --reps 3]
 #

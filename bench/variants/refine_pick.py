@@ -1,7 +1,7 @@
 """The pick of plain MAP at T = 8 (the embedded default) without refinement, with R rounds of
 `-map_refine_target pick` (one evaluation each) and with one front-refinement round of R points, at
 equal extra budgets; per seed: the pick's worst-task and mean accuracy (validation and test), how far
-its prediction is from the real model, and the evaluated models. bench/README.md, "Refining the pick
+its prediction is from the real model, and the evaluated models. bench/variants/RESULTS.md, "Refining the pick
 at T = 8".
 
     bench/variants/run_refine.sh [BUILD_DIR] [WORK_DIR] [--seeds 3] [--rounds 4]

@@ -1,6 +1,5 @@
 #!/bin/sh
-# Bayesian MAP and Nested MAP against plain MAP (issue 6 "Bar" and "Performance"; bench/README.md,
-# section "Bayesian and Nested MAP").
+# Bayesian MAP and Nested MAP against plain MAP (issue 6 "Bar" and "Performance"; bench/variants/RESULTS.md).
 #
 #   bench/variants/run.sh [BUILD_DIR] [WORK_DIR] [extra bench.py options, e.g. --only nested --seeds 2]
 #

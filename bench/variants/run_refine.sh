@@ -1,5 +1,5 @@
 #!/bin/sh
-# The pick of plain MAP at T = 8 with and without refinement (bench/README.md, "Refining the pick at T = 8").
+# The pick of plain MAP at T = 8 with and without refinement (bench/variants/RESULTS.md, "Refining the pick at T = 8").
 #
 #   bench/variants/run_refine.sh [BUILD_DIR] [WORK_DIR] [--seeds 3] [--rounds 4]
 #
