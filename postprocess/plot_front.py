@@ -36,8 +36,8 @@ from matplotlib.collections import LineCollection  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from runfolder import Run, RunError  # noqa: E402
 
-WIDTH = {"page": 7.0, "column": 3.3}
-FONT = {"page": 9, "column": 7}
+WIDTH = {"page": 7.0, "column": 3.3, "wide": 10.0}  # wide: report.py's screen figures
+FONT = {"page": 9, "column": 7, "wide": 10}
 COLOR = {"truth": "0.85", "samples": "0.55", "predicted front": "tab:blue", "re-evaluated (real)": "tab:orange",
          "real front (all evaluated)": "tab:green", "links": "0.4", "fine-tuned": "black", "pretrained": "black",
          "pick (real)": "tab:red", "best evaluated": "tab:red"}
@@ -150,15 +150,15 @@ def figure_front(run, size="page", truth=None):
         return fig
     if T == 3:
         pairs = [(0, 1, 2), (0, 2, 1), (1, 2, 0)]
-        shape = (1, 3) if size == "page" else (3, 1)
-        fig, axes = plt.subplots(*shape, figsize=(w, w * 0.36) if size == "page" else (w, w * 2.6), layout="constrained")
+        shape = (3, 1) if size == "column" else (1, 3)
+        fig, axes = plt.subplots(*shape, figsize=(w, w * 2.6) if size == "column" else (w, w * 0.36), layout="constrained")
         for ax, (i, j, k) in zip(np.ravel(axes), pairs):
             _pair_panel(ax, run, i, j, truth, colour_by=k)
             ax.set_xlabel(f"accuracy {run.tasks[i]}")
             ax.set_ylabel(f"accuracy {run.tasks[j]}")
         sm = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap="viridis")
         fig.colorbar(sm, ax=np.ravel(axes).tolist(), shrink=0.9, pad=0.01).set_label("accuracy of the task in the panel title")
-        _legend(fig, np.ravel(axes), 4 if size == "page" else 2)
+        _legend(fig, np.ravel(axes), 2 if size == "column" else 4)
         fig.suptitle(run.title())
         return fig
     n = T - 1
@@ -175,7 +175,7 @@ def figure_front(run, size="page", truth=None):
                 ax.set_xlabel(run.tasks[i], fontsize=FONT[size] - (T > 5))
             if c == 0:
                 ax.set_ylabel(run.tasks[j], fontsize=FONT[size] - (T > 5))
-    _legend(fig, [a for a in axes.ravel() if a.get_visible()], 4 if size == "page" else 2)
+    _legend(fig, [a for a in axes.ravel() if a.get_visible()], 2 if size == "column" else 4)
     fig.suptitle(run.title() + " (accuracy, all pairs)", y=0.93)
     fig.subplots_adjust(hspace=0.08, wspace=0.08)
     return fig
@@ -184,7 +184,7 @@ def figure_front(run, size="page", truth=None):
 def figure_parallel(run, size="page"):
     """parallel coordinates: one polyline per model, one vertical axis per task (accuracy, shared scale)"""
     w = WIDTH[size]
-    fig, ax = plt.subplots(figsize=(w, w * (0.42 if size == "page" else 0.75)))
+    fig, ax = plt.subplots(figsize=(w, w * (0.75 if size == "column" else 0.42)))
     ax.set_label("parallel")
     x = np.arange(run.T)
     S = _points(run)
@@ -233,7 +233,7 @@ def figure_tree(run, size="page"):
     w, T, tree = WIDTH[size], run.T, run.tree
     col = {name: c for c, name in enumerate(run.tree_columns)}
     pos = tree_layout(tree, T)
-    fig, ax = plt.subplots(figsize=(w, w * (0.45 if size == "page" else 0.8)))
+    fig, ax = plt.subplots(figsize=(w, w * (0.8 if size == "column" else 0.45)))
     ax.set_label("tree")
     seg, labels = [], []
     for k in range(T, len(tree)):

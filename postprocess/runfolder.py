@@ -86,6 +86,7 @@ class Run:
         self.manifest = self._json("manifest.json")
         self.front_csv = self._front_csv()
         self.phase_times = self._phase_times()
+        self.summary_hypervolumes = self._summary_hypervolumes()
         self.baselines = self._baselines()
 
     def _json(self, name):
@@ -145,16 +146,30 @@ class Run:
         cols = [header.index(prefix + t) for t in self.tasks]
         return np.array([[float(r[c]) if r[c] != "" else np.nan for c in cols] for r in rows]).reshape(-1, self.T)
 
-    def _phase_times(self):
-        """{'setup': s, ...} from the summary line a run prints, if its stdout was kept as run.log"""
+    def _log(self):
         p = os.path.join(self.dir, "run.log")
         if not os.path.exists(p):
-            return None
+            return ""
         with open(p, errors="replace") as fh:
-            m = re.findall(r"^time per phase:(.*)$", fh.read(), re.M)
+            return fh.read()
+
+    def _phase_times(self):
+        """{'setup': s, ...} from the summary line a run prints, if its stdout was kept as run.log"""
+        m = re.findall(r"^time per phase:(.*)$", self._log(), re.M)
         if not m:
             return None
         return {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)s", m[-1])}
+
+    def _summary_hypervolumes(self):
+        """the hypervolumes of the run's printed summary (run.log), as printed"""
+        log, out = self._log(), {}
+        m = re.findall(r"^front: .*hypervolume \(accuracy, ref 0\): predicted (\S+), real \(\d+ re-evaluated\) (\S+)$", log, re.M)
+        if m:
+            out["predicted"], out["real"] = m[-1]
+        m = re.findall(r"^real front \(non-dominated among all .*hypervolume (\S+)$", log, re.M)
+        if m:
+            out["real front"] = m[-1]
+        return out or None
 
     def failed_points(self):
         """samples meant for every task whose metrics are not finite (a run records no other failures)"""
