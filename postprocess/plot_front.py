@@ -145,7 +145,7 @@ def figure_front(run, size="page", truth=None):
         _pair_panel(ax, run, 0, 1, truth)
         ax.set_xlabel(f"accuracy {run.tasks[0]}")
         ax.set_ylabel(f"accuracy {run.tasks[1]}")
-        ax.legend(loc="best", fontsize="x-small" if size == "column" else "small", framealpha=0.8)
+        ax.legend(loc="best", fontsize=FONT[size] - 1, framealpha=0.8)
         ax.set_title(run.title())
         return fig
     if T == 3:
@@ -207,7 +207,7 @@ def figure_parallel(run, size="page"):
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.set_title(run.title() + " (parallel coordinates)")
-    ax.legend(loc="upper right", fontsize="x-small", framealpha=0.8)
+    ax.legend(loc="upper right", fontsize=FONT[size] - 2, framealpha=0.8)
     return fig
 
 
