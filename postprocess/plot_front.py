@@ -177,7 +177,7 @@ def figure_front(run, size="page", truth=None):
                 ax.set_ylabel(run.tasks[j], fontsize=FONT[size] - (T > 5))
     _legend(fig, [a for a in axes.ravel() if a.get_visible()], 2 if size == "column" else 4)
     fig.suptitle(run.title() + " (accuracy, all pairs)", y=0.93)
-    fig.subplots_adjust(hspace=0.08, wspace=0.08)
+    fig.subplots_adjust(hspace=0.08, wspace=0.08, bottom=0.07)
     return fig
 
 
