@@ -51,7 +51,7 @@ class Run:
                 raise RunError(f"{self.results} is not the results.h5 of a mapmerge run (no /tasks or /samples)")
             self.attrs = {k: _text(v) for k, v in f.attrs.items()}
             self.tasks = [_text(t) for t in f["tasks"][...]]
-            self.T = T = len(self.tasks)
+            self.T = len(self.tasks)
             self.method = self.attrs.get("method", "map")
             self.C = f["samples/coeffs"][...]
             self.A = f["samples/accuracy"][...]
@@ -139,12 +139,6 @@ class Run:
             lines = fh.read().splitlines()
         # mapmerge writes the names unquoted, one field per comma: split on commas, not csv's quote rules
         return lines[0].split(","), [ln.split(",") for ln in lines[1:] if ln]
-
-    def front_column(self, prefix):
-        """front.csv's <prefix><task> columns as floats (NaN where empty), by name"""
-        header, rows = self.front_csv
-        cols = [header.index(prefix + t) for t in self.tasks]
-        return np.array([[float(r[c]) if r[c] != "" else np.nan for c in cols] for r in rows]).reshape(-1, self.T)
 
     def _log(self):
         p = os.path.join(self.dir, "run.log")
