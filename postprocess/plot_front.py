@@ -157,7 +157,7 @@ def figure_front(run, size="page", truth=None):
             ax.set_xlabel(f"accuracy {run.tasks[i]}")
             ax.set_ylabel(f"accuracy {run.tasks[j]}")
         sm = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap="viridis")
-        fig.colorbar(sm, ax=np.ravel(axes).tolist(), shrink=0.9, pad=0.01).set_label("accuracy of the task in the panel title")
+        fig.colorbar(sm, ax=np.ravel(axes).tolist(), shrink=0.9, pad=0.01, fraction=0.04, aspect=50 if size == "column" else 20).set_label("accuracy of the task in the panel title")
         _legend(fig, np.ravel(axes), 2 if size == "column" else 4)
         fig.suptitle(run.title())
         return fig
