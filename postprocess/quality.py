@@ -19,7 +19,9 @@ not re-evaluated: such rows are skipped). The truth is reduced to its non-domina
 
 Typical use: `quality.py grid --tasks a,b --n 201 --output grid.csv`, then
 `mapmerge eval -map_coeffs grid.csv -map_output truth.csv ...`, then
-`quality.py all --front runs/<id>/front.csv --front-columns real_acc_ --truth truth.csv --truth-columns acc_`.
+`quality.py all --front runs/<id>/front.csv --truth truth.csv`. Without --front-columns the front's
+columns are <--columns><task> when it has them, else front.csv's own real_acc_<task> (the real,
+re-evaluated points); --front-columns pred_acc_ measures the predicted front instead.
 """
 import argparse
 import csv
@@ -144,10 +146,25 @@ def hypervolume(F, ref):
     return box * hits / n
 
 
+def front_prefix(path, prefix, tasks):
+    """without --front-columns: <prefix><task> if the front has those columns, else front.csv's own
+    real_acc_<task> (the re-evaluated points of a run); else prefix, so the error names its column"""
+    try:
+        with open(path, newline="") as f:
+            header = next((r for r in csv.reader(f) if r and not r[0].startswith("#")), [])
+    except OSError as e:
+        fail("cannot read %s: %s" % (path, e.strerror))
+    header = [h.strip() for h in header]
+    for p in (prefix, "real_acc_"):
+        if all(p + t in header for t in tasks):
+            return p
+    return prefix
+
+
 def cmd_quality(args):
-    fprefix = args.front_columns or args.columns
     tprefix = args.truth_columns or args.columns
     truth, tasks = read_objectives(args.truth, tprefix)
+    fprefix = args.front_columns or front_prefix(args.front, args.columns, tasks)
     front, _ = read_objectives(args.front, fprefix, tasks)
     truth = non_dominated(truth)
     m = len(tasks)
@@ -162,6 +179,7 @@ def cmd_quality(args):
             fail("--ref: expected one number or %d comma-separated numbers, got %d" % (m, len(r)))
         ref = np.array(r * m if len(r) == 1 else r)
     print("tasks %s" % ",".join(tasks))
+    print("front columns %s<task>" % fprefix)
     print("points found %d truth %d (non-dominated)" % (len(front), len(truth)))
     if args.measure in ("igd", "all"):
         print("igd %.17g" % mean_nearest(truth, front))
@@ -211,7 +229,8 @@ def main():
     ap.add_argument("--front", help="found front CSV (e.g. front.csv of a run)")
     ap.add_argument("--truth", help="ground-truth CSV (e.g. mapmerge eval output on a dense grid)")
     ap.add_argument("--columns", default="acc_", help="objective column prefix for both files (default acc_)")
-    ap.add_argument("--front-columns", help="prefix in the front file (pred_acc_ or real_acc_ for front.csv)")
+    ap.add_argument("--front-columns", help="prefix in the front file (default: --columns if present, else real_acc_ as in "
+                    "front.csv; pred_acc_ for the predicted front)")
     ap.add_argument("--truth-columns", help="prefix in the truth file")
     ap.add_argument("--ref", help="hypervolume reference point: one value or one per objective (default 0)")
     ap.add_argument("--tasks", help="grid: task names, comma-separated")
