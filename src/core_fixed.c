@@ -14,33 +14,55 @@ static inline MapFixedV4 LoadV4(const float *p)
   return v;
 }
 
-/* rows [i0, i0+R) x columns [j0, j0+8): R*2 accumulators in registers, k ascending */
-#define MAP_FIXED_TILE(R)                                                                  \
-  do {                                                                                     \
-    MapFixedV4 c0[R], c1[R];                                                               \
-    for (int r = 0; r < (R); r++) c0[r] = c1[r] = (MapFixedV4){0, 0, 0, 0};                \
-    for (int64_t k = 0; k < K; k++) {                                                      \
-      const MapFixedV4 b0 = LoadV4(B + k * ldb + j0), b1 = LoadV4(B + k * ldb + j0 + 4); \
-      for (int r = 0; r < (R); r++) {                                                      \
-        const float      a  = A[(i0 + r) * ai + k * ak];                                   \
-        const MapFixedV4 va = {a, a, a, a};                                                \
-        c0[r] += va * b0;                                                                  \
-        c1[r] += va * b1;                                                                  \
-      }                                                                                    \
-    }                                                                                      \
-    for (int r = 0; r < (R); r++) {                                                        \
-      memcpy(C + (i0 + r) * ldc + j0, &c0[r], sizeof(MapFixedV4));                         \
-      memcpy(C + (i0 + r) * ldc + j0 + 4, &c1[r], sizeof(MapFixedV4));                     \
-    }                                                                                      \
-  } while (0)
+/* rows [i0, i0+4) x columns [j0, j0+8): 8 accumulators in registers, k ascending */
+static void Tile4x8(int64_t K, const float *A, int64_t ai, int64_t ak, const float *B, int64_t ldb, float *C, int64_t ldc)
+{
+  MapFixedV4   c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+  const float *a0 = A, *a1 = A + ai, *a2 = A + 2 * ai, *a3 = A + 3 * ai;
+  for (int64_t k = 0; k < K; k++, B += ldb) {
+    const MapFixedV4 b0 = LoadV4(B), b1 = LoadV4(B + 4);
+    const int64_t    o  = k * ak;
+    MapFixedV4       v;
+    v = (MapFixedV4){a0[o], a0[o], a0[o], a0[o]};
+    c00 += v * b0;
+    c01 += v * b1;
+    v = (MapFixedV4){a1[o], a1[o], a1[o], a1[o]};
+    c10 += v * b0;
+    c11 += v * b1;
+    v = (MapFixedV4){a2[o], a2[o], a2[o], a2[o]};
+    c20 += v * b0;
+    c21 += v * b1;
+    v = (MapFixedV4){a3[o], a3[o], a3[o], a3[o]};
+    c30 += v * b0;
+    c31 += v * b1;
+  }
+  const MapFixedV4 *out[8] = {&c00, &c01, &c10, &c11, &c20, &c21, &c30, &c31};
+  for (int r = 0; r < 4; r++) {
+    memcpy(C + r * ldc, out[2 * r], sizeof(MapFixedV4));
+    memcpy(C + r * ldc + 4, out[2 * r + 1], sizeof(MapFixedV4));
+  }
+}
+
+/* one row x columns [j0, j0+8) */
+static void Tile1x8(int64_t K, const float *A, int64_t ak, const float *B, int64_t ldb, float *C)
+{
+  MapFixedV4 c0 = {0}, c1 = {0};
+  for (int64_t k = 0; k < K; k++, B += ldb) {
+    const MapFixedV4 v = {A[k * ak], A[k * ak], A[k * ak], A[k * ak]};
+    c0 += v * LoadV4(B);
+    c1 += v * LoadV4(B + 4);
+  }
+  memcpy(C, &c0, sizeof(c0));
+  memcpy(C + 4, &c1, sizeof(c1));
+}
 
 void MapFixedGemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, int64_t ak, const float *B, int64_t ldb, float *C, int64_t ldc)
 {
   int64_t j0 = 0;
   for (; j0 + 8 <= N; j0 += 8) {
     int64_t i0 = 0;
-    for (; i0 + 4 <= M; i0 += 4) MAP_FIXED_TILE(4);
-    for (; i0 < M; i0++) MAP_FIXED_TILE(1);
+    for (; i0 + 4 <= M; i0 += 4) Tile4x8(K, A + i0 * ai, ai, ak, B + j0, ldb, C + i0 * ldc + j0, ldc);
+    for (; i0 < M; i0++) Tile1x8(K, A + i0 * ai, ak, B + j0, ldb, C + i0 * ldc + j0);
   }
   for (int64_t i = 0; i < M; i++) /* the last N % 8 columns: the same order, one element at a time */
     for (int64_t j = j0; j < N; j++) {

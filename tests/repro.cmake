@@ -4,3 +4,7 @@
 map_script_test(repro_property /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/repro/test_property.py)
 map_script_test(repro_machine /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/repro/test_machine.py)
 set_tests_properties(repro_property repro_machine PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+# the fixed-order kernel against the plain loop, bit for bit, and fixed exp/log against libm
+add_executable(repro_test_fixed ${CMAKE_SOURCE_DIR}/tests/repro/test_fixed.c)
+target_link_libraries(repro_test_fixed PRIVATE map_core)
+map_mpi_test(repro_fixed 1 $<TARGET_FILE:repro_test_fixed>)

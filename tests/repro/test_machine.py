@@ -11,6 +11,7 @@ usage: test_machine.py   (env: MAPMERGE, MAP_BINARY_DIR, MAP_SOURCE_DIR)"""
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,7 +122,7 @@ def main():
                 "-map_eval_command", f"python3 {script} {{model}} {{task}}", "-map_sample_n", "6", "-map_reevaluate", "1",
                 "-map_output", run], d)
         ins = json.load(open(os.path.join(run, "manifest.json")))["inputs_sha256"]
-        py = os.path.realpath("/usr/bin/python3")
+        py = os.path.realpath(shutil.which("python3"))
         check(ins.get(os.path.realpath(script)) == sha(script), "manifest: sha256 of -map_eval_command's script")
         check(ins.get(py) == sha(py), f"manifest: sha256 of -map_eval_command's program ({py})")
     if failures:
