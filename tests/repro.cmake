@@ -8,3 +8,6 @@ set_tests_properties(repro_property repro_machine PROPERTIES FAIL_REGULAR_EXPRES
 add_executable(repro_test_fixed ${CMAKE_SOURCE_DIR}/tests/repro/test_fixed.c)
 target_link_libraries(repro_test_fixed PRIVATE map_core)
 map_mpi_test(repro_fixed 1 $<TARGET_FILE:repro_test_fixed>)
+# the same run under srun in a SLURM job without CPU binding, against mpiexec (local SLURM, like slurm_jobs)
+map_script_test(repro_srun ${CMAKE_SOURCE_DIR}/tests/repro/test_srun.sh)
+set_tests_properties(repro_srun PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 RUN_SERIAL TRUE FAIL_REGULAR_EXPRESSION "FAIL" LABELS slurm)
