@@ -9,9 +9,11 @@
            the next layer's input directly.
    Bits:   samples go in batches of a fixed size (-map_eval_batch), so every matrix product has
            the same shape whatever the rank count; each output element is computed by the same
-           K loop however the rows are split (checked by the np 1/2/4 test; -map_eval_kernel ref
-           guarantees it by construction). Per-batch loss sums and correct counts are combined in
-           batch order, never by a reduction whose order depends on the rank count. */
+           K loop however the rows are split (the BLAS runs on one thread, MapPinBLASThreads:
+           threads would split the rows by the cores a rank may use; -map_eval_kernel ref and
+           fixed guarantee it by construction, and fixed on any machine). Per-batch loss sums and
+           correct counts are combined in batch order, never by a reduction whose order depends on
+           the rank count. Tested on random shapes at -n 1..5: tests/repro/test_property.py. */
 #include "evalimpl.h"
 #include "fixedimpl.h"
 #include <math.h>

@@ -83,17 +83,15 @@ PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *m, json_t *in)
   json_object_set_new(rep, "mlp_eval_bits",
                       json_string(!strcmp(kernel, "fixed") ? "independent of rank count, launcher, CPU model and BLAS"
                                                            : "independent of rank count and launcher; depend on the CPU's BLAS kernels (versions.blas)"));
-  if (r->store) {
-    const char *keys[2] = {"pretrained", NULL};
+  if (r->store)
     for (int t = -1; t < r->T; t++) {
       char key[MAP_NAME_LEN + 32], *v = NULL;
       if (t < 0) snprintf(key, sizeof(key), "pretrained.sha256");
       else snprintf(key, sizeof(key), "task.%s.sha256", r->tasks[t]);
       PetscCall(MapStoreGetAttribute(r->store, key, &v));
-      if (v) json_object_set_new(src, t < 0 ? keys[0] : r->tasks[t], json_string(v));
+      if (v) json_object_set_new(src, t < 0 ? "pretrained" : r->tasks[t], json_string(v));
       PetscCall(PetscFree(v));
     }
-  }
   json_object_set_new(rep, "store_sources_sha256", src);
   json_object_set_new(m, "reproducibility", rep);
   PetscFunctionReturn(0);
