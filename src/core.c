@@ -1,5 +1,6 @@
 /* core: package registration, temp-file registry, option helpers, layout, RNG, sha256. */
 #include <mapmerge/core.h>
+#include "fixedimpl.h"
 #include <openssl/evp.h>
 #include <errno.h>
 #include <libgen.h>
@@ -17,6 +18,7 @@ PetscErrorCode MapInitializePackage(void)
   PetscFunctionBegin;
   if (map_package_initialized) PetscFunctionReturn(0);
   map_package_initialized = PETSC_TRUE;
+  MapPinBLASThreads(); /* before any BLAS call: a threaded sgemm's bits follow the cores it may use */
   PetscCall(PetscClassIdRegister("mapmerge", &MAP_CLASSID));
   PetscCall(PetscLogEventRegister("MapStoreRead", MAP_CLASSID, &MAP_EVENT_StoreRead));
   PetscCall(PetscLogEventRegister("MapStoreWrite", MAP_CLASSID, &MAP_EVENT_StoreWrite));

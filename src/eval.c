@@ -139,7 +139,8 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                             ev->batch, &ev->batch, NULL));
   PetscCall(PetscOptionsInt("-map_eval_row_block", "mlp: rows per matrix-kernel call; layers are split between ranks in whole blocks "
                             "(fixed, so the metrics do not depend on the rank count)", "", ev->rowblock, &ev->rowblock, NULL));
-  PetscCall(PetscOptionsString("-map_eval_kernel", "mlp: matrix kernel, blas (cblas_sgemm) or ref (plain loops, same bits for any split)",
+  PetscCall(PetscOptionsString("-map_eval_kernel", "mlp: matrix kernel: blas (cblas_sgemm), ref (plain loops) or fixed (fixed-order tiled loops and exp/log: "
+                               "the same bits on any machine and BLAS, see docs/reproducibility.md)",
                                "", ev->kernel, ev->kernel, sizeof(ev->kernel), NULL));
   PetscCall(PetscOptionsString("-map_eval_command", "command: argv template, e.g. 'prog --model {model} --task {task} --data {data}' "
                                "(no shell; '...' and \"...\" quote)", "", ev->command, ev->command, sizeof(ev->command), NULL));
@@ -153,8 +154,8 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
   PetscCheck(ev->rowblock >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_row_block %" PetscInt_FMT ": must be >= 1", ev->rowblock);
   PetscCheck(ev->groups >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": must be >= 0", ev->groups);
   PetscCheck(ev->timeout > 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_timeout %g: must be > 0", (double)ev->timeout);
-  PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
-             "-map_eval_kernel %s: one of blas, ref", ev->kernel);
+  PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref") || !strcmp(ev->kernel, "fixed"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
+             "-map_eval_kernel %s: one of blas, ref, fixed", ev->kernel);
   if (strcmp(ev->type, MapEvalTypes[itype])) PetscCall(MapEvaluatorSetType(ev, MapEvalTypes[itype]));
   PetscFunctionReturn(0);
 }

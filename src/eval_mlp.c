@@ -9,16 +9,23 @@
            the next layer's input directly.
    Bits:   samples go in batches of a fixed size (-map_eval_batch), so every matrix product has
            the same shape whatever the rank count; each output element is computed by the same
-           K loop however the rows are split (checked by the np 1/2/4 test; -map_eval_kernel ref
-           guarantees it by construction). Per-batch loss sums and correct counts are combined in
-           batch order, never by a reduction whose order depends on the rank count. */
+           K loop however the rows are split (the BLAS runs on one thread, MapPinBLASThreads:
+           threads would split the rows by the cores a rank may use; -map_eval_kernel ref and
+           fixed guarantee it by construction, and fixed on any machine). Per-batch loss sums and
+           correct counts are combined in batch order, never by a reduction whose order depends on
+           the rank count. Tested on random shapes at -n 1..5: tests/repro/test_property.py. */
 #include "evalimpl.h"
+#include "fixedimpl.h"
 #include <math.h>
 #include <cblas.h>
 
 /* 4 lanes: native SSE2 on every x86-64 (8 lanes without -mavx compile to slow scalar spills) */
 typedef float   MapV4F __attribute__((vector_size(16)));
 typedef int32_t MapV4I __attribute__((vector_size(16)));
+
+/* blas: cblas_sgemm (bits depend on the CPU's kernels); ref: plain loops; fixed: MapFixedGemm and
+   MapFixedExp/Log, the same bits as ref's products on every machine */
+typedef enum { MLP_KERNEL_BLAS, MLP_KERNEL_REF, MLP_KERNEL_FIXED } MLPKernel;
 
 typedef struct {
   int64_t in, out;    /* features */
@@ -58,7 +65,8 @@ typedef struct {
   int64_t   maxw;          /* widest layer (or input, or head) */
   float    *a0, *a1, *yl; /* [maxw*batch] */
   int      *gcount, *gdispl; /* per-call Allgatherv counts */
-  PetscBool useblas;
+  MLPKernel kernel;
+  float    *xt; /* fixed kernel: one batch of the eval set transposed, [d, batch] */
   int64_t   rb; /* row block: BLAS calls always cover the same global blocks of rows */
 } MapEval_MLP;
 
@@ -80,7 +88,7 @@ static void RowBlockRange(int64_t n, int64_t rb, int s, int r, int64_t *r0, int6
   *r1 = PetscMin(b1 * rb, n);
 }
 
-double MapEvalSoftmaxCE(int C, const float *z, int64_t stride, int64_t y, int *pred)
+static double SoftmaxCE(PetscBool fixedmath, int C, const float *z, int64_t stride, int64_t y, int *pred)
 {
   double mx = (double)z[0];
   int    am = 0;
@@ -92,10 +100,12 @@ double MapEvalSoftmaxCE(int C, const float *z, int64_t stride, int64_t y, int *p
     }
   }
   double s = 0;
-  for (int c = 0; c < C; c++) s += exp((double)z[c * stride] - mx);
+  for (int c = 0; c < C; c++) s += fixedmath ? MapFixedExp((double)z[c * stride] - mx) : exp((double)z[c * stride] - mx);
   *pred = am;
-  return mx + log(s) - (double)z[y * stride];
+  return mx + (fixedmath ? MapFixedLog(s) : log(s)) - (double)z[y * stride];
 }
+
+double MapEvalSoftmaxCE(int C, const float *z, int64_t stride, int64_t y, int *pred) { return SoftmaxCE(PETSC_FALSE, C, z, stride, y, pred); }
 
 /* "encoder.<k>.weight" / "encoder.<k>.bias": *k and *isbias; returns 0 when the name is neither */
 static int ParseEncoderName(const char *name, long *k, int *isbias)
@@ -379,7 +389,7 @@ static PetscErrorCode MapEvaluatorSetUp_MLP(MapEvaluator ev)
   PetscCall(FindLayers(ev, store, m));
   PetscCheck(layout.P == m->P, ev->comm, PETSC_ERR_ARG_INCOMP, "mlp evaluator: model has %" PetscInt64_FMT " parameters, store %" PetscInt64_FMT,
              layout.P, m->P);
-  m->useblas = !strcmp(ev->kernel, "blas") ? PETSC_TRUE : PETSC_FALSE;
+  m->kernel = !strcmp(ev->kernel, "blas") ? MLP_KERNEL_BLAS : !strcmp(ev->kernel, "fixed") ? MLP_KERNEL_FIXED : MLP_KERNEL_REF;
   m->rb      = ev->rowblock;
 
   /* groups: automatic = one group per rank (pure data parallel) unless the encoder is large */
@@ -412,6 +422,7 @@ static PetscErrorCode MapEvaluatorSetUp_MLP(MapEvaluator ev)
   PetscCall(PetscCalloc1(ev->T, &m->tasks));
   for (int t = 0; t < ev->T; t++) PetscCall(LoadTask(ev, m, store, t));
   PetscCall(PetscMalloc3(m->maxw * ev->batch, &m->a0, m->maxw * ev->batch, &m->a1, m->maxw * ev->batch, &m->yl));
+  PetscCall(PetscMalloc1(m->kernel == MLP_KERNEL_FIXED ? m->layers[0].in * ev->batch : 1, &m->xt));
   PetscCall(PetscMalloc2(m->gsize, &m->gcount, m->gsize, &m->gdispl));
   PetscCall(PetscInfo(NULL, "mlp evaluator: %d layers, %" PetscInt64_FMT " encoder parameters, %d group(s) of %d rank(s), batch %" PetscInt_FMT ", kernel %s\n",
                       m->nlayer, nparam, m->G, m->gsize, ev->batch, ev->kernel));
@@ -424,12 +435,20 @@ static PetscErrorCode MapEvaluatorSetUp_MLP(MapEvaluator ev)
    blas: OpenBLAS's sgemm gives an element other bits depending on where its row falls in the
    call's M range (edge kernels), so it is called once per global block of rb rows: the calls,
    and so the bits, are the same however a group splits the layer. ref: accumulates each Y
-   element over k in order, vectorised across the batch; its bits never depend on the split. */
-static void MatMulRows(PetscBool useblas, int64_t rb, int64_t mrows, int64_t nb, int64_t K, const float *W, const float *A, PetscBool xmajor,
-                       const float *bias, PetscBool relu, float *Y)
+   element over k in order, vectorised across the batch; its bits never depend on the split.
+   fixed: the same order (so the same bits as ref), register-tiled; xt: scratch [K, nb]. */
+static void MatMulRows(MLPKernel kernel, int64_t rb, int64_t mrows, int64_t nb, int64_t K, const float *W, const float *A, PetscBool xmajor,
+                       const float *bias, PetscBool relu, float *Y, float *xt)
 {
   if (mrows == 0) return;
-  if (useblas) {
+  if (kernel == MLP_KERNEL_FIXED) {
+    if (xmajor) { /* the kernel's lanes run over the batch: X[nb,K] -> [K,nb] */
+      for (int64_t j = 0; j < nb; j++)
+        for (int64_t k = 0; k < K; k++) xt[k * nb + j] = A[j * K + k];
+      A = xt;
+    }
+    MapFixedGemm(mrows, nb, K, W, K, 1, A, nb, Y, nb);
+  } else if (kernel == MLP_KERNEL_BLAS) {
     for (int64_t i = 0; i < mrows; i += rb) {
       int64_t mb = PetscMin(rb, mrows - i);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, xmajor ? CblasTrans : CblasNoTrans, (int)mb, (int)nb, (int)K, 1.0f, W + i * K, (int)K, A,
@@ -485,10 +504,10 @@ static PetscErrorCode ForwardBatch(MapEval_MLP *m, MLPTask *tk, int64_t nb, cons
   for (int l = 0; l < m->nlayer; l++) {
     MLPLayer *L  = &m->layers[l];
     int64_t   mr = L->r1 - L->r0;
-    if (m->gsize == 1) MatMulRows(m->useblas, m->rb, mr, nb, L->in, L->W, A, xmajor, L->b, PETSC_TRUE, cur);
+    if (m->gsize == 1) MatMulRows(m->kernel, m->rb, mr, nb, L->in, L->W, A, xmajor, L->b, PETSC_TRUE, cur, m->xt);
     else {
       /* my rows into yl, then the group assembles the whole [out,nb] in cur */
-      MatMulRows(m->useblas, m->rb, mr, nb, L->in, L->W, A, xmajor, L->b, PETSC_TRUE, m->yl);
+      MatMulRows(m->kernel, m->rb, mr, nb, L->in, L->W, A, xmajor, L->b, PETSC_TRUE, m->yl, m->xt);
       for (int s = 0; s < m->gsize; s++) {
         m->gcount[s] = L->rcount[s] * (int)nb;
         m->gdispl[s] = L->rdispl[s] * (int)nb;
@@ -502,7 +521,7 @@ static PetscErrorCode ForwardBatch(MapEval_MLP *m, MLPTask *tk, int64_t nb, cons
     nxt        = tmp;
   }
   /* head: small, computed whole on every rank of the group (same bits on each) */
-  MatMulRows(m->useblas, m->rb, tk->C, nb, m->layers[m->nlayer - 1].out, tk->hw, A, PETSC_FALSE, tk->hb, PETSC_FALSE, cur);
+  MatMulRows(m->kernel, m->rb, tk->C, nb, m->layers[m->nlayer - 1].out, tk->hw, A, PETSC_FALSE, tk->hb, PETSC_FALSE, cur, m->xt);
   *out = cur;
   PetscFunctionReturn(0);
 }
@@ -557,7 +576,7 @@ static PetscErrorCode MapEvaluatorEvaluate_MLP(MapEvaluator ev, const double *c,
       for (int64_t j = 0; j < n; j++) {
         int     pred;
         int64_t y = tk->labels[s0 - tk->s0 + j];
-        loss += MapEvalSoftmaxCE(tk->C, z + j, n, y, &pred);
+        loss += SoftmaxCE(m->kernel == MLP_KERNEL_FIXED, tk->C, z + j, n, y, &pred);
         corr += (pred == y);
       }
       bl[base + b] = loss;
@@ -710,6 +729,7 @@ static PetscErrorCode MapEvaluatorDestroy_MLP(MapEvaluator ev)
   PetscCall(PetscFree2(m->sendbuf, m->recvbuf));
   PetscCall(PetscFree(m->theta));
   PetscCall(PetscFree3(m->a0, m->a1, m->yl));
+  PetscCall(PetscFree(m->xt));
   PetscCall(PetscFree2(m->gcount, m->gdispl));
   if (m->gcomm != MPI_COMM_NULL && m->gcomm) PetscCallMPI(MPI_Comm_free(&m->gcomm));
   PetscCall(PetscFree(ev->data_impl));

@@ -27,7 +27,7 @@ struct _p_MapEvaluator {
   PetscInt        groups;                     /* -map_eval_groups, 0 = automatic */
   PetscInt        batch;                      /* -map_eval_batch: samples per batch (fixed => same bits) */
   PetscInt        rowblock;                   /* -map_eval_row_block: rows per BLAS call (fixed => same bits) */
-  char            kernel[16];                 /* -map_eval_kernel blas|ref */
+  char            kernel[16];                 /* -map_eval_kernel blas|ref|fixed */
   char            command[MAP_EVAL_CMD_LEN];  /* -map_eval_command template */
   PetscReal       timeout;                    /* -map_eval_timeout seconds */
   char            tmpdir[MAP_PATH_LEN];       /* -map_eval_tmpdir for the command evaluator's model file */

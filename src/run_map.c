@@ -387,6 +387,7 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
     }
     PetscCall(MapFreeList(nd, &data));
   }
+  PetscCall(MapRunManifestRepro(r, m, in)); /* test data, evaluator program, BLAS threads, zoo sha256 */
   json_object_set_new(m, "inputs_sha256", in);
   /* where it ran */
   {

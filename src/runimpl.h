@@ -112,6 +112,7 @@ PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const d
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
                                 const PetscBool *want, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
+PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *inputs_sha256); /* run_repro.c */
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
 

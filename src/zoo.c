@@ -4,7 +4,6 @@
 #define _GNU_SOURCE /* RTLD_DEFAULT */
 #endif
 #include "zooimpl.h"
-#include <dlfcn.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,15 +94,6 @@ PetscErrorCode MapZooConfigSetFromOptions(MPI_Comm comm, MapZooConfig *cfg)
   cfg->ntasks = n;
   PetscCall(MapFreeList(n, &list));
   PetscFunctionReturn(0);
-}
-
-/* OpenBLAS runs sgemm on several threads by default; one thread per rank keeps the result
-   independent of the thread count and leaves the cores to the ranks. Looked up at run time
-   because the link-time libblas may be the reference BLAS (OPENBLAS_NUM_THREADS=1 does the same). */
-static void MapZooBlasSingleThread(void)
-{
-  void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-  if (set) set(1);
 }
 
 static PetscErrorCode MapZooMkdir(const char *path)
@@ -249,7 +239,6 @@ PetscErrorCode MapZooBuildWithConfig(MPI_Comm comm, const MapZooConfig *cfg, con
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   PetscCallMPI(MPI_Comm_size(comm, &size));
-  MapZooBlasSingleThread();
 
   /* a clear message when the data set is missing, before any work */
   if (rank == 0) {

@@ -1,8 +1,8 @@
-/* zoo: a small MLP trainer on cblas_sgemm (forward, backward, Adam). Everything is a fixed
- * sequence of BLAS calls and plain loops in a fixed order, so one (seed, task) gives the same
- * bits on whichever rank trains it. */
+/* zoo: a small MLP trainer (forward, backward, Adam) on fixed-order kernels (MapFixedGemm,
+ * MapFixedExp/Log), not BLAS: one (seed, task) gives the same bits on whichever rank trains it,
+ * and on any x86-64 CPU whatever kernels or thread count its BLAS would choose. */
 #include "zooimpl.h"
-#include <cblas.h>
+#include "fixedimpl.h"
 #include <math.h>
 
 PetscErrorCode MapZooMLPCreate(int L, const int *widths, MapZooMLP *m)
@@ -61,16 +61,20 @@ typedef struct {
   float *x;                          /* [B, w0] */
   float *act[MAP_ZOO_MAX_LAYERS + 2]; /* act[k] = input of layer k; act[L+1] = logits */
   float *dA, *dB;                    /* gradient w.r.t. activations, ping-pong [B, maxw] */
+  float *Wt;                         /* one layer's weight transposed, [in, out] */
 } MapZooWork;
 
 static PetscErrorCode MapZooWorkCreate(const MapZooMLP *m, int B, MapZooWork *w)
 {
-  int maxw = 0;
+  int     maxw = 0;
+  int64_t maxp = 0;
 
   PetscFunctionBegin;
   PetscCall(PetscMemzero(w, sizeof(*w)));
   w->B = B;
   for (int k = 0; k <= m->L + 1; k++) maxw = PetscMax(maxw, m->w[k]);
+  for (int k = 0; k <= m->L; k++) maxp = PetscMax(maxp, (int64_t)m->w[k] * m->w[k + 1]);
+  PetscCall(PetscMalloc1(maxp, &w->Wt));
   PetscCall(PetscMalloc1((size_t)B * m->w[0], &w->x));
   w->act[0] = w->x;
   for (int k = 1; k <= m->L + 1; k++) PetscCall(PetscMalloc1((size_t)B * m->w[k], &w->act[k]));
@@ -86,6 +90,7 @@ static PetscErrorCode MapZooWorkDestroy(const MapZooMLP *m, MapZooWork *w)
   for (int k = 1; k <= m->L + 1; k++) PetscCall(PetscFree(w->act[k]));
   PetscCall(PetscFree(w->dA));
   PetscCall(PetscFree(w->dB));
+  PetscCall(PetscFree(w->Wt));
   PetscFunctionReturn(0);
 }
 
@@ -93,13 +98,15 @@ static PetscErrorCode MapZooWorkDestroy(const MapZooMLP *m, MapZooWork *w)
 static void MapZooForward(const MapZooMLP *m, MapZooWork *w, int b)
 {
   for (int k = 0; k <= m->L; k++) {
-    const int in = m->w[k], out = m->w[k + 1];
-    float    *A = w->act[k], *Z = w->act[k + 1];
+    const int    in = m->w[k], out = m->w[k + 1];
+    float       *A = w->act[k], *Z = w->act[k + 1];
     const float *W = m->p + m->offW[k], *bias = m->p + m->offb[k];
+    /* Z[b,out] = A[b,in] W^T + bias, W^T [in,out] made contiguous in out for the kernel's lanes */
+    for (int j = 0; j < out; j++)
+      for (int i = 0; i < in; i++) w->Wt[(size_t)i * out + j] = W[(size_t)j * in + i];
+    MapFixedGemm(b, out, in, A, in, 1, w->Wt, out, Z, out);
     for (int r = 0; r < b; r++)
-      for (int j = 0; j < out; j++) Z[(size_t)r * out + j] = bias[j];
-    /* Z[b,out] += A[b,in] W[out,in]^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out, in, 1.0f, A, in, W, in, 1.0f, Z, out);
+      for (int j = 0; j < out; j++) Z[(size_t)r * out + j] += bias[j];
     if (k < m->L)
       for (size_t i = 0; i < (size_t)b * out; i++) Z[i] = Z[i] > 0.0f ? Z[i] : 0.0f;
   }
@@ -116,7 +123,7 @@ static double MapZooSoftmaxCE(const float *z, int label, float scale, float *gra
   double s = 0.0;
   float  e[MAP_ZOO_CLASSES];
   for (int j = 0; j < MAP_ZOO_CLASSES; j++) {
-    e[j] = expf(z[j] - mx);
+    e[j] = (float)MapFixedExp((double)(z[j] - mx));
     s += e[j];
   }
   *correct = am == label;
@@ -124,7 +131,7 @@ static double MapZooSoftmaxCE(const float *z, int label, float scale, float *gra
     float inv = (float)(1.0 / s);
     for (int j = 0; j < MAP_ZOO_CLASSES; j++) grad[j] = (e[j] * inv - (j == label ? 1.0f : 0.0f)) * scale;
   }
-  return log(s) - (double)(z[label] - mx);
+  return MapFixedLog(s) - (double)(z[label] - mx);
 }
 
 /* backward pass of b rows (after MapZooForward), gradient of the mean loss into g[P] */
@@ -136,13 +143,13 @@ static void MapZooBackward(const MapZooMLP *m, MapZooWork *w, int b, float *g)
     const int in = m->w[k], out = m->w[k + 1];
     float    *gW = g + m->offW[k], *gb = g + m->offb[k];
     /* gW[out,in] = dZ[b,out]^T A[b,in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, b, 1.0f, dZ, out, w->act[k], in, 0.0f, gW, in);
+    MapFixedGemm(out, in, b, dZ, 1, out, w->act[k], in, gW, in);
     for (int j = 0; j < out; j++) gb[j] = 0.0f;
     for (int r = 0; r < b; r++)
       for (int j = 0; j < out; j++) gb[j] += dZ[(size_t)r * out + j];
     if (k == 0) break;
     /* dA[b,in] = dZ[b,out] W[out,in], then through the ReLU of layer k-1 */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in, out, 1.0f, dZ, out, m->p + m->offW[k], in, 0.0f, dNext, in);
+    MapFixedGemm(b, in, out, dZ, out, 1, m->p + m->offW[k], in, dNext, in);
     const float *A = w->act[k];
     for (size_t i = 0; i < (size_t)b * in; i++)
       if (!(A[i] > 0.0f)) dNext[i] = 0.0f;
@@ -160,7 +167,7 @@ PetscErrorCode MapZooTrain(MapZooMLP *m, const MapZooTransform *tf, const MapZoo
   int       *order, *idx;
   int        labels[4096];
   const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-  int64_t    step = 0;
+  double     b1t = 1.0, b2t = 1.0; /* b1^step, b2^step: running products, not pow() (libm variants) */
 
   PetscFunctionBegin;
   PetscCheck(cfg->n >= 1 && cfg->n <= s->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
@@ -200,8 +207,9 @@ PetscErrorCode MapZooTrain(MapZooMLP *m, const MapZooTransform *tf, const MapZoo
       }
       MapZooBackward(m, &w, b, g);
       /* Adam with bias correction folded into the step size */
-      step++;
-      const float lr_t = (float)(cfg->lr * sqrt(1.0 - pow(b2, (double)step)) / (1.0 - pow(b1, (double)step)));
+      b1t *= b1;
+      b2t *= b2;
+      const float lr_t = (float)(cfg->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
       for (int64_t i = 0; i < m->P; i++) {
         mom[i] = (float)b1 * mom[i] + (float)(1.0 - b1) * g[i];
         vel[i] = (float)b2 * vel[i] + (float)(1.0 - b2) * g[i] * g[i];

@@ -1,5 +1,5 @@
 /* Private to the zoo module: the Fashion-MNIST reader, the image transforms and a small MLP
- * trainer (Linear+ReLU encoder, linear head, softmax cross-entropy, Adam) on cblas_sgemm. */
+ * trainer (Linear+ReLU encoder, linear head, softmax cross-entropy, Adam) on fixed-order kernels. */
 #ifndef MAPMERGE_ZOOIMPL_H
 #define MAPMERGE_ZOOIMPL_H
 
