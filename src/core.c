@@ -58,9 +58,10 @@ PetscErrorCode MapTempUnregister(const char *path)
 
 void MapTempCleanup(void)
 {
-  for (int i = 0; i < MAP_MAX_TEMP; i++) {
+  /* last registered first: the files of a staging folder go before the folder itself */
+  for (int i = MAP_MAX_TEMP - 1; i >= 0; i--) {
     if (map_temp[i][0]) {
-      (void)unlink(map_temp[i]);
+      if (unlink(map_temp[i]) && (errno == EISDIR || errno == EPERM)) (void)rmdir(map_temp[i]);
       map_temp[i][0] = 0;
     }
   }
@@ -75,6 +76,23 @@ PetscErrorCode MapTempName(const char *path, char *tmp, size_t len)
   PetscCall(PetscStrncpy(b, path, sizeof(b)));
   PetscCheck((size_t)snprintf(tmp, len, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid()) < len, PETSC_COMM_SELF,
              PETSC_ERR_ARG_SIZ, "path too long: %s", path);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapCheckNotInput(MPI_Comm comm, const char *output, const char *option, int n, const char *const *inputs)
+{
+  PetscMPIInt rank;
+  int         same = -1;
+  struct stat so, si;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (!rank && output && output[0] && stat(output, &so) == 0)
+    for (int i = 0; i < n && same < 0; i++)
+      if (inputs[i] && inputs[i][0] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) same = i;
+  PetscCallMPI(MPI_Bcast(&same, 1, MPI_INT, 0, comm));
+  PetscCheck(same < 0, comm, PETSC_ERR_ARG_IDN, "%s %s is the input %s (the same file): writing it would destroy that input; choose another %s",
+             option, output, inputs[same], option);
   PetscFunctionReturn(0);
 }
 

@@ -59,6 +59,11 @@ PetscErrorCode MapTempName(const char *path, char *tmp, size_t len);
 /* MapCheckWritable - error naming the option when the directory of path cannot be written. */
 PetscErrorCode MapCheckWritable(const char *path, const char *option);
 
+/* MapCheckNotInput - error naming `option` when `output` exists and is the same file (same device and
+   inode, whatever the path: links, "./", symlinks) as one of the n inputs: writing it would destroy
+   that input. Collective (rank 0 looks, every rank raises). */
+PetscErrorCode MapCheckNotInput(MPI_Comm comm, const char *output, const char *option, int n, const char *const *inputs);
+
 /* MapCheckOptionsLeft - makes an unused option (usually a typo) an error that lists it.
    Call after every object has read its options and before the expensive work. Collective. */
 PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm);

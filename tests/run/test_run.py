@@ -177,9 +177,10 @@ RUN_ARGS = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sampl
 
 
 def journal_lines(run):
+    """Journaled evaluations (whole lines after the header that binds the journal to its run)."""
     try:
         with open(os.path.join(run, "journal.jsonl")) as f:
-            return f.read().count("\n")
+            return sum(1 for l in f.read().split("\n")[:-1] if '"kind":"header"' not in l)
     except FileNotFoundError:
         return 0
 
