@@ -263,6 +263,35 @@ void MapLayoutRange(int64_t P, int size, int rank, int64_t *lo, int64_t *hi)
   *hi = b1 * align < P ? b1 * align : P;
 }
 
+uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first)
+{
+  uint64_t sum = 0;
+
+  for (int64_t j = 0; j < n; j++) {
+    uint64_t bits;
+    if (esize == 2) {
+      uint16_t h;
+      memcpy(&h, (const char *)data + 2 * (size_t)j, 2);
+      bits = h;
+    } else {
+      uint32_t w;
+      memcpy(&w, (const char *)data + 4 * (size_t)j, 4);
+      bits = w;
+    }
+    /* splitmix64's finaliser twice: of the index, then of it xor the bits */
+    uint64_t z = (uint64_t)(first + j) * 0x9e3779b97f4a7c15ULL;
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z          = (z ^ (z >> 31)) ^ (bits * 0x9e3779b97f4a7c15ULL);
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    sum += z ^ (z >> 31);
+  }
+  return sum;
+}
+
+void MapChecksumFormat(uint64_t sum, char text[24]) { snprintf(text, 24, "map64:%016llx", (unsigned long long)sum); }
+
 PetscErrorCode MapLayoutCreate(MPI_Comm comm, int64_t P, MapLayout *layout)
 {
   PetscFunctionBegin;

@@ -175,6 +175,19 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   PetscCall(OutputNames(output, csv, h5, sizeof(csv)));
   PetscCall(MapCheckWritable(csv, "-map_output"));
   PetscCall(MapCheckOptionsLeft(comm));
+  {
+    /* neither output may be an input (the store, an eval set, the coefficients) */
+    int    nd, nin = 0;
+    char **ed;
+    const char *in[258];
+    PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
+    if (hasstore) in[nin++] = storepath;
+    in[nin++] = coeffs;
+    for (int i = 0; i < nd && nin < 258; i++) in[nin++] = ed[i];
+    PetscCall(MapCheckNotInput(comm, csv, "-map_output", nin, in));
+    PetscCall(MapCheckNotInput(comm, h5, "-map_output", nin, in));
+    PetscCall(MapFreeList(nd, &ed));
+  }
 
   if (hasstore) {
     int64_t P;

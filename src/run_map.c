@@ -586,6 +586,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
       if (rename(staged[k], final[k])) {
         ok = 0;
         snprintf(err, sizeof(err), "cannot rename %s to %s: %s", staged[k], final[k], strerror(errno));
+        for (int q = k + 1; q <= 2; q++) (void)unlink(final[q]); /* withdraw what was published */
       } else PetscCall(MapTempUnregister(staged[k]));
     }
     if (!ok) MapTempCleanup();

@@ -82,6 +82,14 @@ PetscErrorCode MapOptionsGetRealList(const char *name, int max, double *vals, in
 PetscErrorCode MapSha256File(const char *path, char hex[65]);
 void           MapSha256(const void *data, size_t len, char hex[65]);
 
+/* MapChecksum64 - the store's dataset checksum of n elements of esize bytes (4 or 2) whose first has
+   flat index `first`: the sum mod 2^64 of a 64-bit hash of (index, bit pattern) per element. A sum,
+   so the partial sums of any split of the data (ranks, blocks) add up to the same value: the same
+   checksum at any rank count. A changed element changes it with probability 1 - 2^-64. Text form
+   (MapChecksumFormat): "map64:" and 16 hex digits. Not collective. */
+uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first);
+void     MapChecksumFormat(uint64_t sum, char text[24]);
+
 /* MapLayout - the contiguous, balanced shard [lo, hi) of a vector of length P that rank `rank`
    of `size` owns; boundaries are multiples of 64 elements (the last rank takes the tail). */
 typedef struct {

@@ -394,8 +394,9 @@ def resume_from_cut(a, c, args, drop):
     os.makedirs(c)
     lines = open(os.path.join(a, "journal.jsonl")).read().splitlines(True)
     samples = [l for l in lines if l.startswith('{"kind":"sample"')]
+    header = [l for l in lines if l.startswith('{"kind":"header"')]  # binds the journal to its run
     with open(os.path.join(c, "journal.jsonl"), "w") as f:
-        f.writelines(samples[:-drop])
+        f.writelines(header + samples[:-drop])
     mpi(2, *args, "-map_output", c, "-map_resume")
     same_results(os.path.join(a, "results.h5"), os.path.join(c, "results.h5"))
 
