@@ -315,7 +315,7 @@ def case_bad_input():
     run = fresh("mismatch")
     mpi(2, *base, "-map_tasks", "rot90,flip_v", "-map_output", run, "-map_sample_type", "lhs", "-map_sample_n", "12")
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run, "-map_resume", "-map_sample_type", "lhs",
-                         "-map_sample_n", "12", "-map_seed", "5"], "design changed")
+                         "-map_sample_n", "12", "-map_seed", "5"], "design.seed")
     expect_error(base + ["-map_tasks", "rot90,flip_v", "-map_output", run], "-map_resume")
     # a replay of something that is not a run manifest, an export from a folder that is not a run
     notjson = os.path.join(WORK, "not-a-manifest.json")
