@@ -117,23 +117,26 @@ def case_lock():
     names of runs started together differ."""
     store = fresh_store()
     run = fresh("robust-lock")
-    cmd = ["mpiexec", "-n", "2", "--oversubscribe", MAPMERGE, "run", "-options_file_yaml", SMALL, "-map_store", store,
-           "-map_output", run] + FAST[:-4] + ["-map_sample_n", "60", "-map_reevaluate", "2"]
+    args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run] + FAST[:-4] + ["-map_sample_n", "400",
+                                                                                                      "-map_reevaluate", "2"]
+    cmd = ["mpiexec", "-n", "2", "--oversubscribe", MAPMERGE] + args
     p = subprocess.Popen(cmd, cwd=WORK, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     t0 = time.time()
     while journal_lines(run) < 2:
         if p.poll() is not None or time.time() - t0 > 120:
             fail("the first run ended or stalled before the second started: " + (p.stdout.read()[-2000:] if p.poll() is not None else ""))
         time.sleep(0.05)
-    for extra in ([], ["-map_resume"]):
-        timed_error(["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run] + FAST + extra, "run folder in use", limit=30)
+    for extra in ([], ["-map_resume"]):  # the same options: only the lock can refuse them
+        timed_error(args + extra, "run folder in use", limit=30)
+    if p.poll() is not None:
+        fail("the first run ended before the second was refused: the test proves nothing (make it longer)")
     out, _ = p.communicate(timeout=300)
     if p.returncode != 0:
         fail("the first run failed after the second was refused: " + out[-2000:])
     lines = open(os.path.join(run, "journal.jsonl")).read().splitlines()
     idx = [json.loads(l.split("\t")[0]).get("index") for l in lines[1:] if '"kind":"sample"' in l]
-    if idx != list(range(60)):
-        fail(f"journal of the first run is not its own 60 samples in order: {idx[:10]}...")
+    if idx != list(range(400)):
+        fail(f"journal of the first run is not its own 400 samples in order: {idx[:10]}...")
     # default names: two analytic runs started together in one folder land in two run folders
     cwd = fresh("robust-default-names")
     os.makedirs(cwd)
