@@ -231,6 +231,11 @@ def case_store():
         os.remove(link)
     os.symlink(store, link)
     timed_error(["export", "-map_store", store, "-map_coeff", "0.3,0.3,0.3,0.3", "-map_output", link], "is the input")
+    hard = os.path.join(WORK, "store-hardlink.h5")
+    if os.path.lexists(hard):
+        os.remove(hard)
+    os.link(store, hard)
+    timed_error(["export", "-map_store", store, "-map_coeff", "0.3,0.3,0.3,0.3", "-map_output", hard], "is the input")
     timed_error(["eval", *base, "-map_store", store, "-map_tasks", "rot90,flip_v", "-map_coeffs", csv, "-map_output", store], "is the input")
     if sha(pre) != h_pre or sha(store) != h_store:
         fail("a refused command changed an input")
