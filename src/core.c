@@ -60,9 +60,10 @@ PetscErrorCode MapTempUnregister(const char *path)
 
 void MapTempCleanup(void)
 {
-  for (int i = 0; i < MAP_MAX_TEMP; i++) {
+  /* last registered first: the files of a staging folder go before the folder itself */
+  for (int i = MAP_MAX_TEMP - 1; i >= 0; i--) {
     if (map_temp[i][0]) {
-      (void)unlink(map_temp[i]);
+      if (unlink(map_temp[i]) && (errno == EISDIR || errno == EPERM)) (void)rmdir(map_temp[i]);
       map_temp[i][0] = 0;
     }
   }
@@ -77,6 +78,23 @@ PetscErrorCode MapTempName(const char *path, char *tmp, size_t len)
   PetscCall(PetscStrncpy(b, path, sizeof(b)));
   PetscCheck((size_t)snprintf(tmp, len, "%s/.%s.tmp.%ld", dirname(d), basename(b), (long)getpid()) < len, PETSC_COMM_SELF,
              PETSC_ERR_ARG_SIZ, "path too long: %s", path);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapCheckNotInput(MPI_Comm comm, const char *output, const char *option, int n, const char *const *inputs)
+{
+  PetscMPIInt rank;
+  int         same = -1;
+  struct stat so, si;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (!rank && output && output[0] && stat(output, &so) == 0)
+    for (int i = 0; i < n && same < 0; i++)
+      if (inputs[i] && inputs[i][0] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) same = i;
+  PetscCallMPI(MPI_Bcast(&same, 1, MPI_INT, 0, comm));
+  PetscCheck(same < 0, comm, PETSC_ERR_ARG_IDN, "%s %s is the input %s (the same file): writing it would destroy that input; choose another %s",
+             option, output, inputs[same], option);
   PetscFunctionReturn(0);
 }
 
@@ -246,6 +264,35 @@ void MapLayoutRange(int64_t P, int size, int rank, int64_t *lo, int64_t *hi)
   *lo = b0 * align < P ? b0 * align : P;
   *hi = b1 * align < P ? b1 * align : P;
 }
+
+uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first)
+{
+  uint64_t sum = 0;
+
+  for (int64_t j = 0; j < n; j++) {
+    uint64_t bits;
+    if (esize == 2) {
+      uint16_t h;
+      memcpy(&h, (const char *)data + 2 * (size_t)j, 2);
+      bits = h;
+    } else {
+      uint32_t w;
+      memcpy(&w, (const char *)data + 4 * (size_t)j, 4);
+      bits = w;
+    }
+    /* splitmix64's finaliser twice: of the index, then of it xor the bits */
+    uint64_t z = (uint64_t)(first + j) * 0x9e3779b97f4a7c15ULL;
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z          = (z ^ (z >> 31)) ^ (bits * 0x9e3779b97f4a7c15ULL);
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    sum += z ^ (z >> 31);
+  }
+  return sum;
+}
+
+void MapChecksumFormat(uint64_t sum, char text[24]) { snprintf(text, 24, "map64:%016llx", (unsigned long long)sum); }
 
 PetscErrorCode MapLayoutCreate(MPI_Comm comm, int64_t P, MapLayout *layout)
 {

@@ -555,6 +555,7 @@ static PetscErrorCode MapEvaluatorEvaluate_MLP(MapEvaluator ev, const double *c,
 
   PetscFunctionBegin;
   PetscCall(MapModelMerge(ev->model, c, m->theta));
+  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta));
   PetscCall(Redistribute(ev, m));
   PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
   for (int t = 0; t < ev->T; t++) nb += m->tasks[t].nbatch;
@@ -627,6 +628,7 @@ PetscErrorCode MapEvaluatorEvaluate_MLPRef(MapEvaluator ev, const double *c, Map
   PetscCallMPI(MPI_Comm_size(ev->comm, &R));
   PetscCheck(m->P < INT_MAX, ev->comm, PETSC_ERR_SUP, "MLPRef: model too large to gather");
   PetscCall(MapModelMerge(ev->model, c, m->theta));
+  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta));
   PetscCall(PetscMalloc3(R, &cnt, R, &dsp, m->P + 1, &full));
   range[0] = m->lo;
   range[1] = m->hi;

@@ -58,6 +58,8 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
   if (dtype != MAP_STORE_DTYPE_F32) PetscCall(MapStoreReadShard16(store, ntask, m->tasks, (uint16_t *)m->pre, (uint16_t *)m->tau));
   else PetscCall(MapStoreReadShard(store, ntask, m->tasks, (float *)m->pre, (float *)m->tau));
+  /* what was read is what was imported (a flipped bit would change every result silently) */
+  PetscCall(MapStoreVerifyShard(store, ntask, m->tasks, m->pre, m->tau, NULL));
   *model = m;
   PetscFunctionReturn(0);
 }
@@ -224,4 +226,44 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
   }
   PetscCall(MapMergeApplyStored_Private("MapModelMerge", model->dtype, model->n, model->pre, model->T, model->tau, model->n, c, theta_shard));
   PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard)
+{
+  int64_t key = INT64_MAX, first; /* 2 * (flat index) + (1 for NaN, 0 for Inf) of the first non-finite value */
+
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  for (int64_t j = 0; j < model->n; j++)
+    if (PetscUnlikely(!isfinite(theta_shard[j]))) {
+      key = 2 * (model->layout.lo + j) + (isnan(theta_shard[j]) ? 1 : 0);
+      break;
+    }
+  PetscCallMPI(MPI_Allreduce(&key, &first, 1, MPI_INT64_T, MPI_MIN, comm));
+  if (PetscLikely(first == INT64_MAX)) PetscFunctionReturn(0);
+  {
+    int                   nt, a = 0, b;
+    int64_t               idx = first / 2;
+    const MapStoreTensor *t;
+    const char           *path;
+    char                  cs[1024] = "";
+    PetscCall(MapStoreGetSizes(model->store, NULL, &nt, NULL));
+    PetscCall(MapStoreGetPath(model->store, &path));
+    PetscCall(MapStoreGetSizes(model->store, NULL, NULL, &b));
+    for (b = b - 1; a < b;) { /* the last tensor whose offset <= idx */
+      int m = (a + b + 1) / 2;
+      PetscCall(MapStoreGetTensor(model->store, m, &t));
+      if (t->offset <= idx) a = m;
+      else b = m - 1;
+    }
+    PetscCall(MapStoreGetTensor(model->store, a, &t));
+    for (int i = 0; i < model->ncoef && i < 64; i++) {
+      size_t l = strlen(cs);
+      snprintf(cs + l, sizeof(cs) - l, "%s%g", i ? "," : "", c[i]);
+    }
+    SETERRQ(comm, PETSC_ERR_FP,
+            "merged model at c = %s: tensor %s element %lld is %s; nothing evaluated or written (a coefficient too large for F32, or "
+            "non-finite values in store %s: `mapmerge info -map_store %s -map_check` checks it)",
+            cs, t->name, (long long)(idx - t->offset), first % 2 ? "NaN" : "Inf", path, path);
+  }
 }

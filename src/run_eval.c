@@ -8,6 +8,7 @@
    Both are written to temporary names and renamed when complete.
    -map_eval_data lists one eval set per -map_tasks entry, or one per store task (then the
    selected tasks' entries are used). */
+#include <math.h>
 #include <mapmerge/run.h>
 #include "h5impl.h"
 #include <errno.h>
@@ -175,6 +176,19 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   PetscCall(OutputNames(output, csv, h5, sizeof(csv)));
   PetscCall(MapCheckWritable(csv, "-map_output"));
   PetscCall(MapCheckOptionsLeft(comm));
+  {
+    /* neither output may be an input (the store, an eval set, the coefficients) */
+    int    nd, nin = 0;
+    char **ed;
+    const char *in[258];
+    PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
+    if (hasstore) in[nin++] = storepath;
+    in[nin++] = coeffs;
+    for (int i = 0; i < nd && nin < 258; i++) in[nin++] = ed[i];
+    PetscCall(MapCheckNotInput(comm, csv, "-map_output", nin, in));
+    PetscCall(MapCheckNotInput(comm, h5, "-map_output", nin, in));
+    PetscCall(MapFreeList(nd, &ed));
+  }
 
   if (hasstore) {
     int64_t P;
@@ -216,6 +230,10 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   double t0 = MapWallTime();
   for (PetscInt i = 0; i < n; i++) {
     PetscCall(MapEvaluatorEvaluate(ev, C + i * T, M + i * T));
+    for (int t = 0; t < T; t++) /* a NaN loss is no result (the metrics are the same on every rank) */
+      PetscCheck(isfinite(M[i * T + t].accuracy) && isfinite(M[i * T + t].loss), comm, PETSC_ERR_FP,
+                 "eval: row %" PetscInt_FMT " of %s, task %s: accuracy %g, loss %g is not finite (coefficients too large?); nothing written", i + 1,
+                 coeffs, tasks[t], M[i * T + t].accuracy, M[i * T + t].loss);
     PetscCall(MapProgress(comm, "eval", i + 1, n, t0));
   }
   if (!rank) {

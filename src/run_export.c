@@ -325,6 +325,10 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
 
   PetscCall(PetscLogEventBegin(MAP_EVENT_Export, 0, 0, 0, 0));
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  {
+    const char *in[1] = {o.store};
+    PetscCall(MapCheckNotInput(comm, o.output, "-map_output", 1, in));
+  }
   PetscCall(MapStoreOpen(comm, o.store, &store));
   PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
   PetscCall(ExportTasks(comm, store, &o, &ntask, &tasks));
@@ -338,6 +342,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapModelGetLayout(model, &lay));
   PetscCall(PetscMalloc1(lay.hi - lay.lo + 1, &theta));
   PetscCall(MapModelMerge(model, o.c, theta));
+  PetscCall(MapModelCheckFinite(model, comm, o.c, theta));
 
   /* the tensor list: merged tensors in store order, then the private ones */
   PetscCall(PetscCalloc1(ntensors + npriv + 1, &info));

@@ -106,7 +106,7 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
 PetscErrorCode MapCommandInfo(MPI_Comm comm)
 {
   char      path[MAP_PATH_LEN] = "", results[MAP_PATH_LEN] = "";
-  PetscBool help;
+  PetscBool help, check = PETSC_FALSE;
   MapStore  store;
 
   PetscFunctionBegin;
@@ -114,6 +114,8 @@ PetscErrorCode MapCommandInfo(MPI_Comm comm)
   PetscCall(PetscOptionsString("-map_store", "the HDF5 store written by mapmerge import", NULL, path, path, sizeof(path), NULL));
   PetscCall(PetscOptionsString("-map_results", "a run folder (or its results.h5) written by mapmerge run", NULL, results, results,
                                sizeof(results), NULL));
+  PetscCall(PetscOptionsBool("-map_check", "with -map_store: read every dataset and verify its checksum (recorded at import) and that every value is finite",
+                             NULL, check, &check, NULL));
   PetscOptionsEnd();
   PetscCall(PetscOptionsHasHelp(NULL, &help));
   if (help) PetscFunctionReturn(0);
@@ -125,6 +127,7 @@ PetscErrorCode MapCommandInfo(MPI_Comm comm)
   }
   PetscCall(MapStoreOpen(comm, path, &store));
   PetscCall(MapStoreView(store, PETSC_VIEWER_STDOUT_(comm)));
+  if (check) PetscCall(MapStoreCheck(store));
   PetscCall(MapStoreDestroy(&store));
   PetscFunctionReturn(0);
 }

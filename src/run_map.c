@@ -219,6 +219,9 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     }
   }
   PetscCheck(r->T >= 2 && r->T <= 64, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to 64 tasks, got %d", r->T);
+  for (int t = 0; t < r->T; t++) /* a repeated task would get another task's metrics */
+    for (int u = 0; u < t; u++)
+      PetscCheck(strcmp(r->tasks[t], r->tasks[u]), r->comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice (entries %d and %d)", r->tasks[t], u + 1, t + 1);
   if (r->npref) PetscCheck(r->npref == r->T, r->comm, PETSC_ERR_ARG_SIZ, "-map_preference has %d weights but there are %d tasks",
                              r->npref, r->T);
   if (!r->npref) { /* the pick defaults to equal preference for every task */
@@ -244,12 +247,20 @@ static PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
 
   PetscFunctionBegin;
   if (!r->out[0]) {
-    char now[64];
+    /* a name no other run takes: microseconds and the pid, and mkdir (not EEXIST) claims it */
+    char now[96] = "";
     if (!r->rank) {
-      time_t    t = time(NULL);
-      struct tm tm;
-      gmtime_r(&t, &tm);
-      strftime(now, sizeof(now), "runs/%Y%m%d-%H%M%S", &tm);
+      struct timespec ts;
+      struct tm       tm;
+      char            sec[32];
+      clock_gettime(CLOCK_REALTIME, &ts);
+      gmtime_r(&ts.tv_sec, &tm);
+      strftime(sec, sizeof(sec), "%Y%m%d-%H%M%S", &tm);
+      (void)mkdir("runs", 0755);
+      for (int k = 0; k < 100; k++) {
+        snprintf(now, sizeof(now), "runs/%s.%06ld-%ld%s%.0d", sec, (long)(ts.tv_nsec / 1000), (long)getpid(), k ? "-" : "", k);
+        if (mkdir(now, 0755) == 0 || errno != EEXIST) break;
+      }
     }
     PetscCallMPI(MPI_Bcast(now, sizeof(now), MPI_CHAR, 0, r->comm));
     PetscCall(PetscStrncpy(r->out, now, sizeof(r->out)));
@@ -303,7 +314,7 @@ static PetscErrorCode MapObjectiveAccuracyHessian(void *ctx, const double *c, co
 static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
 {
   json_t *m = json_object(), *o = json_object(), *v = json_object(), *in = json_object(), *env = json_object();
-  char   *all, buf[1024], hex[65];
+  char   *all, buf[1024];
 
   PetscFunctionBegin;
   json_object_set_new(m, "mapmerge_version", json_string(MAPMERGE_VERSION));
@@ -372,21 +383,8 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   PetscCall(MapEvalBLASInfo(buf, sizeof(buf)));
   json_object_set_new(v, "blas", json_string(buf));
   json_object_set_new(m, "versions", v);
-  /* inputs */
-  if (r->store_path[0]) {
-    PetscCall(MapSha256File(r->store_path, hex));
-    json_object_set_new(in, r->store_path, json_string(hex));
-  }
-  {
-    int    nd;
-    char **data;
-    PetscCall(MapOptionsGetList("-map_eval_data", &nd, &data, NULL));
-    for (int i = 0; i < nd; i++) {
-      PetscCall(MapSha256File(data[i], hex));
-      json_object_set_new(in, data[i], json_string(hex));
-    }
-    PetscCall(MapFreeList(nd, &data));
-  }
+  /* inputs: hashed when they were read (MapRunHashInputs), not now */
+  if (r->inputs_sha256) json_object_update(in, r->inputs_sha256);
   PetscCall(MapRunManifestRepro(r, m, in)); /* test data, evaluator program, BLAS threads, zoo sha256 */
   json_object_set_new(m, "inputs_sha256", in);
   /* where it ran */
@@ -428,7 +426,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
   MapNow(r->end_time, sizeof(r->end_time));
   PetscCall(MapRunManifest(r, &manifest));
   if (!r->rank) {
-    char  path[MAP_PATH_LEN], tmp[MAP_PATH_LEN];
+    char  path[MAP_PATH_LEN], tmp[MAP_PATH_LEN], final[3][MAP_PATH_LEN], staged[3][MAP_PATH_LEN];
     int   T = r->T;
     hid_t f, g, g2;
     /* results.h5 */
@@ -533,8 +531,8 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
       free(s);
     }
     MapCallHDF5(H5Fclose(f));
-    PetscCheck(rename(tmp, path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    PetscCall(MapTempUnregister(tmp));
+    PetscCall(PetscStrncpy(final[0], path, sizeof(final[0])));
+    PetscCall(PetscStrncpy(staged[0], tmp, sizeof(staged[0])));
 
     /* front.csv */
     snprintf(path, sizeof(path), "%s/front.csv", r->out);
@@ -564,24 +562,35 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
           fprintf(fp, "%s", t + 1 < T ? "," : "\n");
         }
       }
-      if (fflush(fp) || fsync(fileno(fp)) || fclose(fp)) {
+      if (ferror(fp) | fflush(fp) | fsync(fileno(fp)) | fclose(fp)) {
         ok = 0;
         snprintf(err, sizeof(err), "cannot write %s: %s", tmp, strerror(errno));
-      } else if (rename(tmp, path)) {
-        ok = 0;
-        snprintf(err, sizeof(err), "cannot rename %s: %s", tmp, strerror(errno));
-      } else PetscCall(MapTempUnregister(tmp));
+      }
+      PetscCall(PetscStrncpy(final[1], path, sizeof(final[1])));
+      PetscCall(PetscStrncpy(staged[1], tmp, sizeof(staged[1])));
     }
     /* manifest.json */
     if (ok) {
       snprintf(path, sizeof(path), "%s/manifest.json", r->out);
       PetscCall(MapTempName(path, tmp, sizeof(tmp)));
       PetscCall(MapTempRegister(tmp));
-      if (json_dump_file(manifest, tmp, JSON_INDENT(2)) || rename(tmp, path)) {
+      if (json_dump_file(manifest, tmp, JSON_INDENT(2))) {
         ok = 0;
         snprintf(err, sizeof(err), "cannot write %s: %s", path, strerror(errno));
-      } else PetscCall(MapTempUnregister(tmp));
+      }
+      PetscCall(PetscStrncpy(final[2], path, sizeof(final[2])));
+      PetscCall(PetscStrncpy(staged[2], tmp, sizeof(staged[2])));
     }
+    /* published together or not at all: everything was written under temporary names (removed on
+       error); now the renames, results.h5 last, so a folder with results.h5 has all three */
+    for (int k = 2; ok && k >= 0; k--) {
+      if (rename(staged[k], final[k])) {
+        ok = 0;
+        snprintf(err, sizeof(err), "cannot rename %s to %s: %s", staged[k], final[k], strerror(errno));
+        for (int q = k + 1; q <= 2; q++) (void)unlink(final[q]); /* withdraw what was published */
+      } else PetscCall(MapTempUnregister(staged[k]));
+    }
+    if (!ok) MapTempCleanup();
   }
   json_decref(manifest);
   MapCheckAll(r->comm, ok, PETSC_ERR_FILE_WRITE, "%s", err);
@@ -665,6 +674,8 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscCall(MapModelDestroy(&r->model));
   PetscCall(MapStoreDestroy(&r->store));
   PetscCall(MapJournalClose(&r->journal));
+  if (r->inputs_sha256) json_decref(r->inputs_sha256);
+  r->inputs_sha256 = NULL;
   PetscCall(MapFreeList(r->T, &r->tasks));
   PetscCall(MapFreeList(r->neval_data, &r->eval_data));
   PetscCall(PetscFree3(r->C, r->acc, r->loss));
@@ -981,20 +992,6 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
 
   PetscCall(MapRunMakeFolder(&r));
   {
-    char jpath[MAP_PATH_LEN];
-    if (r.nested_level > 0) snprintf(jpath, sizeof(jpath), "%s/journal-L%d-P%d.jsonl", r.out, (int)r.nested_level, (int)r.nested_pair);
-    else snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", r.out);
-    /* a nested chain's jobs share the run folder, each journaling into its own file; read them all */
-    char   pattern[MAP_PATH_LEN];
-    glob_t gl;
-    memset(&gl, 0, sizeof(gl));
-    snprintf(pattern, sizeof(pattern), "%s/journal*.jsonl", r.out);
-    if (!r.rank && nested) (void)glob(pattern, 0, NULL, &gl);
-    PetscCall(MapJournalOpenWithOthers(comm, jpath, r.resume, (int)gl.gl_pathc, gl.gl_pathv, &r.journal));
-    if (!r.rank && nested) globfree(&gl);
-    if (r.resume) PetscCall(PetscPrintf(comm, "mapmerge run: resuming %s with %d journaled evaluations\n", r.out, r.journal.n));
-  }
-  {
     /* eval sets: one per selected task, or one per store task (then picked by the task names) */
     int    nd;
     char **ed;
@@ -1016,6 +1013,26 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(MapEvaluatorSetFromOptions(r.ev_test));
     PetscCall(MapEvaluatorSetUp(r.ev_test, r.model, r.T, (const char *const *)r.tasks, (const char *const *)td));
     PetscCall(MapFreeList(nd, &td));
+  }
+  /* the inputs as read, and a journal bound to them (opened after the evaluator read its data) */
+  PetscCall(MapRunHashInputs(&r));
+  PetscCall(MapRunCheckOutputsNotInputs(&r));
+  {
+    char jpath[MAP_PATH_LEN];
+    if (r.nested_level > 0) snprintf(jpath, sizeof(jpath), "%s/journal-L%d-P%d.jsonl", r.out, (int)r.nested_level, (int)r.nested_pair);
+    else snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", r.out);
+    /* a nested chain's jobs share the run folder, each journaling into its own file; read them all */
+    char   pattern[MAP_PATH_LEN];
+    glob_t gl;
+    memset(&gl, 0, sizeof(gl));
+    snprintf(pattern, sizeof(pattern), "%s/journal*.jsonl", r.out);
+    if (!r.rank && nested) (void)glob(pattern, 0, NULL, &gl);
+    char  *binding;
+    PetscCall(MapRunBinding(&r, &binding));
+    PetscCall(MapJournalOpenWithOthers(comm, jpath, r.resume, (int)gl.gl_pathc, gl.gl_pathv, binding, &r.journal));
+    PetscCall(PetscFree(binding));
+    if (!r.rank && nested) globfree(&gl);
+    if (r.resume) PetscCall(PetscPrintf(comm, "mapmerge run: resuming %s with %d journaled evaluations\n", r.out, r.journal.n));
   }
   PetscCall(PetscLogStagePop());
   r.t_phase[0] = MapWallTime() - t0;

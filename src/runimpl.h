@@ -16,24 +16,30 @@ typedef struct {
   int    T;
   double c[64];
   double acc[64], loss[64];
+  int    failed; /* a metric of an evaluated task was not finite (journaled as null) */
 } MapJournalEntry;
 
 typedef struct {
   char             path[MAP_PATH_LEN];
   int              n, cap;
   MapJournalEntry *entries;
+  int              lockfd; /* rank 0: the flock on "<path>.lock", held while the journal is open */
 } MapJournal;
 
 PetscErrorCode MapJournalOpen(MPI_Comm comm, const char *path, PetscBool resume, MapJournal *j);
 /* MapJournalOpenWithOthers - also loads the entries of other journal files (a nested-MAP chain's
-   jobs each append to their own file in the shared run folder). Collective. */
-PetscErrorCode MapJournalOpenWithOthers(MPI_Comm comm, const char *path, PetscBool resume, int nothers, char **others, MapJournal *j);
+   jobs each append to their own file in the shared run folder). Collective.
+   binding (JSON text, or NULL): what produced the journal (store hash, tasks, evaluator, design),
+   written as its first line and compared on resume; a mismatch is an error that says what differs.
+   Rank 0 holds an advisory lock on "<path>.lock" until MapJournalClose: a second run is refused. */
+PetscErrorCode MapJournalOpenWithOthers(MPI_Comm comm, const char *path, PetscBool resume, int nothers, char **others, const char *binding,
+                                        MapJournal *j);
 /* MapJournalFind - the entry for (kind, index) whose c matches bit for bit, or NULL; an entry with
    that key but other coefficients is an error (the run's design changed). Not collective. */
 PetscErrorCode MapJournalFind(MapJournal *j, const char *kind, int index, int T, const double *c, const MapJournalEntry **e);
-/* MapJournalAppend - collective; rank 0 appends and fsyncs. */
+/* MapJournalAppend - collective; rank 0 appends and fsyncs; failed marks a non-finite metric. */
 PetscErrorCode MapJournalAppend(MPI_Comm comm, MapJournal *j, const char *kind, int index, int T, const double *c,
-                                const double *acc, const double *loss);
+                                const double *acc, const double *loss, PetscBool failed);
 PetscErrorCode MapJournalClose(MapJournal *j);
 
 /* Signals: SIGUSR1/SIGTERM set a flag (MapRunCatchSignals, run.h); MapSignalPending agrees on it
@@ -106,7 +112,14 @@ typedef struct {
   int           nnodes, root;
   MapNestedNode nodes[128];
   char          start_time[64], end_time[64];
+  char          store_sha256[65];  /* taken when the store was read (MapRunHashInputs) */
+  json_t       *inputs_sha256;     /* path -> sha256 of every input file, for the manifest */
 } MapRunCtx;
+
+/* run_guard.c: inputs hashed when read, the journal's binding, outputs that are not inputs */
+PetscErrorCode MapRunHashInputs(MapRunCtx *r);
+PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding);
+PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r);
 
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,

@@ -11,6 +11,9 @@
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <fnmatch.h>
+#include <linux/fs.h> /* RENAME_EXCHANGE */
 
 
 static int map_cmp_name(const void *a, const void *b)
@@ -207,6 +210,7 @@ struct _p_MapSafetensorsWriter {
   MPI_Comm       comm;
   int            rank;
   char           path[MAP_PATH_LEN];
+  char           stage[MAP_PATH_LEN]; /* sharded: the fresh folder the export is written into, switched in by Close */
   PetscBool      sharded;
   int            n;
   MapTensorInfo *t; /* begin/end relative to the data section of file t[i].file */
@@ -296,26 +300,49 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
   PetscCall(PetscCalloc1(w->nfiles, &w->data_size));
   for (int f = 0; f < w->nfiles; f++) w->fh[f] = MPI_FILE_NULL;
 
-  /* rank 0 makes the folder; everybody learns whether that worked */
+  /* sharded: rank 0 makes a fresh staging folder beside the output; Close switches it in whole, so
+     an existing export is replaced by the new one or kept, never mixed. Everybody learns whether
+     that worked. */
   int ok = 1;
   if (w->sharded && !w->rank) {
     struct stat sb;
-    if (mkdir(path, 0777) && errno != EEXIST) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot create output folder %s: %s", path, strerror(errno));
-    else if (stat(path, &sb) || !S_ISDIR(sb.st_mode)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
+    if (!stat(path, &sb) && !S_ISDIR(sb.st_mode)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
+    else if (!stat(path, &sb)) { /* an existing folder: its other files are carried over (Close), folders inside it are not */
+      DIR           *d = opendir(path);
+      struct dirent *e;
+      if (!d) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot read output folder %s: %s", path, strerror(errno));
+      while (ok && (e = readdir(d))) {
+        char        sub[MAP_PATH_LEN + MAP_NAME_LEN];
+        struct stat se;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        map_fmt(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        if (!lstat(sub, &se) && S_ISDIR(se.st_mode))
+          ok = 0, map_fmt(w->msg, sizeof(w->msg), "output folder %s holds a folder %s: a sharded export replaces the folder as a whole; "
+                                                  "move it, or export into a new folder", path, e->d_name);
+      }
+      if (d) closedir(d);
+    }
+    if (ok) PetscCall(MapTempName(path, w->stage, sizeof(w->stage)));
+    if (ok && mkdir(w->stage, 0777)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot create the staging folder %s (for %s): %s", w->stage, path, strerror(errno));
+    if (ok) PetscCall(MapTempRegister(w->stage)); /* before its files: cleanup removes them first */
   }
   PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
   if (!ok) {
     PetscCallMPI(MPI_Bcast(w->msg, sizeof(w->msg), MPI_CHAR, 0, comm));
     SETERRQ(comm, PETSC_ERR_FILE_OPEN, "%s", w->msg);
   }
+  if (w->sharded) PetscCallMPI(MPI_Bcast(w->stage, MAP_PATH_LEN, MPI_CHAR, 0, comm));
   for (int f = 0; f < w->nfiles; f++) {
     if (w->sharded) {
       map_fmt(w->fname + (size_t)f * MAP_NAME_LEN, MAP_NAME_LEN, "model-%05d-of-%05d.safetensors", f + 1, w->nfiles);
       map_fmt(w->final[f], MAP_PATH_LEN, "%s/%s", path, w->fname + (size_t)f * MAP_NAME_LEN);
-    } else PetscCall(PetscStrncpy(w->final[f], path, MAP_PATH_LEN));
-    /* all ranks open the same temporary name: rank 0's pid names it */
-    if (!w->rank) PetscCall(MapTempName(w->final[f], w->tmp[f], MAP_PATH_LEN));
-    PetscCallMPI(MPI_Bcast(w->tmp[f], MAP_PATH_LEN, MPI_CHAR, 0, comm));
+      map_fmt(w->tmp[f], MAP_PATH_LEN, "%s/%s", w->stage, w->fname + (size_t)f * MAP_NAME_LEN);
+    } else {
+      PetscCall(PetscStrncpy(w->final[f], path, MAP_PATH_LEN));
+      /* all ranks open the same temporary name: rank 0's pid names it */
+      if (!w->rank) PetscCall(MapTempName(w->final[f], w->tmp[f], MAP_PATH_LEN));
+      PetscCallMPI(MPI_Bcast(w->tmp[f], MAP_PATH_LEN, MPI_CHAR, 0, comm));
+    }
   }
   /* headers, built identically on every rank; rank 0 writes them */
   for (int f = 0; f < w->nfiles; f++) {
@@ -449,13 +476,89 @@ static PetscErrorCode map_writer_index(MapSafetensorsWriter w)
   char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   PetscCheck(s, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot serialise the index of %s", w->path);
-  map_fmt(p, sizeof(p), "%s/model.safetensors.index.json", w->path);
+  map_fmt(p, sizeof(p), "%s/model.safetensors.index.json", w->stage);
   const void    *parts[2] = {s, "\n"};
   size_t         lens[2]  = {strlen(s), 1};
   PetscErrorCode ierr     = map_write_file_atomic(p, 2, parts, lens);
   free(s);
   PetscCall(ierr);
   PetscFunctionReturn(0);
+}
+
+/* the files of a folder, then the folder (a replaced export: plain files only) */
+static void map_remove_tree(const char *dir)
+{
+  DIR           *d = opendir(dir);
+  struct dirent *e;
+  char           sub[MAP_PATH_LEN + MAP_NAME_LEN];
+
+  if (!d) return;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    map_fmt(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+    (void)unlink(sub);
+  }
+  closedir(d);
+  (void)rmdir(dir);
+}
+
+/* Rank 0: the staging folder becomes the output in one step. The other files of an existing output
+   folder (a config.json, a README) are hard-linked into it first, the old shards and index are not;
+   then renameat2(RENAME_EXCHANGE) swaps the two folders atomically, and the old one (now under the
+   staging name) is removed. Every crash point leaves the old export or the new one at the path,
+   never a mix. File systems without RENAME_EXCHANGE: two renames (a crash between them leaves the
+   old export whole under .<name>.old.<pid>). Returns 0, or -1 with w->msg set. */
+static int map_writer_switch(MapSafetensorsWriter w)
+{
+  struct stat sb;
+  char        old[MAP_PATH_LEN + 16];
+
+  if (stat(w->path, &sb)) { /* no output yet */
+    if (rename(w->stage, w->path) == 0) return 0;
+    map_fmt(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->stage, w->path, strerror(errno));
+    return -1;
+  }
+  DIR           *d = opendir(w->path);
+  struct dirent *e;
+  if (!d) {
+    map_fmt(w->msg, sizeof(w->msg), "cannot read output folder %s: %s", w->path, strerror(errno));
+    return -1;
+  }
+  while ((e = readdir(d))) {
+    char from[MAP_PATH_LEN + MAP_NAME_LEN], to[MAP_PATH_LEN + MAP_NAME_LEN];
+    if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]) || strstr(e->d_name, ".tmp."))) continue;
+    if (!fnmatch("model-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].safetensors", e->d_name, 0) ||
+        !strcmp(e->d_name, "model.safetensors.index.json"))
+      continue; /* the old export itself */
+    map_fmt(from, sizeof(from), "%s/%s", w->path, e->d_name);
+    map_fmt(to, sizeof(to), "%s/%s", w->stage, e->d_name);
+    if (link(from, to)) {
+      map_fmt(w->msg, sizeof(w->msg), "cannot carry %s over into the new export (link to %s: %s); nothing was replaced", from, to, strerror(errno));
+      closedir(d);
+      return -1;
+    }
+  }
+  closedir(d);
+  if (renameat2(AT_FDCWD, w->stage, AT_FDCWD, w->path, RENAME_EXCHANGE) == 0) {
+    map_remove_tree(w->stage); /* the old export */
+    return 0;
+  }
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+    map_fmt(w->msg, sizeof(w->msg), "cannot switch %s in for %s: %s; the old export is unchanged", w->stage, w->path, strerror(errno));
+    return -1;
+  }
+  map_fmt(old, sizeof(old), "%s.old", w->stage);
+  if (rename(w->path, old)) {
+    map_fmt(w->msg, sizeof(w->msg), "cannot move the old export %s aside: %s; it is unchanged", w->path, strerror(errno));
+    return -1;
+  }
+  if (rename(w->stage, w->path)) {
+    map_fmt(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->stage, w->path, strerror(errno));
+    (void)rename(old, w->path); /* put the old one back */
+    return -1;
+  }
+  map_remove_tree(old);
+  return 0;
 }
 
 /*
@@ -489,26 +592,27 @@ PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *wp)
   in[1] = w->written;
   PetscCallMPI(MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_SUM, w->comm));
   int ok = out[0] == 0 && out[1] == expect;
-  if (ok && !w->rank) {
-    PetscErrorCode ierr = 0;
-    for (int f = 0; f < w->nfiles && ok; f++) {
-      if (rename(w->tmp[f], w->final[f])) {
-        ok = 0;
-        map_fmt(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->tmp[f], w->final[f], strerror(errno));
-      }
-    }
-    if (ok && w->sharded) {
-      PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
-      ierr = map_writer_index(w);
-      PetscCall(PetscPopErrorHandler());
-      if (ierr) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot write %s/model.safetensors.index.json", w->path);
-    }
+  if (ok && !w->rank && !w->sharded && rename(w->tmp[0], w->final[0])) {
+    ok = 0;
+    map_fmt(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->tmp[0], w->final[0], strerror(errno));
+  }
+  if (ok && !w->rank && w->sharded) {
+    PetscErrorCode ierr;
+    PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+    ierr = map_writer_index(w);
+    PetscCall(PetscPopErrorHandler());
+    if (ierr) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot write %s/model.safetensors.index.json", w->stage);
+    if (ok) ok = map_writer_switch(w) == 0;
   }
   int okall = ok;
   PetscCallMPI(MPI_Bcast(&okall, 1, MPI_INT, 0, w->comm));
   for (int f = 0; f < w->nfiles; f++) {
     if (!okall && !w->rank) (void)unlink(w->tmp[f]);
     PetscCall(MapTempUnregister(w->tmp[f]));
+  }
+  if (w->sharded && !w->rank) {
+    if (!okall) (void)rmdir(w->stage);
+    PetscCall(MapTempUnregister(w->stage));
   }
   char path[MAP_PATH_LEN], msg[1024];
   PetscCall(PetscStrncpy(path, w->path, sizeof(path)));
@@ -540,6 +644,10 @@ PetscErrorCode MapSafetensorsWriterAbort(MapSafetensorsWriter *wp)
       (void)unlink(w->tmp[f]);
       PetscCall(MapTempUnregister(w->tmp[f]));
     }
+  }
+  if (w->stage[0] && !w->rank) {
+    (void)rmdir(w->stage);
+    PetscCall(MapTempUnregister(w->stage));
   }
   PetscCall(map_writer_free(w));
   *wp = NULL;

@@ -163,6 +163,48 @@ static PetscErrorCode StoreReadDType(MapStore s)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode StoreParseChecksum(MapStore s, const char *dset, const char *text, uint64_t *sum)
+{
+  char *end;
+
+  PetscFunctionBegin;
+  PetscCheck(!strncmp(text, "map64:", 6) && strlen(text) >= 22, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: %s attribute %s is \"%.40s\", expected map64:<16 hex digits>", s->path, dset, MAP_STORE_ATTR_CHECKSUM, text);
+  *sum = strtoull(text + 6, &end, 16);
+  PetscCheck(end == text + 22, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s attribute %s is \"%.40s\", expected map64:<16 hex digits>",
+             s->path, dset, MAP_STORE_ATTR_CHECKSUM, text);
+  PetscFunctionReturn(0);
+}
+
+/* the checksums recorded at import (none in older stores; both datasets or neither) */
+static PetscErrorCode StoreReadChecksums(MapStore s)
+{
+  char *pre = NULL, *tv = NULL, *p;
+
+  PetscFunctionBegin;
+  PetscCall(MapH5ReadStringAttr(s->pretrained, MAP_STORE_ATTR_CHECKSUM, &pre));
+  PetscCall(MapH5ReadStringAttr(s->task_vectors, MAP_STORE_ATTR_CHECKSUM, &tv));
+  PetscCheck(!pre == !tv, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s has a checksum but %s has none (corrupt)", s->path,
+             pre ? "/pretrained" : "/task_vectors", pre ? "/task_vectors" : "/pretrained");
+  if (pre) {
+    s->has_checksums = PETSC_TRUE;
+    PetscCall(StoreParseChecksum(s, "/pretrained", pre, &s->csum_pre));
+    PetscCall(PetscMalloc1(s->T, &s->csum_tv));
+    p = tv;
+    for (int t = 0; t < s->T; t++) {
+      char *comma = strchr(p, ',');
+      PetscCheck(!comma == (t == s->T - 1), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /task_vectors attribute %s does not hold %d checksums",
+                 s->path, MAP_STORE_ATTR_CHECKSUM, s->T);
+      if (comma) *comma = 0;
+      PetscCall(StoreParseChecksum(s, "/task_vectors", p, &s->csum_tv[t]));
+      p = comma + 1;
+    }
+  }
+  PetscCall(PetscFree(pre));
+  PetscCall(PetscFree(tv));
+  PetscFunctionReturn(0);
+}
+
 /* The index: sizes, task names, tensor table; validated (every rank reads the same small datasets). */
 static PetscErrorCode StoreReadIndex(MapStore s)
 {
@@ -178,6 +220,12 @@ static PetscErrorCode StoreReadIndex(MapStore s)
   PetscCheck(fmt && !strcmp(fmt, MAP_STORE_FORMAT), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
              "store %s: root attribute format is %s%s%s, expected \"%s\" (not a mapmerge store)", s->path, fmt ? "\"" : "",
              fmt ? fmt : "missing", fmt ? "\"" : "", MAP_STORE_FORMAT);
+  PetscCall(PetscFree(fmt));
+  PetscCall(MapH5ReadStringAttr(s->file, "format_version", &fmt));
+  PetscCheck(fmt && !strcmp(fmt, MAP_STORE_FORMAT_VERSIONS_READ), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: format_version is %s%s%s, but this mapmerge (%s) reads version %s only: %s", s->path, fmt ? "\"" : "",
+             fmt ? fmt : "missing", fmt ? "\"" : "", MAPMERGE_VERSION, MAP_STORE_FORMAT_VERSIONS_READ,
+             fmt ? "written by a newer mapmerge? import it again with this one" : "not a complete mapmerge store");
   PetscCall(PetscFree(fmt));
   PetscCall(StoreRequire(s, "/pretrained"));
   PetscCall(StoreRequire(s, "/task_vectors"));
@@ -204,6 +252,11 @@ static PetscErrorCode StoreReadIndex(MapStore s)
              s->path, (unsigned long long)dims[0]);
   s->T = (int)dims[0];
   PetscCall(MapH5ReadStrings(s->file, "/tasks", s->path, s->T, &s->tasks));
+  for (int t = 0; t < s->T; t++) /* a repeated name would give one task's metrics to another */
+    for (int u = 0; u < t; u++)
+      PetscCheck(strcmp(s->tasks[t], s->tasks[u]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+                 "store %s: /tasks names task %s twice (rows %d and %d): corrupt, or not written by mapmerge import", s->path, s->tasks[t], u, t);
+  PetscCall(StoreReadChecksums(s));
 
   MapCallHDF5(g = H5Gopen2(s->file, "/tensors", H5P_DEFAULT));
   {
@@ -324,6 +377,7 @@ PetscErrorCode MapStoreDestroy(MapStore *store)
   if (s->file >= 0) MapCallHDF5(H5Fclose(s->file));
   PetscCall(MapFreeList(s->T, &s->tasks));
   PetscCall(PetscFree(s->tensors));
+  PetscCall(PetscFree(s->csum_tv));
   PetscCallMPI(MPI_Comm_free(&s->comm));
   PetscCall(PetscFree(*store));
   PetscFunctionReturn(0);
@@ -698,6 +752,19 @@ PetscErrorCode MapStoreReadPrivate(MapStore s, int t, const char *name, int *ndi
   *ndim = nd;
   PetscCall(PetscMalloc1(numel + 1, data));
   if (numel) MapCallHDF5(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data));
+  {
+    char *want = NULL, got[24];
+    PetscCall(MapH5ReadStringAttr(d, MAP_STORE_ATTR_CHECKSUM, &want));
+    MapChecksumFormat(MapChecksum64(*data, sizeof(float), numel, 0), got);
+    if (want && strcmp(want, got)) {
+      MapCallHDF5(H5Sclose(space));
+      MapCallHDF5(H5Dclose(d));
+      PetscCall(PetscFree(*data));
+      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s does not match its checksum (recorded %s, read %s): the store was changed or damaged after import",
+              s->path, dname, want, got);
+    }
+    PetscCall(PetscFree(want));
+  }
   MapCallHDF5(H5Sclose(space));
   MapCallHDF5(H5Dclose(d));
   PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));

@@ -264,6 +264,26 @@ static PetscErrorCode ImportRecordErrors(Import *im, hid_t dpre, hid_t dtv)
   PetscFunctionReturn(0);
 }
 
+/* the checksums of /pretrained and of each /task_vectors row, summed over the ranks, as attributes */
+static PetscErrorCode ImportRecordChecksums(Import *im, hid_t dpre, hid_t dtv)
+{
+  char *text, one[24];
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, im->csum, im->T + 1, MPI_UINT64_T, MPI_SUM, im->comm));
+  MapChecksumFormat(im->csum[0], one);
+  PetscCall(MapH5WriteStringAttr(dpre, MAP_STORE_ATTR_CHECKSUM, one));
+  PetscCall(PetscCalloc1((size_t)im->T * 24 + 1, &text));
+  for (int t = 0; t < im->T; t++) {
+    MapChecksumFormat(im->csum[t + 1], one);
+    if (t) strcat(text, ",");
+    strcat(text, one);
+  }
+  PetscCall(MapH5WriteStringAttr(dtv, MAP_STORE_ATTR_CHECKSUM, text));
+  PetscCall(PetscFree(text));
+  PetscFunctionReturn(0);
+}
+
 /* /pretrained and /task_vectors, block by block: read, check, subtract (in F32), round to the
    storage dtype, write collectively. */
 static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int64_t block, int64_t chunk)
@@ -273,6 +293,7 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
   float     *pre, *tv;
   uint16_t  *pre16 = NULL, *tv16 = NULL;
   PetscBool  half = im->dtype != MAP_STORE_DTYPE_F32 ? PETSC_TRUE : PETSC_FALSE;
+  size_t     esize = MapStoreDTypeGetInfo(im->dtype)->size;
   hid_t      mtype;
   int64_t    nloc, nblk, maxblk, nbuf;
   char       msg[1024] = "";
@@ -336,6 +357,10 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
       MapCallHDF5(H5Sselect_hyperslab(fpre, H5S_SELECT_SET, &s1, NULL, &c1, NULL));
       MapCallHDF5(H5Sselect_hyperslab(ftv, H5S_SELECT_SET, s2, NULL, c2, NULL));
     }
+    /* the checksums of what is written, as stored (MapStoreVerifyShard checks them on every read) */
+    im->csum[0] += MapChecksum64(half ? (const void *)pre16 : (const void *)pre, esize, n, j0);
+    for (int t = 0; t < im->T; t++)
+      im->csum[t + 1] += MapChecksum64(half ? (const void *)(tv16 + (size_t)t * (size_t)n) : (const void *)(tv + (size_t)t * (size_t)n), esize, n, j0);
     MapCallHDF5(H5Dwrite(dpre, mtype, mpre, fpre, dxpl, half ? (const void *)pre16 : (const void *)pre));
     MapCallHDF5(H5Dwrite(dtv, mtype, mtv, ftv, dxpl, half ? (const void *)tv16 : (const void *)tv));
     if (b == 0) { /* evidence for -info that HDF5 really did collective I/O (0 would mean it fell back) */
@@ -350,6 +375,7 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
     if (maxblk > 1) PetscCall(MapProgress(im->comm, "import: parameter blocks per rank", (PetscInt)(b + 1), (PetscInt)maxblk, t0));
   }
   if (half) PetscCall(ImportRecordErrors(im, dpre, dtv));
+  PetscCall(ImportRecordChecksums(im, dpre, dtv));
   MapCallHDF5(H5Tclose(mtype));
   PetscCall(PetscFree2(pre, tv));
   PetscCall(PetscFree2(pre16, tv16));
@@ -404,6 +430,13 @@ static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
         MapCallHDF5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
       }
       MapCallHDF5(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf));
+      {
+        uint64_t sum = MapChecksum64(buf, sizeof(float), n, r0 * rowsize);
+        char     text[24];
+        PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_UINT64_T, MPI_SUM, im->comm));
+        MapChecksumFormat(sum, text);
+        PetscCall(MapH5WriteStringAttr(d, MAP_STORE_ATTR_CHECKSUM, text));
+      }
       PetscCall(PetscFree(buf));
       MapCallHDF5(H5Sclose(ms));
       MapCallHDF5(H5Sclose(fs));
@@ -482,7 +515,30 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
     else PetscCall(PetscStrncpy(im.ck[c].label, "pretrained model", sizeof(im.ck[c].label)));
     PetscCall(MapSafetensorsOpen(comm, im.ck[c].path, &im.ck[c].st));
   }
+  {
+    /* the store may not be one of the checkpoints it is made from (nor one of their files) */
+    int          nin = 0;
+    const char **in;
+    for (int c = 0; c < im.nck; c++) {
+      int                nf;
+      const char *const *files;
+      PetscCall(MapSafetensorsGetFiles(im.ck[c].st, &nf, &files));
+      nin += nf + 1;
+    }
+    PetscCall(PetscMalloc1(nin, &in));
+    nin = 0;
+    for (int c = 0; c < im.nck; c++) {
+      int                nf;
+      const char *const *files;
+      PetscCall(MapSafetensorsGetFiles(im.ck[c].st, &nf, &files));
+      in[nin++] = im.ck[c].path;
+      for (int f = 0; f < nf; f++) in[nin++] = files[f];
+    }
+    PetscCall(MapCheckNotInput(comm, path, "-map_store", nin, in));
+    PetscCall(PetscFree(in));
+  }
   PetscCall(ImportBuildIndex(&im));
+  PetscCall(PetscCalloc1(T + 1, &im.csum));
   PetscCall(ImportLogDtypes(&im));
 
   im.dtype = opts ? opts->dtype : MAP_STORE_DTYPE_F32;
@@ -538,6 +594,7 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
     PetscCall(ierr);
   }
   PetscCall(PetscFree(im.ck));
+  PetscCall(PetscFree(im.csum));
   PetscCall(PetscFree(im.tensors));
   PetscCall(PetscLogEventEnd(MAP_EVENT_Import, 0, 0, 0, 0));
   PetscFunctionReturn(0);

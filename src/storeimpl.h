@@ -12,6 +12,8 @@
 /* Root attribute "format" marks a file as a store; "format_version" changes when the layout does. */
 #define MAP_STORE_FORMAT         "mapmerge-store"
 #define MAP_STORE_FORMAT_VERSION "1"
+/* the format versions this reader understands (a store's format_version must be one of them) */
+#define MAP_STORE_FORMAT_VERSIONS_READ "1"
 
 /* A 16-bit store marks /pretrained and /task_vectors with the string attribute dtype = "bf16"
    (H5T_STD_U16LE) or "f16" (an IEEE binary16 float type) and records on each the largest rounding
@@ -49,7 +51,13 @@ struct _p_MapStore {
   char          **tasks;
   MapLayout       layout;
   MapStoreDType   dtype; /* of /pretrained and /task_vectors */
+  PetscBool       has_checksums;       /* written at import (MAP_STORE_ATTR_CHECKSUM); older stores have none */
+  uint64_t        csum_pre, *csum_tv;  /* /pretrained, and /task_vectors row by row */
 };
+
+/* Integrity: string attribute "checksum" (MapChecksum64, "map64:<hex>") on /pretrained, on each
+   private tensor, and on /task_vectors one per row, comma-separated. */
+#define MAP_STORE_ATTR_CHECKSUM "checksum"
 
 /* Binary search: the store tensor holding flat index j (tensors sorted by offset). */
 int MapStoreTensorAt(int n, const MapStoreTensor *t, int64_t j);

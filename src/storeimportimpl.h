@@ -27,6 +27,7 @@ typedef struct {
   int64_t         P;
   MapStoreDType   dtype;     /* of /pretrained and /task_vectors */
   double          err[2][2]; /* BF16/F16 only: max abs and max rel rounding error of [0] pretrained, [1] task vectors */
+  uint64_t       *csum;      /* [T+1]: this rank's part of the checksums of /pretrained and the /task_vectors rows */
 } Import;
 
 /* Root attributes: format, versions, storage dtype, creation time, private patterns, and per

@@ -10,3 +10,8 @@ endforeach()
 # `mapmerge run -help` without a store or a YAML lists every option, the fit's and the search's included
 map_script_test(run_cli_help ${MPIEXEC_EXECUTABLE} -n 1 $<TARGET_FILE:mapmerge> run -help)
 set_tests_properties(run_cli_help PROPERTIES PASS_REGULAR_EXPRESSION "-map_pareto_chain" FAIL_REGULAR_EXPRESSION "mapmerge: error")
+# issue 12: hostile input of each class ends in a clear error with nothing lost (tests/run/test_robust.py)
+foreach(case journal lock store outputs)
+  map_script_test(robust_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_robust.py ${case})
+  set_tests_properties(robust_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL" RESOURCE_LOCK run_store FIXTURES_REQUIRED zoo_small)
+endforeach()

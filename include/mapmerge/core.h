@@ -59,6 +59,11 @@ PetscErrorCode MapTempName(const char *path, char *tmp, size_t len);
 /* MapCheckWritable - error naming the option when the directory of path cannot be written. */
 PetscErrorCode MapCheckWritable(const char *path, const char *option);
 
+/* MapCheckNotInput - error naming `option` when `output` exists and is the same file (same device and
+   inode, whatever the path: links, "./", symlinks) as one of the n inputs: writing it would destroy
+   that input. Collective (rank 0 looks, every rank raises). */
+PetscErrorCode MapCheckNotInput(MPI_Comm comm, const char *output, const char *option, int n, const char *const *inputs);
+
 /* MapCheckOptionsLeft - makes an unused option (usually a typo) an error that lists it.
    Call after every object has read its options and before the expensive work. Collective. */
 PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm);
@@ -76,6 +81,14 @@ PetscErrorCode MapOptionsGetRealList(const char *name, int max, double *vals, in
 /* MapSha256File - hex sha256 of a whole file. Not collective. */
 PetscErrorCode MapSha256File(const char *path, char hex[65]);
 void           MapSha256(const void *data, size_t len, char hex[65]);
+
+/* MapChecksum64 - the store's dataset checksum of n elements of esize bytes (4 or 2) whose first has
+   flat index `first`: the sum mod 2^64 of a 64-bit hash of (index, bit pattern) per element. A sum,
+   so the partial sums of any split of the data (ranks, blocks) add up to the same value: the same
+   checksum at any rank count. A changed element changes it with probability 1 - 2^-64. Text form
+   (MapChecksumFormat): "map64:" and 16 hex digits. Not collective. */
+uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first);
+void     MapChecksumFormat(uint64_t sum, char text[24]);
 
 /* MapLayout - the contiguous, balanced shard [lo, hi) of a vector of length P that rank `rank`
    of `size` owns; boundaries are multiples of 64 elements (the last rank takes the tail). */

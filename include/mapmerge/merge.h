@@ -46,6 +46,11 @@ PetscErrorCode MapModelGetStore(MapModel model, MapStore *store);
 /* MapModelMerge - theta_shard[hi-lo] = merged parameters of this rank's shard for coefficients
    c[ncoef] (MapModelGetNumCoefficients; = the number of task vectors unless mapped). */
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard);
+/* MapModelCheckFinite - every value of the merged shards theta_shard (MapModelMerge at c) over comm
+   (the ranks that share the model) is finite; else an error on every rank naming the tensor, the
+   element and c (a coefficient too large, or non-finite values in the store). One pass over the
+   shard. Collective on comm. */
+PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard);
 /* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
 PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
 /* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's F32 shard (n = hi - lo);

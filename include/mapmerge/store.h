@@ -88,6 +88,16 @@ PetscErrorCode MapStoreSelectPerTask(MapStore store, int T, const char *const *t
 /* MapStoreGetAttribute - a root string attribute (provenance), or NULL */
 PetscErrorCode MapStoreGetAttribute(MapStore store, const char *key, char **value /* PetscFree */);
 
+/* MapStoreVerifyShard - compares the checksums of this rank's shards as read (in the store's dtype:
+   pre[n], tau[k*n + j] of the store tasks `tasks`) with those recorded at import; a mismatch is an
+   error naming the store and the dataset (and task). *checked: PETSC_FALSE when the store records
+   no checksums (written before they existed). Collective. */
+PetscErrorCode MapStoreVerifyShard(MapStore store, int ntask, const int *tasks, const void *pre, const void *tau, PetscBool *checked);
+/* MapStoreCheck - reads every dataset of the store and verifies its checksum and that every value is
+   finite (`mapmerge info -map_check`); prints what it checked and how long it took. Memory: the
+   store's vectors / ranks. Collective. */
+PetscErrorCode MapStoreCheck(MapStore store);
+
 /* MapStoreView - tasks, tensors, P, dtypes, provenance (`mapmerge info`). */
 PetscErrorCode MapStoreView(MapStore store, PetscViewer viewer);
 

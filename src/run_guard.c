@@ -1,0 +1,142 @@
+/* What keeps a run honest about its inputs (issue 12): the inputs hashed when they are read (for the
+   manifest and the journal), the journal's binding to what produced it, and outputs that are never
+   one of the inputs. */
+#include "runimpl.h"
+#include <jansson.h>
+#include <sys/stat.h>
+
+/* sha256 of one file on rank 0, the same hex on every rank */
+static PetscErrorCode MapRunHashFile(MPI_Comm comm, PetscMPIInt rank, const char *path, char hex[65])
+{
+  PetscErrorCode ierr = 0;
+  int            ok;
+  char          *why = NULL;
+
+  PetscFunctionBegin;
+  memset(hex, 0, 65);
+  if (!rank) {
+    PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+    ierr = MapSha256File(path, hex);
+    PetscCall(PetscPopErrorHandler());
+    if (ierr) PetscCall(PetscErrorMessage(ierr, NULL, &why));
+  }
+  ok = !ierr;
+  MapCheckAll(comm, ok, PETSC_ERR_FILE_READ, "cannot hash the input %s: %s", path, why ? why : "read error");
+  PetscCallMPI(MPI_Bcast(hex, 65, MPI_CHAR, 0, comm));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapRunHashInputs - sha256 of the store, the eval sets and a sample file, taken right after they
+  were read (not at the end of the run, when a replaced file would be recorded instead of the one
+  used): r->inputs_sha256 (path -> hex, for the manifest) and r->store_sha256. Collective.
+*/
+PetscErrorCode MapRunHashInputs(MapRunCtx *r)
+{
+  char hex[65];
+
+  PetscFunctionBegin;
+  r->inputs_sha256 = json_object();
+  if (r->store_path[0]) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, r->store_path, r->store_sha256));
+    json_object_set_new(r->inputs_sha256, r->store_path, json_string(r->store_sha256));
+  }
+  for (int i = 0; i < r->neval_data; i++) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, r->eval_data[i], hex));
+    json_object_set_new(r->inputs_sha256, r->eval_data[i], json_string(hex));
+  }
+  if (!strcmp(r->sample_type, "file") && r->sample_file[0]) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, r->sample_file, hex));
+    json_object_set_new(r->inputs_sha256, r->sample_file, json_string(hex));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* the options under a prefix as given (not the resolved values), minus those that change no result */
+static PetscErrorCode MapRunBindOptions(json_t *obj, const char *prefix, const char *const *skip)
+{
+  const char *const *names = MapKnownOptionNames();
+  char               val[4096];
+
+  PetscFunctionBegin;
+  for (int i = 0; names[i]; i++) {
+    PetscBool set, skipped = PETSC_FALSE;
+    if (strncmp(names[i], prefix, strlen(prefix))) continue;
+    for (int k = 0; skip && skip[k]; k++)
+      if (!strcmp(names[i], skip[k])) skipped = PETSC_TRUE;
+    if (skipped) continue;
+    PetscCall(PetscOptionsGetString(NULL, NULL, names[i], val, sizeof(val), &set));
+    if (set) json_object_set_new(obj, names[i], json_string(val));
+  }
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapRunBinding - what a journal's evaluations depend on besides their coefficients, as compact JSON
+  (PetscFree): the store's sha256, the tasks in their order, the evaluator (type, options, sha256 of
+  each eval set in task order) and the design (method, sampler, seed, box, rounds). Not the options
+  that only decide the process layout (-map_eval_groups, the surrogate's grid) or the file names
+  (-map_output, -map_nested_level/-pair: a chain's jobs share one binding). Call after
+  MapRunHashInputs. Not collective (the same on every rank).
+*/
+PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
+{
+  json_t     *b = json_object(), *ev = json_object(), *evo = json_object(), *data = json_array(), *d = json_object(), *t = json_array();
+  const char *evtype;
+  const char *evskip[] = {"-map_eval_data", "-map_eval_groups", "-map_eval_timeout", "-map_eval_tmpdir", NULL};
+  char       *s;
+
+  PetscFunctionBegin;
+  json_object_set_new(b, "store_sha256", r->store_path[0] ? json_string(r->store_sha256) : json_null());
+  for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
+  json_object_set_new(b, "tasks", t);
+  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
+  json_object_set_new(ev, "type", json_string(evtype));
+  PetscCall(MapRunBindOptions(evo, "-map_eval_", evskip));
+  PetscCall(MapRunBindOptions(evo, "-map_analytic_", NULL));
+  json_object_set_new(ev, "options", evo);
+  for (int i = 0; i < r->neval_data; i++) json_array_append(data, json_object_get(r->inputs_sha256, r->eval_data[i]));
+  json_object_set_new(ev, "data_sha256", data);
+  json_object_set_new(b, "evaluator", ev);
+  json_object_set_new(d, "method", json_string(r->method));
+  json_object_set_new(d, "sample_type", json_string(r->sample_type));
+  json_object_set_new(d, "sample_n", json_integer(r->sample_n));
+  if (!strcmp(r->sample_type, "file")) json_object_set(d, "sample_file_sha256", json_object_get(r->inputs_sha256, r->sample_file));
+  json_object_set_new(d, "seed", json_integer(r->seed));
+  json_object_set_new(d, "box", json_pack("[f,f]", r->lo, r->hi));
+  json_object_set_new(d, "refine", json_integer(r->refine));
+  json_object_set_new(d, "refine_points", json_integer(r->refine_points));
+  json_object_set_new(d, "refine_target", json_string(r->refine_pick ? "pick" : "front"));
+  json_object_set_new(d, "nested_samples", json_integer(r->nested_samples));
+  PetscCall(MapRunBindOptions(d, "-map_bayes_", NULL));
+  json_object_set_new(b, "design", d);
+  s = json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(b);
+  PetscCheck(s, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot serialise the journal binding");
+  PetscCall(PetscStrallocpy(s, binding));
+  free(s);
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapRunCheckOutputsNotInputs - none of the run's output files (results.h5, front.csv,
+  manifest.json, the journal) may be the store, an eval set or the sample file (same device and
+  inode): writing it would destroy the input. Collective.
+*/
+PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r)
+{
+  const char *outs[] = {"results.h5", "front.csv", "manifest.json", "journal.jsonl"};
+  const char *in[130];
+  int         nin = 0;
+
+  PetscFunctionBegin;
+  if (r->store_path[0]) in[nin++] = r->store_path;
+  for (int i = 0; i < r->neval_data && nin < 128; i++) in[nin++] = r->eval_data[i];
+  if (!strcmp(r->sample_type, "file") && r->sample_file[0]) in[nin++] = r->sample_file;
+  for (int k = 0; k < 4; k++) {
+    char path[MAP_PATH_LEN + 32];
+    snprintf(path, sizeof(path), "%s/%s", r->out, outs[k]);
+    PetscCall(MapCheckNotInput(r->comm, path, "-map_output", nin, in));
+  }
+  PetscFunctionReturn(0);
+}
