@@ -58,12 +58,14 @@ PetscErrorCode MapTempUnregister(const char *path)
 
 void MapTempCleanup(void)
 {
-  for (int i = 0; i < MAP_MAX_TEMP; i++) {
-    if (map_temp[i][0]) {
-      (void)unlink(map_temp[i]);
+  /* files first, then the (private, temporary) folders that held them */
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < MAP_MAX_TEMP; i++) {
+      if (!map_temp[i][0]) continue;
+      if (!pass && unlink(map_temp[i]) && (errno == EISDIR || errno == EPERM)) continue;
+      if (pass) (void)rmdir(map_temp[i]);
       map_temp[i][0] = 0;
     }
-  }
 }
 
 PetscErrorCode MapTempName(const char *path, char *tmp, size_t len)

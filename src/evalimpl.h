@@ -39,6 +39,9 @@ struct _p_MapEvaluator {
 /* MapEvalWanted - whether task t is evaluated by the current call */
 static inline PetscBool MapEvalWanted(MapEvaluator ev, int t) { return !ev->want || ev->want[t] ? PETSC_TRUE : PETSC_FALSE; }
 
+/* the query set by MapEvalSetInterruptQuery (0 when none is set) */
+int MapEvalInterrupted(void);
+
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
 
@@ -56,7 +59,8 @@ PetscErrorCode MapEvalCommandSplit(const char *tmpl, int *argc, char ***argv);
 PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, const char *task, const char *data, char **out);
 /* MapEvalRunCommand - rank-local: runs argv (posix_spawnp, no shell) with a timeout, captures
    stdout/stderr and parses the metrics from the last non-empty stdout line. On failure returns a
-   non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively). */
+   non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively): 2 when
+   the program died of a signal it was not sent (exit status > 128 included), else 1. */
 int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen);
 
 #endif

@@ -39,6 +39,10 @@ static PetscErrorCode MapErrorHandler(MPI_Comm comm, int line, const char *func,
     MPI_Comm_size(comm, &csize);
   }
   static PetscBool said = PETSC_FALSE;
+  if (n == PETSC_ERR_SIG) { /* an interrupted run (see Dispatch's caller): a note from rank 0, not an error trace */
+    if (p == PETSC_ERROR_INITIAL && !rank) fprintf(stderr, "mapmerge run: %s\n", mess ? mess : "interrupted by a signal");
+    return n;
+  }
   if (p == PETSC_ERROR_INITIAL) said = (crank == 0) ? PETSC_TRUE : PETSC_FALSE; /* a collective error: its rank 0 says it once */
   if (!said) return n;
   if (p == PETSC_ERROR_INITIAL) {
@@ -95,6 +99,13 @@ int main(int argc, char **argv)
     return hashelp ? ierr : 2;
   }
   ierr = Dispatch(cmd, &exit_status);
+  if (ierr == PETSC_ERR_SIG && !strcmp(cmd, "run")) {
+    /* every rank stopped together (the evaluator agreed on it) with each finished evaluation
+       journaled: a checkpoint, so the job is requeued, not failed */
+    MapTempCleanup();
+    ierr = PetscFinalize();
+    return ierr ? 1 : MAP_EXIT_CHECKPOINTED;
+  }
   if (ierr) {
     /* An error on any rank ends the whole job: the others may be waiting in a collective.
        Temporary outputs of this rank go first, so nothing half-written is left behind. */

@@ -931,6 +931,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* the driver did this before PetscInitialize; again for callers of the library. PetscFinalize
      resets SIGTERM but leaves SIGUSR1, the signal the job scripts forward. */
   PetscCheck(MapRunCatchSignals() == 0, comm, PETSC_ERR_SYS, "sigaction failed: %s", strerror(errno));
+  MapEvalSetInterruptQuery(MapRunSignalCaught); /* a signalled job step stops the command evaluator's program too */
   MapNow(r.start_time, sizeof(r.start_time));
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[0]));
