@@ -68,6 +68,29 @@ void MapTempCleanup(void)
     }
 }
 
+const char *MapNonRegularKind(const char *path)
+{
+  struct stat sb;
+
+  /* stat, not open: opening a FIFO for reading blocks until someone writes to it */
+  if (stat(path, &sb) || S_ISREG(sb.st_mode)) return NULL; /* missing or unreadable: the caller's open says why */
+  return S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)"
+       : S_ISDIR(sb.st_mode)  ? "a directory"
+       : S_ISCHR(sb.st_mode)  ? "a character device"
+       : S_ISBLK(sb.st_mode)  ? "a block device"
+       : S_ISSOCK(sb.st_mode) ? "a socket"
+                              : "not a regular file";
+}
+
+PetscErrorCode MapCheckInputFile(const char *path, const char *what)
+{
+  const char *kind = MapNonRegularKind(path);
+
+  PetscFunctionBegin;
+  PetscCheck(!kind, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "%s %s is %s; mapmerge reads only regular files", what, path, kind);
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapTempName(const char *path, char *tmp, size_t len)
 {
   char d[MAP_PATH_LEN], b[MAP_PATH_LEN];
@@ -221,6 +244,7 @@ PetscErrorCode MapSha256File(const char *path, char hex[65])
   size_t        r;
 
   PetscFunctionBegin;
+  PetscCall(MapCheckInputFile(path, "input"));
   f = fopen(path, "rb");
   PetscCheck(f, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", path, strerror(errno));
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();

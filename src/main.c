@@ -1,5 +1,7 @@
 /* mapmerge - the driver: dispatches a subcommand to libmapmerge. All work is in the library. */
 #include <mapmerge/mapmerge.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char help[] = "mapmerge <command> [options]: model merging with amortized Pareto fronts (MAP).\n"
@@ -81,6 +83,17 @@ int main(int argc, char **argv)
     cmd = argv[1];
     for (int i = 1; i < argc - 1; i++) argv[i] = argv[i + 1];
     argc--;
+  }
+  /* options files are read inside PetscInitialize, by every rank: a FIFO there would block them all
+     before any error handling exists, so look first */
+  for (int i = 1; i + 1 < argc; i++) {
+    struct stat sb;
+    if (strcmp(argv[i], "-options_file") && strcmp(argv[i], "-options_file_yaml")) continue;
+    if (!stat(argv[i + 1], &sb) && !S_ISREG(sb.st_mode)) {
+      fprintf(stderr, "mapmerge: error: %s %s is %s; mapmerge reads only regular files\n", argv[i], argv[i + 1],
+              S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" : S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
+      return 1;
+    }
   }
   /* before MPI starts: a job script's SIGUSR1 that comes early must ask for a checkpoint, not end
      the process by the default action (its exit status 138 marks the job FAILED) */

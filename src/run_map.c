@@ -32,6 +32,7 @@ PetscErrorCode MapRunReadManifest(MPI_Comm comm, const char *path, const char *w
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   if (!rank) {
+    PetscCall(MapCheckInputFile(path, who));
     FILE *f = fopen(path, "rb");
     if (f) {
       fseek(f, 0, SEEK_END);
@@ -990,6 +991,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     memset(&gl, 0, sizeof(gl));
     snprintf(pattern, sizeof(pattern), "%s/journal*.jsonl", r.out);
     if (!r.rank && nested) (void)glob(pattern, 0, NULL, &gl);
+    PetscCall(MapCheckInputFile(jpath, "the run's journal")); /* every rank: a FIFO there fails them together */
     PetscCall(MapJournalOpenWithOthers(comm, jpath, r.resume, (int)gl.gl_pathc, gl.gl_pathv, &r.journal));
     if (!r.rank && nested) globfree(&gl);
     if (r.resume) PetscCall(PetscPrintf(comm, "mapmerge run: resuming %s with %d journaled evaluations\n", r.out, r.journal.n));

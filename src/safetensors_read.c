@@ -82,6 +82,7 @@ static PetscErrorCode map_read_header(const char *path, uint64_t *hlen, uint64_t
   int           fd;
 
   PetscFunctionBegin;
+  PetscCall(MapCheckInputFile(path, "safetensors file"));
   fd = open(path, O_RDONLY | O_CLOEXEC);
   PetscCheck(fd >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open safetensors file %s: %s", path, strerror(errno));
   if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
@@ -120,6 +121,7 @@ static PetscErrorCode map_read_text(const char *path, char **text, uint64_t *len
   int         fd;
 
   PetscFunctionBegin;
+  PetscCall(MapCheckInputFile(path, "file"));
   fd = open(path, O_RDONLY | O_CLOEXEC);
   PetscCheck(fd >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", path, strerror(errno));
   if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAP_ST_MAX_HEADER) {
@@ -496,6 +498,7 @@ static PetscErrorCode map_check_tensor(MapSafetensors st, const MapTensorInfo *t
   PetscCheck(t >= st->t && t < st->t + st->n, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: tensor \"%s\" does not belong to this checkpoint", st->path,
              t->name);
   if (st->fds[t->file] < 0) {
+    PetscCall(MapCheckInputFile(st->files[t->file], "safetensors file")); /* it may have been replaced since the header was read */
     st->fds[t->file] = open(st->files[t->file], O_RDONLY | O_CLOEXEC);
     PetscCheck(st->fds[t->file] >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", st->files[t->file], strerror(errno));
   }

@@ -69,6 +69,7 @@ PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_
   *n = 0;
   *C = NULL;
   PetscCheck(T >= 1 && task_names, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: need the task names to read coefficients", file);
+  PetscCall(MapCheckInputFile(file, "coefficient file"));
   fp = fopen(file, "r");
   PetscCheck(fp, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open coefficient file %s: %s", file, strerror(errno));
 

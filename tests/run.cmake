@@ -10,3 +10,8 @@ endforeach()
 # `mapmerge run -help` without a store or a YAML lists every option, the fit's and the search's included
 map_script_test(run_cli_help ${MPIEXEC_EXECUTABLE} -n 1 $<TARGET_FILE:mapmerge> run -help)
 set_tests_properties(run_cli_help PROPERTIES PASS_REGULAR_EXPRESSION "-map_pareto_chain" FAIL_REGULAR_EXPRESSION "mapmerge: error")
+# hostile inputs (issue 12 B/C): crafted results.h5, FIFOs and devices as inputs, option ranges, messages
+foreach(case results fifo options messages)
+  map_script_test(run_hostile_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_hostile_inputs.py ${case})
+  set_tests_properties(run_hostile_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()

@@ -56,6 +56,12 @@ PetscErrorCode MapTempUnregister(const char *path);
 void           MapTempCleanup(void);
 /* MapTempName - "<dir>/.<base>.tmp.<pid>" beside path (same filesystem, so rename is atomic). */
 PetscErrorCode MapTempName(const char *path, char *tmp, size_t len);
+/* MapCheckInputFile - error (naming `what`, e.g. the option, and the kind of file) when path exists
+   but is not a regular file: a FIFO would block the reading rank forever, a device never ends.
+   Does not open the file; a missing file passes (the caller's open reports it). Not collective. */
+PetscErrorCode MapCheckInputFile(const char *path, const char *what);
+/* MapNonRegularKind - "a FIFO (named pipe)", "a directory", ... for an existing non-regular path, else NULL */
+const char *MapNonRegularKind(const char *path);
 /* MapCheckWritable - error naming the option when the directory of path cannot be written. */
 PetscErrorCode MapCheckWritable(const char *path, const char *option);
 

@@ -1,0 +1,209 @@
+#!/usr/bin/python3
+"""Hostile inputs (issue 12, sections B and C), each a real mapmerge command under mpiexec that must
+end with a clear error (naming the file or option), a non-zero exit, no output written, and every
+rank gone within seconds.
+
+usage: test_hostile_inputs.py CASE   (env: MAPMERGE, MAP_BINARY_DIR)
+  results   crafted results.h5: other ranks and shapes, non-numeric, huge claimed sizes, very long
+            and odd task names (info -map_results, export -map_run)          [B12]
+  fifo      a FIFO (and a directory, a device) as each input                 [B13]
+  options   out-of-range and overflowing options, checked before the first evaluation [B17, C19]
+  messages  what happened, said plainly                                      [B18, C20]
+"""
+import os
+import stat
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import h5py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "eval"))
+import stio  # noqa: E402  (tests/stio.py)
+
+MAPMERGE = os.environ["MAPMERGE"]
+MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
+PY = "/usr/bin/python3"
+fails = 0
+
+
+def check(cond, what):
+    global fails
+    if not cond:
+        fails += 1
+        print("FAIL:", what)
+    return cond
+
+
+def mm(n, *args, timeout=60, env=None):
+    t0 = time.time()
+    try:
+        p = subprocess.run([MPIEXEC, "-n", str(n), "--oversubscribe", MAPMERGE] + list(args), capture_output=True, text=True,
+                           timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return None, time.time() - t0
+    return p, time.time() - t0
+
+
+def expect_error(tag, n, args, needles, outputs=(), limit=30, env=None):
+    """a clean failure: non-zero exit (not a crash), every needle in the message, no output, quick"""
+    p, dt = mm(n, *args, timeout=limit + 30, env=env)
+    if not check(p is not None, f"{tag}: still running after {limit + 30} s (a rank hangs)"):
+        return
+    text = p.stdout + p.stderr
+    ok = check(p.returncode not in (0, -11, 139, 134, -6), f"{tag}: exit status {p.returncode}:\n{text[-2000:]}")
+    ok &= check("Segmentation" not in text and "AddressSanitizer" not in text and "runtime error" not in text,
+                f"{tag}: crashed:\n{text[-2000:]}")
+    for s in needles:
+        ok &= check(s in text, f'{tag}: message lacks "{s}":\n{text[-2000:]}')
+    for o in outputs:
+        ok &= check(not os.path.exists(o), f"{tag}: left {o}")
+    ok &= check(dt < limit, f"{tag}: took {dt:.1f} s")
+    line = next((l for l in text.splitlines() if "error" in l), text.strip()[:200])
+    print(f"{tag}: {'ok' if ok else 'BAD'} ({dt:.1f} s): {line.strip()[:220]}")
+
+
+def small_store(d, ntask=3):
+    subprocess.run([PY, os.path.join(HERE, "..", "eval", "gen_mlp.py"), d, "--dims", "12,8,4", "--classes", ",".join(["3"] * ntask),
+                    "--samples", ",".join(["40"] * ntask), "--seed", "2"], check=True, capture_output=True)
+    tasks = [f"task{t}" for t in range(ntask)]
+    p, _ = mm(1, "import", "-map_pretrained", f"{d}/pretrained.safetensors", "-map_tasks", ",".join(tasks),
+              "-map_task_models", ",".join(f"{d}/{t}.safetensors" for t in tasks), "-map_store", f"{d}/store.h5")
+    if not check(p.returncode == 0, "import failed:\n" + p.stdout + p.stderr):
+        sys.exit(1)
+    return f"{d}/store.h5", tasks
+
+
+def analytic_run(d, tasks, name="run"):
+    run = f"{d}/{name}"
+    p, _ = mm(1, "run", "-map_eval_type", "analytic", "-map_analytic_problem", "quadratic", "-map_tasks", ",".join(tasks),
+              "-map_output", run, "-map_preference", ",".join(["1"] * len(tasks)))
+    if not check(p.returncode == 0, "analytic run failed:\n" + p.stdout + p.stderr):
+        sys.exit(1)
+    return run
+
+
+def case_results(d):
+    store, tasks = small_store(d)
+    run = analytic_run(d, tasks)
+    p, _ = mm(2, "info", "-map_results", run)
+    check(p.returncode == 0 and "task0" in p.stdout, "info of a good run failed:\n" + p.stdout + p.stderr)
+
+    def crafted(tag, change):
+        bad = f"{d}/bad-{tag}"
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(run, bad)
+        with h5py.File(f"{bad}/results.h5", "r+") as f:
+            change(f)
+        return bad
+
+    def replace(name, data, **kw):
+        def change(f):
+            del f[name]
+            f.create_dataset(name, data=data, **kw)
+        return change
+
+    T = len(tasks)
+    cases = [
+        ("accuracy-3d", replace("samples/accuracy", np.zeros((4, T, 2))), ["samples/accuracy", "more than 2 dimensions"], "info"),
+        ("accuracy-strings", replace("samples/accuracy", np.array([b"a", b"b"])), ["samples/accuracy", "not numeric"], "info"),
+        ("accuracy-wide", replace("samples/accuracy", np.zeros((4, 200))), ["samples/accuracy", "200 columns"], "info"),
+        ("coeffs-shape", replace("samples/coeffs", np.zeros((1, 1))), ["samples/coeffs", "[1, 1]", "expected ["], "info"),
+        ("diag-shape", replace("surrogate/accuracy/diagnostics", np.zeros((1, 2))), ["diagnostics", "[1, 2]"], "info"),
+        ("pick-short", replace("pick/coeffs", np.zeros((1, 1))), ["pick/coeffs", "[1, 1]", f"[1, {T}]"], "info"),
+        ("pick-value", replace("pick/real_value", np.zeros((3, 3))), ["pick/real_value", "[3, 3]"], "info"),
+        ("params-F", replace("surrogate/accuracy/params", np.zeros((T, 5))), ["surrogate/accuracy/params", f"[{T}, 5]"], "export"),
+        ("params-4d", replace("surrogate/accuracy/params", np.zeros((T, 2, 2, 2))), ["surrogate/accuracy/params", "more than 2"], "export"),
+        ("params-huge", replace("surrogate/accuracy/params", data=None, shape=(2**31, 10), dtype="f8", chunks=(1, 10)),
+         ["surrogate/accuracy/params", "more than 2^28"], "export"),
+        ("front-shape", replace("pareto/real_front_coeffs", np.zeros((2, 1))), ["pareto/real_front_coeffs", "[2, 1]"], "export"),
+        ("tasks-short", replace("tasks", np.array([b"x"])), ["tasks", "1 entries"], "both"),
+    ]
+    long_names = [("%d" % t) * 70000 for t in range(T)]
+    cases.append(("tasks-long", replace("tasks", np.array(long_names, dtype=h5py.string_dtype())), ["characters"], "export"))
+    cases.append(("tasks-comma", replace("tasks", np.array(["a,b"] + tasks[1:], dtype=h5py.string_dtype())), ["comma"], "export"))
+    for tag, change, needles, where in cases:
+        bad = crafted(tag, change)
+        out = f"{d}/merged-{tag}.safetensors"
+        args = ["export", "-map_store", store, "-map_run", bad, "-map_output", out]
+        if tag == "front-shape":
+            args += ["-map_export_model", "best_evaluated"]
+        if where != "info":
+            expect_error(f"export {tag}", 2, args, needles, [out])
+        if where != "export":
+            expect_error(f"info {tag}", 2, ["info", "-map_results", bad], needles)
+    # very long task names are not an error for info: printed whole, no overflow
+    bad = crafted("tasks-long-info", replace("tasks", np.array(long_names, dtype=h5py.string_dtype())))
+    p, _ = mm(2, "info", "-map_results", bad)
+    check(p.returncode == 0 and long_names[1] in p.stdout, f"info with 70000-character task names: exit {p.returncode}\n{p.stderr[-1000:]}")
+    print("info with 70000-character task names: ok")
+
+
+def case_fifo(d):
+    store, tasks = small_store(d)
+    fifo = f"{d}/pipe"
+    os.mkfifo(fifo)
+    os.makedirs(f"{d}/adir")
+    run = analytic_run(d, tasks)
+    with open(f"{d}/c.csv", "w") as f:
+        f.write("task0,task1,task2\n0.3,0.3,0.3\n")
+    out = f"{d}/out"
+    pre, tm = f"{d}/pretrained.safetensors", [f"{d}/{t}.safetensors" for t in tasks]
+    for bad, kind in ((fifo, "FIFO"), (f"{d}/adir", "directory"), ("/dev/zero", "character device")):
+        cases = [
+            ("store", ["info", "-map_store", bad], []),
+            ("eval store", ["eval", "-map_store", bad, "-map_coeffs", f"{d}/c.csv", "-map_output", out + ".csv"], [out + ".csv"]),
+            ("coeffs", ["eval", "-map_store", store, "-map_coeffs", bad, "-map_output", out + ".csv", "-map_eval_data",
+                        ",".join(f"{d}/{t}_val.safetensors" for t in tasks)], [out + ".csv"]),
+            ("eval data", ["eval", "-map_store", store, "-map_coeffs", f"{d}/c.csv", "-map_eval_data",
+                           ",".join([bad] + [f"{d}/{t}_val.safetensors" for t in tasks[1:]]), "-map_output", out + ".csv"], [out + ".csv"]),
+            ("pretrained", ["import", "-map_pretrained", bad, "-map_tasks", ",".join(tasks), "-map_task_models", ",".join(tm),
+                            "-map_store", out + ".h5"], [out + ".h5"]),
+            ("task model", ["import", "-map_pretrained", pre, "-map_tasks", ",".join(tasks), "-map_task_models", ",".join([bad] + tm[1:]),
+                            "-map_store", out + ".h5"], [out + ".h5"]),
+            ("sample file", ["run", "-map_eval_type", "analytic", "-map_tasks", "a,b", "-map_sample_type", "file", "-map_sample_file", bad,
+                             "-map_output", out + "-run"], [out + "-run/results.h5"]),
+            ("options file", ["info", "-map_store", store, "-options_file", bad], []),
+            ("yaml options", ["info", "-map_store", store, "-options_file_yaml", bad], []),
+            ("replay", ["run", "-map_replay", bad, "-map_output", out + "-run"], [out + "-run/results.h5"]),
+        ]
+        if kind != "directory":  # a folder is a valid -map_results / -map_run (its results.h5 is read)
+            cases.append(("results", ["info", "-map_results", bad], []))
+        for tag, args, outs in cases:
+            if kind != "FIFO" and tag not in ("store", "coeffs", "eval data", "options file", "results"):
+                continue  # the other kinds take the same path as the FIFO: a few suffice
+            needle = kind
+            if kind == "character device" and tag in ("options file", "yaml options"):
+                needle = "not a regular file"
+            if kind == "directory" and tag in ("eval data", "pretrained", "task model"):
+                needle = "checkpoint folder"  # a folder is a sharded checkpoint: it names what it lacks
+            expect_error(f"{kind} as {tag}", 2, args, [needle], outs, limit=20)
+        # a results.h5 or journal inside a run folder that is a FIFO
+        fr = f"{d}/fiforun-{kind[:3]}"
+        shutil.rmtree(fr, ignore_errors=True)
+        shutil.copytree(run, fr)
+        os.remove(f"{fr}/results.h5")
+        if kind == "FIFO":
+            os.mkfifo(f"{fr}/results.h5")
+            expect_error("FIFO results.h5 in -map_results", 2, ["info", "-map_results", fr], ["FIFO"], limit=20)
+            expect_error("FIFO results.h5 in -map_run", 2, ["export", "-map_store", store, "-map_run", fr, "-map_output", out + ".st"],
+                         ["FIFO"], [out + ".st"], limit=20)
+            os.remove(f"{fr}/results.h5")
+            os.remove(f"{fr}/journal.jsonl")
+            os.mkfifo(f"{fr}/journal.jsonl")
+            expect_error("FIFO journal", 2, ["run", "-map_eval_type", "analytic", "-map_tasks", ",".join(tasks), "-map_output", fr,
+                                             "-map_resume"], ["FIFO", "journal"], [f"{fr}/results.h5"], limit=20)
+
+
+CASES = {"results": case_results, "fifo": case_fifo}
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory(dir=os.environ.get("MAP_BINARY_DIR")) as d:
+        CASES[sys.argv[1]](d)
+    print("FAILED" if fails else "OK")
+    sys.exit(1 if fails else 0)
