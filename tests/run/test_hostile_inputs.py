@@ -200,7 +200,33 @@ def case_fifo(d):
                                              "-map_resume"], ["FIFO", "journal"], [f"{fr}/results.h5"], limit=20)
 
 
-CASES = {"results": case_results, "fifo": case_fifo}
+def case_options(d):
+    """every option refused before the first evaluation: the run folder is never made"""
+    run = f"{d}/run"
+    base = ["run", "-map_eval_type", "analytic", "-map_tasks", "a,b,c", "-map_output", run]
+    cases = [
+        (["-map_refine", "200000000"], ["-map_refine 200000000"]),
+        (["-map_refine", "900000", "-map_refine_points", "900000"], ["-map_refine 900000", "-map_refine_points 900000", "limit"]),
+        (["-map_sample_type", "lhs", "-map_sample_n", "2147483647"], ["-map_sample_n 2147483647"]),
+        (["-map_reevaluate", "-5"], ["-map_reevaluate -5"]),
+        (["-map_preference", "1,-1,1"], ["-map_preference", "weight 2"]),
+        (["-map_preference", "0,0,0"], ["-map_preference", "sum to 0"]),
+        (["-map_preference", "1,nan,1"], ["-map_preference", "weight 2"]),
+        (["-map_surrogate_grid", "3,3"], ["-map_surrogate_grid 3,3", "2 MPI ranks"]),
+        (["-map_surrogate_grid", "2147483647,1"], ["-map_surrogate_grid 2147483647,1"]),
+        (["-map_pareto_divisions", "100000"], ["-map_pareto_divisions 100000", "limit 1e7"]),
+        (["-map_surrogate_lm_maxit", "-1"], ["-map_surrogate_lm_maxit -1"]),
+        (["-map_surrogate_lm_maxit", "0"], ["-map_surrogate_lm_maxit 0"]),
+        (["-map_method", "bayesian", "-map_bayes_batch", "-3"], ["-map_bayes_batch -3"]),
+        (["-map_method", "bayesian", "-map_bayes_iterations", "1000000", "-map_bayes_batch", "1000000"], ["-map_bayes_iterations x -map_bayes_batch"]),
+        (["-map_method", "nested", "-map_nested_samples", "-2"], ["-map_nested_samples -2"]),
+    ]
+    for extra, needles in cases:
+        shutil.rmtree(run, ignore_errors=True)
+        expect_error("options " + " ".join(extra), 2, base + extra, needles, [run], limit=20)
+
+
+CASES = {"results": case_results, "fifo": case_fifo, "options": case_options}
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(dir=os.environ.get("MAP_BINARY_DIR")) as d:
