@@ -135,6 +135,38 @@ static PetscBool MapOptionIsKnown(const char *name)
   return PETSC_FALSE;
 }
 
+/* The path options are read into MAP_PATH_LEN buffers, which truncate silently: a longer path (or
+   list item) would name another file. Looked up again here, whole, and refused. */
+static PetscErrorCode MapCheckPathLengths(MPI_Comm comm)
+{
+  static const char *paths[] = {"-map_store", "-map_output", "-map_results", "-map_run", "-map_sample_file", "-map_eval_tmpdir", "-map_pretrained",
+                                "-map_replay", "-map_coeffs", "-map_zoo_data", "-map_task_models", "-map_eval_data", "-map_test_data", NULL};
+  const size_t       big     = (size_t)1 << 20;
+  char              *v;
+  PetscBool          set;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(big, &v));
+  for (int i = 0; paths[i]; i++) {
+    PetscCall(PetscOptionsGetString(NULL, NULL, paths[i], v, big, &set));
+    if (!set) continue;
+    size_t item = 0, longest = 0;
+    for (const char *p = v;; p++) { /* lists: each comma-separated item is a path */
+      if (*p == ',' || !*p) {
+        longest = PetscMax(longest, item);
+        item    = 0;
+        if (!*p) break;
+      } else item++;
+    }
+    if (longest >= MAP_PATH_LEN) {
+      PetscCall(PetscFree(v));
+      SETERRQ(comm, PETSC_ERR_ARG_SIZ, "%s: a path of %zu characters is longer than the limit of %d", paths[i], longest, MAP_PATH_LEN - 1);
+    }
+  }
+  PetscCall(PetscFree(v));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm)
 {
   PetscInt nleft;
@@ -153,6 +185,7 @@ PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm)
   PetscCall(PetscOptionsLeftRestore(NULL, &nleft, &names, &values));
   PetscCheck(nbad == 0, comm, PETSC_ERR_ARG_WRONG,
              "unknown or unused option(s):%s (a typo? `mapmerge <command> -help` lists the options)", msg);
+  PetscCall(MapCheckPathLengths(comm));
   PetscFunctionReturn(0);
 }
 

@@ -350,8 +350,8 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   if (n && json_is_integer(n)) m->count = (int64_t)json_integer_value(n);
   if (k && json_is_integer(k)) m->correct = (int64_t)json_integer_value(k);
   json_decref(root);
-  if (!isfinite(m->accuracy)) {
-    snprintf(msg, msglen, "task %s: %s reported a non-finite accuracy", task, prog);
+  if (!isfinite(m->accuracy) || m->accuracy < 0 || m->accuracy > 1) {
+    snprintf(msg, msglen, "task %s: %s reported accuracy %g; an accuracy is a fraction in [0, 1]", task, prog, m->accuracy);
     return 1;
   }
   return 0;

@@ -47,6 +47,27 @@ static PetscErrorCode MapErrorHandler(MPI_Comm comm, int line, const char *func,
   }
   if (p == PETSC_ERROR_INITIAL) said = (crank == 0) ? PETSC_TRUE : PETSC_FALSE; /* a collective error: its rank 0 says it once */
   if (!said) return n;
+  if (p == PETSC_ERROR_INITIAL && mess && (!strncmp(mess, "Input string ", 13) || !strncmp(mess, "Unknown logical value: ", 23))) {
+    /* PETSc's conversion errors give the value, not the option (a YAML "reevaluate: [1, 2]" or a
+       typo): find the option that holds that value */
+    const char *v   = mess[0] == 'I' ? mess + 13 : mess + 23;
+    const char *end = mess[0] == 'I' ? strstr(v, " has no") : NULL;
+    size_t      vl  = end ? (size_t)(end - v) : strlen(v);
+    char       *all = NULL;
+    if (!PetscOptionsGetAll(NULL, &all) && all) {
+      for (char *q = strstr(all, " -"), *o = all; o; o = q, q = q ? strstr(q + 1, " -") : NULL) {
+        char *name = o[0] == '-' ? o : o + 1, *sp = strchr(name, ' ');
+        if (sp && !strncmp(sp + 1, v, vl) && (sp[1 + vl] == ' ' || !sp[1 + vl])) {
+          fprintf(stderr, "mapmerge: error [rank %d]: option %.*s: %s\n", rank, (int)(sp - name), name, mess);
+          mess = NULL;
+          break;
+        }
+        if (!q) break;
+      }
+      PetscFree(all);
+    }
+    if (!mess) return n;
+  }
   if (p == PETSC_ERROR_INITIAL) {
     const char *text = NULL;
     PetscErrorMessage(n, &text, NULL);

@@ -160,9 +160,10 @@ static PetscErrorCode map_parse_index(const char *what, const char *text, uint64
   json_object_foreach (wm, k, v) {
     PetscCheck(json_is_string(v), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: weight_map: tensor \"%s\": file name is not a string", what, k);
     const char *f = json_string_value(v);
-    /* the index is input too: it may only name files beside it, never elsewhere */
-    PetscCheck(f[0] && f[0] != '/' && !strstr(f, "..") && strlen(f) < 1024, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-               "%s: weight_map: tensor \"%s\": file name \"%.64s\" must be a plain relative name without \"..\"", what, k, f);
+    /* the index is input too: it may only name files in its folder; where a name lands (after
+       "..", symlinks) is checked once it is resolved, in map_collect */
+    PetscCheck(f[0] && f[0] != '/' && strlen(f) < 1024, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "%s: weight_map: tensor \"%s\": file name \"%.64s\" must be a non-empty relative name", what, k, f);
     PetscBool seen = PETSC_FALSE;
     for (int i = 0; i < cnt && !seen; i++)
       if (!strcmp((*rel)[i], f)) seen = PETSC_TRUE;
@@ -213,8 +214,14 @@ static PetscErrorCode map_collect(const char *path, map_raw *r)
       ierr = PetscCalloc1(nrel, &r->files);
       if (!ierr) r->nfiles = nrel; /* so that map_raw_free releases them on any later error */
       for (int i = 0; i < nrel && !ierr; i++) {
+        char rdir[PATH_MAX], rfile[PATH_MAX];
+        size_t rl;
         if (map_fmt(tmp, sizeof(tmp), "%s/%s", dir, rel[i]) >= (int)sizeof(tmp))
           ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_ARG_SIZ, PETSC_ERROR_INITIAL, "%s: shard path too long", file);
+        else if (realpath(dir, rdir) && realpath(tmp, rfile) && (rl = strlen(rdir), strncmp(rfile, rdir, rl) || rfile[rl] != '/'))
+          /* a missing shard is reported when it is opened; one that exists must lie inside the folder */
+          ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_UNEXPECTED, PETSC_ERROR_INITIAL,
+                            "%s: shard \"%s\" resolves to %s, outside the checkpoint folder %s", file, rel[i], rfile, rdir);
         else ierr = PetscStrallocpy(tmp, &r->files[i]);
       }
     }
@@ -515,7 +522,7 @@ PetscErrorCode MapSafetensorsReadF32(MapSafetensors st, const MapTensorInfo *t, 
   PetscCall(map_check_tensor(st, t));
   const char *fname = st->files[t->file];
   PetscCheck(MapDTypeIsFloat(t->dtype), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: tensor \"%s\" has dtype %s, not a floating type", fname, t->name,
-             MapDTypeName(t->dtype));
+             MapTensorDTypeName(t));
   PetscCheck(start >= 0 && count >= 0 && start <= t->numel && count <= t->numel - start, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "%s: tensor \"%s\": elements [%lld, %lld+%lld) out of range [0, %lld)", fname, t->name, (long long)start, (long long)start,
              (long long)count, (long long)t->numel);

@@ -48,7 +48,7 @@ static PetscErrorCode ImportBuildIndex(Import *im)
     if (MatchesPrivate(im, t->name)) continue; /* the pretrained model's own head is not used */
     PetscCheck(MapDTypeIsFloat(t->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", pre->label, FileOf(pre, t),
-               t->name, MapDTypeName(t->dtype));
+               t->name, MapTensorDTypeName(t));
     PetscCheck(!strchr(t->name, '\n'), im->comm, PETSC_ERR_ARG_WRONG, "%s %s: tensor name with a newline", pre->label, pre->path);
     MapStoreTensor *s = &im->tensors[im->ntensors];
     PetscCall(PetscStrncpy(s->name, t->name, sizeof(s->name)));
@@ -73,7 +73,7 @@ static PetscErrorCode ImportBuildIndex(Import *im)
                  ck->label, FileOf(ck, u), t->name, s1, pre->path, s2);
       PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                  "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", ck->label, FileOf(ck, u),
-                 t->name, MapDTypeName(u->dtype));
+                 t->name, MapTensorDTypeName(u));
       ck->info[im->ntensors] = u;
     }
     im->ntensors++;
@@ -94,7 +94,7 @@ static PetscErrorCode ImportBuildIndex(Import *im)
       if (MatchesPrivate(im, u->name)) {
         PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                    "%s %s: private tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) are supported", ck->label,
-                   FileOf(ck, u), u->name, MapDTypeName(u->dtype));
+                   FileOf(ck, u), u->name, MapTensorDTypeName(u));
         PetscCheck(!strchr(u->name, '/') && strcmp(u->name, ".") && strcmp(u->name, ".."), im->comm, PETSC_ERR_ARG_WRONG,
                    "%s %s: private tensor name \"%s\" cannot be an HDF5 dataset name", ck->label, ck->path, u->name);
         ck->priv[ck->npriv++] = u;
@@ -123,8 +123,8 @@ static PetscErrorCode ImportLogDtypes(Import *im)
       }
     if (ndiff)
       PetscCall(PetscPrintf(im->comm, "import: %s %s: %d tensors have a different dtype than in the pretrained model (first: %s is %s, pretrained %s); all are converted to F32\n",
-                            ck->label, ck->path, ndiff, im->tensors[first].name, MapDTypeName(ck->info[first]->dtype),
-                            MapDTypeName(im->ck[0].info[first]->dtype)));
+                            ck->label, ck->path, ndiff, im->tensors[first].name, MapTensorDTypeName(ck->info[first]),
+                            MapTensorDTypeName(im->ck[0].info[first])));
   }
   PetscFunctionReturn(0);
 }
@@ -403,7 +403,9 @@ static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
         count[0] = (hsize_t)(r1 - r0);
         MapCallHDF5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
       }
-      MapCallHDF5(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf));
+      /* a zero-size tensor (a dimension of 0) is stored as its empty dataset: a collective write of
+         nothing fails in MPI-IO, and there is nothing to write */
+      if (u->numel > 0) MapCallHDF5(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf));
       PetscCall(PetscFree(buf));
       MapCallHDF5(H5Sclose(ms));
       MapCallHDF5(H5Sclose(fs));
@@ -507,12 +509,15 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
   MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
 
-  PetscCall(MapStoreImportWriteProvenance_Private(&im, file));
-  PetscCall(MapStoreImportWriteIndex_Private(&im, file));
-  PetscCall(ImportWriteVectors(&im, file, dxpl, block, chunk));
-  PetscCall(ImportWritePrivate(&im, file, dxpl));
-  MapCallHDF5(H5Pclose(dxpl));
-  MapCallHDF5(H5Fclose(file));
+  ierr = MapStoreImportWriteProvenance_Private(&im, file);
+  if (!ierr) ierr = MapStoreImportWriteIndex_Private(&im, file);
+  if (!ierr) ierr = ImportWriteVectors(&im, file, dxpl, block, chunk);
+  if (!ierr) ierr = ImportWritePrivate(&im, file, dxpl);
+  if (!ierr) ierr = H5Pclose(dxpl) < 0 ? PETSC_ERR_LIB : 0;
+  if (!ierr) ierr = H5Fclose(file) < 0 ? PETSC_ERR_FILE_WRITE : 0; /* the last metadata is flushed here: a full disk shows up here too */
+  /* the HDF5 call is named above; here the file, so a full disk says where (the temporary file is removed) */
+  PetscCheck(!ierr, PETSC_COMM_SELF, ierr, "import: writing %s (the temporary file of -map_store %s) failed%s%s", tmp, path,
+             errno == ENOSPC ? ": No space left on device" : "", errno == EDQUOT ? ": Disk quota exceeded" : "");
 
   ok = 1;
   if (!im.rank && rename(tmp, path)) ok = 0;
