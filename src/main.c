@@ -15,6 +15,8 @@ static char help[] = "mapmerge <command> [options]: model merging with amortized
                      "Options come from the command line, -options_file and -options_file_yaml; `mapmerge <command> -help`\n"
                      "lists them. Unknown options are an error.\n";
 
+int MapYAMLCheckDuplicates(const char *path, char *msg, size_t len); /* main_yaml.c */
+
 typedef struct {
   const char *name;
   PetscErrorCode (*fn)(MPI_Comm);
@@ -113,6 +115,11 @@ int main(int argc, char **argv)
     if (!stat(argv[i + 1], &sb) && !S_ISREG(sb.st_mode)) {
       fprintf(stderr, "mapmerge: error: %s %s is %s; mapmerge reads only regular files\n", argv[i], argv[i + 1],
               S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" : S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
+      return 1;
+    }
+    char msg[1024];
+    if (!strcmp(argv[i], "-options_file_yaml") && MapYAMLCheckDuplicates(argv[i + 1], msg, sizeof(msg))) {
+      fprintf(stderr, "mapmerge: error: -options_file_yaml %s\n", msg);
       return 1;
     }
   }
