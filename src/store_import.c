@@ -3,6 +3,8 @@
  * computes the task vectors, checks them, and writes with collective hyperslab I/O. */
 #include "storeimportimpl.h"
 #include <fnmatch.h>
+#include <libgen.h>
+#include <sys/statvfs.h>
 #include <math.h>
 
 static PetscBool MatchesPrivate(const Import *im, const char *name)
@@ -418,6 +420,34 @@ static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
   PetscFunctionReturn(0);
 }
 
+/* Room for the store before it is written: when a parallel HDF5 write meets a full disk, the ranks
+   can end up in different collectives inside H5Fclose and wait forever. So the free space of the
+   store's file system is checked up front against the data plus a margin for HDF5's metadata and
+   alignment (a disk that fills up during the import is still caught, less gracefully). */
+static PetscErrorCode ImportCheckSpace(Import *im, const char *path)
+{
+  char           d[MAP_PATH_LEN];
+  struct statvfs vfs;
+  double         need = (double)im->P * (im->T + 1) * (double)MapStoreDTypeGetInfo(im->dtype)->size, avail = -1;
+  int            ok   = 1;
+
+  PetscFunctionBegin;
+  for (int c = 1; c < im->nck; c++)
+    for (int i = 0; i < im->ck[c].npriv; i++) need += 4.0 * (double)im->ck[c].priv[i]->numel;
+  need = need * 1.01 + (double)(4 << 20) + 65536.0 * (im->ntensors + im->T);
+  if (!im->rank) {
+    PetscCall(PetscStrncpy(d, path, sizeof(d)));
+    if (!statvfs(dirname(d), &vfs)) {
+      avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
+      ok    = avail >= need;
+    }
+  }
+  MapCheckAll(im->comm, ok, PETSC_ERR_FILE_WRITE,
+              "import: -map_store %s: no space left on device: the store needs about %.3g MB (data plus HDF5 metadata), the file system of %s has %.3g MB free",
+              path, need / 1e6, d, avail / 1e6);
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
                                       const char *const *task_models, const char *path)
 {
@@ -493,6 +523,7 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
   chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
 
+  PetscCall(ImportCheckSpace(&im, path));
   /* one temporary name for all ranks (MapTempName includes the pid of rank 0) */
   if (!im.rank) PetscCall(MapTempName(path, tmp, sizeof(tmp)));
   PetscCallMPI(MPI_Bcast(tmp, sizeof(tmp), MPI_CHAR, 0, comm));

@@ -226,7 +226,128 @@ def case_options(d):
         expect_error("options " + " ".join(extra), 2, base + extra, needles, [run], limit=20)
 
 
-CASES = {"results": case_results, "fifo": case_fifo, "options": case_options}
+def raw_safetensors(path, entries):
+    """entries: (name, dtype tag, shape, raw bytes) written as they are (dtypes stio does not know)"""
+    import json
+    import struct
+    header, off, blob = {}, 0, b""
+    for name, tag, shape, b in entries:
+        header[name] = {"dtype": tag, "shape": list(shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blob += b
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + blob)
+
+
+def case_messages(d):
+    store, tasks = small_store(d, 2)
+    pre, tm = f"{d}/pretrained.safetensors", [f"{d}/{t}.safetensors" for t in tasks]
+    out = f"{d}/out"
+    imp = ["import", "-map_tasks", ",".join(tasks), "-map_store", out + ".h5"]
+    base = stio.load(pre)
+    # dtypes mapmerge cannot merge are named as the file names them (not "OTHER") [C20]
+    for tag, size in (("F8_E4M3", 1), ("U16", 2), ("C64", 8)):
+        entries = [(k, "F32", v.shape, v.astype("<f4").tobytes()) for k, v in base.items() if k != "encoder.2.bias"]
+        entries.append(("encoder.2.bias", tag, base["encoder.2.bias"].shape, b"\0" * (size * base["encoder.2.bias"].size)))
+        raw_safetensors(f"{d}/pre-{tag}.safetensors", entries)
+        expect_error(f"dtype {tag}", 2, imp + ["-map_pretrained", f"{d}/pre-{tag}.safetensors", "-map_task_models", ",".join(tm)],
+                     [f"dtype {tag}", "encoder.2.bias"], [out + ".h5"])
+    # an empty tensor name: refused by import as by export [B18]
+    for t in tasks:
+        m = stio.load(f"{d}/{t}.safetensors")
+        m[""] = np.zeros(2, np.float32)
+        stio.save(f"{d}/{t}-empty.safetensors", m)
+    pe = dict(base)
+    pe[""] = np.zeros(2, np.float32)
+    stio.save(f"{d}/pre-empty.safetensors", pe)
+    expect_error("empty tensor name", 2, imp + ["-map_pretrained", f"{d}/pre-empty.safetensors", "-map_task_models",
+                                                ",".join(f"{d}/{t}-empty.safetensors" for t in tasks)], ["empty name"], [out + ".h5"])
+    # a zero-size private tensor: stored, described and exported with its shape [B18]
+    for t in tasks:
+        m = stio.load(f"{d}/{t}.safetensors")
+        m["head.empty"] = np.zeros((0, 3), np.float32)
+        stio.save(f"{d}/{t}-zero.safetensors", m)
+    p, _ = mm(2, "import", "-map_pretrained", pre, "-map_tasks", ",".join(tasks), "-map_task_models",
+              ",".join(f"{d}/{t}-zero.safetensors" for t in tasks), "-map_store", f"{d}/zero.h5")
+    if check(p.returncode == 0, "import with a zero-size private tensor:\n" + p.stdout + p.stderr[-2000:]):
+        p, _ = mm(3, "export", "-map_store", f"{d}/zero.h5", "-map_coeff", "0.5,0.5", "-map_export_private", "task1",
+                  "-map_output", f"{d}/zero.safetensors")
+        if check(p.returncode == 0, "export of a zero-size private tensor:\n" + p.stdout + p.stderr[-2000:]):
+            z = stio.load(f"{d}/zero.safetensors")
+            check(z["head.empty"].shape == (0, 3), f"zero-size tensor exported as {z['head.empty'].shape}")
+            print("zero-size private tensor: imported, exported with shape (0, 3)")
+    # CSV: underflow and overflow named; a UTF-8 BOM before the header is not part of the first name [C20]
+    data = ",".join(f"{d}/{t}_val.safetensors" for t in tasks)
+    ev = ["eval", "-map_store", store, "-map_eval_data", data, "-map_output", out + ".csv"]
+    for val, why in (("1e-400", "underflow"), ("1e400", "overflow"), ("nan", "not a finite number"), ("0.5x", "not a number")):
+        with open(f"{d}/c.csv", "w") as f:
+            f.write(f"task0,task1\n0.5,{val}\n")
+        expect_error(f"csv {val}", 1, ev + ["-map_coeffs", f"{d}/c.csv"], ["line 2", "task1", why], [out + ".csv"])
+    with open(f"{d}/bom.csv", "wb") as f:
+        f.write(b"\xef\xbb\xbftask0,task1\n0.5,0.5\n")
+    p, _ = mm(1, *ev, "-map_coeffs", f"{d}/bom.csv")
+    check(p.returncode == 0 and os.path.exists(out + ".csv"), "CSV with a UTF-8 BOM:\n" + p.stderr[-1500:])
+    for o in (out + ".csv", out + ".h5"):  # eval writes both
+        if os.path.exists(o):
+            os.remove(o)
+    print("csv with a UTF-8 BOM: read")
+    # YAML: a key twice, and a value of the wrong type, name the key / option [C20]
+    with open(f"{d}/dup.yaml", "w") as f:
+        f.write("map:\n  reevaluate: 3\n  eval:\n    type: mlp\n  reevaluate: 4\n")
+    expect_error("yaml duplicate key", 2, ["info", "-map_store", store, "-options_file_yaml", f"{d}/dup.yaml"],
+                 ["map.reevaluate", "line 5", "line 2"])
+    with open(f"{d}/type.yaml", "w") as f:
+        f.write("map:\n  reevaluate: [1, 2]\n")
+    expect_error("yaml type", 2, ["run", "-map_eval_type", "analytic", "-map_tasks", "a,b", "-map_output", f"{d}/r",
+                                  "-options_file_yaml", f"{d}/type.yaml"], ["-map_reevaluate", "no integer value"], [f"{d}/r"])
+    # a path longer than the buffers is refused, not truncated [C20]
+    longp = d + "/" + "x" * 5000
+    expect_error("long path", 2, ["info", "-map_store", store, "-map_output", longp], ["-map_output", "5", "limit of 4095"])
+    expect_error("long list item", 2, ["eval", "-map_store", store, "-map_coeffs", f"{d}/bom.csv", "-map_eval_data",
+                                       data + "," + longp, "-map_output", out + ".csv"], ["-map_eval_data", "limit of 4095"], [out + ".csv"])
+    # shard names: judged by where they resolve, not by their text [C20]
+    shard = f"{d}/sharded"
+    os.makedirs(f"{shard}/sub")
+    names = list(base)
+    stio.save(f"{shard}/part1.safetensors", {k: base[k] for k in names[:3]})
+    stio.save(f"{shard}/part2.safetensors", {k: base[k] for k in names[3:]})
+    import json
+    with open(f"{shard}/model.safetensors.index.json", "w") as f:
+        json.dump({"weight_map": {**{k: "part1.safetensors" for k in names[:3]}, **{k: "sub/../part2.safetensors" for k in names[3:]}}}, f)
+    p, _ = mm(2, "import", "-map_pretrained", shard, "-map_tasks", ",".join(tasks), "-map_task_models", ",".join(tm),
+              "-map_store", f"{d}/sharded.h5")
+    check(p.returncode == 0, 'a shard named "sub/../part2.safetensors" (inside the folder) refused:\n' + p.stderr[-1500:])
+    os.makedirs(f"{d}/elsewhere")
+    os.rename(f"{shard}/part2.safetensors", f"{d}/elsewhere/part2.safetensors")
+    os.symlink(f"{d}/elsewhere/part2.safetensors", f"{shard}/part2.safetensors")
+    expect_error("shard symlink outside", 2, ["import", "-map_pretrained", shard, "-map_tasks", ",".join(tasks), "-map_task_models",
+                                              ",".join(tm), "-map_store", out + ".h5"], ["outside the checkpoint folder", "part2"], [out + ".h5"])
+    # an evaluator's accuracy outside [0, 1] [C20]
+    with open(f"{d}/c.csv", "w") as f:
+        f.write("task0,task1\n0.5,0.5\n")
+    prog = f"{PY} -c 'print(\"{{\\\"accuracy\\\": 1.5, \\\"loss\\\": 0.1}}\")' {{model}}"
+    expect_error("accuracy 1.5", 2, ["eval", "-map_store", store, "-map_coeffs", f"{d}/c.csv", "-map_eval_type", "command",
+                                     "-map_eval_command", prog, "-map_eval_tmpdir", d, "-map_output", out + ".csv"],
+                 ["accuracy 1.5", "[0, 1]"], [out + ".csv"])
+    # a full disk: the import says so, and where [C20]
+    mnt = f"{d}/tiny"
+    os.makedirs(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", mnt], capture_output=True, text=True)
+    if r.returncode:
+        print(f"full disk: skipped (cannot mount a small tmpfs: {r.stderr.strip()})")
+        return
+    try:
+        expect_error("full disk import", 2, ["import", "-map_pretrained", pre, "-map_tasks", ",".join(tasks), "-map_task_models", ",".join(tm),
+                                             "-map_store", f"{mnt}/store.h5", "-map_import_chunk", "1024"],
+                     ["no space left on device", f"{mnt}/store.h5", "MB free"], [f"{mnt}/store.h5"])
+        check(not os.listdir(mnt), f"full disk import left {os.listdir(mnt)}")
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True)
+
+
+CASES = {"results": case_results, "fifo": case_fifo, "options": case_options, "messages": case_messages}
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(dir=os.environ.get("MAP_BINARY_DIR")) as d:
