@@ -177,6 +177,20 @@ static PetscErrorCode map_parse_index(const char *what, const char *text, uint64
   PetscFunctionReturn(0);
 }
 
+/* realpath of path into out[PATH_MAX]; for a file that does not exist, its folder's realpath plus
+   its name (so a missing "../x" is still seen to lie outside). 0 when not even the folder resolves. */
+static int map_resolve(const char *path, char *out)
+{
+  char d[PATH_MAX], b[PATH_MAX], rd[PATH_MAX];
+  if (realpath(path, out)) return 1;
+  if (strlen(path) >= sizeof(d)) return 0;
+  strcpy(d, path);
+  strcpy(b, path);
+  const char *base = basename(b);
+  if (!realpath(dirname(d), rd) || !strcmp(base, "..") || !strcmp(base, ".")) return 0;
+  return snprintf(out, PATH_MAX, "%s/%s", rd, base) < PATH_MAX;
+}
+
 /* rank 0: resolve the path (file, folder or index) and read the raw header bytes */
 static PetscErrorCode map_collect(const char *path, map_raw *r)
 {
@@ -218,8 +232,8 @@ static PetscErrorCode map_collect(const char *path, map_raw *r)
         size_t rl;
         if (map_fmt(tmp, sizeof(tmp), "%s/%s", dir, rel[i]) >= (int)sizeof(tmp))
           ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_ARG_SIZ, PETSC_ERROR_INITIAL, "%s: shard path too long", file);
-        else if (realpath(dir, rdir) && realpath(tmp, rfile) && (rl = strlen(rdir), strncmp(rfile, rdir, rl) || rfile[rl] != '/'))
-          /* a missing shard is reported when it is opened; one that exists must lie inside the folder */
+        else if (realpath(dir, rdir) && map_resolve(tmp, rfile) && (rl = strlen(rdir), strncmp(rfile, rdir, rl) || rfile[rl] != '/'))
+          /* where the name lands, "..", symlinks and all, must be inside the folder */
           ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_UNEXPECTED, PETSC_ERROR_INITIAL,
                             "%s: shard \"%s\" resolves to %s, outside the checkpoint folder %s", file, rel[i], rfile, rdir);
         else ierr = PetscStrallocpy(tmp, &r->files[i]);
