@@ -3,6 +3,7 @@
 #define MAPMERGE_EVALIMPL_H
 
 #include <mapmerge/eval.h>
+#include <sys/types.h>
 
 #define MAP_EVAL_TYPE_LEN 32
 #define MAP_EVAL_CMD_LEN  4096
@@ -38,6 +39,15 @@ struct _p_MapEvaluator {
 
 /* MapEvalWanted - whether task t is evaluated by the current call */
 static inline PetscBool MapEvalWanted(MapEvaluator ev, int t) { return !ev->want || ev->want[t] ? PETSC_TRUE : PETSC_FALSE; }
+
+/* The external program's process tree (eval_proctree.c). MapEvalBecomeSubreaper: orphaned
+   descendants (setsid, double fork) are re-parented to this process, so they stay findable.
+   MapEvalChildrenNow: this process's children now (to leave alone later). MapEvalKillTree: SIGKILL
+   the group pgid and every live descendant not under one of old[], reaping them; returns how many
+   were still alive after 5 s. Rank-local, plain C. */
+void MapEvalBecomeSubreaper(void);
+int  MapEvalChildrenNow(pid_t *kids, int max);
+int  MapEvalKillTree(pid_t pgid, const pid_t *old, int nold);
 
 /* the query set by MapEvalSetInterruptQuery (0 when none is set) */
 int MapEvalInterrupted(void);
