@@ -1,6 +1,7 @@
 /* mapmerge - the driver: dispatches a subcommand to libmapmerge. All work is in the library. */
 #include <mapmerge/mapmerge.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +70,21 @@ static PetscErrorCode MapErrorHandler(MPI_Comm comm, int line, const char *func,
       PetscFree(all);
     }
     if (!mess) return n;
+  }
+  if (p == PETSC_ERROR_INITIAL && (n == PETSC_ERR_MEM || (func && !strcmp(func, "PetscMallocAlign"))) && !(mess && strstr(mess, "out of memory"))) {
+    /* PETSc's allocator names only the function: say what the node and the process limit allow */
+    double        avail = 0, kb;
+    char          buf[256];
+    struct rlimit rl;
+    FILE         *f = fopen("/proc/meminfo", "r");
+    while (f && fgets(buf, sizeof(buf), f))
+      if (sscanf(buf, "MemAvailable: %lf kB", &kb) == 1) avail = kb * 1024;
+    if (f) fclose(f);
+    fprintf(stderr, "mapmerge: error [rank %d]: out of memory: an allocation failed (where: the lines below); %.3g GiB available on this node", rank,
+            avail / (1 << 30));
+    if (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur != RLIM_INFINITY) fprintf(stderr, ", address space limited to %.3g GiB (ulimit -v)", (double)rl.rlim_cur / (1 << 30));
+    fprintf(stderr, ". Use more ranks or nodes, or less data per rank\n");
+    return n;
   }
   if (p == PETSC_ERROR_INITIAL) {
     const char *text = NULL;

@@ -331,6 +331,23 @@ def case_messages(d):
     expect_error("accuracy 1.5", 2, ["eval", "-map_store", store, "-map_coeffs", f"{d}/c.csv", "-map_eval_type", "command",
                                      "-map_eval_command", prog, "-map_eval_tmpdir", d, "-map_output", out + ".csv"],
                  ["accuracy 1.5", "[0, 1]"], [out + ".csv"])
+    # out of memory (an address-space limit the model's evaluation does not fit): what the node and the limit allow [C20]
+    import resource
+    big = f"{d}/big"
+    subprocess.run([PY, os.path.join(HERE, "..", "eval", "gen_mlp.py"), big, "--dims", "3000,3000,10", "--classes", "3,3",
+                    "--samples", "10,10"], check=True, capture_output=True)
+    p, _ = mm(1, "import", "-map_pretrained", f"{big}/pretrained.safetensors", "-map_tasks", "task0,task1", "-map_task_models",
+              f"{big}/task0.safetensors,{big}/task1.safetensors", "-map_store", f"{big}/store.h5")
+    lim = 500 << 20
+    q = subprocess.run([MPIEXEC, "-n", "1", MAPMERGE, "eval", "-map_store", f"{big}/store.h5", "-map_coeffs", f"{d}/c.csv", "-map_eval_data",
+                        f"{big}/task0_val.safetensors,{big}/task1_val.safetensors", "-map_output", out + "-oom.csv"], capture_output=True, text=True,
+                       timeout=60, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (lim, lim)))
+    if "out of memory" in q.stderr:
+        check(q.returncode != 0 and "GiB available" in q.stderr and "ulimit -v" in q.stderr and not os.path.exists(out + "-oom.csv"),
+              f"out of memory: exit {q.returncode}:\n{q.stderr[-1500:]}")
+        print("out of memory: " + next(l for l in q.stderr.splitlines() if "out of memory" in l)[:200])
+    else:
+        print(f"out of memory: skipped (under a 500 MiB address-space limit the run ended otherwise: exit {q.returncode})")
     # a full disk: the import says so, and where [C20]
     mnt = f"{d}/tiny"
     os.makedirs(mnt)
