@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 BUILD_PKGS="build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libscalapack-openmpi-dev petsc-dev liblapack-dev libblas-dev libopenblas0-pthread libjansson-dev zlib1g-dev
-  libssl-dev dataset-fashion-mnist"
+  libssl-dev libyaml-dev dataset-fashion-mnist"
 TEST_PKGS="python3 python3-numpy python3-yaml python3-h5py python3-scipy python3-deap python3-matplotlib python3-torch
   slurm-wlm munge clang libclang-rt-14-dev procps util-linux time chromium"
 

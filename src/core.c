@@ -60,13 +60,39 @@ PetscErrorCode MapTempUnregister(const char *path)
 
 void MapTempCleanup(void)
 {
-  /* last registered first: the files of a staging folder go before the folder itself */
+  /* files first, then the (private, temporary or staging) folders that held them, the last
+     registered first so that a folder inside another goes before it */
+  for (int i = 0; i < MAP_MAX_TEMP; i++)
+    if (map_temp[i][0] && unlink(map_temp[i]) == 0) map_temp[i][0] = 0;
   for (int i = MAP_MAX_TEMP - 1; i >= 0; i--) {
     if (map_temp[i][0]) {
-      if (unlink(map_temp[i]) && (errno == EISDIR || errno == EPERM)) (void)rmdir(map_temp[i]);
+      (void)rmdir(map_temp[i]);
       map_temp[i][0] = 0;
     }
   }
+}
+
+const char *MapNonRegularKind(const char *path)
+{
+  struct stat sb;
+
+  /* stat, not open: opening a FIFO for reading blocks until someone writes to it */
+  if (stat(path, &sb) || S_ISREG(sb.st_mode)) return NULL; /* missing or unreadable: the caller's open says why */
+  return S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)"
+       : S_ISDIR(sb.st_mode)  ? "a directory"
+       : S_ISCHR(sb.st_mode)  ? "a character device"
+       : S_ISBLK(sb.st_mode)  ? "a block device"
+       : S_ISSOCK(sb.st_mode) ? "a socket"
+                              : "not a regular file";
+}
+
+PetscErrorCode MapCheckInputFile(const char *path, const char *what)
+{
+  const char *kind = MapNonRegularKind(path);
+
+  PetscFunctionBegin;
+  PetscCheck(!kind, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "%s %s is %s; mapmerge reads only regular files", what, path, kind);
+  PetscFunctionReturn(0);
 }
 
 PetscErrorCode MapTempName(const char *path, char *tmp, size_t len)
@@ -130,6 +156,38 @@ static PetscBool MapOptionIsKnown(const char *name)
   return PETSC_FALSE;
 }
 
+/* The path options are read into MAP_PATH_LEN buffers, which truncate silently: a longer path (or
+   list item) would name another file. Looked up again here, whole, and refused. */
+static PetscErrorCode MapCheckPathLengths(MPI_Comm comm)
+{
+  static const char *paths[] = {"-map_store", "-map_output", "-map_results", "-map_run", "-map_sample_file", "-map_eval_tmpdir", "-map_pretrained",
+                                "-map_replay", "-map_coeffs", "-map_zoo_data", "-map_task_models", "-map_eval_data", "-map_test_data", NULL};
+  const size_t       big     = (size_t)1 << 20;
+  char              *v;
+  PetscBool          set;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(big, &v));
+  for (int i = 0; paths[i]; i++) {
+    PetscCall(PetscOptionsGetString(NULL, NULL, paths[i], v, big, &set));
+    if (!set) continue;
+    size_t item = 0, longest = 0;
+    for (const char *p = v;; p++) { /* lists: each comma-separated item is a path */
+      if (*p == ',' || !*p) {
+        longest = PetscMax(longest, item);
+        item    = 0;
+        if (!*p) break;
+      } else item++;
+    }
+    if (longest >= MAP_PATH_LEN) {
+      PetscCall(PetscFree(v));
+      SETERRQ(comm, PETSC_ERR_ARG_SIZ, "%s: a path of %zu characters is longer than the limit of %d", paths[i], longest, MAP_PATH_LEN - 1);
+    }
+  }
+  PetscCall(PetscFree(v));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm)
 {
   PetscInt nleft;
@@ -148,6 +206,7 @@ PetscErrorCode MapCheckOptionsLeft(MPI_Comm comm)
   PetscCall(PetscOptionsLeftRestore(NULL, &nleft, &names, &values));
   PetscCheck(nbad == 0, comm, PETSC_ERR_ARG_WRONG,
              "unknown or unused option(s):%s (a typo? `mapmerge <command> -help` lists the options)", msg);
+  PetscCall(MapCheckPathLengths(comm));
   PetscFunctionReturn(0);
 }
 
@@ -239,6 +298,7 @@ PetscErrorCode MapSha256File(const char *path, char hex[65])
   size_t        r;
 
   PetscFunctionBegin;
+  PetscCall(MapCheckInputFile(path, "input"));
   f = fopen(path, "rb");
   PetscCheck(f, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", path, strerror(errno));
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();

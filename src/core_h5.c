@@ -150,12 +150,12 @@ PetscErrorCode MapH5ReadStrings(hid_t loc, const char *name, const char *what, i
   MapCallHDF5(dset = H5Dopen2(loc, name, H5P_DEFAULT));
   MapCallHDF5(space = H5Dget_space(dset));
   PetscCheck(H5Sget_simple_extent_ndims(space) == 1, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-             "store %s: dataset %s must be 1-D, it has %d dimensions", what, name, H5Sget_simple_extent_ndims(space));
+             "%s: dataset %s must be 1-D, it has %d dimensions", what, name, H5Sget_simple_extent_ndims(space));
   MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
-  PetscCheck((int64_t)dims[0] == n, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: dataset %s has %llu entries, expected %lld",
+  PetscCheck((int64_t)dims[0] == n, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: dataset %s has %llu entries, expected %lld",
              what, name, (unsigned long long)dims[0], (long long)n);
   MapCallHDF5(ftype = H5Dget_type(dset));
-  PetscCheck(H5Tget_class(ftype) == H5T_STRING, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: dataset %s is not a string dataset",
+  PetscCheck(H5Tget_class(ftype) == H5T_STRING, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: dataset %s is not a string dataset",
              what, name);
   PetscCall(PetscCalloc1(n + 1, list));
   if (H5Tis_variable_str(ftype) > 0) {
@@ -240,16 +240,54 @@ PetscErrorCode MapH5ReadMatrix(hid_t f, const char *name, hsize_t dims[2], doubl
   dims[0] = dims[1] = 0;
   *data             = NULL;
   if (!MapH5Exists(f, name)) PetscFunctionReturn(0);
-  hid_t d, sp;
+  hid_t       d, sp, ty;
+  H5T_class_t cls;
   MapCallHDF5(d = H5Dopen2(f, name, H5P_DEFAULT));
+  MapCallHDF5(ty = H5Dget_type(d));
+  cls = H5Tget_class(ty);
+  MapCallHDF5(H5Tclose(ty));
   MapCallHDF5(sp = H5Dget_space(d));
   int nd = H5Sget_simple_extent_ndims(sp);
   MapCallHDF5(nd);
-  MapCallHDF5(H5Sget_simple_extent_dims(sp, dims, NULL));
+  /* a crafted file can hold any rank: look before H5Sget_simple_extent_dims writes nd values */
+  if (nd > 2 || (cls != H5T_FLOAT && cls != H5T_INTEGER)) {
+    MapCallHDF5(H5Sclose(sp));
+    MapCallHDF5(H5Dclose(d));
+    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "dataset /%s %s; mapmerge writes a numeric matrix or vector (not written by mapmerge, or damaged)",
+            name, nd > 2 ? "has more than 2 dimensions" : "is not numeric");
+  }
+  if (nd == 0) dims[0] = dims[1] = 1; /* scalar */
+  else MapCallHDF5(H5Sget_simple_extent_dims(sp, dims, NULL));
   if (nd == 1) dims[1] = 1;
+  /* a sparse chunked dataset can claim any size: refuse what no run writes before allocating it */
+  if (dims[0] > ((hsize_t)1 << 28) || dims[1] > ((hsize_t)1 << 28) || dims[0] * dims[1] > ((hsize_t)1 << 28)) {
+    MapCallHDF5(H5Sclose(sp));
+    MapCallHDF5(H5Dclose(d));
+    SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "dataset /%s claims %llu x %llu values, more than 2^28 (not written by mapmerge, or damaged)",
+            name, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+  }
   PetscCall(PetscMalloc1(dims[0] * dims[1] + 1, data));
   if (dims[0] * dims[1] > 0) MapCallHDF5(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data));
   MapCallHDF5(H5Sclose(sp));
   MapCallHDF5(H5Dclose(d));
   PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapH5ReadMatrixShaped(hid_t f, const char *file, const char *name, int64_t rows, int64_t cols, PetscBool required,
+                                     hsize_t dims[2], double **data)
+{
+  char want[64];
+
+  PetscFunctionBegin;
+  PetscCall(MapH5ReadMatrix(f, name, dims, data));
+  PetscCheck(*data || !required, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: dataset /%s is missing (not the results of a mapmerge run, or damaged)",
+             file, name);
+  if (!*data) PetscFunctionReturn(0);
+  if ((rows < 0 || (int64_t)dims[0] == rows) && (cols < 0 || (int64_t)dims[1] == cols)) PetscFunctionReturn(0);
+  PetscCall(PetscFree(*data));
+  if (rows < 0) snprintf(want, sizeof(want), "[any, %lld]", (long long)cols);
+  else if (cols < 0) snprintf(want, sizeof(want), "[%lld, any]", (long long)rows);
+  else snprintf(want, sizeof(want), "[%lld, %lld]", (long long)rows, (long long)cols);
+  SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: dataset /%s has shape [%llu, %llu], expected %s (not written by mapmerge run, or damaged)", file,
+          name, (unsigned long long)dims[0], (unsigned long long)dims[1], want);
 }

@@ -104,6 +104,12 @@ PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int n, const char *const
   PetscFunctionReturn(0);
 }
 
+static int (*map_eval_interrupt_query)(void);
+
+void MapEvalSetInterruptQuery(int (*fn)(void)) { map_eval_interrupt_query = fn; }
+
+int MapEvalInterrupted(void) { return map_eval_interrupt_query ? map_eval_interrupt_query() : 0; }
+
 /*
   MapEvaluatorSetFromOptions - reads -map_eval_type (default mlp), -map_eval_data, -map_eval_groups,
   -map_eval_batch, -map_eval_kernel, -map_eval_command, -map_eval_timeout, -map_eval_tmpdir,
@@ -145,8 +151,8 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
   PetscCall(PetscOptionsString("-map_eval_command", "command: argv template, e.g. 'prog --model {model} --task {task} --data {data}' "
                                "(no shell; '...' and \"...\" quote)", "", ev->command, ev->command, sizeof(ev->command), NULL));
   PetscCall(PetscOptionsReal("-map_eval_timeout", "command: seconds before the program is killed", "", ev->timeout, &ev->timeout, NULL));
-  PetscCall(PetscOptionsString("-map_eval_tmpdir", "command: folder for the temporary merged model (shared by all ranks; default: "
-                               "the store's folder)", "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
+  PetscCall(PetscOptionsString("-map_eval_tmpdir", "command: folder in which a private per-run folder (mkdtemp) holds the temporary merged "
+                               "models; must be seen by all ranks (default: $TMPDIR or /tmp when all ranks share rank 0's node, else the store's folder)", "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
   PetscCall(PetscOptionsString("-map_analytic_problem", "analytic: quadratic or nonconvex", "", ev->problem, ev->problem,
                                sizeof(ev->problem), NULL));
   PetscOptionsEnd();

@@ -34,7 +34,7 @@ typedef struct {
   int           *npriv;   /* [T] */
   float         *theta;
   int64_t        lo, hi;
-  long           pid0;    /* rank 0's pid, names the temporary file */
+  char           dir[MAP_PATH_LEN]; /* rank 0's private folder (mkdtemp) for the temporary models */
 } MapEval_Command;
 
 /* ---- argv template ---- */
@@ -129,26 +129,31 @@ typedef struct {
   size_t len, cap;
 } Capture;
 
+/* Keeps the last MAP_CAPTURE_KEEP bytes (the JSON line is last; the tail of stderr is what the
+   error message shows). The buffer grows to twice that, then the older half is dropped in one move,
+   so a program that floods its pipes costs O(bytes) and bounded memory. */
+#define MAP_CAPTURE_KEEP ((size_t)1 << 20)
+
 static void CaptureAppend(Capture *c, const char *s, size_t n)
 {
-  const size_t max = (size_t)4 << 20; /* keep the last 4 MiB */
-  if (c->len + n + 1 > c->cap) {
-    size_t nc = c->cap ? c->cap : 4096;
-    while (nc < c->len + n + 1 && nc < 2 * max) nc *= 2;
-    char *nb = realloc(c->buf, nc);
-    if (!nb) return;
-    c->buf = nb;
-    c->cap = nc;
+  if (n >= MAP_CAPTURE_KEEP) { /* this piece alone fills what is kept */
+    s += n - MAP_CAPTURE_KEEP;
+    n      = MAP_CAPTURE_KEEP;
+    c->len = 0;
   }
-  if (c->len + n + 1 > c->cap) { /* over the cap: drop the oldest bytes */
-    size_t drop = c->len + n + 1 - c->cap;
-    if (drop > c->len) drop = c->len;
-    memmove(c->buf, c->buf + drop, c->len - drop);
-    c->len -= drop;
-    if (n + 1 > c->cap) {
-      s += n + 1 - c->cap;
-      n = c->cap - 1;
+  if (!c->buf) {
+    c->cap = 2 * MAP_CAPTURE_KEEP + 1;
+    c->buf = malloc(c->cap);
+    if (!c->buf) {
+      c->cap = 0;
+      return;
     }
+  }
+  if (c->len + n + 1 > c->cap) {
+    size_t keep = MAP_CAPTURE_KEEP - n; /* fits: n < KEEP */
+    if (keep > c->len) keep = c->len;
+    memmove(c->buf, c->buf + c->len - keep, keep);
+    c->len = keep;
   }
   memcpy(c->buf + c->len, s, n);
   c->len += n;
@@ -177,11 +182,12 @@ static double Now(void)
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* drain what is readable on fd into c; returns 1 at EOF or error */
+/* drain what is readable on fd into c, at most 1 MiB per call so the caller's deadline is checked
+   even while the program keeps the pipe full; returns 1 at EOF or error */
 static int Drain(int fd, Capture *c)
 {
   char buf[65536];
-  for (;;) {
+  for (int k = 0; k < 16; k++) {
     ssize_t r = read(fd, buf, sizeof(buf));
     if (r > 0) {
       CaptureAppend(c, buf, (size_t)r);
@@ -191,6 +197,7 @@ static int Drain(int fd, Capture *c)
     if (r < 0 && errno == EINTR) continue;
     return 1;
   }
+  return 0;
 }
 
 static int ParseMetrics(const char *out, const char *task, const char *prog, MapTaskMetrics *m, char *msg, size_t msglen)
@@ -227,8 +234,8 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   if (n && json_is_integer(n)) m->count = (int64_t)json_integer_value(n);
   if (k && json_is_integer(k)) m->correct = (int64_t)json_integer_value(k);
   json_decref(root);
-  if (!isfinite(m->accuracy)) {
-    snprintf(msg, msglen, "task %s: %s reported a non-finite accuracy", task, prog);
+  if (!isfinite(m->accuracy) || m->accuracy < 0 || m->accuracy > 1) {
+    snprintf(msg, msglen, "task %s: %s reported accuracy %g; an accuracy is a fraction in [0, 1]", task, prog, m->accuracy);
     return 1;
   }
   return 0;
@@ -236,15 +243,17 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
 
 int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen)
 {
-  int                        out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0;
-  pid_t                      pid;
+  int                        out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0, nold = 0;
+  pid_t                      pid = 0, old[64];
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t          at;
   Capture                    co = {0}, ce = {0};
   const char                *prog = argv[0];
 
   msg[0] = 0;
-  if (pipe(out) || pipe(err)) {
+  MapEvalBecomeSubreaper(); /* descendants that leave the process group stay findable (MapEvalKillTree) */
+  nold = MapEvalChildrenNow(old, 64);
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
     snprintf(msg, msglen, "task %s: pipe() failed: %s", task, strerror(errno));
     goto done;
   }
@@ -252,8 +261,6 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  posix_spawn_file_actions_addclose(&fa, out[0]);
-  posix_spawn_file_actions_addclose(&fa, err[0]);
   posix_spawnattr_init(&at);
   /* own process group, so a timeout kills the program and everything it started */
   posix_spawnattr_setpgroup(&at, 0);
@@ -271,6 +278,7 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   close(err[1]);
   out[1] = err[1] = -1;
   if (e) {
+    pid = 0;
     snprintf(msg, msglen, "task %s: cannot run \"%s\" (-map_eval_command): %s", task, prog, strerror(e));
     goto done;
   }
@@ -293,7 +301,7 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
       snprintf(msg, msglen, "task %s: waitpid failed: %s", task, strerror(errno));
       goto done;
     }
-    if (!exited && Now() - t0 > timeout) {
+    if (!exited && Now() - t0 > timeout) { /* checked on every pass: Drain returns even while the pipe stays full */
       timedout = 1;
       kill(-pid, SIGTERM);
       double t1 = Now();
@@ -302,6 +310,8 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
           exited = 1;
           break;
         }
+        if (!eof_o) eof_o = Drain(out[0], &co); /* a program that handles SIGTERM may still write */
+        if (!eof_e) eof_e = Drain(err[0], &ce);
         usleep(20000);
       }
       kill(-pid, SIGKILL);
@@ -309,11 +319,12 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
       exited = 1;
     }
   }
-  /* what the program wrote before it exited is in the pipes: take it; then make sure nothing it
-     started lives on holding them */
+  /* what the program wrote before it exited is in the pipes: take it (bounded: a descendant may
+     still be writing); then end everything it started, including what left its process group */
   if (!eof_o) (void)Drain(out[0], &co);
   if (!eof_e) (void)Drain(err[0], &ce);
-  kill(-pid, SIGKILL);
+  (void)MapEvalKillTree(pid, old, nold);
+  pid = 0;
   if (timedout) {
     snprintf(msg, msglen, "task %s: \"%s\" did not finish within %g s (-map_eval_timeout) and was killed. Last stderr lines:\n%s", task, prog,
              timeout, TailLines(ce.buf, 20));
@@ -322,15 +333,18 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   if (WIFSIGNALED(status)) {
     snprintf(msg, msglen, "task %s: \"%s\" was killed by signal %d (%s). Last stderr lines:\n%s", task, prog, WTERMSIG(status),
              strsignal(WTERMSIG(status)), TailLines(ce.buf, 20));
+    rc = 2; /* not sent by us: the caller asks whether the run itself was signalled */
     goto done;
   }
   if (WEXITSTATUS(status) != 0) {
     snprintf(msg, msglen, "task %s: \"%s\" failed with exit status %d. Last stderr lines:\n%s", task, prog, WEXITSTATUS(status),
              TailLines(ce.buf, 20));
+    if (WEXITSTATUS(status) > 128) rc = 2; /* a shell's way of saying its child died of signal status-128 */
     goto done;
   }
   rc = ParseMetrics(co.buf ? co.buf : "", task, prog, m, msg, msglen);
 done:
+  if (pid > 0) (void)MapEvalKillTree(pid, old, nold);
   for (int k = 0; k < 2; k++) {
     if (out[k] >= 0) close(out[k]);
     if (err[k] >= 0) close(err[k]);
@@ -341,6 +355,51 @@ done:
 }
 
 /* ---- the evaluator ---- */
+
+/* The temporary models go into a folder only this run can have made (mkdtemp, mode 0700), so no
+   other job can read or replace them, whatever its pid. Default: a node-local $TMPDIR (or /tmp)
+   when every rank is on rank 0's node, else the store's folder (the ranks write the file together,
+   so it must be on a file system they all see); -map_eval_tmpdir overrides. */
+static PetscErrorCode MakePrivateDir(MapEvaluator ev, MapStore store, MapEval_Command *m)
+{
+  MPI_Comm    node;
+  PetscMPIInt rank, size, nsize;
+  char        base[MAP_PATH_LEN];
+  struct {
+    int  ok;
+    char text[MAP_PATH_LEN + 256];
+  } r;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  PetscCallMPI(MPI_Comm_size(ev->comm, &size));
+  PetscCallMPI(MPI_Comm_split_type(ev->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  PetscCallMPI(MPI_Comm_size(node, &nsize));
+  PetscCallMPI(MPI_Comm_free(&node));
+  if (ev->tmpdir[0]) PetscCall(PetscStrncpy(base, ev->tmpdir, sizeof(base)));
+  else if (nsize == size) PetscCall(PetscStrncpy(base, getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp", sizeof(base)));
+  else {
+    const char *sp;
+    char        d[MAP_PATH_LEN];
+    PetscCall(MapStoreGetPath(store, &sp));
+    PetscCall(PetscStrncpy(d, sp, sizeof(d)));
+    PetscCall(PetscStrncpy(base, dirname(d), sizeof(base)));
+  }
+  memset(&r, 0, sizeof(r));
+  if (!rank) {
+    int n = snprintf(r.text, sizeof(r.text), "%s/mapmerge-eval-XXXXXX", base);
+    if (n >= MAP_PATH_LEN - 64) snprintf(r.text, sizeof(r.text), "-map_eval_tmpdir: the path %.200s... is too long (%d characters)", base, n);
+    else if (!mkdtemp(r.text)) {
+      int e = errno;
+      snprintf(r.text, sizeof(r.text), "-map_eval_tmpdir: cannot create a private folder in %s for the evaluator's model: %s", base, strerror(e));
+    } else r.ok = 1;
+  }
+  PetscCallMPI(MPI_Bcast(&r, (int)sizeof(r), MPI_BYTE, 0, ev->comm));
+  PetscCheck(r.ok, ev->comm, PETSC_ERR_FILE_WRITE, "%s", r.text);
+  PetscCall(PetscStrncpy(m->dir, r.text, sizeof(m->dir)));
+  if (!rank) PetscCall(MapTempRegister(m->dir)); /* removed (after the files in it) on any error path */
+  PetscFunctionReturn(0);
+}
 
 static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
 {
@@ -366,21 +425,7 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
   PetscCall(MapStoreGetSizes(store, &P, &T, &nt));
   m->lo = layout.lo;
   m->hi = layout.hi;
-  if (!ev->tmpdir[0]) {
-    const char *sp;
-    char        d[MAP_PATH_LEN];
-    PetscCall(MapStoreGetPath(store, &sp));
-    PetscCall(PetscStrncpy(d, sp, sizeof(d)));
-    PetscCall(PetscStrncpy(ev->tmpdir, dirname(d), sizeof(ev->tmpdir)));
-  }
-  {
-    char probe[MAP_PATH_LEN];
-    snprintf(probe, sizeof(probe), "%s/model.safetensors", ev->tmpdir);
-    PetscCall(MapCheckWritable(probe, "-map_eval_tmpdir"));
-  }
-  m->pid0 = (long)getpid();
-  PetscCallMPI(MPI_Bcast(&m->pid0, 1, MPI_LONG, 0, ev->comm));
-
+  PetscCall(MakePrivateDir(ev, store, m));
   /* tensor lists: the store's merged tensors, then the task's private tensors */
   m->nmerged = nt;
   PetscCall(PetscCalloc2(ev->T, &m->priv, ev->T, &m->npriv));
@@ -456,6 +501,24 @@ static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Command *m, int t, con
   PetscFunctionReturn(0);
 }
 
+/* The program died of a signal it was not sent by us. When the job step was signalled as a whole
+   (SIGTERM/SIGUSR1 reached the run too, MapRunCatchSignals), that is an interruption, not a failed
+   evaluation: everything finished is journaled, so the run ends with PETSC_ERR_SIG, which the
+   driver turns into exit status 85 (checkpointed, requeue). Collective: the ranks agree on it. The
+   signal reaches the run and the program at about the same time; wait up to 1 s for the flag. */
+static PetscErrorCode CheckInterrupted(MapEvaluator ev, const char *msg)
+{
+  int mine, any;
+
+  PetscFunctionBegin;
+  for (int k = 0; k < 50 && !MapEvalInterrupted(); k++) usleep(20000);
+  mine = MapEvalInterrupted();
+  PetscCallMPI(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, ev->comm));
+  if (any) SETERRQ(PETSC_COMM_SELF, PETSC_ERR_SIG, "interrupted by signal %d while the evaluation command ran (%.200s); every finished evaluation is journaled: resume with -map_resume",
+                   any, msg);
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
   MapEval_Command *m = (MapEval_Command *)ev->data_impl;
@@ -473,12 +536,27 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
   PetscCall(MapModelMerge(ev->model, c, m->theta));
   for (int t = 0; t < ev->T; t++) {
     if (!MapEvalWanted(ev, t)) continue;
-    snprintf(path, sizeof(path), "%s/.mapmerge-eval-%ld-%d.safetensors", ev->tmpdir, m->pid0, t);
+    {
+      /* a fresh unique name per evaluation, made on rank 0 and shared: the ranks write it together */
+      int fd = -1;
+      if (!rank) {
+        snprintf(path, sizeof(path), "%s/model-%d-XXXXXX.safetensors", m->dir, t);
+        fd = mkstemps(path, (int)strlen(".safetensors"));
+        if (fd >= 0) close(fd);
+        else snprintf(res->msg, sizeof(res->msg), "cannot create the evaluator's model file in %s: %s", m->dir, strerror(errno));
+      }
+      PetscCallMPI(MPI_Bcast(&fd, 1, MPI_INT, 0, ev->comm));
+      PetscCallMPI(MPI_Bcast(path, (int)sizeof(path), MPI_CHAR, 0, ev->comm));
+      if (fd < 0) {
+        PetscCallMPI(MPI_Bcast(res->msg, (int)sizeof(res->msg), MPI_CHAR, 0, ev->comm));
+        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "%s", res->msg);
+      }
+      if (!rank) PetscCall(MapTempRegister(path)); /* removed on any error path */
+    }
     PetscCall(WriteModel(ev, m, t, path));
     PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
     if (!rank) {
       char **argv;
-      PetscCall(MapTempRegister(path)); /* removed on any error path */
       PetscCall(PetscCalloc1(m->argc + 1, &argv));
       for (int k = 0; k < m->argc; k++)
         PetscCall(MapEvalCommandSubstitute(m->argv[k], path, ev->tasks[t], ev->ndata ? ev->data[t] : NULL, &argv[k]));
@@ -491,6 +569,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
     }
     PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
     PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
+    if (res->status == 2) PetscCall(CheckInterrupted(ev, res->msg));
     if (res->status) {
       char msg[8192];
       PetscCall(PetscStrncpy(msg, res->msg, sizeof(msg)));
@@ -509,6 +588,14 @@ static PetscErrorCode MapEvaluatorDestroy_Command(MapEvaluator ev)
 
   PetscFunctionBegin;
   if (!m) PetscFunctionReturn(0);
+  if (m->dir[0]) {
+    int rank;
+    PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+    if (!rank) {
+      (void)rmdir(m->dir);
+      PetscCall(MapTempUnregister(m->dir));
+    }
+  }
   PetscCall(MapFreeList(m->argc, &m->argv));
   if (m->priv)
     for (int t = 0; t < ev->T; t++) {

@@ -309,10 +309,10 @@ static PetscErrorCode LoadTask(MapEvaluator ev, MapEval_MLP *m, MapStore store, 
   PetscCheck(in, ev->comm, PETSC_ERR_ARG_WRONG, "eval set %s (task %s): no tensor \"inputs\"", file, ev->tasks[t]);
   PetscCheck(lab, ev->comm, PETSC_ERR_ARG_WRONG, "eval set %s (task %s): no tensor \"labels\"", file, ev->tasks[t]);
   PetscCheck(MapDTypeIsFloat(in->dtype), ev->comm, PETSC_ERR_ARG_WRONG, "eval set %s: inputs has dtype %s, expected F32 (or F16/BF16/F64)",
-             file, MapDTypeName(in->dtype));
+             file, MapTensorDTypeName(in));
   PetscCheck(in->ndim == 2, ev->comm, PETSC_ERR_ARG_SIZ, "eval set %s: inputs has %d dimensions, expected 2 [samples,features]", file, in->ndim);
   PetscCheck(lab->dtype == MAP_DTYPE_I64 || lab->dtype == MAP_DTYPE_I32, ev->comm, PETSC_ERR_ARG_WRONG,
-             "eval set %s: labels has dtype %s, expected I64 or I32", file, MapDTypeName(lab->dtype));
+             "eval set %s: labels has dtype %s, expected I64 or I32", file, MapTensorDTypeName(lab));
   PetscCheck(lab->ndim == 1, ev->comm, PETSC_ERR_ARG_SIZ, "eval set %s: labels has %d dimensions, expected 1 [samples]", file, lab->ndim);
   tk->n = in->shape[0];
   tk->d = in->shape[1];

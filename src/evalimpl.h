@@ -3,6 +3,7 @@
 #define MAPMERGE_EVALIMPL_H
 
 #include <mapmerge/eval.h>
+#include <sys/types.h>
 
 #define MAP_EVAL_TYPE_LEN 32
 #define MAP_EVAL_CMD_LEN  4096
@@ -39,6 +40,18 @@ struct _p_MapEvaluator {
 /* MapEvalWanted - whether task t is evaluated by the current call */
 static inline PetscBool MapEvalWanted(MapEvaluator ev, int t) { return !ev->want || ev->want[t] ? PETSC_TRUE : PETSC_FALSE; }
 
+/* The external program's process tree (eval_proctree.c). MapEvalBecomeSubreaper: orphaned
+   descendants (setsid, double fork) are re-parented to this process, so they stay findable.
+   MapEvalChildrenNow: this process's children now (to leave alone later). MapEvalKillTree: SIGKILL
+   the group pgid and every live descendant not under one of old[], reaping them; returns how many
+   were still alive after 5 s. Rank-local, plain C. */
+void MapEvalBecomeSubreaper(void);
+int  MapEvalChildrenNow(pid_t *kids, int max);
+int  MapEvalKillTree(pid_t pgid, const pid_t *old, int nold);
+
+/* the query set by MapEvalSetInterruptQuery (0 when none is set) */
+int MapEvalInterrupted(void);
+
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
 
@@ -56,7 +69,8 @@ PetscErrorCode MapEvalCommandSplit(const char *tmpl, int *argc, char ***argv);
 PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, const char *task, const char *data, char **out);
 /* MapEvalRunCommand - rank-local: runs argv (posix_spawnp, no shell) with a timeout, captures
    stdout/stderr and parses the metrics from the last non-empty stdout line. On failure returns a
-   non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively). */
+   non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively): 2 when
+   the program died of a signal it was not sent (exit status > 128 included), else 1. */
 int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen);
 
 #endif

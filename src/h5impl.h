@@ -30,5 +30,9 @@ PetscBool MapH5Exists(hid_t f, const char *name);
 /* A double dataset, whole (dims[1] = 1 for 1-D; PetscFree *data); *data = NULL and dims 0 when it is
    absent. Not collective. */
 PetscErrorCode MapH5ReadMatrix(hid_t f, const char *name, hsize_t dims[2], double **data);
+/* The same, refusing any other shape: rows/cols the expected sizes (-1: any; a 1-D [n] is [n, 1]),
+   required: absence is an error too. Errors name the file (`file`), the dataset and both shapes. */
+PetscErrorCode MapH5ReadMatrixShaped(hid_t f, const char *file, const char *name, int64_t rows, int64_t cols, PetscBool required,
+                                     hsize_t dims[2], double **data);
 
 #endif

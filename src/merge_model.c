@@ -2,6 +2,20 @@
  * works on. Made from a store (plain task vectors) or from another model (Nested MAP's combined
  * pairs). All arithmetic is element-wise on the shard, so nothing depends on the rank count. */
 #include "mergeimpl.h"
+#include <stdio.h>
+
+/* MemAvailable of /proc/meminfo in bytes (0 when unknown) */
+static double MapMemAvailable(void)
+{
+  FILE  *f = fopen("/proc/meminfo", "r");
+  char   line[256];
+  double kb = 0;
+  if (!f) return 0;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+  fclose(f);
+  return kb * 1024;
+}
 
 static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, MapModel *model)
 {
@@ -17,6 +31,23 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, Map
   PetscCall(MapStoreGetLayout(store, &m->layout));
   m->n = m->layout.hi - m->layout.lo;
   PetscCall(PetscMalloc1(T > 0 ? T : 1, &m->tasks));
+  {
+    /* the largest allocation of a run: when it cannot be had, say how much and what the node has,
+       on every rank together (one rank short of memory must not leave the others waiting) */
+    size_t      want  = ((size_t)T * (size_t)m->n + (size_t)m->n + 2) * esize;
+    void       *probe = malloc(want);
+    const char *path;
+    MPI_Comm    comm;
+    double      avail = MapMemAvailable();
+    free(probe);
+    PetscCall(MapStoreGetPath(store, &path));
+    PetscCall(MapStoreGetComm(store, &comm));
+    MapCheckAll(comm, probe != NULL, PETSC_ERR_MEM,
+                "store %s: out of memory: this rank's shard of theta_pre and %d task vectors (%lld elements each, %s) needs %.3g GiB, but the "
+                "allocation failed (%.3g GiB available on this node). Use more ranks or nodes, fewer tasks, or a 16-bit store (import "
+                "-map_store_dtype bf16)",
+                path, T, (long long)m->n, esize == 4 ? "F32" : "16-bit", (double)want / (1 << 30), avail / (1 << 30));
+  }
   /* +1: a rank that owns no elements still gets valid (unused) pointers */
   PetscCall(PetscMalloc((size_t)(m->n + 1) * esize, &m->pre));
   PetscCall(PetscMalloc(((size_t)T * (size_t)m->n + 1) * esize, &m->tau));

@@ -248,6 +248,16 @@ static PetscInt MapParetoDefaultDivisions(int m)
   return 1;
 }
 
+PetscErrorCode MapParetoCheckDivisions(MapPareto p, int m)
+{
+  PetscFunctionBegin;
+  if (p->divisions > 0)
+    PetscCheck(MapParetoLatticeCount(m, p->divisions) <= 1e7, p->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_pareto_divisions %" PetscInt_FMT ": with %d objectives the preference lattice has %.3g vectors (limit 1e7); lower it", p->divisions,
+               m, MapParetoLatticeCount(m, p->divisions));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapParetoPreferences(int m, PetscInt H, PetscInt *n, double **W)
 {
   PetscInt *k, cnt = 0;

@@ -152,28 +152,42 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     void       *edata;
     H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing or foreign file is our error to report, not HDF5's stack */
+    PetscCall(MapCheckInputFile(path, "export: -map_run"));
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) ok = 0;
     else {
       hsize_t dims[2] = {0, 0};
       nested = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
-      PetscCall(MapH5ReadMatrix(f, nested ? "nested/coeffs" : "surrogate/accuracy/params", dims, &params));
-      if (!params) ok = 0;
+      /* a crafted file can hold any shape: T and F are checked before anything is indexed by them */
+      PetscCall(MapH5ReadMatrixShaped(f, path, nested ? "nested/coeffs" : "surrogate/accuracy/params", -1, -1, PETSC_TRUE, dims, &params));
       T = nested ? (int)dims[1] : (int)dims[0];
       F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
+      PetscCheck(dims[0] <= 4096 && dims[1] <= 4096 && T >= 1 && T <= 64 && F >= 1 && (nested || F == (T + 1) * (T + 2) / 2), PETSC_COMM_SELF,
+                 PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: dataset /%s has shape [%llu, %llu]; expected %s (not written by mapmerge run, or damaged)",
+                 o->run, nested ? "nested/coeffs" : "surrogate/accuracy/params", (unsigned long long)dims[0], (unsigned long long)dims[1],
+                 nested ? "[nodes, T] with 1 <= T <= 64" : "[T, (T+1)(T+2)/2] with 1 <= T <= 64");
       if (ok && o->best && !nested) { /* every model the run evaluated on all tasks that no other one dominates */
         hsize_t dc[2] = {0, 0};
-        PetscCall(MapH5ReadMatrix(f, "pareto/real_front", dims, &front_acc));
-        PetscCall(MapH5ReadMatrix(f, "pareto/real_front_coeffs", dc, &front_c));
-        if (!front_acc || !front_c || (int)dims[1] != T || dc[0] != dims[0] || (int)dc[1] != T) ok = 0;
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/real_front", -1, T, PETSC_FALSE, dims, &front_acc));
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/real_front_coeffs", (int64_t)dims[0], T, PETSC_FALSE, dc, &front_c));
+        if (!front_acc || !front_c) ok = 0;
         K = (int)dims[0];
       }
       if (ok) {
         char **names = NULL;
+        size_t len   = 0;
         if (MapH5ReadStrings(f, "tasks", path, T, &names)) ok = 0;
         for (int t = 0; ok && t < T; t++) {
-          if (t) strcat(tasks, ",");
-          strncat(tasks, names[t], sizeof(tasks) - strlen(tasks) - 2);
+          PetscCheck(names[t][0] && !strchr(names[t], ','), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+                     "export: -map_run %s: task %d of /tasks is %s (not written by mapmerge run, or damaged)", path, t,
+                     names[t][0] ? "a name with a comma" : "empty");
+          len += strlen(names[t]) + 1;
+        }
+        PetscCheck(!ok || len <= sizeof(tasks), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+                   "export: -map_run %s: the task names of /tasks take %zu characters, more than the %zu of -map_tasks", path, len, sizeof(tasks));
+        for (int t = 0; ok && t < T; t++) {
+          if (t) PetscCall(PetscStrlcat(tasks, ",", sizeof(tasks)));
+          PetscCall(PetscStrlcat(tasks, names[t], sizeof(tasks)));
         }
         MapFreeList(T, &names);
         MapH5ReadStringAttr(f, "box", &boxs);

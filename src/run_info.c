@@ -12,13 +12,15 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  snprintf(path, sizeof(path), "%s", where);
-  if (!strstr(where, ".h5")) snprintf(path, sizeof(path), "%s/results.h5", where);
+  /* a run folder, or its results.h5 (any other kind of file is refused before it is opened) */
+  if (MapNonRegularKind(where) && !strcmp(MapNonRegularKind(where), "a directory")) snprintf(path, sizeof(path), "%s/results.h5", where);
+  else snprintf(path, sizeof(path), "%s", where);
   if (!rank) {
     H5E_auto2_t efunc;
     void       *edata;
     H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing or foreign file is our error to report, not HDF5's stack */
+    PetscCall(MapCheckInputFile(path, "info: -map_results"));
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     ok      = f >= 0 && MapH5Exists(f, "samples") && MapH5Exists(f, "tasks");
     H5Eset_auto2(H5E_DEFAULT, efunc, edata);
@@ -27,7 +29,11 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
       hsize_t     dims[2];
       double     *S, *A, *diag, *P, *pc, *pr;
       char      **tasks = NULL;
-      PetscCall(MapH5ReadMatrix(f, "samples/accuracy", dims, &A));
+      /* a crafted file can hold any shape: every dataset is checked against T and n before use */
+      PetscCall(MapH5ReadMatrixShaped(f, path, "samples/accuracy", -1, -1, PETSC_TRUE, dims, &A));
+      PetscCheck(dims[1] >= 1 && dims[1] <= 64, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+                 "%s: dataset /samples/accuracy has %llu columns (tasks), expected 1 to 64 (not written by mapmerge run, or damaged)", path,
+                 (unsigned long long)dims[1]);
       int T = (int)dims[1];
       PetscInt n = (PetscInt)dims[0];
       PetscCall(MapH5ReadStrings(f, "tasks", path, T, &tasks));
@@ -38,26 +44,26 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
         if (v) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %s\n", keys[k], v));
         PetscCall(PetscFree(v));
       }
-      PetscCall(MapH5ReadMatrix(f, "samples/coeffs", dims, &S));
-      PetscCall(MapH5ReadMatrix(f, "surrogate/accuracy/diagnostics", dims, &diag));
+      PetscCall(MapH5ReadMatrixShaped(f, path, "samples/coeffs", n, T, PETSC_FALSE, dims, &S));
+      PetscCall(MapH5ReadMatrixShaped(f, path, "surrogate/accuracy/diagnostics", T, 5, PETSC_FALSE, dims, &diag));
       PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %" PetscInt_FMT " evaluated models, %d tasks\n  %-16s %10s\n", n, T, "task", diag ? "R2(acc)" : ""));
       for (int t = 0; t < T; t++) {
         PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s", tasks[t]));
         if (diag) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", diag[t * 5]));
         PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
       }
-      PetscCall(MapH5ReadMatrix(f, "pareto/coeffs", dims, &P));
+      PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/coeffs", -1, T, PETSC_FALSE, dims, &P));
       if (P) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  front: %d predicted points\n", (int)dims[0]));
-      PetscCall(MapH5ReadMatrix(f, "pick/coeffs", dims, &pc));
-      PetscCall(MapH5ReadMatrix(f, "pick/real", dims, &pr));
+      PetscCall(MapH5ReadMatrixShaped(f, path, "pick/coeffs", 1, T, PETSC_FALSE, dims, &pc));
+      PetscCall(MapH5ReadMatrixShaped(f, path, "pick/real", 1, T, PETSC_FALSE, dims, &pr));
       if (pc && pr) {
         double *pw, *pp, *pt, *bc, *bv, *rv;
-        PetscCall(MapH5ReadMatrix(f, "pick/preference", dims, &pw));
-        PetscCall(MapH5ReadMatrix(f, "pick/predicted", dims, &pp));
-        PetscCall(MapH5ReadMatrix(f, "pick/test", dims, &pt));
-        PetscCall(MapH5ReadMatrix(f, "pick/best_evaluated_coeffs", dims, &bc));
-        PetscCall(MapH5ReadMatrix(f, "pick/best_evaluated_value", dims, &bv));
-        PetscCall(MapH5ReadMatrix(f, "pick/real_value", dims, &rv));
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pick/preference", 1, T, PETSC_FALSE, dims, &pw));
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pick/predicted", 1, T, PETSC_FALSE, dims, &pp));
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pick/test", 1, T, PETSC_FALSE, dims, &pt));
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pick/best_evaluated_coeffs", 1, T, PETSC_FALSE, dims, &bc));
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pick/best_evaluated_value", 1, 1, PETSC_FALSE, dims, &bv));
+        PetscCall(MapH5ReadMatrixShaped(f, path, "pick/real_value", 1, 1, PETSC_FALSE, dims, &rv));
         PetscCall(PetscPrintf(PETSC_COMM_SELF, "  pick%s\n  %-16s %8s %10s %10s %10s\n", pw ? " for the preference:" : ":", "task", "c", "predicted",
                               "real(val)", pt ? "test" : ""));
         for (int t = 0; t < T; t++) {

@@ -14,6 +14,8 @@ static volatile sig_atomic_t map_signal_caught = 0;
 
 static void MapSignalHandler(int sig) { map_signal_caught = sig; }
 
+int MapRunSignalCaught(void) { return (int)map_signal_caught; }
+
 int MapRunCatchSignals(void)
 {
   struct sigaction sa;

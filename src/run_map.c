@@ -10,6 +10,9 @@
 #include <glob.h>
 
 
+/* the most models one run may evaluate: sizes beyond it are typos, and products of them overflow */
+#define MAP_RUN_MAX_EVALS 1000000
+
 static const char *map_phase_names[] = {"setup", "evaluate", "fit", "search", "reevaluate", "write"};
 
 static void MapNow(char *buf, size_t len)
@@ -32,6 +35,7 @@ PetscErrorCode MapRunReadManifest(MPI_Comm comm, const char *path, const char *w
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   if (!rank) {
+    PetscCall(MapCheckInputFile(path, who));
     FILE *f = fopen(path, "rb");
     if (f) {
       fseek(f, 0, SEEK_END);
@@ -147,6 +151,22 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
   PetscCheck(r->refine >= 0 && r->refine_points >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
              "-map_refine and -map_refine_points must be >= 0, got %" PetscInt_FMT " and %" PetscInt_FMT, r->refine, r->refine_points);
+  /* sizes that size arrays: ranges first, so no product below can overflow (the total is checked
+     once the design is known, MapRunCheckBudget) */
+  PetscCheck(r->reevaluate >= 0 && r->reevaluate <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_reevaluate %" PetscInt_FMT ": need 0 to %d front points", r->reevaluate, MAP_RUN_MAX_EVALS);
+  PetscCheck(r->sample_n >= 0 && r->sample_n <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_sample_n %" PetscInt_FMT ": need 0 to %d samples", r->sample_n, MAP_RUN_MAX_EVALS);
+  PetscCheck(r->refine <= MAP_RUN_MAX_EVALS && r->refine_points <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_refine %" PetscInt_FMT " and -map_refine_points %" PetscInt_FMT ": each at most %d", r->refine, r->refine_points, MAP_RUN_MAX_EVALS);
+  for (int t = 0; t < r->npref; t++)
+    PetscCheck(isfinite(r->pref[t]) && r->pref[t] >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_preference: weight %d is %g; weights must be finite and >= 0", t + 1, r->pref[t]);
+  if (r->npref) {
+    double sum = 0;
+    for (int t = 0; t < r->npref; t++) sum += r->pref[t];
+    PetscCheck(sum > 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_preference: the %d weights sum to 0; give at least one positive weight", r->npref);
+  }
   PetscCheck(r->refine || !r->refine_pick, r->comm, PETSC_ERR_ARG_INCOMP,
              "-map_refine_target pick says where refinement rounds evaluate, but there are none: add -map_refine R (e.g. 4)");
   PetscCheck(!r->refine || strcmp(r->method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
@@ -164,6 +184,10 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     PetscCall(PetscOptionsInt("-map_nested_samples", "evaluated samples per pair (0: the 2-task reference design, 12)", NULL,
                               r->nested_samples, &r->nested_samples, NULL));
     PetscOptionsEnd();
+    PetscCheck(r->nested_samples >= 0 && r->nested_samples <= 100000, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_nested_samples %" PetscInt_FMT ": need 0 to 100000", r->nested_samples);
+    PetscCheck(r->nested_level >= 0 && r->nested_pair >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_nested_level %" PetscInt_FMT " and -map_nested_pair %" PetscInt_FMT ": need >= 0", r->nested_level, r->nested_pair);
   }
   MapBayesOptionsDefault(&r->bayes);
   if (!strcmp(r->method, "bayesian") || help) {
@@ -182,6 +206,11 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
       r->bayes_per_task = mode == 1 ? PETSC_TRUE : PETSC_FALSE;
     }
     PetscOptionsEnd();
+    PetscCheck(r->bayes_initial >= 0 && r->bayes_initial <= MAP_RUN_MAX_EVALS && r->bayes_iterations >= 0 && r->bayes_iterations <= MAP_RUN_MAX_EVALS &&
+                 r->bayes_batch >= 0 && r->bayes_batch <= MAP_RUN_MAX_EVALS,
+               r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_bayes_initial %" PetscInt_FMT ", -map_bayes_iterations %" PetscInt_FMT " and -map_bayes_batch %" PetscInt_FMT ": each 0 to %d",
+               r->bayes_initial, r->bayes_iterations, r->bayes_batch, MAP_RUN_MAX_EVALS);
     PetscCall(MapBayesOptionsSetFromOptions(r->comm, &r->bayes));
   }
 
@@ -236,6 +265,7 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(MapSurrogateSetFromOptions(r->sur));
   PetscCall(MapParetoCreate(r->comm, &r->pareto));
   PetscCall(MapParetoSetFromOptions(r->pareto));
+  PetscCall(MapParetoCheckDivisions(r->pareto, r->T));
   PetscCall(MapParetoSetBox(r->pareto, r->lo, r->hi));
   PetscFunctionReturn(0);
 }
@@ -943,6 +973,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* the driver did this before PetscInitialize; again for callers of the library. PetscFinalize
      resets SIGTERM but leaves SIGUSR1, the signal the job scripts forward. */
   PetscCheck(MapRunCatchSignals() == 0, comm, PETSC_ERR_SYS, "sigaction failed: %s", strerror(errno));
+  MapEvalSetInterruptQuery(MapRunSignalCaught); /* a signalled job step stops the command evaluator's program too */
   MapNow(r.start_time, sizeof(r.start_time));
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[0]));
@@ -980,6 +1011,13 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
                                 &r.n, &C0));
     PetscCall(MapSampleCheckIdentifiable(r.T, r.n, C0));
     if (!r.refine_points) r.refine_points = F;
+    /* in double: the options are each in range, but their products need not fit a PetscInt */
+    double total = (double)r.n + (bayes ? (double)r.bayes_iterations * (double)r.bayes_batch * (r.bayes_per_task ? r.T : 1) : 0) +
+                   (double)r.refine * (double)r.refine_points;
+    PetscCheck(total <= MAP_RUN_MAX_EVALS, comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "the run would evaluate up to %.4g models (%" PetscInt_FMT " samples + -map_refine %" PetscInt_FMT " x -map_refine_points %" PetscInt_FMT
+               "%s), more than the limit of %d",
+               total, r.n, r.refine, r.refine_points, bayes ? " + -map_bayes_iterations x -map_bayes_batch" : "", MAP_RUN_MAX_EVALS);
     nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch * (r.bayes_per_task ? r.T : 1) : 0) + r.refine * r.refine_points;
   }
   PetscCall(PetscMalloc3(nmax * r.T, &r.C, nmax * r.T, &r.acc, nmax * r.T, &r.loss));
@@ -1028,6 +1066,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     snprintf(pattern, sizeof(pattern), "%s/journal*.jsonl", r.out);
     if (!r.rank && nested) (void)glob(pattern, 0, NULL, &gl);
     char  *binding;
+    PetscCall(MapCheckInputFile(jpath, "the run's journal")); /* every rank: a FIFO there fails them together */
     PetscCall(MapRunBinding(&r, &binding));
     PetscCall(MapJournalOpenWithOthers(comm, jpath, r.resume, (int)gl.gl_pathc, gl.gl_pathv, binding, &r.journal));
     PetscCall(PetscFree(binding));

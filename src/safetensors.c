@@ -31,6 +31,8 @@ const char *MapDTypeName(MapDType dt)
   return "INVALID";
 }
 
+const char *MapTensorDTypeName(const MapTensorInfo *t) { return t->dtype_name[0] ? t->dtype_name : MapDTypeName(t->dtype); }
+
 size_t MapDTypeSize(MapDType dt)
 {
   if (dt == MAP_DTYPE_OTHER) return 0; /* the size depends on the name; use end-begin */
@@ -175,6 +177,8 @@ static PetscErrorCode map_parse_tensor(const char *what, const char *key, json_t
   PetscFunctionBegin;
   PetscCheck(klen < MAP_NAME_LEN, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: tensor name of %zu bytes is longer than the limit %d: \"%.64s...\"",
              what, klen, MAP_NAME_LEN - 1, key);
+  /* the writer cannot give such a tensor back (PyTorch's state_dict has no "" key either): refuse it on reading */
+  PetscCheck(klen > 0, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: a tensor has an empty name \"\"; every tensor needs a name", what);
   memset(t, 0, sizeof(*t));
   memcpy(t->name, key, klen + 1);
   PetscCheck(json_is_object(val), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: tensor \"%s\": expected a JSON object {dtype, shape, data_offsets}", what,
@@ -183,6 +187,7 @@ static PetscErrorCode map_parse_tensor(const char *what, const char *key, json_t
   PetscCheck(json_is_string(dt), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: tensor \"%s\": \"dtype\" %s", what, key,
              dt ? "is not a string" : "is missing");
   PetscCall(MapDTypeFromName(json_string_value(dt), &t->dtype, &isize, &found));
+  if (found) PetscCall(PetscStrncpy(t->dtype_name, json_string_value(dt), sizeof(t->dtype_name)));
   PetscCheck(found, PETSC_COMM_SELF, PETSC_ERR_SUP, "%s: tensor \"%s\": unsupported dtype \"%.32s\" (known: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL U16 U32 U64 F8_E5M2 F8_E4M3 F8_E8M0 C64)",
              what, key, json_string_value(dt));
   PetscCheck(json_is_array(shape), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: tensor \"%s\": \"shape\" %s", what, key,

@@ -82,6 +82,7 @@ static PetscErrorCode map_read_header(const char *path, uint64_t *hlen, uint64_t
   int           fd;
 
   PetscFunctionBegin;
+  PetscCall(MapCheckInputFile(path, "safetensors file"));
   fd = open(path, O_RDONLY | O_CLOEXEC);
   PetscCheck(fd >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open safetensors file %s: %s", path, strerror(errno));
   if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
@@ -120,6 +121,7 @@ static PetscErrorCode map_read_text(const char *path, char **text, uint64_t *len
   int         fd;
 
   PetscFunctionBegin;
+  PetscCall(MapCheckInputFile(path, "file"));
   fd = open(path, O_RDONLY | O_CLOEXEC);
   PetscCheck(fd >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", path, strerror(errno));
   if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAP_ST_MAX_HEADER) {
@@ -158,9 +160,10 @@ static PetscErrorCode map_parse_index(const char *what, const char *text, uint64
   json_object_foreach (wm, k, v) {
     PetscCheck(json_is_string(v), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: weight_map: tensor \"%s\": file name is not a string", what, k);
     const char *f = json_string_value(v);
-    /* the index is input too: it may only name files beside it, never elsewhere */
-    PetscCheck(f[0] && f[0] != '/' && !strstr(f, "..") && strlen(f) < 1024, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-               "%s: weight_map: tensor \"%s\": file name \"%.64s\" must be a plain relative name without \"..\"", what, k, f);
+    /* the index is input too: it may only name files in its folder; where a name lands (after
+       "..", symlinks) is checked once it is resolved, in map_collect */
+    PetscCheck(f[0] && f[0] != '/' && strlen(f) < 1024, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "%s: weight_map: tensor \"%s\": file name \"%.64s\" must be a non-empty relative name", what, k, f);
     PetscBool seen = PETSC_FALSE;
     for (int i = 0; i < cnt && !seen; i++)
       if (!strcmp((*rel)[i], f)) seen = PETSC_TRUE;
@@ -172,6 +175,20 @@ static PetscErrorCode map_parse_index(const char *what, const char *text, uint64
   qsort(*rel, (size_t)cnt, sizeof(char *), map_cmp_str);
   *nrel = cnt;
   PetscFunctionReturn(0);
+}
+
+/* realpath of path into out[PATH_MAX]; for a file that does not exist, its folder's realpath plus
+   its name (so a missing "../x" is still seen to lie outside). 0 when not even the folder resolves. */
+static int map_resolve(const char *path, char *out)
+{
+  char d[PATH_MAX], b[PATH_MAX], rd[PATH_MAX];
+  if (realpath(path, out)) return 1;
+  if (strlen(path) >= sizeof(d)) return 0;
+  strcpy(d, path);
+  strcpy(b, path);
+  const char *base = basename(b);
+  if (!realpath(dirname(d), rd) || !strcmp(base, "..") || !strcmp(base, ".")) return 0;
+  return snprintf(out, PATH_MAX, "%s/%s", rd, base) < PATH_MAX;
 }
 
 /* rank 0: resolve the path (file, folder or index) and read the raw header bytes */
@@ -211,8 +228,14 @@ static PetscErrorCode map_collect(const char *path, map_raw *r)
       ierr = PetscCalloc1(nrel, &r->files);
       if (!ierr) r->nfiles = nrel; /* so that map_raw_free releases them on any later error */
       for (int i = 0; i < nrel && !ierr; i++) {
+        char rdir[PATH_MAX], rfile[PATH_MAX];
+        size_t rl;
         if (map_fmt(tmp, sizeof(tmp), "%s/%s", dir, rel[i]) >= (int)sizeof(tmp))
           ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_ARG_SIZ, PETSC_ERROR_INITIAL, "%s: shard path too long", file);
+        else if (realpath(dir, rdir) && map_resolve(tmp, rfile) && (rl = strlen(rdir), strncmp(rfile, rdir, rl) || rfile[rl] != '/'))
+          /* where the name lands, "..", symlinks and all, must be inside the folder */
+          ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_UNEXPECTED, PETSC_ERROR_INITIAL,
+                            "%s: shard \"%s\" resolves to %s, outside the checkpoint folder %s", file, rel[i], rfile, rdir);
         else ierr = PetscStrallocpy(tmp, &r->files[i]);
       }
     }
@@ -496,6 +519,7 @@ static PetscErrorCode map_check_tensor(MapSafetensors st, const MapTensorInfo *t
   PetscCheck(t >= st->t && t < st->t + st->n, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: tensor \"%s\" does not belong to this checkpoint", st->path,
              t->name);
   if (st->fds[t->file] < 0) {
+    PetscCall(MapCheckInputFile(st->files[t->file], "safetensors file")); /* it may have been replaced since the header was read */
     st->fds[t->file] = open(st->files[t->file], O_RDONLY | O_CLOEXEC);
     PetscCheck(st->fds[t->file] >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", st->files[t->file], strerror(errno));
   }
@@ -512,7 +536,7 @@ PetscErrorCode MapSafetensorsReadF32(MapSafetensors st, const MapTensorInfo *t, 
   PetscCall(map_check_tensor(st, t));
   const char *fname = st->files[t->file];
   PetscCheck(MapDTypeIsFloat(t->dtype), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: tensor \"%s\" has dtype %s, not a floating type", fname, t->name,
-             MapDTypeName(t->dtype));
+             MapTensorDTypeName(t));
   PetscCheck(start >= 0 && count >= 0 && start <= t->numel && count <= t->numel - start, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "%s: tensor \"%s\": elements [%lld, %lld+%lld) out of range [0, %lld)", fname, t->name, (long long)start, (long long)start,
              (long long)count, (long long)t->numel);

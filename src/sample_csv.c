@@ -69,6 +69,7 @@ PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_
   *n = 0;
   *C = NULL;
   PetscCheck(T >= 1 && task_names, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: need the task names to read coefficients", file);
+  PetscCall(MapCheckInputFile(file, "coefficient file"));
   fp = fopen(file, "r");
   PetscCheck(fp, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open coefficient file %s: %s", file, strerror(errno));
 
@@ -82,6 +83,7 @@ PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_
     fclose(fp);
     SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s: empty file (expected a header naming the tasks)", file);
   }
+  if (lineno == 1 && !strncmp(line, "\xEF\xBB\xBF", 3)) memmove(line, line + 3, strlen(line + 3) + 1); /* a UTF-8 BOM (spreadsheet exports) */
   maxf = 1;
   for (char *p = line; *p; p++)
     if (*p == ',') maxf++;
@@ -137,13 +139,17 @@ PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_
       errno    = 0;
       double v = strtod(s, &end);
       if (!s[0] || *end || errno == ERANGE || !isfinite(v)) {
-        char bad[64];
+        char        bad[64];
+        const char *why = !s[0] || *end ? "is not a number"
+                        : errno == ERANGE && fabs(v) < 1 ? "is out of range: too close to 0 for a double (underflow below 2.2e-308)"
+                        : errno == ERANGE ? "is out of range: too large for a double (overflow above 1.8e308)"
+                                          : "is not a finite number";
         PetscCall(PetscStrncpy(bad, s, sizeof(bad)));
         free(line);
         fclose(fp);
         PetscCall(PetscFree(data));
-        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": column %d (task %s): \"%s\" is not a finite number",
-                file, lineno, col_of_task[t] + 1, task_names[t], bad);
+        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": column %d (task %s): \"%s\" %s", file, lineno,
+                col_of_task[t] + 1, task_names[t], bad, why);
       }
       data[nrow * T + t] = v;
     }

@@ -344,6 +344,8 @@ PetscErrorCode MapStoreOpen(MPI_Comm comm, const char *path, MapStore *store)
   PetscCallMPI(MPI_Comm_dup(comm, &s->comm));
   PetscCall(PetscStrncpy(s->path, path, sizeof(s->path)));
   {
+    const char *kind = MapNonRegularKind(path); /* a FIFO would block fopen (and H5Fopen) on every rank */
+    MapCheckAll(comm, !kind, PETSC_ERR_FILE_OPEN, "store %s is %s; mapmerge reads only regular files", path, kind);
     FILE *f = fopen(path, "rb");
     int   ok = f != NULL;
     if (f) fclose(f);

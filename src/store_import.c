@@ -3,6 +3,8 @@
  * computes the task vectors, checks them, and writes with collective hyperslab I/O. */
 #include "storeimportimpl.h"
 #include <fnmatch.h>
+#include <libgen.h>
+#include <sys/statvfs.h>
 #include <math.h>
 
 static PetscBool MatchesPrivate(const Import *im, const char *name)
@@ -48,7 +50,7 @@ static PetscErrorCode ImportBuildIndex(Import *im)
     if (MatchesPrivate(im, t->name)) continue; /* the pretrained model's own head is not used */
     PetscCheck(MapDTypeIsFloat(t->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", pre->label, FileOf(pre, t),
-               t->name, MapDTypeName(t->dtype));
+               t->name, MapTensorDTypeName(t));
     PetscCheck(!strchr(t->name, '\n'), im->comm, PETSC_ERR_ARG_WRONG, "%s %s: tensor name with a newline", pre->label, pre->path);
     MapStoreTensor *s = &im->tensors[im->ntensors];
     PetscCall(PetscStrncpy(s->name, t->name, sizeof(s->name)));
@@ -73,7 +75,7 @@ static PetscErrorCode ImportBuildIndex(Import *im)
                  ck->label, FileOf(ck, u), t->name, s1, pre->path, s2);
       PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                  "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", ck->label, FileOf(ck, u),
-                 t->name, MapDTypeName(u->dtype));
+                 t->name, MapTensorDTypeName(u));
       ck->info[im->ntensors] = u;
     }
     im->ntensors++;
@@ -94,7 +96,7 @@ static PetscErrorCode ImportBuildIndex(Import *im)
       if (MatchesPrivate(im, u->name)) {
         PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                    "%s %s: private tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) are supported", ck->label,
-                   FileOf(ck, u), u->name, MapDTypeName(u->dtype));
+                   FileOf(ck, u), u->name, MapTensorDTypeName(u));
         PetscCheck(!strchr(u->name, '/') && strcmp(u->name, ".") && strcmp(u->name, ".."), im->comm, PETSC_ERR_ARG_WRONG,
                    "%s %s: private tensor name \"%s\" cannot be an HDF5 dataset name", ck->label, ck->path, u->name);
         ck->priv[ck->npriv++] = u;
@@ -123,8 +125,8 @@ static PetscErrorCode ImportLogDtypes(Import *im)
       }
     if (ndiff)
       PetscCall(PetscPrintf(im->comm, "import: %s %s: %d tensors have a different dtype than in the pretrained model (first: %s is %s, pretrained %s); all are converted to F32\n",
-                            ck->label, ck->path, ndiff, im->tensors[first].name, MapDTypeName(ck->info[first]->dtype),
-                            MapDTypeName(im->ck[0].info[first]->dtype)));
+                            ck->label, ck->path, ndiff, im->tensors[first].name, MapTensorDTypeName(ck->info[first]),
+                            MapTensorDTypeName(im->ck[0].info[first])));
   }
   PetscFunctionReturn(0);
 }
@@ -429,7 +431,9 @@ static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
         count[0] = (hsize_t)(r1 - r0);
         MapCallHDF5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
       }
-      MapCallHDF5(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf));
+      /* a zero-size tensor (a dimension of 0) is stored as its empty dataset: a collective write of
+         nothing fails in MPI-IO, and there is nothing to write */
+      if (u->numel > 0) MapCallHDF5(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf));
       {
         uint64_t sum = MapChecksum64(buf, sizeof(float), n, r0 * rowsize);
         char     text[24];
@@ -446,6 +450,34 @@ static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
   }
   MapCallHDF5(H5Pclose(gcpl));
   MapCallHDF5(H5Gclose(gp));
+  PetscFunctionReturn(0);
+}
+
+/* Room for the store before it is written: when a parallel HDF5 write meets a full disk, the ranks
+   can end up in different collectives inside H5Fclose and wait forever. So the free space of the
+   store's file system is checked up front against the data plus a margin for HDF5's metadata and
+   alignment (a disk that fills up during the import is still caught, less gracefully). */
+static PetscErrorCode ImportCheckSpace(Import *im, const char *path)
+{
+  char           d[MAP_PATH_LEN];
+  struct statvfs vfs;
+  double         need = (double)im->P * (im->T + 1) * (double)MapStoreDTypeGetInfo(im->dtype)->size, avail = -1;
+  int            ok   = 1;
+
+  PetscFunctionBegin;
+  for (int c = 1; c < im->nck; c++)
+    for (int i = 0; i < im->ck[c].npriv; i++) need += 4.0 * (double)im->ck[c].priv[i]->numel;
+  need = need * 1.01 + (double)(4 << 20) + 65536.0 * (im->ntensors + im->T);
+  if (!im->rank) {
+    PetscCall(PetscStrncpy(d, path, sizeof(d)));
+    if (!statvfs(dirname(d), &vfs)) {
+      avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
+      ok    = avail >= need;
+    }
+  }
+  MapCheckAll(im->comm, ok, PETSC_ERR_FILE_WRITE,
+              "import: -map_store %s: no space left on device: the store needs about %.3g MB (data plus HDF5 metadata), the file system of %s has %.3g MB free",
+              path, need / 1e6, d, avail / 1e6);
   PetscFunctionReturn(0);
 }
 
@@ -547,6 +579,7 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
   chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
 
+  PetscCall(ImportCheckSpace(&im, path));
   /* one temporary name for all ranks (MapTempName includes the pid of rank 0) */
   if (!im.rank) PetscCall(MapTempName(path, tmp, sizeof(tmp)));
   PetscCallMPI(MPI_Bcast(tmp, sizeof(tmp), MPI_CHAR, 0, comm));
@@ -563,12 +596,15 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
   MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
 
-  PetscCall(MapStoreImportWriteProvenance_Private(&im, file));
-  PetscCall(MapStoreImportWriteIndex_Private(&im, file));
-  PetscCall(ImportWriteVectors(&im, file, dxpl, block, chunk));
-  PetscCall(ImportWritePrivate(&im, file, dxpl));
-  MapCallHDF5(H5Pclose(dxpl));
-  MapCallHDF5(H5Fclose(file));
+  ierr = MapStoreImportWriteProvenance_Private(&im, file);
+  if (!ierr) ierr = MapStoreImportWriteIndex_Private(&im, file);
+  if (!ierr) ierr = ImportWriteVectors(&im, file, dxpl, block, chunk);
+  if (!ierr) ierr = ImportWritePrivate(&im, file, dxpl);
+  if (!ierr) ierr = H5Pclose(dxpl) < 0 ? PETSC_ERR_LIB : 0;
+  if (!ierr) ierr = H5Fclose(file) < 0 ? PETSC_ERR_FILE_WRITE : 0; /* the last metadata is flushed here: a full disk shows up here too */
+  /* the HDF5 call is named above; here the file, so a full disk says where (the temporary file is removed) */
+  PetscCheck(!ierr, PETSC_COMM_SELF, ierr, "import: writing %s (the temporary file of -map_store %s) failed%s%s", tmp, path,
+             errno == ENOSPC ? ": No space left on device" : "", errno == EDQUOT ? ": Disk quota exceeded" : "");
 
   ok = 1;
   if (!im.rank && rename(tmp, path)) ok = 0;

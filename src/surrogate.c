@@ -89,6 +89,19 @@ PetscErrorCode MapSurrogateSetFromOptions(MapSurrogate s)
   PetscCall(PetscOptionsReal("-map_surrogate_rcond_min", "reciprocal condition (scaled design) below which the design counts "
                              "as rank deficient", NULL, s->rcond_min, &s->rcond_min, NULL));
   PetscOptionsEnd();
+  {
+    /* checked here, not at the first fit: a run evaluates its whole design before it fits */
+    PetscMPIInt size;
+    PetscCallMPI(MPI_Comm_size(s->comm, &size));
+    PetscCheck(grid[0] >= 1 && grid[1] >= 1 && grid[0] <= size && grid[1] <= size && grid[0] * grid[1] <= size, s->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_surrogate_grid %" PetscInt_FMT ",%" PetscInt_FMT ": needs R,C >= 1 and R*C <= the job's %d MPI ranks", grid[0], grid[1], size);
+    PetscCheck(nb <= 1 << 20, s->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_surrogate_block %" PetscInt_FMT ": at most 2^20", nb);
+    PetscCheck(s->lm_maxit >= 1, s->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_surrogate_lm_maxit %" PetscInt_FMT ": need >= 1 (the sigmoid and softplus fits are Levenberg-Marquardt iterations)", s->lm_maxit);
+    PetscCheck(s->loo_refit_max >= 0, s->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_surrogate_loo_refit_max %" PetscInt_FMT ": need >= 0", s->loo_refit_max);
+    PetscCheck(s->rcond_min >= 0 && s->rcond_min < 1, s->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_surrogate_rcond_min %g: need 0 <= value < 1",
+               (double)s->rcond_min);
+  }
   PetscCall(MapSurrogateSetGrid(s, (int)grid[0], (int)grid[1], (int)nb));
   PetscFunctionReturn(0);
 }

@@ -50,6 +50,7 @@ static PetscErrorCode MapZooReadIDX(const char *path, int ndim, const uint32_t *
              "cannot open the Fashion-MNIST file %s (%s): install dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
              "or point -map_zoo_data at a folder holding the four *-ubyte.gz files",
              path, strerror(errno));
+  PetscCall(MapCheckInputFile(path, "Fashion-MNIST file"));
   f = gzopen(path, "rb");
   PetscCheck(f, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open %s: %s", path, strerror(errno));
   PetscErrorCode ierr = MapZooGzRead(f, path, hdr, 4 + 4 * (size_t)ndim);

@@ -5,6 +5,7 @@ map_script_test(eval_forward_bits /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eva
 map_script_test(eval_torch_interop /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/torch_interop.py)
 map_script_test(eval_command_and_errors /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_errors.py)
 map_script_test(eval_analytic_cli /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_analytic.py)
-foreach(t eval_forward_bits eval_torch_interop eval_command_and_errors eval_analytic_cli)
+map_script_test(eval_hostile_command /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_hostile_command.py)
+foreach(t eval_forward_bits eval_torch_interop eval_command_and_errors eval_analytic_cli eval_hostile_command)
   set_tests_properties(${t} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()

@@ -15,3 +15,8 @@ foreach(case journal lock store outputs)
   map_script_test(robust_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_robust.py ${case})
   set_tests_properties(robust_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL" RESOURCE_LOCK run_store FIXTURES_REQUIRED zoo_small)
 endforeach()
+# hostile inputs (issue 12 B/C): crafted results.h5, FIFOs and devices as inputs, option ranges, messages
+foreach(case results fifo options messages)
+  map_script_test(run_hostile_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_hostile_inputs.py ${case})
+  set_tests_properties(run_hostile_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()

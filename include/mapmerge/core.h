@@ -4,6 +4,8 @@
 #define MAPMERGE_CORE_H
 
 #include <petscsys.h>
+#include <errno.h>
+#include <string.h>
 #include <stdint.h>
 
 #define MAP_MAX_NDIM 8
@@ -28,9 +30,13 @@ PetscErrorCode MapInitializePackage(void);
    error that names the call, after HDF5's own error stack has been printed. */
 #define MapCallHDF5(call) \
   do { \
+    errno                 = 0; /* what the file system said, if anything: "No space left on device" beats the call's text */ \
     long long map_h5_ret_ = (long long)(call); \
     if (PetscUnlikely(map_h5_ret_ < 0)) { \
+      int map_h5_errno_ = errno; \
       H5Eprint2(H5E_DEFAULT, stderr); \
+      if (map_h5_errno_ == ENOSPC || map_h5_errno_ == EDQUOT || map_h5_errno_ == EIO || map_h5_errno_ == EROFS || map_h5_errno_ == EFBIG) \
+        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "%s (HDF5 call failed: %s)", strerror(map_h5_errno_), #call); \
       SETERRQ(PETSC_COMM_SELF, PETSC_ERR_LIB, "HDF5 call failed: %s", #call); \
     } \
   } while (0)
@@ -56,6 +62,12 @@ PetscErrorCode MapTempUnregister(const char *path);
 void           MapTempCleanup(void);
 /* MapTempName - "<dir>/.<base>.tmp.<pid>" beside path (same filesystem, so rename is atomic). */
 PetscErrorCode MapTempName(const char *path, char *tmp, size_t len);
+/* MapCheckInputFile - error (naming `what`, e.g. the option, and the kind of file) when path exists
+   but is not a regular file: a FIFO would block the reading rank forever, a device never ends.
+   Does not open the file; a missing file passes (the caller's open reports it). Not collective. */
+PetscErrorCode MapCheckInputFile(const char *path, const char *what);
+/* MapNonRegularKind - "a FIFO (named pipe)", "a directory", ... for an existing non-regular path, else NULL */
+const char *MapNonRegularKind(const char *path);
 /* MapCheckWritable - error naming the option when the directory of path cannot be written. */
 PetscErrorCode MapCheckWritable(const char *path, const char *option);
 

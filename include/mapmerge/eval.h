@@ -31,6 +31,10 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev);
    of the task of that name. */
 PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const char *const *task_names,
                                  const char *const *eval_data);
+/* MapEvalSetInterruptQuery - fn() returns the signal that asked the process to stop, or 0 (run sets
+   MapRunSignalCaught). The command evaluator asks it when its program dies of a signal: an
+   interrupted job step ends with PETSC_ERR_SIG (exit 85), not a failed evaluation. Not collective. */
+void MapEvalSetInterruptQuery(int (*fn)(void));
 /* MapEvaluatorSetEvalData - override the eval-set files (e.g. val vs test) before SetUp */
 PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int T, const char *const *eval_data);
 /* MapEvaluatorEvaluate - collective: merges at c[T] and fills metrics[T]; identical on all ranks

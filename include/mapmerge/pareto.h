@@ -52,6 +52,9 @@ PetscErrorCode MapParetoDestroy(MapPareto *p);
 PetscErrorCode MapParetoSetScalarization(MapPareto p, MapParetoScalarization s);
 PetscErrorCode MapParetoSetSolverType(MapPareto p, MapParetoSolverType t);
 PetscErrorCode MapParetoSetDivisions(MapPareto p, PetscInt H);
+/* MapParetoCheckDivisions - error naming -map_pareto_divisions when its lattice for m objectives is too
+   large (over 1e7 vectors); lets a caller refuse it before any expensive work. Collective. */
+PetscErrorCode MapParetoCheckDivisions(MapPareto p, int m);
 PetscErrorCode MapParetoSetStarts(MapPareto p, PetscInt starts);
 PetscErrorCode MapParetoSetSeed(MapPareto p, uint64_t seed);
 /* after Solve: number of preference vectors, TAO solves run, and solves that raised an error

@@ -19,5 +19,7 @@ PetscErrorCode MapCommandZoo(MPI_Comm comm);
    ending the process. Plain C, no PETSc: the driver calls it before PetscInitialize, so a signal
    that comes during MPI start-up or a long setup is not lost. Returns 0, or -1 with errno set. */
 int MapRunCatchSignals(void);
+/* MapRunSignalCaught - the signal number MapRunCatchSignals' handler has seen, or 0. Not collective. */
+int MapRunSignalCaught(void);
 
 #endif

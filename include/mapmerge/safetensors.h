@@ -37,7 +37,11 @@ typedef struct {
   int64_t  numel;
   uint64_t begin, end; /* byte offsets relative to the start of the data section */
   int      file;       /* index of the shard file that holds it (0 for a single file) */
+  char     dtype_name[16]; /* the file's own dtype name ("F8_E4M3", "U16", ...); MapTensorDTypeName */
 } MapTensorInfo;
+
+/* MapTensorDTypeName - the dtype as the file names it (also for dtypes mapmerge reads as OTHER) */
+const char *MapTensorDTypeName(const MapTensorInfo *t);
 
 typedef struct _p_MapSafetensors *MapSafetensors;
 

@@ -43,7 +43,7 @@ def expect_error(tag, np_, args, needles, out, tmpdir=None):
     left = [f for f in glob.glob(out + '*') + glob.glob(os.path.join(os.path.dirname(out), '.*tmp*'))]
     ok &= check(not left, f'{tag}: left files behind: {left}')
     if tmpdir:
-        t = glob.glob(os.path.join(tmpdir, '.mapmerge-eval-*'))
+        t = glob.glob(os.path.join(tmpdir, '.mapmerge-eval-*')) + glob.glob(os.path.join(tmpdir, 'mapmerge-eval-*'))
         ok &= check(not t, f'{tag}: temporary model left: {t}')
     msg = [l for l in text.splitlines() if 'task' in l or 'eval set' in l or '-map_' in l]
     print(f'{tag}: {"ok" if ok else "BAD"}: {msg[0].strip() if msg else text.strip()[:200]}')
@@ -97,7 +97,7 @@ def main():
                         worst = max(worst, rel)
                         check(rel <= 1e-5, f'command vs mlp {k}: {b[k]} vs {a[k]}')
             print(f'command evaluator (np_eval.py) vs mlp: max relative difference {worst:.3g}')
-        check(not glob.glob(f'{d}/.mapmerge-eval-*'), 'temporary model files left after a good run')
+        check(not glob.glob(f'{d}/.mapmerge-eval-*') and not glob.glob(f'{d}/mapmerge-eval-*'), 'temporary model files left after a good run')
 
         # bad commands
         bad = [('not found', 'no-such-program-xyz {model}', ['task task0', 'no-such-program-xyz', 'No such file']),

@@ -164,7 +164,8 @@ static PetscErrorCode TestCSV(const char *dir)
   struct {
     const char *text, *want1, *want2;
   } bad[] = {
-    {"alpha,beta,gamma\n0.1,0.2,0.3\n0.1,zz,0.3\n",  "line 3",           "\"zz\" is not a finite number"},
+    {"alpha,beta,gamma\n0.1,0.2,0.3\n0.1,zz,0.3\n",  "line 3",           "\"zz\" is not a number"},
+    {"alpha,beta,gamma\n0.1,1e-400,0.3\n",           "line 2",           "\"1e-400\" is out of range: too close to 0"},
     {"alpha,beta,gamma\n0.1,0.2,0.3,0.4\n",           "line 2",           "expected 3 fields as in the header, got 4"},
     {"alpha,beta,gamma\n0.1,0.2\n",                   "line 2",           "got 2"},
     {"alpha,gamma,acc_beta\n0.1,0.2,0.3\n",           "no column for task beta", "line 1"},
