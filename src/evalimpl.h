@@ -41,6 +41,7 @@ static inline PetscBool MapEvalWanted(MapEvaluator ev, int t) { return !ev->want
 
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
+PetscErrorCode MapEvaluatorCreate_LM(MapEvaluator ev);
 
 /* ---- helpers shared by the mlp and reference evaluators (eval_mlp.c) ---- */
 
