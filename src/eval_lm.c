@@ -165,6 +165,23 @@ static PetscErrorCode RankSegs(MapEval_LM *m, int gs, int gr, LMSegList *l)
   PetscFunctionReturn(0);
 }
 
+/* a merged tensor of the store by name, or NULL (MapStoreFindTensor raises an error when absent) */
+static PetscErrorCode FindOptional(MapStore store, const char *name, const MapStoreTensor **t)
+{
+  int     nt, T;
+  int64_t P;
+
+  PetscFunctionBegin;
+  *t = NULL;
+  PetscCall(MapStoreGetSizes(store, &P, &T, &nt));
+  for (int i = 0; i < nt && !*t; i++) {
+    const MapStoreTensor *x;
+    PetscCall(MapStoreGetTensor(store, i, &x));
+    if (!strcmp(x->name, name)) *t = x;
+  }
+  PetscFunctionReturn(0);
+}
+
 /* a merged tensor of the store with its shape checked; d1 < 0 for a vector */
 static PetscErrorCode Tensor(MapEvaluator ev, MapStore store, const char *prefix, const char *name, int64_t d0, int64_t d1, int64_t *off)
 {
@@ -176,7 +193,7 @@ static PetscErrorCode Tensor(MapEvaluator ev, MapStore store, const char *prefix
   PetscFunctionBegin;
   snprintf(full, sizeof(full), "%s%s", prefix, name);
   PetscCall(MapStoreGetPath(store, &path));
-  PetscCall(MapStoreFindTensor(store, full, &t));
+  PetscCall(FindOptional(store, full, &t));
   PetscCheck(t, ev->comm, PETSC_ERR_ARG_WRONG, "store %s: tensor %s not found (the %s model of %s needs it)", path, full,
              m->cfg.arch == MAP_LM_GPT2 ? "gpt2" : "llama", m->cfg.path);
   const int ndim = d1 < 0 ? 1 : 2;
@@ -254,7 +271,7 @@ static PetscErrorCode InitModel(MapEvaluator ev, MapStore store)
   PetscCall(PetscCalloc1(c->nlayer, &m->blk));
   if (c->arch == MAP_LM_GPT2) {
     const MapStoreTensor *t;
-    PetscCall(MapStoreFindTensor(store, "transformer.wte.weight", &t));
+    PetscCall(FindOptional(store, "transformer.wte.weight", &t));
     const char *pre = t ? "transformer." : "";
     PetscCall(Tensor(ev, store, pre, "wte.weight", V, E, &m->embsrc));
     PetscCall(Replicated(ev, store, pre, "wpe.weight", c->npos, E, &m->wpe));
@@ -307,7 +324,7 @@ static PetscErrorCode InitModel(MapEvaluator ev, MapStore store)
     }
     PetscCall(Replicated(ev, store, pre, "norm.weight", E, -1, &m->lnfw));
     const MapStoreTensor *t;
-    PetscCall(MapStoreFindTensor(store, "lm_head.weight", &t));
+    PetscCall(FindOptional(store, "lm_head.weight", &t));
     if (t && !c->tied) {
       w[0] = "lm_head.weight";
       PetscCall(InitLinear(ev, store, &m->head, "", 1, w, NULL, &V, E, PETSC_TRUE, LM_VOCAB_UNIT));

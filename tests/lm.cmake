@@ -3,3 +3,10 @@
 # float64 reference (tests/lm/lm_ref.py) against the zoo's torch modules and the zoo's files.
 map_script_test(lm_zoo /usr/bin/python3 ${CMAKE_SOURCE_DIR}/scripts/lm_zoo.py ${CMAKE_BINARY_DIR}/lm-zoo)
 set_tests_properties(lm_zoo PROPERTIES FIXTURES_SETUP lm_zoo)
+
+# The lm evaluator on the zoo (tests/lm/test_lm.py): against the float64 reference, the same bits at
+# -n 1..4 and 8, `run` end to end with the exported pick re-scored, and bad inputs.
+foreach(case ref ranks run errors)
+  map_script_test(lm_eval_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/lm/test_lm.py ${case})
+  set_tests_properties(lm_eval_${case} PROPERTIES FIXTURES_REQUIRED lm_zoo FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()
