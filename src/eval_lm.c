@@ -17,6 +17,8 @@
 #define LM_COL_UNIT   8  /* columns per unit of the output split (one AVX register) */
 #define LM_VOCAB_UNIT 64 /* vocabulary ids per block of the distributed softmax */
 
+static int MapStoreDTypeGetSize(MapStoreDType dt) { return dt == MAP_STORE_DTYPE_F32 ? 4 : 2; }
+
 static PetscLogEvent EV_Redistribute = 0, EV_Forward = 0, EV_Reduce = 0;
 
 typedef struct {
@@ -730,6 +732,24 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCall(PetscMalloc1(2 * (Lm + m->cfg.D) + 2, &m->scratch));
   PetscCall(PetscMalloc4(4 * Lm, &m->r1, 4 * Lm * m->gsize, &m->r1all, Lm * nb, &m->bsum, Lm * nball, &m->bsumall));
   PetscCall(PetscMalloc5(m->gsize, &m->gcnt, m->gsize, &m->gdsp, Lm + 1, &m->seq, Lm + 1, &m->logp, Lm + 1, &m->hit));
+  { /* what this rank holds, for docs/lm.md's memory model (-info): the basis shards belong to the MapModel */
+    MapStoreDType dt;
+    int           Tm;
+    int64_t       w = 0, sent = 0, recv = 0, acts;
+    PetscCall(MapModelGetDType(ev->model, &dt));
+    PetscCall(MapModelGetNumTasks(ev->model, &Tm));
+    PetscCall(AllLinears(m, &lins, &nl));
+    for (int i = 0; i < nl; i++) w += lins[i]->K * (lins[i]->c1 - lins[i]->c0) * (lins[i]->linear ? 2 : 1) + (lins[i]->b ? lins[i]->c1 - lins[i]->c0 : 0);
+    PetscCall(PetscFree(lins));
+    for (int64_t i = 0; i < m->nrepseg; i++) w += m->repseg[i].len;
+    w += (m->head.c1 - m->head.c0) * m->cfg.E; /* embedding rows */
+    for (int r = 0; r < R; r++) sent += m->scount[r], recv += m->rcount[r];
+    acts = Lm * (m->cfg.E + 2 * maxN + 2 * maxloc + PetscMax(maxN, m->cfg.E));
+    PetscCall(PetscInfo(NULL, "lm evaluator memory [rank %d]: basis shards %lld B ((T+1) x %lld x %d B), merged shard %lld B, send/recv %lld/%lld B, "
+                        "tensor-parallel weights %lld B, activations %lld B\n", rank, (long long)((Tm + 1) * (m->hi - m->lo) * (int64_t)MapStoreDTypeGetSize(dt)),
+                        (long long)(m->hi - m->lo), (int)MapStoreDTypeGetSize(dt), (long long)(4 * (m->hi - m->lo)), (long long)(4 * sent), (long long)(4 * recv),
+                        (long long)(4 * w), (long long)(4 * acts)));
+  }
   PetscCall(PetscInfo(NULL, "lm evaluator: %s, %lld layers, width %lld, %lld heads (%lld kv), vocab %lld; %d group(s) of %d rank(s); context %d\n",
                       m->cfg.arch == MAP_LM_GPT2 ? "gpt2" : "llama", (long long)m->cfg.nlayer, (long long)m->cfg.E, (long long)m->cfg.H,
                       (long long)m->cfg.Hkv, (long long)m->cfg.V, m->G, m->gsize, L));
