@@ -81,7 +81,7 @@ typedef struct {
   double     *logp;
   int        *hit;
   MapLMTask  *tasks;
-  PetscInt    context, maxwin;
+  PetscInt    context, maxwin, batch;
   char        config[MAP_PATH_LEN];
 } MapEval_LM;
 
@@ -526,11 +526,13 @@ static PetscErrorCode LogSoftmax(MapEval_LM *m, int64_t L, int64_t r0, const int
   PetscFunctionReturn(0);
 }
 
-/* one sequence ids[L] (positions 0..L-1): logp/hit of target[t] for t >= r0 */
-static PetscErrorCode Forward(MapEval_LM *m, int64_t L, const int32_t *ids, int64_t r0, const int32_t *target, double *logp, int *hit)
+/* nseq sequences of L ids each (positions 0..L-1 in each): logp/hit of target[r] for rows r >= r0
+   (r0 > 0 only with one sequence). Rows are independent in every kernel, so how many windows go
+   through together (-map_lm_batch) changes no bit. */
+static PetscErrorCode Forward(MapEval_LM *m, int64_t nseq, int64_t L, const int32_t *ids, int64_t r0, const int32_t *target, double *logp, int *hit)
 {
   const MapLMConfig *c = &m->cfg;
-  const int64_t      E = c->E, D = c->D, H = c->H, Hkv = c->Hkv, F = c->F;
+  const int64_t      E = c->E, D = c->D, H = c->H, Hkv = c->Hkv, F = c->F, R = nseq * L;
   const PetscBool    gpt2 = c->arch == MAP_LM_GPT2 ? PETSC_TRUE : PETSC_FALSE;
   float             *x = m->x, *h = m->h, *full = m->full, *loc = m->loc;
   int64_t            v0, v1, k = 0;
@@ -539,55 +541,59 @@ static PetscErrorCode Forward(MapEval_LM *m, int64_t L, const int32_t *ids, int6
   PetscCall(PetscLogEventBegin(EV_Forward, 0, 0, 0, 0));
   /* embedding rows live with the rank of their vocabulary slice: gathered in token order */
   Part(c->V, LM_VOCAB_UNIT, m->gsize, m->grank, &v0, &v1);
-  for (int64_t t = 0; t < L; t++)
+  for (int64_t t = 0; t < R; t++)
     if (ids[t] >= v0 && ids[t] < v1) PetscCall(PetscMemcpy(loc + (k++) * E, m->emb + (ids[t] - v0) * E, (size_t)E * sizeof(float)));
   for (int r = 0; r < m->gsize; r++) {
     int64_t a, e, n = 0;
     Part(c->V, LM_VOCAB_UNIT, m->gsize, r, &a, &e);
-    for (int64_t t = 0; t < L; t++) n += ids[t] >= a && ids[t] < e;
+    for (int64_t t = 0; t < R; t++) n += ids[t] >= a && ids[t] < e;
     m->gcnt[r] = (int)(n * E), m->gdsp[r] = r ? m->gdsp[r - 1] + m->gcnt[r - 1] : 0;
   }
   PetscCallMPI(MPI_Allgatherv(loc, (int)(k * E), MPI_FLOAT, m->gbuf, m->gcnt, m->gdsp, MPI_FLOAT, m->gcomm));
   for (int r = 0; r < m->gsize; r++) {
     int64_t a, e, j = 0;
     Part(c->V, LM_VOCAB_UNIT, m->gsize, r, &a, &e);
-    for (int64_t t = 0; t < L; t++)
+    for (int64_t t = 0; t < R; t++)
       if (ids[t] >= a && ids[t] < e) PetscCall(PetscMemcpy(x + t * E, m->gbuf + m->gdsp[r] + (j++) * E, (size_t)E * sizeof(float)));
   }
   if (gpt2)
-    for (int64_t i = 0; i < L * E; i++) x[i] += m->wpe[i];
+    for (int64_t q = 0; q < nseq; q++)
+      for (int64_t i = 0; i < L * E; i++) x[q * L * E + i] += m->wpe[i];
   for (int64_t l = 0; l < c->nlayer; l++) {
     const LMBlock *B = &m->blk[l];
-    const int64_t  Nq = B->qkv.N;
-    if (gpt2) MapLMLayerNorm(L, E, x, B->ln1w, B->ln1b, c->eps, h);
-    else MapLMRMSNorm(L, E, x, B->ln1w, c->eps, h);
-    PetscCall(Linear(m, &B->qkv, L, h, full));
-    if (!gpt2) {
-      MapLMRope(L, D, H, full, Nq, 0, m->rope);
-      MapLMRope(L, D, Hkv, full, Nq, H * D, m->rope);
+    const int64_t  Nq = B->qkv.N, na = (m->h1 - m->h0) * D;
+    if (gpt2) MapLMLayerNorm(R, E, x, B->ln1w, B->ln1b, c->eps, h);
+    else MapLMRMSNorm(R, E, x, B->ln1w, c->eps, h);
+    PetscCall(Linear(m, &B->qkv, R, h, full));
+    for (int64_t q = 0; q < nseq; q++) {
+      float *fq = full + q * L * Nq;
+      if (!gpt2) {
+        MapLMRope(L, D, H, fq, Nq, 0, m->rope);
+        MapLMRope(L, D, Hkv, fq, Nq, H * D, m->rope);
+      }
+      MapLMAttention(L, D, H, Hkv, m->h0, m->h1, fq, Nq, 0, H * D, (H + Hkv) * D, loc + q * L * na, m->scratch);
     }
-    MapLMAttention(L, D, H, Hkv, m->h0, m->h1, full, Nq, 0, H * D, (H + Hkv) * D, loc, m->scratch);
-    PetscCall(Gather(m, L, H * D, m->hcnt, m->hcol0, loc, h));
-    PetscCall(Linear(m, &B->proj, L, h, full));
-    for (int64_t i = 0; i < L * E; i++) x[i] += full[i];
-    if (gpt2) MapLMLayerNorm(L, E, x, B->ln2w, B->ln2b, c->eps, h);
-    else MapLMRMSNorm(L, E, x, B->ln2w, c->eps, h);
+    PetscCall(Gather(m, R, H * D, m->hcnt, m->hcol0, loc, h));
+    PetscCall(Linear(m, &B->proj, R, h, full));
+    for (int64_t i = 0; i < R * E; i++) x[i] += full[i];
+    if (gpt2) MapLMLayerNorm(R, E, x, B->ln2w, B->ln2b, c->eps, h);
+    else MapLMRMSNorm(R, E, x, B->ln2w, c->eps, h);
     const int64_t nf = B->fc.c1 - B->fc.c0;
-    MapLMGemm(L, E, nf, h, E, B->fc.W, B->fc.b, loc, nf);
-    if (gpt2) MapLMGelu(L * nf, loc, c->gelu_erf);
+    MapLMGemm(R, E, nf, h, E, B->fc.W, B->fc.b, loc, nf);
+    if (gpt2) MapLMGelu(R * nf, loc, c->gelu_erf);
     else {
-      MapLMGemm(L, E, nf, h, E, B->up.W, NULL, m->loc2, nf);
-      MapLMSwiGLU(L * nf, loc, m->loc2, loc);
+      MapLMGemm(R, E, nf, h, E, B->up.W, NULL, m->loc2, nf);
+      MapLMSwiGLU(R * nf, loc, m->loc2, loc);
     }
-    PetscCall(Gather(m, L, F, B->fc.cnt, B->fc.col0, loc, full));
-    PetscCall(Linear(m, &B->down, L, full, h));
-    for (int64_t i = 0; i < L * E; i++) x[i] += h[i];
+    PetscCall(Gather(m, R, F, B->fc.cnt, B->fc.col0, loc, full));
+    PetscCall(Linear(m, &B->down, R, full, h));
+    for (int64_t i = 0; i < R * E; i++) x[i] += h[i];
   }
-  if (gpt2) MapLMLayerNorm(L - r0, E, x + r0 * E, m->lnfw, m->lnfb, c->eps, h);
-  else MapLMRMSNorm(L - r0, E, x + r0 * E, m->lnfw, c->eps, h);
-  MapLMGemm(L - r0, E, m->head.c1 - m->head.c0, h, E, m->head.W, NULL, loc, m->head.c1 - m->head.c0);
+  if (gpt2) MapLMLayerNorm(R - r0, E, x + r0 * E, m->lnfw, m->lnfb, c->eps, h);
+  else MapLMRMSNorm(R - r0, E, x + r0 * E, m->lnfw, c->eps, h);
+  MapLMGemm(R - r0, E, m->head.c1 - m->head.c0, h, E, m->head.W, NULL, loc, m->head.c1 - m->head.c0);
   PetscCall(PetscLogEventEnd(EV_Forward, 0, 0, 0, 0));
-  PetscCall(LogSoftmax(m, L, r0, target, logp, hit));
+  PetscCall(LogSoftmax(m, R, r0, target, logp, hit));
   PetscFunctionReturn(0);
 }
 
@@ -601,13 +607,21 @@ static PetscErrorCode EvaluateTask(MapEvaluator ev, int ti, MapTaskMetrics *metr
 
   PetscFunctionBegin;
   PetscCall(PetscCalloc1(2 * task->nitem, &res));
-  for (int64_t i = task->i0; i < task->i1; i++) {
+  for (int64_t i0 = task->i0; !task->mc && i0 < task->i1; i0 += m->batch) { /* windows, m->batch at a time */
+    const int64_t  nw = PetscMin((int64_t)m->batch, task->i1 - i0), L = task->L;
+    const int32_t *ids = task->tok + (i0 - task->i0) * L;
+    /* window w's targets are ids[wL+1 .. wL+L]: the next window's first id is the last target */
+    PetscCall(PetscMemcpy(m->seq, ids + 1, (size_t)(nw * L) * sizeof(int32_t)));
+    PetscCall(Forward(m, nw, L, ids, 0, m->seq, m->logp, m->hit));
+    for (int64_t w = 0; w < nw && !m->grank; w++) {
+      double nll = 0, hits = 0;
+      for (int64_t t = 0; t < L; t++) nll -= m->logp[w * L + t], hits += m->hit[w * L + t];
+      res[2 * (i0 + w)] = nll, res[2 * (i0 + w) + 1] = hits;
+    }
+  }
+  for (int64_t i = task->i0; task->mc && i < task->i1; i++) {
     double nll = 0, hits = 0;
-    if (!task->mc) {
-      const int32_t *ids = task->tok + (i - task->i0) * task->L;
-      PetscCall(Forward(m, task->L, ids, 0, ids + 1, m->logp, m->hit));
-      for (int64_t t = 0; t < task->L; t++) nll -= m->logp[t], hits += m->hit[t];
-    } else {
+    {
       double best = -INFINITY, right = 0;
       int    pick = -1;
       for (int ch = 0; ch < task->nch[i]; ch++) {
@@ -615,7 +629,7 @@ static PetscErrorCode EvaluateTask(MapEvaluator ev, int ti, MapTaskMetrics *metr
         double        ll = 0;
         PetscCall(PetscMemcpy(m->seq, task->tok + task->ctxoff[i], (size_t)nc * sizeof(int32_t)));
         PetscCall(PetscMemcpy(m->seq + nc, task->tok + task->chstart[j], (size_t)task->chlen[j] * sizeof(int32_t)));
-        PetscCall(Forward(m, n - 1, m->seq, nc - 1, m->seq + 1, m->logp, m->hit));
+        PetscCall(Forward(m, 1, n - 1, m->seq, nc - 1, m->seq + 1, m->logp, m->hit));
         for (int64_t t = nc - 1; t < n - 1; t++) ll += m->logp[t];
         if (ll > best || pick < 0) best = ll, pick = ch;
         if (ch == task->answer[i]) right = ll;
@@ -705,7 +719,7 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   const int L = m->context ? (int)m->context : (int)m->cfg.npos;
   PetscCheck(L >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_context %d: must be >= 1", L);
   PetscCall(PetscCalloc1(ev->T, &m->tasks));
-  m->Lmax = L;
+  m->Lmax = (int64_t)L * m->batch;
   for (int t = 0; t < ev->T; t++) {
     MapLMTask *k = &m->tasks[t];
     PetscCall(MapLMTaskLoad(ev->comm, ev->data[t], m->cfg.V, m->cfg.npos, L, m->maxwin, m->G, m->color, k));
@@ -804,8 +818,11 @@ static PetscErrorCode MapEvaluatorSetFromOptions_LM(MapEvaluator ev)
                             &m->context, NULL));
   PetscCall(PetscOptionsInt("-map_lm_max_windows", "lm: score at most this many windows per .bin task file, the first ones (0 = all)", "",
                             m->maxwin, &m->maxwin, NULL));
+  PetscCall(PetscOptionsInt("-map_lm_batch", "lm: windows per forward pass (throughput only: the metrics are the same bits for any value)", "",
+                            m->batch, &m->batch, NULL));
   PetscOptionsEnd();
   PetscCheck(m->context >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_context %" PetscInt_FMT ": must be >= 1 (0: the model's positions)", m->context);
+  PetscCheck(m->batch >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_batch %" PetscInt_FMT ": must be >= 1", m->batch);
   PetscCheck(m->maxwin >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_max_windows %" PetscInt_FMT ": must be >= 0", m->maxwin);
   PetscFunctionReturn(0);
 }
@@ -822,6 +839,7 @@ PetscErrorCode MapEvaluatorCreate_LM(MapEvaluator ev)
   }
   PetscCall(PetscNew(&m));
   m->gcomm         = MPI_COMM_NULL;
+  m->batch         = 8;
   ev->data_impl    = m;
   ev->ops.setup    = MapEvaluatorSetUp_LM;
   ev->ops.evaluate = MapEvaluatorEvaluate_LM;
