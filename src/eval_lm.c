@@ -32,7 +32,7 @@ typedef struct {
   int       nsrc;
   LMSrc     src[3];
   int64_t   c0, c1;        /* my columns */
-  float    *W, *b, *stage; /* W [K, c1-c0], b [c1-c0] or NULL, stage [c1-c0, K] for the Linear layout */
+  float    *W, *b;         /* W [K, c1-c0], b [c1-c0] or NULL */
   int      *cnt, *col0;    /* columns of every group rank */
 } LMLinear;
 
@@ -42,8 +42,10 @@ typedef struct {
 } LMBlock;
 
 typedef struct {
-  int64_t off, len;
-  float  *dst;
+  int64_t         off, len;
+  float          *dst;  /* where the values go, or NULL when transposed into tr->W */
+  const void     *tr;   /* an nn.Linear slice [c1-c0, K]: element tidx + e is row (tidx+e)/K, column (tidx+e)%K */
+  int64_t         tidx;
 } LMSeg;
 
 typedef struct {
@@ -104,7 +106,7 @@ static PetscErrorCode SegPush(LMSegList *l, int64_t off, int64_t len, float *dst
     PetscCall(PetscFree(l->s));
     l->s = s;
   }
-  l->s[l->n].off = off, l->s[l->n].len = len, l->s[l->n].dst = dst, l->n++;
+  l->s[l->n].off = off, l->s[l->n].len = len, l->s[l->n].dst = dst, l->s[l->n].tr = NULL, l->s[l->n].tidx = 0, l->n++;
   PetscFunctionReturn(0);
 }
 
@@ -118,7 +120,10 @@ static PetscErrorCode LinearSegs(const LMLinear *lin, int64_t c0, int64_t c1, Pe
     const LMSrc *src = &lin->src[s];
     int64_t      a = PetscMax(c0, base), e = PetscMin(c1, base + src->n);
     if (a < e) {
-      if (lin->linear) PetscCall(SegPush(l, src->off + (a - base) * lin->K, (e - a) * lin->K, mine ? lin->stage + (a - c0) * lin->K : NULL));
+      if (lin->linear) {
+        PetscCall(SegPush(l, src->off + (a - base) * lin->K, (e - a) * lin->K, NULL));
+        l->s[l->n - 1].tr = lin, l->s[l->n - 1].tidx = (a - c0) * lin->K;
+      }
       else
         for (int64_t k = 0; k < lin->K; k++) PetscCall(SegPush(l, src->off + k * src->n + (a - base), e - a, mine ? lin->W + k * nloc + (a - c0) : NULL));
       if (src->bias >= 0) PetscCall(SegPush(l, src->bias + (a - base), e - a, mine ? lin->b + (a - c0) : NULL));
@@ -241,7 +246,6 @@ static PetscErrorCode InitLinear(MapEvaluator ev, MapStore store, LMLinear *lin,
   const int64_t nloc = lin->c1 - lin->c0;
   PetscCall(PetscMalloc1(K * nloc + 1, &lin->W));
   if (bname && bname[0]) PetscCall(PetscMalloc1(nloc + 1, &lin->b));
-  if (linear) PetscCall(PetscMalloc1(K * nloc + 1, &lin->stage));
   PetscCall(PetscMalloc2(m->gsize, &lin->cnt, m->gsize, &lin->col0));
   for (int r = 0; r < m->gsize; r++) {
     int64_t a, e;
@@ -256,7 +260,6 @@ static PetscErrorCode FreeLinear(LMLinear *lin)
   PetscFunctionBegin;
   PetscCall(PetscFree(lin->W));
   PetscCall(PetscFree(lin->b));
-  PetscCall(PetscFree(lin->stage));
   PetscCall(PetscFree2(lin->cnt, lin->col0));
   PetscFunctionReturn(0);
 }
@@ -399,7 +402,12 @@ static PetscErrorCode BuildPlan(MapEvaluator ev)
       for (int64_t i = 0; i < mine.n; i++) {
         int64_t a = PetscMax(mine.s[i].off, lohi[2 * s]), e = PetscMin(mine.s[i].off + mine.s[i].len, lohi[2 * s + 1]);
         if (a >= e) continue;
-        if (pass) m->rseg[nr].off = 0, m->rseg[nr].len = e - a, m->rseg[nr].dst = mine.s[i].dst + (a - mine.s[i].off);
+        if (pass) {
+          m->rseg[nr]     = mine.s[i];
+          m->rseg[nr].len = e - a;
+          if (mine.s[i].dst) m->rseg[nr].dst = mine.s[i].dst + (a - mine.s[i].off);
+          else m->rseg[nr].tidx = mine.s[i].tidx + (a - mine.s[i].off);
+        }
         nr++, cnt += e - a;
       }
       PetscCheck(tot_r + cnt < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters received by one rank");
@@ -421,8 +429,6 @@ static PetscErrorCode BuildPlan(MapEvaluator ev)
 static PetscErrorCode Redistribute(MapEvaluator ev)
 {
   MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-  LMLinear  **lins;
-  int         nl;
   float      *p = m->sendbuf;
 
   PetscFunctionBegin;
@@ -434,18 +440,19 @@ static PetscErrorCode Redistribute(MapEvaluator ev)
   PetscCallMPI(MPI_Alltoallv(m->sendbuf, m->scount, m->sdispl, MPI_FLOAT, m->recvbuf, m->rcount, m->rdispl, MPI_FLOAT, ev->comm));
   p = m->recvbuf;
   for (int64_t i = 0; i < m->nrseg; i++) {
-    PetscCall(PetscMemcpy(m->rseg[i].dst, p, (size_t)m->rseg[i].len * sizeof(float)));
-    p += m->rseg[i].len;
+    const LMSeg *g = &m->rseg[i];
+    if (g->dst) PetscCall(PetscMemcpy(g->dst, p, (size_t)g->len * sizeof(float)));
+    else { /* nn.Linear [out, in] rows -> the kernel's [in, out] columns */
+      const LMLinear *lin = (const LMLinear *)g->tr;
+      const int64_t   n = lin->c1 - lin->c0, K = lin->K;
+      int64_t         j = g->tidx / K, k = g->tidx % K;
+      for (int64_t e = 0; e < g->len; e++) {
+        lin->W[k * n + j] = p[e];
+        if (++k == K) k = 0, j++;
+      }
+    }
+    p += g->len;
   }
-  PetscCall(AllLinears(m, &lins, &nl));
-  for (int i = 0; i < nl; i++) {
-    LMLinear     *lin = lins[i];
-    const int64_t n = lin->c1 - lin->c0, K = lin->K;
-    if (!lin->linear) continue;
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t k = 0; k < K; k++) lin->W[k * n + j] = lin->stage[j * K + k];
-  }
-  PetscCall(PetscFree(lins));
   PetscCall(PetscLogEventEnd(EV_Redistribute, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
@@ -753,7 +760,7 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
     PetscCall(MapModelGetDType(ev->model, &dt));
     PetscCall(MapModelGetNumTasks(ev->model, &Tm));
     PetscCall(AllLinears(m, &lins, &nl));
-    for (int i = 0; i < nl; i++) w += lins[i]->K * (lins[i]->c1 - lins[i]->c0) * (lins[i]->linear ? 2 : 1) + (lins[i]->b ? lins[i]->c1 - lins[i]->c0 : 0);
+    for (int i = 0; i < nl; i++) w += lins[i]->K * (lins[i]->c1 - lins[i]->c0) * 1 + (lins[i]->b ? lins[i]->c1 - lins[i]->c0 : 0);
     PetscCall(PetscFree(lins));
     for (int64_t i = 0; i < m->nrepseg; i++) w += m->repseg[i].len;
     w += (m->head.c1 - m->head.c0) * m->cfg.E; /* embedding rows */
