@@ -56,8 +56,25 @@ def store(arch, T):
     return path, tasks
 
 
+MC_ITEMS = 8  # questions per multiple-choice task (one forward pass per choice: keep it small)
+
+
+def task_file(task, kind):
+    """the zoo's data file; a multiple-choice file is cut to its first MC_ITEMS questions"""
+    path = os.path.join(ZOO, "data", f"{task}.{kind}")
+    if kind != "mc.jsonl":
+        return path
+    os.makedirs(WORK, exist_ok=True)
+    cut = os.path.join(WORK, f"{task}.{MC_ITEMS}.mc.jsonl")
+    with open(path) as f:
+        lines = [l for l in f if l.strip()][:MC_ITEMS]
+    with open(cut, "w") as f:
+        f.writelines(lines)
+    return cut
+
+
 def data(tasks, kind):
-    return ",".join(os.path.join(ZOO, "data", f"{t}.{kind}") for t in tasks)
+    return ",".join(task_file(t, kind) for t in tasks)
 
 
 def write_coeffs(path, tasks, C):
@@ -92,12 +109,12 @@ def case_ref():
         C += list(rng.uniform(-0.3, 1.2, size=(50 - len(C), T)))
         cfg, pre = lm_ref.load_folder(os.path.join(ZOO, arch, "pretrained"))
         fts = [lm_ref.load_folder(os.path.join(ZOO, arch, t))[1] for t in tasks]
-        for kind, nmerge in (("val.bin", 50), ("mc.jsonl", 8)):
+        for kind, nmerge in (("val.bin", 50), ("mc.jsonl", 12)):
             rows = read_csv(eval_csv(2, st, tasks, data(tasks, kind), C[:nmerge], f"ref-{arch}-{kind}"))
             for k in range(nmerge):
                 w = lm_ref.merge(pre, fts, list(C[k]))
                 for t, task in enumerate(tasks):
-                    path = os.path.join(ZOO, "data", f"{task}.{kind}")
+                    path = task_file(task, kind)
                     ref = lm_ref.evaluate(cfg, w, path, None, WINDOWS)
                     got_loss, got_acc = float(rows[k]["loss_" + task]), float(rows[k]["acc_" + task])
                     rel = abs(got_loss - ref["loss"]) / abs(ref["loss"])
@@ -119,7 +136,7 @@ def case_ranks():
         T = len(tasks)
         C = list(rng.uniform(-0.2, 1.0, size=(4, T)))
         # one multiple-choice task, one uint32 file, the others uint16 windows
-        files = [os.path.join(ZOO, "data", f"{tasks[0]}.mc.jsonl"), os.path.join(ZOO, "data", f"{tasks[1]}.val32.bin")]
+        files = [task_file(tasks[0], "mc.jsonl"), task_file(tasks[1], "val32.bin")]
         files += [os.path.join(ZOO, "data", f"{t}.val.bin") for t in tasks[2:]]
         base = None
         for n, extra in ((1, ()), (2, ()), (3, ()), (4, ()), (8, ()), groups):
