@@ -727,12 +727,13 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCheck(L >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_context %d: must be >= 1", L);
   PetscCall(PetscCalloc1(ev->T, &m->tasks));
   m->Lmax = (int64_t)L * m->batch;
+  int64_t Lseq = L;
   for (int t = 0; t < ev->T; t++) {
     MapLMTask *k = &m->tasks[t];
     PetscCall(MapLMTaskLoad(ev->comm, ev->data[t], m->cfg.V, m->cfg.npos, L, m->maxwin, m->G, m->color, k));
     if (k->mc)
       for (int64_t i = 0; i < k->nitem; i++)
-        for (int ch = 0; ch < k->nch[i]; ch++) m->Lmax = PetscMax(m->Lmax, k->nctx[i] + k->chlen[k->choff[i] + ch]);
+        for (int ch = 0; ch < k->nch[i]; ch++) Lseq = PetscMax(Lseq, k->nctx[i] + k->chlen[k->choff[i] + ch]);
   }
   /* activation buffers */
   LMLinear **lins;
@@ -744,13 +745,14 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
     maxloc = PetscMax(maxloc, lins[i]->c1 - lins[i]->c0);
   }
   PetscCall(PetscFree(lins));
+  m->Lmax         = PetscMax(m->Lmax, Lseq);
   const int64_t Lm = m->Lmax, nb = (m->head.c1 - m->head.c0 + LM_VOCAB_UNIT - 1) / LM_VOCAB_UNIT + 1;
   const int64_t nball = (m->cfg.V + LM_VOCAB_UNIT - 1) / LM_VOCAB_UNIT + 1;
   PetscCheck(Lm * PetscMax(maxN, m->cfg.V) < INT_MAX, ev->comm, PETSC_ERR_SUP, "lm evaluator: %" PetscInt64_FMT " tokens x width %" PetscInt64_FMT " exceeds 2^31", Lm, maxN);
   m->maxN = maxN;
   PetscCall(PetscMalloc6(Lm * m->cfg.E, &m->x, Lm * maxN, &m->h, Lm * maxN, &m->full, Lm * maxloc, &m->loc, Lm * maxloc, &m->loc2,
                          Lm * PetscMax(maxN, m->cfg.E), &m->gbuf));
-  PetscCall(PetscMalloc1(2 * (Lm + m->cfg.D) + 2, &m->scratch));
+  PetscCall(PetscMalloc1(Lseq * Lseq + 2 * Lseq * m->cfg.D + 1, &m->scratch));
   PetscCall(PetscMalloc4(4 * Lm, &m->r1, 4 * Lm * m->gsize, &m->r1all, Lm * nb, &m->bsum, Lm * nball, &m->bsumall));
   PetscCall(PetscMalloc5(m->gsize, &m->gcnt, m->gsize, &m->gdsp, Lm + 1, &m->seq, Lm + 1, &m->logp, Lm + 1, &m->hit));
   { /* what this rank holds, for docs/lm.md's memory model (-info): the basis shards belong to the MapModel */

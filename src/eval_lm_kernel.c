@@ -141,33 +141,31 @@ void MapLMSwiGLU(int64_t n, const float *g, const float *u, float *y)
   for (int64_t i = 0; i < n; i++) y[i] = (float)((double)g[i] / (1.0 + exp(-(double)g[i])) * u[i]);
 }
 
+/* per head: S = Q K^T and O = P V by the matrix kernel (each element one FMA chain: the same bits on
+   every rank that computes the head), the causal softmax in double per row */
 void MapLMAttention(int64_t L, int64_t D, int64_t H, int64_t Hkv, int64_t h0, int64_t h1, const float *qkv, int64_t ldq, int64_t qoff,
                     int64_t koff, int64_t voff, float *out, float *scratch)
 {
-  const double scale = 1.0 / sqrt((double)D);
-  double      *p = (double *)scratch, *acc = p + L;
-  const int64_t nloc = (h1 - h0) * D;
+  const double  scale = 1.0 / sqrt((double)D);
+  const int64_t nloc  = (h1 - h0) * D;
+  float        *Kt = scratch, *Vc = Kt + L * D, *S = Vc + L * D;
   for (int64_t h = h0; h < h1; h++) {
     const int64_t kvh = h / (H / Hkv);
+    for (int64_t u = 0; u < L; u++)
+      for (int64_t i = 0; i < D; i++) {
+        Kt[i * L + u] = qkv[u * ldq + koff + kvh * D + i];
+        Vc[u * D + i] = qkv[u * ldq + voff + kvh * D + i];
+      }
+    MapLMGemm(L, D, L, qkv + qoff + h * D, ldq, Kt, NULL, S, L);
     for (int64_t t = 0; t < L; t++) {
-      const float *q = qkv + t * ldq + qoff + h * D;
-      double       m = -INFINITY, s = 0;
-      for (int64_t u = 0; u <= t; u++) {
-        const float *k = qkv + u * ldq + koff + kvh * D;
-        double       d = 0;
-        for (int64_t i = 0; i < D; i++) d += (double)q[i] * k[i];
-        p[u] = d * scale;
-        if (p[u] > m) m = p[u];
-      }
-      for (int64_t i = 0; i < D; i++) acc[i] = 0;
-      for (int64_t u = 0; u <= t; u++) {
-        const float *v = qkv + u * ldq + voff + kvh * D;
-        const double e = exp(p[u] - m);
-        s += e;
-        for (int64_t i = 0; i < D; i++) acc[i] += e * v[i];
-      }
-      for (int64_t i = 0; i < D; i++) out[t * nloc + (h - h0) * D + i] = (float)(acc[i] / s);
+      float *st = S + t * L;
+      double m  = -INFINITY, sum = 0;
+      for (int64_t u = 0; u <= t; u++) m = PetscMax(m, st[u] * scale);
+      for (int64_t u = 0; u <= t; u++) sum += exp(st[u] * scale - m);
+      for (int64_t u = 0; u <= t; u++) st[u] = (float)(exp(st[u] * scale - m) / sum);
+      for (int64_t u = t + 1; u < L; u++) st[u] = 0.0f; /* masked: adds exact zeros below */
     }
+    MapLMGemm(L, L, D, S, L, Vc, NULL, out + (h - h0) * D, nloc);
   }
 }
 

@@ -62,7 +62,8 @@ void MapLMGelu(int64_t n, float *x, PetscBool erf_form);
 /* y[i] = silu(g[i]) * u[i] */
 void MapLMSwiGLU(int64_t n, const float *g, const float *u, float *y);
 /* causal attention of query heads [h0,h1) over L positions; qkv rows of width ldq: q of head h at
-   qoff + h*D, k and v of its kv head at koff/voff + (h/(H/Hkv))*D; out [L, (h1-h0)*D] */
+   qoff + h*D, k and v of its kv head at koff/voff + (h/(H/Hkv))*D; out [L, (h1-h0)*D];
+   scratch: L*L + 2*L*D floats */
 void MapLMAttention(int64_t L, int64_t D, int64_t H, int64_t Hkv, int64_t h0, int64_t h1, const float *qkv, int64_t ldq, int64_t qoff,
                     int64_t koff, int64_t voff, float *out, float *scratch);
 /* HF rotate_half RoPE on nh heads of width D starting at column off of rows of width ld */
