@@ -61,7 +61,7 @@ def log_view(text):
     """{event: max time over ranks} from -log_view"""
     out = {}
     for e in EVENTS:
-        m = re.search(r"^%s\s+\d+\s+[\d.]+\s+([\d.e+-]+)" % e, text, re.M)
+        m = re.search(r"^%s\s+\d+\s+[\d.]+\s+([\d.]+e[+-]\d+)" % e, text, re.M)
         out[e] = float(m.group(1)) if m else 0.0
     return out
 
@@ -114,16 +114,18 @@ def bench(build, work, name, pretrained, task_dirs, files, cfg, W, args, rows, m
     for n in (1, 2, 4):
         cmd = ["mpiexec", "-n", str(n), "--oversubscribe", "/usr/bin/time", "-f", "RSS_KB %M", mapmerge, "eval", "-map_store", st,
                "-map_eval_type", "lm", "-map_eval_data", ",".join(files), "-map_coeffs", cpath, "-map_output",
-               os.path.join(work, f"{name}-{n}"), "-map_lm_max_windows", str(W), "-log_view", "-info", ":sys"]
+               os.path.join(work, f"{name}-{n}"), "-map_lm_max_windows", str(W), "-log_view", "-info", os.path.join(work, f"{name}-{n}.info") + ":sys"]
         t0 = time.perf_counter()
         p = run(cmd, env=dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1"))
         wall = time.perf_counter() - t0
         ev = log_view(p.stdout)
         rss = [int(x) for x in re.findall(r"RSS_KB (\d+)", p.stdout + p.stderr)]
+        info = "".join(open(os.path.join(work, f)).read() for f in os.listdir(work) if f.startswith(f"{name}-{n}.info"))
         held = re.findall(r"basis shards (\d+) B.*?merged shard (\d+) B, send/recv (\d+)/(\d+) B, tensor-parallel weights (\d+) B, activations (\d+) B",
-                          p.stdout + p.stderr)
-        held_max = max(sum(int(v) for v in h) for h in held) if held else 0
-        mem.append((name, n, P, T, max(rss) / 1024 if rss else float("nan"), held_max / 2**20, (T + 1) * P * 4 / n / 2**20))
+                          info)
+        held_max = max(sum(int(v) for v in h[:5]) for h in held) if held else 0  # model state, without activations
+        acts = max(int(h[5]) for h in held) if held else 0
+        mem.append((name, n, P, T, max(rss) / 1024 if rss else float("nan"), held_max / 2**20, acts / 2**20, (T + 1) * P * 4 / n / 2**20))
         if n > 2:
             continue
         with open(os.path.join(work, f"{name}-{n}.csv")) as f:
@@ -161,10 +163,10 @@ def main():
     for name, n, ntok, ours, theirs, r, ev, wall, l1, l2 in rows:
         print(f"| {name} | {n} | {ntok} | {ours:,.0f} | {theirs:,.0f} | **{r:.2f}x** | {ev['MapStoreRead']:.4f} s | {ev['MapMergeApply']:.4f} s | "
               f"{ev['MapLMRedistrib']:.4f} s | {ev['MapLMForward']:.3f} s ({ev['MapEvalComm']:.3f} s) | {ev['MapLMReduce']:.3f} s | {l1:.6f} / {l2:.6f} |")
-    print("\n| model | -n | P | T | peak RSS per rank | evaluator holds per rank | (T+1) P 4 B / size | held / ((T+1)P4/size) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, n, P, T, rss, held, bound in mem:
-        print(f"| {name} | {n} | {P:,} | {T} | {rss:.1f} MiB | {held:.2f} MiB | {bound:.2f} MiB | {held / bound:.2f} |")
+    print("\n| model | -n | P | T | peak RSS per rank | model state held per rank | + activations | (T+1) P 4 B / size | state / ((T+1)P4/size) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, n, P, T, rss, held, acts, bound in mem:
+        print(f"| {name} | {n} | {P:,} | {T} | {rss:.1f} MiB | {held:.2f} MiB | {acts:.2f} MiB | {bound:.2f} MiB | {held / bound:.2f} |")
 
 
 if __name__ == "__main__":
