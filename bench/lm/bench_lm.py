@@ -3,8 +3,9 @@
 
   1. tokens/s of `mapmerge eval -map_eval_type lm` against the float32 PyTorch forward of the same
      merged model on the same windows (torch.set_num_threads(n) against -n n), for n = 1 and 2;
-     the evaluator's time is its MapLMForward + MapLMReduce events (-log_view, max over ranks),
-     torch's the best of 3 passes over the same windows (forward, log_softmax, loss, argmax);
+     the evaluator's time is its MapLMForward + MapLMReduce events (-log_view, max over ranks; the
+     best of 3 runs), torch's the best of 3 passes over the same windows (forward, log_softmax,
+     loss, argmax);
   2. the merge + evaluate time split into read (MapStoreRead), merge (MapMergeApply), redistribute
      (MapLMRedistrib), forward (MapLMForward, of which all-gathers MapEvalComm) and reduction
      (MapLMReduce);
@@ -115,10 +116,14 @@ def bench(build, work, name, pretrained, task_dirs, files, cfg, W, args, rows, m
         cmd = ["mpiexec", "-n", str(n), "--oversubscribe", "/usr/bin/time", "-f", "RSS_KB %M", mapmerge, "eval", "-map_store", st,
                "-map_eval_type", "lm", "-map_eval_data", ",".join(files), "-map_coeffs", cpath, "-map_output",
                os.path.join(work, f"{name}-{n}"), "-map_lm_max_windows", str(W), "-log_view", "-info", os.path.join(work, f"{name}-{n}.info") + ":sys"]
-        t0 = time.perf_counter()
-        p = run(cmd, env=dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1"))
-        wall = time.perf_counter() - t0
-        ev = log_view(p.stdout)
+        ev, wall = None, 1e30
+        for rep in range(3 if n <= 2 else 1):  # best of 3, as torch gets (a loaded machine is noisy)
+            t0 = time.perf_counter()
+            p = run(cmd, env=dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1"))
+            wall = min(wall, time.perf_counter() - t0)
+            e = log_view(p.stdout)
+            if ev is None or e["MapLMForward"] + e["MapLMReduce"] < ev["MapLMForward"] + ev["MapLMReduce"]:
+                ev = e
         rss = [int(x) for x in re.findall(r"RSS_KB (\d+)", p.stdout + p.stderr)]
         info = "".join(open(os.path.join(work, f)).read() for f in os.listdir(work) if f.startswith(f"{name}-{n}.info"))
         held = re.findall(r"basis shards (\d+) B.*?merged shard (\d+) B, send/recv (\d+)/(\d+) B, tensor-parallel weights (\d+) B, activations (\d+) B",
