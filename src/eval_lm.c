@@ -829,6 +829,10 @@ static PetscErrorCode MapEvaluatorSetFromOptions_LM(MapEvaluator ev)
                             m->maxwin, &m->maxwin, NULL));
   PetscCall(PetscOptionsInt("-map_lm_batch", "lm: windows per forward pass (throughput only: the metrics are the same bits for any value)", "",
                             m->batch, &m->batch, NULL));
+  PetscBool generic = PETSC_FALSE;
+  PetscCall(PetscOptionsBool("-map_lm_kernel_generic", "lm: the portable fmaf matrix kernel instead of AVX2+FMA (tests: the same bits, slower)", "",
+                             generic, &generic, NULL));
+  MapLMForceGeneric(generic);
   PetscOptionsEnd();
   PetscCheck(m->context >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_context %" PetscInt_FMT ": must be >= 1 (0: the model's positions)", m->context);
   PetscCheck(m->batch >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_batch %" PetscInt_FMT ": must be >= 1", m->batch);

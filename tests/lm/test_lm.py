@@ -131,7 +131,7 @@ def case_ref():
 
 def case_ranks():
     rng = np.random.default_rng(7)
-    for arch, groups in (("gpt2", (4, ("-map_eval_groups", 2))), ("llama", (3, ("-map_eval_groups", 3)))):
+    for arch, groups in (("gpt2", (4, ("-map_eval_groups", 2))), ("llama", (3, ("-map_eval_groups", 3, "-map_lm_kernel_generic")))):
         st, tasks = store(arch, min(4, len(domains(arch))))
         T = len(tasks)
         C = list(rng.uniform(-0.2, 1.0, size=(4, T)))
@@ -147,7 +147,7 @@ def case_ranks():
                 base = got
             elif got != base:
                 fail(f"{arch}: eval CSV at -n {n} {' '.join(map(str, extra))} differs from -n 1")
-        print(f"ranks: {arch} eval CSV identical at -n 1, 2, 3, 4, 8 and with rank groups")
+        print(f"ranks: {arch} eval CSV identical at -n 1, 2, 3, 4, 8 and with rank groups ({' '.join(map(str, groups[1]))} at -n {groups[0]})")
 
 
 def datasets(path):
