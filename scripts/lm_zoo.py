@@ -9,12 +9,15 @@ Seeded, CPU, one thread, deterministic; cached: nothing is done when OUTDIR/stam
 this script, lm_models.py, the arguments and the corpus bytes. The folder is built as OUTDIR.partial
 and renamed into place, so a reader never sees half a zoo."""
 import argparse
+import os
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # one thread: OpenBLAS (torch's BLAS on Debian) would start its own
+
 import copy
 import glob
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -181,7 +184,7 @@ def round_to(model, dtype):
 
 
 def build(outdir, quick):
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     block, sizes = (500, (60000, 4000, 4000)) if quick else (2000, (300000, 20000, 20000))
     pre_steps, ft_steps, batch = (250, 60, 16) if quick else (1200, 100, 16)
     streams = {d: domain_stream(d) for d in DOMAINS}
@@ -249,11 +252,13 @@ def build(outdir, quick):
 
     text = format_table(table, quick, time.time() - t0)
     lm_models.write_atomic(os.path.join(work, "table.txt"), text.encode())
+    full = {arch: {name: dict(zip(DOMAINS, losses)) for name, losses in rows.items()} for arch, rows in table}
+    lm_models.write_atomic(os.path.join(work, "table.json"), (json.dumps(full, indent=1) + "\n").encode())
     lm_models.write_atomic(os.path.join(work, "stamp"), (stamp + "\n").encode())
     shutil.rmtree(outdir, ignore_errors=True)
     os.replace(work, outdir)
     print(text, end="")
-    print("lm_zoo: built %s in %.1fs" % (outdir, time.time() - t0))
+    print("lm_zoo: built %s in %.1fs (%.1fs of CPU)" % (outdir, time.time() - t0, time.process_time() - c0))
 
 
 def format_table(table, quick, seconds):

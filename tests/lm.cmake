@@ -3,3 +3,5 @@
 # float64 reference (tests/lm/lm_ref.py) against the zoo's torch modules and the zoo's files.
 map_script_test(lm_zoo /usr/bin/python3 ${CMAKE_SOURCE_DIR}/scripts/lm_zoo.py ${CMAKE_BINARY_DIR}/lm-zoo)
 set_tests_properties(lm_zoo PROPERTIES FIXTURES_SETUP lm_zoo)
+map_script_test(lm_ref_selfcheck /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/lm/test_lm_ref.py ${CMAKE_BINARY_DIR}/lm-zoo ${CMAKE_SOURCE_DIR})
+set_tests_properties(lm_ref_selfcheck PROPERTIES FIXTURES_REQUIRED lm_zoo FAIL_REGULAR_EXPRESSION "FAIL")
