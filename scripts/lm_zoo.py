@@ -205,6 +205,8 @@ def build(outdir, quick):
     except OSError:
         pass
 
+    if os.path.isdir(outdir) and os.listdir(outdir) and not os.path.exists(os.path.join(outdir, "stamp")):
+        sys.exit("lm_zoo: %s exists and is not an LM zoo (no stamp file); refusing to replace it" % outdir)
     work = outdir.rstrip("/") + ".partial"
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.join(work, "data"))
@@ -254,6 +256,9 @@ def build(outdir, quick):
     lm_models.write_atomic(os.path.join(work, "table.txt"), text.encode())
     full = {arch: {name: dict(zip(DOMAINS, losses)) for name, losses in rows.items()} for arch, rows in table}
     lm_models.write_atomic(os.path.join(work, "table.json"), (json.dumps(full, indent=1) + "\n").encode())
+    manifest = {"domains": DOMAINS, "architectures": list(ARCHS), "models": ["pretrained"] + DOMAINS, "quick": quick,
+                "vocab_size": VOCAB, "bytes": dict(zip(("train", "val", "test"), sizes)), "steps": [pre_steps, ft_steps]}
+    lm_models.write_atomic(os.path.join(work, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
     lm_models.write_atomic(os.path.join(work, "stamp"), (stamp + "\n").encode())
     shutil.rmtree(outdir, ignore_errors=True)
     os.replace(work, outdir)
