@@ -33,6 +33,7 @@ def check(ok, what):
 
 
 table = json.load(open(os.path.join(zoo, "table.json")))
+mc_table = json.load(open(os.path.join(zoo, "mc_table.json")))
 domains = sorted(os.path.basename(p)[:-len(".val.bin")] for p in glob.glob(os.path.join(zoo, "data", "*.val.bin")))
 check(len(domains) >= 4 and all(set(table[a]) == {"pretrained", *domains} for a in table),
       "%d domains %s, every model in table.json" % (len(domains), domains))
@@ -115,6 +116,12 @@ for arch in ("gpt2", "llama"):
             n = len(it["context"])
             diffs.append(abs(rl - sum(lp[n - 1 + j, c[j]].item() for j in range(len(c)))))
     check(max(diffs) < 1e-9, "%s: multiple-choice log-likelihoods, reference vs module, max difference %.1e" % (arch, max(diffs)))
+    # the zoo's multiple-choice table (float32 models) recomputed: the pretrained model and d's own
+    for name in ("pretrained", d):
+        r = lm_ref.eval_mc(cfg, lm_ref.load_folder(os.path.join(zoo, arch, name))[1], os.path.join(zoo, "data", d + ".mc.jsonl"))
+        want = mc_table[arch][name][d]
+        check(r["accuracy"] == want["accuracy"] and abs(r["loss"] - want["loss"]) < 1e-5 * r["loss"],
+              "%s %s on %s.mc.jsonl: accuracy %.4f, loss %.4f (mc_table.json %.4f, %.4f)" % (arch, name, d, r["accuracy"], r["loss"], want["accuracy"], want["loss"]))
 
 # 6. the CLI prints what the module computes
 pre_dir, d = os.path.join(zoo, "gpt2", "pretrained"), domains[0]
@@ -130,7 +137,7 @@ cmd[cmd.index("--data") + 1] = os.path.join(zoo, "data", d + ".mc.jsonl")
 out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 check(out["count"] >= 24 and 0 <= out["correct"] <= out["count"], "CLI: multiple choice %s" % out)
 
-# 7. bad files are clear errors that name the file and the value
+# 7. bad files are clear errors that name the file and the value (one through the CLI)
 with tempfile.TemporaryDirectory() as tmp:
     good = open(os.path.join(zoo, "data", d + ".val.bin"), "rb").read()
     cases = {
@@ -139,13 +146,20 @@ with tempfile.TemporaryDirectory() as tmp:
         "vocab.bin": (good[:1024 + 10] + (300).to_bytes(2, "little") + good[1024 + 12:], "token 300 at position 5"),
         "empty.bin": (good[:8] + (0).to_bytes(4, "little") + good[12:1024], "header says 0"),
         "answer.mc.jsonl": (b'{"context": [1, 2], "choices": [[3], [4]], "answer": 2}\n', "answer < 2"),
+        "token.mc.jsonl": (b'{"context": [1, 259], "choices": [[3], [4]], "answer": 0}\n', "token 259 is outside"),
     }
     for fname, (data, msg) in cases.items():
         path = os.path.join(tmp, fname)
         open(path, "wb").write(data)
-        r = subprocess.run([sys.executable, os.path.join(src, "tests", "lm", "lm_ref.py"), "--pretrained", pre_dir,
-                            "--data", path], capture_output=True, text=True)
-        check(r.returncode != 0 and path in r.stderr and msg in r.stderr, "error on %s: %s" % (fname, r.stderr.strip()))
+        try:
+            lm_ref.evaluate(cfg, pre, path)
+            err = "no error"
+        except lm_ref.RefError as e:
+            err = str(e)
+        check(path in err and msg in err, "error on %s: %s" % (fname, err))
+    r = subprocess.run([sys.executable, os.path.join(src, "tests", "lm", "lm_ref.py"), "--pretrained", pre_dir,
+                        "--data", os.path.join(tmp, "vocab.bin")], capture_output=True, text=True)
+    check(r.returncode != 0 and "token 300" in r.stderr and not r.stdout, "CLI error: %s" % r.stderr.strip())
 
 print("lm_ref_selfcheck: %d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
