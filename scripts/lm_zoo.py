@@ -99,7 +99,8 @@ def split_domain(name, stream, sizes, block):
     per = nb // (sizes[1] // block)  # blocks per val block (17 for 300/20/20)
     for j in range(nb):
         i = j * have // nb
-        parts[0 if j % per < per - 2 else 1 + (j % per) - (per - 2)].append(stream[i * block:(i + 1) * block])
+        r = j % per
+        parts[0 if r < per - 2 else 1 if r == per - 2 else 2].append(stream[i * block:(i + 1) * block])
     out = [b"".join(p) for p in parts]
     assert [len(p) for p in out] == list(sizes), (name, [len(p) for p in out])
     return out
@@ -160,11 +161,14 @@ def mc_scores(model, lines):
     for line in lines:
         it = json.loads(line)
         ctx, n = it["context"], len(it["context"])
-        lls = []
-        for c in it["choices"]:
-            seq = torch.tensor([ctx + c])
-            logp = torch.log_softmax(model(seq[:, :-1])[0].double(), dim=-1)
-            lls.append(logp[torch.arange(n - 1, n - 1 + len(c)), torch.tensor(c)].sum().item())
+        lls = [0.0] * len(it["choices"])
+        for m in sorted(set(map(len, it["choices"]))):  # choices of one length share a forward
+            which = [j for j, c in enumerate(it["choices"]) if len(c) == m]
+            seq = torch.tensor([ctx + it["choices"][j] for j in which])
+            logp = torch.log_softmax(model(seq[:, :-1]).double(), dim=-1)
+            pos = torch.arange(n - 1, n - 1 + m)
+            for r, j in enumerate(which):
+                lls[j] = logp[r, pos, seq[r, pos + 1]].sum().item()
         correct += int(np.argmax(lls)) == it["answer"]
         nll -= lls[it["answer"]]
     return correct / len(lines), nll / len(lines)
