@@ -116,8 +116,11 @@ class _Weights:
         self.used.add(name)
         return self.w[name]
 
+    # buffers some real checkpoints carry that are not weights (GPT-2's causal mask, old Llama's RoPE table)
+    _BUFFERS = (".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq")
+
     def check_all_used(self):
-        extra = sorted(set(self.w) - self.used)
+        extra = sorted(k for k in set(self.w) - self.used if not k.endswith(self._BUFFERS))
         if extra:
             raise RefError("unexpected tensor %s" % extra[0])
 
