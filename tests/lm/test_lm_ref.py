@@ -81,8 +81,9 @@ for arch in ("gpt2", "llama"):
     one = lm_ref.merge(pre, tasks[:1], [1.0])
     err1 = max(((one[k] - tasks[0][k]).abs().max() / tasks[0][k].abs().max().clamp(min=1e-300)).item() for k in one)
     check(same0 and err1 < 1e-15, "%s: merge with c=0 is theta_pre bitwise, with c=1 is the task model (%.1e)" % (arch, err1))
-    # 3. the zoo's float32 table, recomputed in float64 from the files: the pretrained row and the diagonal
-    for d in domains:
+    # 3. the zoo's float32 table, recomputed in float64 from the files: pretrained and fine-tuned on the
+    #    fine-tuned model's domain, half the domains per architecture (all of them over the two) to save time
+    for d in domains[arch == "llama"::2]:
         path = os.path.join(zoo, "data", d + ".val.bin")
         lp = lm_ref.eval_bin(cfg, pre, path)["loss"]
         lf = lm_ref.eval_bin(cfg, lm_ref.load_folder(os.path.join(zoo, arch, d))[1], path)["loss"]
@@ -93,7 +94,9 @@ for arch in ("gpt2", "llama"):
     for d in domains:
         others = [x for x in domains if x != d]
         worse = np.mean([table[arch][d][x] - table[arch]["pretrained"][x] for x in others])
-        check(worse > 0, "%s %s: on the other domains %.4f worse than pretrained (mean)" % (arch, d, worse))
+        gain = table[arch]["pretrained"][d] - table[arch][d][d]
+        check(worse > 0 and gain > 0, "%s %s: %.4f better than pretrained on its domain, %.4f worse on the others (mean)"
+              % (arch, d, gain, worse))
     # 4. both .bin formats, the window rule and max_windows
     d = domains[1]
     r16 = lm_ref.eval_bin(cfg, pre, os.path.join(zoo, "data", d + ".val.bin"), max_windows=5)
