@@ -9,12 +9,15 @@ Seeded, CPU, one thread, deterministic; cached: nothing is done when OUTDIR/stam
 this script, lm_models.py, the arguments and the corpus bytes. The folder is built as OUTDIR.partial
 and renamed into place, so a reader never sees half a zoo."""
 import argparse
+import os
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # one thread: OpenBLAS (torch's BLAS on Debian) would start its own
+
 import copy
 import glob
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -96,7 +99,8 @@ def split_domain(name, stream, sizes, block):
     per = nb // (sizes[1] // block)  # blocks per val block (17 for 300/20/20)
     for j in range(nb):
         i = j * have // nb
-        parts[0 if j % per < per - 2 else 1 + (j % per) - (per - 2)].append(stream[i * block:(i + 1) * block])
+        r = j % per
+        parts[0 if r < per - 2 else 1 if r == per - 2 else 2].append(stream[i * block:(i + 1) * block])
     out = [b"".join(p) for p in parts]
     assert [len(p) for p in out] == list(sizes), (name, [len(p) for p in out])
     return out
@@ -150,6 +154,26 @@ def val_loss(model, ids, length):
     return F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1)).item()
 
 
+@torch.no_grad()
+def mc_scores(model, lines):
+    """Multiple-choice (accuracy, mean NLL of the answer) by summed choice log-likelihoods."""
+    correct, nll = 0, 0.0
+    for line in lines:
+        it = json.loads(line)
+        ctx, n = it["context"], len(it["context"])
+        lls = [0.0] * len(it["choices"])
+        for m in sorted(set(map(len, it["choices"]))):  # choices of one length share a forward
+            which = [j for j, c in enumerate(it["choices"]) if len(c) == m]
+            seq = torch.tensor([ctx + it["choices"][j] for j in which])
+            logp = torch.log_softmax(model(seq[:, :-1]).double(), dim=-1)
+            pos = torch.arange(n - 1, n - 1 + m)
+            for r, j in enumerate(which):
+                lls[j] = logp[r, pos, seq[r, pos + 1]].sum().item()
+        correct += int(np.argmax(lls)) == it["answer"]
+        nll -= lls[it["answer"]]
+    return correct / len(lines), nll / len(lines)
+
+
 def train(model, streams, steps, lr, batch, length, gen, log):
     """AdamW with linear warm-up and cosine decay; each row is a random window of a random stream."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
@@ -181,7 +205,7 @@ def round_to(model, dtype):
 
 
 def build(outdir, quick):
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     block, sizes = (500, (60000, 4000, 4000)) if quick else (2000, (300000, 20000, 20000))
     pre_steps, ft_steps, batch = (250, 60, 16) if quick else (1200, 100, 16)
     streams = {d: domain_stream(d) for d in DOMAINS}
@@ -202,6 +226,8 @@ def build(outdir, quick):
     except OSError:
         pass
 
+    if os.path.isdir(outdir) and os.listdir(outdir) and not os.path.exists(os.path.join(outdir, "stamp")):
+        sys.exit("lm_zoo: %s exists and is not an LM zoo (no stamp file); refusing to replace it" % outdir)
     work = outdir.rstrip("/") + ".partial"
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.join(work, "data"))
@@ -213,8 +239,9 @@ def build(outdir, quick):
         lm_models.write_atomic(os.path.join(work, "data", d + ".test.bin"), bin_bytes(list(test_b)))
         lm_models.write_atomic(os.path.join(work, "data", d + ".val32.bin"), bin_bytes(list(val_b), wide=True))
     rng = np.random.default_rng(SEED)
+    mc = {d: mc_items(d, tests, rng, 24 if quick else 64) for d in DOMAINS}
     for d in DOMAINS:
-        lm_models.write_atomic(os.path.join(work, "data", d + ".mc.jsonl"), mc_items(d, tests, rng, 24 if quick else 64).encode())
+        lm_models.write_atomic(os.path.join(work, "data", d + ".mc.jsonl"), mc[d].encode())
     print("lm_zoo: corpus of %d domains (%d/%d/%d bytes train/val/test each) in %.1fs"
           % (len(DOMAINS), sizes[0], sizes[1], sizes[2], time.time() - t0), flush=True)
 
@@ -240,29 +267,44 @@ def build(outdir, quick):
             cfg_out = dict(cfg)
             lm_models.save_hf_folder(os.path.join(work, arch, name), cfg_out, m.state_dict(), dtype, nshards)
         # the table is scored from the files as saved (what an evaluator reads)
-        rows = {}
+        rows, mc_rows = {}, {}
         for name in models:
             _, m = lm_models.load_hf_folder_torch(os.path.join(work, arch, name))
             rows[name] = [val_loss(m, val_ids[d], length) for d in DOMAINS]
-        table.append((arch, rows))
+            mc_rows[name] = [mc_scores(m, mc[d].splitlines()) for d in DOMAINS]
+        table.append((arch, rows, mc_rows))
         print("lm_zoo: %s done in %.1fs" % (arch, time.time() - ta), flush=True)
 
-    text = format_table(table, quick, time.time() - t0)
+    text = format_table(table, quick)
     lm_models.write_atomic(os.path.join(work, "table.txt"), text.encode())
+    full = {arch: {name: dict(zip(DOMAINS, losses)) for name, losses in rows.items()} for arch, rows, _ in table}
+    lm_models.write_atomic(os.path.join(work, "table.json"), (json.dumps(full, indent=1) + "\n").encode())
+    full = {arch: {name: {d: {"accuracy": a, "loss": l} for d, (a, l) in zip(DOMAINS, accs)} for name, accs in mc_rows.items()}
+            for arch, _, mc_rows in table}
+    lm_models.write_atomic(os.path.join(work, "mc_table.json"), (json.dumps(full, indent=1) + "\n").encode())
+    manifest = {"domains": DOMAINS, "architectures": list(ARCHS), "models": ["pretrained"] + DOMAINS, "quick": quick,
+                "vocab_size": VOCAB, "bytes": dict(zip(("train", "val", "test"), sizes)), "steps": [pre_steps, ft_steps]}
+    lm_models.write_atomic(os.path.join(work, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
     lm_models.write_atomic(os.path.join(work, "stamp"), (stamp + "\n").encode())
     shutil.rmtree(outdir, ignore_errors=True)
     os.replace(work, outdir)
     print(text, end="")
-    print("lm_zoo: built %s in %.1fs" % (outdir, time.time() - t0))
+    print("lm_zoo: built %s in %.1fs (%.1fs of CPU)" % (outdir, time.time() - t0, time.process_time() - c0))
 
 
-def format_table(table, quick, seconds):
+def format_table(table, quick):
     lines = ["# lm_zoo%s: mean next-token cross-entropy (nats/byte) on each domain's val set,"
              " windows of the context length; * = the fine-tuned model's own domain" % (" --quick" if quick else "")]
-    for arch, rows in table:
+    for arch, rows, _ in table:
         lines.append("%-6s %-11s" % (arch, "model") + "".join(" %10s" % d for d in DOMAINS))
         for name, losses in rows.items():
             cells = "".join(" %9.4f%s" % (v, "*" if name == d else " ") for v, d in zip(losses, DOMAINS))
+            lines.append("%-6s %-11s%s" % (arch, name, cells))
+    lines.append("# multiple-choice accuracy on each domain's .mc.jsonl (4 choices, chance 0.25)")
+    for arch, _, mc_rows in table:
+        lines.append("%-6s %-11s" % (arch, "model") + "".join(" %10s" % d for d in DOMAINS))
+        for name, accs in mc_rows.items():
+            cells = "".join(" %9.4f%s" % (a, "*" if name == d else " ") for (a, _), d in zip(accs, DOMAINS))
             lines.append("%-6s %-11s%s" % (arch, name, cells))
     return "\n".join(lines) + "\n"
 

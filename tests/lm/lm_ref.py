@@ -15,9 +15,12 @@ Module: load_folder, merge, eval_bin, eval_mc (and forward, read_bin, read_mc).
 CLI:    lm_ref.py --pretrained DIR [--tasks DIR,DIR --coeffs c,c] --data FILE [--context L] [--max-windows K]
         prints {"loss":..,"accuracy":..,"correct":..,"count":..} as one JSON line."""
 import argparse
+import os
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # one thread: OpenBLAS (torch's BLAS on Debian) would start its own
+
 import json
 import math
-import os
 import sys
 
 import numpy as np
@@ -113,8 +116,11 @@ class _Weights:
         self.used.add(name)
         return self.w[name]
 
+    # buffers some real checkpoints carry that are not weights (GPT-2's causal mask, old Llama's RoPE table)
+    _BUFFERS = (".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq")
+
     def check_all_used(self):
-        extra = sorted(set(self.w) - self.used)
+        extra = sorted(k for k in set(self.w) - self.used if not k.endswith(self._BUFFERS))
         if extra:
             raise RefError("unexpected tensor %s" % extra[0])
 
@@ -280,13 +286,16 @@ def read_mc(path, vocab):
 
 
 def choice_logliks(cfg, weights, context, choices):
-    """Summed log-likelihood of each choice's tokens after the context (lm-eval-harness loglikelihood)."""
-    out = []
-    for c in choices:
-        seq = torch.tensor(context + c, dtype=torch.long)
-        logp = _log_softmax(forward(cfg, weights, seq[None, :-1]))[0]
-        pos = torch.arange(len(context) - 1, len(seq) - 1)
-        out.append(logp[pos, seq[pos + 1]].sum().item())
+    """Summed log-likelihood of each choice's tokens after the context (lm-eval-harness loglikelihood);
+    choices of the same length share one batched forward."""
+    out = [0.0] * len(choices)
+    for n in sorted(set(len(c) for c in choices)):
+        which = [j for j, c in enumerate(choices) if len(c) == n]
+        seq = torch.tensor([context + choices[j] for j in which], dtype=torch.long)
+        logp = _log_softmax(forward(cfg, weights, seq[:, :-1]))
+        pos = torch.arange(len(context) - 1, seq.shape[1] - 1)
+        for r, j in enumerate(which):
+            out[j] = logp[r, pos, seq[r, pos + 1]].sum().item()
     return out
 
 
