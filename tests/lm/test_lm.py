@@ -45,12 +45,16 @@ def domains(arch):
     return d
 
 
+_imported = set()
+
+
 def store(arch, T):
-    """the store of the first T domains of arch (imported once)"""
+    """the store of the first T domains of arch, imported afresh (a rebuilt zoo must not meet an old store)"""
     os.makedirs(WORK, exist_ok=True)
     tasks = domains(arch)[:T]
     path = os.path.join(WORK, f"{arch}-{T}.h5")
-    if not os.path.exists(path):
+    if path not in _imported:
+        _imported.add(path)
         mpi(2, "import", "-map_pretrained", os.path.join(ZOO, arch, "pretrained"), "-map_tasks", ",".join(tasks),
             "-map_task_models", ",".join(os.path.join(ZOO, arch, t) for t in tasks), "-map_store", path)
     return path, tasks
