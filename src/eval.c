@@ -8,7 +8,7 @@
 #include <dlfcn.h>
 #include <cblas.h>
 
-static const char *const MapEvalTypes[] = {"mlp", "command", "analytic"};
+static const char *const MapEvalTypes[] = {"mlp", "command", "analytic", "lm"};
 
 static PetscErrorCode MapEvaluatorEvaluate_Analytic(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
@@ -65,13 +65,14 @@ PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type)
   PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetType: the evaluator is already set up");
   for (size_t i = 0; i < sizeof(MapEvalTypes) / sizeof(MapEvalTypes[0]); i++)
     if (!strcmp(type, MapEvalTypes[i])) known = PETSC_TRUE;
-  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic",
+  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic, lm",
              type);
   if (ev->ops.destroy) PetscCall(ev->ops.destroy(ev));
   PetscCall(PetscMemzero(&ev->ops, sizeof(ev->ops)));
   PetscCall(PetscStrncpy(ev->type, type, sizeof(ev->type)));
   if (!strcmp(type, "mlp")) PetscCall(MapEvaluatorCreate_MLP(ev));
   else if (!strcmp(type, "command")) PetscCall(MapEvaluatorCreate_Command(ev));
+  else if (!strcmp(type, "lm")) PetscCall(MapEvaluatorCreate_LM(ev));
   else {
     ev->ops.setup    = MapEvaluatorSetUp_Analytic;
     ev->ops.evaluate = MapEvaluatorEvaluate_Analytic;
@@ -123,11 +124,11 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
 
   PetscFunctionBegin;
   if (ev->type[0])
-    for (PetscInt i = 0; i < 3; i++)
+    for (PetscInt i = 0; i < 4; i++)
       if (!strcmp(ev->type, MapEvalTypes[i])) itype = i;
   PetscOptionsBegin(ev->comm, NULL, "Evaluator options", "MapEvaluator");
   PetscCall(PetscOptionsEList("-map_eval_type", "evaluator: mlp (built-in model-parallel MLP), command (external program), "
-                              "analytic (closed-form test problems)", "MapEvaluatorSetType", MapEvalTypes, 3, MapEvalTypes[itype],
+                              "analytic (closed-form test problems), lm (built-in tensor-parallel GPT-2/Llama language model)", "MapEvaluatorSetType", MapEvalTypes, 4, MapEvalTypes[itype],
                               &itype, &set));
   PetscCall(PetscOptionsString("-map_eval_data", "per-task eval sets D1,D2,... (safetensors: inputs F32 [n,d], labels I64/I32 [n]), in task order",
                                "MapEvaluatorSetEvalData", data, data, sizeof(data), &set));
@@ -191,7 +192,7 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
   if (model) PetscCall(MapModelGetNumCoefficients(model, &ev->Tc));
   PetscCall(PetscCalloc1(T + 1, &ev->tasks));
   for (int i = 0; i < T; i++) PetscCall(PetscStrallocpy(task_names[i], &ev->tasks[i]));
-  if (ev->ndata > 0 || !strcmp(ev->type, "mlp")) {
+  if (ev->ndata > 0 || !strcmp(ev->type, "mlp") || !strcmp(ev->type, "lm")) {
     char list[1024] = "";
     for (int i = 0; i < T; i++) {
       size_t l = strlen(list);

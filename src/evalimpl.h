@@ -54,6 +54,7 @@ int MapEvalInterrupted(void);
 
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
+PetscErrorCode MapEvaluatorCreate_LM(MapEvaluator ev);
 
 /* ---- helpers shared by the mlp and reference evaluators (eval_mlp.c) ---- */
 

@@ -1,0 +1,72 @@
+/* Private to the lm evaluator (eval_lm*.c): a decoder-only transformer (GPT-2 or Llama family),
+   tensor-parallel over a rank group. See docs/lm.md for the design and why it gives the same bits
+   at every rank count. */
+#ifndef MAPMERGE_EVALLMIMPL_H
+#define MAPMERGE_EVALLMIMPL_H
+
+#include "evalimpl.h"
+
+typedef enum { MAP_LM_GPT2 = 0, MAP_LM_LLAMA = 1 } MapLMArch;
+
+/* The architecture, from the checkpoint's Hugging Face config.json. */
+typedef struct {
+  MapLMArch arch;
+  int64_t   V, E, nlayer, H, Hkv, D, F, npos; /* vocab, width, layers, heads, kv heads, head dim, MLP width, positions */
+  double    eps;                              /* LayerNorm / RMSNorm epsilon */
+  double    rope_theta;                       /* llama */
+  PetscBool tied;                             /* llama: lm_head is embed_tokens */
+  PetscBool gelu_erf;                         /* gpt2: exact GELU ("gelu") instead of the tanh form */
+  char      path[MAP_PATH_LEN];               /* config.json */
+} MapLMConfig;
+
+/* MapLMConfigRead - parses config.json (path: the file or its folder); an unknown model_type or a
+   missing/invalid key is an error naming the file. Collective (every rank reads the small file). */
+PetscErrorCode MapLMConfigRead(MPI_Comm comm, const char *path, MapLMConfig *cfg);
+
+/* One task's evaluation data: token windows (llm.c .bin) or multiple-choice items (.jsonl). */
+typedef struct {
+  PetscBool  mc;
+  int64_t    nitem;   /* windows or questions */
+  int64_t    i0, i1;  /* my group's items */
+  int        L;       /* window length (bin) */
+  int32_t   *tok;     /* bin: my group's tokens [(i1-i0)*L + 1]; mc: all items' tokens */
+  int64_t   *ctxoff;  /* mc: per item: offset of the context in tok, then per choice offsets */
+  int       *nctx;    /* mc: context length per item */
+  int       *nch;     /* mc: choices per item */
+  int64_t   *choff;   /* mc: start of item i's choice table in chlen/chstart ([sum nch]) */
+  int64_t   *chstart; /* mc: offset of each choice's tokens in tok */
+  int       *chlen;   /* mc: tokens per choice */
+  int       *answer;  /* mc: right choice per item */
+} MapLMTask;
+
+/* MapLMTaskLoad - reads a task file for the items [i0,i1) of group g of G (.bin: windows of L
+   tokens, at most maxwin; .jsonl: multiple choice); ids >= V, empty files, bad headers and
+   sequences longer than npos + 1 are errors naming the file and the values. Collective. */
+PetscErrorCode MapLMTaskLoad(MPI_Comm comm, const char *file, int64_t V, int64_t npos, int L, int64_t maxwin, int G, int g,
+                             MapLMTask *task);
+PetscErrorCode MapLMTaskDestroy(MapLMTask *task);
+
+/* ---- kernels (eval_lm_kernel.c): the same bits on every path ---- */
+
+/* MapLMGemm - Y[t][j] = b[j] + sum_k X[t][k] W[k][j] (b may be NULL) for t < L, j < n, each element
+   accumulated by fused multiply-adds in k order from 0, whatever n: the bits of one element do not
+   depend on how many columns a rank holds. AVX2+FMA when the CPU has it, else fmaf (the same
+   correctly rounded operation). */
+void MapLMGemm(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, const float *b, float *Y, int64_t ldy);
+/* MapLMForceGeneric - tests: the portable fmaf kernel even where AVX2+FMA is available */
+void MapLMForceGeneric(PetscBool flg);
+
+void MapLMLayerNorm(int64_t L, int64_t E, const float *x, const float *w, const float *b, double eps, float *y);
+void MapLMRMSNorm(int64_t L, int64_t E, const float *x, const float *w, double eps, float *y);
+void MapLMGelu(int64_t n, float *x, PetscBool erf_form);
+/* y[i] = silu(g[i]) * u[i] */
+void MapLMSwiGLU(int64_t n, const float *g, const float *u, float *y);
+/* causal attention of query heads [h0,h1) over L positions; qkv rows of width ldq: q of head h at
+   qoff + h*D, k and v of its kv head at koff/voff + (h/(H/Hkv))*D; out [L, (h1-h0)*D];
+   scratch: L*L + 2*L*D floats */
+void MapLMAttention(int64_t L, int64_t D, int64_t H, int64_t Hkv, int64_t h0, int64_t h1, const float *qkv, int64_t ldq, int64_t qoff,
+                    int64_t koff, int64_t voff, float *out, float *scratch);
+/* HF rotate_half RoPE on nh heads of width D starting at column off of rows of width ld */
+void MapLMRope(int64_t L, int64_t D, int64_t nh, float *x, int64_t ld, int64_t off, const double *cs);
+
+#endif
