@@ -72,6 +72,21 @@ void MapTempCleanup(void)
   }
 }
 
+PetscErrorCode MapStrlcat(char *dst, const char *src, size_t size)
+{
+  size_t have, add;
+
+  PetscFunctionBegin;
+  PetscCheck(size > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "MapStrlcat: destination of size 0");
+  have = strnlen(dst, size);
+  PetscCheck(have < size, PETSC_COMM_SELF, PETSC_ERR_ARG_CORRUPT, "MapStrlcat: destination is not terminated within its %zu bytes", size);
+  add = strlen(src);
+  if (add > size - have - 1) add = size - have - 1;
+  memcpy(dst + have, src, add);
+  dst[have + add] = 0;
+  PetscFunctionReturn(0);
+}
+
 const char *MapNonRegularKind(const char *path)
 {
   struct stat sb;

@@ -90,8 +90,8 @@ static PetscErrorCode ExportTasks(MPI_Comm comm, MapStore store, const ExportOpt
   for (int t = 0; t < T; t++) {
     const char *nm;
     PetscCall(MapStoreGetTaskName(store, t, &nm));
-    PetscCall(PetscStrlcat(all, t ? "," : "", sizeof(all)));
-    PetscCall(PetscStrlcat(all, nm, sizeof(all)));
+    PetscCall(MapStrlcat(all, t ? "," : "", sizeof(all)));
+    PetscCall(MapStrlcat(all, nm, sizeof(all)));
   }
   if (o->tasks[0]) PetscCall(MapSplitList(o->tasks, ',', &n, &names));
   else n = T;
@@ -186,8 +186,8 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
         PetscCheck(!ok || len <= sizeof(tasks), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
                    "export: -map_run %s: the task names of /tasks take %zu characters, more than the %zu of -map_tasks", path, len, sizeof(tasks));
         for (int t = 0; ok && t < T; t++) {
-          if (t) PetscCall(PetscStrlcat(tasks, ",", sizeof(tasks)));
-          PetscCall(PetscStrlcat(tasks, names[t], sizeof(tasks)));
+          if (t) PetscCall(MapStrlcat(tasks, ",", sizeof(tasks)));
+          PetscCall(MapStrlcat(tasks, names[t], sizeof(tasks)));
         }
         MapFreeList(T, &names);
         MapH5ReadStringAttr(f, "box", &boxs);
@@ -394,10 +394,10 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
     const char *nm;
     char        v[64];
     PetscCall(MapStoreGetTaskName(store, tasks[k], &nm));
-    PetscCall(PetscStrlcat(tnames, k ? "," : "", sizeof(tnames)));
-    PetscCall(PetscStrlcat(tnames, nm, sizeof(tnames)));
+    PetscCall(MapStrlcat(tnames, k ? "," : "", sizeof(tnames)));
+    PetscCall(MapStrlcat(tnames, nm, sizeof(tnames)));
     PetscCall(PetscSNPrintf(v, sizeof(v), "%s%.17g", k ? "," : "", o.c[k]));
-    PetscCall(PetscStrlcat(coeffs, v, sizeof(coeffs)));
+    PetscCall(MapStrlcat(coeffs, v, sizeof(coeffs)));
   }
   {
     const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};

@@ -54,8 +54,8 @@ PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file)
   {
     char pats[4096] = "";
     for (int i = 0; i < im->npat; i++) {
-      PetscCall(PetscStrlcat(pats, i ? "," : "", sizeof(pats)));
-      PetscCall(PetscStrlcat(pats, im->pat[i], sizeof(pats)));
+      PetscCall(MapStrlcat(pats, i ? "," : "", sizeof(pats)));
+      PetscCall(MapStrlcat(pats, im->pat[i], sizeof(pats)));
     }
     PetscCall(MapH5WriteStringAttr(file, "private_patterns", pats));
   }
@@ -80,8 +80,8 @@ PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file)
     for (int i = 0; i < ck->npriv; i++) seen[ck->priv[i]->dtype] = PETSC_TRUE;
     for (int d = 0; d <= MAP_DTYPE_OTHER; d++)
       if (seen[d]) {
-        PetscCall(PetscStrlcat(dts, dts[0] ? "," : "", sizeof(dts)));
-        PetscCall(PetscStrlcat(dts, MapDTypeName((MapDType)d), sizeof(dts)));
+        PetscCall(MapStrlcat(dts, dts[0] ? "," : "", sizeof(dts)));
+        PetscCall(MapStrlcat(dts, MapDTypeName((MapDType)d), sizeof(dts)));
       }
     const char *prefix = c ? "task." : "pretrained";
     const char *tname  = c ? im->tasks[c - 1] : "";

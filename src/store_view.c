@@ -30,13 +30,13 @@ static PetscErrorCode ShapeString(int ndim, const int64_t *shape, char *buf, siz
 {
   PetscFunctionBegin;
   buf[0] = 0;
-  PetscCall(PetscStrlcat(buf, "[", len));
+  PetscCall(MapStrlcat(buf, "[", len));
   for (int d = 0; d < ndim; d++) {
     char e[32];
     PetscCall(PetscSNPrintf(e, sizeof(e), "%s%lld", d ? "," : "", (long long)shape[d]));
-    PetscCall(PetscStrlcat(buf, e, len));
+    PetscCall(MapStrlcat(buf, e, len));
   }
-  PetscCall(PetscStrlcat(buf, "]", len));
+  PetscCall(MapStrlcat(buf, "]", len));
   PetscFunctionReturn(0);
 }
 
@@ -85,8 +85,8 @@ PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
     for (int t = 0; t < s->T; t++) len += strlen(s->tasks[t]) + 1;
     PetscCall(PetscCalloc1(len, &line));
     for (int t = 0; t < s->T; t++) {
-      PetscCall(PetscStrlcat(line, " ", len));
-      PetscCall(PetscStrlcat(line, s->tasks[t], len));
+      PetscCall(MapStrlcat(line, " ", len));
+      PetscCall(MapStrlcat(line, s->tasks[t], len));
     }
     PetscCall(PetscViewerASCIIPrintf(viewer, "tasks T = %d:%s\n", s->T, line));
     PetscCall(PetscFree(line));

@@ -23,3 +23,8 @@ foreach(dt bf16 f16)
     set_tests_properties(store_${dt}_${case} PROPERTIES FIXTURES_REQUIRED zoo_small FAIL_REGULAR_EXPRESSION "FAIL")
   endforeach()
 endforeach()
+# `info` prints every task name whole (PETSc 3.18's PetscStrlcat cut "bible" to "bi"; MapStrlcat)
+map_script_test(store_info_task_names /bin/sh -c
+  "${MPIEXEC_EXECUTABLE} -n 1 $<TARGET_FILE:mapmerge> import -options_file_yaml zoo-small/zoo.yaml -map_tasks permute -map_task_models zoo-small/permute.safetensors -map_store store-info-names.h5 >/dev/null && ${MPIEXEC_EXECUTABLE} -n 2 $<TARGET_FILE:mapmerge> info -map_store store-info-names.h5")
+set_tests_properties(store_info_task_names PROPERTIES FIXTURES_REQUIRED zoo_small
+                     PASS_REGULAR_EXPRESSION "tasks T = 1: permute\n")

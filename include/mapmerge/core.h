@@ -62,6 +62,10 @@ PetscErrorCode MapTempUnregister(const char *path);
 void           MapTempCleanup(void);
 /* MapTempName - "<dir>/.<base>.tmp.<pid>" beside path (same filesystem, so rename is atomic). */
 PetscErrorCode MapTempName(const char *path, char *tmp, size_t len);
+/* MapStrlcat - appends src to the NUL-terminated dst of `size` bytes (BSD strlcat: at most
+   size - strlen(dst) - 1 characters, always terminated). PETSc 3.18's PetscStrlcat bounds the copy by
+   size - strlen(src) instead, which truncates long names and can write past dst: do not use it. */
+PetscErrorCode MapStrlcat(char *dst, const char *src, size_t size);
 /* MapCheckInputFile - error (naming `what`, e.g. the option, and the kind of file) when path exists
    but is not a regular file: a FIFO would block the reading rank forever, a device never ends.
    Does not open the file; a missing file passes (the caller's open reports it). Not collective. */
