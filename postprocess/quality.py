@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Front quality against a ground truth (DESIGN.md §6), and dense coefficient grids to make one.
+"""Front quality against a ground truth (docs/design.md §6), and dense coefficient grids to make one.
 
   quality.py igd|gd|hv|all --front found.csv --truth truth.csv [--columns acc_]
              [--front-columns pred_acc_] [--truth-columns acc_] [--ref 0 | --ref r1,r2,...]

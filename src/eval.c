@@ -1,5 +1,5 @@
 /* eval: the MapEvaluator object (life cycle, options, dispatch) and the analytic type. The mlp
-   type is in eval_mlp.c, the command type in eval_command.c (DESIGN.md §4). */
+   type is in eval_mlp.c, the command type in eval_command.c (docs/design.md §4). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr, realpath under -std=c17 */
 #endif

@@ -1,4 +1,4 @@
-/* eval_command: the external-program evaluator (DESIGN.md §4). Per task, the merged model plus
+/* eval_command: the external-program evaluator (docs/design.md §4). Per task, the merged model plus
    that task's private tensors (under their own names, so it loads as a plain state_dict) is
    written rank-parallel to a temporary .safetensors; rank 0 runs the program through
    posix_spawnp (never a shell) with {model}, {task} and {data} substituted into the argv

@@ -1,4 +1,4 @@
-/* eval_mlp: the built-in MLP evaluator (DESIGN.md §4) and its plain reference.
+/* eval_mlp: the built-in MLP evaluator (docs/design.md §4) and its plain reference.
 
    Model:  encoder.<k>.weight [out,in] / encoder.<k>.bias [out] (k sorted numerically), ReLU after
            each; per-task private head.weight [C,H] / head.bias [C]; softmax cross-entropy.

@@ -1,4 +1,4 @@
-/* merge: the merge kernel theta = pre + sum_i c_i tau_i (DESIGN.md §3).
+/* merge: the merge kernel theta = pre + sum_i c_i tau_i (docs/design.md §3).
  *
  * Bit-reproducibility contract: for every element j the result is
  *   acc = pre[j]; for i = 0..T-1: acc = acc + (float)c[i] * tau[i][j]

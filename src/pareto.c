@@ -1,5 +1,5 @@
 /* pareto: the MapPareto object — preference vectors, reference points, the parallel search over
- * preferences, gathering, filtering (DESIGN.md §5.4). The TAO solves are in pareto_tao.c. */
+ * preferences, gathering, filtering (docs/design.md §5.4). The TAO solves are in pareto_tao.c. */
 #include "paretoimpl.h"
 #include <petsctao.h>
 #include <math.h>
@@ -52,7 +52,7 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
   PetscBool flg;
 
   PetscFunctionBegin;
-  PetscOptionsBegin(p->comm, NULL, "MAP Pareto search (DESIGN.md 5.4)", "MapPareto");
+  PetscOptionsBegin(p->comm, NULL, "MAP Pareto search (docs/design.md 5.4)", "MapPareto");
   PetscCall(PetscOptionsInt("-map_pareto_divisions", "Das-Dennis divisions H of the preference simplex (0: from the number of objectives)",
                             "MapParetoSetDivisions", p->divisions, &p->divisions, NULL));
   PetscCall(PetscOptionsEList("-map_pareto_scalarization", "scalarisation", "MapParetoSetScalarization", MapParetoScalarizations, 2,

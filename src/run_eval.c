@@ -1,4 +1,4 @@
-/* `mapmerge eval`: evaluates given coefficient vectors on every task (DESIGN.md §1).
+/* `mapmerge eval`: evaluates given coefficient vectors on every task (docs/design.md §1).
    In:  -map_coeffs FILE.csv (header: task names, optionally c_ prefixed; one row per vector).
    Out: -map_output OUT: a CSV and an HDF5 file with the same content. OUT ending in .csv names
         the CSV and the HDF5 file is OUT with .h5 instead; OUT ending in .h5 names the HDF5 file

@@ -1,4 +1,4 @@
-/* `mapmerge import`: safetensors checkpoints -> parallel HDF5 store (DESIGN.md §2). */
+/* `mapmerge import`: safetensors checkpoints -> parallel HDF5 store (docs/design.md §2). */
 #include <mapmerge/run.h>
 
 /*@

@@ -1,5 +1,5 @@
 /* `mapmerge run`: MAP end to end — sample, evaluate (journaled), fit surrogates, search the Pareto
-   front, re-evaluate part of it on the real models, pick, write results (DESIGN.md §5-6). */
+   front, re-evaluate part of it on the real models, pick, write results (docs/design.md §5-6). */
 #include "runimpl.h"
 #include <hdf5.h>
 #include <jansson.h>

@@ -1,4 +1,4 @@
-/* Nested MAP (DESIGN.md §5): repeatedly pair the two models whose metrics are closest, run 2-task
+/* Nested MAP (docs/design.md §5): repeatedly pair the two models whose metrics are closest, run 2-task
    MAP on the pair, merge the pair at the user's preference into a new model, until one remains.
    Each side's objective is the preference-weighted mean accuracy of the tasks it carries; a merged
    pair's task vector c_a tau_a + c_b tau_b is kept as coefficients over the original T vectors, so

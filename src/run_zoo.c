@@ -1,4 +1,4 @@
-/* `mapmerge zoo`: build the embedded default model zoo (DESIGN.md §4). */
+/* `mapmerge zoo`: build the embedded default model zoo (docs/design.md §4). */
 #include <mapmerge/run.h>
 
 /* MapCommandZoo - collective: reads -map_output (the folder, default "zoo") and the zoo options

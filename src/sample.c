@@ -1,5 +1,5 @@
 /* sample: designs of coefficient vectors (reference, Latin hypercube, file) and the
- * identifiability check of the quadratic surrogate (DESIGN.md §5.1). */
+ * identifiability check of the quadratic surrogate (docs/design.md §5.1). */
 #include <mapmerge/sample.h>
 #include <math.h>
 

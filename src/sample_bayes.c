@@ -1,4 +1,4 @@
-/* sample_bayes: the adaptive-sampling step of Bayesian MAP (DESIGN.md §5 "Bayesian MAP").
+/* sample_bayes: the adaptive-sampling step of Bayesian MAP (docs/design.md §5 "Bayesian MAP").
  *
  * The points sampled so far are shifted to the unit box, x = (c - lo)/(hi - lo), and written in
  * hyperspherical coordinates around the corner lo, so every angle of a point in the box lies in
@@ -73,7 +73,7 @@ PetscErrorCode MapBayesOptionsSetFromOptions(MPI_Comm comm, MapBayesOptions *o)
   PetscBool flg;
 
   PetscFunctionBegin;
-  PetscOptionsBegin(comm, NULL, "Bayesian MAP: adaptive sampling (DESIGN.md 5)", NULL);
+  PetscOptionsBegin(comm, NULL, "Bayesian MAP: adaptive sampling (docs/design.md 5)", NULL);
   PetscCall(PetscOptionsReal("-map_bayes_temperature", "softmax temperature on bin scores divided by their maximum", NULL,
                              o->temperature, &o->temperature, NULL));
   PetscCall(PetscOptionsReal("-map_bayes_lambda", "bin score = mean + lambda * std of its squared residuals", NULL, o->lambda,

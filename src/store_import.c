@@ -1,4 +1,4 @@
-/* MapStore, write side: safetensors checkpoints -> parallel HDF5 store (DESIGN.md §2).
+/* MapStore, write side: safetensors checkpoints -> parallel HDF5 store (docs/design.md §2).
  * Every rank reads only the byte ranges of its shard [lo,hi) of the flat parameter vector,
  * computes the task vectors, checks them, and writes with collective hyperslab I/O. */
 #include "storeimportimpl.h"
@@ -503,7 +503,7 @@ static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int
 
 /*@
   MapStoreImportWithOptions - reads a pretrained checkpoint and T task checkpoints and writes the
-  store `path` (DESIGN.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre
+  store `path` (docs/design.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre
   (computed in F32, stored as F32 or, with opts->dtype BF16 or F16, rounded to nearest even with
   the largest rounding errors recorded as dataset attributes and printed),
   the tensor index, /tasks, /private/<task>/<tensor> for tensors matching one of the fnmatch

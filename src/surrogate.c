@@ -1,4 +1,4 @@
-/* MapSurrogate: per-target quadratic surrogates of the metrics (DESIGN.md §5.3).
+/* MapSurrogate: per-target quadratic surrogates of the metrics (docs/design.md §5.3).
  *
  * Model. phi(c) = [1, c_1..c_T, c_i c_j (i <= j, i outer)], F = (T+1)(T+2)/2, and
  * M_k(c) ~ g_k(phi(c).theta_k). This is the paper's g(1/2 c^T A c + b^T c + e) with

@@ -1,6 +1,6 @@
 /* surrogate_ls: the fixed BLACS grid and the PDGELS least-squares solve behind MapSurrogate.
  *
- * Grid choice (DESIGN.md §5.3: same bits at any -n). ScaLAPACK's floating-point result depends on the
+ * Grid choice (docs/design.md §5.3: same bits at any -n). ScaLAPACK's floating-point result depends on the
  * grid shape and the block size, because they decide how the Householder reductions are split and
  * summed. So neither may depend on the job's rank count: the grid is a FIXED nprow x npcol on the
  * first nprow*npcol ranks of the communicator, with a fixed block size, and the other ranks receive

@@ -1,4 +1,4 @@
-/* zoo: builds the embedded default problem (DESIGN.md §4) — pretrain an MLP on Fashion-MNIST,
+/* zoo: builds the embedded default problem (docs/design.md §4) — pretrain an MLP on Fashion-MNIST,
  * fine-tune it per task on a transform of the images, write models and eval sets. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_DEFAULT */

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""MAP front quality and fit + search time: mapmerge against the reference pipeline (DESIGN.md §5-6,
+"""MAP front quality and fit + search time: mapmerge against the reference pipeline (docs/design.md §5-6,
 issue 4 "Quality bar" and "Performance"). Driven by bench/map_quality/run.sh; see there for usage.
 
 Quality, per subset of the embedded default's tasks:

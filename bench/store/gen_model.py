@@ -2,7 +2,7 @@
 each a single-file safetensors of P F32 parameters in a few large tensors, plus a small private
 head per file (head.weight [10, 4096], head.bias [10]; `head.*` is private by default).
 
-The header is built by hand (8-byte little-endian length + JSON + raw data, DESIGN.md §2) and the
+The header is built by hand (8-byte little-endian length + JSON + raw data, docs/design.md §2) and the
 data is written in 16M-element chunks, so memory stays at ~P floats (the pretrained vector, kept
 to derive the tasks) whatever T is. Task t = pretrained + 1e-3 * uniform noise (seeded per task).
 usage: gen_model.py OUTDIR [--P 100000000] [--T 8]"""

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Bayesian MAP and Nested MAP against plain MAP (DESIGN.md §5, issue 6 "Bar" and "Performance").
+"""Bayesian MAP and Nested MAP against plain MAP (docs/design.md §5, issue 6 "Bar" and "Performance").
 Driven by bench/variants/run.sh; see there for usage.
 
 Part 1 (--only bayes): on the T = 2 and 3 subsets of the embedded default, per seed and budget N

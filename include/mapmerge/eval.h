@@ -1,4 +1,4 @@
-/* Evaluators: merged model -> per-task metrics (DESIGN.md §4). Types:
+/* Evaluators: merged model -> per-task metrics (docs/design.md §4). Types:
  *   mlp      built-in model-parallel MLP forward pass over the sharded parameters
  *   command  an external program receives the merged model as safetensors (argv, no shell)
  *   analytic closed-form test problems in c with known Pareto fronts */

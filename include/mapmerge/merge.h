@@ -1,4 +1,4 @@
-/* Merging: theta(c) = theta_pre + sum_i c_i tau_i on each rank's shard (DESIGN.md §3). */
+/* Merging: theta(c) = theta_pre + sum_i c_i tau_i on each rank's shard (docs/design.md §3). */
 #ifndef MAPMERGE_MERGE_H
 #define MAPMERGE_MERGE_H
 

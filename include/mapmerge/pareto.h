@@ -1,5 +1,5 @@
 /* MapPareto - the Pareto set of m objectives over the box [lo,hi]^T by scalarisation with
- * PETSc/TAO (DESIGN.md §5.4). Objectives are MAXIMISED (accuracies, or negated losses). */
+ * PETSc/TAO (docs/design.md §5.4). Objectives are MAXIMISED (accuracies, or negated losses). */
 #ifndef MAPMERGE_PARETO_H
 #define MAPMERGE_PARETO_H
 

@@ -1,4 +1,4 @@
-/* MapSampler - designs of coefficient vectors in a box [lo,hi]^T (DESIGN.md §5.1). */
+/* MapSampler - designs of coefficient vectors in a box [lo,hi]^T (docs/design.md §5.1). */
 #ifndef MAPMERGE_SAMPLE_H
 #define MAPMERGE_SAMPLE_H
 
@@ -26,7 +26,7 @@ PetscErrorCode MapSampleCheckIdentifiable(int T, PetscInt n, const double *C);
 PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_names, PetscInt *n, double **C);
 
 /* ======================================================================================
- * Bayesian MAP: adaptive sampling step (src/sample_bayes.c, DESIGN.md §5 "Bayesian MAP").
+ * Bayesian MAP: adaptive sampling step (src/sample_bayes.c, docs/design.md §5 "Bayesian MAP").
  * Points are shifted to the unit box, x = (c - lo)/(hi - lo) in [0,1]^T, and described in
  * hyperspherical coordinates around the corner lo: radius r and T-1 angles, each in [0, pi/2]
  * for x >= 0. Angular bins score the surrogate's squared residuals; new points are drawn where

@@ -1,4 +1,4 @@
-/* MapStore - the parallel HDF5 store written by `mapmerge import` (DESIGN.md §2):
+/* MapStore - the parallel HDF5 store written by `mapmerge import` (docs/design.md §2):
  *   /tensors/{name,dtype,shape,ndim,offset,numel}  index of the merged tensors (file order)
  *   /pretrained [P], /task_vectors [T,P] chunked along P, F32, BF16 or F16 (MapStoreDType)
  *   /private/<task>/<tensor>                       task-private tensors (e.g. heads)

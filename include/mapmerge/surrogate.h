@@ -1,4 +1,4 @@
-/* MapSurrogate - per-target quadratic surrogates M(c) ~ g(1/2 c^T A c + b^T c + e) (DESIGN.md §5.3).
+/* MapSurrogate - per-target quadratic surrogates M(c) ~ g(1/2 c^T A c + b^T c + e) (docs/design.md §5.3).
  * Features in a fixed order: [1, c_1..c_T, c_i c_j (i<=j, i outer)], F = (T+1)(T+2)/2. Linear least squares
  * with ScaLAPACK PDGELS on a BLACS grid of fixed shape (independent of the rank count, so the same
  * bits at any -n); nonlinear links by Levenberg-Marquardt, each step a PDGELS solve. */

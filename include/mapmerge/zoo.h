@@ -1,6 +1,6 @@
 /* The embedded default problem (`mapmerge zoo`): an MLP pretrained on Fashion-MNIST and fine-tuned
  * per task on deterministic image transforms, written as safetensors with PyTorch state_dict
- * names, plus per-task eval sets (DESIGN.md §4).
+ * names, plus per-task eval sets (docs/design.md §4).
  *
  * Model: encoder.<2k>.weight [w(k+1), w(k)], encoder.<2k>.bias (Linear layers with a ReLU after
  * each, numbered like torch.nn.Sequential), head.weight [10, w(L)], head.bias [10].

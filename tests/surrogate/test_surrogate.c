@@ -1,4 +1,4 @@
-/* test_surrogate: real MPI runs of MapSurrogate (DESIGN.md §5.3), checked against known answers and
+/* test_surrogate: real MPI runs of MapSurrogate (docs/design.md §5.3), checked against known answers and
  * against LAPACK. Run with any -n; options such as -map_surrogate_grid 2,1 select the BLACS grid.
  *   (a) identity link, noise-free quadratic: parameters recovered to 1e-8
  *   (b) sigmoid and softplus links on g(known quadratic), including saturated (clipped) samples: 1e-6
