@@ -39,12 +39,16 @@ static PetscErrorCode ImportBuildIndex(Import *im)
   char    s1[256], s2[256];
 
   PetscFunctionBegin;
+  PetscCall(MapStoreImportReportShapes_Private(im)); /* heads found, not guessed: before any shape error */
   PetscCall(MapSafetensorsGetNumTensors(pre->st, &npre));
   PetscCall(PetscCalloc1(npre + 1, &im->tensors));
   for (int c = 0; c < im->nck; c++) PetscCall(PetscCalloc1(npre + 1, &im->ck[c].info));
   for (int i = 0; i < npre; i++) {
     const MapTensorInfo *t;
+    PetscBool            isbuf;
     PetscCall(MapSafetensorsGetTensor(pre->st, i, &t));
+    PetscCall(MapStoreImportIsBuffer_Private(im, 0, t, &isbuf)); /* integer/bool: kept as it is, never merged */
+    if (isbuf) continue;
     if (MatchesPrivate(im, t->name)) continue; /* the pretrained model's own head is not used */
     PetscCheck(MapDTypeIsFloat(t->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", pre->label, FileOf(pre, t),
@@ -90,7 +94,10 @@ static PetscErrorCode ImportBuildIndex(Import *im)
     PetscCall(PetscCalloc1(n + 1, &ck->priv));
     for (int i = 0; i < n; i++) {
       const MapTensorInfo *u, *p;
+      PetscBool            isbuf;
       PetscCall(MapSafetensorsGetTensor(ck->st, i, &u));
+      PetscCall(MapStoreImportIsBuffer_Private(im, c, u, &isbuf));
+      if (isbuf) continue;
       if (MatchesPrivate(im, u->name)) {
         PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                    "%s %s: private tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) are supported", ck->label,
@@ -511,6 +518,8 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(MapStoreImportWriteIndex_Private(&im, file));
   PetscCall(ImportWriteVectors(&im, file, dxpl, block, chunk));
   PetscCall(ImportWritePrivate(&im, file, dxpl));
+  PetscCall(MapStoreImportWriteBuffers_Private(&im, file));
+  PetscCall(MapStoreImportWriteHFFiles_Private(&im, file));
   MapCallHDF5(H5Pclose(dxpl));
   MapCallHDF5(H5Fclose(file));
 
@@ -539,6 +548,7 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   }
   PetscCall(PetscFree(im.ck));
   PetscCall(PetscFree(im.tensors));
+  PetscCall(PetscFree(im.buf));
   PetscCall(PetscLogEventEnd(MAP_EVENT_Import, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }

@@ -1,0 +1,417 @@
+/* MapStore, the parts of a Hugging Face checkpoint that are not merged (mapmerge/store_hf.h):
+ * integer/bool buffers kept as the pretrained model has them, the report of tensors whose shapes
+ * differ between the models (heads), and the folder's config/tokenizer files. */
+#define _POSIX_C_SOURCE 200809L
+#include "storeimportimpl.h"
+#include <mapmerge/store_hf.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Files of an HF model folder that a loader needs besides the weights (transformers' from_pretrained). */
+static const char *const hf_file_names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                            "special_tokens_map.json", "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt",
+                                            "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "chat_template.json",
+                                            "chat_template.jinja", "preprocessor_config.json"};
+#define HF_NFILES      ((int)(sizeof(hf_file_names) / sizeof(hf_file_names[0])))
+#define HF_MAX_FILE    (512ull << 20) /* a tokenizer.json is tens of MB; anything this large is not one */
+
+static PetscErrorCode BufferH5Type(MapDType dt, hid_t *type)
+{
+  PetscFunctionBegin;
+  switch (dt) {
+  case MAP_DTYPE_I64: *type = H5T_STD_I64LE; break;
+  case MAP_DTYPE_I32: *type = H5T_STD_I32LE; break;
+  case MAP_DTYPE_I16: *type = H5T_STD_I16LE; break;
+  case MAP_DTYPE_I8: *type = H5T_STD_I8LE; break;
+  default: *type = H5T_STD_U8LE; /* U8 and BOOL (one byte, 0 or 1) */
+  }
+  PetscFunctionReturn(0);
+}
+
+static void ShapeText(int ndim, const int64_t *shape, char *buf, size_t len)
+{
+  size_t l = (size_t)snprintf(buf, len, "[");
+  for (int d = 0; d < ndim && l < len; d++) l += (size_t)snprintf(buf + l, len - l, "%s%lld", d ? "," : "", (long long)shape[d]);
+  if (l < len) snprintf(buf + l, len - l, "]");
+}
+
+static PetscBool SameShape(const MapTensorInfo *a, const MapTensorInfo *b)
+{
+  if (a->ndim != b->ndim) return PETSC_FALSE;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d]) return PETSC_FALSE;
+  return PETSC_TRUE;
+}
+
+PetscErrorCode MapStoreImportIsBuffer_Private(Import *im, int c, const MapTensorInfo *t, PetscBool *is)
+{
+  Ckpt                *ck = &im->ck[c];
+  const MapTensorInfo *p  = NULL;
+  char                 s1[256], s2[256];
+
+  PetscFunctionBegin;
+  *is = (PetscBool)(!MapDTypeIsFloat(t->dtype) && t->dtype != MAP_DTYPE_OTHER);
+  if (!*is) PetscFunctionReturn(0);
+  PetscCheck(!strchr(t->name, '/') && strcmp(t->name, ".") && strcmp(t->name, ".."), im->comm, PETSC_ERR_ARG_WRONG,
+             "%s %s: %s tensor name \"%s\" cannot be an HDF5 dataset name", ck->label, ck->path, MapDTypeName(t->dtype), t->name);
+  if (c == 0) {
+    if (!im->buf) PetscCall(PetscCalloc1(64, &im->buf));
+    else if (im->nbuf % 64 == 0) PetscCall(PetscRealloc(sizeof(*im->buf) * (size_t)(im->nbuf + 64), &im->buf));
+    im->buf[im->nbuf++] = t;
+    PetscFunctionReturn(0);
+  }
+  PetscCall(MapSafetensorsFind(im->ck[0].st, t->name, &p));
+  PetscCheck(p, im->comm, PETSC_ERR_ARG_WRONG,
+             "%s %s: %s tensor %s is not in the pretrained model %s; integer and bool tensors are kept from the pretrained model, never merged",
+             ck->label, ck->path, MapDTypeName(t->dtype), t->name, im->ck[0].path);
+  ShapeText(t->ndim, t->shape, s1, sizeof(s1));
+  ShapeText(p->ndim, p->shape, s2, sizeof(s2));
+  PetscCheck(p->dtype == t->dtype && SameShape(p, t), im->comm, PETSC_ERR_ARG_WRONG,
+             "%s %s: tensor %s is %s %s, but in the pretrained model %s it is %s %s (integer and bool tensors are kept from the pretrained model)",
+             ck->label, ck->path, t->name, MapDTypeName(t->dtype), s1, im->ck[0].path, MapDTypeName(p->dtype), s2);
+  PetscFunctionReturn(0);
+}
+
+static PetscBool Covered(const Import *im, const char *name)
+{
+  for (int i = 0; i < im->npat; i++)
+    if (fnmatch(im->pat[i], name, 0) == 0) return PETSC_TRUE;
+  return PETSC_FALSE;
+}
+
+/* the glob of a tensor's module: "classifier.out_proj.weight" -> "classifier.out_proj.*" */
+static void ModuleGlob(const char *name, char *glob, size_t len)
+{
+  const char *dot = strrchr(name, '.');
+  if (dot && dot != name) snprintf(glob, len, "%.*s.*", (int)(dot - name), name);
+  else snprintf(glob, len, "%s", name);
+}
+
+PetscErrorCode MapStoreImportReportShapes_Private(Import *im)
+{
+  char   list[2048] = "", pats[4096] = "", glob[MAP_NAME_LEN + 2];
+  int    nfound     = 0;
+
+  PetscFunctionBegin;
+  for (int i = 0; i < im->npat; i++) {
+    PetscCall(PetscStrlcat(pats, i ? "," : "", sizeof(pats)));
+    PetscCall(PetscStrlcat(pats, im->pat[i], sizeof(pats)));
+  }
+  for (int c = 0; c < im->nck; c++) {
+    int n;
+    PetscCall(MapSafetensorsGetNumTensors(im->ck[c].st, &n));
+    for (int i = 0; i < n; i++) {
+      const MapTensorInfo *t, *u;
+      PetscBool            seen = PETSC_FALSE, differs = PETSC_FALSE, missing = PETSC_FALSE;
+      char                 why[512] = "", s[256];
+      PetscCall(MapSafetensorsGetTensor(im->ck[c].st, i, &t));
+      if (!MapDTypeIsFloat(t->dtype) || Covered(im, t->name)) continue;
+      for (int e = 0; e < c && !seen; e++) {
+        PetscCall(MapSafetensorsFind(im->ck[e].st, t->name, &u));
+        seen = (PetscBool)(u != NULL);
+      }
+      if (seen) continue; /* reported with the first checkpoint that has it */
+      for (int e = 0; e < im->nck; e++) {
+        PetscCall(MapSafetensorsFind(im->ck[e].st, t->name, &u));
+        if (!u) missing = PETSC_TRUE;
+        else if (!SameShape(t, u)) differs = PETSC_TRUE;
+        size_t l = strlen(why);
+        if (u) ShapeText(u->ndim, u->shape, s, sizeof(s));
+        snprintf(why + l, sizeof(why) - l, "%s%s %s", e ? ", " : "", e ? im->tasks[e - 1] : "pretrained", u ? s : "absent");
+      }
+      if (!differs && !missing) continue;
+      if (nfound < 8) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof(list) - l, "\n  %s: %s", t->name, why);
+      }
+      nfound++;
+      ModuleGlob(t->name, glob, sizeof(glob));
+      if (!Covered(im, glob) && !strstr(pats, glob)) {
+        PetscCall(PetscStrlcat(pats, ",", sizeof(pats)));
+        PetscCall(PetscStrlcat(pats, glob, sizeof(pats)));
+      }
+    }
+  }
+  if (nfound)
+    PetscCall(PetscPrintf(im->comm,
+                          "import: %d tensor%s differ in shape between the models or exist only in some (heads?), and no private pattern "
+                          "covers them:%s%s\nimport: suggested: -map_private_patterns '%s'\n",
+                          nfound, nfound > 1 ? "s" : "", list, nfound > 8 ? "\n  ..." : "", pats));
+  PetscFunctionReturn(0);
+}
+
+/* Reads a whole tensor's bytes (rank 0). */
+static PetscErrorCode ReadBufferBytes(Ckpt *ck, const MapTensorInfo *t, unsigned char **bytes)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(t->end - t->begin + 1, bytes));
+  PetscCall(MapSafetensorsReadRaw(ck->st, t, *bytes));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreImportWriteBuffers_Private(Import *im, hid_t file)
+{
+  hid_t gcpl, g;
+
+  PetscFunctionBegin;
+  if (!im->nbuf) PetscFunctionReturn(0);
+  MapCallHDF5(gcpl = H5Pcreate(H5P_GROUP_CREATE));
+  MapCallHDF5(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
+  MapCallHDF5(g = H5Gcreate2(file, "buffers", H5P_DEFAULT, gcpl, H5P_DEFAULT));
+  MapCallHDF5(H5Pclose(gcpl));
+  for (int b = 0; b < im->nbuf; b++) {
+    const MapTensorInfo *p   = im->buf[b];
+    unsigned char       *pre = NULL, *tk = NULL, one = 0;
+    char                 msg[1024] = "";
+    int                  ok        = 1;
+    hsize_t              dims[MAP_MAX_NDIM];
+    hid_t                type, d;
+
+    /* rank 0 compares every task's copy with the pretrained one: buffers are small */
+    if (!im->rank) {
+      PetscCall(ReadBufferBytes(&im->ck[0], p, &pre));
+      for (int c = 1; c < im->nck && ok; c++) {
+        const MapTensorInfo *u;
+        PetscCall(MapSafetensorsFind(im->ck[c].st, p->name, &u));
+        if (!u) continue; /* a task without it keeps the pretrained one */
+        PetscCall(ReadBufferBytes(&im->ck[c], u, &tk));
+        if (memcmp(pre, tk, p->end - p->begin)) {
+          uint64_t isz = MapDTypeSize(p->dtype), k = 0;
+          while (k < p->end - p->begin && pre[k] == tk[k]) k++;
+          snprintf(msg, sizeof(msg),
+                   "%s %s: %s tensor %s differs from the pretrained model's (first at element %llu); integer and bool tensors are not "
+                   "merged but kept from the pretrained model, so a task must have the same values",
+                   im->ck[c].label, im->ck[c].path, MapDTypeName(p->dtype), p->name, (unsigned long long)(k / (isz ? isz : 1)));
+          ok = 0;
+        }
+        PetscCall(PetscFree(tk));
+      }
+    }
+    MapCheckAll(im->comm, ok, PETSC_ERR_ARG_WRONG, "%s", msg);
+    for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
+    PetscCall(BufferH5Type(p->dtype, &type));
+    PetscCall(MapH5WriteSmall(im->comm, g, p->name, type, p->ndim, dims, pre ? (const void *)pre : (const void *)&one));
+    MapCallHDF5(d = H5Dopen2(g, p->name, H5P_DEFAULT));
+    PetscCall(MapH5WriteStringAttr(d, MAP_STORE_ATTR_DTYPE, MapDTypeName(p->dtype)));
+    MapCallHDF5(H5Dclose(d));
+    PetscCall(PetscFree(pre));
+  }
+  MapCallHDF5(H5Gclose(g));
+  PetscCall(PetscPrintf(im->comm, "import: %d integer/bool tensor%s kept as the pretrained model has %s, not merged (/buffers; first: %s %s)\n", im->nbuf,
+                        im->nbuf > 1 ? "s" : "", im->nbuf > 1 ? "them" : "it", im->buf[0]->name, MapDTypeName(im->buf[0]->dtype)));
+  PetscFunctionReturn(0);
+}
+
+/* rank 0: the bytes of folder/name if it is a regular file (*data = NULL when absent) */
+static PetscErrorCode ReadWholeFile(const char *path, unsigned char **data, uint64_t *len, char *msg, size_t mlen)
+{
+  struct stat sb;
+  int         fd;
+
+  PetscFunctionBegin;
+  *data = NULL;
+  *len  = 0;
+  if (stat(path, &sb)) PetscFunctionReturn(0);
+  if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > HF_MAX_FILE) {
+    snprintf(msg, mlen, "import: %s is not a regular file of at most %llu bytes", path, HF_MAX_FILE);
+    PetscFunctionReturn(0);
+  }
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(msg, mlen, "import: cannot open %s: %s", path, strerror(errno));
+    PetscFunctionReturn(0);
+  }
+  PetscCall(PetscMalloc1((size_t)sb.st_size + 1, data));
+  for (uint64_t off = 0; off < (uint64_t)sb.st_size;) {
+    ssize_t r = pread(fd, *data + off, (size_t)sb.st_size - off, (off_t)off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      snprintf(msg, mlen, "import: cannot read %s: %s", path, r < 0 ? strerror(errno) : "file shrank while read");
+      break;
+    }
+    off += (uint64_t)r;
+  }
+  close(fd);
+  *len = (uint64_t)sb.st_size;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreImportWriteHFFiles_Private(Import *im, hid_t file)
+{
+  struct stat sb;
+  int         isdir = 0;
+  hid_t       g, gcpl;
+  char        real[PATH_MAX], names[1024] = "";
+
+  PetscFunctionBegin;
+  if (!im->rank) isdir = !stat(im->ck[0].path, &sb) && S_ISDIR(sb.st_mode);
+  PetscCallMPI(MPI_Bcast(&isdir, 1, MPI_INT, 0, im->comm));
+  if (!isdir) PetscFunctionReturn(0);
+  MapCallHDF5(gcpl = H5Pcreate(H5P_GROUP_CREATE));
+  MapCallHDF5(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
+  MapCallHDF5(g = H5Gcreate2(file, "hf_files", H5P_DEFAULT, gcpl, H5P_DEFAULT));
+  MapCallHDF5(H5Pclose(gcpl));
+  if (im->rank || !realpath(im->ck[0].path, real)) PetscCall(PetscStrncpy(real, im->ck[0].path, sizeof(real)));
+  PetscCallMPI(MPI_Bcast(real, sizeof(real), MPI_CHAR, 0, im->comm));
+  PetscCall(MapH5WriteStringAttr(g, "source", real));
+  for (int f = 0; f < HF_NFILES; f++) {
+    char           path[MAP_PATH_LEN + 64], msg[1024] = "", hex[65] = "";
+    unsigned char *data = NULL, one = 0;
+    uint64_t       len  = 0;
+    int            have = 0;
+    hid_t          d;
+    hsize_t        dims[1];
+
+    if (!im->rank) {
+      snprintf(path, sizeof(path), "%s/%s", im->ck[0].path, hf_file_names[f]);
+      PetscCall(ReadWholeFile(path, &data, &len, msg, sizeof(msg)));
+      have = data != NULL && !msg[0];
+      if (have) MapSha256(data, len, hex);
+    }
+    MapCheckAll(im->comm, !msg[0], PETSC_ERR_FILE_READ, "%s", msg);
+    PetscCallMPI(MPI_Bcast(&have, 1, MPI_INT, 0, im->comm));
+    if (!have) continue;
+    PetscCallMPI(MPI_Bcast(&len, 1, MPI_UINT64_T, 0, im->comm));
+    PetscCallMPI(MPI_Bcast(hex, sizeof(hex), MPI_CHAR, 0, im->comm));
+    dims[0] = (hsize_t)len;
+    PetscCall(MapH5WriteSmall(im->comm, g, hf_file_names[f], H5T_STD_U8LE, 1, dims, data ? (const void *)data : (const void *)&one));
+    MapCallHDF5(d = H5Dopen2(g, hf_file_names[f], H5P_DEFAULT));
+    PetscCall(MapH5WriteStringAttr(d, "sha256", hex));
+    MapCallHDF5(H5Dclose(d));
+    PetscCall(PetscFree(data));
+    PetscCall(PetscStrlcat(names, " ", sizeof(names)));
+    PetscCall(PetscStrlcat(names, hf_file_names[f], sizeof(names)));
+  }
+  MapCallHDF5(H5Gclose(g));
+  PetscCall(PetscPrintf(im->comm, "import: recorded the files of folder %s for export (/hf_files):%s\n", real, names[0] ? names : " none"));
+  PetscFunctionReturn(0);
+}
+
+/* ---- read side ---- */
+
+/* names of a group's datasets in creation order (MapFreeList); n = 0 when the group is absent */
+static PetscErrorCode GroupNames(MapStore s, const char *group, int *n, char ***names, hid_t *g)
+{
+  H5G_info_t info;
+  htri_t     ex;
+
+  PetscFunctionBegin;
+  *n     = 0;
+  *names = NULL;
+  *g     = -1;
+  MapCallHDF5(ex = H5Lexists(s->file, group, H5P_DEFAULT));
+  if (ex <= 0) PetscFunctionReturn(0);
+  MapCallHDF5(*g = H5Gopen2(s->file, group, H5P_DEFAULT));
+  MapCallHDF5(H5Gget_info(*g, &info));
+  PetscCall(PetscCalloc1(info.nlinks + 1, names));
+  for (hsize_t i = 0; i < info.nlinks; i++) {
+    ssize_t l;
+    MapCallHDF5(l = H5Lget_name_by_idx(*g, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, NULL, 0, H5P_DEFAULT));
+    PetscCall(PetscMalloc1((size_t)l + 1, &(*names)[i]));
+    MapCallHDF5(H5Lget_name_by_idx(*g, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, (*names)[i], (size_t)l + 1, H5P_DEFAULT));
+  }
+  *n = (int)info.nlinks;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreReadBuffers(MapStore s, int *n, MapStoreBuffer **bufs)
+{
+  char **names;
+  hid_t  g;
+
+  PetscFunctionBegin;
+  PetscCall(GroupNames(s, "buffers", n, &names, &g));
+  PetscCall(PetscCalloc1(*n + 1, bufs));
+  for (int i = 0; i < *n; i++) {
+    MapStoreBuffer *b = &(*bufs)[i];
+    char           *dt = NULL;
+    size_t          isz;
+    PetscBool       found;
+    hid_t           d, space, type;
+    hsize_t         dims[MAP_MAX_NDIM];
+    int             nd;
+
+    PetscCall(PetscStrncpy(b->name, names[i], sizeof(b->name)));
+    MapCallHDF5(d = H5Dopen2(g, names[i], H5P_DEFAULT));
+    PetscCall(MapH5ReadStringAttr(d, MAP_STORE_ATTR_DTYPE, &dt));
+    PetscCheck(dt, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /buffers/%s has no dtype attribute", s->path, names[i]);
+    PetscCall(MapDTypeFromName(dt, &b->dtype, &isz, &found));
+    PetscCheck(found && !MapDTypeIsFloat(b->dtype) && b->dtype != MAP_DTYPE_OTHER, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "store %s: /buffers/%s has dtype \"%s\", not an integer or bool dtype", s->path, names[i], dt);
+    PetscCall(PetscFree(dt));
+    MapCallHDF5(space = H5Dget_space(d));
+    MapCallHDF5(nd = H5Sget_simple_extent_ndims(space));
+    PetscCheck(nd <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /buffers/%s has %d dimensions", s->path, names[i], nd);
+    MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+    b->ndim   = nd;
+    b->nbytes = isz;
+    for (int k = 0; k < nd; k++) b->nbytes *= (size_t)(b->shape[k] = (int64_t)dims[k]);
+    PetscCall(BufferH5Type(b->dtype, &type));
+    PetscCall(PetscMalloc1(b->nbytes + 1, (unsigned char **)&b->data));
+    if (b->nbytes) MapCallHDF5(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->data));
+    MapCallHDF5(H5Sclose(space));
+    MapCallHDF5(H5Dclose(d));
+  }
+  if (g >= 0) MapCallHDF5(H5Gclose(g));
+  PetscCall(MapFreeList(*n, &names));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreBuffersFree(int n, MapStoreBuffer **bufs)
+{
+  PetscFunctionBegin;
+  for (int i = 0; *bufs && i < n; i++) PetscCall(PetscFree((*bufs)[i].data));
+  PetscCall(PetscFree(*bufs));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreReadHFFiles(MapStore s, int *n, MapStoreHFFile **files, char **source)
+{
+  char **names;
+  hid_t  g;
+
+  PetscFunctionBegin;
+  *source = NULL;
+  PetscCall(GroupNames(s, "hf_files", n, &names, &g));
+  PetscCall(PetscCalloc1(*n + 1, files));
+  if (g >= 0) PetscCall(MapH5ReadStringAttr(g, "source", source));
+  for (int i = 0; i < *n; i++) {
+    MapStoreHFFile *f = &(*files)[i];
+    char           *sha = NULL, hex[65];
+    hid_t           d, space;
+    hssize_t        np;
+
+    PetscCheck(strlen(names[i]) < sizeof(f->name) && !strchr(names[i], '/'), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "store %s: /hf_files/%s is not a plain file name", s->path, names[i]);
+    PetscCall(PetscStrncpy(f->name, names[i], sizeof(f->name)));
+    MapCallHDF5(d = H5Dopen2(g, names[i], H5P_DEFAULT));
+    MapCallHDF5(space = H5Dget_space(d));
+    MapCallHDF5(np = H5Sget_simple_extent_npoints(space));
+    f->size = (size_t)np;
+    PetscCall(PetscMalloc1(f->size + 1, &f->data));
+    if (f->size) MapCallHDF5(H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->data));
+    PetscCall(MapH5ReadStringAttr(d, "sha256", &sha));
+    MapSha256(f->data, f->size, hex);
+    PetscCheck(sha && !strcmp(sha, hex), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+               "store %s: /hf_files/%s: sha256 of the bytes %s, recorded %s (damaged store)", s->path, names[i], hex, sha ? sha : "none");
+    PetscCall(PetscStrncpy(f->sha256, hex, sizeof(f->sha256)));
+    PetscCall(PetscFree(sha));
+    MapCallHDF5(H5Sclose(space));
+    MapCallHDF5(H5Dclose(d));
+  }
+  if (g >= 0) MapCallHDF5(H5Gclose(g));
+  PetscCall(MapFreeList(*n, &names));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreHFFilesFree(int n, MapStoreHFFile **files)
+{
+  PetscFunctionBegin;
+  for (int i = 0; *files && i < n; i++) PetscCall(PetscFree((*files)[i].data));
+  PetscCall(PetscFree(*files));
+  PetscFunctionReturn(0);
+}

@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""Checkpoints as PyTorch and Hugging Face write them (issue 14, docs/hf-checkpoints.md):
+
+    hf_test.py sniff WORKDIR MPIEXEC     a pickle (zip and legacy), GGUF, ONNX, a hub id, a folder with only
+                                         pytorch_model.bin: clear errors, no store; the printed torch
+                                         conversion command works and its output imports
+    hf_test.py buffers WORKDIR MPIEXEC   I64 position_ids, I64 num_batches_tracked, a BOOL mask: stored
+                                         unchanged (h5py), exported byte-equal; a task whose copy differs
+                                         is an error naming it
+    hf_test.py heads WORKDIR MPIEXEC     classifier.* heads of 2 and 3 classes: reported with a suggested
+                                         -map_private_patterns, an error with the default patterns
+    hf_test.py folder WORKDIR MPIEXEC    BF16 HF folders (one sharded) -> store -> export -map_output DIR:
+                                         safetensors byte-equal to a numpy merge at -n 1 and 3, BF16 as the
+                                         pretrained model, sharded with an index, the recorded files byte-equal,
+                                         the model card; -map_export_private all
+
+Checkpoints are written by hand (tests/stio.py) or with torch.save; the binary is $MAPMERGE.
+"""
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import stio  # noqa: E402
+
+MAPMERGE = os.environ.get("MAPMERGE", "mapmerge")
+stio.DT.update({"BOOL": np.dtype("u1"), "U8": np.dtype("u1")})
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def run(mpiexec, n, args, expect_ok=True, cwd=None):
+    cmd = [mpiexec, "-n", str(n), MAPMERGE] + args
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, cwd=cwd)
+    if expect_ok and p.returncode != 0:
+        print(p.stdout)
+        fail("command failed (%d): %s" % (p.returncode, " ".join(cmd)))
+    if not expect_ok and p.returncode == 0:
+        print(p.stdout)
+        fail("command succeeded but should have failed: %s" % " ".join(cmd))
+    return p
+
+
+def expect_words(out, words, what):
+    for w in words:
+        if w not in out:
+            print(out)
+            fail("%s: message lacks %r" % (what, w))
+
+
+# ---- a tiny BERT-like family as HF writes it ----
+HIDDEN, VOCAB, NPOS = 8, 30, 16
+FILES = {"config.json": b'{"architectures": ["TinyForSequenceClassification"], "hidden_size": 8, "torch_dtype": "bfloat16"}\n',
+         "tokenizer.json": b'{"version": "1.0", "model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "hello": 1}}}\n',
+         "tokenizer_config.json": b'{"do_lower_case": true, "model_max_length": 16}\n',
+         "special_tokens_map.json": b'{"pad_token": "[PAD]"}\n', "vocab.txt": b"[PAD]\nhello\n\xc3\xa9t\xc3\xa9\n",
+         "generation_config.json": b'{"max_new_tokens": 4}\n', "chat_template.jinja": b"{% for m in messages %}{{ m.content }}{% endfor %}\n"}
+
+
+def family(rng, ncls, with_head_in_pre=False, dtype="F32", differ=None):
+    """name -> list of (name, tag, array) per model: pretrained + tasks a, b"""
+    floats = [("embeddings.word_embeddings.weight", [VOCAB, HIDDEN]), ("encoder.layer.0.dense.weight", [HIDDEN, HIDDEN]),
+              ("encoder.layer.0.dense.bias", [HIDDEN]), ("bn.running_mean", [HIDDEN])]
+    pre = {n: rng.standard_normal(s).astype(np.float32) for n, s in floats}
+    if dtype == "BF16":
+        pre = {n: stio.from_bf16(stio.to_bf16(v)).reshape(v.shape) for n, v in pre.items()}
+
+    def buffers():
+        return [("embeddings.position_ids", "I64", np.arange(NPOS, dtype=np.int64).reshape(1, NPOS)),
+                ("bn.num_batches_tracked", "I64", np.array(1234567890123, dtype=np.int64)),
+                ("h.0.attn.bias", "BOOL", np.tril(np.ones((1, 1, 4, 4), dtype=np.uint8)))]
+
+    def enc(v):
+        return stio.to_bf16(v).reshape(v.shape) if dtype == "BF16" else v
+
+    out = {"pretrained": [(n, dtype, enc(pre[n])) for n, _ in floats] + buffers()}
+    if with_head_in_pre:
+        out["pretrained"] += [("classifier.weight", dtype, enc(rng.standard_normal((2, HIDDEN)).astype(np.float32)))]
+    for k, t in enumerate(["a", "b"]):
+        tl = [(n, dtype, enc((pre[n] + 0.1 * (k + 1) * rng.standard_normal(s)).astype(np.float32))) for n, s in floats]
+        bl = buffers()
+        if differ == t:
+            bl[0] = (bl[0][0], "I64", bl[0][2] + 1)
+        tl += bl + [("classifier.weight", dtype, enc(rng.standard_normal((ncls[k], HIDDEN)).astype(np.float32))),
+                    ("classifier.bias", dtype, enc(rng.standard_normal(ncls[k]).astype(np.float32)))]
+        out[t] = tl
+    return out
+
+
+def write_folder(d, tl, files=None, shards=1):
+    os.makedirs(d, exist_ok=True)
+    if shards == 1:
+        stio.write(os.path.join(d, "model.safetensors"), tl, {"format": "pt"})
+    else:
+        wm, per = {}, (len(tl) + shards - 1) // shards
+        for s in range(shards):
+            fn = "model-%05d-of-%05d.safetensors" % (s + 1, shards)
+            stio.write(os.path.join(d, fn), tl[s * per:(s + 1) * per], {"format": "pt"})
+            wm.update({n: fn for n, _, _ in tl[s * per:(s + 1) * per]})
+        json.dump({"metadata": {}, "weight_map": wm}, open(os.path.join(d, "model.safetensors.index.json"), "w"))
+    for n, b in (files or {}).items():
+        open(os.path.join(d, n), "wb").write(b)
+    return d
+
+
+def import_args(work, store, extra=()):
+    return ["import", "-map_pretrained", os.path.join(work, "pretrained"), "-map_tasks", "a,b", "-map_task_models",
+            os.path.join(work, "a") + "," + os.path.join(work, "b"), "-map_store", store] + list(extra)
+
+
+def make(work, ncls=(2, 3), **kw):
+    shutil.rmtree(work, ignore_errors=True)
+    fam = family(np.random.default_rng(7), ncls, **kw)
+    write_folder(os.path.join(work, "pretrained"), fam["pretrained"], FILES, shards=2)
+    write_folder(os.path.join(work, "a"), fam["a"])
+    write_folder(os.path.join(work, "b"), fam["b"], shards=2)
+    return fam
+
+
+# ---- cases ----
+def case_sniff(work, mpiexec):
+    import torch
+
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    sd = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "position_ids": torch.arange(4), "m": torch.ones(2, dtype=torch.bool)}
+    torch.save(sd, os.path.join(work, "pytorch_model.bin"))
+    torch.save(sd, os.path.join(work, "legacy.bin"), _use_new_zipfile_serialization=False)
+    open(os.path.join(work, "tiny.gguf.bin"), "wb").write(b"GGUF\x03\x00\x00\x00" + bytes(32))
+    open(os.path.join(work, "model.onnx"), "wb").write(b"\x08\x07\x12\x07pytorch" + bytes(32))
+    open(os.path.join(work, "onnx_no_ext"), "wb").write(b"\x08\x08\x12\x07pytorch\x1a\x032.1" + bytes(32))
+    os.makedirs(os.path.join(work, "ptfolder"))
+    shutil.copy(os.path.join(work, "pytorch_model.bin"), os.path.join(work, "ptfolder"))
+    cases = [("pytorch_model.bin", ["pytorch_model.bin", "PyTorch pickle", "zip format", "safetensors.torch import save_file", "weights_only=True"]),
+             ("legacy.bin", ["legacy.bin", "PyTorch pickle", "legacy pickle format"]),
+             ("tiny.gguf.bin", ["tiny.gguf.bin", "GGUF"]), ("model.onnx", ["model.onnx", "ONNX"]), ("onnx_no_ext", ["onnx_no_ext", "ONNX"]),
+             ("google-bert/bert-base-uncased", ["google-bert/bert-base-uncased", "hub id",
+                                                "huggingface-cli download google-bert/bert-base-uncased --local-dir DIR"]),
+             ("bert-base-uncased", ["huggingface-cli download bert-base-uncased --local-dir"]),
+             ("ptfolder", ["ptfolder", "pytorch_model.bin", "no model.safetensors"])]
+    store = os.path.join(work, "s.h5")
+    for i, (path, words) in enumerate(cases):
+        for n in (1 + i % 2,):  # both rank counts over the cases: rank 0 reads, every rank must get the message
+            p = run(mpiexec, n, ["import", "-map_pretrained", path, "-map_tasks", "t", "-map_task_models", path, "-map_store", store],
+                    expect_ok=False, cwd=work)
+            expect_words(p.stdout, words, "%s at -n %d" % (path, n))
+            if "header length" in p.stdout:
+                fail("%s: still the raw header-length message" % path)
+            if os.path.exists(store):
+                fail("%s: a store was left behind" % path)
+    # a pickle given as a task model is named too
+    write_folder(os.path.join(work, "ok"), [("w", "F32", np.zeros((2, 3), np.float32))])
+    p = run(mpiexec, 1, ["import", "-map_pretrained", "ok", "-map_tasks", "t", "-map_task_models", "legacy.bin", "-map_store", store],
+            expect_ok=False, cwd=work)
+    expect_words(p.stdout, ["legacy.bin", "PyTorch pickle"], "task pickle")
+    # the torch-only command the message prints converts the pickle; the result imports and keeps the integer tensor
+    p = run(mpiexec, 1, ["import", "-map_pretrained", "pytorch_model.bin", "-map_tasks", "t", "-map_task_models", "x", "-map_store", store],
+            expect_ok=False, cwd=work)
+    m = re.search(r'or with torch alone \(e\.g\. Debian\'s python3-torch\): (python3 -c ".*?") pytorch_model\.bin model\.safetensors', p.stdout)
+    if not m:
+        print(p.stdout)
+        fail("no conversion command in the message")
+    cmd = m.group(1).replace("python3", "/usr/bin/python3", 1) + " pytorch_model.bin converted.safetensors"
+    r = subprocess.run(cmd, shell=True, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode:
+        fail("the printed conversion command failed: " + r.stdout)
+    got = stio.load(os.path.join(work, "converted.safetensors"))
+    if not (np.array_equal(got["w"], sd["w"].numpy()) and np.array_equal(got["position_ids"], np.arange(4))):
+        fail("converted tensors differ: %r" % got)
+    run(mpiexec, 2, ["import", "-map_pretrained", "converted.safetensors", "-map_tasks", "t", "-map_task_models", "converted.safetensors",
+                     "-map_store", store], cwd=work)
+    print("sniff: OK (%d cases, conversion command works)" % len(cases))
+
+
+def case_buffers(work, mpiexec):
+    import h5py
+
+    fam = make(work)
+    pats = ["-map_private_patterns", "classifier.*"]
+    stores = []
+    for n in (1, 2):
+        store = os.path.join(work, "s%d.h5" % n)
+        p = run(mpiexec, n, import_args(work, store, pats))
+        expect_words(p.stdout, ["3 integer/bool tensors kept"], "import summary")
+        stores.append(store)
+    pre = {n: (t, a) for n, t, a in fam["pretrained"]}
+    with h5py.File(stores[0], "r") as f:
+        for name in ("embeddings.position_ids", "bn.num_batches_tracked", "h.0.attn.bias"):
+            d = f["buffers"][name]
+            tag, a = pre[name]
+            if d.attrs["dtype"] != tag or list(d.shape) != list(np.shape(a)) or not np.array_equal(d[()], a):
+                fail("/buffers/%s: %s %s %r, expected %s %s" % (name, d.attrs["dtype"], d.shape, d[()], tag, np.shape(a)))
+        if "embeddings.position_ids" in f["tensors/name"][()].astype(str):
+            fail("position_ids is among the merged tensors")
+    outs = []
+    for n, store in zip((1, 3), stores):
+        out = os.path.join(work, "m%d.safetensors" % n)
+        run(mpiexec, n, ["export", "-map_store", store, "-map_coeff", "0.5,0.25", "-map_output", out, "-map_export_private", "a"])
+        outs.append(open(out, "rb").read())
+        got = stio.load(out)
+        header = stio._parse(out)[0]
+        for name in ("embeddings.position_ids", "bn.num_batches_tracked", "h.0.attn.bias"):
+            tag, a = pre[name]
+            if header[name]["dtype"] != tag or not np.array_equal(got[name], a):
+                fail("export %s: %s is %s %r, expected %s" % (out, name, header[name]["dtype"], got[name], tag))
+    if outs[0] != outs[1]:
+        fail("exports from stores written at -n 1 and -n 2 (exported at -n 1 and 3) differ")
+    # a task whose integer buffer differs from the pretrained one
+    make(work, differ="b")
+    p = run(mpiexec, 2, import_args(work, os.path.join(work, "bad.h5"), pats), expect_ok=False)
+    expect_words(p.stdout, ["task b model", "embeddings.position_ids", "I64", "differs from the pretrained"], "differing buffer")
+    if os.path.exists(os.path.join(work, "bad.h5")):
+        fail("a store was left behind")
+    print("buffers: OK")
+
+
+def case_heads(work, mpiexec):
+    for head_in_pre in (False, True):
+        make(work, with_head_in_pre=head_in_pre)
+        store = os.path.join(work, "s.h5")
+        p = run(mpiexec, 2, import_args(work, store), expect_ok=False)
+        expect_words(p.stdout, ["classifier.weight", "a [2,8]", "b [3,8]", "suggested: -map_private_patterns 'head.*,classifier.*'"],
+                     "head report")
+        expect_words(p.stdout, ["shape [3,8]"] if head_in_pre else ["classifier.weight", "not in the pretrained model"], "head error")
+        if os.path.exists(store):
+            fail("store left behind")
+        p = run(mpiexec, 2, import_args(work, store, ["-map_private_patterns", "head.*,classifier.*"]))
+        expect_words(p.stdout, ["4 private tensors"], "import with the suggested patterns")
+        if "suggested" in p.stdout:
+            fail("suggestion printed although the patterns cover the heads")
+    print("heads: OK")
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def numpy_merge(fam, c):
+    """MapMergeApply's arithmetic in numpy: F32 tau = task - pre, acc = pre + c_i*tau_i in F32, task order"""
+    pre = {n: (stio.from_bf16(a).reshape(a.shape) if t == "BF16" else a) for n, t, a in fam["pretrained"] if t in ("F32", "BF16")}
+    out = {}
+    for n, p in pre.items():
+        acc = p.astype(np.float32)
+        for ci, t in zip(c, ("a", "b")):
+            tv = [x for x in fam[t] if x[0] == n][0]
+            v = stio.from_bf16(tv[2]).reshape(tv[2].shape) if tv[1] == "BF16" else tv[2]
+            acc = acc + np.float32(ci) * (v.astype(np.float32) - p)
+        out[n] = stio.to_bf16(acc).reshape(acc.shape)
+    return out
+
+
+def read_folder(d):
+    idx = os.path.join(d, "model.safetensors.index.json")
+    files = sorted(set(json.load(open(idx))["weight_map"].values())) if os.path.exists(idx) else ["model.safetensors"]
+    got, hdr, meta = {}, {}, {}
+    for f in files:
+        got.update(stio.load(os.path.join(d, f)))
+        h, m, _ = stio._parse(os.path.join(d, f))
+        hdr.update(h)
+        meta = m
+    return got, hdr, meta, files
+
+
+def case_folder(work, mpiexec):
+    fam = make(work, ncls=(2, 2), dtype="BF16")
+    store = os.path.join(work, "s.h5")
+    p = run(mpiexec, 2, import_args(work, store, ["-map_private_patterns", "classifier.*"]))
+    expect_words(p.stdout, ["recorded the files of folder", "config.json", "chat_template.jinja"], "import")
+    c = [0.625, 0.3]
+    ref = numpy_merge(fam, c)
+    bytes_by_n = []
+    for n, shard in ((1, "0"), (3, "0"), (3, "300")):
+        out = os.path.join(work, "out_%d_%s" % (n, shard))
+        run(mpiexec, n, ["export", "-map_store", store, "-map_coeff", ",".join(map(str, c)), "-map_output", out, "-map_export_shard_size", shard])
+        got, hdr, meta, files = read_folder(out)
+        if meta.get("format") != "pt":
+            fail("%s: __metadata__ format %r" % (out, meta.get("format")))
+        if shard != "0" and (len(files) < 2 or not os.path.exists(os.path.join(out, "model.safetensors.index.json"))):
+            fail("%s: expected shards with an index, got %s" % (out, files))
+        for name, r in ref.items():
+            if hdr[name]["dtype"] != "BF16":
+                fail("%s: %s is %s, expected the pretrained BF16" % (out, name, hdr[name]["dtype"]))
+            if got[name].tobytes() != r.tobytes():
+                fail("%s: %s differs from the numpy merge (%d of %d bits)" % (out, name, int((got[name] != r).sum()), r.size))
+        for name, tag, a in fam["pretrained"]:
+            if tag in ("I64", "BOOL") and (hdr[name]["dtype"] != tag or got[name].tobytes() != np.ascontiguousarray(a).tobytes()):
+                fail("%s: buffer %s not kept" % (out, name))
+        if any(k.startswith("classifier") for k in got):
+            fail("%s: a head was written without -map_export_private" % out)
+        for fn, b in FILES.items():
+            if open(os.path.join(out, fn), "rb").read() != b:
+                fail("%s/%s is not byte-equal to the original" % (out, fn))
+        card = open(os.path.join(out, "README.md")).read()
+        want = ["base_model: pretrained", "| a | 0.625 |", "| b | 0.29999999999999999 |", sha(open(os.path.join(work, "a", "model.safetensors"), "rb").read()),
+                "mapmerge version", "embeddings.position_ids", "in the pretrained checkpoint's dtypes"] + [sha(b) + "  " + fn for fn, b in FILES.items()]
+        expect_words(card, want, out + "/README.md")
+        if shard == "0":
+            bytes_by_n.append(open(os.path.join(out, "model.safetensors"), "rb").read())
+    if bytes_by_n[0] != bytes_by_n[1]:
+        fail("folder exports at -n 1 and -n 3 differ")
+    # every task's head under its prefix, said so in the card; -map_export_dtype overrides
+    out = os.path.join(work, "out_all")
+    run(mpiexec, 2, ["export", "-map_store", store, "-map_coeff", "0.5,0.5", "-map_output", out, "-map_export_private", "all",
+                     "-map_export_dtype", "f32"])
+    got, hdr, _, _ = read_folder(out)
+    for t in ("a", "b"):
+        w = [x for x in fam[t] if x[0] == "classifier.weight"][0][2]
+        g = got.get(t + ".classifier.weight")
+        if g is None or hdr[t + ".classifier.weight"]["dtype"] != "F32" or not np.array_equal(g, stio.from_bf16(w).reshape(w.shape)):
+            fail("%s: %s.classifier.weight missing or wrong" % (out, t))
+    if hdr["encoder.layer.0.dense.weight"]["dtype"] != "F32":
+        fail("-map_export_dtype f32 not applied")
+    expect_words(open(os.path.join(out, "README.md")).read(), ["prefix `<task>.`", "a.classifier.weight"], "card of -map_export_private all")
+    print("folder: OK")
+
+
+if __name__ == "__main__":
+    case, work, mpiexec = sys.argv[1], sys.argv[2], sys.argv[3]
+    globals()["case_" + case](os.path.abspath(work), mpiexec)
