@@ -62,7 +62,7 @@ PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *
   }
   PetscCall(MapStoreReadBuffers(store, &ex->nbuf, &ex->buf));
   PetscCall(MapStoreReadHFFiles(store, &ex->nfiles, &ex->files, &ex->source));
-  ex->folder = (PetscBool)(ex->source && !EndsWith(output, ".safetensors"));
+  ex->folder = (PetscBool)(ex->source && ex->nfiles > 0 && !EndsWith(output, ".safetensors"));
   PetscCall(PetscStrncpy(ex->target, output, sizeof(ex->target)));
   if (ex->folder && !shard) {
     int  ok = 1;

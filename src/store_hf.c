@@ -415,3 +415,32 @@ PetscErrorCode MapStoreHFFilesFree(int n, MapStoreHFFile **files)
   PetscCall(PetscFree(*files));
   PetscFunctionReturn(0);
 }
+
+PetscErrorCode MapStoreViewHF_Private(MapStore s, PetscViewer viewer)
+{
+  int             nb, nf;
+  MapStoreBuffer *b;
+  MapStoreHFFile *f;
+  char           *source, shp[256];
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreReadBuffers(s, &nb, &b));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "integer/bool tensors kept from the pretrained model (not merged): %d\n", nb));
+  PetscCall(PetscViewerASCIIPushTab(viewer));
+  for (int i = 0; i < nb; i++) {
+    ShapeText(b[i].ndim, b[i].shape, shp, sizeof(shp));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s %-5s %s\n", b[i].name, MapDTypeName(b[i].dtype), shp));
+  }
+  PetscCall(PetscViewerASCIIPopTab(viewer));
+  PetscCall(MapStoreBuffersFree(nb, &b));
+  PetscCall(MapStoreReadHFFiles(s, &nf, &f, &source));
+  if (source) {
+    PetscCall(PetscViewerASCIIPrintf(viewer, "files of the model folder %s (copied by export -map_output DIR): %d\n", source, nf));
+    PetscCall(PetscViewerASCIIPushTab(viewer));
+    for (int i = 0; i < nf; i++) PetscCall(PetscViewerASCIIPrintf(viewer, "%s  %s (%zu bytes)\n", f[i].sha256, f[i].name, f[i].size));
+    PetscCall(PetscViewerASCIIPopTab(viewer));
+  }
+  PetscCall(MapStoreHFFilesFree(nf, &f));
+  PetscCall(PetscFree(source));
+  PetscFunctionReturn(0);
+}

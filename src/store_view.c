@@ -128,6 +128,7 @@ PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
     PetscCall(PetscViewerASCIIPopTab(viewer));
     PetscCall(MapFreeList(n, &names));
   }
+  PetscCall(MapStoreViewHF_Private(s, viewer)); /* buffers and recorded files */
   PetscCall(PetscViewerASCIIPrintf(viewer, "provenance:\n"));
   PetscCall(PetscViewerASCIIPushTab(viewer));
   herr_t err = H5Aiterate2(s->file, H5_INDEX_NAME, H5_ITER_INC, &idx, ViewAttribute, &ctx);

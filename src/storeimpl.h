@@ -51,6 +51,9 @@ struct _p_MapStore {
   MapStoreDType   dtype; /* of /pretrained and /task_vectors */
 };
 
+/* `info`: the integer/bool buffers and the recorded HF files (store_hf.c). */
+PetscErrorCode MapStoreViewHF_Private(MapStore store, PetscViewer viewer);
+
 /* Binary search: the store tensor holding flat index j (tensors sorted by offset). */
 int MapStoreTensorAt(int n, const MapStoreTensor *t, int64_t j);
 
