@@ -27,6 +27,7 @@ static PetscErrorCode AddPrivates(MapStore store, int t, PetscBool prefix, MapEx
   PetscCall(PetscRealloc(sizeof(char *) * (size_t)(ex->npriv + n + 1), &ex->privsrc));
   PetscCall(PetscRealloc(sizeof(int) * (size_t)(ex->npriv + n + 1), &ex->privtask));
   PetscCall(PetscRealloc(sizeof(float *) * (size_t)(ex->npriv + n + 1), &ex->privdata));
+  PetscCall(PetscRealloc(sizeof(MapStoreBuffer) * (size_t)(ex->npriv + n + 1), &ex->privint));
   for (int k = 0; k < n; k++) {
     char out[2 * MAP_NAME_LEN];
     PetscCall(PetscSNPrintf(out, sizeof(out), "%s%s%s", prefix ? tname : "", prefix ? "." : "", names[k]));
@@ -35,6 +36,7 @@ static PetscErrorCode AddPrivates(MapStore store, int t, PetscBool prefix, MapEx
     ex->privsrc[ex->npriv]  = names[k];
     ex->privtask[ex->npriv] = t;
     ex->privdata[ex->npriv] = NULL;
+    PetscCall(PetscMemzero(&ex->privint[ex->npriv], sizeof(MapStoreBuffer)));
     ex->npriv++;
   }
   PetscCall(PetscFree(names)); /* the strings now belong to ex->privsrc */
@@ -61,6 +63,16 @@ PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *
     PetscCall(AddPrivates(store, t, PETSC_FALSE, ex, rank));
   }
   PetscCall(MapStoreReadBuffers(store, &ex->nbuf, &ex->buf));
+  if (!ex->all) { /* the task's own copy of a buffer (import -map_import_buffer_differs private) replaces the pretrained one */
+    int keep = 0;
+    for (int b = 0; b < ex->nbuf; b++) {
+      PetscBool mine = PETSC_FALSE;
+      for (int k = 0; k < ex->npriv && !mine; k++) mine = (PetscBool)!strcmp(ex->buf[b].name, ex->privname[k]);
+      if (mine) PetscCall(PetscFree(ex->buf[b].data));
+      else ex->buf[keep++] = ex->buf[b];
+    }
+    ex->nbuf = keep;
+  }
   PetscCall(MapStoreReadHFFiles(store, &ex->nfiles, &ex->files, &ex->source));
   ex->folder = (PetscBool)(ex->source && ex->nfiles > 0 && !EndsWith(output, ".safetensors"));
   PetscCall(PetscStrncpy(ex->target, output, sizeof(ex->target)));
@@ -121,9 +133,18 @@ PetscErrorCode MapExportExtrasFillInfo(MapExportExtras *ex, MapStore store, MapD
     for (int i = 0; i < ntensors; i++)
       PetscCheck(strcmp(info[i].name, ex->privname[k]), comm, PETSC_ERR_ARG_WRONG,
                  "export: private tensor %s (task %d of the store) has the name of a merged tensor", ex->privname[k], ex->privtask[k]);
+    PetscBool isint;
+    PetscCall(PetscStrncpy(u->name, ex->privname[k], sizeof(u->name)));
+    PetscCall(MapStoreReadPrivateBuffer(store, ex->privtask[k], ex->privsrc[k], &ex->privint[k], &isint));
+    if (isint) { /* a task's own integer/bool tensor: written as it was */
+      u->dtype = ex->privint[k].dtype;
+      u->ndim  = ex->privint[k].ndim;
+      u->numel = 1;
+      for (int d = 0; d < u->ndim; d++) u->numel *= (u->shape[d] = ex->privint[k].shape[d]);
+      continue;
+    }
     /* every rank needs the shape for the header; only rank 0 keeps the data to write */
     PetscCall(MapStoreReadPrivate(store, ex->privtask[k], ex->privsrc[k], &nd, u->shape, &ex->privdata[k]));
-    PetscCall(PetscStrncpy(u->name, ex->privname[k], sizeof(u->name)));
     u->dtype = privdt;
     u->ndim  = nd;
     u->numel = 1;
@@ -148,8 +169,10 @@ PetscErrorCode MapExportExtrasWrite(MapExportExtras *ex, MapSafetensorsWriter w,
 {
   PetscFunctionBegin;
   if (rank) PetscFunctionReturn(0);
-  for (int k = 0; k < ex->npriv; k++)
-    if (info[ntensors + k].numel) PetscCall(MapSafetensorsWriterWriteF32(w, ntensors + k, 0, info[ntensors + k].numel, ex->privdata[k]));
+  for (int k = 0; k < ex->npriv; k++) {
+    if (ex->privint[k].data) PetscCall(MapSafetensorsWriterWriteRaw(w, ntensors + k, ex->privint[k].data));
+    else if (info[ntensors + k].numel) PetscCall(MapSafetensorsWriterWriteF32(w, ntensors + k, 0, info[ntensors + k].numel, ex->privdata[k]));
+  }
   for (int b = 0; b < ex->nbuf; b++) PetscCall(MapSafetensorsWriterWriteRaw(w, ntensors + ex->npriv + b, ex->buf[b].data));
   PetscFunctionReturn(0);
 }
@@ -326,7 +349,9 @@ PetscErrorCode MapExportExtrasDestroy(MapExportExtras *ex)
     PetscCall(PetscFree(ex->privname[k]));
     PetscCall(PetscFree(ex->privsrc[k]));
     PetscCall(PetscFree(ex->privdata[k]));
+    PetscCall(PetscFree(ex->privint[k].data));
   }
+  PetscCall(PetscFree(ex->privint));
   PetscCall(PetscFree(ex->privname));
   PetscCall(PetscFree(ex->privsrc));
   PetscCall(PetscFree(ex->privtask));

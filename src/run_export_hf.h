@@ -13,6 +13,7 @@ typedef struct {
   char  **privname, **privsrc;
   int    *privtask;
   float **privdata;
+  MapStoreBuffer *privint; /* a task's own integer/bool tensor (data NULL for a floating one) */
   PetscBool all; /* -map_export_private all: every task's, under "<task>." */
   int             nbuf;
   MapStoreBuffer *buf;

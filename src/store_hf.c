@@ -153,9 +153,28 @@ static PetscErrorCode ReadBufferBytes(Ckpt *ck, const MapTensorInfo *t, unsigned
   PetscFunctionReturn(0);
 }
 
+/* /private/<task>/<name>: a task's own copy of a buffer (-map_import_buffer_differs private), as in /buffers */
+static PetscErrorCode WriteIntDataset(Import *im, hid_t loc, const MapTensorInfo *p, const unsigned char *bytes)
+{
+  hsize_t       dims[MAP_MAX_NDIM];
+  hid_t         type, d;
+  unsigned char one = 0;
+
+  PetscFunctionBegin;
+  for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
+  PetscCall(BufferH5Type(p->dtype, &type));
+  PetscCall(MapH5WriteSmall(im->comm, loc, p->name, type, p->ndim, dims, bytes ? (const void *)bytes : (const void *)&one));
+  MapCallHDF5(d = H5Dopen2(loc, p->name, H5P_DEFAULT));
+  PetscCall(MapH5WriteStringAttr(d, MAP_STORE_ATTR_DTYPE, MapDTypeName(p->dtype)));
+  MapCallHDF5(H5Dclose(d));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapStoreImportWriteBuffers_Private(Import *im, hid_t file)
 {
-  hid_t gcpl, g;
+  hid_t           gcpl, g;
+  int            *differs, nprivate = 0;
+  unsigned char **own;
 
   PetscFunctionBegin;
   if (!im->nbuf) PetscFunctionReturn(0);
@@ -163,13 +182,12 @@ PetscErrorCode MapStoreImportWriteBuffers_Private(Import *im, hid_t file)
   MapCallHDF5(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
   MapCallHDF5(g = H5Gcreate2(file, "buffers", H5P_DEFAULT, gcpl, H5P_DEFAULT));
   MapCallHDF5(H5Pclose(gcpl));
+  PetscCall(PetscCalloc2(im->nck, &differs, im->nck, &own));
   for (int b = 0; b < im->nbuf; b++) {
     const MapTensorInfo *p   = im->buf[b];
-    unsigned char       *pre = NULL, *tk = NULL, one = 0;
+    unsigned char       *pre = NULL;
     char                 msg[1024] = "";
     int                  ok        = 1;
-    hsize_t              dims[MAP_MAX_NDIM];
-    hid_t                type, d;
 
     /* rank 0 compares every task's copy with the pretrained one: buffers are small */
     if (!im->rank) {
@@ -177,29 +195,45 @@ PetscErrorCode MapStoreImportWriteBuffers_Private(Import *im, hid_t file)
       for (int c = 1; c < im->nck && ok; c++) {
         const MapTensorInfo *u;
         PetscCall(MapSafetensorsFind(im->ck[c].st, p->name, &u));
+        differs[c] = 0;
         if (!u) continue; /* a task without it keeps the pretrained one */
-        PetscCall(ReadBufferBytes(&im->ck[c], u, &tk));
-        if (memcmp(pre, tk, p->end - p->begin)) {
+        PetscCall(ReadBufferBytes(&im->ck[c], u, &own[c]));
+        if (!memcmp(pre, own[c], p->end - p->begin)) {
+          PetscCall(PetscFree(own[c]));
+          continue;
+        }
+        differs[c] = 1;
+        if (!im->buffers_private) {
           uint64_t isz = MapDTypeSize(p->dtype), k = 0;
-          while (k < p->end - p->begin && pre[k] == tk[k]) k++;
+          while (k < p->end - p->begin && pre[k] == own[c][k]) k++;
           snprintf(msg, sizeof(msg),
                    "%s %s: %s tensor %s differs from the pretrained model's (first at element %llu); integer and bool tensors are not "
-                   "merged but kept from the pretrained model, so a task must have the same values",
+                   "merged but kept from the pretrained model, so a task must have the same values (or keep its own copy as a private "
+                   "tensor: -map_import_buffer_differs private)",
                    im->ck[c].label, im->ck[c].path, MapDTypeName(p->dtype), p->name, (unsigned long long)(k / (isz ? isz : 1)));
           ok = 0;
         }
-        PetscCall(PetscFree(tk));
       }
     }
     MapCheckAll(im->comm, ok, PETSC_ERR_ARG_WRONG, "%s", msg);
-    for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
-    PetscCall(BufferH5Type(p->dtype, &type));
-    PetscCall(MapH5WriteSmall(im->comm, g, p->name, type, p->ndim, dims, pre ? (const void *)pre : (const void *)&one));
-    MapCallHDF5(d = H5Dopen2(g, p->name, H5P_DEFAULT));
-    PetscCall(MapH5WriteStringAttr(d, MAP_STORE_ATTR_DTYPE, MapDTypeName(p->dtype)));
-    MapCallHDF5(H5Dclose(d));
+    PetscCallMPI(MPI_Bcast(differs, im->nck, MPI_INT, 0, im->comm));
+    PetscCall(WriteIntDataset(im, g, p, pre));
+    for (int c = 1; c < im->nck; c++) {
+      hid_t tg;
+      char  gname[MAP_NAME_LEN + 16];
+      if (!differs[c]) continue;
+      PetscCall(PetscSNPrintf(gname, sizeof(gname), "/private/%s", im->tasks[c - 1]));
+      MapCallHDF5(tg = H5Gopen2(file, gname, H5P_DEFAULT));
+      PetscCall(WriteIntDataset(im, tg, p, own[c]));
+      MapCallHDF5(H5Gclose(tg));
+      PetscCall(PetscFree(own[c]));
+      PetscCall(PetscPrintf(im->comm, "import: task %s: its %s tensor %s differs from the pretrained model's; kept as a private tensor of the task\n",
+                            im->tasks[c - 1], MapDTypeName(p->dtype), p->name));
+      nprivate++;
+    }
     PetscCall(PetscFree(pre));
   }
+  PetscCall(PetscFree2(differs, own));
   MapCallHDF5(H5Gclose(g));
   PetscCall(PetscPrintf(im->comm, "import: %d integer/bool tensor%s kept as the pretrained model has %s, not merged (/buffers; first: %s %s)\n", im->nbuf,
                         im->nbuf > 1 ? "s" : "", im->nbuf > 1 ? "them" : "it", im->buf[0]->name, MapDTypeName(im->buf[0]->dtype)));
@@ -318,6 +352,40 @@ static PetscErrorCode GroupNames(MapStore s, const char *group, int *n, char ***
   PetscFunctionReturn(0);
 }
 
+/* one integer/bool dataset of group g (its dtype attribute names the safetensors dtype) */
+static PetscErrorCode ReadIntDataset(MapStore s, hid_t g, const char *gname, const char *name, MapStoreBuffer *b)
+{
+  char     *dt = NULL;
+  size_t    isz;
+  PetscBool found;
+  hid_t     d, space, type;
+  hsize_t   dims[MAP_MAX_NDIM];
+  int       nd;
+
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(b->name, name, sizeof(b->name)));
+  MapCallHDF5(d = H5Dopen2(g, name, H5P_DEFAULT));
+  PetscCall(MapH5ReadStringAttr(d, MAP_STORE_ATTR_DTYPE, &dt));
+  PetscCheck(dt, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s/%s has no dtype attribute", s->path, gname, name);
+  PetscCall(MapDTypeFromName(dt, &b->dtype, &isz, &found));
+  PetscCheck(found && !MapDTypeIsFloat(b->dtype) && b->dtype != MAP_DTYPE_OTHER, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: %s/%s has dtype \"%s\", not an integer or bool dtype", s->path, gname, name, dt);
+  PetscCall(PetscFree(dt));
+  MapCallHDF5(space = H5Dget_space(d));
+  MapCallHDF5(nd = H5Sget_simple_extent_ndims(space));
+  PetscCheck(nd <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: %s/%s has %d dimensions", s->path, gname, name, nd);
+  MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
+  b->ndim   = nd;
+  b->nbytes = isz;
+  for (int k = 0; k < nd; k++) b->nbytes *= (size_t)(b->shape[k] = (int64_t)dims[k]);
+  PetscCall(BufferH5Type(b->dtype, &type));
+  PetscCall(PetscMalloc1(b->nbytes + 1, (unsigned char **)&b->data));
+  if (b->nbytes) MapCallHDF5(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->data));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Dclose(d));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapStoreReadBuffers(MapStore s, int *n, MapStoreBuffer **bufs)
 {
   char **names;
@@ -326,38 +394,36 @@ PetscErrorCode MapStoreReadBuffers(MapStore s, int *n, MapStoreBuffer **bufs)
   PetscFunctionBegin;
   PetscCall(GroupNames(s, "buffers", n, &names, &g));
   PetscCall(PetscCalloc1(*n + 1, bufs));
-  for (int i = 0; i < *n; i++) {
-    MapStoreBuffer *b = &(*bufs)[i];
-    char           *dt = NULL;
-    size_t          isz;
-    PetscBool       found;
-    hid_t           d, space, type;
-    hsize_t         dims[MAP_MAX_NDIM];
-    int             nd;
-
-    PetscCall(PetscStrncpy(b->name, names[i], sizeof(b->name)));
-    MapCallHDF5(d = H5Dopen2(g, names[i], H5P_DEFAULT));
-    PetscCall(MapH5ReadStringAttr(d, MAP_STORE_ATTR_DTYPE, &dt));
-    PetscCheck(dt, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /buffers/%s has no dtype attribute", s->path, names[i]);
-    PetscCall(MapDTypeFromName(dt, &b->dtype, &isz, &found));
-    PetscCheck(found && !MapDTypeIsFloat(b->dtype) && b->dtype != MAP_DTYPE_OTHER, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-               "store %s: /buffers/%s has dtype \"%s\", not an integer or bool dtype", s->path, names[i], dt);
-    PetscCall(PetscFree(dt));
-    MapCallHDF5(space = H5Dget_space(d));
-    MapCallHDF5(nd = H5Sget_simple_extent_ndims(space));
-    PetscCheck(nd <= MAP_MAX_NDIM, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /buffers/%s has %d dimensions", s->path, names[i], nd);
-    MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
-    b->ndim   = nd;
-    b->nbytes = isz;
-    for (int k = 0; k < nd; k++) b->nbytes *= (size_t)(b->shape[k] = (int64_t)dims[k]);
-    PetscCall(BufferH5Type(b->dtype, &type));
-    PetscCall(PetscMalloc1(b->nbytes + 1, (unsigned char **)&b->data));
-    if (b->nbytes) MapCallHDF5(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->data));
-    MapCallHDF5(H5Sclose(space));
-    MapCallHDF5(H5Dclose(d));
-  }
+  for (int i = 0; i < *n; i++) PetscCall(ReadIntDataset(s, g, "/buffers", names[i], &(*bufs)[i]));
   if (g >= 0) MapCallHDF5(H5Gclose(g));
   PetscCall(MapFreeList(*n, &names));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreReadPrivateBuffer(MapStore s, int t, const char *name, MapStoreBuffer *buf, PetscBool *found)
+{
+  char   gname[MAP_NAME_LEN + 16];
+  hid_t  g, d;
+  htri_t has;
+
+  PetscFunctionBegin;
+  *found = PETSC_FALSE;
+  PetscCall(PetscMemzero(buf, sizeof(*buf)));
+  PetscCheck(t >= 0 && t < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)", s->path, t, s->T);
+  PetscCall(PetscSNPrintf(gname, sizeof(gname), "private/%s", s->tasks[t]));
+  if (!MapH5Exists(s->file, gname)) PetscFunctionReturn(0);
+  MapCallHDF5(g = H5Gopen2(s->file, gname, H5P_DEFAULT));
+  MapCallHDF5(has = H5Lexists(g, name, H5P_DEFAULT));
+  if (has > 0) {
+    MapCallHDF5(d = H5Dopen2(g, name, H5P_DEFAULT));
+    MapCallHDF5(has = H5Aexists(d, MAP_STORE_ATTR_DTYPE));
+    MapCallHDF5(H5Dclose(d));
+    if (has > 0) {
+      PetscCall(ReadIntDataset(s, g, gname, name, buf));
+      *found = PETSC_TRUE;
+    }
+  }
+  MapCallHDF5(H5Gclose(g));
   PetscFunctionReturn(0);
 }
 

@@ -493,6 +493,7 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(ImportLogDtypes(&im));
 
   im.dtype = opts ? opts->dtype : MAP_STORE_DTYPE_F32;
+  im.buffers_private = opts ? opts->buffers_private : PETSC_FALSE;
   PetscCheck(MapStoreDTypeGetInfo(im.dtype), comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
              (int)im.dtype, (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));

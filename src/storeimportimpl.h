@@ -29,6 +29,7 @@ typedef struct {
   double          err[2][2]; /* BF16/F16 only: max abs and max rel rounding error of [0] pretrained, [1] task vectors */
   int                   nbuf; /* integer/bool tensors of the pretrained model, kept unchanged (store_hf.c) */
   const MapTensorInfo **buf;
+  PetscBool             buffers_private; /* differing task copies become private tensors of that task */
 } Import;
 
 /* Root attributes: format, versions, storage dtype, creation time, private patterns, and per

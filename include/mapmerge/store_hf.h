@@ -30,6 +30,10 @@ typedef struct {
    Not collective (independent reads; small). Free with MapStoreBuffersFree. */
 PetscErrorCode MapStoreReadBuffers(MapStore store, int *n, MapStoreBuffer **bufs);
 PetscErrorCode MapStoreBuffersFree(int n, MapStoreBuffer **bufs);
+/* MapStoreReadPrivateBuffer - private tensor `name` of task t when it is an integer/bool tensor (a
+   task's own buffer, import -map_import_buffer_differs private): *found and *buf (PetscFree buf->data);
+   *found = PETSC_FALSE for a floating private tensor. Not collective. */
+PetscErrorCode MapStoreReadPrivateBuffer(MapStore store, int t, const char *name, MapStoreBuffer *buf, PetscBool *found);
 /* MapStoreReadHFFiles - the recorded files, sha256 checked against the bytes; *source = the folder
    (PetscFree; NULL and n = 0 when the store has none). Not collective. Free with MapStoreHFFilesFree. */
 PetscErrorCode MapStoreReadHFFiles(MapStore store, int *n, MapStoreHFFile **files, char **source);

@@ -221,6 +221,21 @@ def case_buffers(work, mpiexec):
     expect_words(p.stdout, ["task b model", "embeddings.position_ids", "I64", "differs from the pretrained"], "differing buffer")
     if os.path.exists(os.path.join(work, "bad.h5")):
         fail("a store was left behind")
+    # ... or, asked for, a private tensor of that task: exported under its name with that task's head
+    fam = make(work, differ="b")
+    store = os.path.join(work, "own.h5")
+    p = run(mpiexec, 2, import_args(work, store, pats + ["-map_import_buffer_differs", "private"]))
+    expect_words(p.stdout, ["task b", "embeddings.position_ids differs", "kept as a private tensor of the task"], "buffer made private")
+    own = [x for x in fam["b"] if x[0] == "embeddings.position_ids"][0][2]
+    with h5py.File(store, "r") as f:
+        if not np.array_equal(f["private/b/embeddings.position_ids"][()], own) or "embeddings.position_ids" in f["private/a"]:
+            fail("/private/b/embeddings.position_ids is not task b's copy, or task a got one")
+    for task, want in (("b", own), ("a", pre["embeddings.position_ids"][1])):
+        out = os.path.join(work, "own_%s.safetensors" % task)
+        run(mpiexec, 2, ["export", "-map_store", store, "-map_coeff", "0.5,0.25", "-map_output", out, "-map_export_private", task])
+        got, header = stio.load(out), stio._parse(out)[0]
+        if header["embeddings.position_ids"]["dtype"] != "I64" or not np.array_equal(got["embeddings.position_ids"], want):
+            fail("%s: position_ids %r, expected task %s's %r" % (out, got["embeddings.position_ids"], task, want))
     print("buffers: OK")
 
 
