@@ -291,6 +291,9 @@ def case_folder(work, mpiexec):
     store = os.path.join(work, "s.h5")
     p = run(mpiexec, 2, import_args(work, store, ["-map_private_patterns", "classifier.*"]))
     expect_words(p.stdout, ["recorded the files of folder", "config.json", "chat_template.jinja"], "import")
+    p = run(mpiexec, 1, ["info", "-map_store", store])
+    expect_words(p.stdout, ["integer/bool tensors kept from the pretrained model (not merged): 3", "bn.num_batches_tracked", "BOOL",
+                            "files of the model folder", sha(FILES["vocab.txt"]) + "  vocab.txt"], "info")
     c = [0.625, 0.3]
     ref = numpy_merge(fam, c)
     bytes_by_n = []
@@ -336,6 +339,17 @@ def case_folder(work, mpiexec):
     if hdr["encoder.layer.0.dense.weight"]["dtype"] != "F32":
         fail("-map_export_dtype f32 not applied")
     expect_words(open(os.path.join(out, "README.md")).read(), ["prefix `<task>.`", "a.classifier.weight"], "card of -map_export_private all")
+    # coefficients from a run (analytic tasks named like the store's): the card names the run, its start, preference and manifest sha256
+    rundir, out = os.path.join(work, "run"), os.path.join(work, "out_run")
+    run(mpiexec, 2, ["run", "-map_eval_type", "analytic", "-map_analytic_problem", "quadratic", "-map_tasks", "a,b", "-map_output", rundir,
+                     "-map_seed", "7"])
+    p = run(mpiexec, 2, ["export", "-map_store", store, "-map_run", rundir, "-map_preference", "2,1", "-map_output", out])
+    manifest = json.load(open(os.path.join(rundir, "manifest.json")))
+    cs = re.search(r"c = ([-0-9.e,]+);", p.stdout).group(1).split(",")
+    expect_words(open(os.path.join(out, "README.md")).read(),
+                 ["run `%s`" % rundir, manifest["start_time"], "its pick for the preference 2,1",
+                  "manifest.json sha256: `%s`" % sha(open(os.path.join(rundir, "manifest.json"), "rb").read()),
+                  "| a | %s |" % cs[0], "| b | %s |" % cs[1]], "card of an export from a run")
     print("folder: OK")
 
 
