@@ -73,8 +73,18 @@ PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *
     }
     ex->nbuf = keep;
   }
-  PetscCall(MapStoreReadHFFiles(store, &ex->nfiles, &ex->files, &ex->source));
-  ex->folder = (PetscBool)(ex->source && ex->nfiles > 0 && !EndsWith(output, ".safetensors"));
+  { /* only rank 0 copies the files and writes the card: the others learn only whether there are files */
+    int            has[2] = {0, 0};
+    PetscErrorCode ierr   = 0;
+    if (!rank) { /* an error is printed here by the error handler, then agreed below so no rank waits */
+      ierr   = MapStoreReadHFFiles(store, &ex->nfiles, &ex->files, &ex->source);
+      has[0] = ex->nfiles;
+      has[1] = ex->source != NULL;
+    }
+    MapCheckAll(comm, !ierr, PETSC_ERR_FILE_UNEXPECTED, "export: the store's recorded model-folder files cannot be read (see the message above)");
+    PetscCallMPI(MPI_Bcast(has, 2, MPI_INT, 0, comm));
+    ex->folder = (PetscBool)(has[1] && has[0] > 0 && !EndsWith(output, ".safetensors"));
+  }
   PetscCall(PetscStrncpy(ex->target, output, sizeof(ex->target)));
   if (ex->folder && !shard) {
     int  ok = 1;

@@ -339,6 +339,19 @@ def case_folder(work, mpiexec):
     if hdr["encoder.layer.0.dense.weight"]["dtype"] != "F32":
         fail("-map_export_dtype f32 not applied")
     expect_words(open(os.path.join(out, "README.md")).read(), ["prefix `<task>.`", "a.classifier.weight"], "card of -map_export_private all")
+    # a damaged recorded file: export at 2 ranks fails, naming it, and leaves no folder
+    import h5py
+    bad = os.path.join(work, "damaged.h5")
+    shutil.copy(store, bad)
+    with h5py.File(bad, "r+") as f:
+        d = f["hf_files/vocab.txt"]
+        v = d[()]
+        v[0] ^= 1
+        d[...] = v
+    p = run(mpiexec, 2, ["export", "-map_store", bad, "-map_coeff", "0.5,0.5", "-map_output", os.path.join(work, "out_bad")], expect_ok=False)
+    expect_words(p.stdout, ["/hf_files/vocab.txt", "sha256", "damaged store"], "damaged recorded file")
+    if os.path.exists(os.path.join(work, "out_bad")):
+        fail("export of a damaged store left a folder")
     # coefficients from a run (analytic tasks named like the store's): the card names the run, its start, preference and manifest sha256
     rundir, out = os.path.join(work, "run"), os.path.join(work, "out_run")
     run(mpiexec, 2, ["run", "-map_eval_type", "analytic", "-map_analytic_problem", "quadratic", "-map_tasks", "a,b", "-map_output", rundir,
