@@ -121,7 +121,12 @@ PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
       MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
       for (int q = 0; q < nd; q++) sh[q] = (int64_t)dims[q];
       PetscCall(ShapeString(nd, sh, shp, sizeof(shp)));
-      PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s F32   %s\n", names[k], shp));
+      {
+        char *dt = NULL; /* an integer/bool private tensor (import -map_import_buffer_differs private) names its dtype */
+        PetscCall(MapH5ReadStringAttr(d, MAP_STORE_ATTR_DTYPE, &dt));
+        PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s %-5s %s\n", names[k], dt ? dt : "F32", shp));
+        PetscCall(PetscFree(dt));
+      }
       MapCallHDF5(H5Sclose(space));
       MapCallHDF5(H5Dclose(d));
     }

@@ -230,6 +230,10 @@ def case_buffers(work, mpiexec):
     with h5py.File(store, "r") as f:
         if not np.array_equal(f["private/b/embeddings.position_ids"][()], own) or "embeddings.position_ids" in f["private/a"]:
             fail("/private/b/embeddings.position_ids is not task b's copy, or task a got one")
+    p = run(mpiexec, 1, ["info", "-map_store", store])
+    if not re.search(r"private tensors of b: 3\n(.*\n){2}\s*embeddings\.position_ids\s+I64\s+\[1,16\]", p.stdout):
+        print(p.stdout)
+        fail("info does not list task b's own I64 position_ids")
     for task, want in (("b", own), ("a", pre["embeddings.position_ids"][1])):
         out = os.path.join(work, "own_%s.safetensors" % task)
         run(mpiexec, 2, ["export", "-map_store", store, "-map_coeff", "0.5,0.25", "-map_output", out, "-map_export_private", task])
