@@ -153,6 +153,25 @@ static PetscErrorCode ReadBufferBytes(Ckpt *ck, const MapTensorInfo *t, unsigned
   PetscFunctionReturn(0);
 }
 
+/* MapH5WriteSmall, or for zero elements only the dataset (a collective write of nothing fails in HDF5 1.10) */
+static PetscErrorCode WriteSmall(MPI_Comm comm, hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims, const void *data)
+{
+  hsize_t n = 1;
+  hid_t   space, d;
+
+  PetscFunctionBegin;
+  for (int k = 0; k < ndim; k++) n *= dims[k];
+  if (n) {
+    PetscCall(MapH5WriteSmall(comm, loc, name, type, ndim, dims, data));
+    PetscFunctionReturn(0);
+  }
+  MapCallHDF5(space = H5Screate_simple(ndim, dims, NULL));
+  MapCallHDF5(d = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  MapCallHDF5(H5Dclose(d));
+  MapCallHDF5(H5Sclose(space));
+  PetscFunctionReturn(0);
+}
+
 /* /private/<task>/<name>: a task's own copy of a buffer (-map_import_buffer_differs private), as in /buffers */
 static PetscErrorCode WriteIntDataset(Import *im, hid_t loc, const MapTensorInfo *p, const unsigned char *bytes)
 {
@@ -163,7 +182,7 @@ static PetscErrorCode WriteIntDataset(Import *im, hid_t loc, const MapTensorInfo
   PetscFunctionBegin;
   for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
   PetscCall(BufferH5Type(p->dtype, &type));
-  PetscCall(MapH5WriteSmall(im->comm, loc, p->name, type, p->ndim, dims, bytes ? (const void *)bytes : (const void *)&one));
+  PetscCall(WriteSmall(im->comm, loc, p->name, type, p->ndim, dims, bytes ? (const void *)bytes : (const void *)&one));
   MapCallHDF5(d = H5Dopen2(loc, p->name, H5P_DEFAULT));
   PetscCall(MapH5WriteStringAttr(d, MAP_STORE_ATTR_DTYPE, MapDTypeName(p->dtype)));
   MapCallHDF5(H5Dclose(d));
@@ -312,7 +331,7 @@ PetscErrorCode MapStoreImportWriteHFFiles_Private(Import *im, hid_t file)
     PetscCallMPI(MPI_Bcast(&len, 1, MPI_UINT64_T, 0, im->comm));
     PetscCallMPI(MPI_Bcast(hex, sizeof(hex), MPI_CHAR, 0, im->comm));
     dims[0] = (hsize_t)len;
-    PetscCall(MapH5WriteSmall(im->comm, g, hf_file_names[f], H5T_STD_U8LE, 1, dims, data ? (const void *)data : (const void *)&one));
+    PetscCall(WriteSmall(im->comm, g, hf_file_names[f], H5T_STD_U8LE, 1, dims, data ? (const void *)data : (const void *)&one));
     MapCallHDF5(d = H5Dopen2(g, hf_file_names[f], H5P_DEFAULT));
     PetscCall(MapH5WriteStringAttr(d, "sha256", hex));
     MapCallHDF5(H5Dclose(d));

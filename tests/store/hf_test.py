@@ -64,7 +64,7 @@ FILES = {"config.json": b'{"architectures": ["TinyForSequenceClassification"], "
          "tokenizer.json": b'{"version": "1.0", "model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "hello": 1}}}\n',
          "tokenizer_config.json": b'{"do_lower_case": true, "model_max_length": 16}\n',
          "special_tokens_map.json": b'{"pad_token": "[PAD]"}\n', "vocab.txt": b"[PAD]\nhello\n\xc3\xa9t\xc3\xa9\n",
-         "generation_config.json": b'{"max_new_tokens": 4}\n', "chat_template.jinja": b"{% for m in messages %}{{ m.content }}{% endfor %}\n"}
+         "generation_config.json": b'{"max_new_tokens": 4}\n', "added_tokens.json": b"", "chat_template.jinja": b"{% for m in messages %}{{ m.content }}{% endfor %}\n"}
 
 
 def family(rng, ncls, with_head_in_pre=False, dtype="F32", differ=None):
@@ -78,7 +78,8 @@ def family(rng, ncls, with_head_in_pre=False, dtype="F32", differ=None):
     def buffers():
         return [("embeddings.position_ids", "I64", np.arange(NPOS, dtype=np.int64).reshape(1, NPOS)),
                 ("bn.num_batches_tracked", "I64", np.array(1234567890123, dtype=np.int64)),
-                ("h.0.attn.bias", "BOOL", np.tril(np.ones((1, 1, 4, 4), dtype=np.uint8)))]
+                ("h.0.attn.bias", "BOOL", np.tril(np.ones((1, 1, 4, 4), dtype=np.uint8))),
+                ("pooler.empty_ids", "I64", np.zeros((0,), dtype=np.int64))]  # zero-size: created, nothing written
 
     def enc(v):
         return stio.to_bf16(v).reshape(v.shape) if dtype == "BF16" else v
@@ -191,11 +192,11 @@ def case_buffers(work, mpiexec):
     for n in (1, 2):
         store = os.path.join(work, "s%d.h5" % n)
         p = run(mpiexec, n, import_args(work, store, pats))
-        expect_words(p.stdout, ["3 integer/bool tensors kept"], "import summary")
+        expect_words(p.stdout, ["4 integer/bool tensors kept"], "import summary")
         stores.append(store)
     pre = {n: (t, a) for n, t, a in fam["pretrained"]}
     with h5py.File(stores[0], "r") as f:
-        for name in ("embeddings.position_ids", "bn.num_batches_tracked", "h.0.attn.bias"):
+        for name in ("embeddings.position_ids", "bn.num_batches_tracked", "h.0.attn.bias", "pooler.empty_ids"):
             d = f["buffers"][name]
             tag, a = pre[name]
             if d.attrs["dtype"] != tag or list(d.shape) != list(np.shape(a)) or not np.array_equal(d[()], a):
@@ -209,7 +210,7 @@ def case_buffers(work, mpiexec):
         outs.append(open(out, "rb").read())
         got = stio.load(out)
         header = stio._parse(out)[0]
-        for name in ("embeddings.position_ids", "bn.num_batches_tracked", "h.0.attn.bias"):
+        for name in ("embeddings.position_ids", "bn.num_batches_tracked", "h.0.attn.bias", "pooler.empty_ids"):
             tag, a = pre[name]
             if header[name]["dtype"] != tag or not np.array_equal(got[name], a):
                 fail("export %s: %s is %s %r, expected %s" % (out, name, header[name]["dtype"], got[name], tag))
@@ -296,7 +297,7 @@ def case_folder(work, mpiexec):
     p = run(mpiexec, 2, import_args(work, store, ["-map_private_patterns", "classifier.*"]))
     expect_words(p.stdout, ["recorded the files of folder", "config.json", "chat_template.jinja"], "import")
     p = run(mpiexec, 1, ["info", "-map_store", store])
-    expect_words(p.stdout, ["integer/bool tensors kept from the pretrained model (not merged): 3", "bn.num_batches_tracked", "BOOL",
+    expect_words(p.stdout, ["integer/bool tensors kept from the pretrained model (not merged): 4", "bn.num_batches_tracked", "BOOL",
                             "files of the model folder", sha(FILES["vocab.txt"]) + "  vocab.txt"], "info")
     c = [0.625, 0.3]
     ref = numpy_merge(fam, c)
