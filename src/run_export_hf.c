@@ -44,6 +44,27 @@ static PetscErrorCode AddPrivates(MapStore store, int t, PetscBool prefix, MapEx
   PetscFunctionReturn(0);
 }
 
+/* with one task's head, that task's config.json (num_labels, id2label) replaces the pretrained one's */
+static PetscErrorCode TaskConfig(MapStore store, MapExportExtras *ex)
+{
+  MapStoreHFFile f;
+  PetscBool      found;
+  int            at = -1;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreReadTaskConfig(store, ex->privtask[0], &f, &found));
+  if (!found) PetscFunctionReturn(0);
+  for (int i = 0; i < ex->nfiles; i++)
+    if (!strcmp(ex->files[i].name, "config.json")) at = i;
+  if (at < 0) {
+    PetscCall(PetscRealloc(sizeof(MapStoreHFFile) * (size_t)(ex->nfiles + 1), &ex->files));
+    at = ex->nfiles++;
+  } else PetscCall(PetscFree(ex->files[at].data));
+  ex->files[at]   = f;
+  ex->config_task = ex->privtask[0];
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *priv, const char *output, uint64_t shard, MapExportExtras *ex)
 {
   PetscMPIInt rank;
@@ -76,8 +97,10 @@ PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *
   { /* only rank 0 copies the files and writes the card: the others learn only whether there are files */
     int            has[2] = {0, 0};
     PetscErrorCode ierr   = 0;
+    ex->config_task = -1;
     if (!rank) { /* an error is printed here by the error handler, then agreed below so no rank waits */
       ierr   = MapStoreReadHFFiles(store, &ex->nfiles, &ex->files, &ex->source);
+      if (!ierr && ex->npriv && !ex->all) ierr = TaskConfig(store, ex);
       has[0] = ex->nfiles;
       has[1] = ex->source != NULL;
     }
@@ -321,6 +344,11 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
   }
   else PetscCall(TextAdd(t, "- no private tensors (heads): export with -map_export_private TASK or all to include them\n"));
   PetscCall(TextAdd(t, "- copied byte for byte from `%s` (recorded in the store at import):\n\n```\n", ex->source));
+  if (ex->config_task >= 0) {
+    const char *nm;
+    PetscCall(MapStoreGetTaskName(store, ex->config_task, &nm));
+    PetscCall(TextAdd(t, "# config.json is task %s's (its head: num_labels, id2label), recorded from its folder\n", nm));
+  }
   for (int f = 0; f < ex->nfiles; f++) PetscCall(TextAdd(t, "%s  %s\n", ex->files[f].sha256, ex->files[f].name));
   PetscCall(TextAdd(t, "```\n"));
   PetscCall(PetscFree(pre));

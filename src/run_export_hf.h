@@ -20,6 +20,7 @@ typedef struct {
   int             nfiles;
   MapStoreHFFile *files;
   char           *source;
+  int             config_task; /* >= 0: config.json is this task's (its head's labels), not the pretrained one's */
   PetscBool       folder;    /* a model folder: the store came from one and -map_output is not a .safetensors file */
   PetscBool       dtype_set; /* -map_export_dtype given; otherwise a folder export takes the pretrained dtypes */
   char            target[MAP_PATH_LEN]; /* what the safetensors writer writes: a file, or the folder of shards */

@@ -293,16 +293,57 @@ static PetscErrorCode ReadWholeFile(const char *path, unsigned char **data, uint
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapStoreImportWriteHFFiles_Private(Import *im, hid_t file)
+/* Collective: dataset `dsname` of g with the bytes of file `path` (rank 0 reads it) and its sha256;
+   *have = 0 when the file does not exist. */
+static PetscErrorCode RecordFile(Import *im, hid_t g, const char *dsname, const char *path, int *have)
 {
-  struct stat sb;
-  int         isdir = 0;
-  hid_t       g, gcpl;
-  char        real[PATH_MAX], names[1024] = "";
+  char           msg[1024] = "", hex[65] = "";
+  unsigned char *data = NULL, one = 0;
+  uint64_t       len  = 0;
+  hid_t          d;
+  hsize_t        dims[1];
 
   PetscFunctionBegin;
-  if (!im->rank) isdir = !stat(im->ck[0].path, &sb) && S_ISDIR(sb.st_mode);
-  PetscCallMPI(MPI_Bcast(&isdir, 1, MPI_INT, 0, im->comm));
+  *have = 0;
+  if (!im->rank) {
+    PetscCall(ReadWholeFile(path, &data, &len, msg, sizeof(msg)));
+    *have = data != NULL && !msg[0];
+    if (*have) MapSha256(data, len, hex);
+  }
+  MapCheckAll(im->comm, !msg[0], PETSC_ERR_FILE_READ, "%s", msg);
+  PetscCallMPI(MPI_Bcast(have, 1, MPI_INT, 0, im->comm));
+  if (!*have) PetscFunctionReturn(0);
+  PetscCallMPI(MPI_Bcast(&len, 1, MPI_UINT64_T, 0, im->comm));
+  PetscCallMPI(MPI_Bcast(hex, sizeof(hex), MPI_CHAR, 0, im->comm));
+  dims[0] = (hsize_t)len;
+  PetscCall(WriteSmall(im->comm, g, dsname, H5T_STD_U8LE, 1, dims, data ? (const void *)data : (const void *)&one));
+  MapCallHDF5(d = H5Dopen2(g, dsname, H5P_DEFAULT));
+  PetscCall(MapH5WriteStringAttr(d, "sha256", hex));
+  MapCallHDF5(H5Dclose(d));
+  PetscCall(PetscFree(data));
+  PetscFunctionReturn(0);
+}
+
+/* rank 0 decides, every rank learns: is path a folder */
+static PetscErrorCode IsFolder(Import *im, const char *path, int *isdir)
+{
+  struct stat sb;
+
+  PetscFunctionBegin;
+  *isdir = 0;
+  if (!im->rank) *isdir = !stat(path, &sb) && S_ISDIR(sb.st_mode);
+  PetscCallMPI(MPI_Bcast(isdir, 1, MPI_INT, 0, im->comm));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreImportWriteHFFiles_Private(Import *im, hid_t file)
+{
+  int   isdir = 0, ntc = 0;
+  hid_t g, gcpl;
+  char  real[PATH_MAX], names[1024] = "", path[MAP_PATH_LEN + 64];
+
+  PetscFunctionBegin;
+  PetscCall(IsFolder(im, im->ck[0].path, &isdir));
   if (!isdir) PetscFunctionReturn(0);
   MapCallHDF5(gcpl = H5Pcreate(H5P_GROUP_CREATE));
   MapCallHDF5(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
@@ -312,35 +353,27 @@ PetscErrorCode MapStoreImportWriteHFFiles_Private(Import *im, hid_t file)
   PetscCallMPI(MPI_Bcast(real, sizeof(real), MPI_CHAR, 0, im->comm));
   PetscCall(MapH5WriteStringAttr(g, "source", real));
   for (int f = 0; f < HF_NFILES; f++) {
-    char           path[MAP_PATH_LEN + 64], msg[1024] = "", hex[65] = "";
-    unsigned char *data = NULL, one = 0;
-    uint64_t       len  = 0;
-    int            have = 0;
-    hid_t          d;
-    hsize_t        dims[1];
-
-    if (!im->rank) {
-      snprintf(path, sizeof(path), "%s/%s", im->ck[0].path, hf_file_names[f]);
-      PetscCall(ReadWholeFile(path, &data, &len, msg, sizeof(msg)));
-      have = data != NULL && !msg[0];
-      if (have) MapSha256(data, len, hex);
-    }
-    MapCheckAll(im->comm, !msg[0], PETSC_ERR_FILE_READ, "%s", msg);
-    PetscCallMPI(MPI_Bcast(&have, 1, MPI_INT, 0, im->comm));
+    int have;
+    snprintf(path, sizeof(path), "%s/%s", im->ck[0].path, hf_file_names[f]);
+    PetscCall(RecordFile(im, g, hf_file_names[f], path, &have));
     if (!have) continue;
-    PetscCallMPI(MPI_Bcast(&len, 1, MPI_UINT64_T, 0, im->comm));
-    PetscCallMPI(MPI_Bcast(hex, sizeof(hex), MPI_CHAR, 0, im->comm));
-    dims[0] = (hsize_t)len;
-    PetscCall(WriteSmall(im->comm, g, hf_file_names[f], H5T_STD_U8LE, 1, dims, data ? (const void *)data : (const void *)&one));
-    MapCallHDF5(d = H5Dopen2(g, hf_file_names[f], H5P_DEFAULT));
-    PetscCall(MapH5WriteStringAttr(d, "sha256", hex));
-    MapCallHDF5(H5Dclose(d));
-    PetscCall(PetscFree(data));
     PetscCall(PetscStrlcat(names, " ", sizeof(names)));
     PetscCall(PetscStrlcat(names, hf_file_names[f], sizeof(names)));
   }
   MapCallHDF5(H5Gclose(g));
-  PetscCall(PetscPrintf(im->comm, "import: recorded the files of folder %s for export (/hf_files):%s\n", real, names[0] ? names : " none"));
+  /* each task folder's config.json: its head's labels (num_labels, id2label) for export -map_export_private TASK */
+  MapCallHDF5(g = H5Gcreate2(file, "hf_task_configs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  for (int c = 1; c < im->nck; c++) {
+    int have;
+    PetscCall(IsFolder(im, im->ck[c].path, &isdir));
+    if (!isdir) continue;
+    snprintf(path, sizeof(path), "%s/config.json", im->ck[c].path);
+    PetscCall(RecordFile(im, g, im->tasks[c - 1], path, &have));
+    ntc += have;
+  }
+  MapCallHDF5(H5Gclose(g));
+  PetscCall(PetscPrintf(im->comm, "import: recorded the files of folder %s for export (/hf_files):%s; config.json of %d task folder%s (/hf_task_configs)\n",
+                        real, names[0] ? names : " none", ntc, ntc == 1 ? "" : "s"));
   PetscFunctionReturn(0);
 }
 
@@ -527,5 +560,36 @@ PetscErrorCode MapStoreViewHF_Private(MapStore s, PetscViewer viewer)
   }
   PetscCall(MapStoreHFFilesFree(nf, &f));
   PetscCall(PetscFree(source));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapStoreReadTaskConfig(MapStore s, int t, MapStoreHFFile *f, PetscBool *found)
+{
+  char     name[MAP_NAME_LEN + 32], *sha = NULL, hex[65];
+  hid_t    d, space;
+  hssize_t np;
+
+  PetscFunctionBegin;
+  *found = PETSC_FALSE;
+  PetscCall(PetscMemzero(f, sizeof(*f)));
+  PetscCheck(t >= 0 && t < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)", s->path, t, s->T);
+  PetscCall(PetscSNPrintf(name, sizeof(name), "hf_task_configs/%s", s->tasks[t]));
+  if (!MapH5Exists(s->file, name)) PetscFunctionReturn(0);
+  MapCallHDF5(d = H5Dopen2(s->file, name, H5P_DEFAULT));
+  MapCallHDF5(space = H5Dget_space(d));
+  MapCallHDF5(np = H5Sget_simple_extent_npoints(space));
+  f->size = (size_t)np;
+  PetscCall(PetscStrncpy(f->name, "config.json", sizeof(f->name)));
+  PetscCall(PetscMalloc1(f->size + 1, &f->data));
+  if (f->size) MapCallHDF5(H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->data));
+  PetscCall(MapH5ReadStringAttr(d, "sha256", &sha));
+  MapSha256(f->data, f->size, hex);
+  PetscCheck(sha && !strcmp(sha, hex), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /%s: sha256 of the bytes %s, recorded %s (damaged store)",
+             s->path, name, hex, sha ? sha : "none");
+  PetscCall(PetscStrncpy(f->sha256, hex, sizeof(f->sha256)));
+  PetscCall(PetscFree(sha));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Dclose(d));
+  *found = PETSC_TRUE;
   PetscFunctionReturn(0);
 }

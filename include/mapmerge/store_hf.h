@@ -4,7 +4,8 @@
  *                       datasets of their shape, attribute dtype = the safetensors dtype name
  *   /hf_files/<file>    config.json, tokenizer files, generation_config.json, chat template of a
  *                       pretrained folder, as opaque uint8 bytes, attribute sha256; group attribute
- *                       source = the folder */
+ *                       source = the folder
+ *   /hf_task_configs/<task>  config.json of each task folder (its head's num_labels, id2label), same form */
 #ifndef MAPMERGE_STORE_HF_H
 #define MAPMERGE_STORE_HF_H
 
@@ -38,5 +39,8 @@ PetscErrorCode MapStoreReadPrivateBuffer(MapStore store, int t, const char *name
    (PetscFree; NULL and n = 0 when the store has none). Not collective. Free with MapStoreHFFilesFree. */
 PetscErrorCode MapStoreReadHFFiles(MapStore store, int *n, MapStoreHFFile **files, char **source);
 PetscErrorCode MapStoreHFFilesFree(int n, MapStoreHFFile **files);
+/* MapStoreReadTaskConfig - the config.json of task t's folder (/hf_task_configs/<task>, recorded when
+   the task model was a folder), sha256 checked; *found = PETSC_FALSE when none. PetscFree f->data. */
+PetscErrorCode MapStoreReadTaskConfig(MapStore store, int t, MapStoreHFFile *f, PetscBool *found);
 
 #endif

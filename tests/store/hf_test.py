@@ -114,6 +114,12 @@ def write_folder(d, tl, files=None, shards=1):
     return d
 
 
+def task_config(ncls):
+    """a fine-tuned folder's config.json: its head's labels"""
+    return json.dumps({"architectures": ["TinyForSequenceClassification"], "num_labels": ncls,
+                       "id2label": {str(i): "L%d" % i for i in range(ncls)}}).encode()
+
+
 def import_args(work, store, extra=()):
     return ["import", "-map_pretrained", os.path.join(work, "pretrained"), "-map_tasks", "a,b", "-map_task_models",
             os.path.join(work, "a") + "," + os.path.join(work, "b"), "-map_store", store] + list(extra)
@@ -123,8 +129,8 @@ def make(work, ncls=(2, 3), **kw):
     shutil.rmtree(work, ignore_errors=True)
     fam = family(np.random.default_rng(7), ncls, **kw)
     write_folder(os.path.join(work, "pretrained"), fam["pretrained"], FILES, shards=2)
-    write_folder(os.path.join(work, "a"), fam["a"])
-    write_folder(os.path.join(work, "b"), fam["b"], shards=2)
+    write_folder(os.path.join(work, "a"), fam["a"], {"config.json": task_config(ncls[0])})
+    write_folder(os.path.join(work, "b"), fam["b"], {"config.json": task_config(ncls[1])}, shards=2)
     return fam
 
 
@@ -344,6 +350,14 @@ def case_folder(work, mpiexec):
     if hdr["encoder.layer.0.dense.weight"]["dtype"] != "F32":
         fail("-map_export_dtype f32 not applied")
     expect_words(open(os.path.join(out, "README.md")).read(), ["prefix `<task>.`", "a.classifier.weight"], "card of -map_export_private all")
+    # one task's head: its folder's config.json (labels) goes with it, the other files stay the pretrained model's
+    out = os.path.join(work, "out_b")
+    run(mpiexec, 2, ["export", "-map_store", store, "-map_coeff", "0.5,0.5", "-map_output", out, "-map_export_private", "b"])
+    if open(os.path.join(out, "config.json"), "rb").read() != open(os.path.join(work, "b", "config.json"), "rb").read():
+        fail("%s/config.json is not task b's" % out)
+    if open(os.path.join(out, "vocab.txt"), "rb").read() != FILES["vocab.txt"]:
+        fail("%s/vocab.txt is not the pretrained model's" % out)
+    expect_words(open(os.path.join(out, "README.md")).read(), ["config.json is task b's"], "card of -map_export_private b")
     # a damaged recorded file: export at 2 ranks fails, naming it, and leaves no folder
     import h5py
     bad = os.path.join(work, "damaged.h5")
