@@ -114,6 +114,34 @@ PetscErrorCode MapStoreBuffersFree(int n, MapStoreBuffer **bufs)
   PetscFunctionReturn(0);
 }
 
+/* one recorded file: dataset `path` (e.g. "hf_files/config.json") as bytes, its sha256 checked */
+static PetscErrorCode ReadFileDataset(MapStore s, const char *path, const char *name, MapStoreHFFile *f)
+{
+  char    *sha = NULL, hex[65];
+  hid_t    d, space;
+  hssize_t np;
+
+  PetscFunctionBegin;
+  PetscCheck(strlen(name) < sizeof(f->name) && !strchr(name, '/'), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "store %s: /%s: %s is not a plain file name", s->path, path, name);
+  PetscCall(PetscStrncpy(f->name, name, sizeof(f->name)));
+  MapCallHDF5(d = H5Dopen2(s->file, path, H5P_DEFAULT));
+  MapCallHDF5(space = H5Dget_space(d));
+  MapCallHDF5(np = H5Sget_simple_extent_npoints(space));
+  f->size = (size_t)np;
+  PetscCall(PetscMalloc1(f->size + 1, &f->data));
+  if (f->size) MapCallHDF5(H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->data));
+  PetscCall(MapH5ReadStringAttr(d, "sha256", &sha));
+  MapSha256(f->data, f->size, hex);
+  PetscCheck(sha && !strcmp(sha, hex), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /%s: sha256 of the bytes %s, recorded %s (damaged store)",
+             s->path, path, hex, sha ? sha : "none");
+  PetscCall(PetscStrncpy(f->sha256, hex, sizeof(f->sha256)));
+  PetscCall(PetscFree(sha));
+  MapCallHDF5(H5Sclose(space));
+  MapCallHDF5(H5Dclose(d));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapStoreReadHFFiles(MapStore s, int *n, MapStoreHFFile **files, char **source)
 {
   char **names;
@@ -125,28 +153,9 @@ PetscErrorCode MapStoreReadHFFiles(MapStore s, int *n, MapStoreHFFile **files, c
   PetscCall(PetscCalloc1(*n + 1, files));
   if (g >= 0) PetscCall(MapH5ReadStringAttr(g, "source", source));
   for (int i = 0; i < *n; i++) {
-    MapStoreHFFile *f = &(*files)[i];
-    char           *sha = NULL, hex[65];
-    hid_t           d, space;
-    hssize_t        np;
-
-    PetscCheck(strlen(names[i]) < sizeof(f->name) && !strchr(names[i], '/'), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-               "store %s: /hf_files/%s is not a plain file name", s->path, names[i]);
-    PetscCall(PetscStrncpy(f->name, names[i], sizeof(f->name)));
-    MapCallHDF5(d = H5Dopen2(g, names[i], H5P_DEFAULT));
-    MapCallHDF5(space = H5Dget_space(d));
-    MapCallHDF5(np = H5Sget_simple_extent_npoints(space));
-    f->size = (size_t)np;
-    PetscCall(PetscMalloc1(f->size + 1, &f->data));
-    if (f->size) MapCallHDF5(H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->data));
-    PetscCall(MapH5ReadStringAttr(d, "sha256", &sha));
-    MapSha256(f->data, f->size, hex);
-    PetscCheck(sha && !strcmp(sha, hex), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-               "store %s: /hf_files/%s: sha256 of the bytes %s, recorded %s (damaged store)", s->path, names[i], hex, sha ? sha : "none");
-    PetscCall(PetscStrncpy(f->sha256, hex, sizeof(f->sha256)));
-    PetscCall(PetscFree(sha));
-    MapCallHDF5(H5Sclose(space));
-    MapCallHDF5(H5Dclose(d));
+    char path[512];
+    PetscCall(PetscSNPrintf(path, sizeof(path), "hf_files/%s", names[i]));
+    PetscCall(ReadFileDataset(s, path, names[i], &(*files)[i]));
   }
   if (g >= 0) MapCallHDF5(H5Gclose(g));
   PetscCall(MapFreeList(*n, &names));
@@ -192,9 +201,7 @@ PetscErrorCode MapStoreViewHF_Private(MapStore s, PetscViewer viewer)
 
 PetscErrorCode MapStoreReadTaskConfig(MapStore s, int t, MapStoreHFFile *f, PetscBool *found)
 {
-  char     name[MAP_NAME_LEN + 32], *sha = NULL, hex[65];
-  hid_t    d, space;
-  hssize_t np;
+  char name[MAP_NAME_LEN + 32];
 
   PetscFunctionBegin;
   *found = PETSC_FALSE;
@@ -202,21 +209,7 @@ PetscErrorCode MapStoreReadTaskConfig(MapStore s, int t, MapStoreHFFile *f, Pets
   PetscCheck(t >= 0 && t < s->T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d out of range [0,%d)", s->path, t, s->T);
   PetscCall(PetscSNPrintf(name, sizeof(name), "hf_task_configs/%s", s->tasks[t]));
   if (!MapH5Exists(s->file, name)) PetscFunctionReturn(0);
-  MapCallHDF5(d = H5Dopen2(s->file, name, H5P_DEFAULT));
-  MapCallHDF5(space = H5Dget_space(d));
-  MapCallHDF5(np = H5Sget_simple_extent_npoints(space));
-  f->size = (size_t)np;
-  PetscCall(PetscStrncpy(f->name, "config.json", sizeof(f->name)));
-  PetscCall(PetscMalloc1(f->size + 1, &f->data));
-  if (f->size) MapCallHDF5(H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->data));
-  PetscCall(MapH5ReadStringAttr(d, "sha256", &sha));
-  MapSha256(f->data, f->size, hex);
-  PetscCheck(sha && !strcmp(sha, hex), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /%s: sha256 of the bytes %s, recorded %s (damaged store)",
-             s->path, name, hex, sha ? sha : "none");
-  PetscCall(PetscStrncpy(f->sha256, hex, sizeof(f->sha256)));
-  PetscCall(PetscFree(sha));
-  MapCallHDF5(H5Sclose(space));
-  MapCallHDF5(H5Dclose(d));
+  PetscCall(ReadFileDataset(s, name, "config.json", f));
   *found = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
