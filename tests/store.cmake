@@ -25,7 +25,7 @@ foreach(dt bf16 f16)
 endforeach()
 # Checkpoints as PyTorch/HF write them (issue 14): not-safetensors inputs named, integer/bool buffers kept,
 # heads reported, HF folder -> store -> model folder (byte-equal merge, copied files, model card)
-foreach(case sniff buffers heads folder)
+foreach(case sniff buffers heads folder torchload)
   map_script_test(store_hf_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/hf_test.py ${case} ${MAP_STORE_WORK}/hf_${case} ${MPIEXEC_EXECUTABLE})
   set_tests_properties(store_hf_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()

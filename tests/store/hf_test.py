@@ -13,6 +13,9 @@
                                          safetensors byte-equal to a numpy merge at -n 1 and 3, BF16 as the
                                          pretrained model, sharded with an index, the recorded files byte-equal,
                                          the model card; -map_export_private all
+    hf_test.py torchload WORKDIR MPIEXEC a torch module's state_dict (BatchNorm's num_batches_tracked, registered
+                                         position_ids and bool buffers) -> import -> export: the folder loads
+                                         back with load_state_dict(strict=True), the same logits as numpy's merge
 
 Checkpoints are written by hand (tests/stio.py) or with torch.save; the binary is $MAPMERGE.
 """
@@ -383,6 +386,79 @@ def case_folder(work, mpiexec):
                   "manifest.json sha256: `%s`" % sha(open(os.path.join(rundir, "manifest.json"), "rb").read()),
                   "| a | %s |" % cs[0], "| b | %s |" % cs[1]], "card of an export from a run")
     print("folder: OK")
+
+
+def case_torchload(work, mpiexec):
+    """checkpoints from a torch module's state_dict (as PyTorch writes it, buffers included); the exported
+    folder loads back into the module with strict=True and computes what the numpy-merged weights compute"""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, ncls):
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, HIDDEN)
+            self.register_buffer("position_ids", torch.arange(NPOS).expand((1, -1)))
+            self.register_buffer("causal", torch.tril(torch.ones(4, 4, dtype=torch.bool)))
+            self.dense = torch.nn.Linear(HIDDEN, HIDDEN)
+            self.bn = torch.nn.BatchNorm1d(HIDDEN)
+            self.classifier = torch.nn.Linear(HIDDEN, ncls)
+
+        def forward(self, ids):
+            return self.classifier(self.bn(torch.tanh(self.dense(self.emb(ids)))))
+
+    def save(model, d, files=None):
+        sd = model.state_dict()
+        tag = {torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL"}
+        return write_folder(d, [(k, tag[v.dtype], v.numpy()) for k, v in sd.items()], files)
+
+    shutil.rmtree(work, ignore_errors=True)
+    torch.manual_seed(0)
+    pre = Tiny(2)
+    pre.bn.train()
+    pre(torch.randint(0, VOCAB, (32,)))  # running stats and num_batches_tracked as training leaves them
+    base = {k: v.clone() for k, v in pre.state_dict().items()}
+    del_head = [k for k in base if k.startswith("classifier")]
+    tl = [(k, {torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL"}[v.dtype], v.numpy()) for k, v in base.items() if k not in del_head]
+    write_folder(os.path.join(work, "pretrained"), tl, FILES)
+    tasks = {}
+    for t, ncls in (("a", 2), ("b", 3)):
+        m = Tiny(ncls)
+        m.load_state_dict({k: v for k, v in base.items() if k not in del_head}, strict=False)
+        with torch.no_grad():
+            for name, prm in m.named_parameters():
+                if not name.startswith("classifier"):
+                    prm.add_(0.05 * torch.randn_like(prm))
+        tasks[t] = m
+        save(m, os.path.join(work, t), {"config.json": task_config(ncls)})
+    store = os.path.join(work, "s.h5")
+    run(mpiexec, 2, import_args(work, store, ["-map_private_patterns", "classifier.*"]))
+    c, out = [0.4, 0.7], os.path.join(work, "merged")
+    run(mpiexec, 2, ["export", "-map_store", store, "-map_coeff", "0.4,0.7", "-map_output", out, "-map_export_private", "a"])
+    got, hdr, meta, _ = read_folder(out)
+    loaded = Tiny(json.load(open(os.path.join(out, "config.json")))["num_labels"])
+    loaded.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in got.items()}, strict=True)  # every name, shape, dtype
+    if loaded.bn.num_batches_tracked.item() != base["bn.num_batches_tracked"].item() or loaded.position_ids.dtype != torch.int64:
+        fail("buffers not as in the pretrained model")
+    ref = Tiny(2)
+    sd = {}
+    for k, v in base.items():
+        if k.startswith("classifier"):
+            sd[k] = tasks["a"].state_dict()[k]
+        elif v.dtype == torch.float32:
+            acc = v.numpy().astype(np.float32)
+            for ci, t in zip(c, ("a", "b")):
+                acc = acc + np.float32(ci) * (tasks[t].state_dict()[k].numpy() - v.numpy())
+            sd[k] = torch.from_numpy(acc)
+        else:
+            sd[k] = v
+    ref.load_state_dict(sd, strict=True)
+    ids = torch.randint(0, VOCAB, (16,))
+    loaded.eval()
+    ref.eval()
+    with torch.no_grad():
+        if not torch.equal(loaded(ids), ref(ids)):
+            fail("the loaded export computes other logits than the numpy-merged model")
+    print("torchload: OK")
 
 
 if __name__ == "__main__":
