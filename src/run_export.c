@@ -1,6 +1,7 @@
 /* `mapmerge export`: write the merged model theta_pre + sum_i c_i tau_i as safetensors, each rank
  * its own element ranges (MPI-IO), with the original tensor names and shapes. */
 #include "runimpl.h"
+#include "run_export_hf.h"
 #include "h5impl.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -65,13 +66,13 @@ static PetscErrorCode ExportReadOptions(MPI_Comm comm, ExportOptions *o, PetscBo
   }
   PetscCall(PetscOptionsString("-map_tasks", "subset of the store's tasks the coefficients refer to (default: all, in store order)", NULL,
                                o->tasks, o->tasks, sizeof(o->tasks), NULL));
-  PetscCall(PetscOptionsString("-map_output", "output: a .safetensors file, or a folder when -map_export_shard_size > 0", NULL, o->output,
+  PetscCall(PetscOptionsString("-map_output", "output: a .safetensors file, or a folder when -map_export_shard_size > 0 or when the store was imported from a model folder (then with its config/tokenizer files and a model card)", NULL, o->output,
                                o->output, sizeof(o->output), NULL));
   PetscCall(PetscOptionsString("-map_export_shard_size", "maximum bytes per shard file (0 = one file; else a folder with model.safetensors.index.json); suffixes k, M, G",
                                NULL, o->shard, o->shard, sizeof(o->shard), NULL));
-  PetscCall(PetscOptionsString("-map_export_private", "also write this task's private tensors (e.g. its head) under their own names", NULL,
+  PetscCall(PetscOptionsString("-map_export_private", "also write this task's private tensors (e.g. its head) under their own names; all: every task's, prefixed <task>.", NULL,
                                o->priv, o->priv, sizeof(o->priv), NULL));
-  PetscCall(PetscOptionsEList("-map_export_dtype", "dtype of the written tensors", NULL, dtypes, 3, dtypes[0], &idt, NULL));
+  PetscCall(PetscOptionsEList("-map_export_dtype", "dtype of the written tensors (default f32; for a model folder, the pretrained checkpoint's dtypes)", NULL, dtypes, 3, dtypes[0], &idt, NULL));
   PetscOptionsEnd();
   o->nc    = o->cset ? (int)nc : 0;
   o->dtype = idt == 1 ? MAP_DTYPE_BF16 : idt == 2 ? MAP_DTYPE_F16 : MAP_DTYPE_F32;
@@ -297,10 +298,11 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   MapModel             model;
   MapLayout            lay;
   MapSafetensorsWriter w;
+  MapExportExtras      ex;
   MapTensorInfo       *info;
   uint64_t             shard = 0;
-  int                  ntask = 0, *tasks = NULL, T, ntensors, npriv = 0, tpriv = -1;
-  char               **privnames = NULL, coeffs[32768] = "", tnames[32768] = "";
+  int                  ntask = 0, *tasks = NULL, T, ntensors, nextra;
+  char                 coeffs[32768] = "", tnames[32768] = "";
   float               *theta;
   int64_t              P;
   PetscMPIInt          rank;
@@ -346,10 +348,9 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapStoreOpen(comm, o.store, &store));
   PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
   PetscCall(ExportTasks(comm, store, &o, &ntask, &tasks));
-  if (o.priv[0]) {
-    PetscCall(MapStoreFindTask(store, o.priv, &tpriv));
-    PetscCall(MapStoreGetPrivateNames(store, tpriv, &npriv, &privnames));
-  }
+  /* private tensors (one task's or all), integer/bool buffers, a model folder's files */
+  PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, shard, &ex));
+  nextra = ex.npriv + ex.nbuf;
 
   /* the merged shard */
   PetscCall(MapModelCreateFromStore(store, ntask, tasks, &model));
@@ -358,8 +359,8 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapModelMerge(model, o.c, theta));
   PetscCall(MapModelCheckFinite(model, comm, o.c, theta));
 
-  /* the tensor list: merged tensors in store order, then the private ones */
-  PetscCall(PetscCalloc1(ntensors + npriv + 1, &info));
+  /* the tensor list: merged tensors in store order, then the private ones, then the buffers */
+  PetscCall(PetscCalloc1(ntensors + nextra + 1, &info));
   for (int i = 0; i < ntensors; i++) {
     const MapStoreTensor *t;
     PetscCall(MapStoreGetTensor(store, i, &t));
@@ -369,26 +370,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
     for (int d = 0; d < t->ndim; d++) info[i].shape[d] = t->shape[d];
     info[i].numel = t->numel;
   }
-  float **privdata = NULL;
-  PetscCall(PetscCalloc1(npriv + 1, &privdata));
-  for (int k = 0; k < npriv; k++) {
-    MapTensorInfo *u = &info[ntensors + k];
-    int            nd;
-    for (int i = 0; i < ntensors; i++) {
-      const MapStoreTensor *t;
-      PetscCall(MapStoreGetTensor(store, i, &t));
-      PetscCheck(strcmp(t->name, privnames[k]), comm, PETSC_ERR_ARG_WRONG, "export: private tensor %s of task %s has the name of a merged tensor",
-                 privnames[k], o.priv);
-    }
-    /* every rank needs the shape for the header; only rank 0 keeps the data to write */
-    PetscCall(MapStoreReadPrivate(store, tpriv, privnames[k], &nd, u->shape, &privdata[k]));
-    PetscCall(PetscStrncpy(u->name, privnames[k], sizeof(u->name)));
-    u->dtype = o.dtype;
-    u->ndim  = nd;
-    u->numel = 1;
-    for (int d = 0; d < nd; d++) u->numel *= u->shape[d];
-    if (rank) PetscCall(PetscFree(privdata[k]));
-  }
+  PetscCall(MapExportExtrasFillInfo(&ex, store, o.dtype, ntensors, info));
 
   for (int k = 0; k < ntask; k++) {
     const char *nm;
@@ -402,7 +384,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   {
     const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
     const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};
-    PetscCall(MapSafetensorsWriterCreate(comm, o.output, ntensors + npriv, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
+    PetscCall(MapSafetensorsWriterCreate(comm, ex.target, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
   }
   for (int i = 0; i < ntensors; i++) {
     int64_t               a, off;
@@ -413,17 +395,14 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
     int64_t b = PetscMin(lay.hi, off + t->numel);
     if (b > a) PetscCall(MapSafetensorsWriterWriteF32(w, i, a - off, b - a, theta + (a - lay.lo)));
   }
-  if (!rank)
-    for (int k = 0; k < npriv; k++)
-      if (info[ntensors + k].numel) PetscCall(MapSafetensorsWriterWriteF32(w, ntensors + k, 0, info[ntensors + k].numel, privdata[k]));
+  PetscCall(MapExportExtrasWrite(&ex, w, info, ntensors, rank));
   PetscCall(MapSafetensorsWriterClose(&w));
+  PetscCall(MapExportExtrasFinish(comm, &ex, store, o.output, o.run, ntask, tasks, o.c, info, ntensors, shard));
 
-  PetscCall(PetscPrintf(comm, "export: wrote %s: %d tensors (%d merged, %d private of %s), P = %lld, dtype %s, tasks %s, c = %s; %.2f s\n",
-                        o.output, ntensors + npriv, ntensors, npriv, o.priv[0] ? o.priv : "-", (long long)P, MapDTypeName(o.dtype), tnames,
-                        coeffs, MapWallTime() - t0));
-  for (int k = 0; k < npriv; k++) PetscCall(PetscFree(privdata[k]));
-  PetscCall(PetscFree(privdata));
-  PetscCall(MapFreeList(npriv, &privnames));
+  PetscCall(PetscPrintf(comm, "export: wrote %s: %d tensors (%d merged, %d private of %s, %d buffers), P = %lld, dtype %s, tasks %s, c = %s; %.2f s\n",
+                        o.output, ntensors + nextra, ntensors, ex.npriv, o.priv[0] ? o.priv : "-", ex.nbuf, (long long)P,
+                        ex.folder && !ex.dtype_set ? "of the pretrained model" : MapDTypeName(o.dtype), tnames, coeffs, MapWallTime() - t0));
+  PetscCall(MapExportExtrasDestroy(&ex));
   PetscCall(PetscFree(info));
   PetscCall(PetscFree(theta));
   PetscCall(PetscFree(tasks));

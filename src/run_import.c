@@ -12,7 +12,8 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
 {
   char                  pretrained[MAP_PATH_LEN] = "", store[MAP_PATH_LEN] = "", patterns[4096] = "head.*";
   static char           tasks[65536], models[65536]; /* long lists of long paths */
-  PetscInt              block = 0, chunk = 0, idtype = 0;
+  PetscInt              block = 0, chunk = 0, idtype = 0, ibuf = 0;
+  const char           *bufmodes[] = {"error", "private"};
   const char           *dtypes[] = {"f32", "bf16", "f16"}; /* index = MapStoreDType */
   PetscBool             help, set;
   int                   nt = 0, nm = 0, np = 0;
@@ -37,6 +38,10 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
                               "storage dtype of /pretrained and /task_vectors: f32, bf16 or f16 (half the bytes; rounded to nearest even, "
                               "relative error per element < 2^-8 for bf16, < 2^-11 for f16 above 2^-14 (f16 overflows beyond 65504), recorded in the store)",
                               NULL, dtypes, MAP_STORE_NUM_DTYPES, dtypes[0], &idtype, NULL));
+  PetscCall(PetscOptionsEList("-map_import_buffer_differs",
+                              "a task's integer/bool tensor (position_ids, num_batches_tracked, masks; kept from the pretrained model, never "
+                              "merged) with other values than the pretrained one: error, or private (kept as a private tensor of that task)",
+                              NULL, bufmodes, 2, bufmodes[0], &ibuf, NULL));
   PetscOptionsEnd();
   PetscCall(PetscOptionsHasHelp(NULL, &help));
   if (help) PetscFunctionReturn(0);
@@ -67,6 +72,7 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
   opts.block = block;
   opts.chunk = chunk;
   opts.dtype = (MapStoreDType)idtype;
+  opts.buffers_private = ibuf == 1 ? PETSC_TRUE : PETSC_FALSE;
   PetscCall(MapStoreImportWithOptions(comm, pretrained, nt, (const char *const *)tl, (const char *const *)ml, np, (const char *const *)pl, store,
                                       &opts));
   PetscCall(MapFreeList(nt, &tl));

@@ -2,6 +2,7 @@
  * every rank parses them the same way, then reads only the byte ranges it asks for with pread. */
 #define _POSIX_C_SOURCE 200809L
 #include "safetensorsimpl.h"
+#include "safetensors_sniff.h"
 #include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +84,7 @@ static PetscErrorCode map_read_header(const char *path, uint64_t *hlen, uint64_t
 
   PetscFunctionBegin;
   PetscCall(MapCheckInputFile(path, "safetensors file"));
+  PetscCall(MapCheckpointSniff_Private(path)); /* e.g. a shard that is a pickle */
   fd = open(path, O_RDONLY | O_CLOEXEC);
   PetscCheck(fd >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open safetensors file %s: %s", path, strerror(errno));
   if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
@@ -201,6 +203,7 @@ static PetscErrorCode map_collect(const char *path, map_raw *r)
 
   PetscFunctionBegin;
   PetscCheck(plen > 0 && plen < MAP_PATH_LEN - 64, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "checkpoint path is empty or too long");
+  PetscCall(MapCheckpointSniff_Private(path)); /* a pickle, GGUF, ONNX or hub id: say so */
   PetscCheck(stat(path, &sb) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot open checkpoint %s: %s", path, strerror(errno));
   if (S_ISDIR(sb.st_mode)) {
     map_fmt(file, sizeof(file), "%s/model.safetensors", path);

@@ -289,7 +289,7 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
   /* the same deterministic checks on every rank, so they fail together */
   PetscCall(map_layout_tensors(n, w->t));
   for (int i = 0; i < n; i++)
-    PetscCheck(MapDTypeIsFloat(w->t[i].dtype), comm, PETSC_ERR_SUP, "%s: tensor \"%s\": the parallel writer writes F32/F16/BF16/F64, not %s", path,
+    PetscCheck(w->t[i].dtype != MAP_DTYPE_OTHER, comm, PETSC_ERR_SUP, "%s: tensor \"%s\": the parallel writer writes F32/F16/BF16/F64 (and integer/bool tensors as raw bytes), not %s", path,
                w->t[i].name, MapDTypeName(w->t[i].dtype));
   PetscCall(map_writer_shard(w, max_shard_bytes));
   PetscCall(PetscCalloc1(w->nfiles, &w->final));
@@ -417,6 +417,8 @@ PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64
   PetscCheck(start >= 0 && count >= 0 && start <= t->numel && count <= t->numel - start, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "%s: tensor \"%s\": elements [%lld, %lld+%lld) out of range [0, %lld)", w->path, t->name, (long long)start, (long long)start,
              (long long)count, (long long)t->numel);
+  PetscCheck(MapDTypeIsFloat(t->dtype), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "%s: tensor \"%s\" is %s: write it with MapSafetensorsWriterWriteRaw", w->path,
+             t->name, MapDTypeName(t->dtype));
   if (!w->ok || !count) PetscFunctionReturn(0);
   const size_t isize = MapDTypeSize(t->dtype);
   /* F32 goes out straight from the caller's buffer; other dtypes through a conversion buffer */
@@ -651,5 +653,30 @@ PetscErrorCode MapSafetensorsWriterAbort(MapSafetensorsWriter *wp)
   }
   PetscCall(map_writer_free(w));
   *wp = NULL;
+  PetscFunctionReturn(0);
+}
+
+/* MapSafetensorsWriterWriteRaw - writes tensor i whole from its little-endian bytes (integer and
+   bool tensors, kept exactly). Not collective: one rank writes it. */
+PetscErrorCode MapSafetensorsWriterWriteRaw(MapSafetensorsWriter w, int i, const void *bytes)
+{
+  PetscFunctionBegin;
+  PetscCheck(i >= 0 && i < w->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: tensor index %d out of range [0, %d)", w->path, i, w->n);
+  const MapTensorInfo *t  = &w->t[i];
+  uint64_t             nb = t->end - t->begin;
+  if (!w->ok || !nb) PetscFunctionReturn(0);
+  PetscCheck(nb < (1ull << 31), PETSC_COMM_SELF, PETSC_ERR_SUP, "%s: tensor \"%s\": %llu bytes; raw tensors of 2 GiB and more are not supported", w->path,
+             t->name, (unsigned long long)nb);
+  MPI_Status st;
+  int        cnt = 0;
+  int        rc  = MPI_File_write_at(w->fh[t->file], (MPI_Offset)(w->data_start[t->file] + t->begin), bytes, (int)nb, MPI_BYTE, &st);
+  if (rc == MPI_SUCCESS) MPI_Get_count(&st, MPI_BYTE, &cnt);
+  if (rc != MPI_SUCCESS || (uint64_t)cnt != nb) {
+    char e[512] = "short write";
+    if (rc != MPI_SUCCESS) map_mpi_err(rc, e, sizeof(e));
+    map_fmt(w->msg, sizeof(w->msg), "%s: tensor \"%s\": write of %llu bytes failed: %s", w->tmp[t->file], t->name, (unsigned long long)nb, e);
+    w->ok = 0;
+  }
+  w->written += (uint64_t)cnt;
   PetscFunctionReturn(0);
 }

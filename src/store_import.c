@@ -41,12 +41,16 @@ static PetscErrorCode ImportBuildIndex(Import *im)
   char    s1[256], s2[256];
 
   PetscFunctionBegin;
+  PetscCall(MapStoreImportReportShapes_Private(im)); /* heads found, not guessed: before any shape error */
   PetscCall(MapSafetensorsGetNumTensors(pre->st, &npre));
   PetscCall(PetscCalloc1(npre + 1, &im->tensors));
   for (int c = 0; c < im->nck; c++) PetscCall(PetscCalloc1(npre + 1, &im->ck[c].info));
   for (int i = 0; i < npre; i++) {
     const MapTensorInfo *t;
+    PetscBool            isbuf;
     PetscCall(MapSafetensorsGetTensor(pre->st, i, &t));
+    PetscCall(MapStoreImportIsBuffer_Private(im, 0, t, &isbuf)); /* integer/bool: kept as it is, never merged */
+    if (isbuf) continue;
     if (MatchesPrivate(im, t->name)) continue; /* the pretrained model's own head is not used */
     PetscCheck(MapDTypeIsFloat(t->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", pre->label, FileOf(pre, t),
@@ -92,7 +96,10 @@ static PetscErrorCode ImportBuildIndex(Import *im)
     PetscCall(PetscCalloc1(n + 1, &ck->priv));
     for (int i = 0; i < n; i++) {
       const MapTensorInfo *u, *p;
+      PetscBool            isbuf;
       PetscCall(MapSafetensorsGetTensor(ck->st, i, &u));
+      PetscCall(MapStoreImportIsBuffer_Private(im, c, u, &isbuf));
+      if (isbuf) continue;
       if (MatchesPrivate(im, u->name)) {
         PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
                    "%s %s: private tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) are supported", ck->label,
@@ -574,6 +581,7 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(ImportLogDtypes(&im));
 
   im.dtype = opts ? opts->dtype : MAP_STORE_DTYPE_F32;
+  im.buffers_private = opts ? opts->buffers_private : PETSC_FALSE;
   PetscCheck(MapStoreDTypeGetInfo(im.dtype), comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
              (int)im.dtype, (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
@@ -600,6 +608,8 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   if (!ierr) ierr = MapStoreImportWriteIndex_Private(&im, file);
   if (!ierr) ierr = ImportWriteVectors(&im, file, dxpl, block, chunk);
   if (!ierr) ierr = ImportWritePrivate(&im, file, dxpl);
+  if (!ierr) ierr = MapStoreImportWriteBuffers_Private(&im, file);
+  if (!ierr) ierr = MapStoreImportWriteHFFiles_Private(&im, file);
   if (!ierr) ierr = H5Pclose(dxpl) < 0 ? PETSC_ERR_LIB : 0;
   if (!ierr) ierr = H5Fclose(file) < 0 ? PETSC_ERR_FILE_WRITE : 0; /* the last metadata is flushed here: a full disk shows up here too */
   /* the HDF5 call is named above; here the file, so a full disk says where (the temporary file is removed) */
@@ -632,6 +642,7 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(PetscFree(im.ck));
   PetscCall(PetscFree(im.csum));
   PetscCall(PetscFree(im.tensors));
+  PetscCall(PetscFree(im.buf));
   PetscCall(PetscLogEventEnd(MAP_EVENT_Import, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }

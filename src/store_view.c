@@ -121,13 +121,19 @@ PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
       MapCallHDF5(H5Sget_simple_extent_dims(space, dims, NULL));
       for (int q = 0; q < nd; q++) sh[q] = (int64_t)dims[q];
       PetscCall(ShapeString(nd, sh, shp, sizeof(shp)));
-      PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s F32   %s\n", names[k], shp));
+      {
+        char *dt = NULL; /* an integer/bool private tensor (import -map_import_buffer_differs private) names its dtype */
+        PetscCall(MapH5ReadStringAttr(d, MAP_STORE_ATTR_DTYPE, &dt));
+        PetscCall(PetscViewerASCIIPrintf(viewer, "%-40s %-5s %s\n", names[k], dt ? dt : "F32", shp));
+        PetscCall(PetscFree(dt));
+      }
       MapCallHDF5(H5Sclose(space));
       MapCallHDF5(H5Dclose(d));
     }
     PetscCall(PetscViewerASCIIPopTab(viewer));
     PetscCall(MapFreeList(n, &names));
   }
+  PetscCall(MapStoreViewHF_Private(s, viewer)); /* buffers and recorded files */
   PetscCall(PetscViewerASCIIPrintf(viewer, "provenance:\n"));
   PetscCall(PetscViewerASCIIPushTab(viewer));
   herr_t err = H5Aiterate2(s->file, H5_INDEX_NAME, H5_ITER_INC, &idx, ViewAttribute, &ctx);

@@ -59,6 +59,9 @@ struct _p_MapStore {
    private tensor, and on /task_vectors one per row, comma-separated. */
 #define MAP_STORE_ATTR_CHECKSUM "checksum"
 
+/* `info`: the integer/bool buffers and the recorded HF files (store_hf.c). */
+PetscErrorCode MapStoreViewHF_Private(MapStore store, PetscViewer viewer);
+
 /* Binary search: the store tensor holding flat index j (tensors sorted by offset). */
 int MapStoreTensorAt(int n, const MapStoreTensor *t, int64_t j);
 

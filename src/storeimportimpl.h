@@ -28,6 +28,9 @@ typedef struct {
   MapStoreDType   dtype;     /* of /pretrained and /task_vectors */
   double          err[2][2]; /* BF16/F16 only: max abs and max rel rounding error of [0] pretrained, [1] task vectors */
   uint64_t       *csum;      /* [T+1]: this rank's part of the checksums of /pretrained and the /task_vectors rows */
+  int                   nbuf; /* integer/bool tensors of the pretrained model, kept unchanged (store_hf.c) */
+  const MapTensorInfo **buf;
+  PetscBool             buffers_private; /* differing task copies become private tensors of that task */
 } Import;
 
 /* Root attributes: format, versions, storage dtype, creation time, private patterns, and per
@@ -35,5 +38,17 @@ typedef struct {
 PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file);
 /* /tasks and /tensors/{name,dtype,ndim,shape,offset,numel}. Collective. */
 PetscErrorCode MapStoreImportWriteIndex_Private(Import *im, hid_t file);
+
+/* store_hf.c: integer/bool tensors ("buffers"), shape report, the HF folder's files. */
+/* *is = whether tensor t of checkpoint c is an integer/bool tensor: of the pretrained model (c = 0) it
+   is recorded as a buffer; of a task it must be one of those, with its dtype and shape. Collective. */
+PetscErrorCode MapStoreImportIsBuffer_Private(Import *im, int c, const MapTensorInfo *t, PetscBool *is);
+/* Tensors whose shapes differ between the checkpoints, or that some lack, and that no private
+   pattern covers: one report with the -map_private_patterns that would keep them. Collective. */
+PetscErrorCode MapStoreImportReportShapes_Private(Import *im);
+/* /buffers/<name>: each buffer as the pretrained model has it, after checking every task's equals it. */
+PetscErrorCode MapStoreImportWriteBuffers_Private(Import *im, hid_t file);
+/* /hf_files/<name>: config, tokenizer, generation config, chat template of a pretrained folder. */
+PetscErrorCode MapStoreImportWriteHFFiles_Private(Import *im, hid_t file);
 
 #endif

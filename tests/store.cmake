@@ -28,3 +28,9 @@ map_script_test(store_info_task_names /bin/sh -c
   "${MPIEXEC_EXECUTABLE} -n 1 $<TARGET_FILE:mapmerge> import -options_file_yaml zoo-small/zoo.yaml -map_tasks permute -map_task_models zoo-small/permute.safetensors -map_store store-info-names.h5 >/dev/null && ${MPIEXEC_EXECUTABLE} -n 2 $<TARGET_FILE:mapmerge> info -map_store store-info-names.h5")
 set_tests_properties(store_info_task_names PROPERTIES FIXTURES_REQUIRED zoo_small
                      PASS_REGULAR_EXPRESSION "tasks T = 1: permute\n")
+# Checkpoints as PyTorch/HF write them (issue 14): not-safetensors inputs named, integer/bool buffers kept,
+# heads reported, HF folder -> store -> model folder (byte-equal merge, copied files, model card)
+foreach(case sniff buffers heads folder torchload)
+  map_script_test(store_hf_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/hf_test.py ${case} ${MAP_STORE_WORK}/hf_${case} ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(store_hf_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()

@@ -101,6 +101,9 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
                                           MapSafetensorsWriter *w);
 /* MapSafetensorsWriterWriteF32 - writes elements [start, start+count) of tensor i. Not collective. */
 PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64_t start, int64_t count, const float *data);
+/* MapSafetensorsWriterWriteRaw - writes tensor i (any dtype but OTHER) whole from its raw little-endian
+   bytes, e.g. an I64 or BOOL buffer kept exactly. Not collective: one rank calls it. */
+PetscErrorCode MapSafetensorsWriterWriteRaw(MapSafetensorsWriter w, int i, const void *bytes);
 /* MapSafetensorsWriterClose - collective: closes, checks every rank succeeded, renames into place. */
 PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *w);
 /* MapSafetensorsWriterAbort - removes the temporary files (error paths). */

@@ -44,6 +44,8 @@ typedef struct {
   int64_t chunk; /* columns per HDF5 chunk of /task_vectors (chunks are [T, chunk]; default min(P, 1M)) */
   MapStoreDType dtype; /* storage dtype (default F32); BF16 and F16 round to nearest even and record
                           the largest rounding errors as attributes of the datasets */
+  PetscBool buffers_private; /* a task's integer/bool tensor that differs from the pretrained one becomes a
+                                private tensor of that task (default: an error) */
 } MapStoreImportOptions;
 /* MapStoreImportWithOptions - MapStoreImport with tuning (opts may be NULL). Collective. */
 PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,

@@ -19,7 +19,7 @@ static PetscErrorCode Import(MPI_Comm comm)
   PetscBool             flg;
   PetscInt              idtype   = 0;
   const char           *dtypes[] = {"f32", "bf16", "f16"}; /* index = MapStoreDType */
-  MapStoreImportOptions opts     = {0, 0, MAP_STORE_DTYPE_F32};
+  MapStoreImportOptions opts     = {0, 0, MAP_STORE_DTYPE_F32, PETSC_FALSE};
 
   PetscFunctionBegin;
   PetscCall(PetscOptionsGetString(NULL, NULL, "-map_pretrained", pre, sizeof(pre), &flg));

@@ -326,9 +326,10 @@ STORE16 = ("bf16", "f16")  # the 16-bit storage dtypes; a bad-input case named <
 
 
 def tw_int(name, tl):
-    if name != "pretrained":
+    # integer tensors are kept from the pretrained model (/buffers); a task with other values is an error
+    if name not in ("pretrained", "beta"):
         return tl
-    return tl[:2] + [("encoder.0.steps", "I64", np.arange(6, dtype=np.int64))] + tl[2:]
+    return tl[:2] + [("encoder.0.steps", "I64", np.arange(6, dtype=np.int64) * (2 if name == "beta" else 1))] + tl[2:]
 
 
 def tw_extra(name, tl):
@@ -353,7 +354,7 @@ def bad(case, work, mpiexec):
                 "missing_tensor": ["task alpha model", "alpha.safetensors", "encoder.0.bias", "is missing"],
                 "nan": ["beta.safetensors", "encoder.0.weight element 79", "is NaN"],
                 "inf": ["pretrained.safetensors", "encoder.1.bias element 2", "flat parameter index 1119", "is Inf"],
-                "int_dtype": ["pretrained.safetensors", "encoder.0.steps", "dtype I64"],
+                "int_dtype": ["task beta model", "beta.safetensors", "I64 tensor encoder.0.steps differs from the pretrained", "element 1"],
                 "extra_tensor": ["gamma", "adapter.weight", "not in the pretrained model", "-map_private_patterns"]}[case]
     elif case == "option_typo":
         args, want = import_args(paths, store)[:-2] + ["-map_stor", store], ["unknown or unused option", "map_stor"]
