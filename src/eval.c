@@ -8,7 +8,8 @@
 #include <dlfcn.h>
 #include <cblas.h>
 
-static const char *const MapEvalTypes[] = {"mlp", "command", "analytic"};
+static const char *const MapEvalTypes[] = {"mlp", "command", "analytic", "worker"};
+#define MAP_EVAL_NUM_TYPES 4
 
 static PetscErrorCode MapEvaluatorEvaluate_Analytic(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
@@ -48,6 +49,8 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   e->rowblock = 128;
   e->groups  = 0;
   e->timeout = 600;
+  PetscCall(PetscStrncpy(e->worker_mode, "model", sizeof(e->worker_mode)));
+  PetscCall(PetscStrncpy(e->worker_dtype, "store", sizeof(e->worker_dtype)));
   PetscCall(PetscStrncpy(e->kernel, "blas", sizeof(e->kernel)));
   PetscCall(PetscStrncpy(e->problem, "quadratic", sizeof(e->problem)));
   *ev = e;
@@ -65,13 +68,14 @@ PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type)
   PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetType: the evaluator is already set up");
   for (size_t i = 0; i < sizeof(MapEvalTypes) / sizeof(MapEvalTypes[0]); i++)
     if (!strcmp(type, MapEvalTypes[i])) known = PETSC_TRUE;
-  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic",
+  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic, worker",
              type);
   if (ev->ops.destroy) PetscCall(ev->ops.destroy(ev));
   PetscCall(PetscMemzero(&ev->ops, sizeof(ev->ops)));
   PetscCall(PetscStrncpy(ev->type, type, sizeof(ev->type)));
   if (!strcmp(type, "mlp")) PetscCall(MapEvaluatorCreate_MLP(ev));
   else if (!strcmp(type, "command")) PetscCall(MapEvaluatorCreate_Command(ev));
+  else if (!strcmp(type, "worker")) PetscCall(MapEvaluatorCreate_Worker(ev));
   else {
     ev->ops.setup    = MapEvaluatorSetUp_Analytic;
     ev->ops.evaluate = MapEvaluatorEvaluate_Analytic;
@@ -104,6 +108,15 @@ PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int n, const char *const
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapEvaluatorSetLogDir(MapEvaluator ev, const char *dir)
+{
+  PetscFunctionBegin;
+  PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetLogDir: the evaluator is already set up");
+  PetscCheck(strlen(dir) + 32 < sizeof(ev->logdir), ev->comm, PETSC_ERR_ARG_SIZ, "evaluator log folder %.200s...: path too long", dir);
+  PetscCall(PetscStrncpy(ev->logdir, dir, sizeof(ev->logdir)));
+  PetscFunctionReturn(0);
+}
+
 static int (*map_eval_interrupt_query)(void);
 
 void MapEvalSetInterruptQuery(int (*fn)(void)) { map_eval_interrupt_query = fn; }
@@ -123,11 +136,11 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
 
   PetscFunctionBegin;
   if (ev->type[0])
-    for (PetscInt i = 0; i < 3; i++)
+    for (PetscInt i = 0; i < MAP_EVAL_NUM_TYPES; i++)
       if (!strcmp(ev->type, MapEvalTypes[i])) itype = i;
   PetscOptionsBegin(ev->comm, NULL, "Evaluator options", "MapEvaluator");
   PetscCall(PetscOptionsEList("-map_eval_type", "evaluator: mlp (built-in model-parallel MLP), command (external program), "
-                              "analytic (closed-form test problems)", "MapEvaluatorSetType", MapEvalTypes, 3, MapEvalTypes[itype],
+                              "analytic (closed-form test problems), worker (persistent external program, JSON lines; docs/evaluators-external.md)", "MapEvaluatorSetType", MapEvalTypes, MAP_EVAL_NUM_TYPES, MapEvalTypes[itype],
                               &itype, &set));
   PetscCall(PetscOptionsString("-map_eval_data", "per-task eval sets D1,D2,... (safetensors: inputs F32 [n,d], labels I64/I32 [n]), in task order",
                                "MapEvaluatorSetEvalData", data, data, sizeof(data), &set));
@@ -149,7 +162,14 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                                "", ev->kernel, ev->kernel, sizeof(ev->kernel), NULL));
   PetscCall(PetscOptionsString("-map_eval_command", "command: argv template, e.g. 'prog --model {model} --task {task} --data {data}' "
                                "(no shell; '...' and \"...\" quote)", "", ev->command, ev->command, sizeof(ev->command), NULL));
-  PetscCall(PetscOptionsReal("-map_eval_timeout", "command: seconds before the program is killed", "", ev->timeout, &ev->timeout, NULL));
+  PetscCall(PetscOptionsString("-map_eval_worker", "worker: argv template of the persistent program, e.g. 'python3 examples/torch_worker.py' "
+                               "(no shell; '...' and \"...\" quote)", "", ev->worker, ev->worker, sizeof(ev->worker), NULL));
+  PetscCall(PetscOptionsString("-map_eval_worker_mode", "worker: model (a merged .safetensors per request) or coefficients (only the "
+                               "coefficient vector; the worker merges from -map_store itself)", "", ev->worker_mode, ev->worker_mode,
+                               sizeof(ev->worker_mode), NULL));
+  PetscCall(PetscOptionsString("-map_eval_worker_dtype", "worker: dtype of the merged model file: store (the store's), f32, bf16 or f16", "",
+                               ev->worker_dtype, ev->worker_dtype, sizeof(ev->worker_dtype), NULL));
+  PetscCall(PetscOptionsReal("-map_eval_timeout", "command, worker: seconds before the program (worker: one request, or its start) is killed", "", ev->timeout, &ev->timeout, NULL));
   PetscCall(PetscOptionsString("-map_eval_tmpdir", "command: folder in which a private per-run folder (mkdtemp) holds the temporary merged "
                                "models; must be seen by all ranks (default: $TMPDIR or /tmp when all ranks share rank 0's node, else the store's folder)", "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
   PetscCall(PetscOptionsString("-map_analytic_problem", "analytic: quadratic or nonconvex", "", ev->problem, ev->problem,
@@ -159,6 +179,8 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
   PetscCheck(ev->rowblock >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_row_block %" PetscInt_FMT ": must be >= 1", ev->rowblock);
   PetscCheck(ev->groups >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": must be >= 0", ev->groups);
   PetscCheck(ev->timeout > 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_timeout %g: must be > 0", (double)ev->timeout);
+  PetscCheck(!strcmp(ev->worker_mode, "model") || !strcmp(ev->worker_mode, "coefficients"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
+             "-map_eval_worker_mode %s: one of model, coefficients", ev->worker_mode);
   PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
              "-map_eval_kernel %s: one of blas, ref", ev->kernel);
   if (strcmp(ev->type, MapEvalTypes[itype])) PetscCall(MapEvaluatorSetType(ev, MapEvalTypes[itype]));

@@ -163,7 +163,7 @@ static void CaptureAppend(Capture *c, const char *s, size_t n)
 }
 
 /* the last `lines` lines of text (pointer into it) */
-static const char *TailLines(const char *text, int lines)
+const char *MapEvalTailLines(const char *text, int lines)
 {
   if (!text) return "";
   const char *end = text + strlen(text);
@@ -177,7 +177,7 @@ static const char *TailLines(const char *text, int lines)
   return p;
 }
 
-static double Now(void)
+double MapEvalNow(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -278,7 +278,7 @@ static int IsOurs(const ProcEntry *l, int n, pid_t p, pid_t self, const pid_t *o
 }
 
 /* rank 0's children now (before the program starts) */
-static int ChildrenNow(pid_t *kids, int max)
+int MapEvalChildrenNow(pid_t *kids, int max)
 {
   ProcEntry *l;
   int        n = ProcList(&l), k = 0;
@@ -290,7 +290,7 @@ static int ChildrenNow(pid_t *kids, int max)
 
 /* SIGKILL every live process of the program's tree and reap the ones that are (or became) our
    children, until none is left or 5 s have passed; returns how many were still alive at the end */
-static int KillTree(pid_t pgid, const pid_t *old, int nold)
+int MapEvalKillTree(pid_t pgid, const pid_t *old, int nold)
 {
   pid_t  self = getpid();
   double t0   = 0;
@@ -331,14 +331,14 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   json_t      *root = json_loadb(start, (size_t)(end - start), 0, &err);
   if (!root || !json_is_object(root)) {
     snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"accuracy\": x, \"loss\": y}. Output:\n%s",
-             task, prog, root ? "another JSON value" : err.text, TailLines(out, 20));
+             task, prog, root ? "another JSON value" : err.text, MapEvalTailLines(out, 20));
     if (root) json_decref(root);
     return 1;
   }
   json_t *a = json_object_get(root, "accuracy"), *l = json_object_get(root, "loss");
   if (!a || !l || !json_is_number(a) || !json_is_number(l)) {
     snprintf(msg, msglen, "task %s: %s's JSON has %s; expected numbers \"accuracy\" and \"loss\". Output:\n%s", task, prog,
-             !a ? "no \"accuracy\"" : !l ? "no \"loss\"" : "a non-number \"accuracy\" or \"loss\"", TailLines(out, 20));
+             !a ? "no \"accuracy\"" : !l ? "no \"loss\"" : "a non-number \"accuracy\" or \"loss\"", MapEvalTailLines(out, 20));
     json_decref(root);
     return 1;
   }
@@ -367,8 +367,8 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   const char                *prog = argv[0];
 
   msg[0] = 0;
-  (void)prctl(PR_SET_CHILD_SUBREAPER, 1); /* descendants that leave the process group stay findable (KillTree) */
-  nold = ChildrenNow(old, 64);
+  (void)prctl(PR_SET_CHILD_SUBREAPER, 1); /* descendants that leave the process group stay findable (MapEvalKillTree) */
+  nold = MapEvalChildrenNow(old, 64);
   if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
     snprintf(msg, msglen, "task %s: pipe() failed: %s", task, strerror(errno));
     goto done;
@@ -400,7 +400,7 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   }
   fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
   fcntl(err[0], F_SETFL, fcntl(err[0], F_GETFL) | O_NONBLOCK);
-  double    t0 = Now();
+  double    t0 = MapEvalNow();
   int       eof_o = 0, eof_e = 0, exited = 0, timedout = 0;
   while (!exited) {
     struct pollfd pf[2];
@@ -417,11 +417,11 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
       snprintf(msg, msglen, "task %s: waitpid failed: %s", task, strerror(errno));
       goto done;
     }
-    if (!exited && Now() - t0 > timeout) { /* checked on every pass: Drain returns even while the pipe stays full */
+    if (!exited && MapEvalNow() - t0 > timeout) { /* checked on every pass: Drain returns even while the pipe stays full */
       timedout = 1;
       kill(-pid, SIGTERM);
-      double t1 = Now();
-      while (Now() - t1 < 2.0) {
+      double t1 = MapEvalNow();
+      while (MapEvalNow() - t1 < 2.0) {
         if (waitpid(pid, &status, WNOHANG) == pid) {
           exited = 1;
           break;
@@ -439,28 +439,28 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
      still be writing); then end everything it started, including what left its process group */
   if (!eof_o) (void)Drain(out[0], &co);
   if (!eof_e) (void)Drain(err[0], &ce);
-  (void)KillTree(pid, old, nold);
+  (void)MapEvalKillTree(pid, old, nold);
   pid = 0;
   if (timedout) {
     snprintf(msg, msglen, "task %s: \"%s\" did not finish within %g s (-map_eval_timeout) and was killed. Last stderr lines:\n%s", task, prog,
-             timeout, TailLines(ce.buf, 20));
+             timeout, MapEvalTailLines(ce.buf, 20));
     goto done;
   }
   if (WIFSIGNALED(status)) {
     snprintf(msg, msglen, "task %s: \"%s\" was killed by signal %d (%s). Last stderr lines:\n%s", task, prog, WTERMSIG(status),
-             strsignal(WTERMSIG(status)), TailLines(ce.buf, 20));
+             strsignal(WTERMSIG(status)), MapEvalTailLines(ce.buf, 20));
     rc = 2; /* not sent by us: the caller asks whether the run itself was signalled */
     goto done;
   }
   if (WEXITSTATUS(status) != 0) {
     snprintf(msg, msglen, "task %s: \"%s\" failed with exit status %d. Last stderr lines:\n%s", task, prog, WEXITSTATUS(status),
-             TailLines(ce.buf, 20));
+             MapEvalTailLines(ce.buf, 20));
     if (WEXITSTATUS(status) > 128) rc = 2; /* a shell's way of saying its child died of signal status-128 */
     goto done;
   }
   rc = ParseMetrics(co.buf ? co.buf : "", task, prog, m, msg, msglen);
 done:
-  if (pid > 0) (void)KillTree(pid, old, nold);
+  if (pid > 0) (void)MapEvalKillTree(pid, old, nold);
   for (int k = 0; k < 2; k++) {
     if (out[k] >= 0) close(out[k]);
     if (err[k] >= 0) close(err[k]);
@@ -476,7 +476,7 @@ done:
    other job can read or replace them, whatever its pid. Default: a node-local $TMPDIR (or /tmp)
    when every rank is on rank 0's node, else the store's folder (the ranks write the file together,
    so it must be on a file system they all see); -map_eval_tmpdir overrides. */
-static PetscErrorCode MakePrivateDir(MapEvaluator ev, MapStore store, MapEval_Command *m)
+PetscErrorCode MapEvalMakePrivateDir(MapEvaluator ev, MapStore store, char *dir, size_t dirlen)
 {
   MPI_Comm    node;
   PetscMPIInt rank, size, nsize;
@@ -512,8 +512,8 @@ static PetscErrorCode MakePrivateDir(MapEvaluator ev, MapStore store, MapEval_Co
   }
   PetscCallMPI(MPI_Bcast(&r, (int)sizeof(r), MPI_BYTE, 0, ev->comm));
   PetscCheck(r.ok, ev->comm, PETSC_ERR_FILE_WRITE, "%s", r.text);
-  PetscCall(PetscStrncpy(m->dir, r.text, sizeof(m->dir)));
-  if (!rank) PetscCall(MapTempRegister(m->dir)); /* removed (after the files in it) on any error path */
+  PetscCall(PetscStrncpy(dir, r.text, dirlen));
+  if (!rank) PetscCall(MapTempRegister(dir)); /* removed (after the files in it) on any error path */
   PetscFunctionReturn(0);
 }
 
@@ -541,7 +541,7 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
   PetscCall(MapStoreGetSizes(store, &P, &T, &nt));
   m->lo = layout.lo;
   m->hi = layout.hi;
-  PetscCall(MakePrivateDir(ev, store, m));
+  PetscCall(MapEvalMakePrivateDir(ev, store, m->dir, sizeof(m->dir)));
   /* tensor lists: the store's merged tensors, then the task's private tensors */
   m->nmerged = nt;
   PetscCall(PetscCalloc2(ev->T, &m->priv, ev->T, &m->npriv));
@@ -622,7 +622,7 @@ static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Command *m, int t, con
    evaluation: everything finished is journaled, so the run ends with PETSC_ERR_SIG, which the
    driver turns into exit status 85 (checkpointed, requeue). Collective: the ranks agree on it. The
    signal reaches the run and the program at about the same time; wait up to 1 s for the flag. */
-static PetscErrorCode CheckInterrupted(MapEvaluator ev, const char *msg)
+PetscErrorCode MapEvalCheckInterrupted(MapEvaluator ev, const char *msg)
 {
   int mine, any;
 
@@ -685,7 +685,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
     }
     PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
     PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
-    if (res->status == 2) PetscCall(CheckInterrupted(ev, res->msg));
+    if (res->status == 2) PetscCall(MapEvalCheckInterrupted(ev, res->msg));
     if (res->status) {
       char msg[8192];
       PetscCall(PetscStrncpy(msg, res->msg, sizeof(msg)));

@@ -3,6 +3,7 @@
 #define MAPMERGE_EVALIMPL_H
 
 #include <mapmerge/eval.h>
+#include <sys/types.h>
 
 #define MAP_EVAL_TYPE_LEN 32
 #define MAP_EVAL_CMD_LEN  4096
@@ -32,6 +33,10 @@ struct _p_MapEvaluator {
   PetscReal       timeout;                    /* -map_eval_timeout seconds */
   char            tmpdir[MAP_PATH_LEN];       /* -map_eval_tmpdir for the command evaluator's model file */
   char            problem[64];                /* -map_analytic_problem */
+  char            worker[MAP_EVAL_CMD_LEN];   /* -map_eval_worker argv template (worker type) */
+  char            worker_mode[16];            /* -map_eval_worker_mode model|coefficients */
+  char            worker_dtype[16];           /* -map_eval_worker_dtype store|f32|bf16|f16 */
+  char            logdir[MAP_PATH_LEN];       /* MapEvaluatorSetLogDir: where the program's stderr log goes ("" = the private folder) */
   void           *data_impl;                  /* type-specific */
   const PetscBool *want;                      /* during MapEvaluatorEvaluateTasks: the wanted tasks (NULL: all) */
 };
@@ -44,6 +49,27 @@ int MapEvalInterrupted(void);
 
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
+PetscErrorCode MapEvaluatorCreate_Worker(MapEvaluator ev);
+
+/* ---- helpers shared by the command and worker evaluators (eval_command.c) ---- */
+
+/* MapEvalTailLines - the last `lines` lines of text (a pointer into it; "" for NULL) */
+const char *MapEvalTailLines(const char *text, int lines);
+/* MapEvalNow - monotonic seconds */
+double MapEvalNow(void);
+/* MapEvalChildrenNow - this process's children now (up to max), so MapEvalKillTree spares them */
+int MapEvalChildrenNow(pid_t *kids, int max);
+/* MapEvalKillTree - SIGKILLs the process group pgid and every descendant of this process (a child
+   subreaper) except the `nold` earlier children, reaping them; returns how many survived 5 s */
+int MapEvalKillTree(pid_t pgid, const pid_t *old, int nold);
+/* MapEvalMakePrivateDir - collective: rank 0 makes a private folder (mkdtemp) for temporary models
+   (see -map_eval_tmpdir), registered for removal; every rank gets its name */
+PetscErrorCode MapEvalMakePrivateDir(MapEvaluator ev, MapStore store, char *dir, size_t dirlen);
+/* MapEvalCheckInterrupted - collective: PETSC_ERR_SIG when the run itself was signalled (a program
+   killed by the job step's signal is an interruption, not a failed evaluation) */
+PetscErrorCode MapEvalCheckInterrupted(MapEvaluator ev, const char *msg);
+/* MapEvalLogTail - the last `lines` lines of the log file at path, into buf (rank-local) */
+void MapEvalLogTail(const char *path, int lines, char *buf, size_t len);
 
 /* ---- helpers shared by the mlp and reference evaluators (eval_mlp.c) ---- */
 

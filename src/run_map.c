@@ -1040,6 +1040,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     if (r.store) PetscCall(MapStoreSelectPerTask(r.store, r.T, (const char *const *)r.tasks, "-map_eval_data", &nd, &ed));
     PetscCheck(nd == 0 || nd == r.T, comm, PETSC_ERR_ARG_SIZ,
                "-map_eval_data gives %d eval set(s) but there are %d tasks (one per task, or one per store task)", nd, r.T);
+    PetscCall(MapEvaluatorSetLogDir(r.ev, r.out)); /* the external program's stderr log lives with the journal */
     PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, nd ? (const char *const *)ed : NULL));
     r.neval_data = nd;
     r.eval_data  = ed;

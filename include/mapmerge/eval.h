@@ -1,6 +1,7 @@
 /* Evaluators: merged model -> per-task metrics (DESIGN.md §4). Types:
  *   mlp      built-in model-parallel MLP forward pass over the sharded parameters
  *   command  an external program receives the merged model as safetensors (argv, no shell)
+ *   worker   a persistent external program answers one JSON request per model (docs/evaluators-external.md)
  *   analytic closed-form test problems in c with known Pareto fronts */
 #ifndef MAPMERGE_EVAL_H
 #define MAPMERGE_EVAL_H
@@ -35,6 +36,10 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
    MapRunSignalCaught). The command evaluator asks it when its program dies of a signal: an
    interrupted job step ends with PETSC_ERR_SIG (exit 85), not a failed evaluation. Not collective. */
 void MapEvalSetInterruptQuery(int (*fn)(void));
+/* MapEvaluatorSetLogDir - before SetUp: the folder (the run folder) where the command and worker
+   evaluators append their program's stderr (eval-command.log, eval-worker.log); default: the
+   evaluator's private temporary folder. Not collective. */
+PetscErrorCode MapEvaluatorSetLogDir(MapEvaluator ev, const char *dir);
 /* MapEvaluatorSetEvalData - override the eval-set files (e.g. val vs test) before SetUp */
 PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int T, const char *const *eval_data);
 /* MapEvaluatorEvaluate - collective: merges at c[T] and fills metrics[T]; identical on all ranks
