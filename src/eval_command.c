@@ -37,6 +37,8 @@ typedef struct {
   float         *theta;
   int64_t        lo, hi;
   char           dir[MAP_PATH_LEN]; /* rank 0's private folder (mkdtemp) for the temporary models */
+  char           log[MAP_PATH_LEN]; /* eval-command.log: every run's stderr (the run folder, else dir) */
+  int            logfd;             /* rank 0 */
 } MapEval_Command;
 
 /* ---- argv template ---- */
@@ -357,7 +359,7 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   return 0;
 }
 
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen)
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int logfd, MapTaskMetrics *m, char *msg, size_t msglen)
 {
   int                        out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0, nold = 0;
   pid_t                      pid = 0, old[64];
@@ -441,6 +443,10 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   if (!eof_e) (void)Drain(err[0], &ce);
   (void)MapEvalKillTree(pid, old, nold);
   pid = 0;
+  if (logfd >= 0) {
+    dprintf(logfd, "== task %s: %s ==\n", task, prog);
+    if (ce.len) (void)!write(logfd, ce.buf, ce.len);
+  }
   if (timedout) {
     snprintf(msg, msglen, "task %s: \"%s\" did not finish within %g s (-map_eval_timeout) and was killed. Last stderr lines:\n%s", task, prog,
              timeout, MapEvalTailLines(ce.buf, 20));
@@ -542,6 +548,12 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
   m->lo = layout.lo;
   m->hi = layout.hi;
   PetscCall(MapEvalMakePrivateDir(ev, store, m->dir, sizeof(m->dir)));
+  snprintf(m->log, sizeof(m->log), "%s/eval-command.log", ev->logdir[0] ? ev->logdir : m->dir);
+  if (!rank) {
+    m->logfd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (m->logfd < 0) PetscCall(PetscInfo(NULL, "cannot open the command log %s: %s\n", m->log, strerror(errno)));
+    else if (!ev->logdir[0]) PetscCall(MapTempRegister(m->log));
+  }
   /* tensor lists: the store's merged tensors, then the task's private tensors */
   m->nmerged = nt;
   PetscCall(PetscCalloc2(ev->T, &m->priv, ev->T, &m->npriv));
@@ -677,7 +689,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
       for (int k = 0; k < m->argc; k++)
         PetscCall(MapEvalCommandSubstitute(m->argv[k], path, ev->tasks[t], ev->ndata ? ev->data[t] : NULL, &argv[k]));
       PetscCall(PetscMemzero(res, sizeof(*res)));
-      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], &res->met, res->msg, sizeof(res->msg));
+      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], m->logfd, &res->met, res->msg, sizeof(res->msg));
       for (int k = 0; k < m->argc; k++) PetscCall(PetscFree(argv[k]));
       PetscCall(PetscFree(argv));
       (void)unlink(path);
@@ -704,6 +716,13 @@ static PetscErrorCode MapEvaluatorDestroy_Command(MapEvaluator ev)
 
   PetscFunctionBegin;
   if (!m) PetscFunctionReturn(0);
+  if (m->logfd >= 0) {
+    close(m->logfd);
+    if (!ev->logdir[0]) {
+      (void)unlink(m->log);
+      PetscCall(MapTempUnregister(m->log));
+    }
+  }
   if (m->dir[0]) {
     int rank;
     PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
@@ -732,6 +751,7 @@ PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev)
 
   PetscFunctionBegin;
   PetscCall(PetscNew(&m));
+  m->logfd         = -1;
   ev->data_impl    = m;
   ev->ops.setup    = MapEvaluatorSetUp_Command;
   ev->ops.evaluate = MapEvaluatorEvaluate_Command;

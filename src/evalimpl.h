@@ -86,7 +86,8 @@ PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, con
 /* MapEvalRunCommand - rank-local: runs argv (posix_spawnp, no shell) with a timeout, captures
    stdout/stderr and parses the metrics from the last non-empty stdout line. On failure returns a
    non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively): 2 when
-   the program died of a signal it was not sent (exit status > 128 included), else 1. */
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen);
+   the program died of a signal it was not sent (exit status > 128 included), else 1.
+   logfd >= 0: the program's stderr is appended there (eval-command.log), after a line naming the task. */
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int logfd, MapTaskMetrics *m, char *msg, size_t msglen);
 
 #endif
