@@ -49,6 +49,7 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   e->rowblock = 128;
   e->groups  = 0;
   e->timeout = 600;
+  e->group   = -1;
   PetscCall(PetscStrncpy(e->worker_mode, "model", sizeof(e->worker_mode)));
   PetscCall(PetscStrncpy(e->worker_dtype, "store", sizeof(e->worker_dtype)));
   PetscCall(PetscStrncpy(e->kernel, "blas", sizeof(e->kernel)));
@@ -117,6 +118,54 @@ PetscErrorCode MapEvaluatorSetLogDir(MapEvaluator ev, const char *dir)
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapEvaluatorSetGroup(MapEvaluator ev, int g)
+{
+  PetscFunctionBegin;
+  PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetGroup: the evaluator is already set up");
+  ev->group = g;
+  PetscFunctionReturn(0);
+}
+
+void MapEvalApplyGPU(MapEvaluator ev)
+{
+  if (ev->cuda[0]) (void)setenv("CUDA_VISIBLE_DEVICES", ev->cuda, 1);
+}
+
+void MapEvalLogName(MapEvaluator ev, const char *dir, const char *base, char *path, size_t len)
+{
+  if (ev->group >= 0) snprintf(path, len, "%s/%s-%d.log", dir, base, ev->group);
+  else snprintf(path, len, "%s/%s.log", dir, base);
+}
+
+/* {group} and {rank} (this process's MPI_COMM_WORLD rank: the one that starts the program) in place */
+static PetscErrorCode SubstituteGroupRank(MapEvaluator ev, char *tmpl, size_t len)
+{
+  char        out[MAP_EVAL_CMD_LEN], vals[2][32];
+  const char *keys[2] = {"{group}", "{rank}"};
+  int         wrank;
+  size_t      o = 0;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
+  snprintf(vals[0], sizeof(vals[0]), "%d", ev->group < 0 ? 0 : ev->group);
+  snprintf(vals[1], sizeof(vals[1]), "%d", wrank);
+  for (const char *p = tmpl; *p;) {
+    int hit = -1;
+    for (int k = 0; k < 2; k++)
+      if (!strncmp(p, keys[k], strlen(keys[k]))) hit = k;
+    const char *v = hit >= 0 ? vals[hit] : p;
+    size_t      n = hit >= 0 ? strlen(vals[hit]) : 1;
+    PetscCheck(o + n < sizeof(out), ev->comm, PETSC_ERR_ARG_SIZ, "the evaluator command is too long after {group}/{rank}: %.200s...", tmpl);
+    memcpy(out + o, v, n);
+    o += n;
+    p += hit >= 0 ? strlen(keys[hit]) : 1;
+  }
+  out[o] = 0;
+  PetscCheck(o < len, ev->comm, PETSC_ERR_ARG_SIZ, "the evaluator command is too long after {group}/{rank}: %.200s...", tmpl);
+  memcpy(tmpl, out, o + 1);
+  PetscFunctionReturn(0);
+}
+
 static int (*map_eval_interrupt_query)(void);
 
 void MapEvalSetInterruptQuery(int (*fn)(void)) { map_eval_interrupt_query = fn; }
@@ -152,7 +201,9 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
     PetscCall(MapFreeList(n, &list));
   }
   PetscCall(PetscOptionsInt("-map_eval_groups", "mlp: number of sample groups (each group holds a whole model split by rows "
-                            "over its ranks); 0 = automatic (one group per rank for models up to 256 MiB, else 1)", "",
+                            "over its ranks); 0 = automatic (one group per rank for models up to 256 MiB, else 1). command, worker "
+                            "(mapmerge run): G rank groups evaluate G samples of a round at the same time, each with its own program; "
+                            "0 = 1", "",
                             ev->groups, &ev->groups, NULL));
   PetscCall(PetscOptionsInt("-map_eval_batch", "mlp: samples per batch (fixed, so the metrics do not depend on the rank count)", "",
                             ev->batch, &ev->batch, NULL));
@@ -169,6 +220,9 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                                sizeof(ev->worker_mode), NULL));
   PetscCall(PetscOptionsString("-map_eval_worker_dtype", "worker: dtype of the merged model file: store (the store's), f32, bf16 or f16", "",
                                ev->worker_dtype, ev->worker_dtype, sizeof(ev->worker_dtype), NULL));
+  PetscCall(PetscOptionsString("-map_eval_gpus", "command, worker: GPUs 0,1,...: the programs of evaluator group g (-map_eval_groups) get "
+                               "CUDA_VISIBLE_DEVICES = entry g mod n (an entry may itself be a list: '0:1' gives \"0,1\")", "", ev->gpus, ev->gpus,
+                               sizeof(ev->gpus), NULL));
   PetscCall(PetscOptionsReal("-map_eval_timeout", "command, worker: seconds before the program (worker: one request, or its start) is killed", "", ev->timeout, &ev->timeout, NULL));
   PetscCall(PetscOptionsString("-map_eval_tmpdir", "command: folder in which a private per-run folder (mkdtemp) holds the temporary merged "
                                "models; must be seen by all ranks (default: $TMPDIR or /tmp when all ranks share rank 0's node, else the store's folder)", "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
@@ -220,6 +274,18 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
     }
     PetscCheck(ev->ndata == T, ev->comm, PETSC_ERR_ARG_SIZ, "-map_eval_data gives %d eval set(s) but there are %d tasks (%s): one per task, in task order",
                ev->ndata, T, list);
+  }
+  PetscCall(SubstituteGroupRank(ev, ev->command, sizeof(ev->command)));
+  PetscCall(SubstituteGroupRank(ev, ev->worker, sizeof(ev->worker)));
+  if (ev->gpus[0]) {
+    int    n;
+    char **list;
+    PetscCall(MapSplitList(ev->gpus, ',', &n, &list));
+    PetscCheck(n > 0, ev->comm, PETSC_ERR_ARG_WRONG, "-map_eval_gpus %s: no GPU listed", ev->gpus);
+    PetscCall(PetscStrncpy(ev->cuda, list[(ev->group < 0 ? 0 : ev->group) % n], sizeof(ev->cuda)));
+    for (char *q = ev->cuda; *q; q++)
+      if (*q == ':') *q = ','; /* several GPUs per group */
+    PetscCall(MapFreeList(n, &list));
   }
   if (ev->ops.setup) PetscCall(ev->ops.setup(ev));
   ev->setupcalled = PETSC_TRUE;

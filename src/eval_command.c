@@ -548,7 +548,7 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
   m->lo = layout.lo;
   m->hi = layout.hi;
   PetscCall(MapEvalMakePrivateDir(ev, store, m->dir, sizeof(m->dir)));
-  snprintf(m->log, sizeof(m->log), "%s/eval-command.log", ev->logdir[0] ? ev->logdir : m->dir);
+  MapEvalLogName(ev, ev->logdir[0] ? ev->logdir : m->dir, "eval-command", m->log, sizeof(m->log));
   if (!rank) {
     m->logfd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (m->logfd < 0) PetscCall(PetscInfo(NULL, "cannot open the command log %s: %s\n", m->log, strerror(errno)));
@@ -689,6 +689,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
       for (int k = 0; k < m->argc; k++)
         PetscCall(MapEvalCommandSubstitute(m->argv[k], path, ev->tasks[t], ev->ndata ? ev->data[t] : NULL, &argv[k]));
       PetscCall(PetscMemzero(res, sizeof(*res)));
+      MapEvalApplyGPU(ev);
       res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], m->logfd, &res->met, res->msg, sizeof(res->msg));
       for (int k = 0; k < m->argc; k++) PetscCall(PetscFree(argv[k]));
       PetscCall(PetscFree(argv));

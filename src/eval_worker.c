@@ -228,6 +228,7 @@ static int WorkerStart(MapEvaluator ev, MapEval_Worker *m, const char *hello, ch
   posix_spawnattr_setsigmask(&at, &none);
   posix_spawnattr_setsigdefault(&at, &all);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  MapEvalApplyGPU(ev);
   e = posix_spawnp(&m->pid, m->argv[0], &fa, &at, m->argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
@@ -486,7 +487,7 @@ static PetscErrorCode MapEvaluatorSetUp_Worker(MapEvaluator ev)
   snprintf(m->model, sizeof(m->model), "%s/model.safetensors", m->dir);
   if (!rank && !m->coefmode) PetscCall(MapTempRegister(m->model));
   PetscCall(WritePrivate(ev, m, store));
-  snprintf(m->log, sizeof(m->log), "%s/eval-worker.log", ev->logdir[0] ? ev->logdir : m->dir);
+  MapEvalLogName(ev, ev->logdir[0] ? ev->logdir : m->dir, "eval-worker", m->log, sizeof(m->log));
   if (!rank) {
     m->logfd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (m->logfd < 0) PetscCall(PetscInfo(NULL, "cannot open the worker log %s: %s; its stderr is dropped\n", m->log, strerror(errno)));

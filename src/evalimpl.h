@@ -36,6 +36,9 @@ struct _p_MapEvaluator {
   char            worker[MAP_EVAL_CMD_LEN];   /* -map_eval_worker argv template (worker type) */
   char            worker_mode[16];            /* -map_eval_worker_mode model|coefficients */
   char            worker_dtype[16];           /* -map_eval_worker_dtype store|f32|bf16|f16 */
+  char            gpus[1024];                 /* -map_eval_gpus 0,1,...: CUDA_VISIBLE_DEVICES of group g is entry g mod n */
+  int             group;                      /* MapEvaluatorSetGroup: concurrent evaluator group, -1 = none */
+  char            cuda[64];                   /* the CUDA_VISIBLE_DEVICES its programs get ("" = inherited) */
   char            logdir[MAP_PATH_LEN];       /* MapEvaluatorSetLogDir: where the program's stderr log goes ("" = the private folder) */
   void           *data_impl;                  /* type-specific */
   const PetscBool *want;                      /* during MapEvaluatorEvaluateTasks: the wanted tasks (NULL: all) */
@@ -68,6 +71,10 @@ PetscErrorCode MapEvalMakePrivateDir(MapEvaluator ev, MapStore store, char *dir,
 /* MapEvalCheckInterrupted - collective: PETSC_ERR_SIG when the run itself was signalled (a program
    killed by the job step's signal is an interruption, not a failed evaluation) */
 PetscErrorCode MapEvalCheckInterrupted(MapEvaluator ev, const char *msg);
+/* MapEvalApplyGPU - rank-local, just before a program starts: sets CUDA_VISIBLE_DEVICES for the group */
+void MapEvalApplyGPU(MapEvaluator ev);
+/* MapEvalLogName - the log file of this evaluator's program: <dir>/<base>.log, or <base>-<group>.log in a group */
+void MapEvalLogName(MapEvaluator ev, const char *dir, const char *base, char *path, size_t len);
 /* MapEvalLogTail - the last `lines` lines of the log file at path, into buf (rank-local) */
 void MapEvalLogTail(const char *path, int lines, char *buf, size_t len);
 

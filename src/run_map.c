@@ -689,6 +689,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscFunctionBegin;
   PetscCall(MapParetoDestroy(&r->pareto));
   PetscCall(MapSurrogateDestroy(&r->sur));
+  PetscCall(MapRunEvalGroupsDestroy(r));
   PetscCall(MapEvaluatorDestroy(&r->ev));
   PetscCall(MapEvaluatorDestroy(&r->ev_test));
   PetscCall(MapModelDestroy(&r->model));
@@ -711,6 +712,9 @@ static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt 
   double    t0 = MapWallTime();
 
   PetscFunctionBegin;
+  PetscBool grouped;
+  PetscCall(MapRunEvaluateSamplesGrouped(r, i0, i1, stop, &grouped)); /* concurrent command/worker groups, if asked */
+  if (grouped) PetscFunctionReturn(0);
   for (PetscInt i = i0; i < i1; i++) {
     PetscBool want[64];
     int       task = (int)r->sample_task[i];

@@ -105,9 +105,13 @@ typedef struct {
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;
   MapNestedNode nodes[128];
+  void         *evgroups;          /* concurrent evaluator groups of command/worker (run_groups.c), NULL until used */
   char          start_time[64], end_time[64];
 } MapRunCtx;
 
+/* run_groups.c: -map_eval_groups G > 1 for command/worker evaluators: G samples at a time */
+PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop, PetscBool *grouped);
+PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r);
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
                                 const PetscBool *want, double *acc, double *loss, PetscBool *fresh);

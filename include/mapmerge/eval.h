@@ -40,6 +40,10 @@ void MapEvalSetInterruptQuery(int (*fn)(void));
    evaluators append their program's stderr (eval-command.log, eval-worker.log); default: the
    evaluator's private temporary folder. Not collective. */
 PetscErrorCode MapEvaluatorSetLogDir(MapEvaluator ev, const char *dir);
+/* MapEvaluatorSetGroup - before SetUp: this evaluator is concurrent group g (of -map_eval_groups):
+   {group} in -map_eval_command/-map_eval_worker becomes g, its programs get CUDA_VISIBLE_DEVICES from
+   entry g of -map_eval_gpus, its log is eval-<type>-<g>.log. Not collective. */
+PetscErrorCode MapEvaluatorSetGroup(MapEvaluator ev, int g);
 /* MapEvaluatorSetEvalData - override the eval-set files (e.g. val vs test) before SetUp */
 PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int T, const char *const *eval_data);
 /* MapEvaluatorEvaluate - collective: merges at c[T] and fills metrics[T]; identical on all ranks

@@ -33,8 +33,10 @@ def main():
     ap.add_argument('--at', type=int, default=2)
     ap.add_argument('--state', default='')
     ap.add_argument('--protocol', type=int, default=1)
+    ap.add_argument('--tag', default='')
     a = ap.parse_args()
-    print(f'np_worker {os.getpid()} starting', file=sys.stderr, flush=True)
+    print(f'np_worker {os.getpid()} starting, tag {a.tag}, CUDA_VISIBLE_DEVICES={os.environ.get("CUDA_VISIBLE_DEVICES", "")}',
+          file=sys.stderr, flush=True)
     for line in sys.stdin:
         msg = json.loads(line)
         if msg.get('mapmerge') == 'shutdown':
@@ -42,7 +44,7 @@ def main():
         if msg.get('mapmerge') == 'hello':
             out = {'hello': 'np_worker', 'protocol': a.protocol}
         else:
-            once = a.fail != 'always' and msg['id'] == a.at and not os.path.exists(a.state)
+            once = a.fail not in ('', 'always') and msg['id'] == a.at and not os.path.exists(a.state)
             if once:
                 open(a.state, 'w').close()
             if a.fail == 'always' or once:

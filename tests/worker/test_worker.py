@@ -210,5 +210,40 @@ def case_kill_run():
     no_temporaries()
 
 
+def case_groups():
+    """-map_eval_groups 1 vs 2 at -n 2: the same journal and results bits; {group}, logs and GPUs per group"""
+    store, _ = setup()
+    base = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "9", "-map_reevaluate", "2",
+            "-map_eval_type", "worker", "-map_eval_worker", NP_WORKER + " --tag g{group}-r{rank}", "-map_eval_gpus", "3,5:6"]
+    runs = {}
+    for G in (1, 2):
+        run = os.path.join(WORK, f"run-groups-{G}")
+        shutil.rmtree(run, ignore_errors=True)
+        mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *base)
+        with open(os.path.join(run, "journal.jsonl")) as f:
+            runs[G] = (run, f.read())
+    if runs[1][1] != runs[2][1]:
+        fail("the journals of -map_eval_groups 1 and 2 differ")
+    print(f"same journal ({runs[1][1].count(chr(10))} lines) at -map_eval_groups 1 and 2")
+    same_results(os.path.join(runs[1][0], "results.h5"), os.path.join(runs[2][0], "results.h5"))
+    for g, rank, gpu in ((0, 0, "3"), (1, 1, "5,6")):
+        path = os.path.join(runs[2][0], f"eval-worker-{g}.log")
+        with open(path) as f:
+            log = f.read()
+        if f"tag g{g}-r{rank}" not in log or f"CUDA_VISIBLE_DEVICES={gpu}\n" not in log:
+            fail(f"{path}: expected the worker of group {g} on rank {rank} with CUDA_VISIBLE_DEVICES={gpu}:\n{log[-1500:]}")
+    print("group logs, {group}/{rank} and CUDA_VISIBLE_DEVICES per group as asked")
+    # one group's worker fails for good: every rank ends with the error, none waits for the lost result
+    run = os.path.join(WORK, "run-groups-fail")
+    shutil.rmtree(run, ignore_errors=True)
+    bad = [a if a != NP_WORKER + " --tag g{group}-r{rank}" else NP_WORKER + " --fail always --tag g{group}" for a in base]
+    p = mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", "2", *bad, check=False,
+            timeout=120)
+    if p.returncode == 0 or "an evaluator group failed" not in p.stdout + p.stderr:
+        fail(f"a failing group: expected a clear collective error:\n{(p.stdout + p.stderr)[-2000:]}")
+    print("a group whose worker always fails ends the run cleanly")
+    no_temporaries()
+
+
 if __name__ == "__main__":
-    {"torch_vs_mlp": case_torch_vs_mlp, "failures": case_failures, "kill_run": case_kill_run}[sys.argv[1]]()
+    {"torch_vs_mlp": case_torch_vs_mlp, "failures": case_failures, "kill_run": case_kill_run, "groups": case_groups}[sys.argv[1]]()
