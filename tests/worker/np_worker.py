@@ -34,6 +34,7 @@ def main():
     ap.add_argument('--state', default='')
     ap.add_argument('--protocol', type=int, default=1)
     ap.add_argument('--tag', default='')
+    ap.add_argument('--sleep', type=float, default=0.0, help='seconds per request (a slow scorer, for bench/worker)')
     a = ap.parse_args()
     print(f'np_worker {os.getpid()} starting, tag {a.tag}, CUDA_VISIBLE_DEVICES={os.environ.get("CUDA_VISIBLE_DEVICES", "")}',
           file=sys.stderr, flush=True)
@@ -62,6 +63,7 @@ def main():
                 sys.stdout.flush()
                 continue
             print('chatter on stdout that is not a protocol line', flush=True)
+            time.sleep(a.sleep)
             out = {'id': msg['id'], 'metrics': {t['name']: metrics(msg['model'], t['private'], t['data']) for t in msg['tasks']}}
         sys.stdout.write(json.dumps(out) + '\n')
         sys.stdout.flush()
