@@ -212,9 +212,9 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
   PetscCall(PetscOptionsString("-map_eval_kernel", "mlp: matrix kernel, blas (cblas_sgemm) or ref (plain loops, same bits for any split)",
                                "", ev->kernel, ev->kernel, sizeof(ev->kernel), NULL));
   PetscCall(PetscOptionsString("-map_eval_command", "command: argv template, e.g. 'prog --model {model} --task {task} --data {data}' "
-                               "(no shell; '...' and \"...\" quote)", "", ev->command, ev->command, sizeof(ev->command), NULL));
+                               "(no shell; '...' and \"...\" quote; also {group} and {rank})", "", ev->command, ev->command, sizeof(ev->command), NULL));
   PetscCall(PetscOptionsString("-map_eval_worker", "worker: argv template of the persistent program, e.g. 'python3 examples/torch_worker.py' "
-                               "(no shell; '...' and \"...\" quote)", "", ev->worker, ev->worker, sizeof(ev->worker), NULL));
+                               "(no shell; '...' and \"...\" quote; {group} and {rank} are replaced)", "", ev->worker, ev->worker, sizeof(ev->worker), NULL));
   PetscCall(PetscOptionsString("-map_eval_worker_mode", "worker: model (a merged .safetensors per request) or coefficients (only the "
                                "coefficient vector; the worker merges from -map_store itself)", "", ev->worker_mode, ev->worker_mode,
                                sizeof(ev->worker_mode), NULL));

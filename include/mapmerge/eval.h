@@ -19,6 +19,7 @@ typedef struct _p_MapEvaluator *MapEvaluator;
 
 /* Life cycle: Create, SetType or SetFromOptions (-map_eval_type, -map_eval_data, -map_eval_groups,
    -map_eval_batch, -map_eval_row_block, -map_eval_kernel blas|ref, -map_eval_command,
+   -map_eval_worker, -map_eval_worker_mode, -map_eval_worker_dtype, -map_eval_gpus,
    -map_eval_timeout, -map_eval_tmpdir, -map_analytic_problem), SetUp, Evaluate*, Destroy.
    mlp metrics are the same bits for any rank count and -map_eval_groups, given the same
    -map_eval_batch, -map_eval_row_block and -map_eval_kernel. */
