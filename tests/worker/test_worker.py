@@ -233,6 +233,23 @@ def case_groups():
         if f"tag g{g}-r{rank}" not in log or f"CUDA_VISIBLE_DEVICES={gpu}\n" not in log:
             fail(f"{path}: expected the worker of group {g} on rank {rank} with CUDA_VISIBLE_DEVICES={gpu}:\n{log[-1500:]}")
     print("group logs, {group}/{rank} and CUDA_VISIBLE_DEVICES per group as asked")
+    # the command evaluator in groups: the same journal too, one stderr log per group
+    cmd = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "7", "-map_reevaluate", "1",
+           "-map_eval_type", "command", "-map_eval_command", f"{PY} {SRC}/tests/eval/np_eval.py --model {{model}} --task {{task}} --data {{data}}"]
+    journals = []
+    for G in (1, 2):
+        run = os.path.join(WORK, f"run-cmd-groups-{G}")
+        shutil.rmtree(run, ignore_errors=True)
+        mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *cmd)
+        with open(os.path.join(run, "journal.jsonl")) as f:
+            journals.append(f.read())
+    if journals[0] != journals[1]:
+        fail("command evaluator: the journals of -map_eval_groups 1 and 2 differ")
+    for g in (0, 1):
+        with open(os.path.join(WORK, "run-cmd-groups-2", f"eval-command-{g}.log")) as f:
+            if "== task rot90: /usr/bin/python3 ==" not in f.read():
+                fail(f"eval-command-{g}.log lacks the header of a program run")
+    print(f"command evaluator: same journal ({journals[0].count(chr(10))} lines) at G = 1 and 2, a stderr log per group")
     # one group's worker fails for good: every rank ends with the error, none waits for the lost result
     run = os.path.join(WORK, "run-groups-fail")
     shutil.rmtree(run, ignore_errors=True)
