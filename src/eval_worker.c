@@ -12,7 +12,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* posix_spawn, pipe2, strsignal under -std=c17 */
 #endif
-#include "evalimpl.h"
+#include "evalworker.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -22,36 +22,10 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <jansson.h>
 
 extern char **environ;
 
-#define MAP_WORKER_PROTOCOL 1
-#define MAP_WORKER_MSG      8192
 
-typedef struct {
-  int            argc;
-  char         **argv;  /* the split -map_eval_worker template */
-  PetscBool      coefmode;
-  MapDType       dtype;   /* of the merged model file */
-  int            nmerged; /* store tensors */
-  MapTensorInfo *infos;   /* [nmerged] */
-  float         *theta;
-  int64_t        lo, hi;
-  char           dir[MAP_PATH_LEN];   /* private folder (mkdtemp) */
-  char           model[MAP_PATH_LEN]; /* dir/model.safetensors, rewritten per request */
-  char         **priv;                /* [T] dir/private-<t>.safetensors ("" when the task has none) */
-  char         **coef_tasks;          /* coefficients mode: the store task of each coefficient */
-  int            ncoef;
-  char           log[MAP_PATH_LEN];
-  int64_t        nreq;
-  /* rank 0: the running program */
-  pid_t          pid;
-  int            in, out, logfd, nold;
-  pid_t          old[64];
-  char          *buf; /* unread stdout bytes */
-  size_t         len, cap;
-} MapEval_Worker;
 
 /* the last `lines` lines of the file at path (its last 16 KiB at most) */
 void MapEvalLogTail(const char *path, int lines, char *buf, size_t len)
@@ -247,68 +221,10 @@ static int WorkerStart(MapEvaluator ev, MapEval_Worker *m, const char *hello, ch
   if (WriteLine(m, hello, deadline, msg, mlen)) return WorkerGone(m, 0, ev->timeout, msg, mlen);
   int r = ReadLine(m, deadline, &line);
   if (r) return WorkerGone(m, r == 1, ev->timeout, msg, mlen);
-  json_error_t err;
-  json_t      *root = json_loads(line, 0, &err), *p = root ? json_object_get(root, "protocol") : NULL;
-  if (!p || !json_is_integer(p) || json_integer_value(p) != MAP_WORKER_PROTOCOL) {
-    snprintf(msg, mlen, "the worker's hello line has %s; expected {\"hello\": \"...\", \"protocol\": %d}. It sent: %.300s",
-             !root ? "invalid JSON" : !p ? "no \"protocol\"" : "another protocol version", MAP_WORKER_PROTOCOL, line);
-    json_decref(root);
-    free(line);
-    WorkerKill(m, &e);
-    return 1;
-  }
-  json_decref(root);
+  r = MapWorkerCheckHello(line, msg, mlen);
   free(line);
-  return 0;
-}
-
-/* the answer to request id: metrics of the wanted tasks; 1 with msg on garbage or a reported error */
-static int ParseAnswer(MapEvaluator ev, const char *line, int64_t id, MapTaskMetrics *met, char *msg, size_t mlen)
-{
-  json_error_t err;
-  json_t      *root = json_loads(line, 0, &err), *jid, *jerr, *jm;
-  int          rc = 1;
-
-  if (!root || !json_is_object(root)) {
-    snprintf(msg, mlen, "the worker answered a line that is not a JSON object (%s): %.300s", root ? "another JSON value" : err.text, line);
-    goto done;
-  }
-  jid = json_object_get(root, "id");
-  if (!jid || !json_is_integer(jid) || json_integer_value(jid) != id) {
-    snprintf(msg, mlen, "the worker's answer has %s; expected \"id\": %lld. It sent: %.300s", !jid ? "no \"id\"" : "another \"id\"", (long long)id, line);
-    goto done;
-  }
-  if ((jerr = json_object_get(root, "error"))) {
-    snprintf(msg, mlen, "the worker reported an error: %.1000s", json_is_string(jerr) ? json_string_value(jerr) : line);
-    goto done;
-  }
-  jm = json_object_get(root, "metrics");
-  if (!jm || !json_is_object(jm)) {
-    snprintf(msg, mlen, "the worker's answer has no \"metrics\" object: %.300s", line);
-    goto done;
-  }
-  for (int t = 0; t < ev->T; t++) {
-    if (!MapEvalWanted(ev, t)) continue;
-    json_t *o = json_object_get(jm, ev->tasks[t]), *a = o ? json_object_get(o, "accuracy") : NULL, *l = o ? json_object_get(o, "loss") : NULL;
-    if (!a || !l || !json_is_number(a) || !json_is_number(l)) {
-      snprintf(msg, mlen, "task %s: the worker's answer has %s; expected \"metrics\": {\"%s\": {\"accuracy\": x, \"loss\": y}}: %.300s", ev->tasks[t],
-               !o ? "no entry for the task" : "no numeric \"accuracy\" and \"loss\"", ev->tasks[t], line);
-      goto done;
-    }
-    json_t *n = json_object_get(o, "count"), *k = json_object_get(o, "correct");
-    met[t].accuracy = json_number_value(a);
-    met[t].loss     = json_number_value(l);
-    met[t].count    = n && json_is_integer(n) ? (int64_t)json_integer_value(n) : 0;
-    met[t].correct  = k && json_is_integer(k) ? (int64_t)json_integer_value(k) : 0;
-    if (!isfinite(met[t].accuracy) || met[t].accuracy < 0 || met[t].accuracy > 1) {
-      snprintf(msg, mlen, "task %s: the worker reported accuracy %g; an accuracy is a fraction in [0, 1]", ev->tasks[t], met[t].accuracy);
-      goto done;
-    }
-  }
-  rc = 0;
-done:
-  json_decref(root);
-  return rc;
+  if (r) WorkerKill(m, &e);
+  return r;
 }
 
 /* one request, the worker started first if needed; 2 when a signal not sent by us ended it */
@@ -322,71 +238,10 @@ static int RequestOnce(MapEvaluator ev, MapEval_Worker *m, const char *hello, co
   if (WriteLine(m, req, deadline, msg, mlen)) return WorkerGone(m, 0, ev->timeout, msg, mlen);
   r = ReadLine(m, deadline, &line);
   if (r) return WorkerGone(m, r == 1, ev->timeout, msg, mlen);
-  r = ParseAnswer(ev, line, m->nreq, met, msg, mlen);
+  r = MapWorkerParseAnswer(ev, line, m->nreq, met, msg, mlen);
   free(line);
   if (r) WorkerKill(m, &r), r = 1; /* after garbage its state is unknown: a fresh start */
   return r;
-}
-
-/* ---- JSON lines ---- */
-
-static json_t *TaskList(MapEvaluator ev, MapEval_Worker *m, PetscBool wanted_only)
-{
-  json_t *list = json_array();
-  for (int t = 0; t < ev->T; t++) {
-    if (wanted_only && !MapEvalWanted(ev, t)) continue;
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(ev->tasks[t]));
-    json_object_set_new(o, "data", ev->ndata ? json_string(ev->data[t]) : json_null());
-    json_object_set_new(o, "private", m->priv[t][0] ? json_string(m->priv[t]) : json_null());
-    json_array_append_new(list, o);
-  }
-  return list;
-}
-
-static char *DumpLine(json_t *o)
-{
-  char  *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-  size_t n = s ? strlen(s) : 0;
-  char  *l = s ? realloc(s, n + 2) : NULL;
-  json_decref(o);
-  if (!l) {
-    free(s);
-    return NULL;
-  }
-  l[n] = '\n', l[n + 1] = 0;
-  return l;
-}
-
-static char *HelloLine(MapEvaluator ev, MapEval_Worker *m)
-{
-  json_t     *o = json_object();
-  MapStore    store;
-  const char *sp;
-  json_object_set_new(o, "mapmerge", json_string("hello"));
-  json_object_set_new(o, "protocol", json_integer(MAP_WORKER_PROTOCOL));
-  json_object_set_new(o, "version", json_string(MAPMERGE_VERSION));
-  json_object_set_new(o, "mode", json_string(m->coefmode ? "coefficients" : "model"));
-  if (!MapModelGetStore(ev->model, &store) && !MapStoreGetPath(store, &sp)) json_object_set_new(o, "store", json_string(sp));
-  if (!m->coefmode) json_object_set_new(o, "dtype", json_string(MapDTypeName(m->dtype)));
-  json_object_set_new(o, "tasks", TaskList(ev, m, PETSC_FALSE));
-  if (m->coefmode) {
-    json_t *ct = json_array();
-    for (int k = 0; k < m->ncoef; k++) json_array_append_new(ct, json_string(m->coef_tasks[k]));
-    json_object_set_new(o, "coefficient_tasks", ct);
-  }
-  return DumpLine(o);
-}
-
-static char *RequestLine(MapEvaluator ev, MapEval_Worker *m, const double *c)
-{
-  json_t *o = json_object(), *cv = json_array();
-  json_object_set_new(o, "id", json_integer(m->nreq));
-  for (int k = 0; k < ev->Tc; k++) json_array_append_new(cv, json_real(c[k]));
-  json_object_set_new(o, "coefficients", cv);
-  if (!m->coefmode) json_object_set_new(o, "model", json_string(m->model));
-  json_object_set_new(o, "tasks", TaskList(ev, m, PETSC_TRUE));
-  return DumpLine(o);
 }
 
 /* ---- the evaluator ---- */
@@ -536,7 +391,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Worker(MapEvaluator ev, const double 
   m->nreq++;
   PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
   if (!rank) {
-    char *hello = HelloLine(ev, m), *req = RequestLine(ev, m, c), first[MAP_WORKER_MSG / 2] = "";
+    char *hello = MapWorkerHelloLine(ev, m), *req = MapWorkerRequestLine(ev, m, c), first[MAP_WORKER_MSG / 2] = "";
     if (!hello || !req) res->status = 1, snprintf(res->msg, sizeof(res->msg), "out of memory building the worker request");
     else {
       res->status = RequestOnce(ev, m, hello, req, met, res->msg, sizeof(res->msg));
