@@ -262,5 +262,44 @@ def case_groups():
     no_temporaries()
 
 
+def case_signal():
+    """SIGTERM to the whole job step (ranks and worker, as SLURM does) while the worker runs: exit 85, not a
+    restart; -map_resume then finishes the run"""
+    store, _ = setup()
+    run = os.path.join(WORK, "run-signal")
+    shutil.rmtree(run, ignore_errors=True)
+    mark = f"SIGTEST{os.getpid()}"
+    args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_tasks", "rot90,flip_v",
+            "-map_sample_n", "10", "-map_sample_type", "lhs", "-map_reevaluate", "1", "-map_eval_type", "worker",
+            "-map_eval_worker", f"{NP_WORKER} --sleep 0.3 --tag {mark}"]
+    p = subprocess.Popen(["mpiexec", "-n", "2", "--oversubscribe", MAPMERGE] + args, cwd=WORK, env=dict(os.environ, TMPDIR=TMP),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.time()
+    while journal_lines(run) < 3:
+        if p.poll() is not None or time.time() - t0 > 120:
+            p.kill()
+            fail("the run ended or stalled before the signal:\n" + p.stdout.read()[-2000:])
+        time.sleep(0.05)
+    pids = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (argv[0].endswith(b"mapmerge") and run.encode() in argv) or (argv[0].endswith(b"python3") and mark.encode() in b" ".join(argv)):
+            pids.append(int(d))
+    for q in pids:
+        os.kill(q, signal.SIGTERM)
+    out, _ = p.communicate(timeout=120)
+    if p.returncode != 85 or "interrupted by signal 15" not in out:
+        fail(f"SIGTERM to {pids}: exit {p.returncode}, expected 85 with 'interrupted by signal 15':\n{out[-2000:]}")
+    n = journal_lines(run)
+    mpi(2, *args, "-map_resume")
+    print(f"SIGTERM to ranks and worker {pids}: exit 85 with {n} evaluations journaled; -map_resume finished "
+          f"({journal_lines(run)} evaluations)")
+    no_temporaries()
+
+
 if __name__ == "__main__":
-    {"torch_vs_mlp": case_torch_vs_mlp, "failures": case_failures, "kill_run": case_kill_run, "groups": case_groups}[sys.argv[1]]()
+    {"torch_vs_mlp": case_torch_vs_mlp, "failures": case_failures, "kill_run": case_kill_run, "groups": case_groups, "signal": case_signal}[sys.argv[1]]()
