@@ -6,7 +6,7 @@ Wall times and ratios go to stdout (copy them into README.md).
 
 usage: bench/worker/run.py BUILD_DIR [SLEEP_SECONDS [PARTS]]   (needs BUILD_DIR/zoo-small: ctest -R zoo_small)
 PARTS: comma list of compare (the four evaluators), amortize (mlp vs torch worker on a 5x longer run),
-sleep (the slow scorer at G = 1, 2); default all three."""
+sleep (the slow scorer at G = 1, 2, -n 2), sleep4 (G = 1, 2, 4 at -n 4); default compare,amortize,sleep."""
 import os, shutil, subprocess, sys, time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -61,6 +61,8 @@ def main():
             print(f"| {name} | {dt:.1f} | {nev} | {dt / b:.1f}x |")
     if "sleep" in PARTS:
         sleep()
+    if "sleep4" in PARTS:
+        sleep(n=4, groups=(1, 2, 4))
     print(f"load after: {os.getloadavg()}")
 
 
@@ -79,13 +81,13 @@ def compare(torch_worker):
         print(f"| {name} | {dt:.1f} | {dt / base:.1f}x | {cmd / dt:.1f}x |")
 
 
-def sleep():
+def sleep(n=2, groups=(1, 2)):
     slow = f"{PY} {ROOT}/tests/worker/np_worker.py --sleep {SLEEP}"
-    print(f"\nslow scorer: np_worker --sleep {SLEEP} s per request, mpiexec -n 2")
+    print(f"\nslow scorer: np_worker --sleep {SLEEP} s per request, mpiexec -n {n}")
     print("| -map_eval_groups | wall s | evaluations |")
     print("|---|---|---|")
-    for G in (1, 2):
-        dt, nev = run(f"sleep-g{G}", 2, "-map_eval_type", "worker", "-map_eval_worker", slow, "-map_eval_groups", str(G))
+    for G in groups:
+        dt, nev = run(f"sleep-g{G}", n, "-map_eval_type", "worker", "-map_eval_worker", slow, "-map_eval_groups", str(G))
         print(f"| {G} | {dt:.1f} | {nev} |")
 
 
