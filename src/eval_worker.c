@@ -50,19 +50,36 @@ void MapEvalLogTail(const char *path, int lines, char *buf, size_t len)
 
 /* ---- rank-local process handling (no PETSc errors: the caller agrees collectively) ---- */
 
+/* the workers this process runs now (the run's, each group's, the test set's evaluator): ending one
+   worker's tree must spare the others, which are our children too */
+static pid_t map_live_workers[64];
+static int   map_nlive;
+
+static void TreeEnd(MapEval_Worker *m)
+{
+  pid_t spare[128];
+  int   n = 0;
+
+  if (m->pgid <= 0) return;
+  for (int k = 0; k < m->nold; k++) spare[n++] = m->old[k];
+  for (int k = 0; k < map_nlive && n < 128; k++)
+    if (map_live_workers[k] != m->pgid) spare[n++] = map_live_workers[k];
+  (void)MapEvalKillTree(m->pgid, spare, n);
+  for (int k = 0; k < map_nlive; k++)
+    if (map_live_workers[k] == m->pgid) map_live_workers[k--] = map_live_workers[--map_nlive];
+  m->pgid = m->pid = 0;
+}
+
 static void WorkerKill(MapEval_Worker *m, int *status)
 {
   if (m->in >= 0) close(m->in);
   m->in = -1;
-  if (m->pid > 0) {
-    /* a polite end first: stdin closed; then the whole tree is killed */
-    for (int k = 0; k < 100; k++) {
-      if (waitpid(m->pid, status, WNOHANG) == m->pid) break;
-      usleep(20000);
-    }
-    (void)MapEvalKillTree(m->pid, m->old, m->nold);
+  /* a polite end first: stdin closed; then the whole tree is killed */
+  for (int k = 0; k < 100 && m->pid > 0; k++) {
+    if (waitpid(m->pid, status, WNOHANG) == m->pid) m->pid = 0;
+    else usleep(20000);
   }
-  m->pid = 0;
+  TreeEnd(m);
   if (m->out >= 0) close(m->out);
   m->out = -1;
   m->len = 0;
@@ -166,8 +183,7 @@ static int WorkerGone(MapEval_Worker *m, int timedout, double timeout, char *msg
     rc = 2;
   } else if (m->pid == 0) snprintf(msg, mlen, "the worker exited with status %d", WEXITSTATUS(status));
   else snprintf(msg, mlen, "the worker closed its stdout");
-  if (m->pid > 0) (void)MapEvalKillTree(m->pid, m->old, m->nold);
-  m->pid = 0;
+  TreeEnd(m); /* what it started may outlive it */
   WorkerKill(m, &status);
   return rc;
 }
@@ -215,6 +231,8 @@ static int WorkerStart(MapEvaluator ev, MapEval_Worker *m, const char *hello, ch
     snprintf(msg, mlen, "cannot run \"%s\" (-map_eval_worker): %s", m->argv[0], strerror(e));
     return 1;
   }
+  m->pgid = m->pid;
+  if (map_nlive < 64) map_live_workers[map_nlive++] = m->pgid;
   fcntl(m->in, F_SETFL, fcntl(m->in, F_GETFL) | O_NONBLOCK);
   fcntl(m->out, F_SETFL, fcntl(m->out, F_GETFL) | O_NONBLOCK);
   double deadline = MapEvalNow() + ev->timeout;

@@ -25,7 +25,8 @@ typedef struct {
   char           log[MAP_PATH_LEN];
   int64_t        nreq;
   /* rank 0: the running program */
-  pid_t          pid;
+  pid_t          pid;  /* 0 once reaped */
+  pid_t          pgid; /* its process group (= its first pid) until the whole tree is ended */
   int            in, out, logfd, nold;
   pid_t          old[64];
   char          *buf; /* unread stdout bytes */
