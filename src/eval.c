@@ -8,7 +8,8 @@
 #include <dlfcn.h>
 #include <cblas.h>
 
-static const char *const MapEvalTypes[] = {"mlp", "command", "analytic", "lm"};
+static const char *const MapEvalTypes[] = {"mlp", "command", "analytic", "lm", "worker"};
+#define MAP_EVAL_NUM_TYPES 5
 
 static PetscErrorCode MapEvaluatorEvaluate_Analytic(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
@@ -48,6 +49,9 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   e->rowblock = 128;
   e->groups  = 0;
   e->timeout = 600;
+  e->group   = -1;
+  PetscCall(PetscStrncpy(e->worker_mode, "model", sizeof(e->worker_mode)));
+  PetscCall(PetscStrncpy(e->worker_dtype, "store", sizeof(e->worker_dtype)));
   PetscCall(PetscStrncpy(e->kernel, "blas", sizeof(e->kernel)));
   PetscCall(PetscStrncpy(e->problem, "quadratic", sizeof(e->problem)));
   *ev = e;
@@ -65,7 +69,7 @@ PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type)
   PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetType: the evaluator is already set up");
   for (size_t i = 0; i < sizeof(MapEvalTypes) / sizeof(MapEvalTypes[0]); i++)
     if (!strcmp(type, MapEvalTypes[i])) known = PETSC_TRUE;
-  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic, lm",
+  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic, lm, worker",
              type);
   if (ev->ops.destroy) PetscCall(ev->ops.destroy(ev));
   PetscCall(PetscMemzero(&ev->ops, sizeof(ev->ops)));
@@ -73,6 +77,7 @@ PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type)
   if (!strcmp(type, "mlp")) PetscCall(MapEvaluatorCreate_MLP(ev));
   else if (!strcmp(type, "command")) PetscCall(MapEvaluatorCreate_Command(ev));
   else if (!strcmp(type, "lm")) PetscCall(MapEvaluatorCreate_LM(ev));
+  else if (!strcmp(type, "worker")) PetscCall(MapEvaluatorCreate_Worker(ev));
   else {
     ev->ops.setup    = MapEvaluatorSetUp_Analytic;
     ev->ops.evaluate = MapEvaluatorEvaluate_Analytic;
@@ -105,6 +110,63 @@ PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int n, const char *const
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapEvaluatorSetLogDir(MapEvaluator ev, const char *dir)
+{
+  PetscFunctionBegin;
+  PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetLogDir: the evaluator is already set up");
+  PetscCheck(strlen(dir) + 32 < sizeof(ev->logdir), ev->comm, PETSC_ERR_ARG_SIZ, "evaluator log folder %.200s...: path too long", dir);
+  PetscCall(PetscStrncpy(ev->logdir, dir, sizeof(ev->logdir)));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapEvaluatorSetGroup(MapEvaluator ev, int g)
+{
+  PetscFunctionBegin;
+  PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetGroup: the evaluator is already set up");
+  ev->group = g;
+  PetscFunctionReturn(0);
+}
+
+void MapEvalApplyGPU(MapEvaluator ev)
+{
+  if (ev->cuda[0]) (void)setenv("CUDA_VISIBLE_DEVICES", ev->cuda, 1);
+}
+
+void MapEvalLogName(MapEvaluator ev, const char *dir, const char *base, char *path, size_t len)
+{
+  if (ev->group >= 0) snprintf(path, len, "%s/%s-%d.log", dir, base, ev->group);
+  else snprintf(path, len, "%s/%s.log", dir, base);
+}
+
+/* {group} and {rank} (this process's MPI_COMM_WORLD rank: the one that starts the program) in place */
+static PetscErrorCode SubstituteGroupRank(MapEvaluator ev, char *tmpl, size_t len)
+{
+  char        out[MAP_EVAL_CMD_LEN], vals[2][32];
+  const char *keys[2] = {"{group}", "{rank}"};
+  int         wrank;
+  size_t      o = 0;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
+  snprintf(vals[0], sizeof(vals[0]), "%d", ev->group < 0 ? 0 : ev->group);
+  snprintf(vals[1], sizeof(vals[1]), "%d", wrank);
+  for (const char *p = tmpl; *p;) {
+    int hit = -1;
+    for (int k = 0; k < 2; k++)
+      if (!strncmp(p, keys[k], strlen(keys[k]))) hit = k;
+    const char *v = hit >= 0 ? vals[hit] : p;
+    size_t      n = hit >= 0 ? strlen(vals[hit]) : 1;
+    PetscCheck(o + n < sizeof(out), ev->comm, PETSC_ERR_ARG_SIZ, "the evaluator command is too long after {group}/{rank}: %.200s...", tmpl);
+    memcpy(out + o, v, n);
+    o += n;
+    p += hit >= 0 ? strlen(keys[hit]) : 1;
+  }
+  out[o] = 0;
+  PetscCheck(o < len, ev->comm, PETSC_ERR_ARG_SIZ, "the evaluator command is too long after {group}/{rank}: %.200s...", tmpl);
+  memcpy(tmpl, out, o + 1);
+  PetscFunctionReturn(0);
+}
+
 static int (*map_eval_interrupt_query)(void);
 
 void MapEvalSetInterruptQuery(int (*fn)(void)) { map_eval_interrupt_query = fn; }
@@ -124,11 +186,12 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
 
   PetscFunctionBegin;
   if (ev->type[0])
-    for (PetscInt i = 0; i < 4; i++)
+    for (PetscInt i = 0; i < MAP_EVAL_NUM_TYPES; i++)
       if (!strcmp(ev->type, MapEvalTypes[i])) itype = i;
   PetscOptionsBegin(ev->comm, NULL, "Evaluator options", "MapEvaluator");
   PetscCall(PetscOptionsEList("-map_eval_type", "evaluator: mlp (built-in model-parallel MLP), command (external program), "
-                              "analytic (closed-form test problems), lm (built-in tensor-parallel GPT-2/Llama language model)", "MapEvaluatorSetType", MapEvalTypes, 4, MapEvalTypes[itype],
+                              "analytic (closed-form test problems), lm (built-in tensor-parallel GPT-2/Llama language model), "
+                              "worker (persistent external program, JSON lines; docs/evaluators-external.md)", "MapEvaluatorSetType", MapEvalTypes, MAP_EVAL_NUM_TYPES, MapEvalTypes[itype],
                               &itype, &set));
   PetscCall(PetscOptionsString("-map_eval_data", "per-task eval sets D1,D2,... (safetensors: inputs F32 [n,d], labels I64/I32 [n]), in task order",
                                "MapEvaluatorSetEvalData", data, data, sizeof(data), &set));
@@ -140,7 +203,9 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
     PetscCall(MapFreeList(n, &list));
   }
   PetscCall(PetscOptionsInt("-map_eval_groups", "mlp: number of sample groups (each group holds a whole model split by rows "
-                            "over its ranks); 0 = automatic (one group per rank for models up to 256 MiB, else 1)", "",
+                            "over its ranks); 0 = automatic (one group per rank for models up to 256 MiB, else 1). command, worker "
+                            "(mapmerge run): G rank groups evaluate G samples of a round at the same time, each with its own program; "
+                            "0 = 1", "",
                             ev->groups, &ev->groups, NULL));
   PetscCall(PetscOptionsInt("-map_eval_batch", "mlp: samples per batch (fixed, so the metrics do not depend on the rank count)", "",
                             ev->batch, &ev->batch, NULL));
@@ -150,8 +215,18 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                                "the same bits on any machine and BLAS, see docs/reproducibility.md)",
                                "", ev->kernel, ev->kernel, sizeof(ev->kernel), NULL));
   PetscCall(PetscOptionsString("-map_eval_command", "command: argv template, e.g. 'prog --model {model} --task {task} --data {data}' "
-                               "(no shell; '...' and \"...\" quote)", "", ev->command, ev->command, sizeof(ev->command), NULL));
-  PetscCall(PetscOptionsReal("-map_eval_timeout", "command: seconds before the program is killed", "", ev->timeout, &ev->timeout, NULL));
+                               "(no shell; '...' and \"...\" quote; also {group} and {rank})", "", ev->command, ev->command, sizeof(ev->command), NULL));
+  PetscCall(PetscOptionsString("-map_eval_worker", "worker: argv template of the persistent program, e.g. 'python3 examples/torch_worker.py' "
+                               "(no shell; '...' and \"...\" quote; {group} and {rank} are replaced)", "", ev->worker, ev->worker, sizeof(ev->worker), NULL));
+  PetscCall(PetscOptionsString("-map_eval_worker_mode", "worker: model (a merged .safetensors per request) or coefficients (only the "
+                               "coefficient vector; the worker merges from -map_store itself)", "", ev->worker_mode, ev->worker_mode,
+                               sizeof(ev->worker_mode), NULL));
+  PetscCall(PetscOptionsString("-map_eval_worker_dtype", "worker: dtype of the merged model file: store (the store's), f32, bf16 or f16", "",
+                               ev->worker_dtype, ev->worker_dtype, sizeof(ev->worker_dtype), NULL));
+  PetscCall(PetscOptionsString("-map_eval_gpus", "command, worker: GPUs 0,1,...: the programs of evaluator group g (-map_eval_groups) get "
+                               "CUDA_VISIBLE_DEVICES = entry g mod n (an entry may itself be a list: '0:1' gives \"0,1\")", "", ev->gpus, ev->gpus,
+                               sizeof(ev->gpus), NULL));
+  PetscCall(PetscOptionsReal("-map_eval_timeout", "command, worker: seconds before the program (worker: one request, or its start) is killed", "", ev->timeout, &ev->timeout, NULL));
   PetscCall(PetscOptionsString("-map_eval_tmpdir", "command: folder in which a private per-run folder (mkdtemp) holds the temporary merged "
                                "models; must be seen by all ranks (default: $TMPDIR or /tmp when all ranks share rank 0's node, else the store's folder)", "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
   PetscCall(PetscOptionsString("-map_analytic_problem", "analytic: quadratic or nonconvex", "", ev->problem, ev->problem,
@@ -161,6 +236,8 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
   PetscCheck(ev->rowblock >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_row_block %" PetscInt_FMT ": must be >= 1", ev->rowblock);
   PetscCheck(ev->groups >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": must be >= 0", ev->groups);
   PetscCheck(ev->timeout > 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_timeout %g: must be > 0", (double)ev->timeout);
+  PetscCheck(!strcmp(ev->worker_mode, "model") || !strcmp(ev->worker_mode, "coefficients"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
+             "-map_eval_worker_mode %s: one of model, coefficients", ev->worker_mode);
   PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref") || !strcmp(ev->kernel, "fixed"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
              "-map_eval_kernel %s: one of blas, ref, fixed", ev->kernel);
   if (strcmp(ev->type, MapEvalTypes[itype])) PetscCall(MapEvaluatorSetType(ev, MapEvalTypes[itype]));
@@ -200,6 +277,18 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
     }
     PetscCheck(ev->ndata == T, ev->comm, PETSC_ERR_ARG_SIZ, "-map_eval_data gives %d eval set(s) but there are %d tasks (%s): one per task, in task order",
                ev->ndata, T, list);
+  }
+  PetscCall(SubstituteGroupRank(ev, ev->command, sizeof(ev->command)));
+  PetscCall(SubstituteGroupRank(ev, ev->worker, sizeof(ev->worker)));
+  if (ev->gpus[0]) {
+    int    n;
+    char **list;
+    PetscCall(MapSplitList(ev->gpus, ',', &n, &list));
+    PetscCheck(n > 0, ev->comm, PETSC_ERR_ARG_WRONG, "-map_eval_gpus %s: no GPU listed", ev->gpus);
+    PetscCall(PetscStrncpy(ev->cuda, list[(ev->group < 0 ? 0 : ev->group) % n], sizeof(ev->cuda)));
+    for (char *q = ev->cuda; *q; q++)
+      if (*q == ':') *q = ','; /* several GPUs per group */
+    PetscCall(MapFreeList(n, &list));
   }
   if (ev->ops.setup) PetscCall(ev->ops.setup(ev));
   ev->setupcalled = PETSC_TRUE;

@@ -35,6 +35,8 @@ typedef struct {
   float         *theta;
   int64_t        lo, hi;
   char           dir[MAP_PATH_LEN]; /* rank 0's private folder (mkdtemp) for the temporary models */
+  char           log[MAP_PATH_LEN]; /* eval-command.log: every run's stderr (the run folder, else dir) */
+  int            logfd;             /* rank 0 */
 } MapEval_Command;
 
 /* ---- argv template ---- */
@@ -161,7 +163,7 @@ static void CaptureAppend(Capture *c, const char *s, size_t n)
 }
 
 /* the last `lines` lines of text (pointer into it) */
-static const char *TailLines(const char *text, int lines)
+const char *MapEvalTailLines(const char *text, int lines)
 {
   if (!text) return "";
   const char *end = text + strlen(text);
@@ -175,7 +177,7 @@ static const char *TailLines(const char *text, int lines)
   return p;
 }
 
-static double Now(void)
+double MapEvalNow(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -215,14 +217,14 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   json_t      *root = json_loadb(start, (size_t)(end - start), 0, &err);
   if (!root || !json_is_object(root)) {
     snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"accuracy\": x, \"loss\": y}. Output:\n%s",
-             task, prog, root ? "another JSON value" : err.text, TailLines(out, 20));
+             task, prog, root ? "another JSON value" : err.text, MapEvalTailLines(out, 20));
     if (root) json_decref(root);
     return 1;
   }
   json_t *a = json_object_get(root, "accuracy"), *l = json_object_get(root, "loss");
   if (!a || !l || !json_is_number(a) || !json_is_number(l)) {
     snprintf(msg, msglen, "task %s: %s's JSON has %s; expected numbers \"accuracy\" and \"loss\". Output:\n%s", task, prog,
-             !a ? "no \"accuracy\"" : !l ? "no \"loss\"" : "a non-number \"accuracy\" or \"loss\"", TailLines(out, 20));
+             !a ? "no \"accuracy\"" : !l ? "no \"loss\"" : "a non-number \"accuracy\" or \"loss\"", MapEvalTailLines(out, 20));
     json_decref(root);
     return 1;
   }
@@ -241,7 +243,7 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   return 0;
 }
 
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen)
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int logfd, MapTaskMetrics *m, char *msg, size_t msglen)
 {
   int                        out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0, nold = 0;
   pid_t                      pid = 0, old[64];
@@ -284,7 +286,7 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   }
   fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
   fcntl(err[0], F_SETFL, fcntl(err[0], F_GETFL) | O_NONBLOCK);
-  double    t0 = Now();
+  double    t0 = MapEvalNow();
   int       eof_o = 0, eof_e = 0, exited = 0, timedout = 0;
   while (!exited) {
     struct pollfd pf[2];
@@ -301,11 +303,11 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
       snprintf(msg, msglen, "task %s: waitpid failed: %s", task, strerror(errno));
       goto done;
     }
-    if (!exited && Now() - t0 > timeout) { /* checked on every pass: Drain returns even while the pipe stays full */
+    if (!exited && MapEvalNow() - t0 > timeout) { /* checked on every pass: Drain returns even while the pipe stays full */
       timedout = 1;
       kill(-pid, SIGTERM);
-      double t1 = Now();
-      while (Now() - t1 < 2.0) {
+      double t1 = MapEvalNow();
+      while (MapEvalNow() - t1 < 2.0) {
         if (waitpid(pid, &status, WNOHANG) == pid) {
           exited = 1;
           break;
@@ -325,20 +327,24 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTa
   if (!eof_e) (void)Drain(err[0], &ce);
   (void)MapEvalKillTree(pid, old, nold);
   pid = 0;
+  if (logfd >= 0) {
+    dprintf(logfd, "== task %s: %s ==\n", task, prog);
+    if (ce.len) (void)!write(logfd, ce.buf, ce.len);
+  }
   if (timedout) {
     snprintf(msg, msglen, "task %s: \"%s\" did not finish within %g s (-map_eval_timeout) and was killed. Last stderr lines:\n%s", task, prog,
-             timeout, TailLines(ce.buf, 20));
+             timeout, MapEvalTailLines(ce.buf, 20));
     goto done;
   }
   if (WIFSIGNALED(status)) {
     snprintf(msg, msglen, "task %s: \"%s\" was killed by signal %d (%s). Last stderr lines:\n%s", task, prog, WTERMSIG(status),
-             strsignal(WTERMSIG(status)), TailLines(ce.buf, 20));
+             strsignal(WTERMSIG(status)), MapEvalTailLines(ce.buf, 20));
     rc = 2; /* not sent by us: the caller asks whether the run itself was signalled */
     goto done;
   }
   if (WEXITSTATUS(status) != 0) {
     snprintf(msg, msglen, "task %s: \"%s\" failed with exit status %d. Last stderr lines:\n%s", task, prog, WEXITSTATUS(status),
-             TailLines(ce.buf, 20));
+             MapEvalTailLines(ce.buf, 20));
     if (WEXITSTATUS(status) > 128) rc = 2; /* a shell's way of saying its child died of signal status-128 */
     goto done;
   }
@@ -360,7 +366,7 @@ done:
    other job can read or replace them, whatever its pid. Default: a node-local $TMPDIR (or /tmp)
    when every rank is on rank 0's node, else the store's folder (the ranks write the file together,
    so it must be on a file system they all see); -map_eval_tmpdir overrides. */
-static PetscErrorCode MakePrivateDir(MapEvaluator ev, MapStore store, MapEval_Command *m)
+PetscErrorCode MapEvalMakePrivateDir(MapEvaluator ev, MapStore store, char *dir, size_t dirlen)
 {
   MPI_Comm    node;
   PetscMPIInt rank, size, nsize;
@@ -396,8 +402,8 @@ static PetscErrorCode MakePrivateDir(MapEvaluator ev, MapStore store, MapEval_Co
   }
   PetscCallMPI(MPI_Bcast(&r, (int)sizeof(r), MPI_BYTE, 0, ev->comm));
   PetscCheck(r.ok, ev->comm, PETSC_ERR_FILE_WRITE, "%s", r.text);
-  PetscCall(PetscStrncpy(m->dir, r.text, sizeof(m->dir)));
-  if (!rank) PetscCall(MapTempRegister(m->dir)); /* removed (after the files in it) on any error path */
+  PetscCall(PetscStrncpy(dir, r.text, dirlen));
+  if (!rank) PetscCall(MapTempRegister(dir)); /* removed (after the files in it) on any error path */
   PetscFunctionReturn(0);
 }
 
@@ -425,7 +431,13 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
   PetscCall(MapStoreGetSizes(store, &P, &T, &nt));
   m->lo = layout.lo;
   m->hi = layout.hi;
-  PetscCall(MakePrivateDir(ev, store, m));
+  PetscCall(MapEvalMakePrivateDir(ev, store, m->dir, sizeof(m->dir)));
+  MapEvalLogName(ev, ev->logdir[0] ? ev->logdir : m->dir, "eval-command", m->log, sizeof(m->log));
+  if (!rank) {
+    m->logfd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (m->logfd < 0) PetscCall(PetscInfo(NULL, "cannot open the command log %s: %s\n", m->log, strerror(errno)));
+    else if (!ev->logdir[0]) PetscCall(MapTempRegister(m->log));
+  }
   /* tensor lists: the store's merged tensors, then the task's private tensors */
   m->nmerged = nt;
   PetscCall(PetscCalloc2(ev->T, &m->priv, ev->T, &m->npriv));
@@ -506,7 +518,7 @@ static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Command *m, int t, con
    evaluation: everything finished is journaled, so the run ends with PETSC_ERR_SIG, which the
    driver turns into exit status 85 (checkpointed, requeue). Collective: the ranks agree on it. The
    signal reaches the run and the program at about the same time; wait up to 1 s for the flag. */
-static PetscErrorCode CheckInterrupted(MapEvaluator ev, const char *msg)
+PetscErrorCode MapEvalCheckInterrupted(MapEvaluator ev, const char *msg)
 {
   int mine, any;
 
@@ -534,6 +546,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
   PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
   PetscCall(PetscNew(&res));
   PetscCall(MapModelMerge(ev->model, c, m->theta));
+  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta)); /* never score or hand out a NaN model */
   for (int t = 0; t < ev->T; t++) {
     if (!MapEvalWanted(ev, t)) continue;
     {
@@ -561,7 +574,8 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
       for (int k = 0; k < m->argc; k++)
         PetscCall(MapEvalCommandSubstitute(m->argv[k], path, ev->tasks[t], ev->ndata ? ev->data[t] : NULL, &argv[k]));
       PetscCall(PetscMemzero(res, sizeof(*res)));
-      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], &res->met, res->msg, sizeof(res->msg));
+      MapEvalApplyGPU(ev);
+      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], m->logfd, &res->met, res->msg, sizeof(res->msg));
       for (int k = 0; k < m->argc; k++) PetscCall(PetscFree(argv[k]));
       PetscCall(PetscFree(argv));
       (void)unlink(path);
@@ -569,7 +583,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
     }
     PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
     PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
-    if (res->status == 2) PetscCall(CheckInterrupted(ev, res->msg));
+    if (res->status == 2) PetscCall(MapEvalCheckInterrupted(ev, res->msg));
     if (res->status) {
       char msg[8192];
       PetscCall(PetscStrncpy(msg, res->msg, sizeof(msg)));
@@ -588,6 +602,13 @@ static PetscErrorCode MapEvaluatorDestroy_Command(MapEvaluator ev)
 
   PetscFunctionBegin;
   if (!m) PetscFunctionReturn(0);
+  if (m->logfd >= 0) {
+    close(m->logfd);
+    if (!ev->logdir[0]) {
+      (void)unlink(m->log);
+      PetscCall(MapTempUnregister(m->log));
+    }
+  }
   if (m->dir[0]) {
     int rank;
     PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
@@ -616,6 +637,7 @@ PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev)
 
   PetscFunctionBegin;
   PetscCall(PetscNew(&m));
+  m->logfd         = -1;
   ev->data_impl    = m;
   ev->ops.setup    = MapEvaluatorSetUp_Command;
   ev->ops.evaluate = MapEvaluatorEvaluate_Command;

@@ -665,6 +665,7 @@ static PetscErrorCode MapEvaluatorEvaluate_LM(MapEvaluator ev, const double *c, 
 
   PetscFunctionBegin;
   PetscCall(MapModelMerge(ev->model, c, m->theta));
+  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta)); /* never score or hand out a NaN model */
   PetscCall(Redistribute(ev));
   for (int t = 0; t < ev->T; t++)
     if (MapEvalWanted(ev, t)) PetscCall(EvaluateTask(ev, t, &metrics[t]));

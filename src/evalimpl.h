@@ -33,6 +33,13 @@ struct _p_MapEvaluator {
   PetscReal       timeout;                    /* -map_eval_timeout seconds */
   char            tmpdir[MAP_PATH_LEN];       /* -map_eval_tmpdir for the command evaluator's model file */
   char            problem[64];                /* -map_analytic_problem */
+  char            worker[MAP_EVAL_CMD_LEN];   /* -map_eval_worker argv template (worker type) */
+  char            worker_mode[16];            /* -map_eval_worker_mode model|coefficients */
+  char            worker_dtype[16];           /* -map_eval_worker_dtype store|f32|bf16|f16 */
+  char            gpus[1024];                 /* -map_eval_gpus 0,1,...: CUDA_VISIBLE_DEVICES of group g is entry g mod n */
+  int             group;                      /* MapEvaluatorSetGroup: concurrent evaluator group, -1 = none */
+  char            cuda[64];                   /* the CUDA_VISIBLE_DEVICES its programs get ("" = inherited) */
+  char            logdir[MAP_PATH_LEN];       /* MapEvaluatorSetLogDir: where the program's stderr log goes ("" = the private folder) */
   void           *data_impl;                  /* type-specific */
   const PetscBool *want;                      /* during MapEvaluatorEvaluateTasks: the wanted tasks (NULL: all) */
 };
@@ -55,6 +62,26 @@ int MapEvalInterrupted(void);
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_LM(MapEvaluator ev);
+PetscErrorCode MapEvaluatorCreate_Worker(MapEvaluator ev);
+
+/* ---- helpers shared by the command and worker evaluators (eval_command.c) ---- */
+
+/* MapEvalTailLines - the last `lines` lines of text (a pointer into it; "" for NULL) */
+const char *MapEvalTailLines(const char *text, int lines);
+/* MapEvalNow - monotonic seconds */
+double MapEvalNow(void);
+/* MapEvalMakePrivateDir - collective: rank 0 makes a private folder (mkdtemp) for temporary models
+   (see -map_eval_tmpdir), registered for removal; every rank gets its name */
+PetscErrorCode MapEvalMakePrivateDir(MapEvaluator ev, MapStore store, char *dir, size_t dirlen);
+/* MapEvalCheckInterrupted - collective: PETSC_ERR_SIG when the run itself was signalled (a program
+   killed by the job step's signal is an interruption, not a failed evaluation) */
+PetscErrorCode MapEvalCheckInterrupted(MapEvaluator ev, const char *msg);
+/* MapEvalApplyGPU - rank-local, just before a program starts: sets CUDA_VISIBLE_DEVICES for the group */
+void MapEvalApplyGPU(MapEvaluator ev);
+/* MapEvalLogName - the log file of this evaluator's program: <dir>/<base>.log, or <base>-<group>.log in a group */
+void MapEvalLogName(MapEvaluator ev, const char *dir, const char *base, char *path, size_t len);
+/* MapEvalLogTail - the last `lines` lines of the log file at path, into buf (rank-local) */
+void MapEvalLogTail(const char *path, int lines, char *buf, size_t len);
 
 /* ---- helpers shared by the mlp and reference evaluators (eval_mlp.c) ---- */
 
@@ -71,7 +98,8 @@ PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, con
 /* MapEvalRunCommand - rank-local: runs argv (posix_spawnp, no shell) with a timeout, captures
    stdout/stderr and parses the metrics from the last non-empty stdout line. On failure returns a
    non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively): 2 when
-   the program died of a signal it was not sent (exit status > 128 included), else 1. */
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, MapTaskMetrics *m, char *msg, size_t msglen);
+   the program died of a signal it was not sent (exit status > 128 included), else 1.
+   logfd >= 0: the program's stderr is appended there (eval-command.log), after a line naming the task. */
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int logfd, MapTaskMetrics *m, char *msg, size_t msglen);
 
 #endif

@@ -699,6 +699,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscFunctionBegin;
   PetscCall(MapParetoDestroy(&r->pareto));
   PetscCall(MapSurrogateDestroy(&r->sur));
+  PetscCall(MapRunEvalGroupsDestroy(r));
   PetscCall(MapEvaluatorDestroy(&r->ev));
   PetscCall(MapEvaluatorDestroy(&r->ev_test));
   PetscCall(MapModelDestroy(&r->model));
@@ -723,6 +724,9 @@ static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt 
   double    t0 = MapWallTime();
 
   PetscFunctionBegin;
+  PetscBool grouped;
+  PetscCall(MapRunEvaluateSamplesGrouped(r, i0, i1, stop, &grouped)); /* concurrent command/worker groups, if asked */
+  if (grouped) PetscFunctionReturn(0);
   for (PetscInt i = i0; i < i1; i++) {
     PetscBool want[64];
     int       task = (int)r->sample_task[i];
@@ -1037,6 +1041,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     if (r.store) PetscCall(MapStoreSelectPerTask(r.store, r.T, (const char *const *)r.tasks, "-map_eval_data", &nd, &ed));
     PetscCheck(nd == 0 || nd == r.T, comm, PETSC_ERR_ARG_SIZ,
                "-map_eval_data gives %d eval set(s) but there are %d tasks (one per task, or one per store task)", nd, r.T);
+    PetscCall(MapEvaluatorSetLogDir(r.ev, r.out)); /* the external program's stderr log lives with the journal */
     PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, nd ? (const char *const *)ed : NULL));
     r.neval_data = nd;
     r.eval_data  = ed;

@@ -111,6 +111,7 @@ typedef struct {
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;
   MapNestedNode nodes[128];
+  void         *evgroups;          /* concurrent evaluator groups of command/worker (run_groups.c), NULL until used */
   char          start_time[64], end_time[64];
   char          store_sha256[65];  /* taken when the store was read (MapRunHashInputs) */
   json_t       *inputs_sha256;     /* path -> sha256 of every input file, for the manifest */
@@ -121,6 +122,9 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r);
 PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding);
 PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r);
 
+/* run_groups.c: -map_eval_groups G > 1 for command/worker evaluators: G samples at a time */
+PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop, PetscBool *grouped);
+PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r);
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
                                 const PetscBool *want, double *acc, double *loss, PetscBool *fresh);

@@ -1,6 +1,7 @@
 /* Evaluators: merged model -> per-task metrics (docs/design.md §4). Types:
  *   mlp      built-in model-parallel MLP forward pass over the sharded parameters
  *   command  an external program receives the merged model as safetensors (argv, no shell)
+ *   worker   a persistent external program answers one JSON request per model (docs/evaluators-external.md)
  *   analytic closed-form test problems in c with known Pareto fronts */
 #ifndef MAPMERGE_EVAL_H
 #define MAPMERGE_EVAL_H
@@ -18,6 +19,7 @@ typedef struct _p_MapEvaluator *MapEvaluator;
 
 /* Life cycle: Create, SetType or SetFromOptions (-map_eval_type, -map_eval_data, -map_eval_groups,
    -map_eval_batch, -map_eval_row_block, -map_eval_kernel blas|ref, -map_eval_command,
+   -map_eval_worker, -map_eval_worker_mode, -map_eval_worker_dtype, -map_eval_gpus,
    -map_eval_timeout, -map_eval_tmpdir, -map_analytic_problem), SetUp, Evaluate*, Destroy.
    mlp metrics are the same bits for any rank count and -map_eval_groups, given the same
    -map_eval_batch, -map_eval_row_block and -map_eval_kernel. */
@@ -35,6 +37,14 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
    MapRunSignalCaught). The command evaluator asks it when its program dies of a signal: an
    interrupted job step ends with PETSC_ERR_SIG (exit 85), not a failed evaluation. Not collective. */
 void MapEvalSetInterruptQuery(int (*fn)(void));
+/* MapEvaluatorSetLogDir - before SetUp: the folder (the run folder) where the command and worker
+   evaluators append their program's stderr (eval-command.log, eval-worker.log); default: the
+   evaluator's private temporary folder. Not collective. */
+PetscErrorCode MapEvaluatorSetLogDir(MapEvaluator ev, const char *dir);
+/* MapEvaluatorSetGroup - before SetUp: this evaluator is concurrent group g (of -map_eval_groups):
+   {group} in -map_eval_command/-map_eval_worker becomes g, its programs get CUDA_VISIBLE_DEVICES from
+   entry g of -map_eval_gpus, its log is eval-<type>-<g>.log. Not collective. */
+PetscErrorCode MapEvaluatorSetGroup(MapEvaluator ev, int g);
 /* MapEvaluatorSetEvalData - override the eval-set files (e.g. val vs test) before SetUp */
 PetscErrorCode MapEvaluatorSetEvalData(MapEvaluator ev, int T, const char *const *eval_data);
 /* MapEvaluatorEvaluate - collective: merges at c[T] and fills metrics[T]; identical on all ranks
