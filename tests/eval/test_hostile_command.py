@@ -171,7 +171,8 @@ def main():
             check(q.returncode == 85, f'sigterm: exit status {q.returncode}, expected 85:\n{out[-2000:]}')
             check('resume with -map_resume' in out, f'sigterm: no resume hint:\n{out[-2000:]}')
             check('error' not in out.lower(), f'sigterm: reported as an error:\n{out[-2000:]}')
-            nj = len(open(f'{run}/journal.jsonl').read().splitlines()) if os.path.exists(f'{run}/journal.jsonl') else -1
+            # evaluation lines only: the journal's first line is its binding header (what produced it)
+            nj = sum('"kind"' in l and '"kind":"header"' not in l for l in open(f'{run}/journal.jsonl').read().splitlines()) if os.path.exists(f'{run}/journal.jsonl') else -1
             check(nj == 1, f'sigterm: {nj} journaled evaluations, expected the finished one (two tasks, two calls)')
             check(not os.path.exists(f'{run}/results.h5'), 'sigterm: results.h5 written by an interrupted run')
             check(not os.listdir(tmp), f'sigterm left in $TMPDIR: {os.listdir(tmp)}')
