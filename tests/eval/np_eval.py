@@ -14,14 +14,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import stio  # noqa: E402  (tests/stio.py)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--task', required=True)
-    ap.add_argument('--data', required=True)
-    a = ap.parse_args()
-    m = stio.load(a.model)
-    d = stio.load(a.data)
+def score(m, d):
+    """accuracy, loss and count of the MLP state dict m on the eval set d, in float64"""
     ks = sorted(int(re.match(r'encoder\.(\d+)\.weight$', n).group(1)) for n in m if re.match(r'encoder\.(\d+)\.weight$', n))
     h = d['inputs'].astype(np.float64)
     for k in ks:
@@ -30,10 +24,18 @@ def main():
     y = d['labels'].astype(np.int64)
     mx = z.max(axis=1, keepdims=True)
     lse = mx[:, 0] + np.log(np.exp(z - mx).sum(axis=1))
-    loss = float(np.mean(lse - z[np.arange(len(y)), y]))
-    acc = float(np.mean(z.argmax(axis=1) == y))
-    print(f'evaluating task {a.task} on {len(y)} samples')
-    print(json.dumps({'task': a.task, 'accuracy': acc, 'loss': loss, 'count': int(len(y))}))
+    return {'accuracy': float(np.mean(z.argmax(axis=1) == y)), 'loss': float(np.mean(lse - z[np.arange(len(y)), y])), 'count': int(len(y))}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--model', required=True)
+    ap.add_argument('--task', required=True)
+    ap.add_argument('--data', required=True)
+    a = ap.parse_args()
+    r = score(stio.load(a.model), stio.load(a.data))
+    print(f'evaluating task {a.task} on {r["count"]} samples')
+    print(json.dumps({'task': a.task, 'accuracy': r['accuracy'], 'loss': r['loss'], 'count': r['count']}))
 
 
 if __name__ == '__main__':

@@ -4,27 +4,19 @@ restart): exit (status 3), hang (sleeps), garbage (a non-JSON line), badjson (a 
 not parse), wrongid, error (an "error" answer), die (SIGKILL to itself); --fail always makes every
 request exit; --protocol N says another version in the hello. Metrics: numpy's forward pass of the
 zoo MLP (as tests/eval/np_eval.py), so they also check the model and private files."""
-import argparse, json, os, re, signal, sys, time
+import argparse, json, os, signal, sys, time
 
-import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import stio  # noqa: E402  (tests/stio.py)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "eval"))
+import np_eval  # noqa: E402  (tests/eval/np_eval.py: the same numpy forward pass)
 
 
 def metrics(model, head, data):
     m = dict(stio.load(model))
     m.update(stio.load(head))
-    d = stio.load(data)
-    ks = sorted(int(re.match(r'encoder\.(\d+)\.weight$', n).group(1)) for n in m if re.match(r'encoder\.(\d+)\.weight$', n))
-    h = d['inputs'].astype(np.float64)
-    for k in ks:
-        h = np.maximum(h @ m[f'encoder.{k}.weight'].astype(np.float64).T + m[f'encoder.{k}.bias'], 0)
-    z = h @ m['head.weight'].astype(np.float64).T + m['head.bias']
-    y = d['labels'].astype(np.int64)
-    mx = z.max(axis=1, keepdims=True)
-    lse = mx[:, 0] + np.log(np.exp(z - mx).sum(axis=1))
-    return {'accuracy': float(np.mean(z.argmax(axis=1) == y)), 'loss': float(np.mean(lse - z[np.arange(len(y)), y])), 'count': int(len(y))}
+    return np_eval.score(m, stio.load(data))
 
 
 def main():
