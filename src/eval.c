@@ -127,16 +127,7 @@ PetscErrorCode MapEvaluatorSetGroup(MapEvaluator ev, int g)
   PetscFunctionReturn(0);
 }
 
-void MapEvalApplyGPU(MapEvaluator ev)
-{
-  if (ev->cuda[0]) (void)setenv("CUDA_VISIBLE_DEVICES", ev->cuda, 1);
-}
 
-void MapEvalLogName(MapEvaluator ev, const char *dir, const char *base, char *path, size_t len)
-{
-  if (ev->group >= 0) snprintf(path, len, "%s/%s-%d.log", dir, base, ev->group);
-  else snprintf(path, len, "%s/%s.log", dir, base);
-}
 
 /* {group} and {rank} (this process's MPI_COMM_WORLD rank: the one that starts the program) in place */
 static PetscErrorCode SubstituteGroupRank(MapEvaluator ev, char *tmpl, size_t len)
@@ -167,11 +158,8 @@ static PetscErrorCode SubstituteGroupRank(MapEvaluator ev, char *tmpl, size_t le
   PetscFunctionReturn(0);
 }
 
-static int (*map_eval_interrupt_query)(void);
 
-void MapEvalSetInterruptQuery(int (*fn)(void)) { map_eval_interrupt_query = fn; }
 
-int MapEvalInterrupted(void) { return map_eval_interrupt_query ? map_eval_interrupt_query() : 0; }
 
 /*
   MapEvaluatorSetFromOptions - reads -map_eval_type (default mlp), -map_eval_data, -map_eval_groups,

@@ -27,26 +27,6 @@ extern char **environ;
 
 
 
-/* the last `lines` lines of the file at path (its last 16 KiB at most) */
-void MapEvalLogTail(const char *path, int lines, char *buf, size_t len)
-{
-  char  tail[16385];
-  int   fd = open(path, O_RDONLY | O_CLOEXEC);
-  off_t end;
-
-  buf[0] = 0;
-  if (fd < 0) return;
-  end = lseek(fd, 0, SEEK_END);
-  if (end > 0) {
-    off_t   from = end > 16384 ? end - 16384 : 0;
-    ssize_t r    = pread(fd, tail, (size_t)(end - from), from);
-    if (r > 0) {
-      tail[r] = 0;
-      snprintf(buf, len, "%s", MapEvalTailLines(tail, lines));
-    }
-  }
-  close(fd);
-}
 
 /* ---- rank-local process handling (no PETSc errors: the caller agrees collectively) ---- */
 
