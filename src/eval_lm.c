@@ -46,10 +46,12 @@ typedef struct {
   float          *dst;  /* where the values go, or NULL when transposed into tr->W */
   const void     *tr;   /* an nn.Linear slice [c1-c0, K]: element tidx + e is row (tidx+e)/K, column (tidx+e)%K */
   int64_t         tidx;
+  int             round; /* which MPI_Alltoallv of Redistribute moves it */
 } LMSeg;
 
 typedef struct {
   int64_t n, cap;
+  int     round; /* of the pieces pushed next */
   LMSeg  *s;
 } LMSegList;
 
@@ -68,18 +70,26 @@ typedef struct {
   int        *hcnt, *hcol0;  /* heads of every group rank */
   int64_t     h0, h1;
   double     *rope;          /* [npos, D]: cos then sin per position (llama) */
-  /* redistribution */
-  int        *scount, *sdispl, *rcount, *rdispl;
-  int64_t     nsseg, nrseg;
+  /* redistribution: one MPI_Alltoallv per round (round 0: replicated tensors and embedding rows,
+     round i + 1: linear layer i), so the buffers hold one layer's slices, not the model */
+  int         nround;
+  int        *scount, *sdispl, *rcount, *rdispl; /* [nround * size] */
+  int64_t    *sseg_start, *rseg_start;           /* [nround + 1]: each round's segments */
   int64_t    *sseg_off, *sseg_len;
   LMSeg      *rseg;
-  float      *theta, *sendbuf, *recvbuf;
+  int64_t     sendmax, recvmax;
+  PetscBool   fused;                             /* F32 basis: merged straight into the send buffer */
+  const float *pre, *tau;
+  int64_t     nshard;
+  int         T;
+  float      *theta, *sendbuf, *recvbuf;         /* theta: the merged shard, only when not fused */
   /* activations for sequences of up to Lmax tokens */
   int64_t     Lmax, maxN;
   float      *x, *h, *full, *loc, *loc2, *gbuf, *scratch;
   double     *r1, *r1all, *bsum, *bsumall;
   int        *gcnt, *gdsp;
   int32_t    *seq;
+  float      *erow;          /* exp of one row of my logits */
   double     *logp;
   int        *hit;
   MapLMTask  *tasks;
@@ -94,10 +104,20 @@ static void Part(int64_t N, int64_t unit, int gs, int gr, int64_t *c0, int64_t *
   *c1 = PetscMin(N, nu * (gr + 1) / gs * unit);
 }
 
-static PetscErrorCode SegPush(LMSegList *l, int64_t off, int64_t len, float *dst)
+/* appends a piece, or extends the last one when both the source and the destination continue it
+   (a Conv1D slice of all columns is one piece, not K) */
+static PetscErrorCode SegPush(LMSegList *l, int64_t off, int64_t len, float *dst, const void *tr, int64_t tidx)
 {
   PetscFunctionBegin;
   if (len <= 0) PetscFunctionReturn(0);
+  if (l->n) {
+    LMSeg *q = &l->s[l->n - 1];
+    if (q->round == l->round && q->off + q->len == off && q->tr == tr &&
+        (tr ? q->tidx + q->len == tidx : (!q->dst && !dst) || (q->dst && dst && q->dst + q->len == dst))) {
+      q->len += len;
+      PetscFunctionReturn(0);
+    }
+  }
   if (l->n == l->cap) {
     LMSeg *s;
     l->cap = 2 * l->cap + 256;
@@ -106,7 +126,7 @@ static PetscErrorCode SegPush(LMSegList *l, int64_t off, int64_t len, float *dst
     PetscCall(PetscFree(l->s));
     l->s = s;
   }
-  l->s[l->n].off = off, l->s[l->n].len = len, l->s[l->n].dst = dst, l->s[l->n].tr = NULL, l->s[l->n].tidx = 0, l->n++;
+  l->s[l->n].off = off, l->s[l->n].len = len, l->s[l->n].dst = dst, l->s[l->n].tr = tr, l->s[l->n].tidx = tidx, l->s[l->n].round = l->round, l->n++;
   PetscFunctionReturn(0);
 }
 
@@ -120,13 +140,11 @@ static PetscErrorCode LinearSegs(const LMLinear *lin, int64_t c0, int64_t c1, Pe
     const LMSrc *src = &lin->src[s];
     int64_t      a = PetscMax(c0, base), e = PetscMin(c1, base + src->n);
     if (a < e) {
-      if (lin->linear) {
-        PetscCall(SegPush(l, src->off + (a - base) * lin->K, (e - a) * lin->K, NULL));
-        l->s[l->n - 1].tr = lin, l->s[l->n - 1].tidx = (a - c0) * lin->K;
-      }
+      if (lin->linear) PetscCall(SegPush(l, src->off + (a - base) * lin->K, (e - a) * lin->K, NULL, lin, (a - c0) * lin->K));
       else
-        for (int64_t k = 0; k < lin->K; k++) PetscCall(SegPush(l, src->off + k * src->n + (a - base), e - a, mine ? lin->W + k * nloc + (a - c0) : NULL));
-      if (src->bias >= 0) PetscCall(SegPush(l, src->bias + (a - base), e - a, mine ? lin->b + (a - c0) : NULL));
+        for (int64_t k = 0; k < lin->K; k++)
+          PetscCall(SegPush(l, src->off + k * src->n + (a - base), e - a, mine ? lin->W + k * nloc + (a - c0) : NULL, NULL, 0));
+      if (src->bias >= 0) PetscCall(SegPush(l, src->bias + (a - base), e - a, mine ? lin->b + (a - c0) : NULL, NULL, 0));
     }
     base += src->n;
   }
@@ -158,13 +176,14 @@ static PetscErrorCode RankSegs(MapEval_LM *m, int gs, int gr, LMSegList *l)
   int64_t    v0, v1, E = m->cfg.E;
 
   PetscFunctionBegin;
-  l->n = 0;
-  for (int64_t i = 0; i < m->nrepseg; i++) PetscCall(SegPush(l, m->repseg[i].off, m->repseg[i].len, mine ? m->repseg[i].dst : NULL));
+  l->n = 0, l->round = 0;
+  for (int64_t i = 0; i < m->nrepseg; i++) PetscCall(SegPush(l, m->repseg[i].off, m->repseg[i].len, mine ? m->repseg[i].dst : NULL, NULL, 0));
   Part(m->cfg.V, LM_VOCAB_UNIT, gs, gr, &v0, &v1);
-  PetscCall(SegPush(l, m->embsrc + v0 * E, (v1 - v0) * E, mine ? m->emb : NULL));
+  PetscCall(SegPush(l, m->embsrc + v0 * E, (v1 - v0) * E, mine ? m->emb : NULL, NULL, 0));
   PetscCall(AllLinears(m, &lins, &nl));
   for (int i = 0; i < nl; i++) {
     int64_t c0, c1;
+    l->round = i + 1;
     Part(lins[i]->N, lins[i]->unit, gs, gr, &c0, &c1);
     PetscCall(LinearSegs(lins[i], c0, c1, mine, l));
   }
@@ -362,22 +381,29 @@ static PetscErrorCode InitModel(MapEvaluator ev, MapStore store)
   PetscFunctionReturn(0);
 }
 
-/* the MPI_Alltoallv plan: my flat shard [lo,hi) -> the pieces every rank computes with */
+/* the MPI_Alltoallv plan: my flat shard [lo,hi) -> the pieces every rank computes with, one round
+   per linear layer (pieces of round q are sent in destination order, received in source order) */
 static PetscErrorCode BuildPlan(MapEvaluator ev)
 {
   MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-  int         R;
-  int64_t    *lohi, me[2] = {m->lo, m->hi};
-  LMSegList   other = {0, 0, NULL}, mine = {0, 0, NULL};
+  int         R, nl;
+  int64_t    *lohi, me[2] = {m->lo, m->hi}, *scur, *rcur, *stot, *rtot;
+  LMSegList   other = {0, 0, 0, NULL}, mine = {0, 0, 0, NULL};
+  LMLinear  **lins;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  PetscCall(AllLinears(m, &lins, &nl));
+  PetscCall(PetscFree(lins));
+  m->nround = nl + 1;
+  const int Q = m->nround;
   PetscCall(PetscMalloc1(2 * R, &lohi));
   PetscCallMPI(MPI_Allgather(me, 2, MPI_INT64_T, lohi, 2, MPI_INT64_T, ev->comm));
-  PetscCall(PetscCalloc4(R, &m->scount, R, &m->sdispl, R, &m->rcount, R, &m->rdispl));
+  PetscCall(PetscCalloc4(Q * R, &m->scount, Q * R, &m->sdispl, Q * R, &m->rcount, Q * R, &m->rdispl));
+  PetscCall(PetscCalloc2(Q + 1, &m->sseg_start, Q + 1, &m->rseg_start));
+  PetscCall(PetscCalloc4(Q, &scur, Q, &rcur, Q, &stot, Q, &rtot));
   PetscCall(RankSegs(m, m->gsize, m->grank, &mine));
   for (int pass = 0; pass < 2; pass++) {
-    int64_t ns = 0, nr = 0, tot_s = 0, tot_r = 0;
     for (int d = 0; d < R; d++) { /* what d needs from my shard, in d's order */
       const int G = m->G, g = (int)((int64_t)d * G / R);
       int       first = 0, size = 0;
@@ -387,71 +413,96 @@ static PetscErrorCode BuildPlan(MapEvaluator ev)
           size++;
         }
       PetscCall(RankSegs(m, size, d - first, &other));
-      int64_t cnt = 0;
       for (int64_t i = 0; i < other.n; i++) {
-        int64_t a = PetscMax(other.s[i].off, m->lo), e = PetscMin(other.s[i].off + other.s[i].len, m->hi);
+        const int q = other.s[i].round;
+        int64_t   a = PetscMax(other.s[i].off, m->lo), e = PetscMin(other.s[i].off + other.s[i].len, m->hi);
         if (a >= e) continue;
-        if (pass) m->sseg_off[ns] = a - m->lo, m->sseg_len[ns] = e - a;
-        ns++, cnt += e - a;
+        if (pass) m->sseg_off[scur[q]] = a - m->lo, m->sseg_len[scur[q]] = e - a, scur[q]++;
+        else {
+          m->sseg_start[q + 1]++, stot[q] += e - a, m->scount[q * R + d] += (int)(e - a);
+          PetscCheck(stot[q] < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters of one layer sent by one rank");
+        }
       }
-      PetscCheck(tot_s + cnt < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters sent by one rank");
-      m->scount[d] = (int)cnt, m->sdispl[d] = (int)tot_s, tot_s += cnt;
     }
-    for (int s = 0; s < R; s++) { /* what I need from s's shard, in my order */
-      int64_t cnt = 0;
+    for (int s = 0; s < R; s++) /* what I need from s's shard, in my order */
       for (int64_t i = 0; i < mine.n; i++) {
-        int64_t a = PetscMax(mine.s[i].off, lohi[2 * s]), e = PetscMin(mine.s[i].off + mine.s[i].len, lohi[2 * s + 1]);
+        const int q = mine.s[i].round;
+        int64_t   a = PetscMax(mine.s[i].off, lohi[2 * s]), e = PetscMin(mine.s[i].off + mine.s[i].len, lohi[2 * s + 1]);
         if (a >= e) continue;
         if (pass) {
-          m->rseg[nr]     = mine.s[i];
-          m->rseg[nr].len = e - a;
-          if (mine.s[i].dst) m->rseg[nr].dst = mine.s[i].dst + (a - mine.s[i].off);
-          else m->rseg[nr].tidx = mine.s[i].tidx + (a - mine.s[i].off);
+          LMSeg *r = &m->rseg[rcur[q]++];
+          *r     = mine.s[i];
+          r->len = e - a;
+          if (mine.s[i].dst) r->dst = mine.s[i].dst + (a - mine.s[i].off);
+          else r->tidx = mine.s[i].tidx + (a - mine.s[i].off);
+        } else {
+          m->rseg_start[q + 1]++, rtot[q] += e - a, m->rcount[q * R + s] += (int)(e - a);
+          PetscCheck(rtot[q] < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters of one layer received by one rank");
         }
-        nr++, cnt += e - a;
       }
-      PetscCheck(tot_r + cnt < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters received by one rank");
-      m->rcount[s] = (int)cnt, m->rdispl[s] = (int)tot_r, tot_r += cnt;
-    }
     if (!pass) {
-      m->nsseg = ns, m->nrseg = nr;
-      PetscCall(PetscMalloc3(ns + 1, &m->sseg_off, ns + 1, &m->sseg_len, nr + 1, &m->rseg));
-      PetscCall(PetscMalloc2(tot_s + 1, &m->sendbuf, tot_r + 1, &m->recvbuf));
+      m->sendmax = m->recvmax = 0;
+      for (int q = 0; q < Q; q++) {
+        m->sseg_start[q + 1] += m->sseg_start[q], m->rseg_start[q + 1] += m->rseg_start[q];
+        scur[q] = m->sseg_start[q], rcur[q] = m->rseg_start[q];
+        m->sendmax = PetscMax(m->sendmax, stot[q]), m->recvmax = PetscMax(m->recvmax, rtot[q]);
+        for (int r = 1; r < R; r++) {
+          m->sdispl[q * R + r] = m->sdispl[q * R + r - 1] + m->scount[q * R + r - 1];
+          m->rdispl[q * R + r] = m->rdispl[q * R + r - 1] + m->rcount[q * R + r - 1];
+        }
+      }
+      PetscCall(PetscMalloc3(m->sseg_start[Q] + 1, &m->sseg_off, m->sseg_start[Q] + 1, &m->sseg_len, m->rseg_start[Q] + 1, &m->rseg));
+      PetscCall(PetscMalloc2(m->sendmax + 1, &m->sendbuf, m->recvmax + 1, &m->recvbuf));
     }
   }
+  PetscCall(PetscFree4(scur, rcur, stot, rtot));
   PetscCall(PetscFree(other.s));
   PetscCall(PetscFree(mine.s));
   PetscCall(PetscFree(lohi));
   PetscFunctionReturn(0);
 }
 
-/* merged shard -> my pieces; nn.Linear slices [n, K] are transposed to [K, n] for the kernel */
-static PetscErrorCode Redistribute(MapEvaluator ev)
+/* merge at c and move the merged values to my pieces, one layer per round; nn.Linear slices
+   [n, K] are transposed to [K, n] for the kernel. With an F32 basis each piece is merged straight
+   into the send buffer (MapMergeApply is elementwise: the same bits as merging the whole shard), so
+   no rank holds a merged copy of its shard. */
+static PetscErrorCode Redistribute(MapEvaluator ev, const double *c)
 {
   MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-  float      *p = m->sendbuf;
+  int         R;
 
   PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  if (m->fused)
+    for (int i = 0; i < m->T; i++)
+      PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "lm evaluator: coefficient c[%d] = %g is not finite", i, c[i]);
+  else PetscCall(MapModelMerge(ev->model, c, m->theta));
   PetscCall(PetscLogEventBegin(EV_Redistribute, 0, 0, 0, 0));
-  for (int64_t i = 0; i < m->nsseg; i++) {
-    PetscCall(PetscMemcpy(p, m->theta + m->sseg_off[i], (size_t)m->sseg_len[i] * sizeof(float)));
-    p += m->sseg_len[i];
-  }
-  PetscCallMPI(MPI_Alltoallv(m->sendbuf, m->scount, m->sdispl, MPI_FLOAT, m->recvbuf, m->rcount, m->rdispl, MPI_FLOAT, ev->comm));
-  p = m->recvbuf;
-  for (int64_t i = 0; i < m->nrseg; i++) {
-    const LMSeg *g = &m->rseg[i];
-    if (g->dst) PetscCall(PetscMemcpy(g->dst, p, (size_t)g->len * sizeof(float)));
-    else { /* nn.Linear [out, in] rows -> the kernel's [in, out] columns */
-      const LMLinear *lin = (const LMLinear *)g->tr;
-      const int64_t   n = lin->c1 - lin->c0, K = lin->K;
-      int64_t         j = g->tidx / K, k = g->tidx % K;
-      for (int64_t e = 0; e < g->len; e++) {
-        lin->W[k * n + j] = p[e];
-        if (++k == K) k = 0, j++;
-      }
+  for (int q = 0; q < m->nround; q++) {
+    float *p = m->sendbuf;
+    for (int64_t i = m->sseg_start[q]; i < m->sseg_start[q + 1]; i++) {
+      const int64_t o = m->sseg_off[i], n = m->sseg_len[i];
+      if (m->fused) PetscCall(MapMergeApply(n, m->pre + o, m->T, m->tau + o, m->nshard, c, p));
+      else PetscCall(PetscMemcpy(p, m->theta + o, (size_t)n * sizeof(float)));
+      p += n;
     }
-    p += g->len;
+    PetscCallMPI(MPI_Alltoallv(m->sendbuf, m->scount + q * R, m->sdispl + q * R, MPI_FLOAT, m->recvbuf, m->rcount + q * R, m->rdispl + q * R, MPI_FLOAT,
+                               ev->comm));
+    p = m->recvbuf;
+    for (int64_t i = m->rseg_start[q]; i < m->rseg_start[q + 1]; i++) {
+      const LMSeg *g = &m->rseg[i];
+      if (g->dst) PetscCall(PetscMemcpy(g->dst, p, (size_t)g->len * sizeof(float)));
+      else { /* nn.Linear [out, in] rows -> the kernel's [in, out] columns */
+        const LMLinear *lin = (const LMLinear *)g->tr;
+        const int64_t   n = lin->c1 - lin->c0, K = lin->K;
+        int64_t         j = g->tidx / K, k = g->tidx % K;
+        for (int64_t e = 0; e < g->len; e++) {
+          lin->W[k * n + j] = p[e];
+          if (++k == K) k = 0, j++;
+        }
+      }
+      p += g->len;
+    }
   }
   PetscCall(PetscLogEventEnd(EV_Redistribute, 0, 0, 0, 0));
   PetscFunctionReturn(0);
@@ -508,10 +559,10 @@ static PetscErrorCode LogSoftmax(MapEval_LM *m, int64_t L, int64_t r0, const int
       nan += q[3];
     }
     m->r1[4 * t] = nan ? NAN : M, m->r1[4 * t + 1] = arg, m->r1[4 * t + 2] = zt;
-    const float *z = m->loc + t * n;
+    MapLMExp(n, m->loc + t * n, (float)M, m->erow); /* M is one of the float logits (or NaN) */
     for (int64_t b = 0; b < nb; b++) { /* exp-sums over fixed 64-id blocks */
       double s = 0;
-      for (int64_t j = b * LM_VOCAB_UNIT; j < PetscMin(n, (b + 1) * LM_VOCAB_UNIT); j++) s += exp((double)z[j] - M);
+      for (int64_t j = b * LM_VOCAB_UNIT; j < PetscMin(n, (b + 1) * LM_VOCAB_UNIT); j++) s += m->erow[j];
       m->bsum[t * nb + b] = s;
     }
   }
@@ -661,11 +712,8 @@ static PetscErrorCode EvaluateTask(MapEvaluator ev, int ti, MapTaskMetrics *metr
 
 static PetscErrorCode MapEvaluatorEvaluate_LM(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
-  MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-
   PetscFunctionBegin;
-  PetscCall(MapModelMerge(ev->model, c, m->theta));
-  PetscCall(Redistribute(ev));
+  PetscCall(Redistribute(ev, c));
   for (int t = 0; t < ev->T; t++)
     if (MapEvalWanted(ev, t)) PetscCall(EvaluateTask(ev, t, &metrics[t]));
   PetscFunctionReturn(0);
@@ -721,7 +769,16 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCallMPI(MPI_Comm_size(m->gcomm, &m->gsize));
   PetscCall(InitModel(ev, store));
   PetscCall(BuildPlan(ev));
-  PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
+  { /* an F32 basis of T task vectors taking c whole is merged piece by piece (Redistribute) */
+    MapStoreDType dt;
+    int           ncoef;
+    PetscCall(MapModelGetDType(ev->model, &dt));
+    PetscCall(MapModelGetNumTasks(ev->model, &m->T));
+    PetscCall(MapModelGetNumCoefficients(ev->model, &ncoef));
+    m->fused = dt == MAP_STORE_DTYPE_F32 && ncoef == m->T ? PETSC_TRUE : PETSC_FALSE;
+    if (m->fused) PetscCall(MapModelGetShards(ev->model, &m->nshard, &m->pre, &m->tau));
+    else PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
+  }
 
   const int L = m->context ? (int)m->context : (int)m->cfg.npos;
   PetscCheck(L >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_context %d: must be >= 1", L);
@@ -753,6 +810,7 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCall(PetscMalloc6(Lm * m->cfg.E, &m->x, Lm * maxN, &m->h, Lm * maxN, &m->full, Lm * maxloc, &m->loc, Lm * maxloc, &m->loc2,
                          Lm * PetscMax(maxN, m->cfg.E), &m->gbuf));
   PetscCall(PetscMalloc1(Lseq * Lseq + 2 * Lseq * m->cfg.D + 1, &m->scratch));
+  PetscCall(PetscMalloc1(m->head.c1 - m->head.c0 + 1, &m->erow));
   PetscCall(PetscMalloc4(4 * Lm, &m->r1, 4 * Lm * m->gsize, &m->r1all, Lm * nb, &m->bsum, Lm * nball, &m->bsumall));
   PetscCall(PetscMalloc5(m->gsize, &m->gcnt, m->gsize, &m->gdsp, Lm + 1, &m->seq, Lm + 1, &m->logp, Lm + 1, &m->hit));
   { /* what this rank holds, for docs/lm.md's memory model (-info): the basis shards belong to the MapModel */
@@ -766,11 +824,11 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
     PetscCall(PetscFree(lins));
     for (int64_t i = 0; i < m->nrepseg; i++) w += m->repseg[i].len;
     w += (m->head.c1 - m->head.c0) * m->cfg.E; /* embedding rows */
-    for (int r = 0; r < R; r++) sent += m->scount[r], recv += m->rcount[r];
+    sent = m->sendmax, recv = m->recvmax;
     acts = Lm * (m->cfg.E + 2 * maxN + 2 * maxloc + PetscMax(maxN, m->cfg.E));
     PetscCall(PetscInfo(NULL, "lm evaluator memory [rank %d]: basis shards %lld B ((T+1) x %lld x %d B), merged shard %lld B, send/recv %lld/%lld B, "
                         "tensor-parallel weights %lld B, activations %lld B\n", rank, (long long)((Tm + 1) * (m->hi - m->lo) * (int64_t)MapStoreDTypeGetSize(dt)),
-                        (long long)(m->hi - m->lo), (int)MapStoreDTypeGetSize(dt), (long long)(4 * (m->hi - m->lo)), (long long)(4 * sent), (long long)(4 * recv),
+                        (long long)(m->hi - m->lo), (int)MapStoreDTypeGetSize(dt), (long long)(m->theta ? 4 * (m->hi - m->lo) : 0), (long long)(4 * sent), (long long)(4 * recv),
                         (long long)(4 * w), (long long)(4 * acts)));
   }
   PetscCall(PetscInfo(NULL, "lm evaluator: %s, %lld layers, width %lld, %lld heads (%lld kv), vocab %lld; %d group(s) of %d rank(s); context %d\n",
@@ -799,6 +857,7 @@ static PetscErrorCode MapEvaluatorDestroy_LM(MapEvaluator ev)
   PetscCall(PetscFree2(m->hcnt, m->hcol0));
   PetscCall(PetscFree(m->rope));
   PetscCall(PetscFree4(m->scount, m->sdispl, m->rcount, m->rdispl));
+  PetscCall(PetscFree2(m->sseg_start, m->rseg_start));
   PetscCall(PetscFree3(m->sseg_off, m->sseg_len, m->rseg));
   PetscCall(PetscFree2(m->sendbuf, m->recvbuf));
   PetscCall(PetscFree(m->theta));
@@ -807,6 +866,7 @@ static PetscErrorCode MapEvaluatorDestroy_LM(MapEvaluator ev)
   PetscCall(PetscFree(m->tasks));
   PetscCall(PetscFree6(m->x, m->h, m->full, m->loc, m->loc2, m->gbuf));
   PetscCall(PetscFree(m->scratch));
+  PetscCall(PetscFree(m->erow));
   PetscCall(PetscFree4(m->r1, m->r1all, m->bsum, m->bsumall));
   PetscCall(PetscFree5(m->gcnt, m->gdsp, m->seq, m->logp, m->hit));
   if (m->gcomm != MPI_COMM_NULL && m->gcomm) PetscCallMPI(MPI_Comm_free(&m->gcomm));

@@ -59,6 +59,8 @@ void MapLMForceGeneric(PetscBool flg);
 void MapLMLayerNorm(int64_t L, int64_t E, const float *x, const float *w, const float *b, double eps, float *y);
 void MapLMRMSNorm(int64_t L, int64_t E, const float *x, const float *w, double eps, float *y);
 void MapLMGelu(int64_t n, float *x, PetscBool erf_form);
+/* y[i] = exp(x[i] - shift) in float (y may be x); the same bits on the AVX2 and the portable path */
+void MapLMExp(int64_t n, const float *x, float shift, float *y);
 /* y[i] = silu(g[i]) * u[i] */
 void MapLMSwiGLU(int64_t n, const float *g, const float *u, float *y);
 /* causal attention of query heads [h0,h1) over L positions; qkv rows of width ldq: q of head h at
