@@ -63,7 +63,8 @@ typedef struct {
   int64_t     nrepseg;       /* replicated tensors (wpe, norms): each its own buffer */
   LMSeg      *repseg;
   float      *wpe, *lnfw, *lnfb;
-  float      *emb;           /* my vocabulary rows of the input embedding [v1-v0, E] */
+  float      *emb;           /* my vocabulary rows of the input embedding [v1-v0, E], unless tied_head */
+  PetscBool   tied_head;     /* the logits' weights are the embedding: its rows are head.W's columns */
   int64_t     embsrc;        /* its flat offset */
   LMBlock    *blk;
   LMLinear    head;          /* logits: columns = my vocabulary ids [v0, v1) */
@@ -73,8 +74,8 @@ typedef struct {
   /* redistribution: one MPI_Alltoallv per round (round 0: replicated tensors and embedding rows,
      round i + 1: linear layer i), so the buffers hold one layer's slices, not the model */
   int         nround;
-  int        *scount, *sdispl, *rcount, *rdispl; /* [nround * size] */
-  int64_t    *sseg_start, *rseg_start;           /* [nround + 1]: each round's segments */
+  int        *scount, *rcount;                   /* [nround * size]: values to / from each rank per round */
+  int64_t    *sseg_a, *sseg_b, *rseg_a, *rseg_b; /* [nround * size]: the segments of each (round, rank) */
   int64_t    *sseg_off, *sseg_len;
   LMSeg      *rseg;
   int64_t     sendmax, recvmax;
@@ -179,7 +180,7 @@ static PetscErrorCode RankSegs(MapEval_LM *m, int gs, int gr, LMSegList *l)
   l->n = 0, l->round = 0;
   for (int64_t i = 0; i < m->nrepseg; i++) PetscCall(SegPush(l, m->repseg[i].off, m->repseg[i].len, mine ? m->repseg[i].dst : NULL, NULL, 0));
   Part(m->cfg.V, LM_VOCAB_UNIT, gs, gr, &v0, &v1);
-  PetscCall(SegPush(l, m->embsrc + v0 * E, (v1 - v0) * E, mine ? m->emb : NULL, NULL, 0));
+  if (!m->tied_head) PetscCall(SegPush(l, m->embsrc + v0 * E, (v1 - v0) * E, mine ? m->emb : NULL, NULL, 0));
   PetscCall(AllLinears(m, &lins, &nl));
   for (int i = 0; i < nl; i++) {
     int64_t c0, c1;
@@ -362,7 +363,10 @@ static PetscErrorCode InitModel(MapEvaluator ev, MapStore store)
   }
   int64_t v0, v1;
   Part(V, LM_VOCAB_UNIT, m->gsize, m->grank, &v0, &v1);
-  PetscCall(PetscMalloc1((v1 - v0) * E + 1, &m->emb));
+  /* a tied head holds the same vocabulary slice (both split in LM_VOCAB_UNIT blocks): the lookup
+     reads its columns instead of a second copy */
+  m->tied_head = m->head.src[0].off == m->embsrc ? PETSC_TRUE : PETSC_FALSE;
+  if (!m->tied_head) PetscCall(PetscMalloc1((v1 - v0) * E + 1, &m->emb));
   Part(H, 1, m->gsize, m->grank, &m->h0, &m->h1);
   PetscCall(PetscMalloc2(m->gsize, &m->hcnt, m->gsize, &m->hcol0));
   for (int r = 0; r < m->gsize; r++) {
@@ -381,13 +385,16 @@ static PetscErrorCode InitModel(MapEvaluator ev, MapStore store)
   PetscFunctionReturn(0);
 }
 
-/* the MPI_Alltoallv plan: my flat shard [lo,hi) -> the pieces every rank computes with, one round
-   per linear layer (pieces of round q are sent in destination order, received in source order) */
+/* The redistribution plan: my flat shard [lo,hi) -> the pieces every rank computes with, in rounds
+   (round 0: the replicated tensors and the embedding rows; round i + 1: linear layer i) and within a
+   round one exchange per pair of ranks, so that the buffers hold one layer's piece for one rank,
+   not the model. Segments are ordered by round, then rank (the destination when sending, the
+   source when receiving), then the order of RankSegs. */
 static PetscErrorCode BuildPlan(MapEvaluator ev)
 {
   MapEval_LM *m = (MapEval_LM *)ev->data_impl;
   int         R, nl;
-  int64_t    *lohi, me[2] = {m->lo, m->hi}, *scur, *rcur, *stot, *rtot;
+  int64_t    *lohi, me[2] = {m->lo, m->hi}, ns = 0, nr = 0;
   LMSegList   other = {0, 0, 0, NULL}, mine = {0, 0, 0, NULL};
   LMLinear  **lins;
 
@@ -399,111 +406,111 @@ static PetscErrorCode BuildPlan(MapEvaluator ev)
   const int Q = m->nround;
   PetscCall(PetscMalloc1(2 * R, &lohi));
   PetscCallMPI(MPI_Allgather(me, 2, MPI_INT64_T, lohi, 2, MPI_INT64_T, ev->comm));
-  PetscCall(PetscCalloc4(Q * R, &m->scount, Q * R, &m->sdispl, Q * R, &m->rcount, Q * R, &m->rdispl));
-  PetscCall(PetscCalloc2(Q + 1, &m->sseg_start, Q + 1, &m->rseg_start));
-  PetscCall(PetscCalloc4(Q, &scur, Q, &rcur, Q, &stot, Q, &rtot));
+  PetscCall(PetscCalloc2(Q * R, &m->scount, Q * R, &m->rcount));
+  PetscCall(PetscCalloc4(Q * R, &m->sseg_a, Q * R, &m->sseg_b, Q * R, &m->rseg_a, Q * R, &m->rseg_b));
   PetscCall(RankSegs(m, m->gsize, m->grank, &mine));
   for (int pass = 0; pass < 2; pass++) {
-    for (int d = 0; d < R; d++) { /* what d needs from my shard, in d's order */
-      const int G = m->G, g = (int)((int64_t)d * G / R);
-      int       first = 0, size = 0;
-      for (int x = 0; x < R; x++)
-        if ((int)((int64_t)x * G / R) == g) {
-          if (!size) first = x;
-          size++;
+    int64_t is = 0, ir = 0;
+    for (int q = 0; q < Q; q++) {
+      for (int d = 0; d < R; d++) { /* what d needs from my shard in round q, in d's order */
+        const int G = m->G, g = (int)((int64_t)d * G / R);
+        int       first = 0, size = 0;
+        int64_t   cnt = 0;
+        for (int x = 0; x < R; x++)
+          if ((int)((int64_t)x * G / R) == g) {
+            if (!size) first = x;
+            size++;
+          }
+        PetscCall(RankSegs(m, size, d - first, &other));
+        m->sseg_a[q * R + d] = is;
+        for (int64_t i = 0; i < other.n; i++) {
+          int64_t a = PetscMax(other.s[i].off, m->lo), e = PetscMin(other.s[i].off + other.s[i].len, m->hi);
+          if (other.s[i].round != q || a >= e) continue;
+          if (pass) m->sseg_off[is] = a - m->lo, m->sseg_len[is] = e - a;
+          is++, cnt += e - a;
         }
-      PetscCall(RankSegs(m, size, d - first, &other));
-      for (int64_t i = 0; i < other.n; i++) {
-        const int q = other.s[i].round;
-        int64_t   a = PetscMax(other.s[i].off, m->lo), e = PetscMin(other.s[i].off + other.s[i].len, m->hi);
-        if (a >= e) continue;
-        if (pass) m->sseg_off[scur[q]] = a - m->lo, m->sseg_len[scur[q]] = e - a, scur[q]++;
-        else {
-          m->sseg_start[q + 1]++, stot[q] += e - a, m->scount[q * R + d] += (int)(e - a);
-          PetscCheck(stot[q] < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters of one layer sent by one rank");
+        m->sseg_b[q * R + d] = is;
+        PetscCheck(cnt < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters of one layer for one rank");
+        m->scount[q * R + d] = (int)cnt;
+      }
+      for (int src = 0; src < R; src++) { /* what I need from src's shard in round q, in my order */
+        int64_t cnt = 0;
+        m->rseg_a[q * R + src] = ir;
+        for (int64_t i = 0; i < mine.n; i++) {
+          int64_t a = PetscMax(mine.s[i].off, lohi[2 * src]), e = PetscMin(mine.s[i].off + mine.s[i].len, lohi[2 * src + 1]);
+          if (mine.s[i].round != q || a >= e) continue;
+          if (pass) {
+            LMSeg *r = &m->rseg[ir];
+            *r       = mine.s[i];
+            r->len   = e - a;
+            if (mine.s[i].dst) r->dst = mine.s[i].dst + (a - mine.s[i].off);
+            else r->tidx = mine.s[i].tidx + (a - mine.s[i].off);
+          }
+          ir++, cnt += e - a;
         }
+        m->rseg_b[q * R + src] = ir;
+        m->rcount[q * R + src] = (int)cnt;
       }
     }
-    for (int s = 0; s < R; s++) /* what I need from s's shard, in my order */
-      for (int64_t i = 0; i < mine.n; i++) {
-        const int q = mine.s[i].round;
-        int64_t   a = PetscMax(mine.s[i].off, lohi[2 * s]), e = PetscMin(mine.s[i].off + mine.s[i].len, lohi[2 * s + 1]);
-        if (a >= e) continue;
-        if (pass) {
-          LMSeg *r = &m->rseg[rcur[q]++];
-          *r     = mine.s[i];
-          r->len = e - a;
-          if (mine.s[i].dst) r->dst = mine.s[i].dst + (a - mine.s[i].off);
-          else r->tidx = mine.s[i].tidx + (a - mine.s[i].off);
-        } else {
-          m->rseg_start[q + 1]++, rtot[q] += e - a, m->rcount[q * R + s] += (int)(e - a);
-          PetscCheck(rtot[q] < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters of one layer received by one rank");
-        }
-      }
     if (!pass) {
-      m->sendmax = m->recvmax = 0;
-      for (int q = 0; q < Q; q++) {
-        m->sseg_start[q + 1] += m->sseg_start[q], m->rseg_start[q + 1] += m->rseg_start[q];
-        scur[q] = m->sseg_start[q], rcur[q] = m->rseg_start[q];
-        m->sendmax = PetscMax(m->sendmax, stot[q]), m->recvmax = PetscMax(m->recvmax, rtot[q]);
-        for (int r = 1; r < R; r++) {
-          m->sdispl[q * R + r] = m->sdispl[q * R + r - 1] + m->scount[q * R + r - 1];
-          m->rdispl[q * R + r] = m->rdispl[q * R + r - 1] + m->rcount[q * R + r - 1];
-        }
-      }
-      PetscCall(PetscMalloc3(m->sseg_start[Q] + 1, &m->sseg_off, m->sseg_start[Q] + 1, &m->sseg_len, m->rseg_start[Q] + 1, &m->rseg));
+      ns = is, nr = ir, m->sendmax = m->recvmax = 0;
+      for (int i = 0; i < Q * R; i++) m->sendmax = PetscMax(m->sendmax, m->scount[i]), m->recvmax = PetscMax(m->recvmax, m->rcount[i]);
+      PetscCall(PetscMalloc3(ns + 1, &m->sseg_off, ns + 1, &m->sseg_len, nr + 1, &m->rseg));
       PetscCall(PetscMalloc2(m->sendmax + 1, &m->sendbuf, m->recvmax + 1, &m->recvbuf));
     }
   }
-  PetscCall(PetscFree4(scur, rcur, stot, rtot));
   PetscCall(PetscFree(other.s));
   PetscCall(PetscFree(mine.s));
   PetscCall(PetscFree(lohi));
   PetscFunctionReturn(0);
 }
 
-/* merge at c and move the merged values to my pieces, one layer per round; nn.Linear slices
-   [n, K] are transposed to [K, n] for the kernel. With an F32 basis each piece is merged straight
-   into the send buffer (MapMergeApply is elementwise: the same bits as merging the whole shard), so
-   no rank holds a merged copy of its shard. */
+/* merge at c and move the merged values to my pieces: per round, in step k I send to rank + k and
+   receive from rank - k (every receive is posted by the rank the matching send waits for, so no
+   step can deadlock); nn.Linear slices [n, K] are transposed to [K, n] for the kernel. With an F32
+   basis each piece is merged straight into the send buffer (MapMergeApply is elementwise: the same
+   bits as merging the whole shard), so no rank holds a merged copy of its shard. */
 static PetscErrorCode Redistribute(MapEvaluator ev, const double *c)
 {
   MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-  int         R;
+  int         R, rank;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
   if (m->fused)
     for (int i = 0; i < m->T; i++)
       PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "lm evaluator: coefficient c[%d] = %g is not finite", i, c[i]);
   else PetscCall(MapModelMerge(ev->model, c, m->theta));
   PetscCall(PetscLogEventBegin(EV_Redistribute, 0, 0, 0, 0));
-  for (int q = 0; q < m->nround; q++) {
-    float *p = m->sendbuf;
-    for (int64_t i = m->sseg_start[q]; i < m->sseg_start[q + 1]; i++) {
-      const int64_t o = m->sseg_off[i], n = m->sseg_len[i];
-      if (m->fused) PetscCall(MapMergeApply(n, m->pre + o, m->T, m->tau + o, m->nshard, c, p));
-      else PetscCall(PetscMemcpy(p, m->theta + o, (size_t)n * sizeof(float)));
-      p += n;
-    }
-    PetscCallMPI(MPI_Alltoallv(m->sendbuf, m->scount + q * R, m->sdispl + q * R, MPI_FLOAT, m->recvbuf, m->rcount + q * R, m->rdispl + q * R, MPI_FLOAT,
-                               ev->comm));
-    p = m->recvbuf;
-    for (int64_t i = m->rseg_start[q]; i < m->rseg_start[q + 1]; i++) {
-      const LMSeg *g = &m->rseg[i];
-      if (g->dst) PetscCall(PetscMemcpy(g->dst, p, (size_t)g->len * sizeof(float)));
-      else { /* nn.Linear [out, in] rows -> the kernel's [in, out] columns */
-        const LMLinear *lin = (const LMLinear *)g->tr;
-        const int64_t   n = lin->c1 - lin->c0, K = lin->K;
-        int64_t         j = g->tidx / K, k = g->tidx % K;
-        for (int64_t e = 0; e < g->len; e++) {
-          lin->W[k * n + j] = p[e];
-          if (++k == K) k = 0, j++;
-        }
+  for (int q = 0; q < m->nround; q++)
+    for (int k = 0; k < R; k++) {
+      const int d = (rank + k) % R, src = (rank - k + R) % R;
+      float    *p = m->sendbuf;
+      for (int64_t i = m->sseg_a[q * R + d]; i < m->sseg_b[q * R + d]; i++) {
+        const int64_t o = m->sseg_off[i], n = m->sseg_len[i];
+        if (m->fused) PetscCall(MapMergeApply(n, m->pre + o, m->T, m->tau + o, m->nshard, c, p));
+        else PetscCall(PetscMemcpy(p, m->theta + o, (size_t)n * sizeof(float)));
+        p += n;
       }
-      p += g->len;
+      PetscCallMPI(MPI_Sendrecv(m->sendbuf, m->scount[q * R + d], MPI_FLOAT, d, q, m->recvbuf, m->rcount[q * R + src], MPI_FLOAT, src, q, ev->comm,
+                                MPI_STATUS_IGNORE));
+      p = m->recvbuf;
+      for (int64_t i = m->rseg_a[q * R + src]; i < m->rseg_b[q * R + src]; i++) {
+        const LMSeg *g = &m->rseg[i];
+        if (g->dst) PetscCall(PetscMemcpy(g->dst, p, (size_t)g->len * sizeof(float)));
+        else { /* nn.Linear [out, in] rows -> the kernel's [in, out] columns */
+          const LMLinear *lin = (const LMLinear *)g->tr;
+          const int64_t   n = lin->c1 - lin->c0, K = lin->K;
+          int64_t         j = g->tidx / K, kk = g->tidx % K;
+          for (int64_t e = 0; e < g->len; e++) {
+            lin->W[kk * n + j] = p[e];
+            if (++kk == K) kk = 0, j++;
+          }
+        }
+        p += g->len;
+      }
     }
-  }
   PetscCall(PetscLogEventEnd(EV_Redistribute, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
@@ -600,7 +607,12 @@ static PetscErrorCode Forward(MapEval_LM *m, int64_t nseq, int64_t L, const int3
   /* embedding rows live with the rank of their vocabulary slice: gathered in token order */
   Part(c->V, LM_VOCAB_UNIT, m->gsize, m->grank, &v0, &v1);
   for (int64_t t = 0; t < R; t++)
-    if (ids[t] >= v0 && ids[t] < v1) PetscCall(PetscMemcpy(loc + (k++) * E, m->emb + (ids[t] - v0) * E, (size_t)E * sizeof(float)));
+    if (ids[t] >= v0 && ids[t] < v1) {
+      if (m->tied_head)
+        for (int64_t i = 0, nv = v1 - v0; i < E; i++) loc[k * E + i] = m->head.W[i * nv + ids[t] - v0];
+      else PetscCall(PetscMemcpy(loc + k * E, m->emb + (ids[t] - v0) * E, (size_t)E * sizeof(float)));
+      k++;
+    }
   for (int r = 0; r < m->gsize; r++) {
     int64_t a, e, n = 0;
     Part(c->V, LM_VOCAB_UNIT, m->gsize, r, &a, &e);
@@ -823,7 +835,7 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
     for (int i = 0; i < nl; i++) w += lins[i]->K * (lins[i]->c1 - lins[i]->c0) * 1 + (lins[i]->b ? lins[i]->c1 - lins[i]->c0 : 0);
     PetscCall(PetscFree(lins));
     for (int64_t i = 0; i < m->nrepseg; i++) w += m->repseg[i].len;
-    w += (m->head.c1 - m->head.c0) * m->cfg.E; /* embedding rows */
+    if (!m->tied_head) w += (m->head.c1 - m->head.c0) * m->cfg.E; /* embedding rows */
     sent = m->sendmax, recv = m->recvmax;
     acts = Lm * (m->cfg.E + 2 * maxN + 2 * maxloc + PetscMax(maxN, m->cfg.E));
     PetscCall(PetscInfo(NULL, "lm evaluator memory [rank %d]: basis shards %lld B ((T+1) x %lld x %d B), merged shard %lld B, send/recv %lld/%lld B, "
@@ -856,8 +868,8 @@ static PetscErrorCode MapEvaluatorDestroy_LM(MapEvaluator ev)
   PetscCall(PetscFree(m->emb));
   PetscCall(PetscFree2(m->hcnt, m->hcol0));
   PetscCall(PetscFree(m->rope));
-  PetscCall(PetscFree4(m->scount, m->sdispl, m->rcount, m->rdispl));
-  PetscCall(PetscFree2(m->sseg_start, m->rseg_start));
+  PetscCall(PetscFree2(m->scount, m->rcount));
+  PetscCall(PetscFree4(m->sseg_a, m->sseg_b, m->rseg_a, m->rseg_b));
   PetscCall(PetscFree3(m->sseg_off, m->sseg_len, m->rseg));
   PetscCall(PetscFree2(m->sendbuf, m->recvbuf));
   PetscCall(PetscFree(m->theta));

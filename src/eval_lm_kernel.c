@@ -214,14 +214,84 @@ void MapLMGemm(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, con
   else Gemm_Generic(L, K, n, X, ldx, W, b, Y, ldy);
 }
 
-void MapLMLayerNorm(int64_t L, int64_t E, const float *x, const float *w, const float *b, double eps, float *y)
+/* Norms in double, the sums in 4 interleaved partial sums (lane l takes i = l mod 4 of the first
+   E - E % 4 elements) added as (s0 + s1) + (s2 + s3), then the rest in order: the AVX2 path (4
+   double lanes) and the portable loop do the same operations. */
+static double Sum4(const double *s) { return (s[0] + s[1]) + (s[2] + s[3]); }
+
+__attribute__((target("avx2,fma"))) static void LayerNorm_AVX2(int64_t L, int64_t E, const float *x, const float *w, const float *b, double eps, float *y)
 {
+  const int64_t E4 = E - E % 4;
+  double        s[4];
   for (int64_t t = 0; t < L; t++) {
     const float *xt = x + t * E;
-    double       mean = 0, var = 0;
-    for (int64_t i = 0; i < E; i++) mean += xt[i];
+    float       *yt = y + t * E;
+    __m256d      a  = _mm256_setzero_pd();
+    for (int64_t i = 0; i < E4; i += 4) a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps(xt + i)));
+    _mm256_storeu_pd(s, a);
+    double mean = Sum4(s);
+    for (int64_t i = E4; i < E; i++) mean += xt[i];
     mean /= (double)E;
-    for (int64_t i = 0; i < E; i++) var += (xt[i] - mean) * (xt[i] - mean);
+    const __m256d mv = _mm256_set1_pd(mean);
+    a                = _mm256_setzero_pd();
+    for (int64_t i = 0; i < E4; i += 4) {
+      const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(xt + i)), mv);
+      a               = _mm256_add_pd(a, _mm256_mul_pd(d, d));
+    }
+    _mm256_storeu_pd(s, a);
+    double var = Sum4(s);
+    for (int64_t i = E4; i < E; i++) var += (xt[i] - mean) * (xt[i] - mean);
+    const double  r  = 1.0 / sqrt(var / (double)E + eps);
+    const __m256d rv = _mm256_set1_pd(r);
+    for (int64_t i = 0; i < E4; i += 4) {
+      const __m256d d = _mm256_mul_pd(_mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(xt + i)), mv), rv), _mm256_cvtps_pd(_mm_loadu_ps(w + i)));
+      _mm_storeu_ps(yt + i, _mm256_cvtpd_ps(_mm256_add_pd(d, _mm256_cvtps_pd(_mm_loadu_ps(b + i)))));
+    }
+    for (int64_t i = E4; i < E; i++) yt[i] = (float)((xt[i] - mean) * r * w[i] + b[i]);
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void RMSNorm_AVX2(int64_t L, int64_t E, const float *x, const float *w, double eps, float *y)
+{
+  const int64_t E4 = E - E % 4;
+  double        s[4];
+  for (int64_t t = 0; t < L; t++) {
+    const float *xt = x + t * E;
+    float       *yt = y + t * E;
+    __m256d      a  = _mm256_setzero_pd();
+    for (int64_t i = 0; i < E4; i += 4) {
+      const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(xt + i));
+      a               = _mm256_add_pd(a, _mm256_mul_pd(v, v));
+    }
+    _mm256_storeu_pd(s, a);
+    double ms = Sum4(s);
+    for (int64_t i = E4; i < E; i++) ms += (double)xt[i] * xt[i];
+    const double  r  = 1.0 / sqrt(ms / (double)E + eps);
+    const __m256d rv = _mm256_set1_pd(r);
+    for (int64_t i = 0; i < E4; i += 4)
+      _mm_storeu_ps(yt + i, _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(w + i)), _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(xt + i)), rv))));
+    for (int64_t i = E4; i < E; i++) yt[i] = (float)(w[i] * (xt[i] * r));
+  }
+}
+
+void MapLMLayerNorm(int64_t L, int64_t E, const float *x, const float *w, const float *b, double eps, float *y)
+{
+  const int64_t E4 = E - E % 4;
+  if (UseAVX2()) {
+    LayerNorm_AVX2(L, E, x, w, b, eps, y);
+    return;
+  }
+  for (int64_t t = 0; t < L; t++) {
+    const float *xt = x + t * E;
+    double       s[4] = {0, 0, 0, 0}, mean, var;
+    for (int64_t i = 0; i < E4; i++) s[i % 4] += xt[i];
+    mean = Sum4(s);
+    for (int64_t i = E4; i < E; i++) mean += xt[i];
+    mean /= (double)E;
+    s[0] = s[1] = s[2] = s[3] = 0;
+    for (int64_t i = 0; i < E4; i++) s[i % 4] += (xt[i] - mean) * (xt[i] - mean);
+    var = Sum4(s);
+    for (int64_t i = E4; i < E; i++) var += (xt[i] - mean) * (xt[i] - mean);
     const double r = 1.0 / sqrt(var / (double)E + eps);
     for (int64_t i = 0; i < E; i++) y[t * E + i] = (float)((xt[i] - mean) * r * w[i] + b[i]);
   }
@@ -229,10 +299,17 @@ void MapLMLayerNorm(int64_t L, int64_t E, const float *x, const float *w, const 
 
 void MapLMRMSNorm(int64_t L, int64_t E, const float *x, const float *w, double eps, float *y)
 {
+  const int64_t E4 = E - E % 4;
+  if (UseAVX2()) {
+    RMSNorm_AVX2(L, E, x, w, eps, y);
+    return;
+  }
   for (int64_t t = 0; t < L; t++) {
     const float *xt = x + t * E;
-    double       ms = 0;
-    for (int64_t i = 0; i < E; i++) ms += (double)xt[i] * xt[i];
+    double       s[4] = {0, 0, 0, 0}, ms;
+    for (int64_t i = 0; i < E4; i++) s[i % 4] += (double)xt[i] * xt[i];
+    ms = Sum4(s);
+    for (int64_t i = E4; i < E; i++) ms += (double)xt[i] * xt[i];
     const double r = 1.0 / sqrt(ms / (double)E + eps);
     for (int64_t i = 0; i < E; i++) y[t * E + i] = (float)(w[i] * (xt[i] * r));
   }
