@@ -519,6 +519,10 @@ static PetscErrorCode Redistribute(MapEvaluator ev, const double *c)
 static PetscErrorCode Gather(MapEval_LM *m, int64_t L, int64_t N, const int *cnt, const int *col0, const float *loc, float *out)
 {
   PetscFunctionBegin;
+  if (m->gsize == 1) { /* one rank holds every column: no communication, no reordering */
+    if (out != loc) PetscCall(PetscMemcpy(out, loc, (size_t)(L * N) * sizeof(float)));
+    PetscFunctionReturn(0);
+  }
   PetscCall(PetscLogEventBegin(MAP_EVENT_EvalComm, 0, 0, 0, 0));
   for (int r = 0; r < m->gsize; r++) m->gcnt[r] = (int)(L * cnt[r]), m->gdsp[r] = (int)(L * col0[r]);
   PetscCallMPI(MPI_Allgatherv(loc, m->gcnt[m->grank], MPI_FLOAT, m->gbuf, m->gcnt, m->gdsp, MPI_FLOAT, m->gcomm));
@@ -532,8 +536,9 @@ static PetscErrorCode Gather(MapEval_LM *m, int64_t L, int64_t N, const int *cnt
 static PetscErrorCode Linear(MapEval_LM *m, const LMLinear *lin, int64_t L, const float *in, float *out)
 {
   PetscFunctionBegin;
-  MapLMGemm(L, lin->K, lin->c1 - lin->c0, in, lin->K, lin->W, lin->b, m->loc, lin->c1 - lin->c0);
-  PetscCall(Gather(m, L, lin->N, lin->cnt, lin->col0, m->loc, out));
+  float *y = m->gsize == 1 ? out : m->loc; /* one rank: straight into the output */
+  MapLMGemm(L, lin->K, lin->c1 - lin->c0, in, lin->K, lin->W, lin->b, y, lin->c1 - lin->c0);
+  PetscCall(Gather(m, L, lin->N, lin->cnt, lin->col0, y, out));
   PetscFunctionReturn(0);
 }
 
@@ -548,13 +553,13 @@ static PetscErrorCode LogSoftmax(MapEval_LM *m, int64_t L, int64_t r0, const int
   PetscCall(PetscLogEventBegin(EV_Reduce, 0, 0, 0, 0));
   for (int64_t t = 0; t < nr; t++) { /* local max (lowest index), my target logit, NaN flag */
     const float *z = m->loc + t * n;
-    double       mx = -INFINITY, arg = -1, zt = 0, nan = 0;
-    for (int64_t j = 0; j < n; j++) {
-      if (isnan(z[j])) nan = 1;
-      if (z[j] > mx) mx = z[j], arg = (double)(hd->c0 + j);
-    }
+    float        mx;
+    int64_t      j;
+    int          nan;
+    double       zt = 0;
+    MapLMArgMax(n, z, &mx, &j, &nan);
     if (target[r0 + t] >= hd->c0 && target[r0 + t] < hd->c1) zt = z[target[r0 + t] - hd->c0];
-    m->r1[4 * t] = mx, m->r1[4 * t + 1] = arg, m->r1[4 * t + 2] = zt, m->r1[4 * t + 3] = nan;
+    m->r1[4 * t] = mx, m->r1[4 * t + 1] = j < 0 ? -1.0 : (double)(hd->c0 + j), m->r1[4 * t + 2] = zt, m->r1[4 * t + 3] = nan;
   }
   PetscCallMPI(MPI_Allgather(m->r1, (int)(4 * nr), MPI_DOUBLE, m->r1all, (int)(4 * nr), MPI_DOUBLE, m->gcomm));
   for (int64_t t = 0; t < nr; t++) {

@@ -77,6 +77,48 @@ void MapLMExp(int64_t n, const float *x, float shift, float *y)
     for (int64_t i = 0; i < n; i++) y[i] = ExpF(x[i] - shift);
 }
 
+/* the first index of the largest non-NaN value (-1 if none exceeds -Inf), and whether a NaN occurs:
+   what the scalar scan "if (z[j] > mx) mx = z[j], arg = j" gives */
+__attribute__((target("avx2,fma"))) static float Max_AVX2(int64_t n, const float *z, int *nan)
+{
+  __m256  acc = _mm256_set1_ps(-INFINITY), bad = _mm256_setzero_ps();
+  int64_t j   = 0;
+  float   mx, lane[8];
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_loadu_ps(z + j);
+    bad            = _mm256_or_ps(bad, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    acc            = _mm256_max_ps(v, acc); /* acc where v is NaN */
+  }
+  _mm256_storeu_ps(lane, acc);
+  mx   = lane[0];
+  *nan = _mm256_movemask_ps(bad) != 0;
+  for (int i = 1; i < 8; i++) mx = lane[i] > mx ? lane[i] : mx;
+  for (; j < n; j++) {
+    if (isnan(z[j])) *nan = 1;
+    else if (z[j] > mx) mx = z[j];
+  }
+  return mx;
+}
+
+void MapLMArgMax(int64_t n, const float *z, float *mx, int64_t *arg, int *nan)
+{
+  float m = -INFINITY;
+  *nan = 0, *arg = -1;
+  if (UseAVX2()) m = Max_AVX2(n, z, nan);
+  else
+    for (int64_t j = 0; j < n; j++) {
+      if (isnan(z[j])) *nan = 1;
+      else if (z[j] > m) m = z[j];
+    }
+  if (m > -INFINITY)
+    for (int64_t j = 0; j < n; j++)
+      if (z[j] == m) {
+        *arg = j, m = z[j]; /* the first one's sign of zero */
+        break;
+      }
+  *mx = m;
+}
+
 /* GELU, tanh form in float: 0.5 v (1 + tanh(y)) = v e / (e + 1) with e = e^2y, which does not
    cancel for negative v as 1 + tanh(y) does */
 #define GELU_C 0.7978845608028654f /* sqrt(2 / pi) */
@@ -113,12 +155,12 @@ __attribute__((target("avx2,fma"))) static void SwiGLU_AVX2(int64_t n, const flo
 }
 
 /* the portable path: fmaf is correctly rounded, as _mm256_fmadd_ps is lane by lane */
-static void Gemm_Generic(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, const float *b, float *Y, int64_t ldy)
+static void Gemm_Generic(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, int64_t ldw, const float *b, float *Y, int64_t ldy)
 {
   for (int64_t t = 0; t < L; t++)
     for (int64_t j = 0; j < n; j++) {
       float acc = 0.0f;
-      for (int64_t k = 0; k < K; k++) acc = fmaf(X[t * ldx + k], W[k * n + j], acc);
+      for (int64_t k = 0; k < K; k++) acc = fmaf(X[t * ldx + k], W[k * ldw + j], acc);
       Y[t * ldy + j] = b ? acc + b[j] : acc;
     }
 }
@@ -172,16 +214,16 @@ __attribute__((always_inline, target("avx2,fma"))) static inline void Block(cons
 
 #define LM_BLOCK_VARIANTS(MR) \
   do { \
-    if (nv == 1 && !msk) Block(MR, 1, 0, m, K, x, ldx, w, n, bj, y, ldy); \
-    else if (nv == 1) Block(MR, 1, 1, m, K, x, ldx, w, n, bj, y, ldy); \
-    else if (!msk) Block(MR, 2, 0, m, K, x, ldx, w, n, bj, y, ldy); \
-    else Block(MR, 2, 1, m, K, x, ldx, w, n, bj, y, ldy); \
+    if (nv == 1 && !msk) Block(MR, 1, 0, m, K, x, ldx, w, ldw, bj, y, ldy); \
+    else if (nv == 1) Block(MR, 1, 1, m, K, x, ldx, w, ldw, bj, y, ldy); \
+    else if (!msk) Block(MR, 2, 0, m, K, x, ldx, w, ldw, bj, y, ldy); \
+    else Block(MR, 2, 1, m, K, x, ldx, w, ldw, bj, y, ldy); \
   } while (0)
 
 /* Column panels of 16 outermost (the panel's K x 16 floats stay in cache while every block of 6
    tokens passes), the last panel and the last L % 6 tokens by the narrower variants of Block. */
 __attribute__((target("avx2,fma"))) static void Gemm_AVX2(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W,
-                                                          const float *b, float *Y, int64_t ldy)
+                                                          int64_t ldw, const float *b, float *Y, int64_t ldy)
 {
   for (int64_t j = 0; j < n; j += 16) {
     const int64_t c   = PetscMin((int64_t)16, n - j), last = c > 8 ? c - 8 : c;
@@ -207,11 +249,17 @@ __attribute__((target("avx2,fma"))) static void Gemm_AVX2(int64_t L, int64_t K, 
   }
 }
 
-void MapLMGemm(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, const float *b, float *Y, int64_t ldy)
+/* W [K, n] with leading dimension ldw */
+static void GemmLd(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, int64_t ldw, const float *b, float *Y, int64_t ldy)
 {
   if (n <= 0 || L <= 0) return;
-  if (UseAVX2()) Gemm_AVX2(L, K, n, X, ldx, W, b, Y, ldy);
-  else Gemm_Generic(L, K, n, X, ldx, W, b, Y, ldy);
+  if (UseAVX2()) Gemm_AVX2(L, K, n, X, ldx, W, ldw, b, Y, ldy);
+  else Gemm_Generic(L, K, n, X, ldx, W, ldw, b, Y, ldy);
+}
+
+void MapLMGemm(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, const float *b, float *Y, int64_t ldy)
+{
+  GemmLd(L, K, n, X, ldx, W, n, b, Y, ldy);
 }
 
 /* Norms in double, the sums in 4 interleaved partial sums (lane l takes i = l mod 4 of the first
@@ -346,7 +394,12 @@ void MapLMAttention(int64_t L, int64_t D, int64_t H, int64_t Hkv, int64_t h0, in
         Kt[i * L + u] = qkv[u * ldq + koff + kvh * D + i];
         Vc[u * D + i] = qkv[u * ldq + voff + kvh * D + i];
       }
-    MapLMGemm(L, D, L, qkv + qoff + h * D, ldq, Kt, NULL, S, L);
+    /* causal: a block of 6 query rows (the kernel's block) needs keys u < t0 + 6 only; the fixed
+       blocking keeps the bits independent of everything but L */
+    for (int64_t t0 = 0; t0 < L; t0 += 6) {
+      const int64_t nr = PetscMin((int64_t)6, L - t0), nu = t0 + nr;
+      GemmLd(nr, D, nu, qkv + t0 * ldq + qoff + h * D, ldq, Kt, L, NULL, S + t0 * L, L);
+    }
     for (int64_t t = 0; t < L; t++) {
       float *st = S + t * L, m = -INFINITY;
       double sum = 0;
@@ -354,9 +407,12 @@ void MapLMAttention(int64_t L, int64_t D, int64_t H, int64_t Hkv, int64_t h0, in
       MapLMExp(t + 1, st, m, st);
       for (int64_t u = 0; u <= t; u++) sum += st[u];
       for (int64_t u = 0; u <= t; u++) st[u] = (float)(st[u] / sum);
-      for (int64_t u = t + 1; u < L; u++) st[u] = 0.0f; /* masked: adds exact zeros below */
+      for (int64_t u = t + 1; u < PetscMin(L, (t / 6 + 1) * 6); u++) st[u] = 0.0f; /* masked keys of the block: exact zeros below */
     }
-    MapLMGemm(L, L, D, S, L, Vc, NULL, out + (h - h0) * D, nloc);
+    for (int64_t t0 = 0; t0 < L; t0 += 6) { /* P V over the keys u < t0 + 6 (P is 0 beyond t) */
+      const int64_t nr = PetscMin((int64_t)6, L - t0), nu = t0 + nr;
+      MapLMGemm(nr, nu, D, S + t0 * L, L, Vc, NULL, out + t0 * nloc + (h - h0) * D, nloc);
+    }
   }
 }
 

@@ -61,6 +61,9 @@ void MapLMRMSNorm(int64_t L, int64_t E, const float *x, const float *w, double e
 void MapLMGelu(int64_t n, float *x, PetscBool erf_form);
 /* y[i] = exp(x[i] - shift) in float (y may be x); the same bits on the AVX2 and the portable path */
 void MapLMExp(int64_t n, const float *x, float shift, float *y);
+/* the largest non-NaN z[j] and its first index (-1, -Inf when none exceeds -Inf), and whether
+   any z[j] is NaN */
+void MapLMArgMax(int64_t n, const float *z, float *mx, int64_t *arg, int *nan);
 /* y[i] = silu(g[i]) * u[i] */
 void MapLMSwiGLU(int64_t n, const float *g, const float *u, float *y);
 /* causal attention of query heads [h0,h1) over L positions; qkv rows of width ldq: q of head h at
