@@ -379,6 +379,51 @@ void MapLMSwiGLU(int64_t n, const float *g, const float *u, float *y)
     for (int64_t i = 0; i < n; i++) y[i] = g[i] / (1.0f + ExpF(0.0f - g[i])) * u[i];
 }
 
+/* st[0..n) = softmax(scale st): the max (exact in any order; NaN ignored as by PetscMax), exp in
+   float, the sum in double in 4 interleaved partial sums as the norms, the division in double */
+__attribute__((target("avx2,fma"))) static void Softmax_AVX2(int64_t n, float *st, float scale)
+{
+  const int64_t n8 = n - n % 8, n4 = n - n % 4;
+  __m256        mv = _mm256_set1_ps(-INFINITY);
+  float         lane[8], m;
+  double        s[4];
+  for (int64_t u = 0; u < n8; u += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(st + u), _mm256_set1_ps(scale));
+    _mm256_storeu_ps(st + u, v);
+    mv = _mm256_max_ps(v, mv);
+  }
+  _mm256_storeu_ps(lane, mv);
+  m = lane[0];
+  for (int i = 1; i < 8; i++) m = PetscMax(m, lane[i]);
+  for (int64_t u = n8; u < n; u++) st[u] *= scale, m = PetscMax(m, st[u]);
+  Exp_AVX2(n, st, m, st);
+  __m256d a = _mm256_setzero_pd();
+  for (int64_t u = 0; u < n4; u += 4) a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_loadu_ps(st + u)));
+  _mm256_storeu_pd(s, a);
+  double sum = Sum4(s);
+  for (int64_t u = n4; u < n; u++) sum += st[u];
+  const __m256d sv = _mm256_set1_pd(sum);
+  for (int64_t u = 0; u < n4; u += 4) _mm_storeu_ps(st + u, _mm256_cvtpd_ps(_mm256_div_pd(_mm256_cvtps_pd(_mm_loadu_ps(st + u)), sv)));
+  for (int64_t u = n4; u < n; u++) st[u] = (float)(st[u] / sum);
+}
+
+static void SoftmaxRow(int64_t n, float *st, float scale)
+{
+  const int64_t n4 = n - n % 4;
+  float         m  = -INFINITY;
+  double        s[4] = {0, 0, 0, 0}, sum;
+  if (UseAVX2()) {
+    Softmax_AVX2(n, st, scale);
+    return;
+  }
+  for (int64_t u = 0; u < n; u++) st[u] *= scale, m = PetscMax(m, st[u]);
+  for (int64_t u = 0; u < n; u++) st[u] = ExpF(st[u] - m);
+  for (int64_t u = 0; u < n4; u++) s[u % 4] += st[u];
+  sum = Sum4(s);
+  for (int64_t u = n4; u < n; u++) sum += st[u];
+  for (int64_t u = 0; u < n; u++) st[u] = (float)(st[u] / sum);
+}
+
 /* per head: S = Q K^T and O = P V by the matrix kernel (each element one FMA chain: the same bits on
    every rank that computes the head), the causal softmax in double per row */
 void MapLMAttention(int64_t L, int64_t D, int64_t H, int64_t Hkv, int64_t h0, int64_t h1, const float *qkv, int64_t ldq, int64_t qoff,
@@ -401,12 +446,8 @@ void MapLMAttention(int64_t L, int64_t D, int64_t H, int64_t Hkv, int64_t h0, in
       GemmLd(nr, D, nu, qkv + t0 * ldq + qoff + h * D, ldq, Kt, L, NULL, S + t0 * L, L);
     }
     for (int64_t t = 0; t < L; t++) {
-      float *st = S + t * L, m = -INFINITY;
-      double sum = 0;
-      for (int64_t u = 0; u <= t; u++) st[u] *= scale, m = PetscMax(m, st[u]);
-      MapLMExp(t + 1, st, m, st);
-      for (int64_t u = 0; u <= t; u++) sum += st[u];
-      for (int64_t u = 0; u <= t; u++) st[u] = (float)(st[u] / sum);
+      float *st = S + t * L;
+      SoftmaxRow(t + 1, st, scale);
       for (int64_t u = t + 1; u < PetscMin(L, (t / 6 + 1) * 6); u++) st[u] = 0.0f; /* masked keys of the block: exact zeros below */
     }
     for (int64_t t0 = 0; t0 < L; t0 += 6) { /* P V over the keys u < t0 + 6 (P is 0 beyond t) */
