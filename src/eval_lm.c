@@ -907,7 +907,7 @@ static PetscErrorCode MapEvaluatorSetFromOptions_LM(MapEvaluator ev)
   PetscCall(PetscOptionsInt("-map_lm_batch", "lm: windows per forward pass (throughput only: the metrics are the same bits for any value)", "",
                             m->batch, &m->batch, NULL));
   PetscBool generic = PETSC_FALSE;
-  PetscCall(PetscOptionsBool("-map_lm_kernel_generic", "lm: the portable fmaf matrix kernel instead of AVX2+FMA (tests: the same bits, slower)", "",
+  PetscCall(PetscOptionsBool("-map_lm_kernel_generic", "lm: the portable fmaf kernels instead of AVX-512/AVX2+FMA (tests: the same bits, slower)", "",
                              generic, &generic, NULL));
   MapLMForceGeneric(generic);
   PetscOptionsEnd();

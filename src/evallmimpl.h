@@ -50,10 +50,10 @@ PetscErrorCode MapLMTaskDestroy(MapLMTask *task);
 
 /* MapLMGemm - Y[t][j] = b[j] + sum_k X[t][k] W[k][j] (b may be NULL) for t < L, j < n, each element
    accumulated by fused multiply-adds in k order from 0, whatever n: the bits of one element do not
-   depend on how many columns a rank holds. AVX2+FMA when the CPU has it, else fmaf (the same
+   depend on how many columns a rank holds. AVX-512F or AVX2+FMA when the CPU has it, else fmaf (the same
    correctly rounded operation). */
 void MapLMGemm(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, const float *b, float *Y, int64_t ldy);
-/* MapLMForceGeneric - tests: the portable fmaf kernel even where AVX2+FMA is available */
+/* MapLMForceGeneric - tests: the portable fmaf kernels even where AVX-512/AVX2+FMA is available */
 void MapLMForceGeneric(PetscBool flg);
 
 void MapLMLayerNorm(int64_t L, int64_t E, const float *x, const float *w, const float *b, double eps, float *y);
