@@ -46,10 +46,12 @@ typedef struct {
   float          *dst;  /* where the values go, or NULL when transposed into tr->W */
   const void     *tr;   /* an nn.Linear slice [c1-c0, K]: element tidx + e is row (tidx+e)/K, column (tidx+e)%K */
   int64_t         tidx;
+  int             round; /* which MPI_Alltoallv of Redistribute moves it */
 } LMSeg;
 
 typedef struct {
   int64_t n, cap;
+  int     round; /* of the pieces pushed next */
   LMSeg  *s;
 } LMSegList;
 
@@ -61,25 +63,34 @@ typedef struct {
   int64_t     nrepseg;       /* replicated tensors (wpe, norms): each its own buffer */
   LMSeg      *repseg;
   float      *wpe, *lnfw, *lnfb;
-  float      *emb;           /* my vocabulary rows of the input embedding [v1-v0, E] */
+  float      *emb;           /* my vocabulary rows of the input embedding [v1-v0, E], unless tied_head */
+  PetscBool   tied_head;     /* the logits' weights are the embedding: its rows are head.W's columns */
   int64_t     embsrc;        /* its flat offset */
   LMBlock    *blk;
   LMLinear    head;          /* logits: columns = my vocabulary ids [v0, v1) */
   int        *hcnt, *hcol0;  /* heads of every group rank */
   int64_t     h0, h1;
   double     *rope;          /* [npos, D]: cos then sin per position (llama) */
-  /* redistribution */
-  int        *scount, *sdispl, *rcount, *rdispl;
-  int64_t     nsseg, nrseg;
+  /* redistribution: one MPI_Alltoallv per round (round 0: replicated tensors and embedding rows,
+     round i + 1: linear layer i), so the buffers hold one layer's slices, not the model */
+  int         nround;
+  int        *scount, *rcount;                   /* [nround * size]: values to / from each rank per round */
+  int64_t    *sseg_a, *sseg_b, *rseg_a, *rseg_b; /* [nround * size]: the segments of each (round, rank) */
   int64_t    *sseg_off, *sseg_len;
   LMSeg      *rseg;
-  float      *theta, *sendbuf, *recvbuf;
+  int64_t     sendmax, recvmax;
+  PetscBool   fused;                             /* F32 basis: merged straight into the send buffer */
+  const float *pre, *tau;
+  int64_t     nshard;
+  int         T;
+  float      *theta, *sendbuf, *recvbuf;         /* theta: the merged shard, only when not fused */
   /* activations for sequences of up to Lmax tokens */
   int64_t     Lmax, maxN;
   float      *x, *h, *full, *loc, *loc2, *gbuf, *scratch;
   double     *r1, *r1all, *bsum, *bsumall;
   int        *gcnt, *gdsp;
   int32_t    *seq;
+  float      *erow;          /* exp of one row of my logits */
   double     *logp;
   int        *hit;
   MapLMTask  *tasks;
@@ -94,10 +105,20 @@ static void Part(int64_t N, int64_t unit, int gs, int gr, int64_t *c0, int64_t *
   *c1 = PetscMin(N, nu * (gr + 1) / gs * unit);
 }
 
-static PetscErrorCode SegPush(LMSegList *l, int64_t off, int64_t len, float *dst)
+/* appends a piece, or extends the last one when both the source and the destination continue it
+   (a Conv1D slice of all columns is one piece, not K) */
+static PetscErrorCode SegPush(LMSegList *l, int64_t off, int64_t len, float *dst, const void *tr, int64_t tidx)
 {
   PetscFunctionBegin;
   if (len <= 0) PetscFunctionReturn(0);
+  if (l->n) {
+    LMSeg *q = &l->s[l->n - 1];
+    if (q->round == l->round && q->off + q->len == off && q->tr == tr &&
+        (tr ? q->tidx + q->len == tidx : (!q->dst && !dst) || (q->dst && dst && q->dst + q->len == dst))) {
+      q->len += len;
+      PetscFunctionReturn(0);
+    }
+  }
   if (l->n == l->cap) {
     LMSeg *s;
     l->cap = 2 * l->cap + 256;
@@ -106,7 +127,7 @@ static PetscErrorCode SegPush(LMSegList *l, int64_t off, int64_t len, float *dst
     PetscCall(PetscFree(l->s));
     l->s = s;
   }
-  l->s[l->n].off = off, l->s[l->n].len = len, l->s[l->n].dst = dst, l->s[l->n].tr = NULL, l->s[l->n].tidx = 0, l->n++;
+  l->s[l->n].off = off, l->s[l->n].len = len, l->s[l->n].dst = dst, l->s[l->n].tr = tr, l->s[l->n].tidx = tidx, l->s[l->n].round = l->round, l->n++;
   PetscFunctionReturn(0);
 }
 
@@ -120,13 +141,11 @@ static PetscErrorCode LinearSegs(const LMLinear *lin, int64_t c0, int64_t c1, Pe
     const LMSrc *src = &lin->src[s];
     int64_t      a = PetscMax(c0, base), e = PetscMin(c1, base + src->n);
     if (a < e) {
-      if (lin->linear) {
-        PetscCall(SegPush(l, src->off + (a - base) * lin->K, (e - a) * lin->K, NULL));
-        l->s[l->n - 1].tr = lin, l->s[l->n - 1].tidx = (a - c0) * lin->K;
-      }
+      if (lin->linear) PetscCall(SegPush(l, src->off + (a - base) * lin->K, (e - a) * lin->K, NULL, lin, (a - c0) * lin->K));
       else
-        for (int64_t k = 0; k < lin->K; k++) PetscCall(SegPush(l, src->off + k * src->n + (a - base), e - a, mine ? lin->W + k * nloc + (a - c0) : NULL));
-      if (src->bias >= 0) PetscCall(SegPush(l, src->bias + (a - base), e - a, mine ? lin->b + (a - c0) : NULL));
+        for (int64_t k = 0; k < lin->K; k++)
+          PetscCall(SegPush(l, src->off + k * src->n + (a - base), e - a, mine ? lin->W + k * nloc + (a - c0) : NULL, NULL, 0));
+      if (src->bias >= 0) PetscCall(SegPush(l, src->bias + (a - base), e - a, mine ? lin->b + (a - c0) : NULL, NULL, 0));
     }
     base += src->n;
   }
@@ -158,13 +177,14 @@ static PetscErrorCode RankSegs(MapEval_LM *m, int gs, int gr, LMSegList *l)
   int64_t    v0, v1, E = m->cfg.E;
 
   PetscFunctionBegin;
-  l->n = 0;
-  for (int64_t i = 0; i < m->nrepseg; i++) PetscCall(SegPush(l, m->repseg[i].off, m->repseg[i].len, mine ? m->repseg[i].dst : NULL));
+  l->n = 0, l->round = 0;
+  for (int64_t i = 0; i < m->nrepseg; i++) PetscCall(SegPush(l, m->repseg[i].off, m->repseg[i].len, mine ? m->repseg[i].dst : NULL, NULL, 0));
   Part(m->cfg.V, LM_VOCAB_UNIT, gs, gr, &v0, &v1);
-  PetscCall(SegPush(l, m->embsrc + v0 * E, (v1 - v0) * E, mine ? m->emb : NULL));
+  if (!m->tied_head) PetscCall(SegPush(l, m->embsrc + v0 * E, (v1 - v0) * E, mine ? m->emb : NULL, NULL, 0));
   PetscCall(AllLinears(m, &lins, &nl));
   for (int i = 0; i < nl; i++) {
     int64_t c0, c1;
+    l->round = i + 1;
     Part(lins[i]->N, lins[i]->unit, gs, gr, &c0, &c1);
     PetscCall(LinearSegs(lins[i], c0, c1, mine, l));
   }
@@ -343,7 +363,10 @@ static PetscErrorCode InitModel(MapEvaluator ev, MapStore store)
   }
   int64_t v0, v1;
   Part(V, LM_VOCAB_UNIT, m->gsize, m->grank, &v0, &v1);
-  PetscCall(PetscMalloc1((v1 - v0) * E + 1, &m->emb));
+  /* a tied head holds the same vocabulary slice (both split in LM_VOCAB_UNIT blocks): the lookup
+     reads its columns instead of a second copy */
+  m->tied_head = m->head.src[0].off == m->embsrc ? PETSC_TRUE : PETSC_FALSE;
+  if (!m->tied_head) PetscCall(PetscMalloc1((v1 - v0) * E + 1, &m->emb));
   Part(H, 1, m->gsize, m->grank, &m->h0, &m->h1);
   PetscCall(PetscMalloc2(m->gsize, &m->hcnt, m->gsize, &m->hcol0));
   for (int r = 0; r < m->gsize; r++) {
@@ -362,61 +385,78 @@ static PetscErrorCode InitModel(MapEvaluator ev, MapStore store)
   PetscFunctionReturn(0);
 }
 
-/* the MPI_Alltoallv plan: my flat shard [lo,hi) -> the pieces every rank computes with */
+/* The redistribution plan: my flat shard [lo,hi) -> the pieces every rank computes with, in rounds
+   (round 0: the replicated tensors and the embedding rows; round i + 1: linear layer i) and within a
+   round one exchange per pair of ranks, so that the buffers hold one layer's piece for one rank,
+   not the model. Segments are ordered by round, then rank (the destination when sending, the
+   source when receiving), then the order of RankSegs. */
 static PetscErrorCode BuildPlan(MapEvaluator ev)
 {
   MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-  int         R;
-  int64_t    *lohi, me[2] = {m->lo, m->hi};
-  LMSegList   other = {0, 0, NULL}, mine = {0, 0, NULL};
+  int         R, nl;
+  int64_t    *lohi, me[2] = {m->lo, m->hi}, ns = 0, nr = 0;
+  LMSegList   other = {0, 0, 0, NULL}, mine = {0, 0, 0, NULL};
+  LMLinear  **lins;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  PetscCall(AllLinears(m, &lins, &nl));
+  PetscCall(PetscFree(lins));
+  m->nround = nl + 1;
+  const int Q = m->nround;
   PetscCall(PetscMalloc1(2 * R, &lohi));
   PetscCallMPI(MPI_Allgather(me, 2, MPI_INT64_T, lohi, 2, MPI_INT64_T, ev->comm));
-  PetscCall(PetscCalloc4(R, &m->scount, R, &m->sdispl, R, &m->rcount, R, &m->rdispl));
+  PetscCall(PetscCalloc2(Q * R, &m->scount, Q * R, &m->rcount));
+  PetscCall(PetscCalloc4(Q * R, &m->sseg_a, Q * R, &m->sseg_b, Q * R, &m->rseg_a, Q * R, &m->rseg_b));
   PetscCall(RankSegs(m, m->gsize, m->grank, &mine));
   for (int pass = 0; pass < 2; pass++) {
-    int64_t ns = 0, nr = 0, tot_s = 0, tot_r = 0;
-    for (int d = 0; d < R; d++) { /* what d needs from my shard, in d's order */
-      const int G = m->G, g = (int)((int64_t)d * G / R);
-      int       first = 0, size = 0;
-      for (int x = 0; x < R; x++)
-        if ((int)((int64_t)x * G / R) == g) {
-          if (!size) first = x;
-          size++;
+    int64_t is = 0, ir = 0;
+    for (int q = 0; q < Q; q++) {
+      for (int d = 0; d < R; d++) { /* what d needs from my shard in round q, in d's order */
+        const int G = m->G, g = (int)((int64_t)d * G / R);
+        int       first = 0, size = 0;
+        int64_t   cnt = 0;
+        for (int x = 0; x < R; x++)
+          if ((int)((int64_t)x * G / R) == g) {
+            if (!size) first = x;
+            size++;
+          }
+        PetscCall(RankSegs(m, size, d - first, &other));
+        m->sseg_a[q * R + d] = is;
+        for (int64_t i = 0; i < other.n; i++) {
+          int64_t a = PetscMax(other.s[i].off, m->lo), e = PetscMin(other.s[i].off + other.s[i].len, m->hi);
+          if (other.s[i].round != q || a >= e) continue;
+          if (pass) m->sseg_off[is] = a - m->lo, m->sseg_len[is] = e - a;
+          is++, cnt += e - a;
         }
-      PetscCall(RankSegs(m, size, d - first, &other));
-      int64_t cnt = 0;
-      for (int64_t i = 0; i < other.n; i++) {
-        int64_t a = PetscMax(other.s[i].off, m->lo), e = PetscMin(other.s[i].off + other.s[i].len, m->hi);
-        if (a >= e) continue;
-        if (pass) m->sseg_off[ns] = a - m->lo, m->sseg_len[ns] = e - a;
-        ns++, cnt += e - a;
+        m->sseg_b[q * R + d] = is;
+        PetscCheck(cnt < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters of one layer for one rank");
+        m->scount[q * R + d] = (int)cnt;
       }
-      PetscCheck(tot_s + cnt < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters sent by one rank");
-      m->scount[d] = (int)cnt, m->sdispl[d] = (int)tot_s, tot_s += cnt;
-    }
-    for (int s = 0; s < R; s++) { /* what I need from s's shard, in my order */
-      int64_t cnt = 0;
-      for (int64_t i = 0; i < mine.n; i++) {
-        int64_t a = PetscMax(mine.s[i].off, lohi[2 * s]), e = PetscMin(mine.s[i].off + mine.s[i].len, lohi[2 * s + 1]);
-        if (a >= e) continue;
-        if (pass) {
-          m->rseg[nr]     = mine.s[i];
-          m->rseg[nr].len = e - a;
-          if (mine.s[i].dst) m->rseg[nr].dst = mine.s[i].dst + (a - mine.s[i].off);
-          else m->rseg[nr].tidx = mine.s[i].tidx + (a - mine.s[i].off);
+      for (int src = 0; src < R; src++) { /* what I need from src's shard in round q, in my order */
+        int64_t cnt = 0;
+        m->rseg_a[q * R + src] = ir;
+        for (int64_t i = 0; i < mine.n; i++) {
+          int64_t a = PetscMax(mine.s[i].off, lohi[2 * src]), e = PetscMin(mine.s[i].off + mine.s[i].len, lohi[2 * src + 1]);
+          if (mine.s[i].round != q || a >= e) continue;
+          if (pass) {
+            LMSeg *r = &m->rseg[ir];
+            *r       = mine.s[i];
+            r->len   = e - a;
+            if (mine.s[i].dst) r->dst = mine.s[i].dst + (a - mine.s[i].off);
+            else r->tidx = mine.s[i].tidx + (a - mine.s[i].off);
+          }
+          ir++, cnt += e - a;
         }
-        nr++, cnt += e - a;
+        m->rseg_b[q * R + src] = ir;
+        m->rcount[q * R + src] = (int)cnt;
       }
-      PetscCheck(tot_r + cnt < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "lm evaluator: more than 2^31 parameters received by one rank");
-      m->rcount[s] = (int)cnt, m->rdispl[s] = (int)tot_r, tot_r += cnt;
     }
     if (!pass) {
-      m->nsseg = ns, m->nrseg = nr;
+      ns = is, nr = ir, m->sendmax = m->recvmax = 0;
+      for (int i = 0; i < Q * R; i++) m->sendmax = PetscMax(m->sendmax, m->scount[i]), m->recvmax = PetscMax(m->recvmax, m->rcount[i]);
       PetscCall(PetscMalloc3(ns + 1, &m->sseg_off, ns + 1, &m->sseg_len, nr + 1, &m->rseg));
-      PetscCall(PetscMalloc2(tot_s + 1, &m->sendbuf, tot_r + 1, &m->recvbuf));
+      PetscCall(PetscMalloc2(m->sendmax + 1, &m->sendbuf, m->recvmax + 1, &m->recvbuf));
     }
   }
   PetscCall(PetscFree(other.s));
@@ -425,35 +465,66 @@ static PetscErrorCode BuildPlan(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
-/* merged shard -> my pieces; nn.Linear slices [n, K] are transposed to [K, n] for the kernel */
-static PetscErrorCode Redistribute(MapEvaluator ev)
+/* merge at c and move the merged values to my pieces: per round, in step k I send to rank + k and
+   receive from rank - k (every receive is posted by the rank the matching send waits for, so no
+   step can deadlock); nn.Linear slices [n, K] are transposed to [K, n] for the kernel. With an F32
+   basis each piece is merged straight into the send buffer (MapMergeApply is elementwise: the same
+   bits as merging the whole shard), so no rank holds a merged copy of its shard. */
+static PetscErrorCode Redistribute(MapEvaluator ev, const double *c)
 {
   MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-  float      *p = m->sendbuf;
+  int         R, rank;
 
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(EV_Redistribute, 0, 0, 0, 0));
-  for (int64_t i = 0; i < m->nsseg; i++) {
-    PetscCall(PetscMemcpy(p, m->theta + m->sseg_off[i], (size_t)m->sseg_len[i] * sizeof(float)));
-    p += m->sseg_len[i];
+  PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  if (m->fused)
+    for (int i = 0; i < m->T; i++)
+      PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "lm evaluator: coefficient c[%d] = %g is not finite", i, c[i]);
+  else {
+    PetscCall(MapModelMerge(ev->model, c, m->theta));
+    PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta)); /* never score a NaN model */
   }
-  PetscCallMPI(MPI_Alltoallv(m->sendbuf, m->scount, m->sdispl, MPI_FLOAT, m->recvbuf, m->rcount, m->rdispl, MPI_FLOAT, ev->comm));
-  p = m->recvbuf;
-  for (int64_t i = 0; i < m->nrseg; i++) {
-    const LMSeg *g = &m->rseg[i];
-    if (g->dst) PetscCall(PetscMemcpy(g->dst, p, (size_t)g->len * sizeof(float)));
-    else { /* nn.Linear [out, in] rows -> the kernel's [in, out] columns */
-      const LMLinear *lin = (const LMLinear *)g->tr;
-      const int64_t   n = lin->c1 - lin->c0, K = lin->K;
-      int64_t         j = g->tidx / K, k = g->tidx % K;
-      for (int64_t e = 0; e < g->len; e++) {
-        lin->W[k * n + j] = p[e];
-        if (++k == K) k = 0, j++;
+  int64_t   bad    = -1; /* fused: the first non-finite merged element of my shard (shard offset) */
+  PetscBool badnan = PETSC_FALSE;
+  PetscCall(PetscLogEventBegin(EV_Redistribute, 0, 0, 0, 0));
+  for (int q = 0; q < m->nround; q++)
+    for (int k = 0; k < R; k++) {
+      const int d = (rank + k) % R, src = (rank - k + R) % R;
+      float    *p = m->sendbuf;
+      for (int64_t i = m->sseg_a[q * R + d]; i < m->sseg_b[q * R + d]; i++) {
+        const int64_t o = m->sseg_off[i], n = m->sseg_len[i];
+        if (m->fused) {
+          PetscCall(MapMergeApply(n, m->pre + o, m->T, m->tau + o, m->nshard, c, p));
+          for (int64_t e = 0; e < n; e++)
+            if (PetscUnlikely(!isfinite(p[e]))) {
+              if (bad < 0 || o + e < bad) bad = o + e, badnan = isnan(p[e]) ? PETSC_TRUE : PETSC_FALSE;
+              break;
+            }
+        }
+        else PetscCall(PetscMemcpy(p, m->theta + o, (size_t)n * sizeof(float)));
+        p += n;
+      }
+      PetscCallMPI(MPI_Sendrecv(m->sendbuf, m->scount[q * R + d], MPI_FLOAT, d, q, m->recvbuf, m->rcount[q * R + src], MPI_FLOAT, src, q, ev->comm,
+                                MPI_STATUS_IGNORE));
+      p = m->recvbuf;
+      for (int64_t i = m->rseg_a[q * R + src]; i < m->rseg_b[q * R + src]; i++) {
+        const LMSeg *g = &m->rseg[i];
+        if (g->dst) PetscCall(PetscMemcpy(g->dst, p, (size_t)g->len * sizeof(float)));
+        else { /* nn.Linear [out, in] rows -> the kernel's [in, out] columns */
+          const LMLinear *lin = (const LMLinear *)g->tr;
+          const int64_t   n = lin->c1 - lin->c0, K = lin->K;
+          int64_t         j = g->tidx / K, kk = g->tidx % K;
+          for (int64_t e = 0; e < g->len; e++) {
+            lin->W[kk * n + j] = p[e];
+            if (++kk == K) kk = 0, j++;
+          }
+        }
+        p += g->len;
       }
     }
-    p += g->len;
-  }
   PetscCall(PetscLogEventEnd(EV_Redistribute, 0, 0, 0, 0));
+  if (m->fused) PetscCall(MapModelReportNonFinite(ev->model, ev->comm, c, bad, badnan)); /* never score a NaN model */
   PetscFunctionReturn(0);
 }
 
@@ -461,6 +532,10 @@ static PetscErrorCode Redistribute(MapEvaluator ev)
 static PetscErrorCode Gather(MapEval_LM *m, int64_t L, int64_t N, const int *cnt, const int *col0, const float *loc, float *out)
 {
   PetscFunctionBegin;
+  if (m->gsize == 1) { /* one rank holds every column: no communication, no reordering */
+    if (out != loc) PetscCall(PetscMemcpy(out, loc, (size_t)(L * N) * sizeof(float)));
+    PetscFunctionReturn(0);
+  }
   PetscCall(PetscLogEventBegin(MAP_EVENT_EvalComm, 0, 0, 0, 0));
   for (int r = 0; r < m->gsize; r++) m->gcnt[r] = (int)(L * cnt[r]), m->gdsp[r] = (int)(L * col0[r]);
   PetscCallMPI(MPI_Allgatherv(loc, m->gcnt[m->grank], MPI_FLOAT, m->gbuf, m->gcnt, m->gdsp, MPI_FLOAT, m->gcomm));
@@ -474,8 +549,9 @@ static PetscErrorCode Gather(MapEval_LM *m, int64_t L, int64_t N, const int *cnt
 static PetscErrorCode Linear(MapEval_LM *m, const LMLinear *lin, int64_t L, const float *in, float *out)
 {
   PetscFunctionBegin;
-  MapLMGemm(L, lin->K, lin->c1 - lin->c0, in, lin->K, lin->W, lin->b, m->loc, lin->c1 - lin->c0);
-  PetscCall(Gather(m, L, lin->N, lin->cnt, lin->col0, m->loc, out));
+  float *y = m->gsize == 1 ? out : m->loc; /* one rank: straight into the output */
+  MapLMGemm(L, lin->K, lin->c1 - lin->c0, in, lin->K, lin->W, lin->b, y, lin->c1 - lin->c0);
+  PetscCall(Gather(m, L, lin->N, lin->cnt, lin->col0, y, out));
   PetscFunctionReturn(0);
 }
 
@@ -490,13 +566,13 @@ static PetscErrorCode LogSoftmax(MapEval_LM *m, int64_t L, int64_t r0, const int
   PetscCall(PetscLogEventBegin(EV_Reduce, 0, 0, 0, 0));
   for (int64_t t = 0; t < nr; t++) { /* local max (lowest index), my target logit, NaN flag */
     const float *z = m->loc + t * n;
-    double       mx = -INFINITY, arg = -1, zt = 0, nan = 0;
-    for (int64_t j = 0; j < n; j++) {
-      if (isnan(z[j])) nan = 1;
-      if (z[j] > mx) mx = z[j], arg = (double)(hd->c0 + j);
-    }
+    float        mx;
+    int64_t      j;
+    int          nan;
+    double       zt = 0;
+    MapLMArgMax(n, z, &mx, &j, &nan);
     if (target[r0 + t] >= hd->c0 && target[r0 + t] < hd->c1) zt = z[target[r0 + t] - hd->c0];
-    m->r1[4 * t] = mx, m->r1[4 * t + 1] = arg, m->r1[4 * t + 2] = zt, m->r1[4 * t + 3] = nan;
+    m->r1[4 * t] = mx, m->r1[4 * t + 1] = j < 0 ? -1.0 : (double)(hd->c0 + j), m->r1[4 * t + 2] = zt, m->r1[4 * t + 3] = nan;
   }
   PetscCallMPI(MPI_Allgather(m->r1, (int)(4 * nr), MPI_DOUBLE, m->r1all, (int)(4 * nr), MPI_DOUBLE, m->gcomm));
   for (int64_t t = 0; t < nr; t++) {
@@ -508,10 +584,10 @@ static PetscErrorCode LogSoftmax(MapEval_LM *m, int64_t L, int64_t r0, const int
       nan += q[3];
     }
     m->r1[4 * t] = nan ? NAN : M, m->r1[4 * t + 1] = arg, m->r1[4 * t + 2] = zt;
-    const float *z = m->loc + t * n;
+    MapLMExp(n, m->loc + t * n, (float)M, m->erow); /* M is one of the float logits (or NaN) */
     for (int64_t b = 0; b < nb; b++) { /* exp-sums over fixed 64-id blocks */
       double s = 0;
-      for (int64_t j = b * LM_VOCAB_UNIT; j < PetscMin(n, (b + 1) * LM_VOCAB_UNIT); j++) s += exp((double)z[j] - M);
+      for (int64_t j = b * LM_VOCAB_UNIT; j < PetscMin(n, (b + 1) * LM_VOCAB_UNIT); j++) s += m->erow[j];
       m->bsum[t * nb + b] = s;
     }
   }
@@ -549,7 +625,12 @@ static PetscErrorCode Forward(MapEval_LM *m, int64_t nseq, int64_t L, const int3
   /* embedding rows live with the rank of their vocabulary slice: gathered in token order */
   Part(c->V, LM_VOCAB_UNIT, m->gsize, m->grank, &v0, &v1);
   for (int64_t t = 0; t < R; t++)
-    if (ids[t] >= v0 && ids[t] < v1) PetscCall(PetscMemcpy(loc + (k++) * E, m->emb + (ids[t] - v0) * E, (size_t)E * sizeof(float)));
+    if (ids[t] >= v0 && ids[t] < v1) {
+      if (m->tied_head)
+        for (int64_t i = 0, nv = v1 - v0; i < E; i++) loc[k * E + i] = m->head.W[i * nv + ids[t] - v0];
+      else PetscCall(PetscMemcpy(loc + k * E, m->emb + (ids[t] - v0) * E, (size_t)E * sizeof(float)));
+      k++;
+    }
   for (int r = 0; r < m->gsize; r++) {
     int64_t a, e, n = 0;
     Part(c->V, LM_VOCAB_UNIT, m->gsize, r, &a, &e);
@@ -661,12 +742,8 @@ static PetscErrorCode EvaluateTask(MapEvaluator ev, int ti, MapTaskMetrics *metr
 
 static PetscErrorCode MapEvaluatorEvaluate_LM(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
-  MapEval_LM *m = (MapEval_LM *)ev->data_impl;
-
   PetscFunctionBegin;
-  PetscCall(MapModelMerge(ev->model, c, m->theta));
-  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta)); /* never score or hand out a NaN model */
-  PetscCall(Redistribute(ev));
+  PetscCall(Redistribute(ev, c));
   for (int t = 0; t < ev->T; t++)
     if (MapEvalWanted(ev, t)) PetscCall(EvaluateTask(ev, t, &metrics[t]));
   PetscFunctionReturn(0);
@@ -722,7 +799,16 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCallMPI(MPI_Comm_size(m->gcomm, &m->gsize));
   PetscCall(InitModel(ev, store));
   PetscCall(BuildPlan(ev));
-  PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
+  { /* an F32 basis of T task vectors taking c whole is merged piece by piece (Redistribute) */
+    MapStoreDType dt;
+    int           ncoef;
+    PetscCall(MapModelGetDType(ev->model, &dt));
+    PetscCall(MapModelGetNumTasks(ev->model, &m->T));
+    PetscCall(MapModelGetNumCoefficients(ev->model, &ncoef));
+    m->fused = dt == MAP_STORE_DTYPE_F32 && ncoef == m->T ? PETSC_TRUE : PETSC_FALSE;
+    if (m->fused) PetscCall(MapModelGetShards(ev->model, &m->nshard, &m->pre, &m->tau));
+    else PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
+  }
 
   const int L = m->context ? (int)m->context : (int)m->cfg.npos;
   PetscCheck(L >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_lm_context %d: must be >= 1", L);
@@ -754,6 +840,7 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCall(PetscMalloc6(Lm * m->cfg.E, &m->x, Lm * maxN, &m->h, Lm * maxN, &m->full, Lm * maxloc, &m->loc, Lm * maxloc, &m->loc2,
                          Lm * PetscMax(maxN, m->cfg.E), &m->gbuf));
   PetscCall(PetscMalloc1(Lseq * Lseq + 2 * Lseq * m->cfg.D + 1, &m->scratch));
+  PetscCall(PetscMalloc1(m->head.c1 - m->head.c0 + 1, &m->erow));
   PetscCall(PetscMalloc4(4 * Lm, &m->r1, 4 * Lm * m->gsize, &m->r1all, Lm * nb, &m->bsum, Lm * nball, &m->bsumall));
   PetscCall(PetscMalloc5(m->gsize, &m->gcnt, m->gsize, &m->gdsp, Lm + 1, &m->seq, Lm + 1, &m->logp, Lm + 1, &m->hit));
   { /* what this rank holds, for docs/lm.md's memory model (-info): the basis shards belong to the MapModel */
@@ -766,12 +853,12 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
     for (int i = 0; i < nl; i++) w += lins[i]->K * (lins[i]->c1 - lins[i]->c0) * 1 + (lins[i]->b ? lins[i]->c1 - lins[i]->c0 : 0);
     PetscCall(PetscFree(lins));
     for (int64_t i = 0; i < m->nrepseg; i++) w += m->repseg[i].len;
-    w += (m->head.c1 - m->head.c0) * m->cfg.E; /* embedding rows */
-    for (int r = 0; r < R; r++) sent += m->scount[r], recv += m->rcount[r];
+    if (!m->tied_head) w += (m->head.c1 - m->head.c0) * m->cfg.E; /* embedding rows */
+    sent = m->sendmax, recv = m->recvmax;
     acts = Lm * (m->cfg.E + 2 * maxN + 2 * maxloc + PetscMax(maxN, m->cfg.E));
     PetscCall(PetscInfo(NULL, "lm evaluator memory [rank %d]: basis shards %lld B ((T+1) x %lld x %d B), merged shard %lld B, send/recv %lld/%lld B, "
                         "tensor-parallel weights %lld B, activations %lld B\n", rank, (long long)((Tm + 1) * (m->hi - m->lo) * (int64_t)MapStoreDTypeGetSize(dt)),
-                        (long long)(m->hi - m->lo), (int)MapStoreDTypeGetSize(dt), (long long)(4 * (m->hi - m->lo)), (long long)(4 * sent), (long long)(4 * recv),
+                        (long long)(m->hi - m->lo), (int)MapStoreDTypeGetSize(dt), (long long)(m->theta ? 4 * (m->hi - m->lo) : 0), (long long)(4 * sent), (long long)(4 * recv),
                         (long long)(4 * w), (long long)(4 * acts)));
   }
   PetscCall(PetscInfo(NULL, "lm evaluator: %s, %lld layers, width %lld, %lld heads (%lld kv), vocab %lld; %d group(s) of %d rank(s); context %d\n",
@@ -799,7 +886,8 @@ static PetscErrorCode MapEvaluatorDestroy_LM(MapEvaluator ev)
   PetscCall(PetscFree(m->emb));
   PetscCall(PetscFree2(m->hcnt, m->hcol0));
   PetscCall(PetscFree(m->rope));
-  PetscCall(PetscFree4(m->scount, m->sdispl, m->rcount, m->rdispl));
+  PetscCall(PetscFree2(m->scount, m->rcount));
+  PetscCall(PetscFree4(m->sseg_a, m->sseg_b, m->rseg_a, m->rseg_b));
   PetscCall(PetscFree3(m->sseg_off, m->sseg_len, m->rseg));
   PetscCall(PetscFree2(m->sendbuf, m->recvbuf));
   PetscCall(PetscFree(m->theta));
@@ -808,6 +896,7 @@ static PetscErrorCode MapEvaluatorDestroy_LM(MapEvaluator ev)
   PetscCall(PetscFree(m->tasks));
   PetscCall(PetscFree6(m->x, m->h, m->full, m->loc, m->loc2, m->gbuf));
   PetscCall(PetscFree(m->scratch));
+  PetscCall(PetscFree(m->erow));
   PetscCall(PetscFree4(m->r1, m->r1all, m->bsum, m->bsumall));
   PetscCall(PetscFree5(m->gcnt, m->gdsp, m->seq, m->logp, m->hit));
   if (m->gcomm != MPI_COMM_NULL && m->gcomm) PetscCallMPI(MPI_Comm_free(&m->gcomm));
@@ -831,7 +920,7 @@ static PetscErrorCode MapEvaluatorSetFromOptions_LM(MapEvaluator ev)
   PetscCall(PetscOptionsInt("-map_lm_batch", "lm: windows per forward pass (throughput only: the metrics are the same bits for any value)", "",
                             m->batch, &m->batch, NULL));
   PetscBool generic = PETSC_FALSE;
-  PetscCall(PetscOptionsBool("-map_lm_kernel_generic", "lm: the portable fmaf matrix kernel instead of AVX2+FMA (tests: the same bits, slower)", "",
+  PetscCall(PetscOptionsBool("-map_lm_kernel_generic", "lm: the portable fmaf kernels instead of AVX-512/AVX2+FMA (tests: the same bits, slower)", "",
                              generic, &generic, NULL));
   MapLMForceGeneric(generic);
   PetscOptionsEnd();

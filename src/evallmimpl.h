@@ -50,15 +50,20 @@ PetscErrorCode MapLMTaskDestroy(MapLMTask *task);
 
 /* MapLMGemm - Y[t][j] = b[j] + sum_k X[t][k] W[k][j] (b may be NULL) for t < L, j < n, each element
    accumulated by fused multiply-adds in k order from 0, whatever n: the bits of one element do not
-   depend on how many columns a rank holds. AVX2+FMA when the CPU has it, else fmaf (the same
+   depend on how many columns a rank holds. AVX-512F or AVX2+FMA when the CPU has it, else fmaf (the same
    correctly rounded operation). */
 void MapLMGemm(int64_t L, int64_t K, int64_t n, const float *X, int64_t ldx, const float *W, const float *b, float *Y, int64_t ldy);
-/* MapLMForceGeneric - tests: the portable fmaf kernel even where AVX2+FMA is available */
+/* MapLMForceGeneric - tests: the portable fmaf kernels even where AVX-512/AVX2+FMA is available */
 void MapLMForceGeneric(PetscBool flg);
 
 void MapLMLayerNorm(int64_t L, int64_t E, const float *x, const float *w, const float *b, double eps, float *y);
 void MapLMRMSNorm(int64_t L, int64_t E, const float *x, const float *w, double eps, float *y);
 void MapLMGelu(int64_t n, float *x, PetscBool erf_form);
+/* y[i] = exp(x[i] - shift) in float (y may be x); the same bits on the AVX2 and the portable path */
+void MapLMExp(int64_t n, const float *x, float shift, float *y);
+/* the largest non-NaN z[j] and its first index (-1, -Inf when none exceeds -Inf), and whether
+   any z[j] is NaN */
+void MapLMArgMax(int64_t n, const float *z, float *mx, int64_t *arg, int *nan);
 /* y[i] = silu(g[i]) * u[i] */
 void MapLMSwiGLU(int64_t n, const float *g, const float *u, float *y);
 /* causal attention of query heads [h0,h1) over L positions; qkv rows of width ldq: q of head h at

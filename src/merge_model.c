@@ -261,15 +261,21 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
 
 PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard)
 {
-  int64_t key = INT64_MAX, first; /* 2 * (flat index) + (1 for NaN, 0 for Inf) of the first non-finite value */
+  int64_t j = 0;
 
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
-  for (int64_t j = 0; j < model->n; j++)
-    if (PetscUnlikely(!isfinite(theta_shard[j]))) {
-      key = 2 * (model->layout.lo + j) + (isnan(theta_shard[j]) ? 1 : 0);
-      break;
-    }
+  while (j < model->n && PetscLikely(isfinite(theta_shard[j]))) j++;
+  PetscCall(MapModelReportNonFinite(model, comm, c, j < model->n ? j : -1, j < model->n && isnan(theta_shard[j]) ? PETSC_TRUE : PETSC_FALSE));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapModelReportNonFinite(MapModel model, MPI_Comm comm, const double *c, int64_t j, PetscBool isnan_value)
+{
+  int64_t key = INT64_MAX, first; /* 2 * (flat index) + (1 for NaN, 0 for Inf) of the first non-finite value */
+
+  PetscFunctionBegin;
+  if (j >= 0) key = 2 * (model->layout.lo + j) + (isnan_value ? 1 : 0);
   PetscCallMPI(MPI_Allreduce(&key, &first, 1, MPI_INT64_T, MPI_MIN, comm));
   if (PetscLikely(first == INT64_MAX)) PetscFunctionReturn(0);
   {

@@ -51,6 +51,9 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
    element and c (a coefficient too large, or non-finite values in the store). One pass over the
    shard. Collective on comm. */
 PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard);
+/* MapModelReportNonFinite - collective: the error of MapModelCheckFinite for a merge done piece by
+   piece; j = this rank's first non-finite element (shard offset; -1 for none), isnan_value its kind. */
+PetscErrorCode MapModelReportNonFinite(MapModel model, MPI_Comm comm, const double *c, int64_t j, PetscBool isnan_value);
 /* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
 PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
 /* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's F32 shard (n = hi - lo);
