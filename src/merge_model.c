@@ -17,10 +17,10 @@ static double MapMemAvailable(void)
   return kb * 1024;
 }
 
-static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, MapModel *model)
+static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel *model)
 {
   MapModel m;
-  size_t   esize = dtype == MAP_STORE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+  size_t   esize = dtype == MAP_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
 
   PetscFunctionBegin;
   PetscCall(PetscNew(&m));
@@ -67,7 +67,7 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, Map
 PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model)
 {
   MapModel      m;
-  MapStoreDType dtype;
+  MapDType dtype;
   int64_t       P;
   int           T, ntensors;
   const char   *path;
@@ -87,8 +87,7 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   PetscCall(MapStoreGetDType(store, &dtype));
   PetscCall(ModelAlloc(store, ntask, dtype, &m));
   for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
-  if (dtype != MAP_STORE_DTYPE_F32) PetscCall(MapStoreReadShard16(store, ntask, m->tasks, (uint16_t *)m->pre, (uint16_t *)m->tau));
-  else PetscCall(MapStoreReadShard(store, ntask, m->tasks, (float *)m->pre, (float *)m->tau));
+  PetscCall(MapStoreReadShard(store, dtype, ntask, m->tasks, m->pre, m->tau));
   /* what was read is what was imported (a flipped bit would change every result silently) */
   PetscCall(MapStoreVerifyShard(store, ntask, m->tasks, m->pre, m->tau, NULL));
   *model = m;
@@ -120,7 +119,7 @@ PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, Ma
   for (int q = 0; q < nk * base->T; q++)
     PetscCheck(!PetscIsInfOrNanReal(W[q]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelCreateCombined: weight W[%d][%d] = %g is not finite", q / base->T, q % base->T, W[q]);
-  PetscCall(ModelAlloc(base->store, nk, MAP_STORE_DTYPE_F32, &m));
+  PetscCall(ModelAlloc(base->store, nk, MAP_DTYPE_F32, &m));
   PetscCheck(m->n == base->n, PETSC_COMM_SELF, PETSC_ERR_PLIB, "MapModelCreateCombined: store layout %" PRId64 " != model shard %" PRId64,
              m->n, base->n);
   MapMergeKernelStored_Private(base->dtype, base->n, base->pre, 0, NULL, 0, NULL, (float *)m->pre); /* T = 0: pre, widened */
@@ -220,8 +219,8 @@ PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, 
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
-  PetscCheck(model->dtype == MAP_STORE_DTYPE_F32, PETSC_COMM_SELF, PETSC_ERR_SUP,
-             "MapModelGetShards: the model holds %s shards, not F32 (MapModelMerge merges them)", MapStoreDTypeName(model->dtype));
+  PetscCheck(model->dtype == MAP_DTYPE_F32, PETSC_COMM_SELF, PETSC_ERR_SUP,
+             "MapModelGetShards: the model holds %s shards, not F32 (MapModelMerge merges them)", MapDTypeName(model->dtype));
   if (n) *n = model->n;
   if (pre) *pre = (const float *)model->pre;
   if (tau) *tau = (const float *)model->tau;
@@ -229,7 +228,7 @@ PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, 
 }
 
 /* MapModelGetDType - the dtype of the model's shards (that of its store; F32 for a combined basis). */
-PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype)
+PetscErrorCode MapModelGetDType(MapModel model, MapDType *dtype)
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
@@ -239,7 +238,7 @@ PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype)
 
 /*@
   MapModelMerge - theta_shard[0 .. hi-lo) = the merged parameters of this rank's shard at
-  coefficients c[T] (MapMergeApply, MapMergeApplyBF16 or MapMergeApplyF16 by the shards' dtype). Not collective; the
+  coefficients c[T] (MapMergeApply in the shards' dtype). Not collective; the
   same bits for any rank count.
 @*/
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard)

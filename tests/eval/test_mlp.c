@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     PetscCall(PetscOptionsGetString(NULL, NULL, "-map_pretrained", pre, sizeof(pre), &flg));
     PetscCall(MapOptionsGetList("-map_task_models", &nm, &models, &flg));
     PetscCall(MapOptionsGetList("-map_private_patterns", &np, &pats, &flg));
-    PetscCall(MapStoreImport(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np, (const char *const *)pats, store));
+    PetscCall(MapStoreImport(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np, (const char *const *)pats, store, NULL));
   }
   PetscCall(MapStoreOpen(comm, store, &st));
   int *idx;
