@@ -248,9 +248,9 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
   for (int i = 0; i < model->ncoef; i++)
     PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
-  double csub[64];
+  double csub[MAP_MAX_TASKS];
   if (model->coef) { /* the rows' own coefficients, in row order */
-    PetscCheck(model->T <= 64, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapModelMerge: a mapped basis of at most 64 rows");
+    PetscCheck(model->T <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapModelMerge: a mapped basis of at most %d rows", MAP_MAX_TASKS);
     for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
     c = csub;
   }
@@ -287,7 +287,7 @@ PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *
       else b = m - 1;
     }
     PetscCall(MapStoreGetTensor(model->store, a, &t));
-    for (int i = 0; i < model->ncoef && i < 64; i++) {
+    for (int i = 0; i < model->ncoef && i < MAP_MAX_TASKS; i++) {
       size_t l = strlen(cs);
       snprintf(cs + l, sizeof(cs) - l, "%s%g", i ? "," : "", c[i]);
     }

@@ -11,6 +11,9 @@
 #define MAP_MAX_NDIM 8
 #define MAP_NAME_LEN 256
 #define MAP_PATH_LEN 4096
+/* The most tasks (and so Pareto objectives and merge coefficients) a run handles: fixed-size arrays
+   of per-task values are this long. */
+#define MAP_MAX_TASKS 64
 
 /* Exit status of a run that was interrupted by a signal after checkpointing (SLURM requeues on it). */
 #define MAP_EXIT_CHECKPOINTED 85

@@ -105,8 +105,8 @@ static PetscErrorCode CheckF32Read(MPI_Comm comm, MapStore store, int T, const i
    groups): equal values (a zero's sign may differ), at any rank count. */
 static PetscErrorCode CheckMappedPart(MPI_Comm comm, MapStore store, int T, const int *tasks, const double *c, MapModel whole, const MapLayout *L)
 {
-  int      k = 0, part[64], coef[64], nc, bad = 0, anybad;
-  double   cz[64];
+  int      k = 0, part[MAP_MAX_TASKS], coef[MAP_MAX_TASKS], nc, bad = 0, anybad;
+  double   cz[MAP_MAX_TASKS];
   float   *a, *b;
   int64_t  n = L->hi - L->lo;
   MapModel sub;
@@ -137,7 +137,7 @@ static PetscErrorCode Merge(MPI_Comm comm)
   char      path[MAP_PATH_LEN], out[MAP_PATH_LEN], out2[MAP_PATH_LEN];
   char    **names;
   int       T, nc, nw, nd, *tasks, Tm;
-  double    c[64], W[1024], d[64];
+  double    c[MAP_MAX_TASKS], W[1024], d[MAP_MAX_TASKS];
   PetscBool flg, comb;
   MapStore  store;
   MapModel  model, cmodel = NULL;
@@ -151,7 +151,7 @@ static PetscErrorCode Merge(MPI_Comm comm)
   PetscCheck(flg, comm, PETSC_ERR_ARG_WRONG, "-map_output is required");
   PetscCall(MapStoreOpen(comm, path, &store));
   PetscCall(MapOptionsGetList("-map_tasks", &T, &names, NULL));
-  PetscCheck(T > 0 && T <= 64, comm, PETSC_ERR_ARG_WRONG, "-map_tasks: 1..64 names needed, got %d", T);
+  PetscCheck(T > 0 && T <= MAP_MAX_TASKS, comm, PETSC_ERR_ARG_WRONG, "-map_tasks: 1..%d names needed, got %d", MAP_MAX_TASKS, T);
   PetscCall(PetscMalloc1(T, &tasks));
   for (int k = 0; k < T; k++) PetscCall(MapStoreFindTask(store, names[k], &tasks[k]));
   PetscCall(MapOptionsGetRealList("-map_coeff", 64, c, &nc, NULL));
