@@ -2,7 +2,7 @@
  * its own element ranges (MPI-IO), with the original tensor names and shapes. */
 #include "runimpl.h"
 #include "run_export_hf.h"
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <math.h>

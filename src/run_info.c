@@ -1,6 +1,6 @@
 /* `mapmerge info`: describe a store (-map_store) or the results of a run (-map_results). */
 #include <mapmerge/run.h>
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 #include <petscviewer.h>
 
 /* A run's results.h5 (or its folder): what ran, on what, and what came out. Rank 0 reads and prints. */

@@ -133,7 +133,7 @@ PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *input
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
 
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
 
 #endif

@@ -4,7 +4,7 @@
 #define MAPMERGE_STOREIMPL_H
 
 #include <mapmerge/store.h>
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 #include <petscviewer.h>
 #include <errno.h>
 #include <string.h>
