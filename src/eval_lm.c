@@ -757,7 +757,7 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCall(PetscMalloc4(4 * Lm, &m->r1, 4 * Lm * m->gsize, &m->r1all, Lm * nb, &m->bsum, Lm * nball, &m->bsumall));
   PetscCall(PetscMalloc5(m->gsize, &m->gcnt, m->gsize, &m->gdsp, Lm + 1, &m->seq, Lm + 1, &m->logp, Lm + 1, &m->hit));
   { /* what this rank holds, for docs/lm.md's memory model (-info): the basis shards belong to the MapModel */
-    MapDType dt;
+    MapDType      dt;
     int           Tm;
     int64_t       w = 0, sent = 0, recv = 0, acts;
     PetscCall(MapModelGetDType(ev->model, &dt));

@@ -67,7 +67,7 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel
 PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model)
 {
   MapModel      m;
-  MapDType dtype;
+  MapDType      dtype;
   int64_t       P;
   int           T, ntensors;
   const char   *path;

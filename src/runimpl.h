@@ -51,8 +51,8 @@ PetscErrorCode MapSignalPending(MPI_Comm comm, PetscBool *pending);
 typedef struct {
   int    left, right, level; /* children (-1 for a leaf) */
   int    ntask;
-  int    tasks[MAP_MAX_TASKS];          /* the original tasks it carries */
-  double W[MAP_MAX_TASKS];              /* coefficients over the original T task vectors */
+  int    tasks[MAP_MAX_TASKS]; /* the original tasks it carries */
+  double W[MAP_MAX_TASKS];     /* coefficients over the original T task vectors */
   double c[2];               /* chosen pair coefficients (c_left, c_right) */
   double pred[2], real[2];   /* predicted and real side objectives at the pick */
   double metric;             /* preference-weighted mean accuracy over its tasks (real) */

@@ -60,10 +60,10 @@ static void MapF32ToBF16Array(const float *x, int64_t n, uint16_t *h)
 static const MapStoreDTypeInfo map_store_dtypes[MAP_DTYPE_BF16 + 1] = {
   [MAP_DTYPE_F32]  = {"F32", NULL, "IEEE F32", NULL, NULL, NULL, sizeof(float), 0, NULL, NULL},
   [MAP_DTYPE_BF16] = {"BF16", "bf16", "uint16 datasets with attribute dtype = bf16", "bf16_max_abs_error", "bf16_max_rel_error",
-                     "2^-8/(1+2^-8) = 1/257", sizeof(uint16_t), 0x7f80u, MapF32ToBF16Array, MapBF16ToF32},
+                      "2^-8/(1+2^-8) = 1/257", sizeof(uint16_t), 0x7f80u, MapF32ToBF16Array, MapBF16ToF32},
   [MAP_DTYPE_F16]  = {"F16", "f16", "IEEE binary16 datasets (h5py: float16) with attribute dtype = f16", "f16_max_abs_error",
-                     "f16_max_rel_error", "2^-11/(1+2^-11) = 1/2049; values below 2^-14 become subnormal or 0 and lose more",
-                     sizeof(uint16_t), 0x7c00u, MapF32ToF16Array, MapF16ToF32},
+                      "f16_max_rel_error", "2^-11/(1+2^-11) = 1/2049; values below 2^-14 become subnormal or 0 and lose more",
+                      sizeof(uint16_t), 0x7c00u, MapF32ToF16Array, MapF16ToF32},
 };
 
 /* The storage dtypes in -map_store_dtype's order (f32, bf16, f16). */
@@ -146,7 +146,7 @@ static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name
    (when present: stores before 16-bit support lack it) names. */
 static PetscErrorCode StoreReadDType(MapStore s)
 {
-  MapDType dtv;
+  MapDType      dtv;
   char         *root = NULL;
 
   PetscFunctionBegin;

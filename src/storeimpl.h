@@ -50,7 +50,7 @@ struct _p_MapStore {
   MapStoreTensor *tensors;
   char          **tasks;
   MapLayout       layout;
-  MapDType   dtype; /* of /pretrained and /task_vectors */
+  MapDType        dtype; /* of /pretrained and /task_vectors */
   PetscBool       has_checksums;       /* written at import (MAP_STORE_ATTR_CHECKSUM); older stores have none */
   uint64_t        csum_pre, *csum_tv;  /* /pretrained, and /task_vectors row by row */
 };

@@ -90,7 +90,7 @@ int main(int argc, char **argv)
   float        *junk, *theta;
   double        t0, t, bytes, tmerge = 0, *c;
   size_t        esize;
-  MapDType dt;
+  MapDType      dt;
   PetscMPIInt   rank, size;
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
