@@ -1,6 +1,6 @@
 /* HDF5 helpers shared by the store, the eval command and the run results (serial or collective
    as each says). */
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 
 
 PetscErrorCode MapH5StringType(size_t len, hid_t *type)

@@ -20,11 +20,12 @@ static PetscErrorCode MapEvaluatorEvaluate_Analytic(MapEvaluator ev, const doubl
 
 static PetscErrorCode MapEvaluatorSetUp_Analytic(MapEvaluator ev)
 {
-  MapTaskMetrics m[64];
-  double         c[64];
+  MapTaskMetrics m[MAP_MAX_TASKS];
+  double         c[MAP_MAX_TASKS];
 
   PetscFunctionBegin;
-  PetscCheck(ev->T >= 1 && ev->T <= 64, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "analytic evaluator: %d tasks, expected 1..64", ev->T);
+  PetscCheck(ev->T >= 1 && ev->T <= MAP_MAX_TASKS, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "analytic evaluator: %d tasks, expected 1..%d", ev->T,
+             MAP_MAX_TASKS);
   PetscCheck(!ev->model || ev->Tc == ev->T, ev->comm, PETSC_ERR_ARG_SIZ,
              "analytic evaluator: the model has %d coefficients but %d tasks are evaluated", ev->Tc, ev->T);
   /* evaluate once so an unknown -map_analytic_problem fails here, before any work */

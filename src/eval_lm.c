@@ -17,7 +17,7 @@
 #define LM_COL_UNIT   8  /* columns per unit of the output split (one AVX register) */
 #define LM_VOCAB_UNIT 64 /* vocabulary ids per block of the distributed softmax */
 
-static int MapStoreDTypeGetSize(MapStoreDType dt) { return dt == MAP_STORE_DTYPE_F32 ? 4 : 2; }
+static int MapStoreDTypeGetSize(MapDType dt) { return dt == MAP_DTYPE_F32 ? 4 : 2; }
 
 static PetscLogEvent EV_Redistribute = 0, EV_Forward = 0, EV_Reduce = 0;
 
@@ -844,7 +844,7 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCall(PetscMalloc4(4 * Lm, &m->r1, 4 * Lm * m->gsize, &m->r1all, Lm * nb, &m->bsum, Lm * nball, &m->bsumall));
   PetscCall(PetscMalloc5(m->gsize, &m->gcnt, m->gsize, &m->gdsp, Lm + 1, &m->seq, Lm + 1, &m->logp, Lm + 1, &m->hit));
   { /* what this rank holds, for docs/lm.md's memory model (-info): the basis shards belong to the MapModel */
-    MapStoreDType dt;
+    MapDType      dt;
     int           Tm;
     int64_t       w = 0, sent = 0, recv = 0, acts;
     PetscCall(MapModelGetDType(ev->model, &dt));

@@ -286,7 +286,7 @@ static PetscErrorCode MapEvaluatorSetUp_Worker(MapEvaluator ev)
   MapEval_Worker *m = (MapEval_Worker *)ev->data_impl;
   MapStore        store;
   MapLayout       layout;
-  MapStoreDType   sdt;
+  MapDType        sdt;
   int             T, rank;
   int64_t         P;
 
@@ -302,7 +302,7 @@ static PetscErrorCode MapEvaluatorSetUp_Worker(MapEvaluator ev)
   PetscCall(MapStoreGetSizes(store, &P, &T, &m->nmerged));
   m->lo = layout.lo, m->hi = layout.hi;
   PetscCall(MapModelGetDType(ev->model, &sdt));
-  if (!strcmp(ev->worker_dtype, "store")) m->dtype = sdt == MAP_STORE_DTYPE_BF16 ? MAP_DTYPE_BF16 : sdt == MAP_STORE_DTYPE_F16 ? MAP_DTYPE_F16 : MAP_DTYPE_F32;
+  if (!strcmp(ev->worker_dtype, "store")) m->dtype = sdt; /* the store's own dtype: F32, BF16 or F16 */
   else if (!strcmp(ev->worker_dtype, "f32")) m->dtype = MAP_DTYPE_F32;
   else if (!strcmp(ev->worker_dtype, "bf16")) m->dtype = MAP_DTYPE_BF16;
   else if (!strcmp(ev->worker_dtype, "f16")) m->dtype = MAP_DTYPE_F16;

@@ -11,8 +11,6 @@
  * is written once; an AVX2 build of the same code is chosen at run time when the CPU has it. */
 #include "mergeimpl.h"
 
-#define MAP_MERGE_STACK_T 64 /* tasks whose F32 coefficients live on the stack */
-
 typedef float    map_v8f __attribute__((vector_size(32)));
 typedef uint32_t map_v8u __attribute__((vector_size(32)));
 typedef uint16_t map_v8h __attribute__((vector_size(16)));
@@ -263,27 +261,30 @@ static void Kernel16(Pass16Fn pass, int64_t n, const uint16_t *pre, int T, const
   MAP_MERGE_DRIVE(pass, pre);
 }
 
-void MapMergeKernelStored_Private(MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const float *cf,
+void MapMergeKernelStored_Private(MapDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const float *cf,
                                   float *theta)
 {
-  Pass16Fn pass = dt == MAP_STORE_DTYPE_BF16 ? PassBF16_Generic : PassF16_Generic;
+  Pass16Fn pass = dt == MAP_DTYPE_BF16 ? PassBF16_Generic : PassF16_Generic;
 
-  if (dt == MAP_STORE_DTYPE_F32) {
+  if (dt == MAP_DTYPE_F32) {
     MapMergeKernel_Private(n, (const float *)pre, T, (const float *)tau, ld, cf, theta);
     return;
   }
 #if defined(MAP_HAVE_AVX2_DISPATCH)
-  if (dt == MAP_STORE_DTYPE_BF16 && HaveAVX2()) pass = PassBF16_AVX2;
-  if (dt == MAP_STORE_DTYPE_F16 && HaveF16C()) pass = PassF16_AVX2;
+  if (dt == MAP_DTYPE_BF16 && HaveAVX2()) pass = PassBF16_AVX2;
+  if (dt == MAP_DTYPE_F16 && HaveF16C()) pass = PassF16_AVX2;
 #endif
   Kernel16(pass, n, (const uint16_t *)pre, T, (const uint16_t *)tau, ld, cf, theta);
 }
 
-/* Arguments shared by all variants; the coefficients are rounded to F32 once, as the contract says. */
-static PetscErrorCode CheckArgs(const char *fn, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const double *c,
-                                const float *theta)
+/* Arguments shared by the fast and the reference merge. */
+PetscErrorCode MapMergeCheckArgs_Private(const char *fn, MapDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+                                         const double *c, const float *theta)
 {
   PetscFunctionBegin;
+  PetscCheck(dt == MAP_DTYPE_F32 || dt == MAP_DTYPE_BF16 || dt == MAP_DTYPE_F16, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "%s: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)", fn, (int)dt, (int)MAP_DTYPE_F32,
+             (int)MAP_DTYPE_BF16, (int)MAP_DTYPE_F16);
   PetscCheck(n >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: shard length n must be >= 0, got %" PRId64, fn, n);
   PetscCheck(T >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: number of tasks T must be >= 0, got %d", fn, T);
   PetscCheck(T <= 1 || ld >= n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
@@ -297,7 +298,7 @@ static PetscErrorCode CheckArgs(const char *fn, int64_t n, const void *pre, int 
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode CoeffsF32(int T, const double *c, float *stack, float **cf)
+PetscErrorCode MapMergeCoeffsF32_Private(int T, const double *c, float *stack, float **cf)
 {
   PetscFunctionBegin;
   *cf = stack;
@@ -306,7 +307,7 @@ static PetscErrorCode CoeffsF32(int T, const double *c, float *stack, float **cf
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode CoeffsFree(float *stack, float **cf)
+PetscErrorCode MapMergeCoeffsFree_Private(float *stack, float **cf)
 {
   PetscFunctionBegin;
   if (*cf != stack) PetscCall(PetscFree(*cf));
@@ -315,23 +316,20 @@ static PetscErrorCode CoeffsFree(float *stack, float **cf)
 }
 
 /* Checks, logs and runs the fast kernel on pre and tau held in storage dtype dt (the one body of
-   MapMergeApply, MapMergeApplyBF16, MapMergeApplyF16 and MapModelMerge). */
-PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+   MapMergeApply and MapModelMerge). */
+PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
                                            const double *c, float *theta)
 {
   float stack[MAP_MERGE_STACK_T], *cf;
 
   PetscFunctionBegin;
-  PetscCheck(dt == MAP_STORE_DTYPE_F32 || dt == MAP_STORE_DTYPE_BF16 || dt == MAP_STORE_DTYPE_F16, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
-             "%s: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)", fn, (int)dt, (int)MAP_STORE_DTYPE_F32,
-             (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
-  PetscCall(CheckArgs(fn, n, pre, T, tau, ld, c, theta));
+  PetscCall(MapMergeCheckArgs_Private(fn, dt, n, pre, T, tau, ld, c, theta));
   if (n == 0) PetscFunctionReturn(0);
   PetscCall(MapInitializePackage());
   PetscCall(PetscLogEventBegin(MAP_EVENT_MergeApply, 0, 0, 0, 0));
-  PetscCall(CoeffsF32(T, c, stack, &cf));
+  PetscCall(MapMergeCoeffsF32_Private(T, c, stack, &cf));
   MapMergeKernelStored_Private(dt, n, pre, T, tau, ld, cf, theta);
-  PetscCall(CoeffsFree(stack, &cf));
+  PetscCall(MapMergeCoeffsFree_Private(stack, &cf));
   PetscCall(PetscLogFlops(2.0 * T * (PetscLogDouble)n));
   PetscCall(PetscLogEventEnd(MAP_EVENT_MergeApply, 0, 0, 0, 0));
   PetscFunctionReturn(0);
@@ -339,110 +337,18 @@ PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int
 
 /*@
   MapMergeApply - theta[j] = pre[j] + sum_i c[i] * tau[i*ld + j], j < n, accumulated in F32 in task
-  order; the accumulators of 32 elements stay in registers over the task loop, so each input is
-  read once and theta written once (AVX2 when the CPU has it). Not collective.
+  order; pre and tau are held in dtype (F32, or BF16 / F16 bit patterns in uint16_t, widened
+  exactly; F16C vcvtph2ps when the CPU has AVX2 and F16C). The accumulators of 32 elements stay in
+  registers over the task loop, so each input is read once and theta written once (AVX2 when the
+  CPU has it). Not collective.
 
-  Input: n (shard length, >= 0), pre[n], T (>= 0), tau (T rows with leading dimension ld >= n), c[T]
-  (rounded to F32 once). Output: theta[n] (may alias pre, but not tau).
-  Errors: negative n or T, ld < n, NULL arrays with n > 0.
+  Input: dtype, n (shard length, >= 0), pre[n], T (>= 0), tau (T rows with leading dimension ld >= n),
+  c[T] (rounded to F32 once). Output: theta[n] F32 (may alias an F32 pre, but not tau).
+  Errors: a dtype other than F32, BF16, F16; negative n or T, ld < n, NULL arrays with n > 0.
 @*/
-PetscErrorCode MapMergeApply(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta)
+PetscErrorCode MapMergeApply(MapDType dtype, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const double *c, float *theta)
 {
   PetscFunctionBegin;
-  PetscCall(MapMergeApplyStored_Private("MapMergeApply", MAP_STORE_DTYPE_F32, n, pre, T, tau, ld, c, theta));
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapMergeApply_Ref - the plain element-by-element loop with the same arithmetic as MapMergeApply
-  (for tests and benchmarks). Not collective. Same arguments and errors.
-@*/
-PetscErrorCode MapMergeApply_Ref(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta)
-{
-  float stack[MAP_MERGE_STACK_T], *cf;
-
-  PetscFunctionBegin;
-  PetscCall(CheckArgs("MapMergeApply_Ref", n, pre, T, tau, ld, c, theta));
-  if (n == 0) PetscFunctionReturn(0);
-  PetscCall(CoeffsF32(T, c, stack, &cf));
-  for (int64_t j = 0; j < n; j++) {
-    float acc = pre[j];
-    for (int i = 0; i < T; i++) {
-      float prod = cf[i] * tau[(int64_t)i * ld + j];
-      acc        = acc + prod;
-    }
-    theta[j] = acc;
-  }
-  PetscCall(CoeffsFree(stack, &cf));
-  PetscFunctionReturn(0);
-}
-
-/* The plain loop for 16-bit storage: each value widened (exactly) by `widen`, then the F32
-   arithmetic of MapMergeApply_Ref. */
-static PetscErrorCode ApplyRef16(const char *fn, float (*widen)(uint16_t), int64_t n, const uint16_t *pre, int T, const uint16_t *tau,
-                                 int64_t ld, const double *c, float *theta)
-{
-  float stack[MAP_MERGE_STACK_T], *cf;
-
-  PetscFunctionBegin;
-  PetscCall(CheckArgs(fn, n, pre, T, tau, ld, c, theta));
-  if (n == 0) PetscFunctionReturn(0);
-  PetscCall(CoeffsF32(T, c, stack, &cf));
-  for (int64_t j = 0; j < n; j++) {
-    float acc = widen(pre[j]);
-    for (int i = 0; i < T; i++) {
-      float prod = cf[i] * widen(tau[(int64_t)i * ld + j]);
-      acc        = acc + prod;
-    }
-    theta[j] = acc;
-  }
-  PetscCall(CoeffsFree(stack, &cf));
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapMergeApplyBF16 - MapMergeApply for bfloat16 storage: pre and tau are widened exactly to F32,
-  then the same F32 arithmetic; the output is F32. Not collective.
-@*/
-PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
-                                 float *theta)
-{
-  PetscFunctionBegin;
-  PetscCall(MapMergeApplyStored_Private("MapMergeApplyBF16", MAP_STORE_DTYPE_BF16, n, pre, T, tau, ld, c, theta));
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapMergeApplyBF16_Ref - the plain loop for bfloat16 storage (tests and benchmarks). Not collective.
-@*/
-PetscErrorCode MapMergeApplyBF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
-                                     const double *c, float *theta)
-{
-  PetscFunctionBegin;
-  PetscCall(ApplyRef16("MapMergeApplyBF16_Ref", MapBF16ToF32, n, pre, T, tau, ld, c, theta));
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapMergeApplyF16 - MapMergeApply for IEEE half storage: pre and tau are widened exactly to F32
-  (F16C vcvtph2ps when the CPU has AVX2 and F16C), then the same F32 arithmetic; the output is
-  F32. Not collective.
-@*/
-PetscErrorCode MapMergeApplyF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
-                                float *theta)
-{
-  PetscFunctionBegin;
-  PetscCall(MapMergeApplyStored_Private("MapMergeApplyF16", MAP_STORE_DTYPE_F16, n, pre, T, tau, ld, c, theta));
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapMergeApplyF16_Ref - the plain loop for IEEE half storage (tests and benchmarks). Not collective.
-@*/
-PetscErrorCode MapMergeApplyF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
-                                    const double *c, float *theta)
-{
-  PetscFunctionBegin;
-  PetscCall(ApplyRef16("MapMergeApplyF16_Ref", MapF16ToF32, n, pre, T, tau, ld, c, theta));
+  PetscCall(MapMergeApplyStored_Private("MapMergeApply", dtype, n, pre, T, tau, ld, c, theta));
   PetscFunctionReturn(0);
 }

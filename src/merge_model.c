@@ -17,10 +17,10 @@ static double MapMemAvailable(void)
   return kb * 1024;
 }
 
-static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, MapModel *model)
+static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel *model)
 {
   MapModel m;
-  size_t   esize = dtype == MAP_STORE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+  size_t   esize = dtype == MAP_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
 
   PetscFunctionBegin;
   PetscCall(PetscNew(&m));
@@ -67,7 +67,7 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapStoreDType dtype, Map
 PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model)
 {
   MapModel      m;
-  MapStoreDType dtype;
+  MapDType      dtype;
   int64_t       P;
   int           T, ntensors;
   const char   *path;
@@ -87,8 +87,7 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   PetscCall(MapStoreGetDType(store, &dtype));
   PetscCall(ModelAlloc(store, ntask, dtype, &m));
   for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
-  if (dtype != MAP_STORE_DTYPE_F32) PetscCall(MapStoreReadShard16(store, ntask, m->tasks, (uint16_t *)m->pre, (uint16_t *)m->tau));
-  else PetscCall(MapStoreReadShard(store, ntask, m->tasks, (float *)m->pre, (float *)m->tau));
+  PetscCall(MapStoreReadShard(store, dtype, ntask, m->tasks, m->pre, m->tau));
   /* what was read is what was imported (a flipped bit would change every result silently) */
   PetscCall(MapStoreVerifyShard(store, ntask, m->tasks, m->pre, m->tau, NULL));
   *model = m;
@@ -120,7 +119,7 @@ PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, Ma
   for (int q = 0; q < nk * base->T; q++)
     PetscCheck(!PetscIsInfOrNanReal(W[q]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelCreateCombined: weight W[%d][%d] = %g is not finite", q / base->T, q % base->T, W[q]);
-  PetscCall(ModelAlloc(base->store, nk, MAP_STORE_DTYPE_F32, &m));
+  PetscCall(ModelAlloc(base->store, nk, MAP_DTYPE_F32, &m));
   PetscCheck(m->n == base->n, PETSC_COMM_SELF, PETSC_ERR_PLIB, "MapModelCreateCombined: store layout %" PRId64 " != model shard %" PRId64,
              m->n, base->n);
   MapMergeKernelStored_Private(base->dtype, base->n, base->pre, 0, NULL, 0, NULL, (float *)m->pre); /* T = 0: pre, widened */
@@ -220,8 +219,8 @@ PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, 
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
-  PetscCheck(model->dtype == MAP_STORE_DTYPE_F32, PETSC_COMM_SELF, PETSC_ERR_SUP,
-             "MapModelGetShards: the model holds %s shards, not F32 (MapModelMerge merges them)", MapStoreDTypeName(model->dtype));
+  PetscCheck(model->dtype == MAP_DTYPE_F32, PETSC_COMM_SELF, PETSC_ERR_SUP,
+             "MapModelGetShards: the model holds %s shards, not F32 (MapModelMerge merges them)", MapDTypeName(model->dtype));
   if (n) *n = model->n;
   if (pre) *pre = (const float *)model->pre;
   if (tau) *tau = (const float *)model->tau;
@@ -229,7 +228,7 @@ PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, 
 }
 
 /* MapModelGetDType - the dtype of the model's shards (that of its store; F32 for a combined basis). */
-PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype)
+PetscErrorCode MapModelGetDType(MapModel model, MapDType *dtype)
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
@@ -239,7 +238,7 @@ PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype)
 
 /*@
   MapModelMerge - theta_shard[0 .. hi-lo) = the merged parameters of this rank's shard at
-  coefficients c[T] (MapMergeApply, MapMergeApplyBF16 or MapMergeApplyF16 by the shards' dtype). Not collective; the
+  coefficients c[T] (MapMergeApply in the shards' dtype). Not collective; the
   same bits for any rank count.
 @*/
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard)
@@ -249,9 +248,9 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
   for (int i = 0; i < model->ncoef; i++)
     PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
-  double csub[64];
+  double csub[MAP_MAX_TASKS];
   if (model->coef) { /* the rows' own coefficients, in row order */
-    PetscCheck(model->T <= 64, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapModelMerge: a mapped basis of at most 64 rows");
+    PetscCheck(model->T <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapModelMerge: a mapped basis of at most %d rows", MAP_MAX_TASKS);
     for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
     c = csub;
   }
@@ -294,7 +293,7 @@ PetscErrorCode MapModelReportNonFinite(MapModel model, MPI_Comm comm, const doub
       else b = m - 1;
     }
     PetscCall(MapStoreGetTensor(model->store, a, &t));
-    for (int i = 0; i < model->ncoef && i < 64; i++) {
+    for (int i = 0; i < model->ncoef && i < MAP_MAX_TASKS; i++) {
       size_t l = strlen(cs);
       snprintf(cs + l, sizeof(cs) - l, "%s%g", i ? "," : "", c[i]);
     }

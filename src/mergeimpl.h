@@ -10,7 +10,7 @@ struct _p_MapModel {
   int           T;      /* number of task vectors in this basis */
   int          *tasks;  /* store task index of each basis vector, or -1 for a combined vector */
   int64_t       n;      /* hi - lo */
-  MapStoreDType dtype;  /* of pre and tau: a BF16 or F16 store's shards stay 16-bit (half the memory) */
+  MapDType      dtype;  /* of pre and tau: a BF16 or F16 store's shards stay 16-bit (half the memory) */
   void         *pre;    /* [n] theta_pre shard (float, or uint16 holding bfloat16 or IEEE half) */
   void         *tau;    /* [T*n] task vector shards, row k at element k*n */
   int           ncoef;  /* length of the coefficient vector a merge takes (T unless mapped) */
@@ -24,13 +24,21 @@ void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau
 /* MapMergeKernelStored_Private - the same for pre and tau in storage dtype dt (16-bit values are
    widened exactly); pre == NULL means a zero base, T = 0 widens pre into theta. Same arithmetic as
    the _Ref loops. */
-void MapMergeKernelStored_Private(MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const float *cf,
+void MapMergeKernelStored_Private(MapDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const float *cf,
                                   float *theta);
 
-/* MapMergeApplyStored_Private - MapMergeApply, MapMergeApplyBF16 or MapMergeApplyF16 by dt, with
-   errors naming fn. */
-PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapStoreDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+/* MapMergeApplyStored_Private - MapMergeApply with errors naming fn. */
+PetscErrorCode MapMergeApplyStored_Private(const char *fn, MapDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
                                            const double *c, float *theta);
+
+/* Shared by MapMergeApply and MapMergeApply_Ref (merge_ref.c): the argument checks (errors naming fn),
+   and the coefficients rounded to F32 once, as the contract says (on `stack` up to MAP_MERGE_STACK_T of
+   them, else allocated; MapMergeCoeffsFree_Private releases them). */
+#define MAP_MERGE_STACK_T 64 /* tasks whose F32 coefficients live on the stack */
+PetscErrorCode MapMergeCheckArgs_Private(const char *fn, MapDType dt, int64_t n, const void *pre, int T, const void *tau, int64_t ld,
+                                         const double *c, const float *theta);
+PetscErrorCode MapMergeCoeffsF32_Private(int T, const double *c, float *stack, float **cf);
+PetscErrorCode MapMergeCoeffsFree_Private(float *stack, float **cf);
 
 /* MapMergeForceGeneric_Private - tests: use the portable kernels even where AVX2 is available. */
 void MapMergeForceGeneric_Private(PetscBool flg);

@@ -109,8 +109,8 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
 PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn fn, void *ctx)
 {
   PetscFunctionBegin;
-  PetscCheck(T >= 1 && m >= 1 && m <= 64 && fn, p->comm, PETSC_ERR_ARG_OUTOFRANGE,
-             "MapParetoSetObjectives: need T >= 1, 1 <= m <= 64 and a function, got T=%d m=%d", T, m);
+  PetscCheck(T >= 1 && m >= 1 && m <= MAP_MAX_TASKS && fn, p->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "MapParetoSetObjectives: need T >= 1, 1 <= m <= %d and a function, got T=%d m=%d", MAP_MAX_TASKS, T, m);
   if (p->T != T || p->m != m) PetscCall(MapParetoTaoCacheDestroy(p));
   p->T          = T;
   p->m          = m;
@@ -197,11 +197,11 @@ PetscErrorCode MapParetoGetIdealNadir(MapPareto p, const double **ideal, const d
 
 PetscErrorCode MapParetoPreferenceValue(MapPareto p, const double *w, const double *f, double *value)
 {
-  double wn[64], sum = 0;
+  double wn[MAP_MAX_TASKS], sum = 0;
 
   PetscFunctionBegin;
   PetscCheck(p->have_ideal, PETSC_COMM_SELF, PETSC_ERR_ORDER, "MapParetoPreferenceValue: the ideal point is computed by MapParetoSolve or MapParetoPick; call one first");
-  PetscCheck(p->m <= 64, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapParetoPreferenceValue: at most 64 objectives");
+  PetscCheck(p->m <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapParetoPreferenceValue: at most %d objectives", MAP_MAX_TASKS);
   for (int i = 0; i < p->m; i++) sum += w[i];
   PetscCheck(sum > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "MapParetoPreferenceValue: the weights sum to %g", sum);
   for (int i = 0; i < p->m; i++) wn[i] = w[i] / sum; /* as MapParetoPick normalises them */

@@ -152,7 +152,7 @@ double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref
     const uint64_t ns = 1u << 18, seed = 0x48595045ULL;
     double        *cum = NULL, V = 0;
     uint64_t       hits = 0;
-    if (m > 64 || PetscMalloc1(np, &cum)) {
+    if (m > MAP_MAX_TASKS || PetscMalloc1(np, &cum)) {
       hv = -1;
       goto done;
     }
@@ -162,7 +162,7 @@ double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref
       V += v;
       cum[i] = V;
     }
-    double y[64];
+    double y[MAP_MAX_TASKS];
     for (uint64_t s = 0; s < ns; s++) {
       double   u  = MapRngU01(seed, 0, s) * V;
       PetscInt lo = 0, hi = np - 1;

@@ -71,7 +71,7 @@ static PetscErrorCode MapParetoSmoothAt(MapParetoScalarCtx *s, const double *c, 
 {
   MapPareto p = s->p;
   const int T = p->T, m = p->m;
-  double    coef[64];
+  double    coef[MAP_MAX_TASKS];
 
   PetscFunctionBegin;
   PetscCall(p->fn(p->ctx, c, s->f, s->J));
@@ -692,8 +692,9 @@ PetscErrorCode MapParetoSolveScalar(MapPareto p, const double *w, int objective,
   const int                  T = p->T;
 
   PetscFunctionBegin;
-  PetscCheck(p->m <= 64 && T + 1 <= MAP_NAME_LEN, PETSC_COMM_SELF, PETSC_ERR_SUP,
-             "Pareto search supports at most 64 objectives and %d coefficients, got %d and %d", MAP_NAME_LEN - 1, p->m, T);
+  PetscCheck(p->m <= MAP_MAX_TASKS && T + 1 <= MAP_NAME_LEN, PETSC_COMM_SELF, PETSC_ERR_SUP,
+             "Pareto search supports at most %d objectives and %d coefficients, got %d and %d", MAP_MAX_TASKS, MAP_NAME_LEN - 1, p->m,
+             T);
   PetscCall(MapParetoTaoCacheGet(p, &cache));
   s            = &cache->s;
   s->w         = w;

@@ -10,7 +10,7 @@
    selected tasks' entries are used). */
 #include <math.h>
 #include <mapmerge/run.h>
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>

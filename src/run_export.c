@@ -2,7 +2,7 @@
  * its own element ranges (MPI-IO), with the original tensor names and shapes. */
 #include "runimpl.h"
 #include "run_export_hf.h"
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <math.h>
@@ -163,7 +163,7 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
       PetscCall(MapH5ReadMatrixShaped(f, path, nested ? "nested/coeffs" : "surrogate/accuracy/params", -1, -1, PETSC_TRUE, dims, &params));
       T = nested ? (int)dims[1] : (int)dims[0];
       F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
-      PetscCheck(dims[0] <= 4096 && dims[1] <= 4096 && T >= 1 && T <= 64 && F >= 1 && (nested || F == (T + 1) * (T + 2) / 2), PETSC_COMM_SELF,
+      PetscCheck(dims[0] <= 4096 && dims[1] <= 4096 && T >= 1 && T <= MAP_MAX_TASKS && F >= 1 && (nested || F == (T + 1) * (T + 2) / 2), PETSC_COMM_SELF,
                  PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: dataset /%s has shape [%llu, %llu]; expected %s (not written by mapmerge run, or damaged)",
                  o->run, nested ? "nested/coeffs" : "surrogate/accuracy/params", (unsigned long long)dims[0], (unsigned long long)dims[1],
                  nested ? "[nodes, T] with 1 <= T <= 64" : "[T, (T+1)(T+2)/2] with 1 <= T <= 64");

@@ -110,8 +110,8 @@ PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt 
     if (g->color < n && !e[g->color]) { /* my group's sample of this chunk */
       PetscInt       s    = i + g->color;
       int            task = (int)r->sample_task[s];
-      PetscBool      want[64];
-      MapTaskMetrics m[64];
+      PetscBool      want[MAP_MAX_TASKS];
+      MapTaskMetrics m[MAP_MAX_TASKS];
       for (int t = 0; t < T; t++) want[t] = task < 0 || task == t ? PETSC_TRUE : PETSC_FALSE;
       /* not PetscCall: the other groups must hear of a failure before they wait for this result */
       ierr = MapEvaluatorEvaluateTasks(g->ev, &r->C[s * T], task < 0 ? NULL : want, m);

@@ -4,7 +4,7 @@
 /*@
   MapCommandImport - reads -map_pretrained, -map_tasks, -map_task_models, -map_private_patterns,
   -map_store, -map_store_dtype (and the tuning options -map_import_block, -map_import_chunk), checks them and that
-  the store's folder is writable, rejects unused options, then runs MapStoreImportWithOptions().
+  the store's folder is writable, rejects unused options, then runs MapStoreImport().
 
   Collective. With -help the options are listed and nothing is imported.
 @*/
@@ -14,7 +14,7 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
   static char           tasks[65536], models[65536]; /* long lists of long paths */
   PetscInt              block = 0, chunk = 0, idtype = 0, ibuf = 0;
   const char           *bufmodes[] = {"error", "private"};
-  const char           *dtypes[] = {"f32", "bf16", "f16"}; /* index = MapStoreDType */
+  const char           *dtypes[] = {"f32", "bf16", "f16"}; /* MapStoreDTypeFromOption order */
   PetscBool             help, set;
   int                   nt = 0, nm = 0, np = 0;
   char                **tl = NULL, **ml = NULL, **pl = NULL;
@@ -71,10 +71,10 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
 
   opts.block = block;
   opts.chunk = chunk;
-  opts.dtype = (MapStoreDType)idtype;
+  opts.dtype = MapStoreDTypeFromOption(idtype);
   opts.buffers_private = ibuf == 1 ? PETSC_TRUE : PETSC_FALSE;
-  PetscCall(MapStoreImportWithOptions(comm, pretrained, nt, (const char *const *)tl, (const char *const *)ml, np, (const char *const *)pl, store,
-                                      &opts));
+  PetscCall(MapStoreImport(comm, pretrained, nt, (const char *const *)tl, (const char *const *)ml, np, (const char *const *)pl, store,
+                           &opts));
   PetscCall(MapFreeList(nt, &tl));
   PetscCall(MapFreeList(nm, &ml));
   PetscCall(MapFreeList(np, &pl));

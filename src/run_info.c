@@ -1,6 +1,6 @@
 /* `mapmerge info`: describe a store (-map_store) or the results of a run (-map_results). */
 #include <mapmerge/run.h>
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 #include <petscviewer.h>
 
 /* A run's results.h5 (or its folder): what ran, on what, and what came out. Rank 0 reads and prints. */
@@ -31,9 +31,9 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
       char      **tasks = NULL;
       /* a crafted file can hold any shape: every dataset is checked against T and n before use */
       PetscCall(MapH5ReadMatrixShaped(f, path, "samples/accuracy", -1, -1, PETSC_TRUE, dims, &A));
-      PetscCheck(dims[1] >= 1 && dims[1] <= 64, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-                 "%s: dataset /samples/accuracy has %llu columns (tasks), expected 1 to 64 (not written by mapmerge run, or damaged)", path,
-                 (unsigned long long)dims[1]);
+      PetscCheck(dims[1] >= 1 && dims[1] <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+                 "%s: dataset /samples/accuracy has %llu columns (tasks), expected 1 to %d (not written by mapmerge run, or damaged)", path,
+                 (unsigned long long)dims[1], MAP_MAX_TASKS);
       int T = (int)dims[1];
       PetscInt n = (PetscInt)dims[0];
       PetscCall(MapH5ReadStrings(f, "tasks", path, T, &tasks));

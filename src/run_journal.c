@@ -152,7 +152,7 @@ static PetscErrorCode MapJournalParse(MapJournal *j, const char *path, long *val
     e.index  = (int)json_integer_value(json_object_get(obj, "index"));
     e.T      = (int)json_integer_value(json_object_get(obj, "T"));
     e.failed = json_is_true(json_object_get(obj, "failed")) ? 1 : 0;
-    PetscCheck(e.T > 0 && e.T <= 64, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: bad T %d", path,
+    PetscCheck(e.T > 0 && e.T <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "journal %s line %d: bad T %d", path,
                lineno, e.T);
     PetscCall(MapJournalReadArray(obj, "c", e.T, e.c, PETSC_FALSE, path, lineno));
     PetscCall(MapJournalReadArray(obj, "acc", e.T, e.acc, PETSC_TRUE, path, lineno));
@@ -477,7 +477,7 @@ PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, co
                                 const PetscBool *want, double *acc, double *loss, PetscBool *fresh)
 {
   const MapJournalEntry *e;
-  MapTaskMetrics         m[64];
+  MapTaskMetrics         m[MAP_MAX_TASKS];
 
   PetscFunctionBegin;
   PetscCall(MapJournalFind(&r->journal, kind, index, r->T, c, &e));

@@ -148,7 +148,7 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     r->lo = box[0];
     r->hi = box[1];
   }
-  PetscCall(MapOptionsGetRealList("-map_preference", 64, r->pref, &r->npref, NULL));
+  PetscCall(MapOptionsGetRealList("-map_preference", MAP_MAX_TASKS, r->pref, &r->npref, NULL));
   PetscCheck(r->refine >= 0 && r->refine_points >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
              "-map_refine and -map_refine_points must be >= 0, got %" PetscInt_FMT " and %" PetscInt_FMT, r->refine, r->refine_points);
   /* sizes that size arrays: ranges first, so no product below can overflow (the total is checked
@@ -247,7 +247,8 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
       PetscCall(PetscStrallocpy(nm, &r->tasks[t]));
     }
   }
-  PetscCheck(r->T >= 2 && r->T <= 64, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to 64 tasks, got %d", r->T);
+  PetscCheck(r->T >= 2 && r->T <= MAP_MAX_TASKS, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to %d tasks, got %d", MAP_MAX_TASKS,
+             r->T);
   for (int t = 0; t < r->T; t++) /* a repeated task would get another task's metrics */
     for (int u = 0; u < t; u++)
       PetscCheck(strcmp(r->tasks[t], r->tasks[u]), r->comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice (entries %d and %d)", r->tasks[t], u + 1, t + 1);
@@ -257,7 +258,7 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
     r->npref = r->T;
     for (int t = 0; t < r->T; t++) r->pref[t] = 1.0;
   }
-  int idx[64];
+  int idx[MAP_MAX_TASKS];
   if (r->store)
     for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
   if (!analytic) PetscCall(MapModelCreateFromStore(r->store, r->T, idx, &r->model));
@@ -649,7 +650,7 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
     PetscCall(MapSurrogateGetDiagnostics(r->sur, T + t, &dl));
     PetscCall(PetscPrintf(r->comm, "%-16s %10.4f %10.4g %10.4g %10.4f\n", r->tasks[t], da.r2, da.rmse, da.loo_rmse, dl.r2));
   }
-  double ref[64] = {0};
+  double ref[MAP_MAX_TASKS] = {0};
   double hvp = MapFrontHypervolume(T, r->kfront, r->Ff, ref);
   double hvr = r->kreal ? MapFrontHypervolume(T, r->kreal, r->real_acc, ref) : 0;
   PetscCall(PetscPrintf(r->comm, "front: %" PetscInt_FMT " points; hypervolume (accuracy, ref 0): predicted %.6f, real (%" PetscInt_FMT
@@ -657,7 +658,7 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   PetscCall(PetscPrintf(r->comm, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points, hypervolume %.6f\n",
                         r->n + r->kreal + (r->npref ? 1 : 0), r->kall, MapFrontHypervolume(T, r->kall, r->all_acc, ref)));
   }
-  char pref[64 * 24] = "";
+  char pref[MAP_MAX_TASKS * 24] = "";
   for (int t = 0; t < r->npref; t++) { /* plain %g: PetscPrintf would print "1." */
     size_t len = strlen(pref);
     snprintf(pref + len, sizeof(pref) - len, "%s%g", t ? "," : "", r->pref[t]);
@@ -728,7 +729,7 @@ static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt 
   PetscCall(MapRunEvaluateSamplesGrouped(r, i0, i1, stop, &grouped)); /* concurrent command/worker groups, if asked */
   if (grouped) PetscFunctionReturn(0);
   for (PetscInt i = i0; i < i1; i++) {
-    PetscBool want[64];
+    PetscBool want[MAP_MAX_TASKS];
     int       task = (int)r->sample_task[i];
     PetscCall(MapRunCheckSignal(r, stop));
     if (*stop) break;
@@ -827,7 +828,7 @@ static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, Pets
   PetscCall(MapParetoSetObjectives(r->pareto, T, T, MapObjectiveAccuracy, r));
   PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapObjectiveAccuracyHessian));
   if (r->refine_pick) { /* one point: the current fit's pick for the preference */
-    double fpick[64];
+    double fpick[MAP_MAX_TASKS];
     PetscCall(MapParetoPick(r->pareto, r->pref, r->pick_c, fpick));
     kf = 1;
     Cf = r->pick_c;
@@ -937,7 +938,7 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
 /* the pick's accuracy and loss on the held-out test sets (-map_test_data) */
 static PetscErrorCode MapRunPickTest(MapRunCtx *r)
 {
-  MapTaskMetrics m[64];
+  MapTaskMetrics m[MAP_MAX_TASKS];
 
   PetscFunctionBegin;
   PetscCall(MapEvaluatorEvaluate(r->ev_test, r->pick_c, m));

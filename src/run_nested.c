@@ -80,7 +80,7 @@ static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int color, 
   const char *evtype;
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
   if (strcmp(evtype, "analytic")) {
-    int idx[64], coef[64], k = 0;
+    int idx[MAP_MAX_TASKS], coef[MAP_MAX_TASKS], k = 0;
     PetscCall(MapStoreOpen(g->comm, r->store_path, &g->store));
     for (int t = 0; t < r->T; t++)
       if (need[t]) {
@@ -113,7 +113,7 @@ static PetscErrorCode MapNestedGroupDestroy(MapNestedGroup *g)
 /* What a pair hands back to every rank: the merged node and every model it evaluated (in order). */
 typedef struct {
   MapNestedNode node;
-  double        chosen_acc[64], chosen_loss[64];
+  double        chosen_acc[MAP_MAX_TASKS], chosen_loss[MAP_MAX_TASKS];
   int           nevals;
   PetscBool     stop;
 } MapPairResult;
@@ -126,7 +126,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   int            T = r->T;
   MapNestedNode *A = &r->nodes[a], *B = &r->nodes[b], *N = &res->node;
   PetscInt       n2;
-  double        *C2, *Y, acc[64], loss[64], c[64];
+  double        *C2, *Y, acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS], c[MAP_MAX_TASKS];
   MapPairCtx     pc;
   MapPareto      pareto;
   MapLink        links[2] = {MAP_LINK_SIGMOID, MAP_LINK_SIGMOID};
@@ -245,7 +245,7 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
   color = (int)(((int64_t)r->rank * ngroup) / r->size);
   {
     /* the tasks this rank's group merges: those carried by the pairs it computes */
-    PetscBool need[64] = {PETSC_FALSE};
+    PetscBool need[MAP_MAX_TASKS] = {PETSC_FALSE};
     for (int p = 0; p < npair; p++) {
       if (chain ? p != r->nested_pair : p % ngroup != color) continue;
       for (int i = 0; i < r->nodes[pa[p]].ntask; i++) need[r->nodes[pa[p]].tasks[i]] = PETSC_TRUE;
@@ -308,8 +308,8 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
 
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
 {
-  int    T = r->T, counter = 0, active[64] = {0}, nactive = 0, level = 0;
-  double acc[64], loss[64], c[64];
+  int    T = r->T, counter = 0, active[MAP_MAX_TASKS] = {0}, nactive = 0, level = 0;
+  double acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS], c[MAP_MAX_TASKS];
 
   PetscFunctionBegin;
   *stop     = PETSC_FALSE;
@@ -330,7 +330,7 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
     active[nactive++] = r->nnodes++;
   }
   while (nactive > 1) {
-    int paired[64] = {0}, next[64], nnext = 0, npair = 0, pa[32], pb[32];
+    int paired[MAP_MAX_TASKS] = {0}, next[MAP_MAX_TASKS], nnext = 0, npair = 0, pa[MAP_MAX_TASKS / 2], pb[MAP_MAX_TASKS / 2];
     level++;
     /* greedy: the closest pair by metric first (ties: lower indices), until fewer than two remain */
     for (;;) {

@@ -14,8 +14,8 @@ typedef struct {
   char   kind[16]; /* "sample", "reeval", "pick" */
   int    index;
   int    T;
-  double c[64];
-  double acc[64], loss[64];
+  double c[MAP_MAX_TASKS];
+  double acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS];
   int    failed; /* a metric of an evaluated task was not finite (journaled as null) */
 } MapJournalEntry;
 
@@ -51,8 +51,8 @@ PetscErrorCode MapSignalPending(MPI_Comm comm, PetscBool *pending);
 typedef struct {
   int    left, right, level; /* children (-1 for a leaf) */
   int    ntask;
-  int    tasks[64];          /* the original tasks it carries */
-  double W[64];              /* coefficients over the original T task vectors */
+  int    tasks[MAP_MAX_TASKS]; /* the original tasks it carries */
+  double W[MAP_MAX_TASKS];     /* coefficients over the original T task vectors */
   double c[2];               /* chosen pair coefficients (c_left, c_right) */
   double pred[2], real[2];   /* predicted and real side objectives at the pick */
   double metric;             /* preference-weighted mean accuracy over its tasks (real) */
@@ -67,7 +67,7 @@ typedef struct {
   char          store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32], sample_type[32], sample_file[MAP_PATH_LEN];
   PetscInt      sample_n, reevaluate;
   PetscInt      seed;
-  double        lo, hi, pref[64];
+  double        lo, hi, pref[MAP_MAX_TASKS];
   int           npref;
   PetscBool     resume;
   PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
@@ -84,7 +84,7 @@ typedef struct {
   MapModel      model;
   MapEvaluator  ev, ev_test;       /* selection on the val sets; held-out report on -map_test_data */
   char          test_data[65536];
-  double        pick_test_acc[64], pick_test_loss[64];
+  double        pick_test_acc[MAP_MAX_TASKS], pick_test_loss[MAP_MAX_TASKS];
   MapSurrogate  sur;
   MapPareto     pareto;
   MapJournal    journal;
@@ -95,7 +95,7 @@ typedef struct {
   const double *Cf, *Ff, *Wf;        /* front (borrowed from pareto) */
   int          *real_index;          /* [kreal] indices into the front */
   double       *real_acc, *real_loss; /* [kreal*T] */
-  double        pick_c[64], pick_pred[64], pick_acc[64], pick_loss[64];
+  double        pick_c[MAP_MAX_TASKS], pick_pred[MAP_MAX_TASKS], pick_acc[MAP_MAX_TASKS], pick_loss[MAP_MAX_TASKS];
   double        t_phase[6];
   PetscInt      nested_samples;    /* design size per pair (0: the 2-task reference design) */
   PetscInt      nested_level, nested_pair; /* SLURM chain: compute only this pair of this level (0: all) */
@@ -107,7 +107,7 @@ typedef struct {
   PetscInt      kall;              /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
   double       *all_c, *all_acc;   /* [kall*T] */
   PetscBool     best_found;        /* the best evaluated model for the preference, by the pick's criterion */
-  double        best_c[64], best_acc[64], best_score, pick_score; /* scores: MapParetoPreferenceValue of real accuracies */
+  double        best_c[MAP_MAX_TASKS], best_acc[MAP_MAX_TASKS], best_score, pick_score; /* scores: MapParetoPreferenceValue of real accuracies */
   /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
   int           nnodes, root;
   MapNestedNode nodes[128];
@@ -133,7 +133,7 @@ PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *input
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
 
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
 
 #endif

@@ -57,37 +57,36 @@ static void MapF32ToBF16Array(const float *x, int64_t n, uint16_t *h)
   for (int64_t j = 0; j < n; j++) h[j] = MapF32ToBF16(x[j]);
 }
 
-static const MapStoreDTypeInfo map_store_dtypes[MAP_STORE_NUM_DTYPES] = {
-  [MAP_STORE_DTYPE_F32]  = {"F32", NULL, "IEEE F32", NULL, NULL, NULL, sizeof(float), 0, NULL, NULL},
-  [MAP_STORE_DTYPE_BF16] = {"BF16", "bf16", "uint16 datasets with attribute dtype = bf16", "bf16_max_abs_error", "bf16_max_rel_error",
-                            "2^-8/(1+2^-8) = 1/257", sizeof(uint16_t), 0x7f80u, MapF32ToBF16Array, MapBF16ToF32},
-  [MAP_STORE_DTYPE_F16]  = {"F16", "f16", "IEEE binary16 datasets (h5py: float16) with attribute dtype = f16", "f16_max_abs_error",
-                            "f16_max_rel_error", "2^-11/(1+2^-11) = 1/2049; values below 2^-14 become subnormal or 0 and lose more",
-                            sizeof(uint16_t), 0x7c00u, MapF32ToF16Array, MapF16ToF32},
+static const MapStoreDTypeInfo map_store_dtypes[MAP_DTYPE_BF16 + 1] = {
+  [MAP_DTYPE_F32]  = {"F32", NULL, "IEEE F32", NULL, NULL, NULL, sizeof(float), 0, NULL, NULL},
+  [MAP_DTYPE_BF16] = {"BF16", "bf16", "uint16 datasets with attribute dtype = bf16", "bf16_max_abs_error", "bf16_max_rel_error",
+                      "2^-8/(1+2^-8) = 1/257", sizeof(uint16_t), 0x7f80u, MapF32ToBF16Array, MapBF16ToF32},
+  [MAP_DTYPE_F16]  = {"F16", "f16", "IEEE binary16 datasets (h5py: float16) with attribute dtype = f16", "f16_max_abs_error",
+                      "f16_max_rel_error", "2^-11/(1+2^-11) = 1/2049; values below 2^-14 become subnormal or 0 and lose more",
+                      sizeof(uint16_t), 0x7c00u, MapF32ToF16Array, MapF16ToF32},
 };
 
-const MapStoreDTypeInfo *MapStoreDTypeGetInfo(MapStoreDType dt)
+/* The storage dtypes in -map_store_dtype's order (f32, bf16, f16). */
+static const MapDType map_store_dtype_order[MAP_STORE_NUM_DTYPES] = {MAP_DTYPE_F32, MAP_DTYPE_BF16, MAP_DTYPE_F16};
+
+MapDType MapStoreDTypeFromOption(PetscInt i) { return i >= 0 && i < MAP_STORE_NUM_DTYPES ? map_store_dtype_order[i] : MAP_DTYPE_OTHER; }
+
+const MapStoreDTypeInfo *MapStoreDTypeGetInfo(MapDType dt)
 {
-  return (int)dt >= 0 && (int)dt < MAP_STORE_NUM_DTYPES ? &map_store_dtypes[dt] : NULL;
+  return dt == MAP_DTYPE_F32 || dt == MAP_DTYPE_BF16 || dt == MAP_DTYPE_F16 ? &map_store_dtypes[dt] : NULL;
 }
 
-const char *MapStoreDTypeName(MapStoreDType dt)
-{
-  const MapStoreDTypeInfo *info = MapStoreDTypeGetInfo(dt);
-  return info ? info->name : "unknown";
-}
-
-PetscErrorCode MapStoreDTypeH5Type(MapStoreDType dt, PetscBool file, hid_t *type)
+PetscErrorCode MapStoreDTypeH5Type(MapDType dt, PetscBool file, hid_t *type)
 {
   PetscFunctionBegin;
   switch (dt) {
-  case MAP_STORE_DTYPE_F32:
+  case MAP_DTYPE_F32:
     MapCallHDF5(*type = H5Tcopy(file ? H5T_IEEE_F32LE : H5T_NATIVE_FLOAT));
     break;
-  case MAP_STORE_DTYPE_BF16:
+  case MAP_DTYPE_BF16:
     MapCallHDF5(*type = H5Tcopy(file ? H5T_STD_U16LE : H5T_NATIVE_UINT16));
     break;
-  case MAP_STORE_DTYPE_F16:
+  case MAP_DTYPE_F16:
     /* HDF5 1.10 predefines no half type: binary16 is F32 narrowed to sign bit 15, exponent bits
        10-14 (bias 15), mantissa bits 0-9, exactly h5py's float16, so numpy reads it natively */
     MapCallHDF5(*type = H5Tcopy(file ? H5T_IEEE_F32LE : H5T_NATIVE_FLOAT));
@@ -97,7 +96,7 @@ PetscErrorCode MapStoreDTypeH5Type(MapStoreDType dt, PetscBool file, hid_t *type
     break;
   default:
     SETERRQ(PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)", (int)dt,
-            (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
+            (int)MAP_DTYPE_F32, (int)MAP_DTYPE_BF16, (int)MAP_DTYPE_F16);
   }
   PetscFunctionReturn(0);
 }
@@ -105,7 +104,7 @@ PetscErrorCode MapStoreDTypeH5Type(MapStoreDType dt, PetscBool file, hid_t *type
 /* The storage dtype of one vector dataset: the HDF5 type of one of the dtypes, with that dtype's
    mark (none for F32). Anything else, e.g. a uint16 dataset with another or no mark, or a half
    float marked bf16, is refused. */
-static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name, MapStoreDType *dt)
+static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name, MapDType *dt)
 {
   hid_t     type;
   char     *mark  = NULL;
@@ -115,15 +114,15 @@ static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name
   MapCallHDF5(type = H5Dget_type(dset));
   PetscCall(MapH5ReadStringAttr(dset, MAP_STORE_ATTR_DTYPE, &mark));
   for (int d = 0; d < MAP_STORE_NUM_DTYPES && !found; d++) {
-    const MapStoreDTypeInfo *info = &map_store_dtypes[d];
+    const MapStoreDTypeInfo *info = &map_store_dtypes[map_store_dtype_order[d]];
     hid_t                    want;
     htri_t                   eq;
     if (info->mark ? !mark || strcmp(mark, info->mark) : mark != NULL) continue;
-    PetscCall(MapStoreDTypeH5Type((MapStoreDType)d, PETSC_TRUE, &want));
+    PetscCall(MapStoreDTypeH5Type(map_store_dtype_order[d], PETSC_TRUE, &want));
     MapCallHDF5(eq = H5Tequal(type, want));
     MapCallHDF5(H5Tclose(want));
     if (eq > 0) {
-      *dt   = (MapStoreDType)d;
+      *dt   = map_store_dtype_order[d];
       found = PETSC_TRUE;
     }
   }
@@ -136,7 +135,7 @@ static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name
     SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
             "store %s: %s holds %s with attribute %s = %s%s%s; expected F32 without it, uint16 with %s = \"%s\", or IEEE binary16 with %s = \"%s\" (corrupt, or not written by mapmerge)",
             s->path, name, got, MAP_STORE_ATTR_DTYPE, mark ? "\"" : "", mark ? mark : "(none)", mark ? "\"" : "",
-            MAP_STORE_ATTR_DTYPE, map_store_dtypes[MAP_STORE_DTYPE_BF16].mark, MAP_STORE_ATTR_DTYPE, map_store_dtypes[MAP_STORE_DTYPE_F16].mark);
+            MAP_STORE_ATTR_DTYPE, map_store_dtypes[MAP_DTYPE_BF16].mark, MAP_STORE_ATTR_DTYPE, map_store_dtypes[MAP_DTYPE_F16].mark);
   }
   MapCallHDF5(H5Tclose(type));
   PetscCall(PetscFree(mark));
@@ -147,18 +146,18 @@ static PetscErrorCode StoreDatasetDType(MapStore s, hid_t dset, const char *name
    (when present: stores before 16-bit support lack it) names. */
 static PetscErrorCode StoreReadDType(MapStore s)
 {
-  MapStoreDType dtv;
+  MapDType      dtv;
   char         *root = NULL;
 
   PetscFunctionBegin;
   PetscCall(StoreDatasetDType(s, s->pretrained, "/pretrained", &s->dtype));
   PetscCall(StoreDatasetDType(s, s->task_vectors, "/task_vectors", &dtv));
   PetscCheck(dtv == s->dtype, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "store %s: /pretrained is %s but /task_vectors is %s (corrupt)", s->path,
-             MapStoreDTypeName(s->dtype), MapStoreDTypeName(dtv));
+             MapDTypeName(s->dtype), MapDTypeName(dtv));
   PetscCall(MapH5ReadStringAttr(s->file, "storage_dtype", &root));
-  PetscCheck(!root || !strcmp(root, MapStoreDTypeName(s->dtype)), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+  PetscCheck(!root || !strcmp(root, MapDTypeName(s->dtype)), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
              "store %s: root attribute storage_dtype is \"%s\" but /pretrained and /task_vectors are %s (corrupt)", s->path, root,
-             MapStoreDTypeName(s->dtype));
+             MapDTypeName(s->dtype));
   PetscCall(PetscFree(root));
   PetscFunctionReturn(0);
 }
@@ -481,7 +480,7 @@ PetscErrorCode MapStoreGetLayout(MapStore s, MapLayout *layout)
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapStoreGetDType(MapStore s, MapStoreDType *dtype)
+PetscErrorCode MapStoreGetDType(MapStore s, MapDType *dtype)
 {
   PetscFunctionBegin;
   *dtype = s->dtype;
@@ -619,37 +618,28 @@ static void Widen16InPlace(float *x, int64_t n, float (*widen)(uint16_t))
 
 /*@
   MapStoreReadShard - reads this rank's shard [lo,hi) (MapStoreGetLayout) of theta_pre and of the
-  task vectors of the `ntask` store tasks `tasks` (any order, repeats allowed), as F32: a BF16 or
-  F16 store is read as stored and widened (exactly) in the caller's arrays.
+  task vectors of the `ntask` store tasks `tasks` (any order, repeats allowed), in memory dtype
+  `dtype`: MAP_DTYPE_F32 (float; a BF16 or F16 store is read as stored and widened, exactly, in the
+  caller's arrays) or the store's own 16-bit dtype (uint16_t bit patterns: half the memory;
+  MapMergeApply merges them).
 
-  Collective (every rank calls it with the same tasks). pre[hi-lo] and tau[k*(hi-lo) + j] may be NULL.
+  Collective (every rank calls it with the same tasks and dtype). pre[hi-lo] and tau[k*(hi-lo) + j]
+  may be NULL. Errors: any other dtype (naming the store and both dtypes).
 @*/
-PetscErrorCode MapStoreReadShard(MapStore s, int ntask, const int *tasks, float *pre, float *tau)
+PetscErrorCode MapStoreReadShard(MapStore s, MapDType dtype, int ntask, const int *tasks, void *pre, void *tau)
 {
   int64_t n     = s->layout.hi - s->layout.lo;
   float (*widen)(uint16_t) = MapStoreDTypeGetInfo(s->dtype)->widen;
 
   PetscFunctionBegin;
+  PetscCheck(dtype == MAP_DTYPE_F32 || dtype == s->dtype, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+             "store %s holds %s: it reads as F32 or as %s, not as %s", s->path, MapDTypeName(s->dtype), MapDTypeName(s->dtype),
+             MapDTypeName(dtype));
   PetscCall(StoreReadShardStored(s, ntask, tasks, pre, tau));
-  if (widen) {
-    if (pre) Widen16InPlace(pre, n, widen);
-    if (tau) Widen16InPlace(tau, (int64_t)ntask * n, widen);
+  if (widen && dtype == MAP_DTYPE_F32) {
+    if (pre) Widen16InPlace((float *)pre, n, widen);
+    if (tau) Widen16InPlace((float *)tau, (int64_t)ntask * n, widen);
   }
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapStoreReadShard16 - MapStoreReadShard for a BF16 or F16 store, keeping the 16-bit values (half
-  the memory of F32; MapMergeApplyBF16 and MapMergeApplyF16 merge them).
-
-  Collective. Errors: an F32 store (naming it).
-@*/
-PetscErrorCode MapStoreReadShard16(MapStore s, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau)
-{
-  PetscFunctionBegin;
-  PetscCheck(MapStoreDTypeGetInfo(s->dtype)->size == sizeof(uint16_t), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
-             "store %s holds %s, not BF16 or F16: read it with MapStoreReadShard", s->path, MapStoreDTypeName(s->dtype));
-  PetscCall(StoreReadShardStored(s, ntask, tasks, pre, tau));
   PetscFunctionReturn(0);
 }
 

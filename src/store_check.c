@@ -40,10 +40,10 @@ PetscErrorCode MapStoreVerifyShard(MapStore s, int ntask, const int *tasks, cons
 }
 
 /* non-finite values among n stored elements (16-bit: exponent field all ones) */
-static int64_t CountNonFinite(MapStoreDType dt, const void *x, int64_t n)
+static int64_t CountNonFinite(MapDType dt, const void *x, int64_t n)
 {
   int64_t bad = 0;
-  if (dt == MAP_STORE_DTYPE_F32) {
+  if (dt == MAP_DTYPE_F32) {
     for (int64_t j = 0; j < n; j++) bad += !isfinite(((const float *)x)[j]);
   } else {
     uint16_t m = MapStoreDTypeGetInfo(dt)->expmask;
@@ -65,8 +65,7 @@ PetscErrorCode MapStoreCheck(MapStore s)
   PetscCall(PetscMalloc1((size_t)(n + 1) * esize, &buf));
   /* one row at a time: memory is one shard of P, whatever T */
   for (int t = -1; t < s->T; t++) {
-    if (esize == sizeof(float)) PetscCall(MapStoreReadShard(s, t < 0 ? 0 : 1, t < 0 ? NULL : &t, t < 0 ? (float *)buf : NULL, t < 0 ? NULL : (float *)buf));
-    else PetscCall(MapStoreReadShard16(s, t < 0 ? 0 : 1, t < 0 ? NULL : &t, t < 0 ? (uint16_t *)buf : NULL, t < 0 ? NULL : (uint16_t *)buf));
+    PetscCall(MapStoreReadShard(s, s->dtype, t < 0 ? 0 : 1, t < 0 ? NULL : &t, t < 0 ? buf : NULL, t < 0 ? NULL : buf));
     PetscCall(MapStoreVerifyShard(s, t < 0 ? 0 : 1, t < 0 ? NULL : &t, t < 0 ? buf : NULL, t < 0 ? NULL : buf, &checked));
     bad[0] += CountNonFinite(s->dtype, buf, n);
   }
@@ -82,7 +81,7 @@ PetscErrorCode MapStoreCheck(MapStore s)
       float  *x;
       PetscCall(MapStoreReadPrivate(s, t, names[i], &nd, shape, &x));
       for (int d = 0; d < nd; d++) numel *= shape[d];
-      if (s->layout.rank == 0) bad[1] += CountNonFinite(MAP_STORE_DTYPE_F32, x, numel);
+      if (s->layout.rank == 0) bad[1] += CountNonFinite(MAP_DTYPE_F32, x, numel);
       PetscCall(PetscFree(x));
       npriv++;
     }

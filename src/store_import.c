@@ -182,7 +182,7 @@ static void BadValueMessage(Import *im, int c, int64_t j, float v, BadValueKind 
   else if (kind == BAD_ROUND)
     snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld): %s %.9g overflows %s (-map_store_dtype %s)",
              im->ck[c].label, im->ck[c].path, t->name, (long long)(j - t->offset), (long long)j, c ? "task vector" : "value", (double)v,
-             MapStoreDTypeName(im->dtype), MapStoreDTypeGetInfo(im->dtype)->mark);
+             MapDTypeName(im->dtype), MapStoreDTypeGetInfo(im->dtype)->mark);
   else
     snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld) is %s", im->ck[c].label,
              FileOf(&im->ck[c], im->ck[c].info[t - im->tensors]), t->name, (long long)(j - t->offset), (long long)j,
@@ -301,7 +301,7 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
   hid_t      dpre = -1, dtv = -1, fpre, ftv, mpre, mtv; /* set by ImportCreateVectors (GCC cannot see it through PetscCall) */
   float     *pre, *tv;
   uint16_t  *pre16 = NULL, *tv16 = NULL;
-  PetscBool  half = im->dtype != MAP_STORE_DTYPE_F32 ? PETSC_TRUE : PETSC_FALSE;
+  PetscBool  half = im->dtype != MAP_DTYPE_F32 ? PETSC_TRUE : PETSC_FALSE;
   size_t     esize = MapStoreDTypeGetInfo(im->dtype)->size;
   hid_t      mtype;
   int64_t    nloc, nblk, maxblk, nbuf;
@@ -509,10 +509,10 @@ static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int
 }
 
 /*@
-  MapStoreImportWithOptions - reads a pretrained checkpoint and T task checkpoints and writes the
+  MapStoreImport - reads a pretrained checkpoint and T task checkpoints and writes the
   store `path` (docs/design.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre
   (computed in F32, stored as F32 or, with opts->dtype BF16 or F16, rounded to nearest even with
-  the largest rounding errors recorded as dataset attributes and printed),
+  the largest rounding errors recorded as dataset attributes and printed; opts NULL: the default tuning, F32),
   the tensor index, /tasks, /private/<task>/<tensor> for tensors matching one of the fnmatch
   `patterns` (default "head.*" when npatterns == 0), and provenance attributes.
 
@@ -521,9 +521,8 @@ static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int
   (with the flat index), a value that overflows BF16 or F16, or a task tensor that is neither merged nor private. Memory per rank: the
   headers plus (T+1) x block floats.
 @*/
-PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
-                                         const char *const *task_models, int npatterns, const char *const *patterns, const char *path,
-                                         const MapStoreImportOptions *opts)
+PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names, const char *const *task_models,
+                              int npatterns, const char *const *patterns, const char *path, const MapStoreImportOptions *opts)
 {
   Import             im;
   const char        *defpat[] = {"head.*"};
@@ -580,10 +579,10 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(PetscCalloc1(T + 1, &im.csum));
   PetscCall(ImportLogDtypes(&im));
 
-  im.dtype = opts ? opts->dtype : MAP_STORE_DTYPE_F32;
+  im.dtype = opts ? opts->dtype : MAP_DTYPE_F32;
   im.buffers_private = opts ? opts->buffers_private : PETSC_FALSE;
   PetscCheck(MapStoreDTypeGetInfo(im.dtype), comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
-             (int)im.dtype, (int)MAP_STORE_DTYPE_F32, (int)MAP_STORE_DTYPE_BF16, (int)MAP_STORE_DTYPE_F16);
+             (int)im.dtype, (int)MAP_DTYPE_F32, (int)MAP_DTYPE_BF16, (int)MAP_DTYPE_F16);
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
   chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
 
@@ -628,11 +627,11 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
     double esize = (double)MapStoreDTypeGetInfo(im.dtype)->size;
     PetscCall(PetscPrintf(comm, "import: wrote %s: P = %lld parameters in %d merged tensors, T = %d tasks, %d private tensors; %.2f s (%.1f MB/s of %s written)\n",
                           path, (long long)im.P, im.ntensors, T, npriv, el, esize * (double)im.P * (T + 1) / 1e6 / PetscMax(el, 1e-9),
-                          MapStoreDTypeName(im.dtype)));
+                          MapDTypeName(im.dtype)));
   }
-  if (im.dtype != MAP_STORE_DTYPE_F32)
+  if (im.dtype != MAP_DTYPE_F32)
     PetscCall(PetscPrintf(comm, "import: %s storage (round to nearest even; private tensors stay F32): task vectors max abs error %.9g, max rel error %.9g (bound for normal values %s); pretrained max abs error %.9g, max rel error %.9g\n",
-                          MapStoreDTypeName(im.dtype), im.err[1][0], im.err[1][1], MapStoreDTypeGetInfo(im.dtype)->relbound, im.err[0][0], im.err[0][1]));
+                          MapDTypeName(im.dtype), im.err[1][0], im.err[1][1], MapStoreDTypeGetInfo(im.dtype)->relbound, im.err[0][0], im.err[0][1]));
   for (int c = 0; c < im.nck; c++) {
     PetscCall(PetscFree(im.ck[c].info));
     PetscCall(PetscFree(im.ck[c].priv));
@@ -644,16 +643,5 @@ PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, 
   PetscCall(PetscFree(im.tensors));
   PetscCall(PetscFree(im.buf));
   PetscCall(PetscLogEventEnd(MAP_EVENT_Import, 0, 0, 0, 0));
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapStoreImport - MapStoreImportWithOptions with the default tuning. Collective.
-@*/
-PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names, const char *const *task_models,
-                              int npatterns, const char *const *patterns, const char *path)
-{
-  PetscFunctionBegin;
-  PetscCall(MapStoreImportWithOptions(comm, pretrained, T, task_names, task_models, npatterns, patterns, path, NULL));
   PetscFunctionReturn(0);
 }

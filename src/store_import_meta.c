@@ -40,7 +40,7 @@ PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file)
   PetscCall(MapH5WriteStringAttr(file, "format_version", MAP_STORE_FORMAT_VERSION));
   PetscCall(MapH5WriteStringAttr(file, "mapmerge_version", MAPMERGE_VERSION));
   PetscCall(MapH5WriteStringAttr(file, "git_commit", MAPMERGE_GIT_COMMIT));
-  PetscCall(MapH5WriteStringAttr(file, "storage_dtype", MapStoreDTypeName(im->dtype)));
+  PetscCall(MapH5WriteStringAttr(file, "storage_dtype", MapDTypeName(im->dtype)));
   {
     time_t    now = time(NULL);
     long long tl  = (long long)now;

@@ -76,9 +76,9 @@ PetscErrorCode MapStoreView(MapStore s, PetscViewer viewer)
   PetscFunctionBegin;
   PetscCall(PetscViewerASCIIPrintf(viewer, "mapmerge store %s\n", s->path));
   PetscCall(PetscViewerASCIIPushTab(viewer));
-  PetscCall(PetscViewerASCIIPrintf(viewer, "parameters P = %lld (%s), %.3f MB per vector\n", (long long)s->P, MapStoreDTypeName(s->dtype),
+  PetscCall(PetscViewerASCIIPrintf(viewer, "parameters P = %lld (%s), %.3f MB per vector\n", (long long)s->P, MapDTypeName(s->dtype),
                                    (double)MapStoreDTypeGetInfo(s->dtype)->size * (double)s->P / 1e6));
-  if (s->dtype != MAP_STORE_DTYPE_F32) PetscCall(StoreViewRoundingErrors(s, viewer));
+  if (s->dtype != MAP_DTYPE_F32) PetscCall(StoreViewRoundingErrors(s, viewer));
   {
     size_t len = 1;
     char  *line;

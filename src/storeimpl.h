@@ -4,7 +4,7 @@
 #define MAPMERGE_STOREIMPL_H
 
 #include <mapmerge/store.h>
-#include "h5impl.h"
+#include <mapmerge/core_h5.h>
 #include <petscviewer.h>
 #include <errno.h>
 #include <string.h>
@@ -35,11 +35,11 @@ typedef struct {
 } MapStoreDTypeInfo;
 
 /* The description of dt; NULL for a value outside the enum. */
-const MapStoreDTypeInfo *MapStoreDTypeGetInfo(MapStoreDType dt);
+const MapStoreDTypeInfo *MapStoreDTypeGetInfo(MapDType dt);
 /* A new HDF5 type for dt (H5Tclose it): the little-endian file type, or the native memory type.
    The F16 memory type equals the file type on little-endian hosts, so HDF5 converts nothing and
    parallel I/O stays collective. */
-PetscErrorCode MapStoreDTypeH5Type(MapStoreDType dt, PetscBool file, hid_t *type);
+PetscErrorCode MapStoreDTypeH5Type(MapDType dt, PetscBool file, hid_t *type);
 
 struct _p_MapStore {
   MPI_Comm        comm; /* duplicate of the user's communicator */
@@ -50,7 +50,7 @@ struct _p_MapStore {
   MapStoreTensor *tensors;
   char          **tasks;
   MapLayout       layout;
-  MapStoreDType   dtype; /* of /pretrained and /task_vectors */
+  MapDType        dtype; /* of /pretrained and /task_vectors */
   PetscBool       has_checksums;       /* written at import (MAP_STORE_ATTR_CHECKSUM); older stores have none */
   uint64_t        csum_pre, *csum_tv;  /* /pretrained, and /task_vectors row by row */
 };

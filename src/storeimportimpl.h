@@ -25,7 +25,7 @@ typedef struct {
   int             ntensors;
   MapStoreTensor *tensors;
   int64_t         P;
-  MapStoreDType   dtype;     /* of /pretrained and /task_vectors */
+  MapDType        dtype;     /* of /pretrained and /task_vectors */
   double          err[2][2]; /* BF16/F16 only: max abs and max rel rounding error of [0] pretrained, [1] task vectors */
   uint64_t       *csum;      /* [T+1]: this rank's part of the checksums of /pretrained and the /task_vectors rows */
   int                   nbuf; /* integer/bool tensors of the pretrained model, kept unchanged (store_hf.c) */

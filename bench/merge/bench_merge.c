@@ -58,22 +58,22 @@ static PetscErrorCode RunOnce(BenchData *d, KernelId k, double *sec)
     Triad(d->P, d->theta, d->pre, 0.7f, d->tau);
     break;
   case K_F32:
-    PetscCall(MapMergeApply(d->P, d->pre, d->T, d->tau, d->P, d->c, d->theta));
+    PetscCall(MapMergeApply(MAP_DTYPE_F32, d->P, d->pre, d->T, d->tau, d->P, d->c, d->theta));
     break;
   case K_F32_REF:
-    PetscCall(MapMergeApply_Ref(d->P, d->pre, d->T, d->tau, d->P, d->c, d->theta));
+    PetscCall(MapMergeApply_Ref(MAP_DTYPE_F32, d->P, d->pre, d->T, d->tau, d->P, d->c, d->theta));
     break;
   case K_BF16:
-    PetscCall(MapMergeApplyBF16(d->P, d->preb, d->T, d->taub, d->P, d->c, d->theta));
+    PetscCall(MapMergeApply(MAP_DTYPE_BF16, d->P, d->preb, d->T, d->taub, d->P, d->c, d->theta));
     break;
   case K_BF16_REF:
-    PetscCall(MapMergeApplyBF16_Ref(d->P, d->preb, d->T, d->taub, d->P, d->c, d->theta));
+    PetscCall(MapMergeApply_Ref(MAP_DTYPE_BF16, d->P, d->preb, d->T, d->taub, d->P, d->c, d->theta));
     break;
   case K_F16:
-    PetscCall(MapMergeApplyF16(d->P, d->preh, d->T, d->tauh, d->P, d->c, d->theta));
+    PetscCall(MapMergeApply(MAP_DTYPE_F16, d->P, d->preh, d->T, d->tauh, d->P, d->c, d->theta));
     break;
   case K_F16_REF:
-    PetscCall(MapMergeApplyF16_Ref(d->P, d->preh, d->T, d->tauh, d->P, d->c, d->theta));
+    PetscCall(MapMergeApply_Ref(MAP_DTYPE_F16, d->P, d->preh, d->T, d->tauh, d->P, d->c, d->theta));
     break;
   }
   *sec = MapWallTime() - t0;
@@ -157,16 +157,16 @@ int main(int argc, char **argv)
     *g[k] = bytes[k] * (double)P / best[k] / 1e9;
     PetscCall(PetscPrintf(PETSC_COMM_SELF, "RESULT %s %.3f %.6f\n", names[k], *g[k], best[k]));
   }
-  PetscCall(MapMergeApply_Ref(P, d.pre, (int)T, d.tau, P, d.c, check));
-  PetscCall(MapMergeApply(P, d.pre, (int)T, d.tau, P, d.c, d.theta));
+  PetscCall(MapMergeApply_Ref(MAP_DTYPE_F32, P, d.pre, (int)T, d.tau, P, d.c, check));
+  PetscCall(MapMergeApply(MAP_DTYPE_F32, P, d.pre, (int)T, d.tau, P, d.c, d.theta));
   if (memcmp(check, d.theta, P * sizeof(float))) valid = 0;
   PetscCall(Measure(&d, K_F32_REF, "f32_ref", ref_reps, bf32, &g_f32r));
-  PetscCall(MapMergeApplyBF16_Ref(P, d.preb, (int)T, d.taub, P, d.c, check));
-  PetscCall(MapMergeApplyBF16(P, d.preb, (int)T, d.taub, P, d.c, d.theta));
+  PetscCall(MapMergeApply_Ref(MAP_DTYPE_BF16, P, d.preb, (int)T, d.taub, P, d.c, check));
+  PetscCall(MapMergeApply(MAP_DTYPE_BF16, P, d.preb, (int)T, d.taub, P, d.c, d.theta));
   if (memcmp(check, d.theta, P * sizeof(float))) valid = 0;
   PetscCall(Measure(&d, K_BF16_REF, "bf16_ref", ref_reps, bbf, &g_bfr));
-  PetscCall(MapMergeApplyF16_Ref(P, d.preh, (int)T, d.tauh, P, d.c, check));
-  PetscCall(MapMergeApplyF16(P, d.preh, (int)T, d.tauh, P, d.c, d.theta));
+  PetscCall(MapMergeApply_Ref(MAP_DTYPE_F16, P, d.preh, (int)T, d.tauh, P, d.c, check));
+  PetscCall(MapMergeApply(MAP_DTYPE_F16, P, d.preh, (int)T, d.tauh, P, d.c, d.theta));
   if (memcmp(check, d.theta, P * sizeof(float))) valid = 0;
   PetscCall(Measure(&d, K_F16_REF, "f16_ref", ref_reps, bbf, &g_hr));
 

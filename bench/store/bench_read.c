@@ -11,7 +11,7 @@
  * between barriers. Lines "RESULT <what> <seconds> <GB/s>" are machine-readable; bytes counted are
  * (T+1) x P x (4 or 2), the vectors read in the store's dtype (F32, or BF16/F16 kept 16-bit like
  * MapModel does). "merge" (best of -reps) is one merge of the read shards at c_i = 0.3
- * (MapMergeApply, MapMergeApplyBF16 or MapMergeApplyF16), its GB/s counting the vectors read and
+ * (MapMergeApply in the store's dtype), its GB/s counting the vectors read and
  * theta written. With -reference F32STORE (for a BF16 or F16 store imported from the same
  * checkpoints) the 16-bit values are first checked to be the round-to-nearest-even of the F32
  * store's: VALID or INVALID. */
@@ -22,25 +22,16 @@
 
 static char help[] = "bench_store_read: collective HDF5 read of a mapmerge store (F32, BF16 or F16) and one merge of it.\n";
 
-/* Reads the store's shard in its own dtype: pre[n] and tau[T*n] of esize-byte elements. */
-static PetscErrorCode ReadStored(MapStore store, MapStoreDType dt, int T, const int *tasks, void *pre, void *tau)
-{
-  PetscFunctionBegin;
-  if (dt != MAP_STORE_DTYPE_F32) PetscCall(MapStoreReadShard16(store, T, tasks, (uint16_t *)pre, (uint16_t *)tau));
-  else PetscCall(MapStoreReadShard(store, T, tasks, (float *)pre, (float *)tau));
-  PetscFunctionReturn(0);
-}
-
 /* VALID when every 16-bit value of this shard is the round-to-nearest-even of the reference F32
    store's value (collective: the verdict is agreed on). */
-static PetscErrorCode Validate(MapStore store, MapStoreDType dt, const char *refpath, int T, const int *tasks, const uint16_t *pre,
+static PetscErrorCode Validate(MapStore store, MapDType dt, const char *refpath, int T, const int *tasks, const uint16_t *pre,
                                const uint16_t *tau, int64_t n)
 {
   MapStore ref;
   float   *rpre, *rtau;
   int64_t  bad = 0, allbad, P, Pr;
   int      Tr;
-  uint16_t (*round)(float) = dt == MAP_STORE_DTYPE_BF16 ? MapF32ToBF16 : MapF32ToF16;
+  uint16_t (*round)(float) = dt == MAP_DTYPE_BF16 ? MapF32ToBF16 : MapF32ToF16;
 
   PetscFunctionBegin;
   PetscCall(MapStoreOpen(PETSC_COMM_WORLD, refpath, &ref));
@@ -49,12 +40,12 @@ static PetscErrorCode Validate(MapStore store, MapStoreDType dt, const char *ref
   PetscCheck(Pr == P && Tr == T, PETSC_COMM_WORLD, PETSC_ERR_ARG_SIZ, "bench_store_read: reference %s has P = %lld, T = %d; the store P = %lld, T = %d",
              refpath, (long long)Pr, Tr, (long long)P, T);
   PetscCall(PetscMalloc2(n + 1, &rpre, (size_t)T * (size_t)n + 1, &rtau));
-  PetscCall(MapStoreReadShard(ref, T, tasks, rpre, rtau));
+  PetscCall(MapStoreReadShard(ref, MAP_DTYPE_F32, T, tasks, rpre, rtau));
   for (int64_t j = 0; j < n; j++) bad += round(rpre[j]) != pre[j];
   for (int64_t j = 0; j < (int64_t)T * n; j++) bad += round(rtau[j]) != tau[j];
   PetscCallMPI(MPI_Allreduce(&bad, &allbad, 1, MPI_INT64_T, MPI_SUM, PETSC_COMM_WORLD));
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%s: %lld of %lld %s values differ from RNE(%s)\n", allbad ? "INVALID" : "VALID",
-                        (long long)allbad, (long long)(T + 1) * (long long)P, MapStoreDTypeName(dt), refpath));
+                        (long long)allbad, (long long)(T + 1) * (long long)P, MapDTypeName(dt), refpath));
   PetscCall(PetscFree2(rpre, rtau));
   PetscCall(MapStoreDestroy(&ref));
   PetscFunctionReturn(0);
@@ -99,7 +90,7 @@ int main(int argc, char **argv)
   float        *junk, *theta;
   double        t0, t, bytes, tmerge = 0, *c;
   size_t        esize;
-  MapStoreDType dt;
+  MapDType      dt;
   PetscMPIInt   rank, size;
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
@@ -126,7 +117,7 @@ int main(int argc, char **argv)
   PetscCall(MapStoreGetLayout(store, &lay));
   PetscCall(MapStoreGetDType(store, &dt));
   n     = lay.hi - lay.lo;
-  esize = dt == MAP_STORE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+  esize = dt == MAP_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
   bytes = (double)esize * (double)P * (double)(T + 1);
   PetscCall(PetscMalloc2(T, &tasks, T, &c));
   for (int k = 0; k < T; k++) {
@@ -136,25 +127,23 @@ int main(int argc, char **argv)
   PetscCall(PetscMalloc((size_t)(n + 1) * esize, &pre));
   PetscCall(PetscMalloc(((size_t)T * (size_t)n + 1) * esize, &tau));
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "store %s: P = %lld, T = %d, dtype %s, %d ranks, %.3f GB of vectors\n", path, (long long)P, T,
-                        MapStoreDTypeName(dt), size, bytes / 1e9));
+                        MapDTypeName(dt), size, bytes / 1e9));
 
   for (PetscInt r = 0; r < reps; r++) {
     t0 = MPI_Wtime();
-    PetscCall(ReadStored(store, dt, T, tasks, pre, tau));
+    PetscCall(MapStoreReadShard(store, dt, T, tasks, pre, tau)); /* in the store's own dtype */
     PetscCall(Stop(t0, &t));
     PetscCall(PetscPrintf(PETSC_COMM_WORLD, "RESULT %s %.4f %.3f\n", r ? "reread" : (cold ? "read_fresh_cold" : "read_fresh"), t, bytes / t / 1e9));
     if (!r && refpath[0]) {
-      PetscCheck(dt != MAP_STORE_DTYPE_F32, PETSC_COMM_WORLD, PETSC_ERR_ARG_WRONG,
-                 "bench_store_read: -reference checks a BF16 or F16 store; %s is %s", path, MapStoreDTypeName(dt));
+      PetscCheck(dt != MAP_DTYPE_F32, PETSC_COMM_WORLD, PETSC_ERR_ARG_WRONG,
+                 "bench_store_read: -reference checks a BF16 or F16 store; %s is %s", path, MapDTypeName(dt));
       PetscCall(Validate(store, dt, refpath, T, tasks, (const uint16_t *)pre, (const uint16_t *)tau, n));
     }
   }
   PetscCall(PetscMalloc1(n + 1, &theta));
   for (PetscInt r = 0; r < reps; r++) {
     t0 = MPI_Wtime();
-    if (dt == MAP_STORE_DTYPE_BF16) PetscCall(MapMergeApplyBF16(n, (const uint16_t *)pre, T, (const uint16_t *)tau, n, c, theta));
-    else if (dt == MAP_STORE_DTYPE_F16) PetscCall(MapMergeApplyF16(n, (const uint16_t *)pre, T, (const uint16_t *)tau, n, c, theta));
-    else PetscCall(MapMergeApply(n, (const float *)pre, T, (const float *)tau, n, c, theta));
+    PetscCall(MapMergeApply(dt, n, pre, T, tau, n, c, theta));
     PetscCall(Stop(t0, &t));
     tmerge = r ? PetscMin(tmerge, t) : t;
   }

@@ -5,22 +5,13 @@
 #include <mapmerge/store.h>
 
 /* MapMergeApply - theta[j] = pre[j] + sum_i c[i] * tau[i*ld + j] for j < n, accumulated in F32 in
-   task order (so the bits equal MapMergeApply_Ref's and do not depend on the sharding).
-   Blocked and vectorised; memory-bound. Not collective. */
-PetscErrorCode MapMergeApply(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta);
-/* MapMergeApply_Ref - the plain loop, for tests and benchmarks. */
-PetscErrorCode MapMergeApply_Ref(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const double *c, float *theta);
-/* BF16 storage variants (inputs bfloat16, output F32), same arithmetic after widening. */
-PetscErrorCode MapMergeApplyBF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
+   task order (so the bits equal MapMergeApply_Ref's and do not depend on the sharding). pre and tau
+   hold dtype values: MAP_DTYPE_F32 (float), MAP_DTYPE_BF16 or MAP_DTYPE_F16 (uint16_t bit patterns,
+   widened exactly); theta is F32. Blocked and vectorised; memory-bound. Not collective. */
+PetscErrorCode MapMergeApply(MapDType dtype, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const double *c, float *theta);
+/* MapMergeApply_Ref - the plain loop, for tests and benchmarks (src/merge_ref.c). */
+PetscErrorCode MapMergeApply_Ref(MapDType dtype, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const double *c,
                                  float *theta);
-PetscErrorCode MapMergeApplyBF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
-                                     const double *c, float *theta);
-/* IEEE half (F16) storage variants (inputs binary16 bit patterns, output F32), the same arithmetic
-   after exact widening. */
-PetscErrorCode MapMergeApplyF16(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld, const double *c,
-                                float *theta);
-PetscErrorCode MapMergeApplyF16_Ref(int64_t n, const uint16_t *pre, int T, const uint16_t *tau, int64_t ld,
-                                    const double *c, float *theta);
 
 /* MapModel - the sharded model basis a merge works on: this rank's shard of theta_pre and of T
    task vectors, the tensor index, and each task's private tensors (read on demand from the store). */
@@ -60,6 +51,6 @@ PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
    an error for BF16 or F16 shards. */
 PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, const float **tau);
 /* MapModelGetDType - the dtype of the shards: the store's, or F32 for a combined basis. */
-PetscErrorCode MapModelGetDType(MapModel model, MapStoreDType *dtype);
+PetscErrorCode MapModelGetDType(MapModel model, MapDType *dtype);
 
 #endif

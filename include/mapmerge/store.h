@@ -1,6 +1,6 @@
 /* MapStore - the parallel HDF5 store written by `mapmerge import` (docs/design.md §2):
  *   /tensors/{name,dtype,shape,ndim,offset,numel}  index of the merged tensors (file order)
- *   /pretrained [P], /task_vectors [T,P] chunked along P, F32, BF16 or F16 (MapStoreDType)
+ *   /pretrained [P], /task_vectors [T,P] chunked along P, F32, BF16 or F16 (MapDType)
  *   /private/<task>/<tensor>                       task-private tensors (e.g. heads)
  *   /tasks                                         task names; provenance attributes at the root */
 #ifndef MAPMERGE_STORE_H
@@ -18,39 +18,34 @@ typedef struct {
 
 typedef struct _p_MapStore *MapStore;
 
-/* Storage dtype of /pretrained and /task_vectors; arithmetic is always F32. HDF5 1.10 has no
-   bfloat16 type: BF16 is stored as H5T_STD_U16LE with the dataset attribute dtype = "bf16". F16
-   is an HDF5 IEEE binary16 float type (what h5py writes for numpy float16) marked dtype = "f16". */
-typedef enum {
-  MAP_STORE_DTYPE_F32  = 0,
-  MAP_STORE_DTYPE_BF16 = 1,
-  MAP_STORE_DTYPE_F16  = 2
-} MapStoreDType;
+/* Storage dtype of /pretrained and /task_vectors: MAP_DTYPE_F32, MAP_DTYPE_BF16 or MAP_DTYPE_F16 (root
+   attribute storage_dtype = MapDTypeName; -map_store_dtype takes them in lower case); arithmetic is always
+   F32. HDF5 1.10 has no bfloat16 type: BF16 is stored as H5T_STD_U16LE with the dataset attribute
+   dtype = "bf16". F16 is an HDF5 IEEE binary16 float type (what h5py writes for numpy float16) marked
+   dtype = "f16". */
 #define MAP_STORE_NUM_DTYPES 3
-/* MapStoreDTypeName - "F32", "BF16" or "F16" (root attribute storage_dtype; -map_store_dtype takes them in lower case) */
-const char *MapStoreDTypeName(MapStoreDType dt);
-
-/* MapStoreImport - collective: validates the checkpoints (every merged tensor in every task with
-   the same shape; floating dtypes only, converted; no NaN/Inf) and writes the store to `path`
-   (temporary name, renamed when complete). Tensors matching one of the glob `patterns` are
-   task-private. */
-PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
-                              const char *const *task_models, int npatterns, const char *const *patterns, const char *path);
+/* MapStoreDTypeFromOption - the storage dtype of the i-th value of -map_store_dtype {f32, bf16, f16}
+   (MAP_STORE_NUM_DTYPES of them); MAP_DTYPE_OTHER outside. */
+MapDType MapStoreDTypeFromOption(PetscInt i);
 
 /* Tuning of an import; 0 means the default. */
 typedef struct {
   int64_t block; /* parameters per rank converted and written per collective step (default ~4M/(T+1), so
                     a rank holds at most its buffer of (T+1) x block floats besides the headers) */
   int64_t chunk; /* columns per HDF5 chunk of /task_vectors (chunks are [T, chunk]; default min(P, 1M)) */
-  MapStoreDType dtype; /* storage dtype (default F32); BF16 and F16 round to nearest even and record
-                          the largest rounding errors as attributes of the datasets */
+  MapDType  dtype; /* storage dtype (0 = MAP_DTYPE_F32, the default); BF16 and F16 round to nearest even and
+                      record the largest rounding errors as attributes of the datasets */
   PetscBool buffers_private; /* a task's integer/bool tensor that differs from the pretrained one becomes a
                                 private tensor of that task (default: an error) */
 } MapStoreImportOptions;
-/* MapStoreImportWithOptions - MapStoreImport with tuning (opts may be NULL). Collective. */
-PetscErrorCode MapStoreImportWithOptions(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
-                                         const char *const *task_models, int npatterns, const char *const *patterns,
-                                         const char *path, const MapStoreImportOptions *opts);
+
+/* MapStoreImport - collective: validates the checkpoints (every merged tensor in every task with
+   the same shape; floating dtypes only, converted; no NaN/Inf) and writes the store to `path`
+   (temporary name, renamed when complete). Tensors matching one of the glob `patterns` are
+   task-private. opts may be NULL (the defaults). */
+PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names,
+                              const char *const *task_models, int npatterns, const char *const *patterns, const char *path,
+                              const MapStoreImportOptions *opts);
 
 /* MapStoreOpen - collective: opens a store read-only and reads its index and storage dtype (a
    dtype mark that is missing, unknown or contradicts the datasets is an error naming the file). */
@@ -68,15 +63,13 @@ PetscErrorCode MapStoreGetComm(MapStore store, MPI_Comm *comm);
 PetscErrorCode MapStoreGetLayout(MapStore store, MapLayout *layout);
 
 /* MapStoreGetDType - the storage dtype of /pretrained and /task_vectors (not collective). */
-PetscErrorCode MapStoreGetDType(MapStore store, MapStoreDType *dtype);
+PetscErrorCode MapStoreGetDType(MapStore store, MapDType *dtype);
 
 /* MapStoreReadShard - collective hyperslab reads of this rank's shard [lo,hi): pre[hi-lo] and
-   tau[k*(hi-lo) + j] for the ntask tasks in `tasks` (store task indices), as F32 (a BF16 or F16
-   store is widened, exactly). Either may be NULL. */
-PetscErrorCode MapStoreReadShard(MapStore store, int ntask, const int *tasks, float *pre, float *tau);
-/* MapStoreReadShard16 - MapStoreReadShard of a BF16 or F16 store without widening (the 16-bit
-   patterns: half the memory); an error for an F32 store. */
-PetscErrorCode MapStoreReadShard16(MapStore store, int ntask, const int *tasks, uint16_t *pre, uint16_t *tau);
+   tau[k*(hi-lo) + j] for the ntask tasks in `tasks` (store task indices), in memory dtype `dtype`:
+   MAP_DTYPE_F32 (float; a BF16 or F16 store is widened, exactly) or the store's own dtype (for a
+   BF16 or F16 store the 16-bit patterns as uint16_t: half the memory). Either array may be NULL. */
+PetscErrorCode MapStoreReadShard(MapStore store, MapDType dtype, int ntask, const int *tasks, void *pre, void *tau);
 
 /* Task-private tensors of a task: names, and one tensor read whole (every rank; small). */
 PetscErrorCode MapStoreGetPrivateNames(MapStore store, int t, int *n, char ***names); /* MapFreeList */

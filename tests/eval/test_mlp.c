@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     PetscCall(PetscOptionsGetString(NULL, NULL, "-map_pretrained", pre, sizeof(pre), &flg));
     PetscCall(MapOptionsGetList("-map_task_models", &nm, &models, &flg));
     PetscCall(MapOptionsGetList("-map_private_patterns", &np, &pats, &flg));
-    PetscCall(MapStoreImport(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np, (const char *const *)pats, store));
+    PetscCall(MapStoreImport(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np, (const char *const *)pats, store, NULL));
   }
   PetscCall(MapStoreOpen(comm, store, &st));
   int *idx;
@@ -46,8 +46,8 @@ int main(int argc, char **argv)
   FILE *f = NULL;
   if (!rank && out[0]) f = fopen(out, "w");
   PetscCall(MapSplitList(coeffs, ';', &nvec, &vecs));
-  double         c[64];
-  MapTaskMetrics m[64], r[64];
+  double         c[MAP_MAX_TASKS];
+  MapTaskMetrics m[MAP_MAX_TASKS], r[MAP_MAX_TASKS];
   double         maxrel = 0;
   for (int v = 0; v < nvec; v++) {
     int    nc;
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
       }
     /* one task at a time (Bayesian MAP's per-task rounds): the same bits for it, NaN for the others */
     for (int w = 0; w < T; w++) {
-      PetscBool want[64];
+      PetscBool want[MAP_MAX_TASKS];
       for (int t = 0; t < T; t++) want[t] = t == w ? PETSC_TRUE : PETSC_FALSE;
       PetscCall(MapEvaluatorEvaluateTasks(ev, c, want, r));
       for (int t = 0; t < T; t++) {

@@ -50,17 +50,15 @@ static float FromF16(uint16_t b)
   #define FromF16 MapF16ToF32
 #endif
 
-typedef PetscErrorCode (*Apply16Fn)(int64_t, const uint16_t *, int, const uint16_t *, int64_t, const double *, float *);
-
-/* The 16-bit storage formats: name, conversions, fast and reference kernels. */
+/* The 16-bit storage formats: name, dtype, conversions. */
 static const struct {
   const char *name;
+  MapDType    dtype;
   uint16_t (*to)(float);
   float (*from)(uint16_t);
-  Apply16Fn fast, ref;
 } Formats16[] = {
-  {"BF16", ToBF16, FromBF16, MapMergeApplyBF16, MapMergeApplyBF16_Ref},
-  {"F16",  ToF16,  FromF16,  MapMergeApplyF16,  MapMergeApplyF16_Ref },
+  {"BF16", MAP_DTYPE_BF16, ToBF16, FromBF16},
+  {"F16",  MAP_DTYPE_F16,  ToF16,  FromF16 },
 };
 
 /* An independent evaluation: each step rounded to float through double arithmetic
@@ -101,8 +99,8 @@ static PetscErrorCode CheckCase(int64_t n, int T, int64_t pad, uint64_t seed)
   /* F32: fast vs ref vs independent */
   memset(th, 0xAB, (n + 1) * sizeof(float));
   memset(thr, 0xCD, (n + 1) * sizeof(float));
-  PetscCall(MapMergeApply(n, pre, T, tau, ld, c, th));
-  PetscCall(MapMergeApply_Ref(n, pre, T, tau, ld, c, thr));
+  PetscCall(MapMergeApply(MAP_DTYPE_F32, n, pre, T, tau, ld, c, th));
+  PetscCall(MapMergeApply_Ref(MAP_DTYPE_F32, n, pre, T, tau, ld, c, thr));
   if (n && memcmp(th, thr, n * sizeof(float))) {
     nfail++;
     PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL F32 n=%" PRId64 " T=%d pad=%" PRId64 ": fast != ref\n", n, T, pad));
@@ -129,7 +127,7 @@ static PetscErrorCode CheckCase(int64_t n, int T, int64_t pad, uint64_t seed)
     float *inpl;
     PetscCall(PetscMalloc1(n, &inpl));
     memcpy(inpl, pre, n * sizeof(float));
-    PetscCall(MapMergeApply(n, inpl, T, tau, ld, c, inpl));
+    PetscCall(MapMergeApply(MAP_DTYPE_F32, n, inpl, T, tau, ld, c, inpl));
     if (memcmp(inpl, thr, n * sizeof(float))) {
       nfail++;
       PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL F32 in-place n=%" PRId64 " T=%d\n", n, T));
@@ -143,8 +141,8 @@ static PetscErrorCode CheckCase(int64_t n, int T, int64_t pad, uint64_t seed)
     const char *name = Formats16[f].name;
     for (int64_t j = 0; j < n; j++) preb[j] = Formats16[f].to(pre[j]);
     for (int64_t k = 0; k < T * ld; k++) taub[k] = Formats16[f].to(tau[k]);
-    PetscCall(Formats16[f].fast(n, preb, T, taub, ld, c, th));
-    PetscCall(Formats16[f].ref(n, preb, T, taub, ld, c, thr));
+    PetscCall(MapMergeApply(Formats16[f].dtype, n, preb, T, taub, ld, c, th));
+    PetscCall(MapMergeApply_Ref(Formats16[f].dtype, n, preb, T, taub, ld, c, thr));
     if (n && memcmp(th, thr, n * sizeof(float))) {
       nfail++;
       PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s n=%" PRId64 " T=%d pad=%" PRId64 ": fast != ref\n", name, n, T, pad));
@@ -177,18 +175,22 @@ static PetscErrorCode CheckErrors(void)
 
   PetscFunctionBegin;
   PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
-  ierr = MapMergeApply(-1, x, 1, x, 4, c, y);
+  ierr = MapMergeApply(MAP_DTYPE_F32, -1, x, 1, x, 4, c, y);
   if (!ierr) nfail++, printf("FAIL negative n accepted\n");
-  ierr = MapMergeApply(4, x, 2, x, 2, c, y);
+  ierr = MapMergeApply(MAP_DTYPE_F32, 4, x, 2, x, 2, c, y);
   if (!ierr) nfail++, printf("FAIL ld < n accepted\n");
-  ierr = MapMergeApply(4, NULL, 1, x, 4, c, y);
+  ierr = MapMergeApply(MAP_DTYPE_F32, 4, NULL, 1, x, 4, c, y);
   if (!ierr) nfail++, printf("FAIL NULL pre accepted\n");
-  ierr = MapMergeApply(4, x, -2, x, 4, c, y);
+  ierr = MapMergeApply(MAP_DTYPE_F32, 4, x, -2, x, 4, c, y);
   if (!ierr) nfail++, printf("FAIL negative T accepted\n");
-  ierr = MapMergeApplyF16(4, NULL, 1, h, 4, c, y);
+  ierr = MapMergeApply(MAP_DTYPE_F16, 4, NULL, 1, h, 4, c, y);
   if (!ierr) nfail++, printf("FAIL F16 NULL pre accepted\n");
-  ierr = MapMergeApplyF16_Ref(4, h, 2, h, 2, c, y);
+  ierr = MapMergeApply_Ref(MAP_DTYPE_F16, 4, h, 2, h, 2, c, y);
   if (!ierr) nfail++, printf("FAIL F16 ref ld < n accepted\n");
+  ierr = MapMergeApply(MAP_DTYPE_F64, 4, x, 1, x, 4, c, y);
+  if (!ierr) nfail++, printf("FAIL F64 accepted\n");
+  ierr = MapMergeApply_Ref(MAP_DTYPE_I32, 4, x, 1, x, 4, c, y);
+  if (!ierr) nfail++, printf("FAIL ref I32 accepted\n");
   PetscCall(PetscPopErrorHandler());
   PetscFunctionReturn(0);
 }

@@ -1,7 +1,7 @@
 /* test_merge_model: MapModel end to end on a real store, driven by test_merge_model.py.
  *
  *   test_merge_model -import -map_pretrained P -map_tasks a,b -map_task_models A,B -map_store S [-map_store_dtype bf16|f16]
- *       writes the store with MapStoreImportWithOptions (the code behind `mapmerge import`).
+ *       writes the store with MapStoreImport (the code behind `mapmerge import`).
  *   test_merge_model -map_store S -map_tasks b,a -map_coeff c1,c2 -map_output theta.bin
  *                    [-test_combine w11,..,wkT -test_coeff2 d1,..,dk -test_output2 theta2.bin]
  *       builds a MapModel of the named tasks (in that order), merges at c, gathers the full theta
@@ -18,8 +18,8 @@ static PetscErrorCode Import(MPI_Comm comm)
   int                   T, Tm, np;
   PetscBool             flg;
   PetscInt              idtype   = 0;
-  const char           *dtypes[] = {"f32", "bf16", "f16"}; /* index = MapStoreDType */
-  MapStoreImportOptions opts     = {0, 0, MAP_STORE_DTYPE_F32, PETSC_FALSE};
+  const char           *dtypes[] = {"f32", "bf16", "f16"}; /* MapStoreDTypeFromOption order */
+  MapStoreImportOptions opts     = {0, 0, MAP_DTYPE_F32, PETSC_FALSE};
 
   PetscFunctionBegin;
   PetscCall(PetscOptionsGetString(NULL, NULL, "-map_pretrained", pre, sizeof(pre), &flg));
@@ -30,10 +30,10 @@ static PetscErrorCode Import(MPI_Comm comm)
   PetscCall(MapOptionsGetList("-map_task_models", &Tm, &models, NULL));
   PetscCall(MapOptionsGetList("-map_private_patterns", &np, &pats, NULL));
   PetscCall(PetscOptionsGetEList(NULL, NULL, "-map_store_dtype", dtypes, MAP_STORE_NUM_DTYPES, &idtype, NULL));
-  opts.dtype = (MapStoreDType)idtype;
+  opts.dtype = MapStoreDTypeFromOption(idtype);
   PetscCheck(T > 0 && T == Tm, comm, PETSC_ERR_ARG_WRONG, "-map_tasks has %d names but -map_task_models %d paths", T, Tm);
-  PetscCall(MapStoreImportWithOptions(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np,
-                                      (const char *const *)pats, store, &opts));
+  PetscCall(MapStoreImport(comm, pre, T, (const char *const *)tasks, (const char *const *)models, np,
+                           (const char *const *)pats, store, &opts));
   PetscCall(MapFreeList(T, &tasks));
   PetscCall(MapFreeList(Tm, &models));
   PetscCall(MapFreeList(np, &pats));
@@ -84,18 +84,18 @@ static PetscErrorCode CheckF32Read(MPI_Comm comm, MapStore store, int T, const i
   int64_t       n = L->hi - L->lo;
   int           bad, anybad;
   float        *pre, *tau, *ref;
-  MapStoreDType dt;
+  MapDType      dt;
 
   PetscFunctionBegin;
   PetscCall(MapStoreGetDType(store, &dt));
   PetscCall(PetscMalloc3(n + 1, &pre, (size_t)T * (size_t)n + 1, &tau, n + 1, &ref));
-  PetscCall(MapStoreReadShard(store, T, tasks, pre, tau));
-  PetscCall(MapMergeApply_Ref(n, pre, T, tau, n, c, ref));
+  PetscCall(MapStoreReadShard(store, MAP_DTYPE_F32, T, tasks, pre, tau));
+  PetscCall(MapMergeApply_Ref(MAP_DTYPE_F32, n, pre, T, tau, n, c, ref));
   bad = n && memcmp(ref, theta, (size_t)n * sizeof(float)) != 0;
   PetscCallMPI(MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_LOR, comm));
   PetscCheck(!anybad, comm, PETSC_ERR_PLIB, "%s store: the model's theta differs from MapMergeApply_Ref on the shard read as F32",
-             MapStoreDTypeName(dt));
-  PetscCall(PetscPrintf(comm, "%s store: theta = MapMergeApply_Ref on the F32 read of the store, bit for bit\n", MapStoreDTypeName(dt)));
+             MapDTypeName(dt));
+  PetscCall(PetscPrintf(comm, "%s store: theta = MapMergeApply_Ref on the F32 read of the store, bit for bit\n", MapDTypeName(dt)));
   PetscCall(PetscFree3(pre, tau, ref));
   PetscFunctionReturn(0);
 }
@@ -105,8 +105,8 @@ static PetscErrorCode CheckF32Read(MPI_Comm comm, MapStore store, int T, const i
    groups): equal values (a zero's sign may differ), at any rank count. */
 static PetscErrorCode CheckMappedPart(MPI_Comm comm, MapStore store, int T, const int *tasks, const double *c, MapModel whole, const MapLayout *L)
 {
-  int      k = 0, part[64], coef[64], nc, bad = 0, anybad;
-  double   cz[64];
+  int      k = 0, part[MAP_MAX_TASKS], coef[MAP_MAX_TASKS], nc, bad = 0, anybad;
+  double   cz[MAP_MAX_TASKS];
   float   *a, *b;
   int64_t  n = L->hi - L->lo;
   MapModel sub;
@@ -137,7 +137,7 @@ static PetscErrorCode Merge(MPI_Comm comm)
   char      path[MAP_PATH_LEN], out[MAP_PATH_LEN], out2[MAP_PATH_LEN];
   char    **names;
   int       T, nc, nw, nd, *tasks, Tm;
-  double    c[64], W[1024], d[64];
+  double    c[MAP_MAX_TASKS], W[1024], d[MAP_MAX_TASKS];
   PetscBool flg, comb;
   MapStore  store;
   MapModel  model, cmodel = NULL;
@@ -151,7 +151,7 @@ static PetscErrorCode Merge(MPI_Comm comm)
   PetscCheck(flg, comm, PETSC_ERR_ARG_WRONG, "-map_output is required");
   PetscCall(MapStoreOpen(comm, path, &store));
   PetscCall(MapOptionsGetList("-map_tasks", &T, &names, NULL));
-  PetscCheck(T > 0 && T <= 64, comm, PETSC_ERR_ARG_WRONG, "-map_tasks: 1..64 names needed, got %d", T);
+  PetscCheck(T > 0 && T <= MAP_MAX_TASKS, comm, PETSC_ERR_ARG_WRONG, "-map_tasks: 1..%d names needed, got %d", MAP_MAX_TASKS, T);
   PetscCall(PetscMalloc1(T, &tasks));
   for (int k = 0; k < T; k++) PetscCall(MapStoreFindTask(store, names[k], &tasks[k]));
   PetscCall(MapOptionsGetRealList("-map_coeff", 64, c, &nc, NULL));

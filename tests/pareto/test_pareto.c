@@ -62,7 +62,7 @@ static PetscErrorCode Objectives(void *vctx, const double *c, double *f, double 
 /* Euclidean distance from v[T] to the unit simplex (sort-based projection) */
 static double DistToSimplex(int T, const double *v)
 {
-  double u[64], x[64], cum = 0, theta = 0, d = 0;
+  double u[MAP_MAX_TASKS], x[MAP_MAX_TASKS], cum = 0, theta = 0, d = 0;
   for (int i = 0; i < T; i++) u[i] = v[i];
   for (int i = 1; i < T; i++) /* descending insertion sort */
     for (int j = i; j > 0 && u[j] > u[j - 1]; j--) {
@@ -86,7 +86,7 @@ static double DistToSimplex(int T, const double *v)
 static double DistToParetoSet(const Problem *P, const double *c)
 {
   if (!strcmp(P->problem, "quadratic")) {
-    double lam[64];
+    double lam[MAP_MAX_TASKS];
     for (int k = 0; k < P->T; k++) lam[k] = (c[k] - 0.2) / 0.6;
     return 0.6 * DistToSimplex(P->T, lam);
   }
@@ -108,7 +108,7 @@ static void ParetoSetPoint2(const Problem *P, double s, double *c)
 /* augmented Chebyshev value (the library's scalarisation, defaults rho = 1e-4, utopia = ideal + 1e-3 range) */
 static double ChebValue(const Problem *P, const double *w, const double *ideal, const double *nadir, const double *c)
 {
-  double f[64], mx = 0, sum = 0;
+  double f[MAP_MAX_TASKS], mx = 0, sum = 0;
   Objectives((void *)P, c, f, NULL);
   for (int i = 0; i < P->T; i++) {
     double r = ideal[i] - nadir[i], a = w[i] * (ideal[i] + 1e-3 * r - f[i]) / r;
@@ -165,8 +165,8 @@ int main(int argc, char **argv)
 
   /* our closed forms agree with the library's analytic evaluator */
   {
-    MapTaskMetrics met[64];
-    double         c[64], f[64];
+    MapTaskMetrics met[MAP_MAX_TASKS];
+    double         c[MAP_MAX_TASKS], f[MAP_MAX_TASKS];
     for (int t = 0; t < 20; t++) {
       for (int j = 0; j < P.T; j++) c[j] = MapRngU01(99, (uint64_t)j, (uint64_t)t);
       PetscCall(MapAnalyticEvaluate(P.problem, P.T, c, met));
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
       }
     }
     /* gradients: central differences */
-    double J[64 * 64], fp[64], fm[64], h = 1e-6, maxerr = 0;
+    double J[MAP_MAX_TASKS * MAP_MAX_TASKS], fp[MAP_MAX_TASKS], fm[MAP_MAX_TASKS], h = 1e-6, maxerr = 0;
     for (int j = 0; j < P.T; j++) c[j] = 0.1 + 0.8 * MapRngU01(5, (uint64_t)j, 0);
     PetscCall(Objectives(&P, c, f, J));
     for (int j = 0; j < P.T; j++) {
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
   /* every point in the Pareto set; objectives consistent with c */
   double maxdist = 0;
   for (PetscInt u = 0; u < k; u++) {
-    double f[64], wsum = 0;
+    double f[MAP_MAX_TASKS], wsum = 0;
     maxdist = PetscMax(maxdist, DistToParetoSet(&P, C + u * P.T));
     PetscCall(Objectives(&P, C + u * P.T, f, NULL));
     for (int i = 0; i < P.T; i++) CHECK(f[i] == F[u * P.T + i], "point %d objective %d not f(c)", (int)u, i);
@@ -216,7 +216,7 @@ int main(int argc, char **argv)
   /* extreme points: each objective's maximum over the box is attained by some front point */
   double maxext = 0;
   for (int i = 0; i < P.T; i++) {
-    double best = INFINITY, a[64];
+    double best = INFINITY, a[MAP_MAX_TASKS];
     Anchor(P.T, i, a);
     for (PetscInt u = 0; u < k; u++) {
       double d = 0;
@@ -231,7 +231,7 @@ int main(int argc, char **argv)
   CHECK(maxext <= tol, "extreme points missed by %.3e > %.1e", maxext, tol);
 
   /* IGD and hypervolume ratio against a dense sampling of the true front */
-  double   *Ft, ref[64], igd, gd, hvf, hvt;
+  double   *Ft, ref[MAP_MAX_TASKS], igd, gd, hvf, hvt;
   const int ntrue = P.T == 2 ? 2001 : 5000;
   PetscCall(MapAnalyticTrueFront(P.problem, P.T, ntrue, &Ft));
   for (int i = 0; i < P.T; i++) ref[i] = 0;
@@ -308,7 +308,7 @@ int main(int argc, char **argv)
 
   /* pick: equal weights; the quadratic problem is symmetric, so the pick is the centre of the hull */
   {
-    double w[64], c[64], f[64], c0[64];
+    double w[MAP_MAX_TASKS], c[MAP_MAX_TASKS], f[MAP_MAX_TASKS], c0[MAP_MAX_TASKS];
     for (int i = 0; i < P.T; i++) w[i] = 2;
     PetscCall(MapParetoPick(pareto, w, c, f));
     CHECK(DistToParetoSet(&P, c) <= tol, "pick not in the Pareto set: %.3e", DistToParetoSet(&P, c));

@@ -106,7 +106,7 @@ static PetscErrorCode ReadSurrogates(MPI_Comm comm, const char *path, Surr *S)
 
 static PetscErrorCode Search(MPI_Comm comm, Surr *S, MapPareto *p, double *pickc, double *pickf, double *tsolve, double *tpick)
 {
-  double w[64], t0;
+  double w[MAP_MAX_TASKS], t0;
 
   PetscFunctionBegin;
   PetscCall(MapParetoCreate(comm, p));
@@ -131,7 +131,7 @@ int main(int argc, char **argv)
   Surr         S = {0};
   MapPareto    p = NULL;
   PetscMPIInt  rank, size;
-  double       pickc[64], pickf[64], ts, tp, best = INFINITY, sum = 0, ref[64], hvref[64];
+  double       pickc[MAP_MAX_TASKS], pickf[MAP_MAX_TASKS], ts, tp, best = INFINITY, sum = 0, ref[MAP_MAX_TASKS], hvref[MAP_MAX_TASKS];
   PetscInt     k, npref, nsolves, nfailed;
   const double *C, *F, *W;
   int          total;
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
   PetscCall(PetscOptionsGetBool(NULL, NULL, "-serial_check", &serial_check, NULL));
   if (params[0]) PetscCall(ReadSurrogates(PETSC_COMM_WORLD, params, &S));
   else PetscCall(RandomSurrogates((int)T, &S));
-  PetscCheck(S.T <= 64, PETSC_COMM_WORLD, PETSC_ERR_SUP, "at most 64 tasks, got %d", S.T);
+  PetscCheck(S.T <= MAP_MAX_TASKS, PETSC_COMM_WORLD, PETSC_ERR_SUP, "at most %d tasks, got %d", MAP_MAX_TASKS, S.T);
   for (int i = 0; i < S.T; i++) hvref[i] = 0;
   PetscCall(PetscOptionsGetRealArray(NULL, NULL, "-hv_ref", hvref, &nref, NULL));
 
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
   /* the front is non-dominated, consistent with f(c), inside the box */
   {
     int   *keep;
-    double f[64];
+    double f[MAP_MAX_TASKS];
     PetscCall(PetscMalloc1(k, &keep));
     CHECK(MapNonDominated(S.T, k, F, keep) == k, "the front holds dominated points");
     PetscCall(PetscFree(keep));
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     MapPareto    ps;
     PetscInt     ks;
     const double *Cs, *Fs;
-    double       c1[64], f1[64], t1, t2;
+    double       c1[MAP_MAX_TASKS], f1[MAP_MAX_TASKS], t1, t2;
     PetscCall(Search(PETSC_COMM_SELF, &S, &ps, c1, f1, &t1, &t2));
     PetscCall(MapParetoGetFront(ps, &ks, &Cs, &Fs, NULL));
     CHECK(ks == k && !memcmp(Cs, C, sizeof(double) * k * S.T) && !memcmp(Fs, F, sizeof(double) * k * S.T),
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
      a basin 5% worse into the centre of the front at T = 8) */
   {
     MapPareto     pe;
-    double        ce[64], fe[64], w[64], vs = 0, ve = 0;
+    double        ce[MAP_MAX_TASKS], fe[MAP_MAX_TASKS], w[MAP_MAX_TASKS], vs = 0, ve = 0;
     const double *ideal, *nadir;
     PetscCall(MapParetoCreate(PETSC_COMM_WORLD, &pe));
     PetscCall(MapParetoSetFromOptions(pe));

@@ -1,0 +1,43 @@
+/* mapmerge core, files: temporary outputs (never a half-written file), checks of input and output
+ * paths, sha256 of files (provenance) and the store's order-independent checksum. Included by core.h. */
+#ifndef MAPMERGE_CORE_IO_H
+#define MAPMERGE_CORE_IO_H
+
+#include <petscsys.h>
+#include <stdint.h>
+
+/* Temporary output files: registered when created, removed by MapTempCleanup() on any error
+   path, so a failed command never leaves a half-written file behind. Outputs are written to a
+   temporary name and renamed into place only when complete. */
+PetscErrorCode MapTempRegister(const char *path);
+PetscErrorCode MapTempUnregister(const char *path);
+void           MapTempCleanup(void);
+/* MapTempName - "<dir>/.<base>.tmp.<pid>" beside path (same filesystem, so rename is atomic). */
+PetscErrorCode MapTempName(const char *path, char *tmp, size_t len);
+/* MapCheckInputFile - error (naming `what`, e.g. the option, and the kind of file) when path exists
+   but is not a regular file: a FIFO would block the reading rank forever, a device never ends.
+   Does not open the file; a missing file passes (the caller's open reports it). Not collective. */
+PetscErrorCode MapCheckInputFile(const char *path, const char *what);
+/* MapNonRegularKind - "a FIFO (named pipe)", "a directory", ... for an existing non-regular path, else NULL */
+const char *MapNonRegularKind(const char *path);
+/* MapCheckWritable - error naming the option when the directory of path cannot be written. */
+PetscErrorCode MapCheckWritable(const char *path, const char *option);
+
+/* MapCheckNotInput - error naming `option` when `output` exists and is the same file (same device and
+   inode, whatever the path: links, "./", symlinks) as one of the n inputs: writing it would destroy
+   that input. Collective (rank 0 looks, every rank raises). */
+PetscErrorCode MapCheckNotInput(MPI_Comm comm, const char *output, const char *option, int n, const char *const *inputs);
+
+/* MapSha256File - hex sha256 of a whole file. Not collective. */
+PetscErrorCode MapSha256File(const char *path, char hex[65]);
+void           MapSha256(const void *data, size_t len, char hex[65]);
+
+/* MapChecksum64 - the store's dataset checksum of n elements of esize bytes (4 or 2) whose first has
+   flat index `first`: the sum mod 2^64 of a 64-bit hash of (index, bit pattern) per element. A sum,
+   so the partial sums of any split of the data (ranks, blocks) add up to the same value: the same
+   checksum at any rank count. A changed element changes it with probability 1 - 2^-64. Text form
+   (MapChecksumFormat): "map64:" and 16 hex digits. Not collective. */
+uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first);
+void     MapChecksumFormat(uint64_t sum, char text[24]);
+
+#endif
