@@ -17,7 +17,7 @@
 #define LM_COL_UNIT   8  /* columns per unit of the output split (one AVX register) */
 #define LM_VOCAB_UNIT 64 /* vocabulary ids per block of the distributed softmax */
 
-static int MapStoreDTypeGetSize(MapDType dt) { return dt == MAP_DTYPE_F32 ? 4 : 2; }
+static int MapDTypeGetSize(MapDType dt) { return dt == MAP_DTYPE_F32 ? 4 : 2; }
 
 static PetscLogEvent EV_Redistribute = 0, EV_Forward = 0, EV_Reduce = 0;
 
@@ -495,7 +495,7 @@ static PetscErrorCode Redistribute(MapEvaluator ev, const double *c)
       for (int64_t i = m->sseg_a[q * R + d]; i < m->sseg_b[q * R + d]; i++) {
         const int64_t o = m->sseg_off[i], n = m->sseg_len[i];
         if (m->fused) {
-          PetscCall(MapMergeApply(n, m->pre + o, m->T, m->tau + o, m->nshard, c, p));
+          PetscCall(MapMergeApply(MAP_DTYPE_F32, n, m->pre + o, m->T, m->tau + o, m->nshard, c, p));
           for (int64_t e = 0; e < n; e++)
             if (PetscUnlikely(!isfinite(p[e]))) {
               if (bad < 0 || o + e < bad) bad = o + e, badnan = isnan(p[e]) ? PETSC_TRUE : PETSC_FALSE;
@@ -800,12 +800,12 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
   PetscCall(InitModel(ev, store));
   PetscCall(BuildPlan(ev));
   { /* an F32 basis of T task vectors taking c whole is merged piece by piece (Redistribute) */
-    MapStoreDType dt;
+    MapDType dt;
     int           ncoef;
     PetscCall(MapModelGetDType(ev->model, &dt));
     PetscCall(MapModelGetNumTasks(ev->model, &m->T));
     PetscCall(MapModelGetNumCoefficients(ev->model, &ncoef));
-    m->fused = dt == MAP_STORE_DTYPE_F32 && ncoef == m->T ? PETSC_TRUE : PETSC_FALSE;
+    m->fused = dt == MAP_DTYPE_F32 && ncoef == m->T ? PETSC_TRUE : PETSC_FALSE;
     if (m->fused) PetscCall(MapModelGetShards(ev->model, &m->nshard, &m->pre, &m->tau));
     else PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
   }
@@ -857,8 +857,8 @@ static PetscErrorCode MapEvaluatorSetUp_LM(MapEvaluator ev)
     sent = m->sendmax, recv = m->recvmax;
     acts = Lm * (m->cfg.E + 2 * maxN + 2 * maxloc + PetscMax(maxN, m->cfg.E));
     PetscCall(PetscInfo(NULL, "lm evaluator memory [rank %d]: basis shards %lld B ((T+1) x %lld x %d B), merged shard %lld B, send/recv %lld/%lld B, "
-                        "tensor-parallel weights %lld B, activations %lld B\n", rank, (long long)((Tm + 1) * (m->hi - m->lo) * (int64_t)MapStoreDTypeGetSize(dt)),
-                        (long long)(m->hi - m->lo), (int)MapStoreDTypeGetSize(dt), (long long)(m->theta ? 4 * (m->hi - m->lo) : 0), (long long)(4 * sent), (long long)(4 * recv),
+                        "tensor-parallel weights %lld B, activations %lld B\n", rank, (long long)((Tm + 1) * (m->hi - m->lo) * (int64_t)MapDTypeGetSize(dt)),
+                        (long long)(m->hi - m->lo), (int)MapDTypeGetSize(dt), (long long)(m->theta ? 4 * (m->hi - m->lo) : 0), (long long)(4 * sent), (long long)(4 * recv),
                         (long long)(4 * w), (long long)(4 * acts)));
   }
   PetscCall(PetscInfo(NULL, "lm evaluator: %s, %lld layers, width %lld, %lld heads (%lld kv), vocab %lld; %d group(s) of %d rank(s); context %d\n",
