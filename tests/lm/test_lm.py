@@ -190,9 +190,14 @@ def case_run():
     run = os.path.join(WORK, "run-map-1")
     model = os.path.join(WORK, "pick")
     shutil.rmtree(model, ignore_errors=True)
-    os.makedirs(model)
-    mpi(2, "export", "-map_store", st, "-map_run", run, "-map_output", os.path.join(model, "model.safetensors"))
-    shutil.copy(os.path.join(ZOO, arch, "pretrained", "config.json"), model)
+    # a model folder, as people load it: the store recorded the pretrained folder's config.json at import
+    # (F32 weights, the run's own arithmetic; the default would be the checkpoint's BF16)
+    mpi(2, "export", "-map_store", st, "-map_run", run, "-map_output", model, "-map_export_dtype", "f32")
+    src_cfg = os.path.join(ZOO, arch, "pretrained", "config.json")
+    if open(os.path.join(model, "config.json"), "rb").read() != open(src_cfg, "rb").read():
+        fail("exported folder: config.json differs from the pretrained checkpoint's")
+    if "c = " not in open(os.path.join(model, "README.md")).read() and "coefficient" not in open(os.path.join(model, "README.md")).read():
+        fail("exported folder: the model card names no coefficients")
     with h5py.File(os.path.join(run, "results.h5"), "r") as f:
         real, real_loss = f["pick/real"][0], f["pick/real_loss"][0]
     cfg, w = lm_ref.load_folder(model)
