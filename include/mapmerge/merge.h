@@ -51,6 +51,12 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
    element and c (a coefficient too large, or non-finite values in the store). One pass over the
    shard. Collective on comm. */
 PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard);
+/* MapMergeFirstNonFinite - 2*(first+j) + (1 if NaN) of the first non-finite theta[j] (global index
+   first+j), INT64_MAX if all are finite; MapMergeCheckFiniteAgreed - the MPI_MIN of the ranks' keys,
+   an error on every rank of comm naming the tensor of `store`, the element and c[ncoef] if any. For
+   passes that merge block by block (export). */
+int64_t        MapMergeFirstNonFinite(const float *theta, int64_t n, int64_t first);
+PetscErrorCode MapMergeCheckFiniteAgreed(MapStore store, MPI_Comm comm, int ncoef, const double *c, int64_t key);
 /* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
 PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
 /* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's F32 shard (n = hi - lo);
