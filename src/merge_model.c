@@ -262,9 +262,8 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
 /* 2 * (first + j) + (1 for NaN, 0 for Inf) of the first non-finite theta[j], else INT64_MAX */
 int64_t MapMergeFirstNonFinite(const float *theta, int64_t n, int64_t first)
 {
-  for (int64_t j = 0; j < n; j++)
-    if (PetscUnlikely(!isfinite(theta[j]))) return 2 * (first + j) + (isnan(theta[j]) ? 1 : 0);
-  return INT64_MAX;
+  int64_t j = MapFirstNonFiniteF32(theta, n);
+  return j < 0 ? INT64_MAX : 2 * (first + j) + (isnan(theta[j]) ? 1 : 0);
 }
 
 PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard)
