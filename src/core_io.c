@@ -1,4 +1,5 @@
 /* core_io: temporary outputs, input/output path checks, sha256 (OpenSSL) and the store checksum (core_io.h). */
+#include <math.h>
 #include <mapmerge/core.h>
 #include <openssl/evp.h>
 #include <errno.h>
@@ -178,3 +179,26 @@ uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first)
 }
 
 void MapChecksumFormat(uint64_t sum, char text[24]) { snprintf(text, 24, "map64:%016llx", (unsigned long long)sum); }
+
+/* one chunk's test: any element with all exponent bits set (NaN or Inf); no early exit, so it vectorises */
+#define MAP_FINITE_CHUNK 512
+static int ChunkHasNonFinite(const float *x)
+{
+  uint32_t bad = 0;
+  for (int j = 0; j < MAP_FINITE_CHUNK; j++) {
+    uint32_t w;
+    memcpy(&w, x + j, sizeof(w));
+    bad |= (w & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad != 0;
+}
+
+int64_t MapFirstNonFiniteF32(const float *x, int64_t n)
+{
+  int64_t i0 = 0;
+  for (; i0 + MAP_FINITE_CHUNK <= n; i0 += MAP_FINITE_CHUNK)
+    if (ChunkHasNonFinite(x + i0)) break;
+  for (int64_t i = i0; i < n; i++)
+    if (!isfinite(x[i])) return i;
+  return -1;
+}

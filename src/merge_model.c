@@ -258,42 +258,56 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
   PetscFunctionReturn(0);
 }
 
+/* 2 * (first + j) + (1 for NaN, 0 for Inf) of the first non-finite theta[j], else INT64_MAX */
+int64_t MapMergeFirstNonFinite(const float *theta, int64_t n, int64_t first)
+{
+  int64_t j = MapFirstNonFiniteF32(theta, n);
+  return j < 0 ? INT64_MAX : 2 * (first + j) + (isnan(theta[j]) ? 1 : 0);
+}
+
 PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard)
 {
-  int64_t j = 0;
-
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
-  while (j < model->n && PetscLikely(isfinite(theta_shard[j]))) j++;
-  PetscCall(MapModelReportNonFinite(model, comm, c, j < model->n ? j : -1, j < model->n && isnan(theta_shard[j]) ? PETSC_TRUE : PETSC_FALSE));
+  PetscCall(MapMergeCheckFiniteAgreed(model->store, comm, model->ncoef, c, MapMergeFirstNonFinite(theta_shard, model->n, model->layout.lo)));
   PetscFunctionReturn(0);
 }
 
 PetscErrorCode MapModelReportNonFinite(MapModel model, MPI_Comm comm, const double *c, int64_t j, PetscBool isnan_value)
 {
-  int64_t key = INT64_MAX, first; /* 2 * (flat index) + (1 for NaN, 0 for Inf) of the first non-finite value */
+  PetscFunctionBegin;
+  PetscCall(MapMergeCheckFiniteAgreed(model->store, comm, model->ncoef, c, j >= 0 ? 2 * (model->layout.lo + j) + (isnan_value ? 1 : 0) : INT64_MAX));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapMergeCheckFiniteAgreed - the ranks of comm agree on the first non-finite merged value (key of
+  MapMergeFirstNonFinite, INT64_MAX for none) and, if there is one, fail together naming its tensor
+  of `store`, the element and c[ncoef]. Collective on comm.
+@*/
+PetscErrorCode MapMergeCheckFiniteAgreed(MapStore store, MPI_Comm comm, int ncoef, const double *c, int64_t key)
+{
+  int64_t first;
 
   PetscFunctionBegin;
-  if (j >= 0) key = 2 * (model->layout.lo + j) + (isnan_value ? 1 : 0);
   PetscCallMPI(MPI_Allreduce(&key, &first, 1, MPI_INT64_T, MPI_MIN, comm));
   if (PetscLikely(first == INT64_MAX)) PetscFunctionReturn(0);
   {
-    int                   nt, a = 0, b;
+    int                   a = 0, b;
     int64_t               idx = first / 2;
     const MapStoreTensor *t;
     const char           *path;
     char                  cs[1024] = "";
-    PetscCall(MapStoreGetSizes(model->store, NULL, &nt, NULL));
-    PetscCall(MapStoreGetPath(model->store, &path));
-    PetscCall(MapStoreGetSizes(model->store, NULL, NULL, &b));
+    PetscCall(MapStoreGetPath(store, &path));
+    PetscCall(MapStoreGetSizes(store, NULL, NULL, &b));
     for (b = b - 1; a < b;) { /* the last tensor whose offset <= idx */
       int m = (a + b + 1) / 2;
-      PetscCall(MapStoreGetTensor(model->store, m, &t));
+      PetscCall(MapStoreGetTensor(store, m, &t));
       if (t->offset <= idx) a = m;
       else b = m - 1;
     }
-    PetscCall(MapStoreGetTensor(model->store, a, &t));
-    for (int i = 0; i < model->ncoef && i < MAP_MAX_TASKS; i++) {
+    PetscCall(MapStoreGetTensor(store, a, &t));
+    for (int i = 0; i < ncoef && i < MAP_MAX_TASKS; i++) {
       size_t l = strlen(cs);
       snprintf(cs + l, sizeof(cs) - l, "%s%g", i ? "," : "", c[i]);
     }

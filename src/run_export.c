@@ -16,6 +16,7 @@ typedef struct {
   int       nc;
   PetscBool cset;
   MapDType  dtype;
+  PetscReal block_mb; /* -map_io_block_mb */
 } ExportOptions;
 
 /* "0", "2000000", "500M", "5G" (powers of 1000, as Hugging Face's max_shard_size) */
@@ -73,7 +74,12 @@ static PetscErrorCode ExportReadOptions(MPI_Comm comm, ExportOptions *o, PetscBo
   PetscCall(PetscOptionsString("-map_export_private", "also write this task's private tensors (e.g. its head) under their own names; all: every task's, prefixed <task>.", NULL,
                                o->priv, o->priv, sizeof(o->priv), NULL));
   PetscCall(PetscOptionsEList("-map_export_dtype", "dtype of the written tensors (default f32; for a model folder, the pretrained checkpoint's dtypes)", NULL, dtypes, 3, dtypes[0], &idt, NULL));
+  o->block_mb = 64;
+  PetscCall(PetscOptionsReal("-map_io_block_mb", "MiB of read/merge buffers per rank: the merged tensors are read, merged and written block by block "
+                             "(0 = each rank's whole shard at once, (T+2)*P*4/ranks bytes)", NULL, o->block_mb, &o->block_mb, NULL));
   PetscOptionsEnd();
+  PetscCheck(o->block_mb >= 0 && o->block_mb <= 1048576, comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_io_block_mb: expected 0 (whole shard) to 1048576 MiB, got %g",
+             (double)o->block_mb);
   o->nc    = o->cset ? (int)nc : 0;
   o->dtype = idt == 1 ? MAP_DTYPE_BF16 : idt == 2 ? MAP_DTYPE_F16 : MAP_DTYPE_F32;
   PetscCall(PetscOptionsHasHelp(NULL, help));
@@ -117,8 +123,9 @@ static PetscErrorCode ExportTasks(MPI_Comm comm, MapStore store, const ExportOpt
   (-map_store, -map_coeff, -map_tasks, -map_output, -map_export_shard_size, -map_export_private,
   -map_export_dtype), metadata format=pt, mapmerge_version, tasks, coefficients.
 
-  Collective: each rank merges its shard (MapModelMerge) and writes the intersecting element
-  ranges of each tensor; the bytes do not depend on the rank count.
+  Collective: each rank reads, merges and writes its shard block by block (MapExportWriteMerged,
+  -map_io_block_mb), each tensor's intersecting element ranges; the bytes do not depend on the
+  rank count or the block size.
 @*/
 /* The accuracy surrogates of a finished run, to solve its scalarised problem for a new preference. */
 typedef struct {
@@ -295,15 +302,12 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscBool            help;
   MapPareto            pareto;
   MapStore             store;
-  MapModel             model;
-  MapLayout            lay;
   MapSafetensorsWriter w;
   MapExportExtras      ex;
   MapTensorInfo       *info;
   uint64_t             shard = 0;
   int                  ntask = 0, *tasks = NULL, T, ntensors, nextra;
   char                 coeffs[32768] = "", tnames[32768] = "";
-  float               *theta;
   int64_t              P;
   PetscMPIInt          rank;
   double               t0 = MapWallTime();
@@ -352,13 +356,6 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, shard, &ex));
   nextra = ex.npriv + ex.nbuf;
 
-  /* the merged shard */
-  PetscCall(MapModelCreateFromStore(store, ntask, tasks, &model));
-  PetscCall(MapModelGetLayout(model, &lay));
-  PetscCall(PetscMalloc1(lay.hi - lay.lo + 1, &theta));
-  PetscCall(MapModelMerge(model, o.c, theta));
-  PetscCall(MapModelCheckFinite(model, comm, o.c, theta));
-
   /* the tensor list: merged tensors in store order, then the private ones, then the buffers */
   PetscCall(PetscCalloc1(ntensors + nextra + 1, &info));
   for (int i = 0; i < ntensors; i++) {
@@ -386,14 +383,13 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
     const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};
     PetscCall(MapSafetensorsWriterCreate(comm, ex.target, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
   }
-  for (int i = 0; i < ntensors; i++) {
-    int64_t               a, off;
-    const MapStoreTensor *t;
-    PetscCall(MapStoreGetTensor(store, i, &t));
-    off = t->offset;
-    a   = PetscMax(lay.lo, off);
-    int64_t b = PetscMin(lay.hi, off + t->numel);
-    if (b > a) PetscCall(MapSafetensorsWriterWriteF32(w, i, a - off, b - a, theta + (a - lay.lo)));
+  {
+    /* a damaged store or a non-finite merge fails here, on every rank: no output is published */
+    PetscErrorCode ierr = MapExportWriteMerged(store, ntask, tasks, o.c, o.block_mb, w);
+    if (ierr) {
+      PetscCall(MapSafetensorsWriterAbort(&w));
+      PetscCall(ierr);
+    }
   }
   PetscCall(MapExportExtrasWrite(&ex, w, info, ntensors, rank));
   PetscCall(MapSafetensorsWriterClose(&w));
@@ -404,9 +400,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
                         ex.folder && !ex.dtype_set ? "of the pretrained model" : MapDTypeName(o.dtype), tnames, coeffs, MapWallTime() - t0));
   PetscCall(MapExportExtrasDestroy(&ex));
   PetscCall(PetscFree(info));
-  PetscCall(PetscFree(theta));
   PetscCall(PetscFree(tasks));
-  PetscCall(MapModelDestroy(&model));
   PetscCall(MapStoreDestroy(&store));
   PetscCall(PetscLogEventEnd(MAP_EVENT_Export, 0, 0, 0, 0));
   PetscFunctionReturn(0);

@@ -557,9 +557,9 @@ static PetscErrorCode StoreReadColumns(MapStore s, hid_t mtype, int nrow, const 
 /* Collective: the shard of pre and of the tasks' rows in the store's own dtype (F32, or the 16-bit
    patterns): reading BF16 as F32 would make HDF5 convert the integers numerically, and an F16 read
    as F32 would take HDF5's (slow, non-collective) conversion path. */
-static PetscErrorCode StoreReadShardStored(MapStore s, int ntask, const int *tasks, void *pre, void *tau)
+static PetscErrorCode StoreReadShardStored(MapStore s, int ntask, const int *tasks, int64_t lo, int64_t hi, void *pre, void *tau)
 {
-  int64_t   lo = s->layout.lo, hi = s->layout.hi, n = hi - lo;
+  int64_t   n = hi - lo;
   hid_t     mtype;
   size_t    esize = MapStoreDTypeGetInfo(s->dtype)->size;
   PetscInt  nrow  = ntask;
@@ -635,11 +635,29 @@ PetscErrorCode MapStoreReadShard(MapStore s, MapDType dtype, int ntask, const in
   PetscCheck(dtype == MAP_DTYPE_F32 || dtype == s->dtype, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
              "store %s holds %s: it reads as F32 or as %s, not as %s", s->path, MapDTypeName(s->dtype), MapDTypeName(s->dtype),
              MapDTypeName(dtype));
-  PetscCall(StoreReadShardStored(s, ntask, tasks, pre, tau));
+  PetscCall(StoreReadShardStored(s, ntask, tasks, s->layout.lo, s->layout.hi, pre, tau));
   if (widen && dtype == MAP_DTYPE_F32) {
     if (pre) Widen16InPlace((float *)pre, n, widen);
     if (tau) Widen16InPlace((float *)tau, (int64_t)ntask * n, widen);
   }
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreReadRange - reads elements [lo,hi) of theta_pre and of the task vectors of the `ntask` store
+  tasks `tasks` (any order, repeats allowed) in the store's own dtype (F32 or the 16-bit patterns):
+  pre[hi-lo], tau[k*(hi-lo) + j]; either may be NULL. A block of a shard, for streaming passes whose
+  memory must not grow with P (export).
+
+  Collective: every rank calls it the same number of times with the same tasks; each rank's range
+  is its own (it may be empty, hi == lo). Errors: a range outside [0, P).
+@*/
+PetscErrorCode MapStoreReadRange(MapStore s, int ntask, const int *tasks, int64_t lo, int64_t hi, void *pre, void *tau)
+{
+  PetscFunctionBegin;
+  PetscCheck(lo >= 0 && lo <= hi && hi <= s->P, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: element range [%lld, %lld) not within [0, %lld)",
+             s->path, (long long)lo, (long long)hi, (long long)s->P);
+  PetscCall(StoreReadShardStored(s, ntask, tasks, lo, hi, pre, tau));
   PetscFunctionReturn(0);
 }
 

@@ -22,11 +22,32 @@ PetscErrorCode MapStoreVerifyShard(MapStore s, int ntask, const int *tasks, cons
   PetscCall(PetscCalloc1(ntask + 1, &sum));
   if (pre) sum[0] = MapChecksum64(pre, esize, n, s->layout.lo);
   for (int k = 0; tau && k < ntask; k++) sum[k + 1] = MapChecksum64((const char *)tau + (size_t)k * (size_t)n * esize, esize, n, s->layout.lo);
+  PetscCall(MapStoreVerifySums(s, ntask, tasks, pre != NULL, tau != NULL, sum));
+  PetscCall(PetscFree(sum));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapStoreVerifySums - the checksums (MapChecksum64, by global element index) of what this rank read,
+  sum[0] of /pretrained and sum[1+k] of the row of task tasks[k], summed over the ranks and compared
+  with those recorded at import; the ranks' parts may have been read in any number of blocks (the
+  checksum is a sum over elements). Nothing is checked when the store records no checksums.
+
+  Collective. Errors: a mismatch, naming the store, the dataset and the task.
+@*/
+PetscErrorCode MapStoreVerifySums(MapStore s, int ntask, const int *tasks, PetscBool haspre, PetscBool hastau, const uint64_t *local)
+{
+  uint64_t *sum;
+
+  PetscFunctionBegin;
+  if (!s->has_checksums) PetscFunctionReturn(0);
+  PetscCall(PetscMalloc1(ntask + 1, &sum));
+  PetscCall(PetscArraycpy(sum, local, ntask + 1));
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, sum, ntask + 1, MPI_UINT64_T, MPI_SUM, s->comm));
   for (int k = -1; k < ntask; k++) {
     uint64_t want = k < 0 ? s->csum_pre : s->csum_tv[tasks ? tasks[k] : k];
     char     a[24], b[24];
-    if (k < 0 ? !pre : !tau) continue;
+    if (k < 0 ? !haspre : !hastau) continue;
     if (sum[k + 1] == want) continue;
     MapChecksumFormat(want, a);
     MapChecksumFormat(sum[k + 1], b);

@@ -157,13 +157,6 @@ static PetscErrorCode ImportReadRange(Import *im, int c, int64_t j0, int64_t n, 
   PetscFunctionReturn(0);
 }
 
-static int64_t FirstNonFinite(const float *x, int64_t n)
-{
-  for (int64_t i = 0; i < n; i++)
-    if (!isfinite(x[i])) return i;
-  return -1;
-}
-
 typedef enum {
   BAD_SOURCE,      /* a NaN/Inf in a checkpoint */
   BAD_TASK_VECTOR, /* theta_task - theta_pre overflows F32 */
@@ -325,7 +318,7 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
     int     ok = 1;
     PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
     PetscCall(ImportReadRange(im, 0, j0, n, pre));
-    int64_t bad = FirstNonFinite(pre, n);
+    int64_t bad = MapFirstNonFiniteF32(pre, n);
     if (bad >= 0) {
       ok = 0;
       BadValueMessage(im, 0, j0 + bad, pre[bad], BAD_SOURCE, msg, sizeof(msg));
@@ -333,14 +326,14 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
     for (int t = 0; ok && t < im->T; t++) {
       float *x = tv + (size_t)t * (size_t)n;
       PetscCall(ImportReadRange(im, t + 1, j0, n, x));
-      bad = FirstNonFinite(x, n);
+      bad = MapFirstNonFiniteF32(x, n);
       if (bad >= 0) {
         ok = 0;
         BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_SOURCE, msg, sizeof(msg));
         break;
       }
       for (int64_t j = 0; j < n; j++) x[j] -= pre[j];
-      bad = FirstNonFinite(x, n);
+      bad = MapFirstNonFiniteF32(x, n);
       if (bad >= 0) {
         ok = 0;
         BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_TASK_VECTOR, msg, sizeof(msg));
@@ -423,7 +416,7 @@ static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
       MapCallHDF5(d = H5Dcreate2(g, u->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       PetscCall(PetscMalloc1(n + 1, &buf));
       PetscCall(MapSafetensorsReadF32(ck->st, u, r0 * rowsize, n, buf));
-      int64_t bad = FirstNonFinite(buf, n);
+      int64_t bad = MapFirstNonFiniteF32(buf, n);
       if (bad >= 0)
         snprintf(msg, sizeof(msg), "%s %s: private tensor %s element %lld is %s", ck->label, FileOf(ck, u), u->name,
                  (long long)(r0 * rowsize + bad), isnan(buf[bad]) ? "NaN" : "Inf");

@@ -39,5 +39,9 @@ void           MapSha256(const void *data, size_t len, char hex[65]);
    (MapChecksumFormat): "map64:" and 16 hex digits. Not collective. */
 uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first);
 void     MapChecksumFormat(uint64_t sum, char text[24]);
+/* MapFirstNonFiniteF32 - the index of the first NaN or Inf among x[0..n), or -1. Scans fixed chunks
+   with a branch-free exponent test the compiler vectorises, then the one chunk that has one
+   element by element. Not collective. */
+int64_t MapFirstNonFiniteF32(const float *x, int64_t n);
 
 #endif

@@ -45,6 +45,12 @@ PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *
 /* MapModelReportNonFinite - collective: the error of MapModelCheckFinite for a merge done piece by
    piece; j = this rank's first non-finite element (shard offset; -1 for none), isnan_value its kind. */
 PetscErrorCode MapModelReportNonFinite(MapModel model, MPI_Comm comm, const double *c, int64_t j, PetscBool isnan_value);
+/* MapMergeFirstNonFinite - 2*(first+j) + (1 if NaN) of the first non-finite theta[j] (global index
+   first+j), INT64_MAX if all are finite; MapMergeCheckFiniteAgreed - the MPI_MIN of the ranks' keys,
+   an error on every rank of comm naming the tensor of `store`, the element and c[ncoef] if any. For
+   passes that merge block by block (export). */
+int64_t        MapMergeFirstNonFinite(const float *theta, int64_t n, int64_t first);
+PetscErrorCode MapMergeCheckFiniteAgreed(MapStore store, MPI_Comm comm, int ncoef, const double *c, int64_t key);
 /* MapModelGetStoreTask - the store task index of basis vector k, or -1 for a combined vector. */
 PetscErrorCode MapModelGetStoreTask(MapModel model, int k, int *t);
 /* MapModelGetShards - read-only: pre[n] and tau[k*n + j] of this rank's F32 shard (n = hi - lo);

@@ -70,6 +70,10 @@ PetscErrorCode MapStoreGetDType(MapStore store, MapDType *dtype);
    MAP_DTYPE_F32 (float; a BF16 or F16 store is widened, exactly) or the store's own dtype (for a
    BF16 or F16 store the 16-bit patterns as uint16_t: half the memory). Either array may be NULL. */
 PetscErrorCode MapStoreReadShard(MapStore store, MapDType dtype, int ntask, const int *tasks, void *pre, void *tau);
+/* MapStoreReadRange - collective reads of elements [lo,hi) (each rank its own range, possibly empty)
+   of pre and of the tasks' rows, in the store's dtype: pre[hi-lo], tau[k*(hi-lo) + j]. One block of
+   a streaming pass (verify it with MapChecksum64 sums and MapStoreVerifySums). */
+PetscErrorCode MapStoreReadRange(MapStore store, int ntask, const int *tasks, int64_t lo, int64_t hi, void *pre, void *tau);
 
 /* Task-private tensors of a task: names, and one tensor read whole (every rank; small). */
 PetscErrorCode MapStoreGetPrivateNames(MapStore store, int t, int *n, char ***names); /* MapFreeList */
@@ -88,6 +92,10 @@ PetscErrorCode MapStoreGetAttribute(MapStore store, const char *key, char **valu
    error naming the store and the dataset (and task). *checked: PETSC_FALSE when the store records
    no checksums (written before they existed). Collective. */
 PetscErrorCode MapStoreVerifyShard(MapStore store, int ntask, const int *tasks, const void *pre, const void *tau, PetscBool *checked);
+/* MapStoreVerifySums - the same from checksums this rank accumulated itself (MapChecksum64 by global
+   element index over the blocks it read): local[0] of /pretrained (if haspre), local[1+k] of task
+   tasks[k] (if hastau). Collective. */
+PetscErrorCode MapStoreVerifySums(MapStore store, int ntask, const int *tasks, PetscBool haspre, PetscBool hastau, const uint64_t *local);
 /* MapStoreCheck - reads every dataset of the store and verifies its checksum and that every value is
    finite (`mapmerge info -map_check`); prints what it checked and how long it took. Memory: the
    store's vectors / ranks. Collective. */
