@@ -246,6 +246,25 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCall(MapModelMergeRange(model, c, 0, model->n, theta_shard));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelMergeRange - out[0 .. j1-j0) = the merged parameters of the shard's elements [j0, j1)
+  (offsets from lo) at coefficients c[ncoef]: the same kernel and per-element arithmetic as
+  MapModelMerge, so each element gets the same bits wherever it is merged (lets an evaluator merge
+  straight into the buffers its forward pass uses). Not collective.
+  Errors: a range outside [0, hi-lo), non-finite coefficients.
+@*/
+PetscErrorCode MapModelMergeRange(MapModel model, const double *c, int64_t j0, int64_t j1, float *out)
+{
+  size_t esize;
+
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCheck(0 <= j0 && j0 <= j1 && j1 <= model->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "MapModelMergeRange: range [%" PRId64 ", %" PRId64 ") is not inside the shard [0, %" PRId64 ")", j0, j1, model->n);
   for (int i = 0; i < model->ncoef; i++)
     PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
@@ -255,21 +274,44 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
     for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
     c = csub;
   }
-  PetscCall(MapMergeApplyStored_Private("MapModelMerge", model->dtype, model->n, model->pre, model->T, model->tau, model->n, c, theta_shard));
+  esize = model->dtype == MAP_STORE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+  PetscCall(MapMergeApplyStored_Private("MapModelMerge", model->dtype, j1 - j0, (const char *)model->pre + (size_t)j0 * esize, model->T,
+                                        (const char *)model->tau + (size_t)j0 * esize, model->n, c, out));
   PetscFunctionReturn(0);
 }
 
 PetscErrorCode MapModelCheckFinite(MapModel model, MPI_Comm comm, const double *c, const float *theta_shard)
 {
+  int64_t            off;
+  const float *const ptr[1] = {theta_shard};
+
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  off = model->layout.lo;
+  PetscCall(MapModelCheckFiniteSegments(model, comm, c, 1, &off, &model->n, ptr));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelCheckFiniteSegments - MapModelCheckFinite for merged values held in pieces: piece s holds
+  the flat parameters [off[s], off[s] + len[s]) at ptr[s] (MapModelMergeRange). The error names the
+  lowest flat index that is not finite over all pieces of all ranks of comm. Collective on comm.
+@*/
+PetscErrorCode MapModelCheckFiniteSegments(MapModel model, MPI_Comm comm, const double *c, int64_t nseg, const int64_t *off, const int64_t *len,
+                                           const float *const *ptr)
+{
   int64_t key = INT64_MAX, first; /* 2 * (flat index) + (1 for NaN, 0 for Inf) of the first non-finite value */
 
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
-  for (int64_t j = 0; j < model->n; j++)
-    if (PetscUnlikely(!isfinite(theta_shard[j]))) {
-      key = 2 * (model->layout.lo + j) + (isnan(theta_shard[j]) ? 1 : 0);
-      break;
-    }
+  for (int64_t s = 0; s < nseg; s++) {
+    const float *theta = ptr[s];
+    for (int64_t j = 0; j < len[s]; j++)
+      if (PetscUnlikely(!isfinite(theta[j]))) {
+        key = PetscMin(key, 2 * (off[s] + j) + (isnan(theta[j]) ? 1 : 0));
+        break;
+      }
+  }
   PetscCallMPI(MPI_Allreduce(&key, &first, 1, MPI_INT64_T, MPI_MIN, comm));
   if (PetscLikely(first == INT64_MAX)) PetscFunctionReturn(0);
   {
