@@ -296,11 +296,11 @@ static PetscErrorCode BuildPlan(MapEvaluator ev, MapEval_MLP *m)
 
   /* datatypes: per peer, the blocks in (layer, weight/bias) order on both sides */
   PetscCall(PetscCalloc5(R, &m->scount, R, &m->rcount, R, &m->zdispl, R, &m->stype, R, &m->rtype));
+  for (int d = 0; d < R; d++) m->stype[d] = m->rtype[d] = MPI_FLOAT; /* = nothing to free */
   PetscCall(PetscMalloc2(3 * (size_t)nl2 + 1, &blen, 3 * (size_t)nl2 + 1, &addr));
   for (int d = 0; d < R; d++) {
     int     nb = 0;
     int64_t cs = 0, cr = 0;
-    m->stype[d] = m->rtype[d] = MPI_FLOAT;
     if (d == rank) continue;
     for (int l = 0; l < m->nlayer; l++) /* send: d's rows cut to my shard, split at my own rows */
       for (int k = 0; k < 2; k++) {
