@@ -3,8 +3,10 @@
    Model:  encoder.<k>.weight [out,in] / encoder.<k>.bias [out] (k sorted numerically), ReLU after
            each; per-task private head.weight [C,H] / head.bias [C]; softmax cross-entropy.
    Ranks:  G sample groups (MPI_Comm_split); inside a group every layer is split by OUTPUT ROWS.
-           The merged shard [lo,hi) of the flat vector is redistributed into those row blocks with
-           one MPI_Alltoallv per Evaluate. Activations are kept feature-major [features, batch], so
+           Each rank merges its shard [lo,hi) of the flat vector piece by piece straight into the
+           row blocks that use it (its own, or a send buffer for pieces only other ranks use), and
+           one MPI_Alltoallw with hindexed datatypes moves the rest into the peers' row blocks (no
+           merged-shard copy, no pack/unpack buffers; nothing moves at -n 1). Activations are kept feature-major [features, batch], so
            a row block of a layer's output is one contiguous piece and MPI_Allgatherv assembles
            the next layer's input directly.
    Bits:   samples go in batches of a fixed size (-map_eval_batch), so every matrix product has
@@ -54,13 +56,14 @@ typedef struct {
   int       G, color, grank, gsize;
   MPI_Comm  gcomm;
   int64_t   P, lo, hi;
-  /* redistribution plan: send segments (shard offset, length) in send-buffer order, receive
-     segments (destination, length) in receive-buffer order */
-  int      *scount, *sdispl, *rcount, *rdispl;
-  int64_t   nsseg, nrseg;
-  int64_t  *sseg_off, *sseg_len, *rseg_len;
-  float   **rseg_dst;
-  float    *theta, *sendbuf, *recvbuf;
+  /* merge plan: flat parameters [moff[s], moff[s] + mlen[s]) of my shard are merged to mdst[s] */
+  int64_t       nmseg;
+  int64_t      *moff, *mlen;
+  float       **mdst;
+  float        *sendbuf; /* merged pieces that only other ranks use */
+  /* exchange plan: per peer, one hindexed datatype over absolute addresses (MPI_BOTTOM) */
+  int          *scount, *rcount, *zdispl;
+  MPI_Datatype *stype, *rtype;
   MLPTask  *tasks;
   int64_t   maxw;          /* widest layer (or input, or head) */
   float    *a0, *a1, *yl; /* [maxw*batch] */
@@ -183,12 +186,44 @@ static PetscErrorCode FindLayers(MapEvaluator ev, MapStore store, MapEval_MLP *m
   PetscFunctionReturn(0);
 }
 
-/* the MPI_Alltoallv plan from the flat shards [lo_s,hi_s) to the row blocks of every group rank */
+/* rows [a,e) of layer L, part k (0: weight, 1: bias) as a flat range, for rank gr of a group of gs */
+static void NeededRange(const MapEval_MLP *m, const MLPLayer *L, int gs, int gr, int k, int64_t *a, int64_t *e)
+{
+  int64_t r0, r1;
+  RowBlockRange(L->out, m->rb, gs, gr, &r0, &r1);
+  *a = k ? L->boff + r0 : L->woff + r0 * L->in;
+  *e = k ? L->boff + r1 : L->woff + r1 * L->in;
+}
+
+static int CmpRange(const void *x, const void *y)
+{
+  int64_t a = ((const int64_t *)x)[0], b = ((const int64_t *)y)[0];
+  return (a > b) - (a < b);
+}
+
+/* a datatype over the blocks (address, length) or an empty send/receive */
+static PetscErrorCode BlocksType(int nb, const int *len, const MPI_Aint *addr, int *count, MPI_Datatype *type)
+{
+  PetscFunctionBegin;
+  *count = nb > 0;
+  *type  = MPI_FLOAT;
+  if (!nb) PetscFunctionReturn(0);
+  PetscCallMPI(MPI_Type_create_hindexed(nb, len, addr, MPI_FLOAT, type));
+  PetscCallMPI(MPI_Type_commit(type));
+  PetscFunctionReturn(0);
+}
+
+/* The merge and exchange plan. My shard's pieces that my own row blocks use are merged into them;
+   pieces of it that only other ranks use are merged into sendbuf, each once (sorted, coalesced);
+   each peer gets one hindexed datatype for what I send it (from my row blocks or sendbuf) and one
+   for what I receive from it (into my row blocks). */
 static PetscErrorCode BuildPlan(MapEvaluator ev, MapEval_MLP *m)
 {
-  int      R, rank;
-  int64_t *lohi, me[2] = {m->lo, m->hi};
-  int     *color, *grank, *gsize;
+  int       R, rank, nl2 = 2 * m->nlayer;
+  int64_t  *lohi, me[2] = {m->lo, m->hi}, *iv, niv = 0, nu = 0, tot = 0;
+  int      *color, *grank, *gsize, *blen;
+  int64_t  *pos;
+  MPI_Aint *addr;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(ev->comm, &R));
@@ -205,63 +240,115 @@ static PetscErrorCode BuildPlan(MapEvaluator ev, MapEval_MLP *m)
     grank[d] = d - first;
   }
   for (int d = 0; d < R; d++) gsize[color[d]]++;
-  PetscCall(PetscCalloc4(R, &m->scount, R, &m->sdispl, R, &m->rcount, R, &m->rdispl));
 
-  /* two passes: count, then fill */
-  for (int pass = 0; pass < 2; pass++) {
-    int64_t ns = 0, nr = 0, tot_s = 0, tot_r = 0;
-    for (int d = 0; d < R; d++) { /* what I send to d: d's needed ranges cut to my shard */
-      int64_t c = 0;
-      for (int l = 0; l < m->nlayer; l++) {
-        MLPLayer *L = &m->layers[l];
-        int64_t   r0, r1;
-        RowBlockRange(L->out, m->rb, gsize[color[d]], grank[d], &r0, &r1);
-        int64_t a[2] = {L->woff + r0 * L->in, L->boff + r0}, e[2] = {L->woff + r1 * L->in, L->boff + r1};
-        for (int k = 0; k < 2; k++) {
-          int64_t x0 = PetscMax(a[k], m->lo), x1 = PetscMin(e[k], m->hi);
-          if (x1 <= x0) continue;
-          if (pass) {
-            m->sseg_off[ns] = x0 - m->lo;
-            m->sseg_len[ns] = x1 - x0;
+  /* pieces of my shard that other ranks need outside my own rows, as sorted, coalesced ranges */
+  PetscCall(PetscMalloc2(4 * (size_t)nl2 * R + 2, &iv, 2 * (size_t)nl2 * R + 1, &pos));
+  for (int d = 0; d < R; d++) {
+    if (d == rank) continue;
+    for (int l = 0; l < m->nlayer; l++)
+      for (int k = 0; k < 2; k++) {
+        int64_t a, e, am, em;
+        NeededRange(m, &m->layers[l], gsize[color[d]], grank[d], k, &a, &e);
+        NeededRange(m, &m->layers[l], m->gsize, m->grank, k, &am, &em);
+        int64_t x0 = PetscMax(a, m->lo), x1 = PetscMin(e, m->hi);
+        int64_t part[2][2] = {{x0, PetscMin(x1, am)}, {PetscMax(x0, em), x1}}; /* before and after my rows */
+        for (int q = 0; q < 2; q++)
+          if (part[q][1] > part[q][0]) {
+            iv[2 * niv]     = part[q][0];
+            iv[2 * niv + 1] = part[q][1];
+            niv++;
           }
-          ns++;
-          c += x1 - x0;
-        }
       }
-      PetscCheck(c < INT_MAX && tot_s < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "mlp evaluator: more than 2^31 parameters sent to one rank");
-      m->scount[d] = (int)c;
-      m->sdispl[d] = (int)tot_s;
-      tot_s += c;
-    }
-    for (int s = 0; s < R; s++) { /* what I receive from s: my needed ranges cut to s's shard */
-      int64_t c = 0;
-      for (int l = 0; l < m->nlayer; l++) {
-        MLPLayer *L = &m->layers[l];
-        int64_t   a[2] = {L->woff + L->r0 * L->in, L->boff + L->r0}, e[2] = {L->woff + L->r1 * L->in, L->boff + L->r1};
-        float    *dst[2] = {L->W, L->b};
-        for (int k = 0; k < 2; k++) {
-          int64_t x0 = PetscMax(a[k], lohi[2 * s]), x1 = PetscMin(e[k], lohi[2 * s + 1]);
-          if (x1 <= x0) continue;
-          if (pass) {
-            m->rseg_dst[nr] = dst[k] + (x0 - a[k]);
-            m->rseg_len[nr] = x1 - x0;
-          }
-          nr++;
-          c += x1 - x0;
-        }
-      }
-      PetscCheck(c < INT_MAX && tot_r < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "mlp evaluator: more than 2^31 parameters received by one rank");
-      m->rcount[s] = (int)c;
-      m->rdispl[s] = (int)tot_r;
-      tot_r += c;
-    }
-    if (!pass) {
-      m->nsseg = ns;
-      m->nrseg = nr;
-      PetscCall(PetscMalloc4(ns + 1, &m->sseg_off, ns + 1, &m->sseg_len, nr + 1, &m->rseg_len, nr + 1, &m->rseg_dst));
-      PetscCall(PetscMalloc2(tot_s + 1, &m->sendbuf, tot_r + 1, &m->recvbuf));
+  }
+  qsort(iv, (size_t)niv, 2 * sizeof(int64_t), CmpRange);
+  for (int64_t i = 0; i < niv; i++) {
+    if (nu && iv[2 * i] <= iv[2 * (nu - 1) + 1]) iv[2 * (nu - 1) + 1] = PetscMax(iv[2 * (nu - 1) + 1], iv[2 * i + 1]);
+    else {
+      iv[2 * nu]     = iv[2 * i];
+      iv[2 * nu + 1] = iv[2 * i + 1];
+      nu++;
     }
   }
+  for (int64_t i = 0; i < nu; i++) {
+    pos[i] = tot;
+    tot += iv[2 * i + 1] - iv[2 * i];
+  }
+  PetscCall(PetscMalloc1(tot + 1, &m->sendbuf));
+
+  /* merge pieces: my rows cut to my shard, then the send ranges */
+  PetscCall(PetscMalloc3(nl2 + nu, &m->moff, nl2 + nu, &m->mlen, nl2 + nu, &m->mdst));
+  m->nmseg = 0;
+  for (int l = 0; l < m->nlayer; l++)
+    for (int k = 0; k < 2; k++) {
+      int64_t am, em;
+      NeededRange(m, &m->layers[l], m->gsize, m->grank, k, &am, &em);
+      int64_t x0 = PetscMax(am, m->lo), x1 = PetscMin(em, m->hi);
+      if (x1 <= x0) continue;
+      m->moff[m->nmseg]   = x0;
+      m->mlen[m->nmseg]   = x1 - x0;
+      m->mdst[m->nmseg++] = (k ? m->layers[l].b : m->layers[l].W) + (x0 - am);
+    }
+  for (int64_t i = 0; i < nu; i++) {
+    m->moff[m->nmseg]   = iv[2 * i];
+    m->mlen[m->nmseg]   = iv[2 * i + 1] - iv[2 * i];
+    m->mdst[m->nmseg++] = m->sendbuf + pos[i];
+  }
+
+  /* datatypes: per peer, the blocks in (layer, weight/bias) order on both sides */
+  PetscCall(PetscCalloc5(R, &m->scount, R, &m->rcount, R, &m->zdispl, R, &m->stype, R, &m->rtype));
+  for (int d = 0; d < R; d++) m->stype[d] = m->rtype[d] = MPI_FLOAT; /* = nothing to free */
+  PetscCall(PetscMalloc2(3 * (size_t)nl2 + 1, &blen, 3 * (size_t)nl2 + 1, &addr));
+  for (int d = 0; d < R; d++) {
+    int     nb = 0;
+    int64_t cs = 0, cr = 0;
+    if (d == rank) continue;
+    for (int l = 0; l < m->nlayer; l++) /* send: d's rows cut to my shard, split at my own rows */
+      for (int k = 0; k < 2; k++) {
+        int64_t a, e, am, em;
+        float  *mine = k ? m->layers[l].b : m->layers[l].W;
+        NeededRange(m, &m->layers[l], gsize[color[d]], grank[d], k, &a, &e);
+        NeededRange(m, &m->layers[l], m->gsize, m->grank, k, &am, &em);
+        int64_t x0 = PetscMax(a, m->lo), x1 = PetscMin(e, m->hi);
+        int64_t cut[4] = {x0, PetscMax(x0, PetscMin(x1, am)), PetscMax(x0, PetscMin(x1, em)), x1};
+        for (int q = 0; q < 3; q++) {
+          int64_t y0 = cut[q], y1 = cut[q + 1];
+          float  *src;
+          if (y1 <= y0) continue;
+          if (q == 1) src = mine + (y0 - am);
+          else { /* in sendbuf: the coalesced range that holds it */
+            int64_t lo = 0, hi = nu - 1;
+            while (lo < hi) {
+              int64_t mid = (lo + hi + 1) / 2;
+              if (iv[2 * mid] <= y0) lo = mid;
+              else hi = mid - 1;
+            }
+            src = m->sendbuf + pos[lo] + (y0 - iv[2 * lo]);
+          }
+          blen[nb] = (int)(y1 - y0);
+          PetscCallMPI(MPI_Get_address(src, &addr[nb]));
+          nb++;
+          cs += y1 - y0;
+        }
+      }
+    PetscCheck(cs < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "mlp evaluator: more than 2^31 parameters sent to one rank");
+    PetscCall(BlocksType(nb, blen, addr, &m->scount[d], &m->stype[d]));
+    nb = 0;
+    for (int l = 0; l < m->nlayer; l++) /* receive: my rows cut to d's shard */
+      for (int k = 0; k < 2; k++) {
+        int64_t am, em;
+        NeededRange(m, &m->layers[l], m->gsize, m->grank, k, &am, &em);
+        int64_t x0 = PetscMax(am, lohi[2 * d]), x1 = PetscMin(em, lohi[2 * d + 1]);
+        if (x1 <= x0) continue;
+        blen[nb] = (int)(x1 - x0);
+        PetscCallMPI(MPI_Get_address((k ? m->layers[l].b : m->layers[l].W) + (x0 - am), &addr[nb]));
+        nb++;
+        cr += x1 - x0;
+      }
+    PetscCheck(cr < INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP, "mlp evaluator: more than 2^31 parameters received by one rank");
+    PetscCall(BlocksType(nb, blen, addr, &m->rcount[d], &m->rtype[d]));
+  }
+  PetscCall(PetscFree2(blen, addr));
+  PetscCall(PetscFree2(iv, pos));
   PetscCall(PetscFree4(lohi, color, grank, gsize));
   PetscFunctionReturn(0);
 }
@@ -418,7 +505,6 @@ static PetscErrorCode MapEvaluatorSetUp_MLP(MapEvaluator ev)
     m->maxw = PetscMax(m->maxw, PetscMax(L->in, L->out));
   }
   PetscCall(BuildPlan(ev, m));
-  PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
   PetscCall(PetscCalloc1(ev->T, &m->tasks));
   for (int t = 0; t < ev->T; t++) PetscCall(LoadTask(ev, m, store, t));
   PetscCall(PetscMalloc3(m->maxw * ev->batch, &m->a0, m->maxw * ev->batch, &m->a1, m->maxw * ev->batch, &m->yl));
@@ -526,22 +612,19 @@ static PetscErrorCode ForwardBatch(MapEval_MLP *m, MLPTask *tk, int64_t nb, cons
   PetscFunctionReturn(0);
 }
 
-/* the merged shard -> row blocks of every layer (one Alltoallv) */
-static PetscErrorCode Redistribute(MapEvaluator ev, MapEval_MLP *m)
+/* theta(c) straight into the row blocks: my shard's pieces merged where they are used, then one
+   MPI_Alltoallw from those buffers into the peers' row blocks */
+static PetscErrorCode MergeIntoRowBlocks(MapEvaluator ev, MapEval_MLP *m, const double *c)
 {
+  int R;
+
   PetscFunctionBegin;
+  for (int64_t s = 0; s < m->nmseg; s++) PetscCall(MapModelMergeRange(ev->model, c, m->moff[s] - m->lo, m->moff[s] - m->lo + m->mlen[s], m->mdst[s]));
+  PetscCall(MapModelCheckFiniteSegments(ev->model, ev->comm, c, m->nmseg, m->moff, m->mlen, (const float *const *)m->mdst));
+  PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+  if (R == 1) PetscFunctionReturn(0);
   PetscCall(PetscLogEventBegin(MAP_EVENT_EvalComm, 0, 0, 0, 0));
-  float *p = m->sendbuf;
-  for (int64_t s = 0; s < m->nsseg; s++) {
-    memcpy(p, m->theta + m->sseg_off[s], (size_t)m->sseg_len[s] * sizeof(float));
-    p += m->sseg_len[s];
-  }
-  PetscCallMPI(MPI_Alltoallv(m->sendbuf, m->scount, m->sdispl, MPI_FLOAT, m->recvbuf, m->rcount, m->rdispl, MPI_FLOAT, ev->comm));
-  p = m->recvbuf;
-  for (int64_t s = 0; s < m->nrseg; s++) {
-    memcpy(m->rseg_dst[s], p, (size_t)m->rseg_len[s] * sizeof(float));
-    p += m->rseg_len[s];
-  }
+  PetscCallMPI(MPI_Alltoallw(MPI_BOTTOM, m->scount, m->zdispl, m->stype, MPI_BOTTOM, m->rcount, m->zdispl, m->rtype, ev->comm));
   PetscCall(PetscLogEventEnd(MAP_EVENT_EvalComm, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
@@ -554,9 +637,7 @@ static PetscErrorCode MapEvaluatorEvaluate_MLP(MapEvaluator ev, const double *c,
   int64_t     *bc;
 
   PetscFunctionBegin;
-  PetscCall(MapModelMerge(ev->model, c, m->theta));
-  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta));
-  PetscCall(Redistribute(ev, m));
+  PetscCall(MergeIntoRowBlocks(ev, m, c));
   PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
   for (int t = 0; t < ev->T; t++) nb += m->tasks[t].nbatch;
   PetscCall(PetscCalloc2(nb, &bl, nb, &bc));
@@ -622,13 +703,15 @@ PetscErrorCode MapEvaluatorEvaluate_MLPRef(MapEvaluator ev, const double *c, Map
   int         *cnt, *dsp;
   float       *full;
   int64_t      range[2];
+  float       *theta;
 
   PetscFunctionBegin;
   PetscCheck(ev->setupcalled && !strcmp(ev->type, "mlp"), ev->comm, PETSC_ERR_ORDER, "MapEvaluatorEvaluate_MLPRef needs a set-up mlp evaluator");
   PetscCallMPI(MPI_Comm_size(ev->comm, &R));
   PetscCheck(m->P < INT_MAX, ev->comm, PETSC_ERR_SUP, "MLPRef: model too large to gather");
-  PetscCall(MapModelMerge(ev->model, c, m->theta));
-  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta));
+  PetscCall(PetscMalloc1(m->hi - m->lo + 1, &theta));
+  PetscCall(MapModelMerge(ev->model, c, theta));
+  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, theta));
   PetscCall(PetscMalloc3(R, &cnt, R, &dsp, m->P + 1, &full));
   range[0] = m->lo;
   range[1] = m->hi;
@@ -639,8 +722,9 @@ PetscErrorCode MapEvaluatorEvaluate_MLPRef(MapEvaluator ev, const double *c, Map
     cnt[r] = (int)(all[2 * r + 1] - all[2 * r]);
     dsp[r] = (int)all[2 * r];
   }
-  PetscCallMPI(MPI_Allgatherv(m->theta, (int)(m->hi - m->lo), MPI_FLOAT, full, cnt, dsp, MPI_FLOAT, ev->comm));
+  PetscCallMPI(MPI_Allgatherv(theta, (int)(m->hi - m->lo), MPI_FLOAT, full, cnt, dsp, MPI_FLOAT, ev->comm));
   PetscCall(PetscFree(all));
+  PetscCall(PetscFree(theta));
 
   double *hbuf0, *hbuf1;
   PetscCall(PetscMalloc2(m->maxw, &hbuf0, m->maxw, &hbuf1));
@@ -726,10 +810,17 @@ static PetscErrorCode MapEvaluatorDestroy_MLP(MapEvaluator ev)
       PetscCall(PetscFree(m->tasks[t].hb));
     }
   PetscCall(PetscFree(m->tasks));
-  PetscCall(PetscFree4(m->scount, m->sdispl, m->rcount, m->rdispl));
-  PetscCall(PetscFree4(m->sseg_off, m->sseg_len, m->rseg_len, m->rseg_dst));
-  PetscCall(PetscFree2(m->sendbuf, m->recvbuf));
-  PetscCall(PetscFree(m->theta));
+  if (m->stype) {
+    int R;
+    PetscCallMPI(MPI_Comm_size(ev->comm, &R));
+    for (int d = 0; d < R; d++) {
+      if (m->stype[d] != MPI_FLOAT) PetscCallMPI(MPI_Type_free(&m->stype[d]));
+      if (m->rtype[d] != MPI_FLOAT) PetscCallMPI(MPI_Type_free(&m->rtype[d]));
+    }
+  }
+  PetscCall(PetscFree5(m->scount, m->rcount, m->zdispl, m->stype, m->rtype));
+  PetscCall(PetscFree3(m->moff, m->mlen, m->mdst));
+  PetscCall(PetscFree(m->sendbuf));
   PetscCall(PetscFree3(m->a0, m->a1, m->yl));
   PetscCall(PetscFree(m->xt));
   PetscCall(PetscFree2(m->gcount, m->gdispl));

@@ -245,6 +245,25 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCall(MapModelMergeRange(model, c, 0, model->n, theta_shard));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelMergeRange - out[0 .. j1-j0) = the merged parameters of the shard's elements [j0, j1)
+  (offsets from lo) at coefficients c[ncoef]: the same kernel and per-element arithmetic as
+  MapModelMerge, so each element gets the same bits wherever it is merged (lets an evaluator merge
+  straight into the buffers its forward pass uses). Not collective.
+  Errors: a range outside [0, hi-lo), non-finite coefficients.
+@*/
+PetscErrorCode MapModelMergeRange(MapModel model, const double *c, int64_t j0, int64_t j1, float *out)
+{
+  size_t esize;
+
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCheck(0 <= j0 && j0 <= j1 && j1 <= model->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "MapModelMergeRange: range [%" PRId64 ", %" PRId64 ") is not inside the shard [0, %" PRId64 ")", j0, j1, model->n);
   for (int i = 0; i < model->ncoef; i++)
     PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
@@ -254,7 +273,9 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
     for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
     c = csub;
   }
-  PetscCall(MapMergeApplyStored_Private("MapModelMerge", model->dtype, model->n, model->pre, model->T, model->tau, model->n, c, theta_shard));
+  esize = model->dtype == MAP_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+  PetscCall(MapMergeApplyStored_Private("MapModelMerge", model->dtype, j1 - j0, (const char *)model->pre + (size_t)j0 * esize, model->T,
+                                        (const char *)model->tau + (size_t)j0 * esize, model->n, c, out));
   PetscFunctionReturn(0);
 }
 
@@ -316,4 +337,21 @@ PetscErrorCode MapMergeCheckFiniteAgreed(MapStore store, MPI_Comm comm, int ncoe
             "non-finite values in store %s: `mapmerge info -map_store %s -map_check` checks it)",
             cs, t->name, (long long)(idx - t->offset), first % 2 ? "NaN" : "Inf", path, path);
   }
+}
+
+/*@
+  MapModelCheckFiniteSegments - MapModelCheckFinite for merged values held in pieces: piece s holds
+  the flat parameters [off[s], off[s] + len[s]) at ptr[s] (MapModelMergeRange). The error names the
+  lowest flat index that is not finite over all pieces of all ranks of comm. Collective on comm.
+@*/
+PetscErrorCode MapModelCheckFiniteSegments(MapModel model, MPI_Comm comm, const double *c, int64_t nseg, const int64_t *off, const int64_t *len,
+                                           const float *const *ptr)
+{
+  int64_t key = INT64_MAX;
+
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  for (int64_t s = 0; s < nseg; s++) key = PetscMin(key, MapMergeFirstNonFinite(ptr[s], len[s], off[s]));
+  PetscCall(MapMergeCheckFiniteAgreed(model->store, comm, model->ncoef, c, key));
+  PetscFunctionReturn(0);
 }

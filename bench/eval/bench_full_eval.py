@@ -1,8 +1,8 @@
 """Time of one full MAP evaluation on the default zoo (issue 3, "Performance"): merge + forward
 pass and loss on all T tasks' val sets, for K coefficient vectors, at 1, 2 and 4 MPI ranks (4 is
 oversubscribed on a 2-core machine; labelled), and its split between the -log_view events
-MapMergeApply (theta = pre + sum c_i tau_i on the rank's shard), MapEvalComm (the merged shard ->
-row blocks of every layer, one Alltoallv) and MapEvalLoss (forward passes, softmax cross-entropy,
+MapMergeApply (theta = pre + sum c_i tau_i on the rank's shard), MapEvalComm (the merged
+values other ranks' row blocks use -> those row blocks, one Alltoallw) and MapEvalLoss (forward passes, softmax cross-entropy,
 argmax, and the reduction of the per-batch results).
 
 Per run: `mpiexec -n N mapmerge eval -options_file_yaml input/default.yaml -map_coeffs c.csv

@@ -37,6 +37,13 @@ PetscErrorCode MapModelGetStore(MapModel model, MapStore *store);
 /* MapModelMerge - theta_shard[hi-lo] = merged parameters of this rank's shard for coefficients
    c[ncoef] (MapModelGetNumCoefficients; = the number of task vectors unless mapped). */
 PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard);
+/* MapModelMergeRange - out[j1-j0] = merged parameters of the shard's elements [j0, j1) (offsets from
+   lo): the same bits as MapModelMerge gives them. Not collective. */
+PetscErrorCode MapModelMergeRange(MapModel model, const double *c, int64_t j0, int64_t j1, float *out);
+/* MapModelCheckFiniteSegments - MapModelCheckFinite over merged pieces: piece s holds the flat
+   parameters [off[s], off[s]+len[s]) at ptr[s]. Collective on comm. */
+PetscErrorCode MapModelCheckFiniteSegments(MapModel model, MPI_Comm comm, const double *c, int64_t nseg, const int64_t *off, const int64_t *len,
+                                           const float *const *ptr);
 /* MapModelCheckFinite - every value of the merged shards theta_shard (MapModelMerge at c) over comm
    (the ranks that share the model) is finite; else an error on every rank naming the tensor, the
    element and c (a coefficient too large, or non-finite values in the store). One pass over the
