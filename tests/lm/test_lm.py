@@ -16,6 +16,8 @@ import h5py
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lm_ref  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "slurm"))
+import same_results as same_results_py  # noqa: E402
 
 MAPMERGE = os.environ["MAPMERGE"]
 BIN = os.environ["MAP_BINARY_DIR"]
@@ -154,22 +156,9 @@ def case_ranks():
         print(f"ranks: {arch} eval CSV identical at -n 1, 2, 3, 4, 8 and with rank groups ({' '.join(map(str, groups[1]))} at -n {groups[0]})")
 
 
-def datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[...]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
 def same_results(a, b):
-    da, db = datasets(a), datasets(b)
-    if sorted(da) != sorted(db):
-        fail(f"{a} and {b} hold different datasets")
-    for k in da:
-        x, y = da[k], db[k]
-        same = list(x.ravel()) == list(y.ravel()) if x.dtype == object else x.tobytes() == y.tobytes()
-        if not same:
-            fail(f"{a} and {b} differ in /{k}")
+    for m in same_results_py.differences(a, b):  # tests/slurm/same_results.py: every dataset to the bit
+        fail(f"{a} vs {b}: {m}")
 
 
 def case_run():

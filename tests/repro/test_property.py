@@ -14,12 +14,13 @@ import subprocess
 import sys
 import tempfile
 
-import h5py
 import numpy as np
 
 SRC = os.environ.get("MAP_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests"))
 import stio  # noqa: E402
+sys.path.insert(0, os.path.join(SRC, "tests", "slurm"))
+import same_results  # noqa: E402
 
 MAPMERGE = os.environ["MAPMERGE"]
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109,
@@ -85,23 +86,10 @@ def make_case(rng, d, dims=None, classes=None):
     return desc, T, imp, base, test
 
 
-def datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[...]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
 def same_datasets(a, b):
-    da, db = datasets(a), datasets(b)
-    if sorted(da) != sorted(db):
-        return f"different datasets {sorted(set(da) ^ set(db))}"
-    for k in da:
-        x, y = da[k], db[k]
-        same = (list(x.ravel()) == list(y.ravel())) if x.dtype == object else (x.dtype == y.dtype and x.tobytes() == y.tobytes())
-        if x.shape != y.shape or not same:
-            return f"dataset {k} differs"
-    return None
+    """the first difference between every dataset of a and b (tests/slurm/same_results.py), or None"""
+    diffs = same_results.differences(a, b)
+    return diffs[0] if diffs else None
 
 
 def main():

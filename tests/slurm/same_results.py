@@ -15,7 +15,9 @@ def datasets(path):
     return out
 
 
-def main(a, b):
+def differences(a, b):
+    """one message per difference between the datasets of a and b (empty: the same bits); also used
+    by the tests that compare runs at several rank counts"""
     da, db = datasets(a), datasets(b)
     bad = []
     if sorted(da) != sorted(db):
@@ -28,10 +30,15 @@ def main(a, b):
             same = x.shape == y.shape and x.dtype == y.dtype and x.tobytes() == y.tobytes()
         if not same:
             bad.append(f"dataset /{k} differs: {x.dtype}{x.shape} {x.ravel()[:4]} vs {y.dtype}{y.shape} {y.ravel()[:4]}")
+    return bad
+
+
+def main(a, b):
+    bad = differences(a, b)
     for m in bad:
         print("FAIL:", m)
     if not bad:
-        print(f"same bits: all {len(da)} datasets of {a} and {b}")
+        print(f"same bits: all {len(datasets(a))} datasets of {a} and {b}")
     return 1 if bad else 0
 
 
