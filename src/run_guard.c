@@ -27,7 +27,7 @@ static PetscErrorCode MapRunHashFile(MPI_Comm comm, PetscMPIInt rank, const char
 }
 
 /*
-  MapRunHashInputs - sha256 of the store, the eval sets and a sample file, taken right after they
+  MapRunHashInputs - sha256 of the store, the eval and test sets and a sample file, taken right after they
   were read (not at the end of the run, when a replaced file would be recorded instead of the one
   used): r->inputs_sha256 (path -> hex, for the manifest) and r->store_sha256. Collective.
 */
@@ -48,6 +48,16 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r)
   if (!strcmp(r->sample_type, "file") && r->sample_file[0]) {
     PetscCall(MapRunHashFile(r->comm, r->rank, r->sample_file, hex));
     json_object_set_new(r->inputs_sha256, r->sample_file, json_string(hex));
+  }
+  { /* the held-out test sets too (the manifest promises every input) */
+    int    nd;
+    char **data;
+    PetscCall(MapOptionsGetList("-map_test_data", &nd, &data, NULL));
+    for (int i = 0; i < nd; i++) {
+      PetscCall(MapRunHashFile(r->comm, r->rank, data[i], hex));
+      json_object_set_new(r->inputs_sha256, data[i], json_string(hex));
+    }
+    PetscCall(MapFreeList(nd, &data));
   }
   PetscFunctionReturn(0);
 }

@@ -416,7 +416,7 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   json_object_set_new(m, "versions", v);
   /* inputs: hashed when they were read (MapRunHashInputs), not now */
   if (r->inputs_sha256) json_object_update(in, r->inputs_sha256);
-  PetscCall(MapRunManifestRepro(r, m, in)); /* test data, evaluator program, BLAS threads, zoo sha256 */
+  PetscCall(MapRunManifestRepro(r, m, in)); /* evaluator program, BLAS threads, zoo sha256 */
   json_object_set_new(m, "inputs_sha256", in);
   /* where it ran */
   {

@@ -56,26 +56,18 @@ static PetscErrorCode HashEvalCommand(json_t *in)
 }
 
 /*
-  MapRunManifestRepro - adds to the manifest m: in "inputs_sha256" (in) the -map_test_data files and
-  the -map_eval_command program and script; "reproducibility": the BLAS thread pin, the evaluator's
+  MapRunManifestRepro - adds to the manifest m: in "inputs_sha256" (in) the -map_eval_command program
+  and script (the test sets are hashed when read, MapRunHashInputs); "reproducibility": the BLAS thread pin, the evaluator's
   kernel and what its bits are independent of, and the sha256 of the checkpoints the store was
   imported from (for the embedded default: the zoo's files). Collective (reads store attributes).
 */
 PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *m, json_t *in)
 {
   json_t *rep = json_object(), *src = json_object();
-  char    kernel[32] = "blas", hex[65];
-  int     nd;
-  char  **data;
+  char    kernel[32] = "blas";
 
   PetscFunctionBegin;
-  PetscCall(MapOptionsGetList("-map_test_data", &nd, &data, NULL));
-  for (int i = 0; i < nd; i++) {
-    PetscCall(MapSha256File(data[i], hex));
-    json_object_set_new(in, data[i], json_string(hex));
-  }
-  PetscCall(MapFreeList(nd, &data));
-  PetscCall(HashEvalCommand(in));
+  PetscCall(HashEvalCommand(in)); /* the test sets were hashed when read (MapRunHashInputs) */
 
   json_object_set_new(rep, "blas_threads", json_string(MapBLASThreadsPinned()));
   PetscCall(PetscOptionsGetString(NULL, NULL, "-map_eval_kernel", kernel, sizeof(kernel), NULL));
