@@ -721,23 +721,8 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
 /* Evaluate samples [i0, i1) (journaled; skipped when the journal has them). */
 static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop)
 {
-  PetscBool fresh;
-  double    t0 = MapWallTime();
-
   PetscFunctionBegin;
-  PetscBool grouped;
-  PetscCall(MapRunEvaluateSamplesGrouped(r, i0, i1, stop, &grouped)); /* concurrent command/worker groups, if asked */
-  if (grouped) PetscFunctionReturn(0);
-  for (PetscInt i = i0; i < i1; i++) {
-    PetscBool want[MAP_MAX_TASKS];
-    int       task = (int)r->sample_task[i];
-    PetscCall(MapRunCheckSignal(r, stop));
-    if (*stop) break;
-    for (int t = 0; t < r->T; t++) want[t] = task < 0 || task == t ? PETSC_TRUE : PETSC_FALSE;
-    PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, "sample", (int)i, &r->C[i * r->T], task < 0 ? NULL : want, &r->acc[i * r->T],
-                               &r->loss[i * r->T], &fresh));
-    if (fresh) PetscCall(MapProgress(r->comm, "evaluate samples", i + 1 - i0, i1 - i0, t0));
-  }
+  PetscCall(MapRunEvaluateSampleRange(r, i0, i1, stop)); /* G at a time with command/worker groups (run_groups.c) */
   PetscFunctionReturn(0);
 }
 
@@ -961,7 +946,7 @@ static PetscErrorCode MapRunCheckpointExit(MapRunCtx *r)
 PetscErrorCode MapCommandRun(MPI_Comm comm)
 {
   MapRunCtx   r;
-  PetscBool   help, stop = PETSC_FALSE, fresh;
+  PetscBool   help, stop = PETSC_FALSE;
   double      t0;
   PetscLogStage stages[6];
 
@@ -1142,20 +1127,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* re-evaluate up to K front points, spread along the front (in preference order) */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[4]));
-  r.kreal = PetscMin(r.reevaluate, r.kfront);
-  PetscCall(PetscMalloc3(r.kreal + 1, &r.real_index, (r.kreal + 1) * r.T, &r.real_acc, (r.kreal + 1) * r.T, &r.real_loss));
-  for (PetscInt k = 0; k < r.kreal; k++) {
-    r.real_index[k] = r.kreal == 1 ? 0 : (int)((k * (r.kfront - 1) + (r.kreal - 1) / 2) / (r.kreal - 1));
-    PetscCall(MapRunCheckSignal(&r, &stop));
-    if (stop) break;
-    PetscCall(MapRunEvaluate(&r, "reeval", (int)k, &r.Cf[r.real_index[k] * r.T], &r.real_acc[k * r.T], &r.real_loss[k * r.T], &fresh));
-    if (fresh) PetscCall(MapProgress(comm, "re-evaluate front", k + 1, r.kreal, t0));
-  }
-  if (!stop && r.npref) {
-    PetscCall(MapRunCheckSignal(&r, &stop));
-    if (!stop) PetscCall(MapRunEvaluate(&r, "pick", 0, r.pick_c, r.pick_acc, r.pick_loss, &fresh));
-    if (!stop && r.ev_test) PetscCall(MapRunPickTest(&r));
-  }
+  PetscCall(MapRunEvaluateFront(&r, &stop)); /* the re-evaluations and the pick, G at a time with evaluator groups */
+  if (!stop && r.npref && r.ev_test) PetscCall(MapRunPickTest(&r));
   PetscCall(PetscLogStagePop());
   r.t_phase[4] = MapWallTime() - t0;
   if (stop) PetscCall(MapRunCheckpointExit(&r));

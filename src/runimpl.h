@@ -126,8 +126,18 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r);
 PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding);
 PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r);
 
-/* run_groups.c: -map_eval_groups G > 1 for command/worker evaluators: G samples at a time */
-PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop, PetscBool *grouped);
+/* run_groups.c: evaluations journaled in a fixed order; with -map_eval_groups G > 1 for command/worker
+   evaluators, G at a time (one per evaluator group) */
+typedef struct {
+  const char   *kind;  /* journal kind: "sample", "reeval", "pick" */
+  int           index; /* journal index */
+  const double *c;     /* [T] coefficients */
+  int           task;  /* -1: every task; t: task t only */
+  double       *acc, *loss; /* [T] out */
+} MapRunEvalItem;
+PetscErrorCode MapRunEvaluateItems(MapRunCtx *r, PetscInt nitem, const MapRunEvalItem *items, const char *label, PetscBool *stop);
+PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop);
+PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r);
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,

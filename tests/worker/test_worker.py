@@ -211,23 +211,35 @@ def case_kill_run():
 
 
 def case_groups():
-    """-map_eval_groups 1 vs 2 at -n 2: the same journal and results bits; {group}, logs and GPUs per group"""
+    """-map_eval_groups 1, 2, 3 at -n 3: the same journal and results bits (the samples, the re-evaluations
+    and the pick all go G at a time); {group}, logs and GPUs per group"""
     store, _ = setup()
     base = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "9", "-map_reevaluate", "2",
             "-map_eval_type", "worker", "-map_eval_worker", NP_WORKER + " --tag g{group}-r{rank}", "-map_eval_gpus", "3,5:6"]
     runs = {}
-    for G in (1, 2):
+    for G in (1, 2, 3):
         run = os.path.join(WORK, f"run-groups-{G}")
         shutil.rmtree(run, ignore_errors=True)
-        mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *base)
+        mpi(3, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *base)
         with open(os.path.join(run, "journal.jsonl")) as f:
             runs[G] = (run, f.read())
-    if runs[1][1] != runs[2][1]:
-        fail("the journals of -map_eval_groups 1 and 2 differ")
-    print(f"same journal ({runs[1][1].count(chr(10))} lines) at -map_eval_groups 1 and 2")
-    same_results(os.path.join(runs[1][0], "results.h5"), os.path.join(runs[2][0], "results.h5"))
-    for g, rank, gpu in ((0, 0, "3"), (1, 1, "5,6")):
-        path = os.path.join(runs[2][0], f"eval-worker-{g}.log")
+    for G in (2, 3):
+        if runs[1][1] != runs[G][1]:
+            fail(f"the journals of -map_eval_groups 1 and {G} differ")
+        same_results(os.path.join(runs[1][0], "results.h5"), os.path.join(runs[G][0], "results.h5"))
+        # every evaluation went to the groups' workers: the run's own worker was never started
+        own = os.path.join(runs[G][0], "eval-worker.log")
+        if os.path.exists(own) and "starting" in open(own).read():
+            fail(f"-map_eval_groups {G}: the run's own worker was started (eval-worker.log); the re-evaluations and the pick belong to the groups")
+        for g in range(G):
+            with open(os.path.join(runs[G][0], f"eval-worker-{g}.log")) as f:
+                if "[worker stdout] chatter" not in f.read():
+                    fail(f"-map_eval_groups {G}: eval-worker-{g}.log shows no request: group {g} evaluated nothing")
+    kinds = [line.split('"kind"')[1][:10] for line in runs[1][1].splitlines() if '"kind"' in line]
+    print(f"same journal ({runs[1][1].count(chr(10))} lines, {sum('reeval' in k or 'pick' in k for k in kinds)} re-evaluations and pick) "
+          "and results.h5 at -map_eval_groups 1, 2 and 3")
+    for g, rank, gpu in ((0, 0, "3"), (1, 1, "5,6"), (2, 2, "3")):
+        path = os.path.join(runs[3][0], f"eval-worker-{g}.log")
         with open(path) as f:
             log = f.read()
         if f"tag g{g}-r{rank}" not in log or f"CUDA_VISIBLE_DEVICES={gpu}\n" not in log:
