@@ -123,14 +123,8 @@ class Worker:
         return {'id': req['id'], 'metrics': metrics}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    ap.add_argument('--batch', type=int, default=256)
-    ap.add_argument('--threads', type=int, default=1, help='CPU threads (the MPI ranks share the cores)')
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    w = Worker(a.device, a.batch)
+def serve(worker):
+    """the protocol loop: one JSON line in, one JSON line out, until shutdown or end of input"""
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -138,13 +132,23 @@ def main():
         if msg.get('mapmerge') == 'shutdown':
             break
         try:
-            ans = w.hello(msg) if msg.get('mapmerge') == 'hello' else w.evaluate(msg)
+            ans = worker.hello(msg) if msg.get('mapmerge') == 'hello' else worker.evaluate(msg)
         except Exception as e:  # reported, so mapmerge names the request; it restarts us once
             log(f'error: {e!r}')
             ans = {'id': msg.get('id'), 'error': f'{type(e).__name__}: {e}'}
         sys.stdout.write(json.dumps(ans) + '\n')
         sys.stdout.flush()
     log('shutdown')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--batch', type=int, default=256)
+    ap.add_argument('--threads', type=int, default=1, help='CPU threads (the MPI ranks share the cores)')
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    serve(Worker(a.device, a.batch))
 
 
 if __name__ == '__main__':

@@ -500,7 +500,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
       (void)unlink(path);
       PetscCall(MapTempUnregister(path));
     }
-    PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
+    PetscCall(MapBcastPolitely(res, (int)sizeof(*res), 0, ev->comm)); /* the other ranks sleep while the program runs */
     PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
     if (res->status == 2) PetscCall(MapEvalCheckInterrupted(ev, res->msg));
     if (res->status) {

@@ -417,7 +417,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Worker(MapEvaluator ev, const double 
     free(hello);
     free(req);
   }
-  PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
+  PetscCall(MapBcastPolitely(res, (int)sizeof(*res), 0, ev->comm)); /* the other ranks sleep while the worker computes */
   PetscCallMPI(MPI_Bcast(met, (int)(sizeof(MapTaskMetrics) * (size_t)ev->T), MPI_BYTE, 0, ev->comm));
   PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
   if (res->status == 2) PetscCall(MapEvalCheckInterrupted(ev, res->msg));

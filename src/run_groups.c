@@ -120,7 +120,11 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
       if (!ierr)
         for (int t = 0; t < T; t++) it->acc[t] = m[t].accuracy, it->loss[t] = m[t].loss;
     }
-    PetscCallMPI(MPI_Allreduce(&ierr, &worst, 1, MPI_INT, MPI_MAX, r->comm));
+    { /* a group done early sleeps while the others' programs compute */
+      MPI_Request req;
+      PetscCallMPI(MPI_Iallreduce(&ierr, &worst, 1, MPI_INT, MPI_MAX, r->comm, &req));
+      PetscCall(MapWaitPolitely(&req));
+    }
     if (worst) {
       int sig = ierr == PETSC_ERR_SIG, anysig;
       PetscCallMPI(MPI_Allreduce(&sig, &anysig, 1, MPI_INT, MPI_MAX, r->comm));
