@@ -159,7 +159,6 @@ class LMWorker(torch_worker.Worker):
         self.cfg = self.read_config(msg['store'])
         if self.cfg.get('model_type') not in ARCHITECTURES:
             raise ValueError(f'model_type {self.cfg.get("model_type")!r}: this worker knows {", ".join(ARCHITECTURES)}')
-        vocab = self.cfg['vocab_size']
         positions = self.cfg.get('n_positions') or self.cfg['max_position_embeddings']
         self.L = self.context or positions
         if self.L > positions:
@@ -167,16 +166,20 @@ class LMWorker(torch_worker.Worker):
         for t in msg['tasks']:
             if not t.get('data'):
                 raise ValueError(f'task {t["name"]}: no task file (give -map_eval_data)')
-            if t['data'].endswith('.jsonl'):
-                self.sets[t['name']] = read_choices(t['data'], vocab)
-            else:
-                self.sets[t['name']] = read_llmc(t['data'], vocab).to(self.device)
+            self.data(t['data'])
             if t.get('private'):
                 self.heads[t['name']] = torch_worker.load_safetensors(t['private'], self.device)
         if msg['mode'] == 'coefficients':
             self.load_store(msg['store'], msg['coefficient_tasks'])
         torch_worker.log(f'{self.cfg["model_type"]} ready on {self.device} ({self.dtype}): {len(self.sets)} task files, mode {msg["mode"]}')
-        return {'hello': 'torch_lm_worker', 'protocol': torch_worker.PROTOCOL, 'device': str(self.device)}
+        return {'hello': 'torch_lm_worker', 'protocol': torch_worker.PROTOCOL, 'device': str(self.device), 'data_per_request': True}
+
+    def data(self, path):
+        """a task file's ids or questions, read at its first use (also the held-out sets mapmerge names)"""
+        if path not in self.sets:
+            vocab = self.cfg['vocab_size']
+            self.sets[path] = read_choices(path, vocab) if path.endswith('.jsonl') else read_llmc(path, vocab).to(self.device)
+        return self.sets[path]
 
     def merged(self, req):
         if 'model' in req:
@@ -223,7 +226,7 @@ class LMWorker(torch_worker.Worker):
         metrics = {}
         for t in req['tasks']:
             p = dict(params, **{k: v.to(self.dtype) for k, v in self.heads.get(t['name'], {}).items()})
-            data = self.sets[t['name']]
+            data = self.data(t['data'])
             metrics[t['name']] = self.score_choices(p, data) if isinstance(data, list) else self.score_windows(p, data)
         return {'id': req['id'], 'metrics': metrics}
 

@@ -219,7 +219,7 @@ static int WorkerStart(MapEvaluator ev, MapEval_Worker *m, const char *hello, ch
   if (WriteLine(m, hello, deadline, msg, mlen)) return WorkerGone(m, 0, ev->timeout, msg, mlen);
   int r = ReadLine(m, deadline, &line);
   if (r) return WorkerGone(m, r == 1, ev->timeout, msg, mlen);
-  r = MapWorkerCheckHello(line, msg, mlen);
+  r = MapWorkerCheckHello(line, &m->data_per_request, msg, mlen);
   free(line);
   if (r) WorkerKill(m, &e);
   return r;
@@ -432,6 +432,36 @@ static PetscErrorCode MapEvaluatorEvaluate_Worker(MapEvaluator ev, const double 
     if (MapEvalWanted(ev, t)) metrics[t] = met[t];
   PetscCall(PetscFree(res));
   PetscCall(PetscFree(met));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorEvaluateOnDataOf - scores c with ev's running worker on the eval sets of `other` (e.g.
+  the held-out test sets), when ev is a worker evaluator whose worker is up and said
+  "data_per_request": no second program start. *done = PETSC_FALSE (nothing done) otherwise: use
+  `other` itself. Collective on ev.
+*/
+PetscErrorCode MapEvaluatorEvaluateOnDataOf(MapEvaluator ev, MapEvaluator other, const double *c, MapTaskMetrics *metrics, PetscBool *done)
+{
+  int    can = 0, rank;
+  char **data;
+
+  PetscFunctionBegin;
+  *done = PETSC_FALSE;
+  if (!ev || !other || strcmp(ev->type, "worker") || other->ndata != ev->T || ev->ndata != ev->T) PetscFunctionReturn(0);
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  if (!rank) {
+    MapEval_Worker *m = (MapEval_Worker *)ev->data_impl;
+    can = m->pid > 0 && m->data_per_request;
+  }
+  PetscCallMPI(MPI_Bcast(&can, 1, MPI_INT, 0, ev->comm));
+  if (!can) PetscFunctionReturn(0);
+  data     = ev->data; /* the requests name other's files for this one evaluation */
+  ev->data = other->data;
+  PetscErrorCode ierr = MapEvaluatorEvaluate(ev, c, metrics);
+  ev->data = data;
+  PetscCall(ierr);
+  *done = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
 

@@ -226,3 +226,29 @@ PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop)
   PetscCall(PetscFree(items));
   PetscFunctionReturn(0);
 }
+
+/*
+  MapRunEvaluateHeldOut - c on the held-out sets of r->ev_test (-map_test_data). A worker that scores
+  the data file each request names ("data_per_request") does it, the run's or group 0's, already up:
+  no second program start. Otherwise ev_test's own evaluator. Collective.
+*/
+PetscErrorCode MapRunEvaluateHeldOut(MapRunCtx *r, const double *c, MapTaskMetrics *m)
+{
+  MapEvalGroups *g = (MapEvalGroups *)r->evgroups;
+  PetscBool      done = PETSC_FALSE;
+
+  PetscFunctionBegin;
+  if (g) { /* group 0's ranks ask its worker; its first rank (rank 0) shares the outcome */
+    int res[2] = {0, 0};
+    if (!g->color) {
+      res[0] = (int)MapEvaluatorEvaluateOnDataOf(g->ev, r->ev_test, c, m, &done); /* not PetscCall: the others wait for res */
+      res[1] = (int)done;
+    }
+    PetscCallMPI(MPI_Bcast(res, 2, MPI_INT, g->root[0], r->comm));
+    PetscCheck(!res[0], r->comm, PETSC_ERR_LIB, "evaluator group 0 failed on the held-out sets (its message is above)");
+    if (res[1]) PetscCallMPI(MPI_Bcast(m, (int)(sizeof(MapTaskMetrics) * (size_t)r->T), MPI_BYTE, g->root[0], r->comm));
+    done = res[1] ? PETSC_TRUE : PETSC_FALSE;
+  } else PetscCall(MapEvaluatorEvaluateOnDataOf(r->ev, r->ev_test, c, m, &done));
+  if (!done) PetscCall(MapEvaluatorEvaluate(r->ev_test, c, m));
+  PetscFunctionReturn(0);
+}

@@ -926,7 +926,7 @@ static PetscErrorCode MapRunPickTest(MapRunCtx *r)
   MapTaskMetrics m[MAP_MAX_TASKS];
 
   PetscFunctionBegin;
-  PetscCall(MapEvaluatorEvaluate(r->ev_test, r->pick_c, m));
+  PetscCall(MapRunEvaluateHeldOut(r, r->pick_c, m)); /* by the run's worker when it can (run_groups.c) */
   for (int t = 0; t < r->T; t++) {
     r->pick_test_acc[t]  = m[t].accuracy;
     r->pick_test_loss[t] = m[t].loss;

@@ -138,6 +138,7 @@ typedef struct {
 PetscErrorCode MapRunEvaluateItems(MapRunCtx *r, PetscInt nitem, const MapRunEvalItem *items, const char *label, PetscBool *stop);
 PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop);
 PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop);
+PetscErrorCode MapRunEvaluateHeldOut(MapRunCtx *r, const double *c, MapTaskMetrics *m);
 PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r);
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,

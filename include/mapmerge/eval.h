@@ -56,6 +56,9 @@ PetscErrorCode MapEvaluatorEvaluate(MapEvaluator ev, const double *c, MapTaskMet
    as MapEvaluatorEvaluate's. Collective; want[] must be the same on every rank. */
 PetscErrorCode MapEvaluatorEvaluateTasks(MapEvaluator ev, const double *c, const PetscBool *want, MapTaskMetrics *metrics);
 PetscErrorCode MapEvaluatorGetType(MapEvaluator ev, const char **type);
+/* MapEvaluatorEvaluateOnDataOf - c scored by ev's running worker on other's eval sets (-map_eval_type
+   worker whose worker said "data_per_request"); *done false when it cannot: evaluate with other. */
+PetscErrorCode MapEvaluatorEvaluateOnDataOf(MapEvaluator ev, MapEvaluator other, const double *c, MapTaskMetrics *metrics, PetscBool *done);
 PetscErrorCode MapEvaluatorDestroy(MapEvaluator *ev);
 
 /* Reference evaluator: plain double-precision, unsharded forward pass of the mlp (for tests). */

@@ -89,6 +89,25 @@ def case_torch_vs_mlp():
     bf = evaluate(store, coeffs, os.path.join(WORK, "torch-bf16"), "-map_eval_type", "worker", "-map_eval_worker", TORCH_WORKER,
                   "-map_eval_worker_dtype", "bf16", n=1)
     close(bf, ref, "torch worker, BF16 model file", tol=0.05)
+    # a MAP run: the worker ("data_per_request") also scores the pick on the -map_test_data sets, so one
+    # worker starts, and the run's evaluations and the pick's test metrics are mlp's
+    args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs",
+            "-map_sample_n", "6", "-map_reevaluate", "1"]
+    runs = {}
+    for name, extra in (("mlp", []), ("torch", ["-map_eval_type", "worker", "-map_eval_worker", TORCH_WORKER, "-map_eval_worker_mode", "coefficients"])):
+        runs[name] = os.path.join(WORK, f"run-test-{name}")
+        shutil.rmtree(runs[name], ignore_errors=True)
+        mpi(2, *args, "-map_output", runs[name], *extra)
+    with h5py.File(os.path.join(runs["mlp"], "results.h5")) as a, h5py.File(os.path.join(runs["torch"], "results.h5")) as b:
+        worst = max(abs(float(x) - float(y)) for key in ("pick/real", "pick/real_loss", "pick/test", "pick/test_loss", "samples/accuracy")
+                    for x, y in zip(a[key][...].ravel(), b[key][...].ravel()))
+    if worst > 1e-5:
+        fail(f"MAP run with the torch worker: the pick's metrics (val and test) differ from mlp's by {worst:g}")
+    with open(os.path.join(runs["torch"], "eval-worker.log")) as f:
+        log = f.read()
+    if log.count("ready on") != 1 or "rot90_test.safetensors" not in log:
+        fail(f"MAP run with the torch worker: the run's worker did not score the held-out sets itself:\n{log[-1500:]}")
+    print(f"MAP run: samples, pick and its test metrics within {worst:.2g} of mlp's, one worker start")
 
 
 def case_failures():
