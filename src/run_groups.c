@@ -63,7 +63,7 @@ PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
-/* Whether -map_eval_groups G > 1 applies (command or worker, and evaluations to make); *G = 0 if not. */
+/* Whether -map_eval_groups G > 1 applies (command or worker, not a chain job that reads journals only); *G = 0 if not. */
 static PetscErrorCode GroupsWanted(MapRunCtx *r, PetscInt *G)
 {
   PetscBool   set;

@@ -254,6 +254,20 @@ def case_groups():
             with open(os.path.join(runs[G][0], f"eval-worker-{g}.log")) as f:
                 if "[worker stdout] chatter" not in f.read():
                     fail(f"-map_eval_groups {G}: eval-worker-{g}.log shows no request: group {g} evaluated nothing")
+    # Bayesian MAP with per-task rounds: the rounds' samples (each on one task) go G at a time too
+    bayes = [a if a != "9" else "8" for a in base] + ["-map_method", "bayesian", "-map_bayes_iterations", "1", "-map_bayes_batch", "2",
+                                                     "-map_bayes_evaluate", "per_task"]
+    bj = []
+    for G in (1, 3):
+        run = os.path.join(WORK, f"run-groups-bayes-{G}")
+        shutil.rmtree(run, ignore_errors=True)
+        mpi(3, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *bayes)
+        with open(os.path.join(run, "journal.jsonl")) as f:
+            bj.append(f.read())
+    if bj[0] != bj[1] or bj[0].count('"kind":"sample"') < 12:
+        fail("Bayesian MAP (per-task rounds): the journals of -map_eval_groups 1 and 3 differ or miss the rounds' samples")
+    same_results(os.path.join(WORK, "run-groups-bayes-1", "results.h5"), os.path.join(WORK, "run-groups-bayes-3", "results.h5"))
+    print(f"Bayesian MAP, per-task rounds: same journal ({bj[0].count(chr(10))} lines) and results.h5 at G = 1 and 3")
     kinds = [line.split('"kind"')[1][:10] for line in runs[1][1].splitlines() if '"kind"' in line]
     print(f"same journal ({runs[1][1].count(chr(10))} lines, {sum('reeval' in k or 'pick' in k for k in kinds)} re-evaluations and pick) "
           "and results.h5 at -map_eval_groups 1, 2 and 3")
