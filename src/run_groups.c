@@ -88,7 +88,7 @@ static PetscErrorCode GroupsWanted(MapRunCtx *r, PetscInt *G)
 static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const MapRunEvalItem *items, const char *label, PetscBool *stop)
 {
   MapEvalGroups *g;
-  double         t0 = MapWallTime(), buf[2 * MAP_MAX_TASKS];
+  double         t0 = MapWallTime(), buf[2 * MAP_MAX_TASKS + 1];
   const int      T  = r->T;
 
   PetscFunctionBegin;
@@ -101,7 +101,8 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
     if (*stop) break;
     for (int j = 0; j < n; j++) {
       const MapRunEvalItem *it = &items[i + j];
-      PetscCall(MapJournalFind(&r->journal, it->kind, it->index, T, it->c, &e[j]));
+      e[j]                     = NULL;
+      if (!it->done) PetscCall(MapJournalFind(&r->journal, it->kind, it->index, T, it->c, &e[j]));
       if (e[j]) {
         PetscCall(PetscArraycpy(it->acc, e[j]->acc, T));
         PetscCall(PetscArraycpy(it->loss, e[j]->loss, T));
@@ -116,8 +117,9 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
       MapTaskMetrics        m[MAP_MAX_TASKS];
       for (int t = 0; t < T; t++) want[t] = it->task < 0 || it->task == t ? PETSC_TRUE : PETSC_FALSE;
       /* not PetscCall: the other groups must hear of a failure before they wait for this result */
-      ierr = MapEvaluatorEvaluateTasks(g->ev, it->c, it->task < 0 ? NULL : want, m);
-      if (!ierr)
+      if (it->done) ierr = MapEvaluatorEvaluateOnDataOf(g->ev, r->ev_test, it->c, m, it->done);
+      else ierr = MapEvaluatorEvaluateTasks(g->ev, it->c, it->task < 0 ? NULL : want, m);
+      if (!ierr && (!it->done || *it->done))
         for (int t = 0; t < T; t++) it->acc[t] = m[t].accuracy, it->loss[t] = m[t].loss;
     }
     { /* a group done early sleeps while the others' programs compute */
@@ -137,10 +139,15 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
       if (r->rank == g->root[j]) {
         PetscCall(PetscArraycpy(buf, it->acc, T));
         PetscCall(PetscArraycpy(buf + T, it->loss, T));
+        buf[2 * T] = it->done && *it->done ? 1 : 0;
       }
-      PetscCallMPI(MPI_Bcast(buf, 2 * T, MPI_DOUBLE, g->root[j], r->comm));
+      PetscCallMPI(MPI_Bcast(buf, 2 * T + 1, MPI_DOUBLE, g->root[j], r->comm));
       PetscCall(PetscArraycpy(it->acc, buf, T));
       PetscCall(PetscArraycpy(it->loss, buf + T, T));
+      if (it->done) { /* held-out metrics are reported, never journaled or fitted */
+        *it->done = buf[2 * T] != 0 ? PETSC_TRUE : PETSC_FALSE;
+        continue;
+      }
       /* as MapRunEvaluateOn: a non-finite metric of an evaluated task is journaled as failed, then an error */
       int bad = -1;
       for (int t = 0; t < T && bad < 0; t++)
@@ -180,6 +187,7 @@ PetscErrorCode MapRunEvaluateItems(MapRunCtx *r, PetscInt nitem, const MapRunEva
     PetscBool             want[MAP_MAX_TASKS], fresh;
     PetscCall(MapRunCheckSignal(r, stop));
     if (*stop) break;
+    if (it->done) continue; /* held-out items go to groups only; *done stays false */
     for (int t = 0; t < r->T; t++) want[t] = it->task < 0 || it->task == t ? PETSC_TRUE : PETSC_FALSE;
     PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, it->kind, it->index, it->c, it->task < 0 ? NULL : want, it->acc, it->loss, &fresh));
     if (fresh) PetscCall(MapProgress(r->comm, label, i + 1, nitem, t0));
@@ -197,7 +205,7 @@ PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1,
   PetscFunctionBegin;
   PetscCall(PetscMalloc1(i1 - i0 + 1, &items));
   for (PetscInt i = i0; i < i1; i++)
-    items[i - i0] = (MapRunEvalItem){"sample", (int)i, &r->C[i * r->T], (int)r->sample_task[i], &r->acc[i * r->T], &r->loss[i * r->T]};
+    items[i - i0] = (MapRunEvalItem){"sample", (int)i, &r->C[i * r->T], (int)r->sample_task[i], &r->acc[i * r->T], &r->loss[i * r->T], NULL};
   PetscCall(MapRunEvaluateItems(r, i1 - i0, items, "evaluate samples", stop));
   PetscCall(PetscFree(items));
   PetscFunctionReturn(0);
@@ -206,22 +214,27 @@ PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1,
 /*
   MapRunEvaluateFront - up to -map_reevaluate front points, spread along the front (in preference
   order), and the pick: independent evaluations, so with evaluator groups they run G at a time
-  (journaled as before: reeval 0..K-1, then the pick). Sets kreal and real_index. Collective.
+  (journaled as before: reeval 0..K-1, then the pick). With groups, the pick on the held-out sets
+  (-map_test_data) joins them when a group's worker can score other data (*tested: it did; else the
+  caller evaluates it). Sets kreal and real_index. Collective.
 */
-PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop)
+PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop, PetscBool *tested)
 {
   MapRunEvalItem *items;
-  PetscInt        n = 0;
+  PetscInt        n = 0, G;
 
   PetscFunctionBegin;
+  *tested = PETSC_FALSE;
+  PetscCall(GroupsWanted(r, &G));
   r->kreal = PetscMin(r->reevaluate, r->kfront);
   PetscCall(PetscMalloc3(r->kreal + 1, &r->real_index, (r->kreal + 1) * r->T, &r->real_acc, (r->kreal + 1) * r->T, &r->real_loss));
-  PetscCall(PetscMalloc1(r->kreal + 1, &items));
+  PetscCall(PetscMalloc1(r->kreal + 2, &items));
   for (PetscInt k = 0; k < r->kreal; k++) {
     r->real_index[k] = r->kreal == 1 ? 0 : (int)((k * (r->kfront - 1) + (r->kreal - 1) / 2) / (r->kreal - 1));
-    items[n++]       = (MapRunEvalItem){"reeval", (int)k, &r->Cf[r->real_index[k] * r->T], -1, &r->real_acc[k * r->T], &r->real_loss[k * r->T]};
+    items[n++]       = (MapRunEvalItem){"reeval", (int)k, &r->Cf[r->real_index[k] * r->T], -1, &r->real_acc[k * r->T], &r->real_loss[k * r->T], NULL};
   }
-  if (r->npref) items[n++] = (MapRunEvalItem){"pick", 0, r->pick_c, -1, r->pick_acc, r->pick_loss};
+  if (r->npref) items[n++] = (MapRunEvalItem){"pick", 0, r->pick_c, -1, r->pick_acc, r->pick_loss, NULL};
+  if (r->npref && r->ev_test && G > 1) items[n++] = (MapRunEvalItem){"test", 0, r->pick_c, -1, r->pick_test_acc, r->pick_test_loss, tested};
   PetscCall(MapRunEvaluateItems(r, n, items, "re-evaluate front and pick", stop));
   PetscCall(PetscFree(items));
   PetscFunctionReturn(0);

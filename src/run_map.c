@@ -946,7 +946,7 @@ static PetscErrorCode MapRunCheckpointExit(MapRunCtx *r)
 PetscErrorCode MapCommandRun(MPI_Comm comm)
 {
   MapRunCtx   r;
-  PetscBool   help, stop = PETSC_FALSE;
+  PetscBool   help, stop = PETSC_FALSE, tested;
   double      t0;
   PetscLogStage stages[6];
 
@@ -1127,8 +1127,8 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* re-evaluate up to K front points, spread along the front (in preference order) */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[4]));
-  PetscCall(MapRunEvaluateFront(&r, &stop)); /* the re-evaluations and the pick, G at a time with evaluator groups */
-  if (!stop && r.npref && r.ev_test) PetscCall(MapRunPickTest(&r));
+  PetscCall(MapRunEvaluateFront(&r, &stop, &tested)); /* the re-evaluations and the pick, G at a time with evaluator groups */
+  if (!stop && r.npref && r.ev_test && !tested) PetscCall(MapRunPickTest(&r));
   PetscCall(PetscLogStagePop());
   r.t_phase[4] = MapWallTime() - t0;
   if (stop) PetscCall(MapRunCheckpointExit(&r));

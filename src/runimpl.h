@@ -134,10 +134,12 @@ typedef struct {
   const double *c;     /* [T] coefficients */
   int           task;  /* -1: every task; t: task t only */
   double       *acc, *loss; /* [T] out */
+  PetscBool    *done;  /* non-NULL: the pick on the held-out sets (ev_test's), by a group's worker that can
+                          (MapEvaluatorEvaluateOnDataOf), not journaled; *done says whether it could */
 } MapRunEvalItem;
 PetscErrorCode MapRunEvaluateItems(MapRunCtx *r, PetscInt nitem, const MapRunEvalItem *items, const char *label, PetscBool *stop);
 PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop);
-PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop);
+PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop, PetscBool *tested);
 PetscErrorCode MapRunEvaluateHeldOut(MapRunCtx *r, const double *c, MapTaskMetrics *m);
 PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r);
 PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);

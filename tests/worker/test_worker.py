@@ -268,6 +268,13 @@ def case_groups():
         fail("Bayesian MAP (per-task rounds): the journals of -map_eval_groups 1 and 3 differ or miss the rounds' samples")
     same_results(os.path.join(WORK, "run-groups-bayes-1", "results.h5"), os.path.join(WORK, "run-groups-bayes-3", "results.h5"))
     print(f"Bayesian MAP, per-task rounds: same journal ({bj[0].count(chr(10))} lines) and results.h5 at G = 1 and 3")
+    # every request, the pick's held-out test request included, went to a worker of the run (its own at
+    # G = 1, the groups' otherwise): np_worker prints one chatter line per request
+    for G in (1, 2, 3):
+        nreq = sum(open(f).read().count("[worker stdout] chatter") for f in glob.glob(os.path.join(runs[G][0], "eval-worker*.log")))
+        nev = runs[G][1].count('"kind":"') - runs[G][1].count('"kind":"header"')
+        if nreq != nev + 1:
+            fail(f"-map_eval_groups {G}: {nreq} worker requests for {nev} evaluations and the held-out test (expected {nev + 1})")
     kinds = [line.split('"kind"')[1][:10] for line in runs[1][1].splitlines() if '"kind"' in line]
     print(f"same journal ({runs[1][1].count(chr(10))} lines, {sum('reeval' in k or 'pick' in k for k in kinds)} re-evaluations and pick) "
           "and results.h5 at -map_eval_groups 1, 2 and 3")
