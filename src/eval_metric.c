@@ -141,11 +141,12 @@ PetscErrorCode MapEvalCheckMetrics(MapEvaluator ev, const PetscBool *want, MapTa
     }
     if (!external) m->metric = !strcmp(mt->name, "loss") ? m->loss : m->accuracy;
     if (!isfinite(m->metric)) m->metric = NAN;
+    /* a key missing from the first answer is the program's habit, not a diverged model: say so */
     PetscCheck(!(ev->nevaluated == 0 && m->missing), ev->comm, PETSC_ERR_ARG_WRONG,
                "task %s: the %s evaluator's first answer has no \"%s\"%s; -map_metric %s names what MAP fits: make the program print it (e.g. "
                "{\"%s\": 0.9%s}), or pass the -map_metric of a key it prints",
                ev->tasks[t], ev->type, m->missing && !isnan(m->metric) ? "loss" : mt->name,
-               !strcmp(mt->name, "accuracy") ? " and \"loss\" (the default metric is fitted with the loss beside it)" : "", spec, mt->name,
+               m->missing && !isnan(m->metric) ? " (the default metric, accuracy, is fitted with the loss beside it)" : "", spec, mt->name,
                !strcmp(mt->name, "accuracy") ? ", \"loss\": 0.3" : "");
     if (!isnan(m->metric) && !(m->metric >= mt->lo && m->metric <= mt->hi)) {
       char vals[128]; /* plain %g: PETSc's would print "85." and "[0., 1.]" */
