@@ -12,6 +12,32 @@
 #include "runimpl.h"
 #include <math.h>
 
+/* the link, offset, scale and sign of a metric (also for export -map_run, which re-solves a run's search) */
+void MapRunMetricFrom(const MapMetric *mt, MapRunMetric *M)
+{
+  memset(M, 0, sizeof(*M));
+  M->metric     = *mt;
+  M->is_default = MapMetricIsDefault(mt);
+  M->with_loss  = strcmp(mt->name, "accuracy") ? PETSC_FALSE : PETSC_TRUE;
+  M->sign       = mt->lower ? -1 : 1;
+  if (isfinite(mt->lo) && isfinite(mt->hi)) M->link = MAP_LINK_SIGMOID, M->off = mt->lo, M->scale = mt->hi - mt->lo;
+  else if (isfinite(mt->lo)) M->link = MAP_LINK_SOFTPLUS, M->off = mt->lo, M->scale = 1;
+  else if (isfinite(mt->hi)) M->link = MAP_LINK_SOFTPLUS, M->off = mt->hi, M->scale = -1;
+  else M->link = MAP_LINK_IDENTITY, M->off = 0, M->scale = 1;
+}
+
+/* sign * (off + scale * g(q(c))) for one task's parameters, and its gradient (J may be NULL) */
+PetscErrorCode MapRunMetricPredict(const MapRunMetric *M, int T, const double *theta, const double *c, double *f, double *J)
+{
+  PetscFunctionBegin;
+  PetscCall(MapQuadraticPredict(T, M->link, theta, c, f, J));
+  if (M->is_default) PetscFunctionReturn(0);
+  *f = M->sign * (M->off + M->scale * *f);
+  if (J)
+    for (int j = 0; j < T; j++) J[j] *= M->sign * M->scale;
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapRunMetricSetUp(MapRunCtx *r)
 {
   const MapMetric *mt;
@@ -19,14 +45,7 @@ PetscErrorCode MapRunMetricSetUp(MapRunCtx *r)
 
   PetscFunctionBegin;
   PetscCall(MapEvaluatorGetMetric(r->ev, &mt));
-  M->metric    = *mt;
-  M->is_default = MapMetricIsDefault(mt);
-  M->with_loss = strcmp(mt->name, "accuracy") ? PETSC_FALSE : PETSC_TRUE;
-  M->sign      = mt->lower ? -1 : 1;
-  if (isfinite(mt->lo) && isfinite(mt->hi)) M->link = MAP_LINK_SIGMOID, M->off = mt->lo, M->scale = mt->hi - mt->lo;
-  else if (isfinite(mt->lo)) M->link = MAP_LINK_SOFTPLUS, M->off = mt->lo, M->scale = 1;
-  else if (isfinite(mt->hi)) M->link = MAP_LINK_SOFTPLUS, M->off = mt->hi, M->scale = -1;
-  else M->link = MAP_LINK_IDENTITY, M->off = 0, M->scale = 1;
+  MapRunMetricFrom(mt, M);
   {
     char spec[160];
     MapMetricFormat(mt, spec, sizeof(spec));

@@ -154,6 +154,8 @@ PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, co
 int MapRunMetricValues(MapRunCtx *r, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss);
 
 /* run_metric.c */
+void           MapRunMetricFrom(const MapMetric *mt, MapRunMetric *M);
+PetscErrorCode MapRunMetricPredict(const MapRunMetric *M, int T, const double *theta, const double *c, double *f, double *J);
 PetscErrorCode MapRunMetricSetUp(MapRunCtx *r);
 PetscErrorCode MapRunObjectiveMetric(void *ctx, const double *c, double *f, double *J);
 PetscErrorCode MapRunObjectiveMetricHessian(void *ctx, const double *c, const double *coef, double *H);

@@ -131,6 +131,17 @@ def case_loss_mlp():
     if not np.all(pred.min(axis=0) <= S.min(axis=0)):
         tr.fail(f"the predicted front's minima {pred.min(axis=0)} are above the best sampled losses {S.min(axis=0)}")
     ideal = S.min(axis=0)
+    # export -map_run re-solves the run's search with its metric: the run's own pick, and the best
+    # evaluated model for a corner preference is the one of lowest loss on that task
+    merged = os.path.join(out, "merged.safetensors")
+    tr.mpi(2, "export", "-map_store", store, "-map_run", out, "-map_output", merged)
+    with h5py.File(os.path.join(out, "results.h5"), "r") as f:
+        pick, RC, RF = f["pick/coeffs"][...].ravel(), f["pareto/real_front_coeffs"][...], f["pareto/real_front"][...]
+    if not np.allclose(tr.exported_coeffs(merged), pick, rtol=0, atol=1e-12):
+        tr.fail(f"export -map_run picked {tr.exported_coeffs(merged)}, the run picked {pick}")
+    tr.mpi(2, "export", "-map_store", store, "-map_run", out, "-map_preference", "1,0", "-map_export_model", "best_evaluated", "-map_output", merged)
+    if not np.array_equal(tr.exported_coeffs(merged), RC[np.argmin(RF[:, 0])]):
+        tr.fail(f"export best_evaluated for 1,0: c = {tr.exported_coeffs(merged)}, the lowest rot90 loss is at {RC[np.argmin(RF[:, 0])]}")
     print(f"PASS loss_mlp: {len(pred)} front points, minima {pred.min(axis=0)} <= best sampled {ideal}; none dominated")
 
 
