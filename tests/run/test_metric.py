@@ -69,7 +69,11 @@ def case_nan():
     p = run(2, *args, "-map_resume")
     if len(journal(os.path.join(out, "journal.jsonl"))) != n0 or f"resuming {out} with {n0 - 1} journaled evaluations" not in p.stdout:
         tr.fail(f"the resume evaluated again ({n0} lines before):\n{p.stdout[-1500:]}")
-    print(f"PASS nan: samples {want} failed, journaled, listed, left out of the fit; the resume re-ran nothing")
+    # two concurrent worker groups: the same failed samples, the same bits
+    out2 = tr.fresh("metric-nan-g2")
+    run(2, *[out2 if a == out else a for a in args], "-map_eval_groups", "2")
+    tr.same_results(os.path.join(out, "results.h5"), os.path.join(out2, "results.h5"))
+    print(f"PASS nan: samples {want} failed, journaled, listed, left out of the fit; the resume re-ran nothing; the same bits with 2 worker groups")
 
 
 def case_percent():
@@ -93,6 +97,9 @@ def case_loss_mlp():
     store = tr.setup_zoo()
     out = tr.fresh("metric-loss")
     run(2, "-map_store", store, "-map_output", out, *FAST, "-map_metric", "loss:lower:0,")
+    one = tr.fresh("metric-loss-n1")
+    run(1, "-map_store", store, "-map_output", one, *FAST, "-map_metric", "loss:lower:0,")
+    tr.same_results(os.path.join(out, "results.h5"), os.path.join(one, "results.h5"))  # any rank count, the same bits
     head, F = front_csv(os.path.join(out, "front.csv"))
     T = 2
     if head[T:2 * T] != ["pred_loss_rot90", "pred_loss_flip_v"]:
