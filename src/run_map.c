@@ -906,7 +906,7 @@ static PetscErrorCode MapRunPickTest(MapRunCtx *r)
   PetscFunctionBegin;
   PetscCall(MapEvaluatorEvaluate(r->ev_test, r->pick_c, m));
   for (int t = 0; t < r->T; t++) {
-    r->pick_test_acc[t]  = m[t].accuracy;
+    r->pick_test_acc[t]  = m[t].metric; /* -map_metric's values (the accuracy by default) */
     r->pick_test_loss[t] = m[t].loss;
   }
   PetscFunctionReturn(0);
