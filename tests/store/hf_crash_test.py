@@ -42,7 +42,7 @@ def snapshot(d):
 def calls(log):
     """the traced calls of an strace log, in order, the pids in names replaced (they differ per run)"""
     lines = [ln for ln in open(log).read().splitlines() if ln and not ln.startswith(("---", "+++"))]
-    return [re.sub(r"\.tmp\.\d+", ".tmp.PID", ln.split(" = ")[0]) for ln in lines]
+    return [re.sub(r"\.tmp\.?\d+", ".tmp.PID", ln.split(" = ")[0]) for ln in lines]
 
 
 def traced(args, log, inject=None):
