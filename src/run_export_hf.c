@@ -330,6 +330,7 @@ PetscErrorCode MapExportExtrasStage(MPI_Comm comm, MapExportExtras *ex, MapSafet
   const char *const *own = MapStoreHFFileNames(&nown);
   PetscCall(MapSafetensorsWriterReplaces(w, nown, own));
   if (!rank) ierr = ModelCard(ex, store, run, ntask, tasks, c, info, ntensors, shard, &card); /* printed by the handler; agreed below */
+  if (ierr) PetscCall(PetscFree(card.s));
   MapCheckAll(comm, !ierr, PETSC_ERR_LIB, "export: cannot compose the model card README.md (see the message above)");
   for (int f = 0; f < ex->nfiles; f++) PetscCall(MapSafetensorsWriterAddFile(w, ex->files[f].name, ex->files[f].data, ex->files[f].size));
   PetscCall(MapSafetensorsWriterAddFile(w, "README.md", card.s, card.len));
