@@ -106,8 +106,10 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
       if (e[j]) {
         PetscCall(PetscArraycpy(it->acc, e[j]->acc, T));
         PetscCall(PetscArraycpy(it->loss, e[j]->loss, T));
-        PetscCheck(!e[j]->failed, r->comm, PETSC_ERR_FP, "journal %s: evaluation %s #%d failed in an earlier run (a metric was not finite) and is not retried",
-                   r->journal.path, it->kind, it->index);
+        if (e[j]->failed) { /* done: a failed point is not retried (run_metric.c) */
+          if (it->failed) *it->failed = PETSC_TRUE;
+          for (int t = 0; t < T; t++) it->acc[t] = NAN;
+        }
       } else fresh++;
     }
     if (!fresh) continue;
@@ -119,8 +121,7 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
       /* not PetscCall: the other groups must hear of a failure before they wait for this result */
       if (it->done) ierr = MapEvaluatorEvaluateOnDataOf(g->ev, r->ev_test, it->c, m, it->done);
       else ierr = MapEvaluatorEvaluateTasks(g->ev, it->c, it->task < 0 ? NULL : want, m);
-      if (!ierr && (!it->done || *it->done))
-        for (int t = 0; t < T; t++) it->acc[t] = m[t].accuracy, it->loss[t] = m[t].loss;
+      if (!ierr && (!it->done || *it->done)) (void)MapRunMetricValues(r, it->task < 0 || it->done ? NULL : want, m, it->acc, it->loss);
     }
     { /* a group done early sleeps while the others' programs compute */
       MPI_Request req;
@@ -148,13 +149,17 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
         *it->done = buf[2 * T] != 0 ? PETSC_TRUE : PETSC_FALSE;
         continue;
       }
-      /* as MapRunEvaluateOn: a non-finite metric of an evaluated task is journaled as failed, then an error */
+      /* as MapRunEvaluateOn: a non-finite metric of an evaluated task is journaled as failed, and the point left out */
       int bad = -1;
       for (int t = 0; t < T && bad < 0; t++)
-        if ((it->task < 0 || it->task == t) && !(isfinite(it->acc[t]) && isfinite(it->loss[t]))) bad = t;
+        if ((it->task < 0 || it->task == t) && !(isfinite(it->acc[t]) && (!r->metric.with_loss || isfinite(it->loss[t])))) bad = t;
       PetscCall(MapJournalAppend(r->comm, &r->journal, it->kind, it->index, T, it->c, it->acc, it->loss, bad >= 0 ? PETSC_TRUE : PETSC_FALSE));
-      PetscCheck(bad < 0, r->comm, PETSC_ERR_FP, "evaluation %s #%d: task %s gave accuracy %g, loss %g (not finite); journaled as failed in %s", it->kind,
-                 it->index, r->tasks[bad], it->acc[bad], it->loss[bad], r->journal.path);
+      if (bad >= 0) {
+        PetscCall(PetscPrintf(r->comm, "evaluation %s #%d failed: task %s gave %s %g, loss %g; journaled as failed, left out of the fit\n", it->kind,
+                              it->index, r->tasks[bad], r->metric.metric.name, it->acc[bad], it->loss[bad]));
+        if (it->failed) *it->failed = PETSC_TRUE;
+        for (int t = 0; t < T; t++) it->acc[t] = NAN;
+      }
     }
     PetscCall(MapProgress(r->comm, label, i + n, nitem, t0));
   }
@@ -184,12 +189,13 @@ PetscErrorCode MapRunEvaluateItems(MapRunCtx *r, PetscInt nitem, const MapRunEva
   }
   for (PetscInt i = 0; i < nitem; i++) {
     const MapRunEvalItem *it = &items[i];
-    PetscBool             want[MAP_MAX_TASKS], fresh;
+    PetscBool             want[MAP_MAX_TASKS], fresh, failed;
     PetscCall(MapRunCheckSignal(r, stop));
     if (*stop) break;
     if (it->done) continue; /* held-out items go to groups only; *done stays false */
     for (int t = 0; t < r->T; t++) want[t] = it->task < 0 || it->task == t ? PETSC_TRUE : PETSC_FALSE;
-    PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, it->kind, it->index, it->c, it->task < 0 ? NULL : want, it->acc, it->loss, &fresh));
+    PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, it->kind, it->index, it->c, it->task < 0 ? NULL : want, it->acc, it->loss, &fresh, &failed));
+    if (it->failed) *it->failed = failed;
     if (fresh) PetscCall(MapProgress(r->comm, label, i + 1, nitem, t0));
   }
   PetscFunctionReturn(0);
@@ -205,7 +211,7 @@ PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1,
   PetscFunctionBegin;
   PetscCall(PetscMalloc1(i1 - i0 + 1, &items));
   for (PetscInt i = i0; i < i1; i++)
-    items[i - i0] = (MapRunEvalItem){"sample", (int)i, &r->C[i * r->T], (int)r->sample_task[i], &r->acc[i * r->T], &r->loss[i * r->T], NULL};
+    items[i - i0] = (MapRunEvalItem){"sample", (int)i, &r->C[i * r->T], (int)r->sample_task[i], &r->acc[i * r->T], &r->loss[i * r->T], &r->failed[i], NULL};
   PetscCall(MapRunEvaluateItems(r, i1 - i0, items, "evaluate samples", stop));
   PetscCall(PetscFree(items));
   PetscFunctionReturn(0);
@@ -231,10 +237,10 @@ PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop, PetscBool *tes
   PetscCall(PetscMalloc1(r->kreal + 2, &items));
   for (PetscInt k = 0; k < r->kreal; k++) {
     r->real_index[k] = r->kreal == 1 ? 0 : (int)((k * (r->kfront - 1) + (r->kreal - 1) / 2) / (r->kreal - 1));
-    items[n++]       = (MapRunEvalItem){"reeval", (int)k, &r->Cf[r->real_index[k] * r->T], -1, &r->real_acc[k * r->T], &r->real_loss[k * r->T], NULL};
+    items[n++]       = (MapRunEvalItem){"reeval", (int)k, &r->Cf[r->real_index[k] * r->T], -1, &r->real_acc[k * r->T], &r->real_loss[k * r->T], NULL, NULL};
   }
-  if (r->npref) items[n++] = (MapRunEvalItem){"pick", 0, r->pick_c, -1, r->pick_acc, r->pick_loss, NULL};
-  if (r->npref && r->ev_test && G > 1) items[n++] = (MapRunEvalItem){"test", 0, r->pick_c, -1, r->pick_test_acc, r->pick_test_loss, tested};
+  if (r->npref) items[n++] = (MapRunEvalItem){"pick", 0, r->pick_c, -1, r->pick_acc, r->pick_loss, NULL, NULL};
+  if (r->npref && r->ev_test && G > 1) items[n++] = (MapRunEvalItem){"test", 0, r->pick_c, -1, r->pick_test_acc, r->pick_test_loss, NULL, tested};
   PetscCall(MapRunEvaluateItems(r, n, items, "re-evaluate front and pick", stop));
   PetscCall(PetscFree(items));
   PetscFunctionReturn(0);
