@@ -156,12 +156,9 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   snprintf(path, sizeof(path), "%s/results.h5", o->run);
   if (!rank) {
-    H5E_auto2_t efunc;
-    void       *edata;
-    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing or foreign file is our error to report, not HDF5's stack */
-    PetscCall(MapCheckInputFile(path, "export: -map_run"));
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    MapRunResults res;
+    PetscCall(MapRunResultsOpen(path, "export: -map_run", &res));
+    hid_t f = res.file;
     if (f < 0) ok = 0;
     else {
       hsize_t dims[2] = {0, 0};
@@ -201,9 +198,8 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
         MapH5ReadStringAttr(f, "box", &boxs);
         MapH5ReadStringAttr(f, "method", &method);
       }
-      H5Fclose(f);
     }
-    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+    MapRunResultsClose(&res);
   }
   PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
   PetscCheck(ok, comm, PETSC_ERR_FILE_OPEN, "export: -map_run %s: cannot read %s (surrogates or merge tree, tasks%s)", o->run, path,

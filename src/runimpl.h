@@ -3,6 +3,7 @@
 #define MAPMERGE_RUNIMPL_H
 
 #include <mapmerge/run.h>
+#include <mapmerge/core_h5.h>
 #include <jansson.h>
 
 /* MapExportWriteMerged - export's merged tensors through w, read-merge-write in blocks of about
@@ -64,6 +65,13 @@ typedef struct {
   int    from_sample;        /* 1 when an evaluated sample of the pair beat the surrogate's pick */
 } MapNestedNode;
 
+/* the run's phases: a PETSc log stage each (-log_view) and a wall-clock total for the summary */
+typedef enum { MAP_RUN_SETUP, MAP_RUN_EVALUATE, MAP_RUN_FIT, MAP_RUN_SEARCH, MAP_RUN_REEVALUATE, MAP_RUN_WRITE, MAP_RUN_NPHASE } MapRunPhase;
+extern const char *const MapRunPhaseNames[MAP_RUN_NPHASE];
+
+/* the most models one run may evaluate: sizes beyond it are typos, and products of them overflow */
+#define MAP_RUN_MAX_EVALS 1000000
+
 typedef struct {
   MPI_Comm      comm;
   PetscMPIInt   rank, size;
@@ -100,7 +108,8 @@ typedef struct {
   int          *real_index;          /* [kreal] indices into the front */
   double       *real_acc, *real_loss; /* [kreal*T] */
   double        pick_c[MAP_MAX_TASKS], pick_pred[MAP_MAX_TASKS], pick_acc[MAP_MAX_TASKS], pick_loss[MAP_MAX_TASKS];
-  double        t_phase[6];
+  double        t_phase[MAP_RUN_NPHASE], phase_t0; /* wall clock per phase; phase_t0: when the current one began */
+  PetscLogStage stages[MAP_RUN_NPHASE];
   PetscInt      nested_samples;    /* design size per pair (0: the 2-task reference design) */
   PetscInt      nested_level, nested_pair; /* SLURM chain: compute only this pair of this level (0: all) */
   PetscBool     nested_partial;
@@ -121,6 +130,26 @@ typedef struct {
   json_t       *inputs_sha256;     /* path -> sha256 of every input file, for the manifest */
 } MapRunCtx;
 
+/* run_map.c: a phase's stage pushed and its clock started; popped and its time added */
+PetscErrorCode MapRunPhaseBegin(MapRunCtx *r, MapRunPhase p);
+PetscErrorCode MapRunPhaseEnd(MapRunCtx *r, MapRunPhase p);
+/* run_options.c */
+PetscErrorCode MapRunSetFromOptions(MapRunCtx *r);
+/* run_results.c: the run folder; results.h5, front.csv and manifest.json; the summary */
+void           MapRunNow(char *buf, size_t len);
+PetscErrorCode MapRunMakeFolder(MapRunCtx *r);
+PetscErrorCode MapRunWriteResults(MapRunCtx *r);
+PetscErrorCode MapRunSummary(MapRunCtx *r);
+/* a finished run's results.h5, read by rank 0 (info, export) */
+typedef struct {
+  hid_t       file;
+  H5E_auto2_t efunc; /* HDF5's error reporting, silenced while the file is open */
+  void       *edata;
+} MapRunResults;
+PetscErrorCode MapRunResultsOpen(const char *path, const char *who, MapRunResults *res);
+void           MapRunResultsClose(MapRunResults *res);
+PetscErrorCode MapRunResultsView(MPI_Comm comm, const char *where);
+
 /* run_guard.c: inputs hashed when read, the journal's binding, outputs that are not inputs */
 PetscErrorCode MapRunHashInputs(MapRunCtx *r);
 PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding);
@@ -136,8 +165,6 @@ PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *inputs_sha256); /* run_repro.c */
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
-
-#include <mapmerge/core_h5.h>
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
 
 #endif

@@ -1,0 +1,211 @@
+/* `mapmerge run`'s options: the database read once into the run (MapRunSetFromOptions), the range
+   checks, and -map_replay (the options of a finished run put back into the database). */
+#include "runimpl.h"
+
+static PetscErrorCode MapRunReplay(MapRunCtx *r)
+{
+  char        path[MAP_PATH_LEN], out[MAP_PATH_LEN];
+  PetscBool   set, outset;
+  json_t     *m, *mo, *val;
+  const char *key;
+
+  PetscFunctionBegin;
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_replay", path, sizeof(path), &set));
+  if (!set) PetscFunctionReturn(0);
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_output", out, sizeof(out), &outset));
+  PetscCall(MapRunReadManifest(r->comm, path, "-map_replay", &m, &mo));
+  json_object_foreach(mo, key, val) PetscCall(PetscOptionsSetValue(NULL, key, json_string_value(val)));
+  if (!outset) {
+    const char *orig = NULL;
+    json_t     *o    = json_object_get(m, "run_folder");
+    orig             = json_is_string(o) ? json_string_value(o) : "runs/run";
+    snprintf(out, sizeof(out), "%s-replay", orig);
+  }
+  PetscCall(PetscOptionsSetValue(NULL, "-map_output", out));
+  PetscCall(PetscOptionsClearValue(NULL, "-map_resume"));
+  PetscCall(PetscPrintf(r->comm, "mapmerge run: replaying %s into %s\n", path, out));
+  json_decref(m);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
+{
+  char      taskbuf[8192] = "", boxbuf[128] = "", prefbuf[2048] = "";
+  PetscBool flg;
+  int       nbox = 0;
+  double    box[2];
+
+  PetscFunctionBegin;
+  PetscCall(MapRunReplay(r));
+  PetscCall(PetscStrncpy(r->method, "map", sizeof(r->method)));
+  PetscCall(PetscStrncpy(r->sample_type, "reference", sizeof(r->sample_type)));
+  r->seed = 0; r->sample_n = 0; r->reevaluate = 8; r->lo = 0; r->hi = 1;
+  PetscOptionsBegin(r->comm, NULL, "mapmerge run: MAP end to end", NULL);
+  PetscCall(PetscOptionsString("-map_store", "HDF5 store written by `mapmerge import`", NULL, r->store_path, r->store_path,
+                               sizeof(r->store_path), NULL));
+  PetscCall(PetscOptionsString("-map_tasks", "tasks to merge, in order (default: all tasks of the store)", NULL, taskbuf,
+                               taskbuf, sizeof(taskbuf), NULL));
+  PetscCall(PetscOptionsString("-map_output", "run folder (default runs/<UTC time>)", NULL, r->out, r->out, sizeof(r->out), NULL));
+  PetscCall(PetscOptionsString("-map_method", "MAP variant: map, bayesian (adaptive sampling) or nested (pairwise merge tree)", NULL, r->method, r->method,
+                               sizeof(r->method), NULL));
+  PetscCall(PetscOptionsString("-map_sample_type", "design: reference, lhs or file", NULL, r->sample_type, r->sample_type,
+                               sizeof(r->sample_type), NULL));
+  PetscCall(PetscOptionsInt("-map_sample_n", "number of samples (lhs; reference: 0 = (T+1)(T+2))", NULL, r->sample_n, &r->sample_n, NULL));
+  PetscCall(PetscOptionsString("-map_sample_file", "CSV of coefficient vectors for -map_sample_type file", NULL, r->sample_file,
+                               r->sample_file, sizeof(r->sample_file), NULL));
+  PetscCall(PetscOptionsInt("-map_seed", "the one seed everything is derived from", NULL, r->seed, &r->seed, NULL));
+  PetscCall(PetscOptionsInt("-map_reevaluate", "re-evaluate up to K front points on the real models", NULL, r->reevaluate,
+                            &r->reevaluate, NULL));
+  PetscCall(PetscOptionsInt("-map_refine", "refinement rounds: fit, search, evaluate points spread along the predicted front as new samples",
+                            NULL, r->refine, &r->refine, NULL));
+  PetscCall(PetscOptionsInt("-map_refine_points", "points per refinement round (0: (T+1)(T+2)/2, the surrogate's unknowns)", NULL,
+                            r->refine_points, &r->refine_points, NULL));
+  {
+    const char *targets[] = {"front", "pick"};
+    PetscInt    itarget   = 0;
+    PetscCall(PetscOptionsEList("-map_refine_target",
+                                "where refinement rounds add samples: front (points spread along the predicted front) or pick (the current "
+                                "pick for -map_preference, one per round)",
+                                NULL, targets, 2, targets[0], &itarget, NULL));
+    r->refine_pick = itarget == 1 ? PETSC_TRUE : PETSC_FALSE;
+  }
+  PetscCall(PetscOptionsString("-map_test_data", "held-out eval sets (one per task) on which the pick is also reported", NULL,
+                               r->test_data, r->test_data, sizeof(r->test_data), NULL));
+  {
+    char replay[MAP_PATH_LEN] = "";
+    PetscCall(PetscOptionsString("-map_replay", "re-run the run of this manifest.json exactly (into -map_output or <folder>-replay)", NULL,
+                                 replay, replay, sizeof(replay), NULL));
+  }
+  PetscCall(PetscOptionsBool("-map_resume", "continue the run folder from its journal", NULL, r->resume, &r->resume, NULL));
+  PetscCall(PetscOptionsString("-map_box", "box lo,hi for sampling and search", NULL, boxbuf, boxbuf, sizeof(boxbuf), NULL));
+  PetscCall(PetscOptionsString("-map_preference", "preference weights w_1,...,w_T of the pick (default: equal)", NULL, prefbuf,
+                               prefbuf, sizeof(prefbuf), NULL));
+  PetscOptionsEnd();
+  PetscCall(MapOptionsGetRealList("-map_box", 2, box, &nbox, &flg));
+  if (flg) {
+    PetscCheck(nbox == 2 && box[0] < box[1], r->comm, PETSC_ERR_ARG_WRONG, "-map_box: expected lo,hi with lo < hi, got \"%s\"", boxbuf);
+    r->lo = box[0];
+    r->hi = box[1];
+  }
+  PetscCall(MapOptionsGetRealList("-map_preference", MAP_MAX_TASKS, r->pref, &r->npref, NULL));
+  PetscCheck(r->refine >= 0 && r->refine_points >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_refine and -map_refine_points must be >= 0, got %" PetscInt_FMT " and %" PetscInt_FMT, r->refine, r->refine_points);
+  /* sizes that size arrays: ranges first, so no product below can overflow (the total is checked
+     once the design is known, MapRunCheckBudget) */
+  PetscCheck(r->reevaluate >= 0 && r->reevaluate <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_reevaluate %" PetscInt_FMT ": need 0 to %d front points", r->reevaluate, MAP_RUN_MAX_EVALS);
+  PetscCheck(r->sample_n >= 0 && r->sample_n <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_sample_n %" PetscInt_FMT ": need 0 to %d samples", r->sample_n, MAP_RUN_MAX_EVALS);
+  PetscCheck(r->refine <= MAP_RUN_MAX_EVALS && r->refine_points <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_refine %" PetscInt_FMT " and -map_refine_points %" PetscInt_FMT ": each at most %d", r->refine, r->refine_points, MAP_RUN_MAX_EVALS);
+  for (int t = 0; t < r->npref; t++)
+    PetscCheck(isfinite(r->pref[t]) && r->pref[t] >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_preference: weight %d is %g; weights must be finite and >= 0", t + 1, r->pref[t]);
+  if (r->npref) {
+    double sum = 0;
+    for (int t = 0; t < r->npref; t++) sum += r->pref[t];
+    PetscCheck(sum > 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_preference: the %d weights sum to 0; give at least one positive weight", r->npref);
+  }
+  PetscCheck(r->refine || !r->refine_pick, r->comm, PETSC_ERR_ARG_INCOMP,
+             "-map_refine_target pick says where refinement rounds evaluate, but there are none: add -map_refine R (e.g. 4)");
+  PetscCheck(!r->refine || strcmp(r->method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
+             "-map_refine applies to -map_method map and bayesian; nested MAP refines nothing (each pair runs its own 2-task MAP)");
+  PetscBool help;
+  PetscCall(PetscOptionsHasHelp(NULL, &help));
+  PetscCheck(!strcmp(r->method, "map") || !strcmp(r->method, "bayesian") || !strcmp(r->method, "nested"), r->comm,
+             PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_method %s: expected map, bayesian or nested", r->method);
+  if (!strcmp(r->method, "nested") || help) {
+    PetscOptionsBegin(r->comm, NULL, "Nested MAP (-map_method nested)", NULL);
+    PetscCall(PetscOptionsInt("-map_nested_level", "SLURM chain: compute only level L of the merge tree (earlier levels from the journals; 0: all)",
+                              NULL, r->nested_level, &r->nested_level, NULL));
+    PetscCall(PetscOptionsInt("-map_nested_pair", "SLURM chain: the pair of -map_nested_level this job computes", NULL, r->nested_pair,
+                              &r->nested_pair, NULL));
+    PetscCall(PetscOptionsInt("-map_nested_samples", "evaluated samples per pair (0: the 2-task reference design, 12)", NULL,
+                              r->nested_samples, &r->nested_samples, NULL));
+    PetscOptionsEnd();
+    PetscCheck(r->nested_samples >= 0 && r->nested_samples <= 100000, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_nested_samples %" PetscInt_FMT ": need 0 to 100000", r->nested_samples);
+    PetscCheck(r->nested_level >= 0 && r->nested_pair >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_nested_level %" PetscInt_FMT " and -map_nested_pair %" PetscInt_FMT ": need >= 0", r->nested_level, r->nested_pair);
+  }
+  MapBayesOptionsDefault(&r->bayes);
+  if (!strcmp(r->method, "bayesian") || help) {
+    r->bayes_initial = 0; r->bayes_iterations = 2; r->bayes_batch = 0;
+    PetscOptionsBegin(r->comm, NULL, "Bayesian MAP (-map_method bayesian)", NULL);
+    PetscCall(PetscOptionsInt("-map_bayes_initial", "initial design size (0: 1.5 x the (T+1)(T+2)/2 surrogate unknowns)", NULL, r->bayes_initial, &r->bayes_initial, NULL));
+    PetscCall(PetscOptionsInt("-map_bayes_iterations", "adaptive rounds", NULL, r->bayes_iterations, &r->bayes_iterations, NULL));
+    PetscCall(PetscOptionsInt("-map_bayes_batch", "new samples per round (0: up to the plain design's (T+1)(T+2) evaluations in all)", NULL, r->bayes_batch, &r->bayes_batch, NULL));
+    {
+      const char *modes[] = {"all", "per_task"};
+      PetscInt    mode    = 0;
+      PetscCall(PetscOptionsEList("-map_bayes_evaluate",
+                                  "new points evaluated on all tasks (one merge serves every task) or per_task (as the reference: each task draws "
+                                  "-map_bayes_batch points from its own residuals, evaluated on that task only)",
+                                  NULL, modes, 2, modes[0], &mode, NULL));
+      r->bayes_per_task = mode == 1 ? PETSC_TRUE : PETSC_FALSE;
+    }
+    PetscOptionsEnd();
+    PetscCheck(r->bayes_initial >= 0 && r->bayes_initial <= MAP_RUN_MAX_EVALS && r->bayes_iterations >= 0 && r->bayes_iterations <= MAP_RUN_MAX_EVALS &&
+                 r->bayes_batch >= 0 && r->bayes_batch <= MAP_RUN_MAX_EVALS,
+               r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+               "-map_bayes_initial %" PetscInt_FMT ", -map_bayes_iterations %" PetscInt_FMT " and -map_bayes_batch %" PetscInt_FMT ": each 0 to %d",
+               r->bayes_initial, r->bayes_iterations, r->bayes_batch, MAP_RUN_MAX_EVALS);
+    PetscCall(MapBayesOptionsSetFromOptions(r->comm, &r->bayes));
+  }
+
+  PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
+  PetscCall(MapEvaluatorSetFromOptions(r->ev));
+  const char *evtype;
+  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
+  PetscBool analytic = strcmp(evtype, "analytic") ? PETSC_FALSE : PETSC_TRUE;
+  if (help) { /* -help lists the fit's and the search's options too, with or without a store */
+    PetscCall(MapSurrogateCreate(r->comm, &r->sur));
+    PetscCall(MapSurrogateSetFromOptions(r->sur));
+    PetscCall(MapParetoCreate(r->comm, &r->pareto));
+    PetscCall(MapParetoSetFromOptions(r->pareto));
+    PetscFunctionReturn(0);
+  }
+
+  /* the store and the task selection (analytic problems need no store: -map_tasks names the objectives) */
+  int Tstore = 0;
+  if (!analytic || r->store_path[0]) {
+    int64_t P;
+    int     ntens;
+    PetscCheck(r->store_path[0], r->comm, PETSC_ERR_ARG_WRONG, "-map_store is required (a store written by `mapmerge import`)");
+    PetscCall(MapStoreOpen(r->comm, r->store_path, &r->store));
+    PetscCall(MapStoreGetSizes(r->store, &P, &Tstore, &ntens));
+  }
+  if (taskbuf[0]) PetscCall(MapSplitList(taskbuf, ',', &r->T, &r->tasks));
+  else {
+    PetscCheck(r->store, r->comm, PETSC_ERR_ARG_WRONG, "-map_tasks is required with -map_eval_type analytic and no -map_store");
+    r->T = Tstore;
+    PetscCall(PetscCalloc1(Tstore + 1, &r->tasks));
+    for (int t = 0; t < Tstore; t++) {
+      const char *nm;
+      PetscCall(MapStoreGetTaskName(r->store, t, &nm));
+      PetscCall(PetscStrallocpy(nm, &r->tasks[t]));
+    }
+  }
+  PetscCheck(r->T >= 2 && r->T <= MAP_MAX_TASKS, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to %d tasks, got %d", MAP_MAX_TASKS,
+             r->T);
+  for (int t = 0; t < r->T; t++) /* a repeated task would get another task's metrics */
+    for (int u = 0; u < t; u++)
+      PetscCheck(strcmp(r->tasks[t], r->tasks[u]), r->comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice (entries %d and %d)", r->tasks[t], u + 1, t + 1);
+  if (r->npref) PetscCheck(r->npref == r->T, r->comm, PETSC_ERR_ARG_SIZ, "-map_preference has %d weights but there are %d tasks",
+                             r->npref, r->T);
+  if (!r->npref) { /* the pick defaults to equal preference for every task */
+    r->npref = r->T;
+    for (int t = 0; t < r->T; t++) r->pref[t] = 1.0;
+  }
+  int idx[MAP_MAX_TASKS];
+  if (r->store)
+    for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
+  if (!analytic) PetscCall(MapModelCreateFromStore(r->store, r->T, idx, &r->model));
+  PetscCall(MapSurrogateCreate(r->comm, &r->sur));
+  PetscCall(MapSurrogateSetFromOptions(r->sur));
+  PetscCall(MapParetoCreate(r->comm, &r->pareto));
+  PetscCall(MapParetoSetFromOptions(r->pareto));
+  PetscCall(MapParetoCheckDivisions(r->pareto, r->T));
+  PetscCall(MapParetoSetBox(r->pareto, r->lo, r->hi));
+  PetscFunctionReturn(0);
+}

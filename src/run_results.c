@@ -1,0 +1,588 @@
+/* The only writer and reader of a run's outputs: the run folder, manifest.json, results.h5 and
+   front.csv (written together or not at all), and the summaries of a live run and of a finished one. */
+#include "runimpl.h"
+#include <hdf5.h>
+#include <jansson.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void MapRunNow(char *buf, size_t len)
+{
+  time_t    t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* MapRunReadManifest - a finished run's manifest.json, read by rank 0 and parsed on every rank;
+   *map_options is its "map_options" object (the mapmerge options as given, borrowed from *manifest,
+   json_decref it). Collective; `who` prefixes the errors. */
+PetscErrorCode MapRunReadManifest(MPI_Comm comm, const char *path, const char *who, json_t **manifest, json_t **map_options)
+{
+  PetscMPIInt rank;
+  char       *text = NULL;
+  long        len  = 0;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (!rank) {
+    PetscCall(MapCheckInputFile(path, who));
+    FILE *f = fopen(path, "rb");
+    if (f) {
+      fseek(f, 0, SEEK_END);
+      len = ftell(f);
+      fseek(f, 0, SEEK_SET);
+      text = malloc((size_t)len + 1);
+      if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) len = -1;
+      else text[len] = 0;
+      fclose(f);
+    } else len = -1;
+  }
+  PetscCallMPI(MPI_Bcast(&len, 1, MPI_LONG, 0, comm));
+  PetscCheck(len >= 0, comm, PETSC_ERR_FILE_OPEN, "%s %s: cannot read the manifest", who, path);
+  if (rank) text = malloc((size_t)len + 1);
+  PetscCallMPI(MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, comm));
+  json_error_t jerr;
+  *manifest = json_loads(text, 0, &jerr);
+  free(text);
+  PetscCheck(*manifest, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: not JSON (line %d: %s)", who, path, jerr.line, jerr.text);
+  *map_options = json_object_get(*manifest, "map_options");
+  if (!json_is_object(*map_options)) json_decref(*manifest);
+  PetscCheck(json_is_object(*map_options), comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: no \"map_options\" (not a mapmerge run manifest?)", who, path);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
+{
+  int  ok = 1;
+  char err[512] = "";
+
+  PetscFunctionBegin;
+  if (!r->out[0]) {
+    /* a name no other run takes: microseconds and the pid, and mkdir (not EEXIST) claims it */
+    char now[96] = "";
+    if (!r->rank) {
+      struct timespec ts;
+      struct tm       tm;
+      char            sec[32];
+      clock_gettime(CLOCK_REALTIME, &ts);
+      gmtime_r(&ts.tv_sec, &tm);
+      strftime(sec, sizeof(sec), "%Y%m%d-%H%M%S", &tm);
+      (void)mkdir("runs", 0755);
+      for (int k = 0; k < 100; k++) {
+        snprintf(now, sizeof(now), "runs/%s.%06ld-%ld%s%.0d", sec, (long)(ts.tv_nsec / 1000), (long)getpid(), k ? "-" : "", k);
+        if (mkdir(now, 0755) == 0 || errno != EEXIST) break;
+      }
+    }
+    PetscCallMPI(MPI_Bcast(now, sizeof(now), MPI_CHAR, 0, r->comm));
+    PetscCall(PetscStrncpy(r->out, now, sizeof(r->out)));
+  }
+  if (!r->rank) {
+    char tmp[MAP_PATH_LEN];
+    PetscCall(PetscStrncpy(tmp, r->out, sizeof(tmp)));
+    for (char *p = tmp + 1; *p; p++) /* mkdir -p */
+      if (*p == '/') {
+        *p = 0;
+        (void)mkdir(tmp, 0755);
+        *p = '/';
+      }
+    if (mkdir(r->out, 0755) != 0 && errno != EEXIST) {
+      ok = 0;
+      snprintf(err, sizeof(err), "-map_output %s: cannot create the run folder: %s", r->out, strerror(errno));
+    } else if (access(r->out, W_OK) != 0) {
+      ok = 0;
+      snprintf(err, sizeof(err), "-map_output %s: run folder is not writable: %s", r->out, strerror(errno));
+    }
+  }
+  MapCheckAll(r->comm, ok, PETSC_ERR_FILE_OPEN, "%s", err);
+  PetscFunctionReturn(0);
+}
+
+
+/* The manifest: everything needed to know what ran and to run it again. */
+static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
+{
+  json_t *m = json_object(), *o = json_object(), *v = json_object(), *in = json_object(), *env = json_object();
+  char   *all, buf[1024];
+
+  PetscFunctionBegin;
+  json_object_set_new(m, "mapmerge_version", json_string(MAPMERGE_VERSION));
+  json_object_set_new(m, "git_commit", json_string(MAPMERGE_GIT_COMMIT));
+  json_object_set_new(m, "method", json_string(r->method));
+  json_object_set_new(m, "run_folder", json_string(r->out));
+  json_object_set_new(m, "exit_status", json_string("completed"));
+  json_object_set_new(m, "seed", json_integer(r->seed));
+  json_object_set_new(m, "ranks", json_integer(r->size));
+  {
+    /* the process grids the results depend on (the surrogate's BLACS grid is fixed, not the job's) */
+    char      grid[64] = "1,1", groups[64] = "auto (one sample group per rank for models <= 256 MiB)";
+    PetscBool set;
+    json_t   *g = json_object();
+    PetscCall(PetscOptionsGetString(NULL, NULL, "-map_surrogate_grid", grid, sizeof(grid), &set));
+    json_object_set_new(g, "surrogate_blacs_grid", json_string(grid));
+    PetscCall(PetscOptionsGetString(NULL, NULL, "-map_eval_groups", groups, sizeof(groups), &set));
+    json_object_set_new(g, "eval_groups", json_string(groups));
+    json_object_set_new(g, "pareto", json_string("preference vectors in contiguous blocks over the ranks, one TAO solve per vector on PETSC_COMM_SELF"));
+    json_object_set_new(m, "process_grids", g);
+  }
+  json_object_set_new(m, "start_time", json_string(r->start_time));
+  json_object_set_new(m, "end_time", json_string(r->end_time));
+  /* every option in the database, as given */
+  PetscCall(PetscOptionsGetAll(NULL, &all));
+  json_object_set_new(m, "options", json_string(all));
+  PetscCall(PetscFree(all));
+  {
+    /* the mapmerge options one by one (values may hold spaces), for -map_replay */
+    json_t            *mo    = json_object();
+    const char *const *names = MapKnownOptionNames();
+    char               val[65536];
+    for (int i = 0; names[i]; i++) {
+      PetscBool set;
+      if (!strcmp(names[i], "-map_replay") || !strcmp(names[i], "-map_resume") || !strcmp(names[i], "-map_output")) continue;
+      PetscCall(PetscOptionsGetString(NULL, NULL, names[i], val, sizeof(val), &set));
+      if (set) json_object_set_new(mo, names[i], json_string(val));
+    }
+    json_object_set_new(m, "map_options", mo);
+  }
+  {
+    json_t *t = json_array();
+    for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
+    json_object_set_new(m, "tasks", t);
+  }
+  (void)o;
+  json_decref(o);
+  /* versions */
+  PetscCall(PetscGetVersion(buf, sizeof(buf)));
+  json_object_set_new(v, "petsc", json_string(buf));
+  unsigned maj, min, rel;
+  H5get_libversion(&maj, &min, &rel);
+  snprintf(buf, sizeof(buf), "%u.%u.%u", maj, min, rel);
+  json_object_set_new(v, "hdf5", json_string(buf));
+  int len;
+  char mpiv[MPI_MAX_LIBRARY_VERSION_STRING];
+  MPI_Get_library_version(mpiv, &len);
+  char *nl = strchr(mpiv, ',');
+  if (nl) *nl = 0;
+  json_object_set_new(v, "mpi", json_string(mpiv));
+#ifdef MAPMERGE_SCALAPACK_VERSION
+  json_object_set_new(v, "scalapack", json_string(MAPMERGE_SCALAPACK_VERSION));
+#endif
+  json_object_set_new(v, "compiler", json_string(MAPMERGE_COMPILER));
+  json_object_set_new(v, "c_flags", json_string(MAPMERGE_C_FLAGS));
+  PetscCall(MapEvalBLASInfo(buf, sizeof(buf)));
+  json_object_set_new(v, "blas", json_string(buf));
+  json_object_set_new(m, "versions", v);
+  /* inputs: hashed when they were read (MapRunHashInputs), not now */
+  if (r->inputs_sha256) json_object_update(in, r->inputs_sha256);
+  PetscCall(MapRunManifestRepro(r, m, in)); /* evaluator program, BLAS threads, zoo sha256 */
+  json_object_set_new(m, "inputs_sha256", in);
+  /* where it ran */
+  {
+    char      host[MPI_MAX_PROCESSOR_NAME] = "", *all_hosts = NULL;
+    int       hl;
+    MPI_Get_processor_name(host, &hl);
+    PetscCall(PetscMalloc1((size_t)r->size * MPI_MAX_PROCESSOR_NAME, &all_hosts));
+    PetscCallMPI(MPI_Gather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all_hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, r->comm));
+    if (!r->rank) {
+      json_t *h = json_array();
+      for (int i = 0; i < r->size; i++) {
+        const char *hn = all_hosts + (size_t)i * MPI_MAX_PROCESSOR_NAME;
+        int         dup = 0;
+        for (size_t k = 0; k < json_array_size(h); k++)
+          if (!strcmp(json_string_value(json_array_get(h, k)), hn)) dup = 1;
+        if (!dup) json_array_append_new(h, json_string(hn));
+      }
+      json_object_set_new(m, "hosts", h);
+    }
+    PetscCall(PetscFree(all_hosts));
+  }
+  const char *slurm_vars[] = {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT", "SLURM_JOB_NAME",
+                              "SLURM_NTASKS", "SLURM_JOB_NODELIST", NULL};
+  for (int i = 0; slurm_vars[i]; i++)
+    if (getenv(slurm_vars[i])) json_object_set_new(env, slurm_vars[i], json_string(getenv(slurm_vars[i])));
+  json_object_set_new(m, "slurm", env);
+  *manifest = m;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunWriteSamples(MapRunCtx *r, hid_t f)
+{
+  hid_t g;
+
+  PetscFunctionBegin;
+  MapCallHDF5(g = H5Gcreate2(f, "samples", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCall(MapH5WriteMatrix(g, "coeffs", r->n, r->T, r->C));
+  PetscCall(MapH5WriteMatrix(g, "accuracy", r->n, r->T, r->acc));
+  PetscCall(MapH5WriteMatrix(g, "loss", r->n, r->T, r->loss));
+  PetscCall(MapH5WriteMatrix(g, "round", r->n, 0, r->round));
+  PetscCall(MapH5WriteMatrix(g, "task", r->n, 0, r->sample_task));
+  PetscCall(MapH5WriteStringAttr(g, "task_meaning", "-1 = evaluated on every task; t = on task t only (accuracy and loss NaN for the others)"));
+  PetscCall(MapH5WriteStringAttr(g, "origin", r->sample_type));
+  PetscCall(MapH5WriteStringAttr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
+  MapCallHDF5(H5Gclose(g));
+  PetscFunctionReturn(0);
+}
+
+/* /surrogate/accuracy and /surrogate/loss: parameters and fit diagnostics per task */
+static PetscErrorCode MapRunWriteSurrogate(MapRunCtx *r, hid_t f)
+{
+  int   T = r->T;
+  hid_t g, g2;
+
+  PetscFunctionBegin;
+  MapCallHDF5(g = H5Gcreate2(f, "surrogate", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  for (int which = 0; which < 2; which++) {
+    int     Ts, nt, F;
+    double *params, *diag;
+    PetscCall(MapSurrogateGetSizes(r->sur, &Ts, &nt, &F));
+    PetscCall(PetscMalloc2(T * F, &params, T * 5, &diag));
+    for (int t = 0; t < T; t++) {
+      const double     *th;
+      MapFitDiagnostics d;
+      PetscCall(MapSurrogateGetParams(r->sur, which * T + t, &th));
+      PetscCall(PetscArraycpy(&params[t * F], th, F));
+      PetscCall(MapSurrogateGetDiagnostics(r->sur, which * T + t, &d));
+      diag[t * 5 + 0] = d.r2;
+      diag[t * 5 + 1] = d.rmse;
+      diag[t * 5 + 2] = d.loo_rmse;
+      diag[t * 5 + 3] = d.cond;
+      diag[t * 5 + 4] = d.iterations;
+    }
+    MapCallHDF5(g2 = H5Gcreate2(g, which ? "loss" : "accuracy", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    PetscCall(MapH5WriteMatrix(g2, "params", T, F, params));
+    PetscCall(MapH5WriteMatrix(g2, "diagnostics", T, 5, diag));
+    PetscCall(MapH5WriteStringAttr(g2, "diagnostics_columns", "r2,rmse,loo_rmse,cond,iterations"));
+    PetscCall(MapH5WriteStringAttr(g2, "link", which ? "softplus" : "sigmoid"));
+    PetscCall(MapH5WriteStringAttr(g2, "features", "1, c_1..c_T, c_i*c_j (i<=j) in row-major order"));
+    MapCallHDF5(H5Gclose(g2));
+    PetscCall(PetscFree2(params, diag));
+  }
+  MapCallHDF5(H5Gclose(g));
+  PetscFunctionReturn(0);
+}
+
+/* /pareto: the predicted front, its re-evaluated points and the real front */
+static PetscErrorCode MapRunWritePareto(MapRunCtx *r, hid_t f)
+{
+  int     T = r->T;
+  hid_t   g;
+  double *ridx;
+
+  PetscFunctionBegin;
+  MapCallHDF5(g = H5Gcreate2(f, "pareto", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCall(MapH5WriteMatrix(g, "coeffs", r->kfront, T, r->Cf));
+  PetscCall(MapH5WriteMatrix(g, "predicted", r->kfront, T, r->Ff));
+  PetscCall(MapH5WriteMatrix(g, "weights", r->kfront, T, r->Wf));
+  PetscCall(PetscMalloc1(r->kreal + 1, &ridx));
+  for (PetscInt i = 0; i < r->kreal; i++) ridx[i] = r->real_index[i];
+  PetscCall(MapH5WriteMatrix(g, "real_index", r->kreal, 0, ridx));
+  PetscCall(PetscFree(ridx));
+  PetscCall(MapH5WriteMatrix(g, "real", r->kreal, T, r->real_acc));
+  PetscCall(MapH5WriteMatrix(g, "real_loss", r->kreal, T, r->real_loss));
+  PetscCall(MapH5WriteMatrix(g, "real_front_coeffs", r->kall, T, r->all_c));
+  PetscCall(MapH5WriteMatrix(g, "real_front", r->kall, T, r->all_acc));
+  PetscCall(MapH5WriteStringAttr(g, "real_front_meaning", "non-dominated set of every model evaluated on the real tasks: samples, re-evaluations, pick"));
+  MapCallHDF5(H5Gclose(g));
+  PetscFunctionReturn(0);
+}
+
+/* /pick: the preference, the pick's coefficients and metrics, and the best evaluated model */
+static PetscErrorCode MapRunWritePick(MapRunCtx *r, hid_t f)
+{
+  int   T = r->T;
+  hid_t g;
+
+  PetscFunctionBegin;
+  MapCallHDF5(g = H5Gcreate2(f, "pick", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCall(MapH5WriteMatrix(g, "preference", 1, T, r->pref));
+  PetscCall(MapH5WriteMatrix(g, "coeffs", 1, T, r->pick_c));
+  PetscCall(MapH5WriteMatrix(g, "predicted", 1, T, r->pick_pred));
+  PetscCall(MapH5WriteMatrix(g, "real", 1, T, r->pick_acc));
+  PetscCall(MapH5WriteMatrix(g, "real_loss", 1, T, r->pick_loss));
+  if (r->ev_test) {
+    PetscCall(MapH5WriteMatrix(g, "test", 1, T, r->pick_test_acc));
+    PetscCall(MapH5WriteMatrix(g, "test_loss", 1, T, r->pick_test_loss));
+  }
+  if (r->best_found) {
+    PetscCall(MapH5WriteMatrix(g, "best_evaluated_coeffs", 1, T, r->best_c));
+    PetscCall(MapH5WriteMatrix(g, "best_evaluated_real", 1, T, r->best_acc));
+    PetscCall(MapH5WriteMatrix(g, "best_evaluated_value", 1, 1, &r->best_score));
+    PetscCall(MapH5WriteMatrix(g, "real_value", 1, 1, &r->pick_score));
+    PetscCall(MapH5WriteStringAttr(g, "best_evaluated_meaning",
+                                   "of every model evaluated on all tasks (samples, re-evaluations, pick), the one the pick's criterion ranks "
+                                   "best: the scalarised value of its real accuracies for the preference (the search's scalarisation, ideal and "
+                                   "nadir; smaller is better; first on ties). real_value: the pick's own"));
+  }
+  MapCallHDF5(H5Gclose(g));
+  PetscFunctionReturn(0);
+}
+
+/* results.h5 under the temporary name tmp: every group, then the box and the manifest as root
+   attributes (flat: key -> JSON text). Rank 0. */
+static PetscErrorCode MapRunWriteH5(MapRunCtx *r, json_t *manifest, const char *tmp)
+{
+  hid_t       f;
+  char        box[128];
+  const char *key;
+  json_t     *val;
+
+  PetscFunctionBegin;
+  MapCallHDF5(f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCall(MapH5WriteStrings(f, "tasks", r->T, r->tasks));
+  PetscCall(MapRunWriteSamples(r, f));
+  if (r->fitted) {
+    PetscCall(MapRunWriteSurrogate(r, f));
+    PetscCall(MapRunWritePareto(r, f));
+  }
+  if (r->nnodes) PetscCall(MapRunNestedWrite(r, f));
+  if (r->npref) PetscCall(MapRunWritePick(r, f));
+  snprintf(box, sizeof(box), "%.17g,%.17g", r->lo, r->hi);
+  PetscCall(MapH5WriteStringAttr(f, "box", box));
+  json_object_foreach(manifest, key, val)
+  {
+    char *s = json_is_string(val) ? strdup(json_string_value(val)) : (char *)json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+    PetscCall(MapH5WriteStringAttr(f, key, s));
+    free(s);
+  }
+  MapCallHDF5(H5Fclose(f));
+  PetscFunctionReturn(0);
+}
+
+/* front.csv rows: nested MAP's final model, or the predicted front with the re-evaluated accuracies */
+static void MapRunWriteFrontRows(MapRunCtx *r, FILE *fp)
+{
+  int T = r->T;
+
+  for (int t = 0; t < T; t++) fprintf(fp, "c_%s,", r->tasks[t]);
+  for (int t = 0; t < T; t++) fprintf(fp, "pred_acc_%s,", r->tasks[t]);
+  for (int t = 0; t < T; t++) fprintf(fp, "real_acc_%s%s", r->tasks[t], t + 1 < T ? "," : "\n");
+  if (!r->fitted) { /* nested MAP: the final merged model */
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->pick_c[t]);
+    for (int t = 0; t < T; t++) fprintf(fp, ",");
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g%s", r->pick_acc[t], t + 1 < T ? "," : "\n");
+  }
+  for (PetscInt i = 0; i < r->kfront; i++) {
+    int ri = -1;
+    for (PetscInt k = 0; k < r->kreal; k++)
+      if (r->real_index[k] == i) ri = (int)k;
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->Cf[i * T + t]);
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->Ff[i * T + t]);
+    for (int t = 0; t < T; t++) {
+      if (ri >= 0) fprintf(fp, "%.17g", r->real_acc[ri * T + t]);
+      fprintf(fp, "%s", t + 1 < T ? "," : "\n");
+    }
+  }
+}
+
+/* front.csv under the temporary name tmp; 0 and err on failure. Rank 0. */
+static int MapRunWriteFrontCSV(MapRunCtx *r, const char *tmp, char *err, size_t errlen)
+{
+  FILE *fp = fopen(tmp, "w");
+
+  if (!fp) {
+    snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+    return 0;
+  }
+  MapRunWriteFrontRows(r, fp);
+  if (ferror(fp) | fflush(fp) | fsync(fileno(fp)) | fclose(fp)) {
+    snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+    return 0;
+  }
+  return 1;
+}
+
+/* "<out>/<name>" and a registered temporary name beside it */
+static PetscErrorCode MapRunStagePath(MapRunCtx *r, const char *name, char *final, char *staged)
+{
+  PetscFunctionBegin;
+  snprintf(final, MAP_PATH_LEN, "%s/%s", r->out, name);
+  PetscCall(MapTempName(final, staged, MAP_PATH_LEN));
+  PetscCall(MapTempRegister(staged));
+  PetscFunctionReturn(0);
+}
+
+/* published together or not at all: everything was written under temporary names (removed on
+   error); now the renames, results.h5 (k = 0) last, so a folder with results.h5 has all three */
+static PetscErrorCode MapRunPublish(int n, char final[][MAP_PATH_LEN], char staged[][MAP_PATH_LEN], int *ok, char *err, size_t errlen)
+{
+  PetscFunctionBegin;
+  for (int k = n - 1; *ok && k >= 0; k--) {
+    if (rename(staged[k], final[k])) {
+      *ok = 0;
+      snprintf(err, errlen, "cannot rename %s to %s: %s", staged[k], final[k], strerror(errno));
+      for (int q = k + 1; q < n; q++) (void)unlink(final[q]); /* withdraw what was published */
+    } else PetscCall(MapTempUnregister(staged[k]));
+  }
+  if (!*ok) MapTempCleanup();
+  PetscFunctionReturn(0);
+}
+
+/* MapRunWriteResults - results.h5, front.csv and manifest.json of the finished run, written by rank 0
+   and published together (MapRunPublish); a failure on rank 0 is everyone's error. Collective. */
+PetscErrorCode MapRunWriteResults(MapRunCtx *r)
+{
+  int     ok = 1;
+  char    err[512] = "";
+  json_t *manifest = NULL;
+
+  PetscFunctionBegin;
+  MapRunNow(r->end_time, sizeof(r->end_time));
+  PetscCall(MapRunManifest(r, &manifest));
+  if (!r->rank) {
+    char final[3][MAP_PATH_LEN], staged[3][MAP_PATH_LEN];
+    PetscCall(MapRunStagePath(r, "results.h5", final[0], staged[0]));
+    PetscCall(MapRunWriteH5(r, manifest, staged[0]));
+    PetscCall(MapRunStagePath(r, "front.csv", final[1], staged[1]));
+    ok = MapRunWriteFrontCSV(r, staged[1], err, sizeof(err));
+    if (ok) {
+      PetscCall(MapRunStagePath(r, "manifest.json", final[2], staged[2]));
+      if (json_dump_file(manifest, staged[2], JSON_INDENT(2))) {
+        ok = 0;
+        snprintf(err, sizeof(err), "cannot write %s: %s", final[2], strerror(errno));
+      }
+    }
+    PetscCall(MapRunPublish(3, final, staged, &ok, err, sizeof(err)));
+  }
+  json_decref(manifest);
+  MapCheckAll(r->comm, ok, PETSC_ERR_FILE_WRITE, "%s", err);
+  PetscFunctionReturn(0);
+}
+
+/* ---- reading a finished run's results.h5 (info, export) ---- */
+
+/* MapRunResultsOpen - rank 0: results.h5 at path opened read-only, with HDF5's error stack silenced
+   until MapRunResultsClose (a missing, foreign or damaged file is our error to report, not HDF5's
+   stack); res->file < 0 when it cannot be opened. Any other kind of file (FIFO, device) is refused
+   before it is opened, with `who` in the message. Not collective. */
+PetscErrorCode MapRunResultsOpen(const char *path, const char *who, MapRunResults *res)
+{
+  PetscFunctionBegin;
+  H5Eget_auto2(H5E_DEFAULT, &res->efunc, &res->edata);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  res->file = -1;
+  PetscCall(MapCheckInputFile(path, who));
+  res->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  PetscFunctionReturn(0);
+}
+
+/* MapRunResultsClose - closes the file and restores HDF5's error reporting */
+void MapRunResultsClose(MapRunResults *res)
+{
+  if (res->file >= 0) H5Fclose(res->file);
+  res->file = -1;
+  H5Eset_auto2(H5E_DEFAULT, res->efunc, res->edata);
+}
+
+/* the pick of a finished run: coefficients, predicted/real/test accuracy, weights, best evaluated */
+static PetscErrorCode MapRunResultsViewPick(hid_t f, const char *path, int T, char **tasks, const double *pc, const double *pr)
+{
+  hsize_t dims[2];
+  double *pw, *pp, *pt, *bc, *bv, *rv;
+
+  PetscFunctionBegin;
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/preference", 1, T, PETSC_FALSE, dims, &pw));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/predicted", 1, T, PETSC_FALSE, dims, &pp));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/test", 1, T, PETSC_FALSE, dims, &pt));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/best_evaluated_coeffs", 1, T, PETSC_FALSE, dims, &bc));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/best_evaluated_value", 1, 1, PETSC_FALSE, dims, &bv));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/real_value", 1, 1, PETSC_FALSE, dims, &rv));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "  pick%s\n  %-16s %8s %10s %10s %10s\n", pw ? " for the preference:" : ":", "task", "c", "predicted",
+                        "real(val)", pt ? "test" : ""));
+  for (int t = 0; t < T; t++) {
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %8.4f %10.4f %10.4f", tasks[t], pc[t], pp ? pp[t] : NAN, pr[t]));
+    if (pt) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", pt[t]));
+    if (pw) {
+      char wt[32];
+      snprintf(wt, sizeof(wt), "%g", pw[t]); /* C's %g: PetscPrintf's prints 1 as "1." */
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "   (weight %s)", wt));
+    }
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+  }
+  if (bc && bv && rv) {
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "  best evaluated model by the pick's criterion (lower is better: %.4f; the pick's %.4f): c =", bv[0], rv[0]));
+    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %.4f", bc[t]));
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+  }
+  PetscCall(PetscFree(pw));
+  PetscCall(PetscFree(pp));
+  PetscCall(PetscFree(pt));
+  PetscCall(PetscFree(bc));
+  PetscCall(PetscFree(bv));
+  PetscCall(PetscFree(rv));
+  PetscFunctionReturn(0);
+}
+
+/* what ran, on what, and what came out; rank 0 prints */
+static PetscErrorCode MapRunResultsViewFile(hid_t f, const char *path)
+{
+  const char *keys[] = {"method", "seed", "ranks", "git_commit", "mapmerge_version", "start_time", "end_time", "box", NULL};
+  hsize_t     dims[2];
+  double     *S, *A, *diag, *P, *pc, *pr;
+  char      **tasks = NULL;
+
+  PetscFunctionBegin;
+  /* a crafted file can hold any shape: every dataset is checked against T and n before use */
+  PetscCall(MapH5ReadMatrixShaped(f, path, "samples/accuracy", -1, -1, PETSC_TRUE, dims, &A));
+  PetscCheck(dims[1] >= 1 && dims[1] <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
+             "%s: dataset /samples/accuracy has %llu columns (tasks), expected 1 to %d (not written by mapmerge run, or damaged)", path,
+             (unsigned long long)dims[1], MAP_MAX_TASKS);
+  int      T = (int)dims[1];
+  PetscInt n = (PetscInt)dims[0];
+  PetscCall(MapH5ReadStrings(f, "tasks", path, T, &tasks));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "results %s\n", path));
+  for (int k = 0; keys[k]; k++) {
+    char *v = NULL;
+    PetscCall(MapH5ReadStringAttr(f, keys[k], &v));
+    if (v) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %s\n", keys[k], v));
+    PetscCall(PetscFree(v));
+  }
+  PetscCall(MapH5ReadMatrixShaped(f, path, "samples/coeffs", n, T, PETSC_FALSE, dims, &S));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "surrogate/accuracy/diagnostics", T, 5, PETSC_FALSE, dims, &diag));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %" PetscInt_FMT " evaluated models, %d tasks\n  %-16s %10s\n", n, T, "task", diag ? "R2(acc)" : ""));
+  for (int t = 0; t < T; t++) {
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s", tasks[t]));
+    if (diag) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", diag[t * 5]));
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+  }
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/coeffs", -1, T, PETSC_FALSE, dims, &P));
+  if (P) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  front: %d predicted points\n", (int)dims[0]));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/coeffs", 1, T, PETSC_FALSE, dims, &pc));
+  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/real", 1, T, PETSC_FALSE, dims, &pr));
+  if (pc && pr) PetscCall(MapRunResultsViewPick(f, path, T, tasks, pc, pr));
+  if (H5Lexists(f, "nested", H5P_DEFAULT) > 0) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  nested merge tree in /nested\n"));
+  PetscCall(MapFreeList(T, &tasks));
+  PetscCall(PetscFree(A));
+  PetscCall(PetscFree(S));
+  PetscCall(PetscFree(diag));
+  PetscCall(PetscFree(P));
+  PetscCall(PetscFree(pc));
+  PetscCall(PetscFree(pr));
+  PetscFunctionReturn(0);
+}
+
+/* MapRunResultsView - a finished run (its folder, or its results.h5): what ran, on what, and what
+   came out. Rank 0 reads and prints; an unreadable or foreign file is an error on every rank. Collective. */
+PetscErrorCode MapRunResultsView(MPI_Comm comm, const char *where)
+{
+  char          path[MAP_PATH_LEN];
+  PetscMPIInt   rank;
+  int           ok = 1;
+  MapRunResults res;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  /* a run folder, or its results.h5 (any other kind of file is refused before it is opened) */
+  if (MapNonRegularKind(where) && !strcmp(MapNonRegularKind(where), "a directory")) snprintf(path, sizeof(path), "%s/results.h5", where);
+  else snprintf(path, sizeof(path), "%s", where);
+  if (!rank) {
+    PetscCall(MapRunResultsOpen(path, "info: -map_results", &res));
+    ok = res.file >= 0 && MapH5Exists(res.file, "samples") && MapH5Exists(res.file, "tasks");
+    if (ok) PetscCall(MapRunResultsViewFile(res.file, path));
+    MapRunResultsClose(&res);
+  }
+  PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
+  PetscCheck(ok, comm, PETSC_ERR_FILE_UNEXPECTED, "info: -map_results %s: %s is not the results.h5 of a mapmerge run", where, path);
+  PetscFunctionReturn(0);
+}
