@@ -37,17 +37,17 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r)
 
   PetscFunctionBegin;
   r->inputs_sha256 = json_object();
-  if (r->store_path[0]) {
-    PetscCall(MapRunHashFile(r->comm, r->rank, r->store_path, r->store_sha256));
-    json_object_set_new(r->inputs_sha256, r->store_path, json_string(r->store_sha256));
+  if (r->opt.store_path[0]) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, r->opt.store_path, r->store_sha256));
+    json_object_set_new(r->inputs_sha256, r->opt.store_path, json_string(r->store_sha256));
   }
   for (int i = 0; i < r->neval_data; i++) {
     PetscCall(MapRunHashFile(r->comm, r->rank, r->eval_data[i], hex));
     json_object_set_new(r->inputs_sha256, r->eval_data[i], json_string(hex));
   }
-  if (!strcmp(r->sample_type, "file") && r->sample_file[0]) {
-    PetscCall(MapRunHashFile(r->comm, r->rank, r->sample_file, hex));
-    json_object_set_new(r->inputs_sha256, r->sample_file, json_string(hex));
+  if (!strcmp(r->opt.sample_type, "file") && r->opt.sample_file[0]) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, r->opt.sample_file, hex));
+    json_object_set_new(r->inputs_sha256, r->opt.sample_file, json_string(hex));
   }
   { /* the held-out test sets too (the manifest promises every input) */
     int    nd;
@@ -97,7 +97,7 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   char       *s;
 
   PetscFunctionBegin;
-  json_object_set_new(b, "store_sha256", r->store_path[0] ? json_string(r->store_sha256) : json_null());
+  json_object_set_new(b, "store_sha256", r->opt.store_path[0] ? json_string(r->store_sha256) : json_null());
   for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
   json_object_set_new(b, "tasks", t);
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
@@ -108,16 +108,16 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   for (int i = 0; i < r->neval_data; i++) json_array_append(data, json_object_get(r->inputs_sha256, r->eval_data[i]));
   json_object_set_new(ev, "data_sha256", data);
   json_object_set_new(b, "evaluator", ev);
-  json_object_set_new(d, "method", json_string(r->method));
-  json_object_set_new(d, "sample_type", json_string(r->sample_type));
-  json_object_set_new(d, "sample_n", json_integer(r->sample_n));
-  if (!strcmp(r->sample_type, "file")) json_object_set(d, "sample_file_sha256", json_object_get(r->inputs_sha256, r->sample_file));
-  json_object_set_new(d, "seed", json_integer(r->seed));
-  json_object_set_new(d, "box", json_pack("[f,f]", r->lo, r->hi));
-  json_object_set_new(d, "refine", json_integer(r->refine));
-  json_object_set_new(d, "refine_points", json_integer(r->refine_points));
-  json_object_set_new(d, "refine_target", json_string(r->refine_pick ? "pick" : "front"));
-  json_object_set_new(d, "nested_samples", json_integer(r->nested_samples));
+  json_object_set_new(d, "method", json_string(r->opt.method));
+  json_object_set_new(d, "sample_type", json_string(r->opt.sample_type));
+  json_object_set_new(d, "sample_n", json_integer(r->opt.sample_n));
+  if (!strcmp(r->opt.sample_type, "file")) json_object_set(d, "sample_file_sha256", json_object_get(r->inputs_sha256, r->opt.sample_file));
+  json_object_set_new(d, "seed", json_integer(r->opt.seed));
+  json_object_set_new(d, "box", json_pack("[f,f]", r->opt.lo, r->opt.hi));
+  json_object_set_new(d, "refine", json_integer(r->opt.refine));
+  json_object_set_new(d, "refine_points", json_integer(r->opt.refine_points));
+  json_object_set_new(d, "refine_target", json_string(r->opt.refine_pick ? "pick" : "front"));
+  json_object_set_new(d, "nested_samples", json_integer(r->opt.nested_samples));
   PetscCall(MapRunBindOptions(d, "-map_bayes_", NULL));
   json_object_set_new(b, "design", d);
   s = json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS);
@@ -140,12 +140,12 @@ PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r)
   int         nin = 0;
 
   PetscFunctionBegin;
-  if (r->store_path[0]) in[nin++] = r->store_path;
+  if (r->opt.store_path[0]) in[nin++] = r->opt.store_path;
   for (int i = 0; i < r->neval_data && nin < 128; i++) in[nin++] = r->eval_data[i];
-  if (!strcmp(r->sample_type, "file") && r->sample_file[0]) in[nin++] = r->sample_file;
+  if (!strcmp(r->opt.sample_type, "file") && r->opt.sample_file[0]) in[nin++] = r->opt.sample_file;
   for (int k = 0; k < 4; k++) {
     char path[MAP_PATH_LEN + 32];
-    snprintf(path, sizeof(path), "%s/%s", r->out, outs[k]);
+    snprintf(path, sizeof(path), "%s/%s", r->opt.out, outs[k]);
     PetscCall(MapCheckNotInput(r->comm, path, "-map_output", nin, in));
   }
   PetscFunctionReturn(0);

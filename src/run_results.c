@@ -60,7 +60,7 @@ PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
   char err[512] = "";
 
   PetscFunctionBegin;
-  if (!r->out[0]) {
+  if (!r->opt.out[0]) {
     /* a name no other run takes: microseconds and the pid, and mkdir (not EEXIST) claims it */
     char now[96] = "";
     if (!r->rank) {
@@ -77,23 +77,23 @@ PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
       }
     }
     PetscCallMPI(MPI_Bcast(now, sizeof(now), MPI_CHAR, 0, r->comm));
-    PetscCall(PetscStrncpy(r->out, now, sizeof(r->out)));
+    PetscCall(PetscStrncpy(r->opt.out, now, sizeof(r->opt.out)));
   }
   if (!r->rank) {
     char tmp[MAP_PATH_LEN];
-    PetscCall(PetscStrncpy(tmp, r->out, sizeof(tmp)));
+    PetscCall(PetscStrncpy(tmp, r->opt.out, sizeof(tmp)));
     for (char *p = tmp + 1; *p; p++) /* mkdir -p */
       if (*p == '/') {
         *p = 0;
         (void)mkdir(tmp, 0755);
         *p = '/';
       }
-    if (mkdir(r->out, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(r->opt.out, 0755) != 0 && errno != EEXIST) {
       ok = 0;
-      snprintf(err, sizeof(err), "-map_output %s: cannot create the run folder: %s", r->out, strerror(errno));
-    } else if (access(r->out, W_OK) != 0) {
+      snprintf(err, sizeof(err), "-map_output %s: cannot create the run folder: %s", r->opt.out, strerror(errno));
+    } else if (access(r->opt.out, W_OK) != 0) {
       ok = 0;
-      snprintf(err, sizeof(err), "-map_output %s: run folder is not writable: %s", r->out, strerror(errno));
+      snprintf(err, sizeof(err), "-map_output %s: run folder is not writable: %s", r->opt.out, strerror(errno));
     }
   }
   MapCheckAll(r->comm, ok, PETSC_ERR_FILE_OPEN, "%s", err);
@@ -110,10 +110,10 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   PetscFunctionBegin;
   json_object_set_new(m, "mapmerge_version", json_string(MAPMERGE_VERSION));
   json_object_set_new(m, "git_commit", json_string(MAPMERGE_GIT_COMMIT));
-  json_object_set_new(m, "method", json_string(r->method));
-  json_object_set_new(m, "run_folder", json_string(r->out));
+  json_object_set_new(m, "method", json_string(r->opt.method));
+  json_object_set_new(m, "run_folder", json_string(r->opt.out));
   json_object_set_new(m, "exit_status", json_string("completed"));
-  json_object_set_new(m, "seed", json_integer(r->seed));
+  json_object_set_new(m, "seed", json_integer(r->opt.seed));
   json_object_set_new(m, "ranks", json_integer(r->size));
   {
     /* the process grids the results depend on (the surrogate's BLACS grid is fixed, not the job's) */
@@ -213,13 +213,13 @@ static PetscErrorCode MapRunWriteSamples(MapRunCtx *r, hid_t f)
 
   PetscFunctionBegin;
   MapCallHDF5(g = H5Gcreate2(f, "samples", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  PetscCall(MapH5WriteMatrix(g, "coeffs", r->n, r->T, r->C));
-  PetscCall(MapH5WriteMatrix(g, "accuracy", r->n, r->T, r->acc));
-  PetscCall(MapH5WriteMatrix(g, "loss", r->n, r->T, r->loss));
-  PetscCall(MapH5WriteMatrix(g, "round", r->n, 0, r->round));
-  PetscCall(MapH5WriteMatrix(g, "task", r->n, 0, r->sample_task));
+  PetscCall(MapH5WriteMatrix(g, "coeffs", r->samples.n, r->T, r->samples.C));
+  PetscCall(MapH5WriteMatrix(g, "accuracy", r->samples.n, r->T, r->samples.acc));
+  PetscCall(MapH5WriteMatrix(g, "loss", r->samples.n, r->T, r->samples.loss));
+  PetscCall(MapH5WriteMatrix(g, "round", r->samples.n, 0, r->samples.round));
+  PetscCall(MapH5WriteMatrix(g, "task", r->samples.n, 0, r->samples.task));
   PetscCall(MapH5WriteStringAttr(g, "task_meaning", "-1 = evaluated on every task; t = on task t only (accuracy and loss NaN for the others)"));
-  PetscCall(MapH5WriteStringAttr(g, "origin", r->sample_type));
+  PetscCall(MapH5WriteStringAttr(g, "origin", r->opt.sample_type));
   PetscCall(MapH5WriteStringAttr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
   MapCallHDF5(H5Gclose(g));
   PetscFunctionReturn(0);
@@ -272,17 +272,17 @@ static PetscErrorCode MapRunWritePareto(MapRunCtx *r, hid_t f)
 
   PetscFunctionBegin;
   MapCallHDF5(g = H5Gcreate2(f, "pareto", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  PetscCall(MapH5WriteMatrix(g, "coeffs", r->kfront, T, r->Cf));
-  PetscCall(MapH5WriteMatrix(g, "predicted", r->kfront, T, r->Ff));
-  PetscCall(MapH5WriteMatrix(g, "weights", r->kfront, T, r->Wf));
-  PetscCall(PetscMalloc1(r->kreal + 1, &ridx));
-  for (PetscInt i = 0; i < r->kreal; i++) ridx[i] = r->real_index[i];
-  PetscCall(MapH5WriteMatrix(g, "real_index", r->kreal, 0, ridx));
+  PetscCall(MapH5WriteMatrix(g, "coeffs", r->report.kfront, T, r->report.Cf));
+  PetscCall(MapH5WriteMatrix(g, "predicted", r->report.kfront, T, r->report.Ff));
+  PetscCall(MapH5WriteMatrix(g, "weights", r->report.kfront, T, r->report.Wf));
+  PetscCall(PetscMalloc1(r->report.kreal + 1, &ridx));
+  for (PetscInt i = 0; i < r->report.kreal; i++) ridx[i] = r->report.real_index[i];
+  PetscCall(MapH5WriteMatrix(g, "real_index", r->report.kreal, 0, ridx));
   PetscCall(PetscFree(ridx));
-  PetscCall(MapH5WriteMatrix(g, "real", r->kreal, T, r->real_acc));
-  PetscCall(MapH5WriteMatrix(g, "real_loss", r->kreal, T, r->real_loss));
-  PetscCall(MapH5WriteMatrix(g, "real_front_coeffs", r->kall, T, r->all_c));
-  PetscCall(MapH5WriteMatrix(g, "real_front", r->kall, T, r->all_acc));
+  PetscCall(MapH5WriteMatrix(g, "real", r->report.kreal, T, r->report.real_acc));
+  PetscCall(MapH5WriteMatrix(g, "real_loss", r->report.kreal, T, r->report.real_loss));
+  PetscCall(MapH5WriteMatrix(g, "real_front_coeffs", r->report.kall, T, r->report.all_c));
+  PetscCall(MapH5WriteMatrix(g, "real_front", r->report.kall, T, r->report.all_acc));
   PetscCall(MapH5WriteStringAttr(g, "real_front_meaning", "non-dominated set of every model evaluated on the real tasks: samples, re-evaluations, pick"));
   MapCallHDF5(H5Gclose(g));
   PetscFunctionReturn(0);
@@ -296,20 +296,20 @@ static PetscErrorCode MapRunWritePick(MapRunCtx *r, hid_t f)
 
   PetscFunctionBegin;
   MapCallHDF5(g = H5Gcreate2(f, "pick", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  PetscCall(MapH5WriteMatrix(g, "preference", 1, T, r->pref));
-  PetscCall(MapH5WriteMatrix(g, "coeffs", 1, T, r->pick_c));
-  PetscCall(MapH5WriteMatrix(g, "predicted", 1, T, r->pick_pred));
-  PetscCall(MapH5WriteMatrix(g, "real", 1, T, r->pick_acc));
-  PetscCall(MapH5WriteMatrix(g, "real_loss", 1, T, r->pick_loss));
+  PetscCall(MapH5WriteMatrix(g, "preference", 1, T, r->opt.pref));
+  PetscCall(MapH5WriteMatrix(g, "coeffs", 1, T, r->report.pick_c));
+  PetscCall(MapH5WriteMatrix(g, "predicted", 1, T, r->report.pick_pred));
+  PetscCall(MapH5WriteMatrix(g, "real", 1, T, r->report.pick_acc));
+  PetscCall(MapH5WriteMatrix(g, "real_loss", 1, T, r->report.pick_loss));
   if (r->ev_test) {
-    PetscCall(MapH5WriteMatrix(g, "test", 1, T, r->pick_test_acc));
-    PetscCall(MapH5WriteMatrix(g, "test_loss", 1, T, r->pick_test_loss));
+    PetscCall(MapH5WriteMatrix(g, "test", 1, T, r->report.pick_test_acc));
+    PetscCall(MapH5WriteMatrix(g, "test_loss", 1, T, r->report.pick_test_loss));
   }
-  if (r->best_found) {
-    PetscCall(MapH5WriteMatrix(g, "best_evaluated_coeffs", 1, T, r->best_c));
-    PetscCall(MapH5WriteMatrix(g, "best_evaluated_real", 1, T, r->best_acc));
-    PetscCall(MapH5WriteMatrix(g, "best_evaluated_value", 1, 1, &r->best_score));
-    PetscCall(MapH5WriteMatrix(g, "real_value", 1, 1, &r->pick_score));
+  if (r->report.best_found) {
+    PetscCall(MapH5WriteMatrix(g, "best_evaluated_coeffs", 1, T, r->report.best_c));
+    PetscCall(MapH5WriteMatrix(g, "best_evaluated_real", 1, T, r->report.best_acc));
+    PetscCall(MapH5WriteMatrix(g, "best_evaluated_value", 1, 1, &r->report.best_score));
+    PetscCall(MapH5WriteMatrix(g, "real_value", 1, 1, &r->report.pick_score));
     PetscCall(MapH5WriteStringAttr(g, "best_evaluated_meaning",
                                    "of every model evaluated on all tasks (samples, re-evaluations, pick), the one the pick's criterion ranks "
                                    "best: the scalarised value of its real accuracies for the preference (the search's scalarisation, ideal and "
@@ -336,9 +336,9 @@ static PetscErrorCode MapRunWriteH5(MapRunCtx *r, json_t *manifest, const char *
     PetscCall(MapRunWriteSurrogate(r, f));
     PetscCall(MapRunWritePareto(r, f));
   }
-  if (r->nnodes) PetscCall(MapRunNestedWrite(r, f));
-  if (r->npref) PetscCall(MapRunWritePick(r, f));
-  snprintf(box, sizeof(box), "%.17g,%.17g", r->lo, r->hi);
+  if (r->tree.nnodes) PetscCall(MapRunNestedWrite(r, f));
+  if (r->opt.npref) PetscCall(MapRunWritePick(r, f));
+  snprintf(box, sizeof(box), "%.17g,%.17g", r->opt.lo, r->opt.hi);
   PetscCall(MapH5WriteStringAttr(f, "box", box));
   json_object_foreach(manifest, key, val)
   {
@@ -359,18 +359,18 @@ static void MapRunWriteFrontRows(MapRunCtx *r, FILE *fp)
   for (int t = 0; t < T; t++) fprintf(fp, "pred_acc_%s,", r->tasks[t]);
   for (int t = 0; t < T; t++) fprintf(fp, "real_acc_%s%s", r->tasks[t], t + 1 < T ? "," : "\n");
   if (!r->fitted) { /* nested MAP: the final merged model */
-    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->pick_c[t]);
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->report.pick_c[t]);
     for (int t = 0; t < T; t++) fprintf(fp, ",");
-    for (int t = 0; t < T; t++) fprintf(fp, "%.17g%s", r->pick_acc[t], t + 1 < T ? "," : "\n");
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g%s", r->report.pick_acc[t], t + 1 < T ? "," : "\n");
   }
-  for (PetscInt i = 0; i < r->kfront; i++) {
+  for (PetscInt i = 0; i < r->report.kfront; i++) {
     int ri = -1;
-    for (PetscInt k = 0; k < r->kreal; k++)
-      if (r->real_index[k] == i) ri = (int)k;
-    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->Cf[i * T + t]);
-    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->Ff[i * T + t]);
+    for (PetscInt k = 0; k < r->report.kreal; k++)
+      if (r->report.real_index[k] == i) ri = (int)k;
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->report.Cf[i * T + t]);
+    for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->report.Ff[i * T + t]);
     for (int t = 0; t < T; t++) {
-      if (ri >= 0) fprintf(fp, "%.17g", r->real_acc[ri * T + t]);
+      if (ri >= 0) fprintf(fp, "%.17g", r->report.real_acc[ri * T + t]);
       fprintf(fp, "%s", t + 1 < T ? "," : "\n");
     }
   }
@@ -397,7 +397,7 @@ static int MapRunWriteFrontCSV(MapRunCtx *r, const char *tmp, char *err, size_t 
 static PetscErrorCode MapRunStagePath(MapRunCtx *r, const char *name, char *final, char *staged)
 {
   PetscFunctionBegin;
-  snprintf(final, MAP_PATH_LEN, "%s/%s", r->out, name);
+  snprintf(final, MAP_PATH_LEN, "%s/%s", r->opt.out, name);
   PetscCall(MapTempName(final, staged, MAP_PATH_LEN));
   PetscCall(MapTempRegister(staged));
   PetscFunctionReturn(0);
