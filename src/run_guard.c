@@ -36,6 +36,8 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r)
   char hex[65];
 
   PetscFunctionBegin;
+  const char *stype, *sfile; /* the sampler's design: a file design's CSV is an input */
+  PetscCall(MapSamplerGetDesign(r->sampler, &stype, NULL, &sfile));
   r->inputs_sha256 = json_object();
   if (r->opt.store_path[0]) {
     PetscCall(MapRunHashFile(r->comm, r->rank, r->opt.store_path, r->store_sha256));
@@ -45,9 +47,9 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r)
     PetscCall(MapRunHashFile(r->comm, r->rank, r->eval_data[i], hex));
     json_object_set_new(r->inputs_sha256, r->eval_data[i], json_string(hex));
   }
-  if (!strcmp(r->opt.sample_type, "file") && r->opt.sample_file[0]) {
-    PetscCall(MapRunHashFile(r->comm, r->rank, r->opt.sample_file, hex));
-    json_object_set_new(r->inputs_sha256, r->opt.sample_file, json_string(hex));
+  if (!strcmp(stype, "file") && sfile[0]) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, sfile, hex));
+    json_object_set_new(r->inputs_sha256, sfile, json_string(hex));
   }
   { /* the held-out test sets too (the manifest promises every input) */
     int    nd;
@@ -97,6 +99,9 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   char       *s;
 
   PetscFunctionBegin;
+  const char *stype, *sfile; /* the sampler's design: a file design's CSV is an input */
+  PetscInt    sn;
+  PetscCall(MapSamplerGetDesign(r->sampler, &stype, &sn, &sfile));
   json_object_set_new(b, "store_sha256", r->opt.store_path[0] ? json_string(r->store_sha256) : json_null());
   for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
   json_object_set_new(b, "tasks", t);
@@ -109,9 +114,9 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   json_object_set_new(ev, "data_sha256", data);
   json_object_set_new(b, "evaluator", ev);
   json_object_set_new(d, "method", json_string(r->opt.method));
-  json_object_set_new(d, "sample_type", json_string(r->opt.sample_type));
-  json_object_set_new(d, "sample_n", json_integer(r->opt.sample_n));
-  if (!strcmp(r->opt.sample_type, "file")) json_object_set(d, "sample_file_sha256", json_object_get(r->inputs_sha256, r->opt.sample_file));
+  json_object_set_new(d, "sample_type", json_string(stype));
+  json_object_set_new(d, "sample_n", json_integer(sn));
+  if (!strcmp(stype, "file")) json_object_set(d, "sample_file_sha256", json_object_get(r->inputs_sha256, sfile));
   json_object_set_new(d, "seed", json_integer(r->opt.seed));
   json_object_set_new(d, "box", json_pack("[f,f]", r->opt.lo, r->opt.hi));
   json_object_set_new(d, "refine", json_integer(r->opt.refine));
@@ -140,9 +145,11 @@ PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r)
   int         nin = 0;
 
   PetscFunctionBegin;
+  const char *stype, *sfile; /* the sampler's design: a file design's CSV is an input */
+  PetscCall(MapSamplerGetDesign(r->sampler, &stype, NULL, &sfile));
   if (r->opt.store_path[0]) in[nin++] = r->opt.store_path;
   for (int i = 0; i < r->neval_data && nin < 128; i++) in[nin++] = r->eval_data[i];
-  if (!strcmp(r->opt.sample_type, "file") && r->opt.sample_file[0]) in[nin++] = r->opt.sample_file;
+  if (!strcmp(stype, "file") && sfile[0]) in[nin++] = sfile;
   for (int k = 0; k < 4; k++) {
     char path[MAP_PATH_LEN + 32];
     snprintf(path, sizeof(path), "%s/%s", r->opt.out, outs[k]);

@@ -102,8 +102,7 @@ static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, Petsc
   PetscFunctionBegin;
   PetscCall(PetscMalloc3(n0, &sqres, n0 * T, &Ct, B * T, &Cnew));
   for (int d = 0; d < ndraw; d++) {
-    PetscInt nt   = 0;
-    uint64_t seed = (uint64_t)r->opt.seed;
+    PetscInt nt = 0;
     for (PetscInt i = 0; i < n0; i++) {
       double sq = 0;
       if (r->opt.bayes_per_task && isnan(r->samples.acc[i * T + d])) continue; /* task d was not evaluated here */
@@ -116,9 +115,7 @@ static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, Petsc
       PetscCall(PetscArraycpy(&Ct[nt * T], &r->samples.C[i * T], T));
       sqres[nt++] = sq;
     }
-    /* task d's draws: their own stream (task 0 does not reuse the all-task mode's draws) */
-    if (r->opt.bayes_per_task) seed = MapRngU64((uint64_t)r->opt.seed, 0x7461736b /* "task" */, (uint64_t)d);
-    PetscCall(MapBayesPropose(T, nt, Ct, sqres, r->opt.lo, r->opt.hi, seed, it, B, &r->opt.bayes, Cnew, NULL));
+    PetscCall(MapSamplerPropose(r->sampler, nt, Ct, sqres, r->opt.bayes_per_task ? d : -1, it, B, Cnew));
     for (PetscInt i = 0; i < B; i++) PetscCall(MapSampleSetAppend(&r->samples, &Cnew[i * T], NULL, NULL, round_id, r->opt.bayes_per_task ? d : -1));
   }
   PetscCall(PetscFree3(sqres, Ct, Cnew));

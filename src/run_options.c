@@ -28,82 +28,57 @@ static PetscErrorCode MapRunReplay(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
-/*@
-  MapRunSetFromOptions - begins the setup phase and reads the run's options (-map_replay first), the
-  store and the task selection, and creates the surrogate and the Pareto search from their options.
-  With -help it lists every option and reads no store. Collective.
-@*/
-PetscErrorCode MapRunSetFromOptions(MapRun r)
+/* the run's own options (the design's are the sampler's, the fit's the surrogate's, the search's
+   the Pareto object's); taskbuf and prefbuf: -map_tasks and -map_preference as given */
+static PetscErrorCode MapRunOptionsMain(MapRunCtx *r, char *taskbuf, size_t tasklen, char *prefbuf, size_t preflen)
 {
-  char      taskbuf[8192] = "", boxbuf[128] = "", prefbuf[2048] = "";
-  PetscBool flg;
-  int       nbox = 0;
-  double    box[2];
+  const char *targets[] = {"front", "pick"};
+  PetscInt    itarget   = 0;
+  char        replay[MAP_PATH_LEN] = "";
 
   PetscFunctionBegin;
-  PetscCall(MapRunPhaseBegin(r, MAP_RUN_SETUP));
-  PetscCall(MapRunReplay(r));
   PetscCall(PetscStrncpy(r->opt.method, "map", sizeof(r->opt.method)));
-  PetscCall(PetscStrncpy(r->opt.sample_type, "reference", sizeof(r->opt.sample_type)));
-  r->opt.seed = 0; r->opt.sample_n = 0; r->opt.reevaluate = 8; r->opt.lo = 0; r->opt.hi = 1;
+  r->opt.reevaluate = 8;
   PetscOptionsBegin(r->comm, NULL, "mapmerge run: MAP end to end", NULL);
   PetscCall(PetscOptionsString("-map_store", "HDF5 store written by `mapmerge import`", NULL, r->opt.store_path, r->opt.store_path,
                                sizeof(r->opt.store_path), NULL));
-  PetscCall(PetscOptionsString("-map_tasks", "tasks to merge, in order (default: all tasks of the store)", NULL, taskbuf,
-                               taskbuf, sizeof(taskbuf), NULL));
+  PetscCall(PetscOptionsString("-map_tasks", "tasks to merge, in order (default: all tasks of the store)", NULL, taskbuf, taskbuf, tasklen, NULL));
   PetscCall(PetscOptionsString("-map_output", "run folder (default runs/<UTC time>)", NULL, r->opt.out, r->opt.out, sizeof(r->opt.out), NULL));
-  PetscCall(PetscOptionsString("-map_method", "MAP variant: map, bayesian (adaptive sampling) or nested (pairwise merge tree)", NULL, r->opt.method, r->opt.method,
-                               sizeof(r->opt.method), NULL));
-  PetscCall(PetscOptionsString("-map_sample_type", "design: reference, lhs or file", NULL, r->opt.sample_type, r->opt.sample_type,
-                               sizeof(r->opt.sample_type), NULL));
-  PetscCall(PetscOptionsInt("-map_sample_n", "number of samples (lhs; reference: 0 = (T+1)(T+2))", NULL, r->opt.sample_n, &r->opt.sample_n, NULL));
-  PetscCall(PetscOptionsString("-map_sample_file", "CSV of coefficient vectors for -map_sample_type file", NULL, r->opt.sample_file,
-                               r->opt.sample_file, sizeof(r->opt.sample_file), NULL));
-  PetscCall(PetscOptionsInt("-map_seed", "the one seed everything is derived from", NULL, r->opt.seed, &r->opt.seed, NULL));
-  PetscCall(PetscOptionsInt("-map_reevaluate", "re-evaluate up to K front points on the real models", NULL, r->opt.reevaluate,
-                            &r->opt.reevaluate, NULL));
-  PetscCall(PetscOptionsInt("-map_refine", "refinement rounds: fit, search, evaluate points spread along the predicted front as new samples",
-                            NULL, r->opt.refine, &r->opt.refine, NULL));
-  PetscCall(PetscOptionsInt("-map_refine_points", "points per refinement round (0: (T+1)(T+2)/2, the surrogate's unknowns)", NULL,
-                            r->opt.refine_points, &r->opt.refine_points, NULL));
-  {
-    const char *targets[] = {"front", "pick"};
-    PetscInt    itarget   = 0;
-    PetscCall(PetscOptionsEList("-map_refine_target",
-                                "where refinement rounds add samples: front (points spread along the predicted front) or pick (the current "
-                                "pick for -map_preference, one per round)",
-                                NULL, targets, 2, targets[0], &itarget, NULL));
-    r->opt.refine_pick = itarget == 1 ? PETSC_TRUE : PETSC_FALSE;
-  }
-  PetscCall(PetscOptionsString("-map_test_data", "held-out eval sets (one per task) on which the pick is also reported", NULL,
-                               r->opt.test_data, r->opt.test_data, sizeof(r->opt.test_data), NULL));
-  {
-    char replay[MAP_PATH_LEN] = "";
-    PetscCall(PetscOptionsString("-map_replay", "re-run the run of this manifest.json exactly (into -map_output or <folder>-replay)", NULL,
-                                 replay, replay, sizeof(replay), NULL));
-  }
+  PetscCall(PetscOptionsString("-map_method", "MAP variant: map, bayesian (adaptive sampling) or nested (pairwise merge tree)", NULL, r->opt.method,
+                               r->opt.method, sizeof(r->opt.method), NULL));
+  PetscCall(PetscOptionsInt("-map_reevaluate", "re-evaluate up to K front points on the real models", NULL, r->opt.reevaluate, &r->opt.reevaluate, NULL));
+  PetscCall(PetscOptionsInt("-map_refine", "refinement rounds: fit, search, evaluate points spread along the predicted front as new samples", NULL,
+                            r->opt.refine, &r->opt.refine, NULL));
+  PetscCall(PetscOptionsInt("-map_refine_points", "points per refinement round (0: (T+1)(T+2)/2, the surrogate's unknowns)", NULL, r->opt.refine_points,
+                            &r->opt.refine_points, NULL));
+  PetscCall(PetscOptionsEList("-map_refine_target",
+                              "where refinement rounds add samples: front (points spread along the predicted front) or pick (the current "
+                              "pick for -map_preference, one per round)",
+                              NULL, targets, 2, targets[0], &itarget, NULL));
+  r->opt.refine_pick = itarget == 1 ? PETSC_TRUE : PETSC_FALSE;
+  PetscCall(PetscOptionsString("-map_test_data", "held-out eval sets (one per task) on which the pick is also reported", NULL, r->opt.test_data,
+                               r->opt.test_data, sizeof(r->opt.test_data), NULL));
+  PetscCall(PetscOptionsString("-map_replay", "re-run the run of this manifest.json exactly (into -map_output or <folder>-replay)", NULL, replay, replay,
+                               sizeof(replay), NULL));
   PetscCall(PetscOptionsBool("-map_resume", "continue the run folder from its journal", NULL, r->opt.resume, &r->opt.resume, NULL));
-  PetscCall(PetscOptionsString("-map_box", "box lo,hi for sampling and search", NULL, boxbuf, boxbuf, sizeof(boxbuf), NULL));
-  PetscCall(PetscOptionsString("-map_preference", "preference weights w_1,...,w_T of the pick (default: equal)", NULL, prefbuf,
-                               prefbuf, sizeof(prefbuf), NULL));
+  PetscCall(PetscOptionsString("-map_preference", "preference weights w_1,...,w_T of the pick (default: equal)", NULL, prefbuf, prefbuf, preflen, NULL));
   PetscOptionsEnd();
-  PetscCall(MapOptionsGetRealList("-map_box", 2, box, &nbox, &flg));
-  if (flg) {
-    PetscCheck(nbox == 2 && box[0] < box[1], r->comm, PETSC_ERR_ARG_WRONG, "-map_box: expected lo,hi with lo < hi, got \"%s\"", boxbuf);
-    r->opt.lo = box[0];
-    r->opt.hi = box[1];
-  }
   PetscCall(MapOptionsGetRealList("-map_preference", MAP_MAX_TASKS, r->opt.pref, &r->opt.npref, NULL));
+  PetscFunctionReturn(0);
+}
+
+/* the range checks of the run's options: sizes that size arrays first, so no product below can
+   overflow (the total is checked once the design is known, MapRunSetUp) */
+static PetscErrorCode MapRunOptionsCheck(MapRunCtx *r)
+{
+  PetscFunctionBegin;
   PetscCheck(r->opt.refine >= 0 && r->opt.refine_points >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
              "-map_refine and -map_refine_points must be >= 0, got %" PetscInt_FMT " and %" PetscInt_FMT, r->opt.refine, r->opt.refine_points);
-  /* sizes that size arrays: ranges first, so no product below can overflow (the total is checked
-     once the design is known, MapRunCheckBudget) */
   PetscCheck(r->opt.reevaluate >= 0 && r->opt.reevaluate <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
              "-map_reevaluate %" PetscInt_FMT ": need 0 to %d front points", r->opt.reevaluate, MAP_RUN_MAX_EVALS);
-  PetscCheck(r->opt.sample_n >= 0 && r->opt.sample_n <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
-             "-map_sample_n %" PetscInt_FMT ": need 0 to %d samples", r->opt.sample_n, MAP_RUN_MAX_EVALS);
   PetscCheck(r->opt.refine <= MAP_RUN_MAX_EVALS && r->opt.refine_points <= MAP_RUN_MAX_EVALS, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
-             "-map_refine %" PetscInt_FMT " and -map_refine_points %" PetscInt_FMT ": each at most %d", r->opt.refine, r->opt.refine_points, MAP_RUN_MAX_EVALS);
+             "-map_refine %" PetscInt_FMT " and -map_refine_points %" PetscInt_FMT ": each at most %d", r->opt.refine, r->opt.refine_points,
+             MAP_RUN_MAX_EVALS);
   for (int t = 0; t < r->opt.npref; t++)
     PetscCheck(isfinite(r->opt.pref[t]) && r->opt.pref[t] >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
                "-map_preference: weight %d is %g; weights must be finite and >= 0", t + 1, r->opt.pref[t]);
@@ -116,64 +91,61 @@ PetscErrorCode MapRunSetFromOptions(MapRun r)
              "-map_refine_target pick says where refinement rounds evaluate, but there are none: add -map_refine R (e.g. 4)");
   PetscCheck(!r->opt.refine || strcmp(r->opt.method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
              "-map_refine applies to -map_method map and bayesian; nested MAP refines nothing (each pair runs its own 2-task MAP)");
-  PetscBool help;
-  PetscCall(PetscOptionsHasHelp(NULL, &help));
   PetscCheck(!strcmp(r->opt.method, "map") || !strcmp(r->opt.method, "bayesian") || !strcmp(r->opt.method, "nested"), r->comm,
              PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_method %s: expected map, bayesian or nested", r->opt.method);
-  if (!strcmp(r->opt.method, "nested") || help) {
-    PetscOptionsBegin(r->comm, NULL, "Nested MAP (-map_method nested)", NULL);
-    PetscCall(PetscOptionsInt("-map_nested_level", "SLURM chain: compute only level L of the merge tree (earlier levels from the journals; 0: all)",
-                              NULL, r->opt.nested_level, &r->opt.nested_level, NULL));
-    PetscCall(PetscOptionsInt("-map_nested_pair", "SLURM chain: the pair of -map_nested_level this job computes", NULL, r->opt.nested_pair,
-                              &r->opt.nested_pair, NULL));
-    PetscCall(PetscOptionsInt("-map_nested_samples", "evaluated samples per pair (0: the 2-task reference design, 12)", NULL,
-                              r->opt.nested_samples, &r->opt.nested_samples, NULL));
-    PetscOptionsEnd();
-    PetscCheck(r->opt.nested_samples >= 0 && r->opt.nested_samples <= 100000, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
-               "-map_nested_samples %" PetscInt_FMT ": need 0 to 100000", r->opt.nested_samples);
-    PetscCheck(r->opt.nested_level >= 0 && r->opt.nested_pair >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
-               "-map_nested_level %" PetscInt_FMT " and -map_nested_pair %" PetscInt_FMT ": need >= 0", r->opt.nested_level, r->opt.nested_pair);
-  }
-  MapBayesOptionsDefault(&r->opt.bayes);
-  if (!strcmp(r->opt.method, "bayesian") || help) {
-    r->opt.bayes_initial = 0; r->opt.bayes_iterations = 2; r->opt.bayes_batch = 0;
-    PetscOptionsBegin(r->comm, NULL, "Bayesian MAP (-map_method bayesian)", NULL);
-    PetscCall(PetscOptionsInt("-map_bayes_initial", "initial design size (0: 1.5 x the (T+1)(T+2)/2 surrogate unknowns)", NULL, r->opt.bayes_initial, &r->opt.bayes_initial, NULL));
-    PetscCall(PetscOptionsInt("-map_bayes_iterations", "adaptive rounds", NULL, r->opt.bayes_iterations, &r->opt.bayes_iterations, NULL));
-    PetscCall(PetscOptionsInt("-map_bayes_batch", "new samples per round (0: up to the plain design's (T+1)(T+2) evaluations in all)", NULL, r->opt.bayes_batch, &r->opt.bayes_batch, NULL));
-    {
-      const char *modes[] = {"all", "per_task"};
-      PetscInt    mode    = 0;
-      PetscCall(PetscOptionsEList("-map_bayes_evaluate",
-                                  "new points evaluated on all tasks (one merge serves every task) or per_task (as the reference: each task draws "
-                                  "-map_bayes_batch points from its own residuals, evaluated on that task only)",
-                                  NULL, modes, 2, modes[0], &mode, NULL));
-      r->opt.bayes_per_task = mode == 1 ? PETSC_TRUE : PETSC_FALSE;
-    }
-    PetscOptionsEnd();
-    PetscCheck(r->opt.bayes_initial >= 0 && r->opt.bayes_initial <= MAP_RUN_MAX_EVALS && r->opt.bayes_iterations >= 0 && r->opt.bayes_iterations <= MAP_RUN_MAX_EVALS &&
-                 r->opt.bayes_batch >= 0 && r->opt.bayes_batch <= MAP_RUN_MAX_EVALS,
-               r->comm, PETSC_ERR_ARG_OUTOFRANGE,
-               "-map_bayes_initial %" PetscInt_FMT ", -map_bayes_iterations %" PetscInt_FMT " and -map_bayes_batch %" PetscInt_FMT ": each 0 to %d",
-               r->opt.bayes_initial, r->opt.bayes_iterations, r->opt.bayes_batch, MAP_RUN_MAX_EVALS);
-    PetscCall(MapBayesOptionsSetFromOptions(r->comm, &r->opt.bayes));
-  }
+  PetscFunctionReturn(0);
+}
 
-  PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
-  PetscCall(MapEvaluatorSetFromOptions(r->ev));
-  const char *evtype;
-  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
-  PetscBool analytic = strcmp(evtype, "analytic") ? PETSC_FALSE : PETSC_TRUE;
-  if (help) { /* -help lists the fit's and the search's options too, with or without a store */
-    PetscCall(MapSurrogateCreate(r->comm, &r->sur));
-    PetscCall(MapSurrogateSetFromOptions(r->sur));
-    PetscCall(MapParetoCreate(r->comm, &r->pareto));
-    PetscCall(MapParetoSetFromOptions(r->pareto));
-    PetscFunctionReturn(0);
-  }
+static PetscErrorCode MapRunOptionsNested(MapRunCtx *r)
+{
+  PetscFunctionBegin;
+  PetscOptionsBegin(r->comm, NULL, "Nested MAP (-map_method nested)", NULL);
+  PetscCall(PetscOptionsInt("-map_nested_level", "SLURM chain: compute only level L of the merge tree (earlier levels from the journals; 0: all)", NULL,
+                            r->opt.nested_level, &r->opt.nested_level, NULL));
+  PetscCall(PetscOptionsInt("-map_nested_pair", "SLURM chain: the pair of -map_nested_level this job computes", NULL, r->opt.nested_pair,
+                            &r->opt.nested_pair, NULL));
+  PetscCall(PetscOptionsInt("-map_nested_samples", "evaluated samples per pair (0: the 2-task reference design, 12)", NULL, r->opt.nested_samples,
+                            &r->opt.nested_samples, NULL));
+  PetscOptionsEnd();
+  PetscCheck(r->opt.nested_samples >= 0 && r->opt.nested_samples <= 100000, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_nested_samples %" PetscInt_FMT ": need 0 to 100000", r->opt.nested_samples);
+  PetscCheck(r->opt.nested_level >= 0 && r->opt.nested_pair >= 0, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_nested_level %" PetscInt_FMT " and -map_nested_pair %" PetscInt_FMT ": need >= 0", r->opt.nested_level, r->opt.nested_pair);
+  PetscFunctionReturn(0);
+}
 
-  /* the store and the task selection (analytic problems need no store: -map_tasks names the objectives) */
+/* Bayesian MAP's rounds (the initial design and where new points go are the sampler's) */
+static PetscErrorCode MapRunOptionsBayes(MapRunCtx *r)
+{
+  const char *modes[] = {"all", "per_task"};
+  PetscInt    mode    = 0;
+
+  PetscFunctionBegin;
+  r->opt.bayes_iterations = 2;
+  r->opt.bayes_batch      = 0;
+  PetscOptionsBegin(r->comm, NULL, "Bayesian MAP (-map_method bayesian)", NULL);
+  PetscCall(PetscOptionsInt("-map_bayes_iterations", "adaptive rounds", NULL, r->opt.bayes_iterations, &r->opt.bayes_iterations, NULL));
+  PetscCall(PetscOptionsInt("-map_bayes_batch", "new samples per round (0: up to the plain design's (T+1)(T+2) evaluations in all)", NULL,
+                            r->opt.bayes_batch, &r->opt.bayes_batch, NULL));
+  PetscCall(PetscOptionsEList("-map_bayes_evaluate",
+                              "new points evaluated on all tasks (one merge serves every task) or per_task (as the reference: each task draws "
+                              "-map_bayes_batch points from its own residuals, evaluated on that task only)",
+                              NULL, modes, 2, modes[0], &mode, NULL));
+  r->opt.bayes_per_task = mode == 1 ? PETSC_TRUE : PETSC_FALSE;
+  PetscOptionsEnd();
+  PetscCheck(r->opt.bayes_iterations >= 0 && r->opt.bayes_iterations <= MAP_RUN_MAX_EVALS && r->opt.bayes_batch >= 0 && r->opt.bayes_batch <= MAP_RUN_MAX_EVALS,
+             r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_bayes_iterations %" PetscInt_FMT " and -map_bayes_batch %" PetscInt_FMT ": each 0 to %d",
+             r->opt.bayes_iterations, r->opt.bayes_batch, MAP_RUN_MAX_EVALS);
+  PetscFunctionReturn(0);
+}
+
+/* the store and the task selection (analytic problems need no store: -map_tasks names the objectives),
+   the preference checked against them */
+static PetscErrorCode MapRunSetUpTasks(MapRunCtx *r, const char *taskbuf, PetscBool analytic)
+{
   int Tstore = 0;
+
+  PetscFunctionBegin;
   if (!analytic || r->opt.store_path[0]) {
     int64_t P;
     int     ntens;
@@ -192,13 +164,13 @@ PetscErrorCode MapRunSetFromOptions(MapRun r)
       PetscCall(PetscStrallocpy(nm, &r->tasks[t]));
     }
   }
-  PetscCheck(r->T >= 2 && r->T <= MAP_MAX_TASKS, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to %d tasks, got %d", MAP_MAX_TASKS,
-             r->T);
+  PetscCheck(r->T >= 2 && r->T <= MAP_MAX_TASKS, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_tasks: MAP needs 2 to %d tasks, got %d", MAP_MAX_TASKS, r->T);
   for (int t = 0; t < r->T; t++) /* a repeated task would get another task's metrics */
     for (int u = 0; u < t; u++)
-      PetscCheck(strcmp(r->tasks[t], r->tasks[u]), r->comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice (entries %d and %d)", r->tasks[t], u + 1, t + 1);
-  if (r->opt.npref) PetscCheck(r->opt.npref == r->T, r->comm, PETSC_ERR_ARG_SIZ, "-map_preference has %d weights but there are %d tasks",
-                             r->opt.npref, r->T);
+      PetscCheck(strcmp(r->tasks[t], r->tasks[u]), r->comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice (entries %d and %d)", r->tasks[t], u + 1,
+                 t + 1);
+  if (r->opt.npref)
+    PetscCheck(r->opt.npref == r->T, r->comm, PETSC_ERR_ARG_SIZ, "-map_preference has %d weights but there are %d tasks", r->opt.npref, r->T);
   if (!r->opt.npref) { /* the pick defaults to equal preference for every task */
     r->opt.npref = r->T;
     for (int t = 0; t < r->T; t++) r->opt.pref[t] = 1.0;
@@ -207,10 +179,43 @@ PetscErrorCode MapRunSetFromOptions(MapRun r)
   if (r->store)
     for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
   if (!analytic) PetscCall(MapModelCreateFromStore(r->store, r->T, idx, &r->model));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapRunSetFromOptions - begins the setup phase and reads the run's options (-map_replay first); the
+  sampler, the evaluator, the surrogate and the Pareto search read theirs; then the store and the
+  task selection. With -help it lists every option and reads no store. Collective.
+@*/
+PetscErrorCode MapRunSetFromOptions(MapRun r)
+{
+  char        taskbuf[8192] = "", prefbuf[2048] = "";
+  PetscBool   help;
+  const char *evtype;
+
+  PetscFunctionBegin;
+  PetscCall(MapRunPhaseBegin(r, MAP_RUN_SETUP));
+  PetscCall(MapRunReplay(r));
+  PetscCall(MapRunOptionsMain(r, taskbuf, sizeof(taskbuf), prefbuf, sizeof(prefbuf)));
+  PetscCall(MapRunOptionsCheck(r));
+  PetscCall(PetscOptionsHasHelp(NULL, &help));
+  if (!strcmp(r->opt.method, "nested") || help) PetscCall(MapRunOptionsNested(r));
+  if (!strcmp(r->opt.method, "bayesian") || help) PetscCall(MapRunOptionsBayes(r));
+  PetscCall(MapSamplerCreate(r->comm, &r->sampler));
+  if (!strcmp(r->opt.method, "bayesian")) PetscCall(MapSamplerSetType(r->sampler, MAPSAMPLER_BAYES));
+  PetscCall(MapSamplerSetFromOptions(r->sampler));
+  PetscCall(MapSamplerGetBox(r->sampler, &r->opt.lo, &r->opt.hi));
+  PetscCall(MapSamplerGetSeed(r->sampler, &r->opt.seed));
+  PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
+  PetscCall(MapEvaluatorSetFromOptions(r->ev));
   PetscCall(MapSurrogateCreate(r->comm, &r->sur));
   PetscCall(MapSurrogateSetFromOptions(r->sur));
   PetscCall(MapParetoCreate(r->comm, &r->pareto));
   PetscCall(MapParetoSetFromOptions(r->pareto));
+  if (help) PetscFunctionReturn(0); /* -help lists every option, with or without a store */
+  PetscCall(MapEvaluatorGetType(r->ev, &evtype));
+  PetscCall(MapRunSetUpTasks(r, taskbuf, strcmp(evtype, "analytic") ? PETSC_FALSE : PETSC_TRUE));
+  PetscCall(MapSamplerSetTasks(r->sampler, r->T, (const char *const *)r->tasks));
   PetscCall(MapParetoCheckDivisions(r->pareto, r->T));
   PetscCall(MapParetoSetBox(r->pareto, r->opt.lo, r->opt.hi));
   PetscFunctionReturn(0);

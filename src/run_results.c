@@ -219,7 +219,11 @@ static PetscErrorCode MapRunWriteSamples(MapRunCtx *r, hid_t f)
   PetscCall(MapH5WriteMatrix(g, "round", r->samples.n, 0, r->samples.round));
   PetscCall(MapH5WriteMatrix(g, "task", r->samples.n, 0, r->samples.task));
   PetscCall(MapH5WriteStringAttr(g, "task_meaning", "-1 = evaluated on every task; t = on task t only (accuracy and loss NaN for the others)"));
-  PetscCall(MapH5WriteStringAttr(g, "origin", r->opt.sample_type));
+  {
+    const char *design;
+    PetscCall(MapSamplerGetDesign(r->sampler, &design, NULL, NULL));
+    PetscCall(MapH5WriteStringAttr(g, "origin", design));
+  }
   PetscCall(MapH5WriteStringAttr(g, "round_meaning", "0 = initial design; k = Bayesian MAP round k"));
   MapCallHDF5(H5Gclose(g));
   PetscFunctionReturn(0);

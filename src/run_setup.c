@@ -75,29 +75,21 @@ PetscErrorCode MapRunCreate(MPI_Comm comm, MapRun *run)
    evaluations as they happen */
 static PetscErrorCode MapRunSetUpDesign(MapRunCtx *r)
 {
-  MapSampleType st = MAP_SAMPLE_REFERENCE;
-  double       *C0 = NULL;
-  PetscInt      n  = 0, F = (PetscInt)(r->T + 1) * (r->T + 2) / 2;
-  PetscBool     bayes = strcmp(r->opt.method, "bayesian") ? PETSC_FALSE : PETSC_TRUE;
+  double   *C0 = NULL;
+  PetscInt  n  = 0, F = (PetscInt)(r->T + 1) * (r->T + 2) / 2;
+  PetscBool bayes = strcmp(r->opt.method, "bayesian") ? PETSC_FALSE : PETSC_TRUE;
 
   PetscFunctionBegin;
   r->samples.T = r->T;
   PetscCall(MapSurrogateSetAllowMissing(r->sur, r->opt.bayes_per_task));
   if (!strcmp(r->opt.method, "nested")) PetscFunctionReturn(0);
-  if (!strcmp(r->opt.sample_type, "lhs")) st = MAP_SAMPLE_LHS;
-  else if (!strcmp(r->opt.sample_type, "file")) st = MAP_SAMPLE_FILE;
-  else PetscCheck(!strcmp(r->opt.sample_type, "reference"), r->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
-                  "-map_sample_type %s: expected reference, lhs or file", r->opt.sample_type);
-  if (bayes) {
-    /* defaults: an initial fit that does not interpolate (1.5 F, the fit's own warning threshold),
-       then rounds up to the plain design's budget of 2 F = (T+1)(T+2) evaluations */
-    if (!r->opt.bayes_initial) r->opt.bayes_initial = (3 * F + 1) / 2;
-    if (!r->opt.bayes_batch)
-      r->opt.bayes_batch = PetscMax(2, (2 * F - r->opt.bayes_initial + r->opt.bayes_iterations - 1) / PetscMax(1, r->opt.bayes_iterations));
-    if (st != MAP_SAMPLE_FILE) r->opt.sample_n = r->opt.bayes_initial;
+  if (bayes && !r->opt.bayes_batch) {
+    /* rounds up to the plain design's budget of 2 F = (T+1)(T+2) evaluations after the initial design */
+    PetscInt initial;
+    PetscCall(MapSamplerGetInitial(r->sampler, &initial));
+    r->opt.bayes_batch = PetscMax(2, (2 * F - initial + r->opt.bayes_iterations - 1) / PetscMax(1, r->opt.bayes_iterations));
   }
-  PetscCall(MapSampleGenerate(st, r->T, (const char *const *)r->tasks, r->opt.sample_n, r->opt.lo, r->opt.hi, (uint64_t)r->opt.seed,
-                              r->opt.sample_file, &n, &C0));
+  PetscCall(MapSamplerGenerate(r->sampler, &n, &C0));
   PetscCall(MapSampleCheckIdentifiable(r->T, n, C0));
   if (!r->opt.refine_points) r->opt.refine_points = F;
   /* in double: the options are each in range, but their products need not fit a PetscInt */
@@ -191,6 +183,7 @@ PetscErrorCode MapRunDestroy(MapRun *run)
   PetscFunctionBegin;
   if (!r) PetscFunctionReturn(0);
   if (r->phase >= 0) PetscCall(PetscLogStagePop()); /* -help: the setup phase was begun */
+  PetscCall(MapSamplerDestroy(&r->sampler));
   PetscCall(MapParetoDestroy(&r->pareto));
   PetscCall(MapSurrogateDestroy(&r->sur));
   PetscCall(MapRunEvalGroupsDestroy(r));

@@ -86,16 +86,16 @@ extern const char *const MapRunPhaseNames[MAP_RUN_NPHASE];
 
 /* the options of a run, read once (MapRunSetFromOptions, run_options.c) */
 typedef struct {
-  char            store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32], sample_type[32], sample_file[MAP_PATH_LEN];
-  PetscInt        sample_n, reevaluate;
-  PetscInt        seed;
-  double          lo, hi, pref[MAP_MAX_TASKS];
+  char            store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32];
+  PetscInt        reevaluate;
+  PetscInt        seed;   /* the sampler's -map_seed and -map_box, copied */
+  double          lo, hi;
+  double          pref[MAP_MAX_TASKS];
   int             npref;
   PetscBool       resume;
-  PetscInt        bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
+  PetscInt        bayes_iterations, bayes_batch; /* Bayesian MAP's rounds */
   PetscInt        refine, refine_points;                        /* refinement rounds along the predicted front */
   PetscBool       refine_pick;                                  /* -map_refine_target pick: each round evaluates the pick */
-  MapBayesOptions bayes;
   PetscBool       bayes_per_task; /* -map_bayes_evaluate per_task: each round's points are evaluated on the task that drew them */
   char            test_data[65536];
   PetscInt        nested_samples;            /* design size per pair (0: the 2-task reference design) */
@@ -146,6 +146,7 @@ struct _p_MapRun {
   int           T;
   char        **tasks;
   /* objects */
+  MapSampler    sampler; /* the design and Bayesian MAP's new points */
   MapStore      store;
   MapModel      model;
   MapEvaluator  ev, ev_test; /* selection on the val sets; held-out report on -map_test_data */
