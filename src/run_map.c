@@ -1,26 +1,7 @@
-/* `mapmerge run`: MAP end to end — sample, evaluate (journaled), fit surrogates, search the Pareto
-   front, re-evaluate part of it on the real models, pick, write results (docs/design.md §5-6). */
+/* The MAP loop of `mapmerge run` (MapRunSolve): evaluate the design (journaled), Bayesian and refinement
+   rounds, fit the surrogates, search the Pareto front, re-evaluate it and the pick (docs/design.md §5-6). */
 #include "runimpl.h"
 
-const char *const MapRunPhaseNames[MAP_RUN_NPHASE] = {"setup", "evaluate", "fit", "search", "reevaluate", "write"};
-
-PetscErrorCode MapRunPhaseBegin(MapRunCtx *r, MapRunPhase p)
-{
-  PetscFunctionBegin;
-  PetscCall(PetscLogStagePush(r->stages[p]));
-  r->phase    = (int)p;
-  r->phase_t0 = MapWallTime();
-  PetscFunctionReturn(0);
-}
-
-PetscErrorCode MapRunPhaseEnd(MapRunCtx *r, MapRunPhase p)
-{
-  PetscFunctionBegin;
-  PetscCall(PetscLogStagePop());
-  r->phase = -1;
-  r->t_phase[p] += MapWallTime() - r->phase_t0;
-  PetscFunctionReturn(0);
-}
 static PetscErrorCode MapObjectiveAccuracy(void *ctx, const double *c, double *f, double *J)
 {
   MapRunCtx *r = (MapRunCtx *)ctx;

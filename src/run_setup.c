@@ -1,47 +1,9 @@
 /* The MapRun object: Create, SetUp (the design, the run folder, the evaluators, the journal) and
-   Destroy; the sample set; `mapmerge run` as a driver of the object. Options: run_options.c; the
+   Destroy; `mapmerge run` as a driver of the object. Options: run_options.c; the
    MAP loop: run_map.c; results: run_results.c; the summary: run_view.c. */
 #include "runimpl.h"
 #include <errno.h>
 #include <glob.h>
-
-PetscErrorCode MapSampleSetAppend(MapSampleSet *s, const double *c, const double *acc, const double *loss, int round, int task)
-{
-  const int T = s->T;
-
-  PetscFunctionBegin;
-  if (s->n == s->cap) { /* grow by doubling: the arrays are copied, never indexed past their end */
-    PetscInt cap = PetscMax(16, 2 * s->cap);
-    double  *C, *A, *L, *R, *K;
-    PetscCheck(cap <= MAP_RUN_MAX_EVALS, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "a run evaluates at most %d models", MAP_RUN_MAX_EVALS);
-    PetscCall(PetscMalloc5(cap * T, &C, cap * T, &A, cap * T, &L, cap, &R, cap, &K));
-    PetscCall(PetscArraycpy(C, s->C, s->n * T));
-    PetscCall(PetscArraycpy(A, s->acc, s->n * T));
-    PetscCall(PetscArraycpy(L, s->loss, s->n * T));
-    PetscCall(PetscArraycpy(R, s->round, s->n));
-    PetscCall(PetscArraycpy(K, s->task, s->n));
-    PetscCall(PetscFree5(s->C, s->acc, s->loss, s->round, s->task));
-    s->C = C, s->acc = A, s->loss = L, s->round = R, s->task = K;
-    s->cap = cap;
-  }
-  PetscCall(PetscArraycpy(&s->C[s->n * T], c, T));
-  for (int t = 0; t < T; t++) {
-    s->acc[s->n * T + t]  = acc ? acc[t] : NAN;
-    s->loss[s->n * T + t] = loss ? loss[t] : NAN;
-  }
-  s->round[s->n] = round;
-  s->task[s->n]  = task;
-  s->n++;
-  PetscFunctionReturn(0);
-}
-
-PetscErrorCode MapSampleSetDestroy(MapSampleSet *s)
-{
-  PetscFunctionBegin;
-  PetscCall(PetscFree5(s->C, s->acc, s->loss, s->round, s->task));
-  s->n = s->cap = 0;
-  PetscFunctionReturn(0);
-}
 
 /*@
   MapRunCreate - an empty run on comm: the log stages of its phases registered, SIGUSR1/SIGTERM

@@ -3,6 +3,7 @@
 #define MAPMERGE_SAMPLE_H
 
 #include <mapmerge/core.h>
+#include <mapmerge/sample_csv.h>
 #include <petscviewer.h>
 
 typedef enum { MAP_SAMPLE_REFERENCE, MAP_SAMPLE_LHS, MAP_SAMPLE_FILE } MapSampleType;
@@ -22,9 +23,6 @@ PetscErrorCode MapSampleDesignRank(int T, PetscInt n, const double *C, int *rank
    cannot be identified from the design. */
 PetscErrorCode MapSampleCheckIdentifiable(int T, PetscInt n, const double *C);
 
-/* MapReadCoeffCSV - reads a coefficient CSV (header: task names, optionally c_ prefixed, in any
-   order; one row per vector) mapping columns onto task_names; errors name the file and line. */
-PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_names, PetscInt *n, double **C);
 
 /* ======================================================================================
  * Bayesian MAP: adaptive sampling step (src/sample_bayes.c, docs/design.md §5 "Bayesian MAP").
