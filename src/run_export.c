@@ -147,59 +147,20 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
    value of the pick's criterion (scalarised real accuracies); for a nested run, the root of its merge tree. */
 static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, ExportOptions *o)
 {
-  char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, tasks[65536] = "";
-  int         T = 0, F = 0, K = 0, ok = 1, nested = 0;
-  double     *params = NULL, *front_acc = NULL, *front_c = NULL, lo = 0, hi = 1;
-  PetscMPIInt rank;
+  static MapRunResultsForExport x; /* 64 KiB of task names: not on the stack */
+  char                         *tasks = x.tasks, path[MAP_PATH_LEN], *boxs = NULL, *method = NULL;
+  int                           T = 0, F = 0, K = 0, ok = 1, nested = 0;
+  double                       *params = NULL, *front_acc = NULL, *front_c = NULL, lo = 0, hi = 1;
+  PetscMPIInt                   rank;
 
   PetscFunctionBegin;
+  PetscCall(PetscMemzero(&x, sizeof(x)));
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   snprintf(path, sizeof(path), "%s/results.h5", o->run);
   if (!rank) {
-    MapRunResults res;
-    PetscCall(MapRunResultsOpen(path, "export: -map_run", &res));
-    hid_t f = res.file;
-    if (f < 0) ok = 0;
-    else {
-      hsize_t dims[2] = {0, 0};
-      nested = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
-      /* a crafted file can hold any shape: T and F are checked before anything is indexed by them */
-      PetscCall(MapH5ReadMatrixShaped(f, path, nested ? "nested/coeffs" : "surrogate/accuracy/params", -1, -1, PETSC_TRUE, dims, &params));
-      T = nested ? (int)dims[1] : (int)dims[0];
-      F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
-      PetscCheck(dims[0] <= 4096 && dims[1] <= 4096 && T >= 1 && T <= MAP_MAX_TASKS && F >= 1 && (nested || F == (T + 1) * (T + 2) / 2), PETSC_COMM_SELF,
-                 PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: dataset /%s has shape [%llu, %llu]; expected %s (not written by mapmerge run, or damaged)",
-                 o->run, nested ? "nested/coeffs" : "surrogate/accuracy/params", (unsigned long long)dims[0], (unsigned long long)dims[1],
-                 nested ? "[nodes, T] with 1 <= T <= 64" : "[T, (T+1)(T+2)/2] with 1 <= T <= 64");
-      if (ok && o->best && !nested) { /* every model the run evaluated on all tasks that no other one dominates */
-        hsize_t dc[2] = {0, 0};
-        PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/real_front", -1, T, PETSC_FALSE, dims, &front_acc));
-        PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/real_front_coeffs", (int64_t)dims[0], T, PETSC_FALSE, dc, &front_c));
-        if (!front_acc || !front_c) ok = 0;
-        K = (int)dims[0];
-      }
-      if (ok) {
-        char **names = NULL;
-        size_t len   = 0;
-        if (MapH5ReadStrings(f, "tasks", path, T, &names)) ok = 0;
-        for (int t = 0; ok && t < T; t++) {
-          PetscCheck(names[t][0] && !strchr(names[t], ','), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-                     "export: -map_run %s: task %d of /tasks is %s (not written by mapmerge run, or damaged)", path, t,
-                     names[t][0] ? "a name with a comma" : "empty");
-          len += strlen(names[t]) + 1;
-        }
-        PetscCheck(!ok || len <= sizeof(tasks), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-                   "export: -map_run %s: the task names of /tasks take %zu characters, more than the %zu of -map_tasks", path, len, sizeof(tasks));
-        for (int t = 0; ok && t < T; t++) {
-          if (t) PetscCall(MapStrlcat(tasks, ",", sizeof(tasks)));
-          PetscCall(MapStrlcat(tasks, names[t], sizeof(tasks)));
-        }
-        MapFreeList(T, &names);
-        MapH5ReadStringAttr(f, "box", &boxs);
-        MapH5ReadStringAttr(f, "method", &method);
-      }
-    }
-    MapRunResultsClose(&res);
+    PetscCall(MapRunResultsReadForExport(o->run, path, o->best, &x, &ok));
+    T = x.T, F = x.F, K = x.K, nested = x.nested;
+    params = x.params, front_acc = x.front_acc, front_c = x.front_c, boxs = x.box, method = x.method;
   }
   PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
   PetscCheck(ok, comm, PETSC_ERR_FILE_OPEN, "export: -map_run %s: cannot read %s (surrogates or merge tree, tasks%s)", o->run, path,
@@ -212,7 +173,7 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
              "export: -map_export_model best_evaluated: run %s is nested MAP, whose pairs already let evaluated samples compete with "
              "each pick; its model is the root of the merge tree (drop -map_export_model)", o->run);
   PetscCheck(!o->best || K > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: /pareto/real_front is empty (no model was evaluated on every task)", o->run);
-  PetscCallMPI(MPI_Bcast(tasks, sizeof(tasks), MPI_CHAR, 0, comm));
+  PetscCallMPI(MPI_Bcast(tasks, sizeof(x.tasks), MPI_CHAR, 0, comm));
   if (rank) PetscCall(PetscMalloc1(T * F, &params));
   PetscCallMPI(MPI_Bcast(params, T * F, MPI_DOUBLE, 0, comm));
   if (!rank && boxs) sscanf(boxs, "%lf,%lf", &lo, &hi);

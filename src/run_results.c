@@ -1,5 +1,5 @@
-/* The only writer and reader of a run's outputs: the run folder, manifest.json, results.h5 and
-   front.csv (written together or not at all), and the summaries of a live run and of a finished one. */
+/* The one writer of a run's outputs: manifest.json, results.h5 and front.csv, written together or not
+   at all (their one reader: run_results_read.c). */
 #include "runimpl.h"
 #include <hdf5.h>
 #include <jansson.h>
@@ -16,154 +16,62 @@ void MapRunNow(char *buf, size_t len)
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* MapRunReadManifest - a finished run's manifest.json, read by rank 0 and parsed on every rank;
-   *map_options is its "map_options" object (the mapmerge options as given, borrowed from *manifest,
-   json_decref it). Collective; `who` prefixes the errors. */
-PetscErrorCode MapRunReadManifest(MPI_Comm comm, const char *path, const char *who, json_t **manifest, json_t **map_options)
+/* the process grids the results depend on (the surrogate's BLACS grid is fixed, not the job's) */
+static PetscErrorCode MapManifestProcessGrids(json_t *m)
 {
-  PetscMPIInt rank;
-  char       *text = NULL;
-  long        len  = 0;
+  char      grid[64] = "1,1", groups[64] = "auto (one sample group per rank for models <= 256 MiB)";
+  PetscBool set;
+  json_t   *g = json_object();
 
   PetscFunctionBegin;
-  PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  if (!rank) {
-    PetscCall(MapCheckInputFile(path, who));
-    FILE *f = fopen(path, "rb");
-    if (f) {
-      fseek(f, 0, SEEK_END);
-      len = ftell(f);
-      fseek(f, 0, SEEK_SET);
-      text = malloc((size_t)len + 1);
-      if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) len = -1;
-      else text[len] = 0;
-      fclose(f);
-    } else len = -1;
-  }
-  PetscCallMPI(MPI_Bcast(&len, 1, MPI_LONG, 0, comm));
-  PetscCheck(len >= 0, comm, PETSC_ERR_FILE_OPEN, "%s %s: cannot read the manifest", who, path);
-  if (rank) text = malloc((size_t)len + 1);
-  PetscCallMPI(MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, comm));
-  json_error_t jerr;
-  *manifest = json_loads(text, 0, &jerr);
-  free(text);
-  PetscCheck(*manifest, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: not JSON (line %d: %s)", who, path, jerr.line, jerr.text);
-  *map_options = json_object_get(*manifest, "map_options");
-  if (!json_is_object(*map_options)) json_decref(*manifest);
-  PetscCheck(json_is_object(*map_options), comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: no \"map_options\" (not a mapmerge run manifest?)", who, path);
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_surrogate_grid", grid, sizeof(grid), &set));
+  json_object_set_new(g, "surrogate_blacs_grid", json_string(grid));
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-map_eval_groups", groups, sizeof(groups), &set));
+  json_object_set_new(g, "eval_groups", json_string(groups));
+  json_object_set_new(g, "pareto", json_string("preference vectors in contiguous blocks over the ranks, one TAO solve per vector on PETSC_COMM_SELF"));
+  json_object_set_new(m, "process_grids", g);
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
+/* every option in the database, as given; and the mapmerge options one by one (values may hold
+   spaces), for -map_replay */
+static PetscErrorCode MapManifestOptions(json_t *m)
 {
-  int  ok = 1;
-  char err[512] = "";
+  char              *all;
+  json_t            *mo    = json_object();
+  const char *const *names = MapKnownOptionNames();
+  static char        val[65536];
 
   PetscFunctionBegin;
-  if (!r->opt.out[0]) {
-    /* a name no other run takes: microseconds and the pid, and mkdir (not EEXIST) claims it */
-    char now[96] = "";
-    if (!r->rank) {
-      struct timespec ts;
-      struct tm       tm;
-      char            sec[32];
-      clock_gettime(CLOCK_REALTIME, &ts);
-      gmtime_r(&ts.tv_sec, &tm);
-      strftime(sec, sizeof(sec), "%Y%m%d-%H%M%S", &tm);
-      (void)mkdir("runs", 0755);
-      for (int k = 0; k < 100; k++) {
-        snprintf(now, sizeof(now), "runs/%s.%06ld-%ld%s%.0d", sec, (long)(ts.tv_nsec / 1000), (long)getpid(), k ? "-" : "", k);
-        if (mkdir(now, 0755) == 0 || errno != EEXIST) break;
-      }
-    }
-    PetscCallMPI(MPI_Bcast(now, sizeof(now), MPI_CHAR, 0, r->comm));
-    PetscCall(PetscStrncpy(r->opt.out, now, sizeof(r->opt.out)));
-  }
-  if (!r->rank) {
-    char tmp[MAP_PATH_LEN];
-    PetscCall(PetscStrncpy(tmp, r->opt.out, sizeof(tmp)));
-    for (char *p = tmp + 1; *p; p++) /* mkdir -p */
-      if (*p == '/') {
-        *p = 0;
-        (void)mkdir(tmp, 0755);
-        *p = '/';
-      }
-    if (mkdir(r->opt.out, 0755) != 0 && errno != EEXIST) {
-      ok = 0;
-      snprintf(err, sizeof(err), "-map_output %s: cannot create the run folder: %s", r->opt.out, strerror(errno));
-    } else if (access(r->opt.out, W_OK) != 0) {
-      ok = 0;
-      snprintf(err, sizeof(err), "-map_output %s: run folder is not writable: %s", r->opt.out, strerror(errno));
-    }
-  }
-  MapCheckAll(r->comm, ok, PETSC_ERR_FILE_OPEN, "%s", err);
-  PetscFunctionReturn(0);
-}
-
-
-/* The manifest: everything needed to know what ran and to run it again. */
-static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
-{
-  json_t *m = json_object(), *o = json_object(), *v = json_object(), *in = json_object(), *env = json_object();
-  char   *all, buf[1024];
-
-  PetscFunctionBegin;
-  json_object_set_new(m, "mapmerge_version", json_string(MAPMERGE_VERSION));
-  json_object_set_new(m, "git_commit", json_string(MAPMERGE_GIT_COMMIT));
-  json_object_set_new(m, "method", json_string(r->opt.method));
-  json_object_set_new(m, "run_folder", json_string(r->opt.out));
-  json_object_set_new(m, "exit_status", json_string("completed"));
-  json_object_set_new(m, "seed", json_integer(r->opt.seed));
-  json_object_set_new(m, "ranks", json_integer(r->size));
-  {
-    /* the process grids the results depend on (the surrogate's BLACS grid is fixed, not the job's) */
-    char      grid[64] = "1,1", groups[64] = "auto (one sample group per rank for models <= 256 MiB)";
-    PetscBool set;
-    json_t   *g = json_object();
-    PetscCall(PetscOptionsGetString(NULL, NULL, "-map_surrogate_grid", grid, sizeof(grid), &set));
-    json_object_set_new(g, "surrogate_blacs_grid", json_string(grid));
-    PetscCall(PetscOptionsGetString(NULL, NULL, "-map_eval_groups", groups, sizeof(groups), &set));
-    json_object_set_new(g, "eval_groups", json_string(groups));
-    json_object_set_new(g, "pareto", json_string("preference vectors in contiguous blocks over the ranks, one TAO solve per vector on PETSC_COMM_SELF"));
-    json_object_set_new(m, "process_grids", g);
-  }
-  json_object_set_new(m, "start_time", json_string(r->start_time));
-  json_object_set_new(m, "end_time", json_string(r->end_time));
-  /* every option in the database, as given */
   PetscCall(PetscOptionsGetAll(NULL, &all));
   json_object_set_new(m, "options", json_string(all));
   PetscCall(PetscFree(all));
-  {
-    /* the mapmerge options one by one (values may hold spaces), for -map_replay */
-    json_t            *mo    = json_object();
-    const char *const *names = MapKnownOptionNames();
-    char               val[65536];
-    for (int i = 0; names[i]; i++) {
-      PetscBool set;
-      if (!strcmp(names[i], "-map_replay") || !strcmp(names[i], "-map_resume") || !strcmp(names[i], "-map_output")) continue;
-      PetscCall(PetscOptionsGetString(NULL, NULL, names[i], val, sizeof(val), &set));
-      if (set) json_object_set_new(mo, names[i], json_string(val));
-    }
-    json_object_set_new(m, "map_options", mo);
+  for (int i = 0; names[i]; i++) {
+    PetscBool set;
+    if (!strcmp(names[i], "-map_replay") || !strcmp(names[i], "-map_resume") || !strcmp(names[i], "-map_output")) continue;
+    PetscCall(PetscOptionsGetString(NULL, NULL, names[i], val, sizeof(val), &set));
+    if (set) json_object_set_new(mo, names[i], json_string(val));
   }
-  {
-    json_t *t = json_array();
-    for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
-    json_object_set_new(m, "tasks", t);
-  }
-  (void)o;
-  json_decref(o);
-  /* versions */
+  json_object_set_new(m, "map_options", mo);
+  PetscFunctionReturn(0);
+}
+
+/* the versions of everything the results depend on */
+static PetscErrorCode MapManifestVersions(json_t *m)
+{
+  json_t  *v = json_object();
+  char     buf[1024], mpiv[MPI_MAX_LIBRARY_VERSION_STRING], *nl;
+  unsigned maj, min, rel;
+  int      len;
+
+  PetscFunctionBegin;
   PetscCall(PetscGetVersion(buf, sizeof(buf)));
   json_object_set_new(v, "petsc", json_string(buf));
-  unsigned maj, min, rel;
   H5get_libversion(&maj, &min, &rel);
   snprintf(buf, sizeof(buf), "%u.%u.%u", maj, min, rel);
   json_object_set_new(v, "hdf5", json_string(buf));
-  int len;
-  char mpiv[MPI_MAX_LIBRARY_VERSION_STRING];
   MPI_Get_library_version(mpiv, &len);
-  char *nl = strchr(mpiv, ',');
+  nl = strchr(mpiv, ',');
   if (nl) *nl = 0;
   json_object_set_new(v, "mpi", json_string(mpiv));
 #ifdef MAPMERGE_SCALAPACK_VERSION
@@ -174,35 +82,65 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   PetscCall(MapEvalBLASInfo(buf, sizeof(buf)));
   json_object_set_new(v, "blas", json_string(buf));
   json_object_set_new(m, "versions", v);
+  PetscFunctionReturn(0);
+}
+
+/* where it ran: the distinct host names of the ranks (rank 0 holds them), and the SLURM job */
+static PetscErrorCode MapManifestWhere(MapRunCtx *r, json_t *m)
+{
+  char        host[MPI_MAX_PROCESSOR_NAME] = "", *all_hosts = NULL;
+  int         hl;
+  json_t     *env          = json_object();
+  const char *slurm_vars[] = {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT", "SLURM_JOB_NAME",
+                              "SLURM_NTASKS", "SLURM_JOB_NODELIST", NULL};
+
+  PetscFunctionBegin;
+  MPI_Get_processor_name(host, &hl);
+  PetscCall(PetscMalloc1((size_t)r->size * MPI_MAX_PROCESSOR_NAME, &all_hosts));
+  PetscCallMPI(MPI_Gather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all_hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, r->comm));
+  if (!r->rank) {
+    json_t *h = json_array();
+    for (int i = 0; i < r->size; i++) {
+      const char *hn  = all_hosts + (size_t)i * MPI_MAX_PROCESSOR_NAME;
+      int         dup = 0;
+      for (size_t k = 0; k < json_array_size(h); k++)
+        if (!strcmp(json_string_value(json_array_get(h, k)), hn)) dup = 1;
+      if (!dup) json_array_append_new(h, json_string(hn));
+    }
+    json_object_set_new(m, "hosts", h);
+  }
+  PetscCall(PetscFree(all_hosts));
+  for (int i = 0; slurm_vars[i]; i++)
+    if (getenv(slurm_vars[i])) json_object_set_new(env, slurm_vars[i], json_string(getenv(slurm_vars[i])));
+  json_object_set_new(m, "slurm", env);
+  PetscFunctionReturn(0);
+}
+
+/* The manifest: everything needed to know what ran and to run it again. Collective (the hosts). */
+static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
+{
+  json_t *m = json_object(), *in = json_object(), *t = json_array();
+
+  PetscFunctionBegin;
+  json_object_set_new(m, "mapmerge_version", json_string(MAPMERGE_VERSION));
+  json_object_set_new(m, "git_commit", json_string(MAPMERGE_GIT_COMMIT));
+  json_object_set_new(m, "method", json_string(r->opt.method));
+  json_object_set_new(m, "run_folder", json_string(r->opt.out));
+  json_object_set_new(m, "exit_status", json_string("completed"));
+  json_object_set_new(m, "seed", json_integer(r->opt.seed));
+  json_object_set_new(m, "ranks", json_integer(r->size));
+  PetscCall(MapManifestProcessGrids(m));
+  json_object_set_new(m, "start_time", json_string(r->start_time));
+  json_object_set_new(m, "end_time", json_string(r->end_time));
+  PetscCall(MapManifestOptions(m));
+  for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
+  json_object_set_new(m, "tasks", t);
+  PetscCall(MapManifestVersions(m));
   /* inputs: hashed when they were read (MapRunHashInputs), not now */
   if (r->inputs_sha256) json_object_update(in, r->inputs_sha256);
   PetscCall(MapRunManifestRepro(r, m, in)); /* evaluator program, BLAS threads, zoo sha256 */
   json_object_set_new(m, "inputs_sha256", in);
-  /* where it ran */
-  {
-    char      host[MPI_MAX_PROCESSOR_NAME] = "", *all_hosts = NULL;
-    int       hl;
-    MPI_Get_processor_name(host, &hl);
-    PetscCall(PetscMalloc1((size_t)r->size * MPI_MAX_PROCESSOR_NAME, &all_hosts));
-    PetscCallMPI(MPI_Gather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all_hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, r->comm));
-    if (!r->rank) {
-      json_t *h = json_array();
-      for (int i = 0; i < r->size; i++) {
-        const char *hn = all_hosts + (size_t)i * MPI_MAX_PROCESSOR_NAME;
-        int         dup = 0;
-        for (size_t k = 0; k < json_array_size(h); k++)
-          if (!strcmp(json_string_value(json_array_get(h, k)), hn)) dup = 1;
-        if (!dup) json_array_append_new(h, json_string(hn));
-      }
-      json_object_set_new(m, "hosts", h);
-    }
-    PetscCall(PetscFree(all_hosts));
-  }
-  const char *slurm_vars[] = {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT", "SLURM_JOB_NAME",
-                              "SLURM_NTASKS", "SLURM_JOB_NODELIST", NULL};
-  for (int i = 0; slurm_vars[i]; i++)
-    if (getenv(slurm_vars[i])) json_object_set_new(env, slurm_vars[i], json_string(getenv(slurm_vars[i])));
-  json_object_set_new(m, "slurm", env);
+  PetscCall(MapManifestWhere(r, m));
   *manifest = m;
   PetscFunctionReturn(0);
 }
@@ -451,142 +389,5 @@ PetscErrorCode MapRunWriteResults(MapRunCtx *r)
   }
   json_decref(manifest);
   MapCheckAll(r->comm, ok, PETSC_ERR_FILE_WRITE, "%s", err);
-  PetscFunctionReturn(0);
-}
-
-/* ---- reading a finished run's results.h5 (info, export) ---- */
-
-/* MapRunResultsOpen - rank 0: results.h5 at path opened read-only, with HDF5's error stack silenced
-   until MapRunResultsClose (a missing, foreign or damaged file is our error to report, not HDF5's
-   stack); res->file < 0 when it cannot be opened. Any other kind of file (FIFO, device) is refused
-   before it is opened, with `who` in the message. Not collective. */
-PetscErrorCode MapRunResultsOpen(const char *path, const char *who, MapRunResults *res)
-{
-  PetscFunctionBegin;
-  H5Eget_auto2(H5E_DEFAULT, &res->efunc, &res->edata);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  res->file = -1;
-  PetscCall(MapCheckInputFile(path, who));
-  res->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  PetscFunctionReturn(0);
-}
-
-/* MapRunResultsClose - closes the file and restores HDF5's error reporting */
-void MapRunResultsClose(MapRunResults *res)
-{
-  if (res->file >= 0) H5Fclose(res->file);
-  res->file = -1;
-  H5Eset_auto2(H5E_DEFAULT, res->efunc, res->edata);
-}
-
-/* the pick of a finished run: coefficients, predicted/real/test accuracy, weights, best evaluated */
-static PetscErrorCode MapRunResultsViewPick(hid_t f, const char *path, int T, char **tasks, const double *pc, const double *pr)
-{
-  hsize_t dims[2];
-  double *pw, *pp, *pt, *bc, *bv, *rv;
-
-  PetscFunctionBegin;
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/preference", 1, T, PETSC_FALSE, dims, &pw));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/predicted", 1, T, PETSC_FALSE, dims, &pp));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/test", 1, T, PETSC_FALSE, dims, &pt));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/best_evaluated_coeffs", 1, T, PETSC_FALSE, dims, &bc));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/best_evaluated_value", 1, 1, PETSC_FALSE, dims, &bv));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/real_value", 1, 1, PETSC_FALSE, dims, &rv));
-  PetscCall(PetscPrintf(PETSC_COMM_SELF, "  pick%s\n  %-16s %8s %10s %10s %10s\n", pw ? " for the preference:" : ":", "task", "c", "predicted",
-                        "real(val)", pt ? "test" : ""));
-  for (int t = 0; t < T; t++) {
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %8.4f %10.4f %10.4f", tasks[t], pc[t], pp ? pp[t] : NAN, pr[t]));
-    if (pt) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", pt[t]));
-    if (pw) {
-      char wt[32];
-      snprintf(wt, sizeof(wt), "%g", pw[t]); /* C's %g: PetscPrintf's prints 1 as "1." */
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "   (weight %s)", wt));
-    }
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
-  }
-  if (bc && bv && rv) {
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "  best evaluated model by the pick's criterion (lower is better: %.4f; the pick's %.4f): c =", bv[0], rv[0]));
-    for (int t = 0; t < T; t++) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %.4f", bc[t]));
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
-  }
-  PetscCall(PetscFree(pw));
-  PetscCall(PetscFree(pp));
-  PetscCall(PetscFree(pt));
-  PetscCall(PetscFree(bc));
-  PetscCall(PetscFree(bv));
-  PetscCall(PetscFree(rv));
-  PetscFunctionReturn(0);
-}
-
-/* what ran, on what, and what came out; rank 0 prints */
-static PetscErrorCode MapRunResultsViewFile(hid_t f, const char *path)
-{
-  const char *keys[] = {"method", "seed", "ranks", "git_commit", "mapmerge_version", "start_time", "end_time", "box", NULL};
-  hsize_t     dims[2];
-  double     *S, *A, *diag, *P, *pc, *pr;
-  char      **tasks = NULL;
-
-  PetscFunctionBegin;
-  /* a crafted file can hold any shape: every dataset is checked against T and n before use */
-  PetscCall(MapH5ReadMatrixShaped(f, path, "samples/accuracy", -1, -1, PETSC_TRUE, dims, &A));
-  PetscCheck(dims[1] >= 1 && dims[1] <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-             "%s: dataset /samples/accuracy has %llu columns (tasks), expected 1 to %d (not written by mapmerge run, or damaged)", path,
-             (unsigned long long)dims[1], MAP_MAX_TASKS);
-  int      T = (int)dims[1];
-  PetscInt n = (PetscInt)dims[0];
-  PetscCall(MapH5ReadStrings(f, "tasks", path, T, &tasks));
-  PetscCall(PetscPrintf(PETSC_COMM_SELF, "results %s\n", path));
-  for (int k = 0; keys[k]; k++) {
-    char *v = NULL;
-    PetscCall(MapH5ReadStringAttr(f, keys[k], &v));
-    if (v) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s %s\n", keys[k], v));
-    PetscCall(PetscFree(v));
-  }
-  PetscCall(MapH5ReadMatrixShaped(f, path, "samples/coeffs", n, T, PETSC_FALSE, dims, &S));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "surrogate/accuracy/diagnostics", T, 5, PETSC_FALSE, dims, &diag));
-  PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %" PetscInt_FMT " evaluated models, %d tasks\n  %-16s %10s\n", n, T, "task", diag ? "R2(acc)" : ""));
-  for (int t = 0; t < T; t++) {
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s", tasks[t]));
-    if (diag) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", diag[t * 5]));
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
-  }
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/coeffs", -1, T, PETSC_FALSE, dims, &P));
-  if (P) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  front: %d predicted points\n", (int)dims[0]));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/coeffs", 1, T, PETSC_FALSE, dims, &pc));
-  PetscCall(MapH5ReadMatrixShaped(f, path, "pick/real", 1, T, PETSC_FALSE, dims, &pr));
-  if (pc && pr) PetscCall(MapRunResultsViewPick(f, path, T, tasks, pc, pr));
-  if (H5Lexists(f, "nested", H5P_DEFAULT) > 0) PetscCall(PetscPrintf(PETSC_COMM_SELF, "  nested merge tree in /nested\n"));
-  PetscCall(MapFreeList(T, &tasks));
-  PetscCall(PetscFree(A));
-  PetscCall(PetscFree(S));
-  PetscCall(PetscFree(diag));
-  PetscCall(PetscFree(P));
-  PetscCall(PetscFree(pc));
-  PetscCall(PetscFree(pr));
-  PetscFunctionReturn(0);
-}
-
-/* MapRunResultsView - a finished run (its folder, or its results.h5): what ran, on what, and what
-   came out. Rank 0 reads and prints; an unreadable or foreign file is an error on every rank. Collective. */
-PetscErrorCode MapRunResultsView(MPI_Comm comm, const char *where)
-{
-  char          path[MAP_PATH_LEN];
-  PetscMPIInt   rank;
-  int           ok = 1;
-  MapRunResults res;
-
-  PetscFunctionBegin;
-  PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  /* a run folder, or its results.h5 (any other kind of file is refused before it is opened) */
-  if (MapNonRegularKind(where) && !strcmp(MapNonRegularKind(where), "a directory")) snprintf(path, sizeof(path), "%s/results.h5", where);
-  else snprintf(path, sizeof(path), "%s", where);
-  if (!rank) {
-    PetscCall(MapRunResultsOpen(path, "info: -map_results", &res));
-    ok = res.file >= 0 && MapH5Exists(res.file, "samples") && MapH5Exists(res.file, "tasks");
-    if (ok) PetscCall(MapRunResultsViewFile(res.file, path));
-    MapRunResultsClose(&res);
-  }
-  PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
-  PetscCheck(ok, comm, PETSC_ERR_FILE_UNEXPECTED, "info: -map_results %s: %s is not the results.h5 of a mapmerge run", where, path);
   PetscFunctionReturn(0);
 }

@@ -4,6 +4,9 @@
 #include "runimpl.h"
 #include <errno.h>
 #include <glob.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /*@
   MapRunCreate - an empty run on comm: the log stages of its phases registered, SIGUSR1/SIGTERM
@@ -63,6 +66,53 @@ static PetscErrorCode MapRunSetUpDesign(MapRunCtx *r)
              total, n, r->opt.refine, r->opt.refine_points, bayes ? " + -map_bayes_iterations x -map_bayes_batch" : "", MAP_RUN_MAX_EVALS);
   for (PetscInt i = 0; i < n; i++) PetscCall(MapSampleSetAppend(&r->samples, &C0[i * r->T], NULL, NULL, 0, -1));
   PetscCall(PetscFree(C0));
+  PetscFunctionReturn(0);
+}
+
+/* the run folder: -map_output, or a new runs/<UTC time>.<us>-<pid> no other run takes */
+static PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
+{
+  int  ok = 1;
+  char err[512] = "";
+
+  PetscFunctionBegin;
+  if (!r->opt.out[0]) {
+    /* a name no other run takes: microseconds and the pid, and mkdir (not EEXIST) claims it */
+    char now[96] = "";
+    if (!r->rank) {
+      struct timespec ts;
+      struct tm       tm;
+      char            sec[32];
+      clock_gettime(CLOCK_REALTIME, &ts);
+      gmtime_r(&ts.tv_sec, &tm);
+      strftime(sec, sizeof(sec), "%Y%m%d-%H%M%S", &tm);
+      (void)mkdir("runs", 0755);
+      for (int k = 0; k < 100; k++) {
+        snprintf(now, sizeof(now), "runs/%s.%06ld-%ld%s%.0d", sec, (long)(ts.tv_nsec / 1000), (long)getpid(), k ? "-" : "", k);
+        if (mkdir(now, 0755) == 0 || errno != EEXIST) break;
+      }
+    }
+    PetscCallMPI(MPI_Bcast(now, sizeof(now), MPI_CHAR, 0, r->comm));
+    PetscCall(PetscStrncpy(r->opt.out, now, sizeof(r->opt.out)));
+  }
+  if (!r->rank) {
+    char tmp[MAP_PATH_LEN];
+    PetscCall(PetscStrncpy(tmp, r->opt.out, sizeof(tmp)));
+    for (char *p = tmp + 1; *p; p++) /* mkdir -p */
+      if (*p == '/') {
+        *p = 0;
+        (void)mkdir(tmp, 0755);
+        *p = '/';
+      }
+    if (mkdir(r->opt.out, 0755) != 0 && errno != EEXIST) {
+      ok = 0;
+      snprintf(err, sizeof(err), "-map_output %s: cannot create the run folder: %s", r->opt.out, strerror(errno));
+    } else if (access(r->opt.out, W_OK) != 0) {
+      ok = 0;
+      snprintf(err, sizeof(err), "-map_output %s: run folder is not writable: %s", r->opt.out, strerror(errno));
+    }
+  }
+  MapCheckAll(r->comm, ok, PETSC_ERR_FILE_OPEN, "%s", err);
   PetscFunctionReturn(0);
 }
 

@@ -175,9 +175,8 @@ typedef struct _p_MapRun MapRunCtx;
 PetscErrorCode MapRunPhaseBegin(MapRunCtx *r, MapRunPhase p);
 PetscErrorCode MapRunPhaseEnd(MapRunCtx *r, MapRunPhase p);
 /* run_options.c */
-/* run_results.c: the run folder; results.h5, front.csv and manifest.json; the summary */
+/* run_results.c: results.h5, front.csv and manifest.json; run_results_read.c: reading them back */
 void           MapRunNow(char *buf, size_t len);
-PetscErrorCode MapRunMakeFolder(MapRunCtx *r);
 PetscErrorCode MapRunWriteResults(MapRunCtx *r);
 /* a finished run's results.h5, read by rank 0 (info, export) */
 typedef struct {
@@ -188,6 +187,15 @@ typedef struct {
 PetscErrorCode MapRunResultsOpen(const char *path, const char *who, MapRunResults *res);
 void           MapRunResultsClose(MapRunResults *res);
 PetscErrorCode MapRunResultsView(MPI_Comm comm, const char *where);
+/* what `export -map_run` takes from a finished run's results.h5 (rank 0 reads, export broadcasts) */
+typedef struct {
+  int     T, F, K, nested;     /* nested: F = tree nodes */
+  double *params;              /* [T*F] accuracy surrogates, or nested: [F*T] the tree's coefficients */
+  double *front_acc, *front_c; /* [K*T] the real front, when asked for */
+  char   *box, *method;        /* root attributes (PetscFree) */
+  char    tasks[65536];        /* comma-separated */
+} MapRunResultsForExport;
+PetscErrorCode MapRunResultsReadForExport(const char *run, const char *path, PetscBool front, MapRunResultsForExport *x, int *ok);
 
 /* run_guard.c: inputs hashed when read, the journal's binding, outputs that are not inputs */
 PetscErrorCode MapRunHashInputs(MapRunCtx *r);
