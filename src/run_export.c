@@ -253,6 +253,43 @@ static PetscErrorCode ExportInheritSearchOptions(MPI_Comm comm, const char *run)
   PetscFunctionReturn(0);
 }
 
+/* the tensor list: merged tensors in store order, then the private ones, then the buffers (PetscFree) */
+static PetscErrorCode ExportTensorList(MapStore store, MapDType dtype, int ntensors, MapExportExtras *ex, MapTensorInfo **list)
+{
+  MapTensorInfo *info;
+
+  PetscFunctionBegin;
+  PetscCall(PetscCalloc1(ntensors + ex->npriv + ex->nbuf + 1, &info));
+  for (int i = 0; i < ntensors; i++) {
+    const MapStoreTensor *t;
+    PetscCall(MapStoreGetTensor(store, i, &t));
+    PetscCall(PetscStrncpy(info[i].name, t->name, sizeof(info[i].name)));
+    info[i].dtype = dtype;
+    info[i].ndim  = t->ndim;
+    for (int d = 0; d < t->ndim; d++) info[i].shape[d] = t->shape[d];
+    info[i].numel = t->numel;
+  }
+  PetscCall(MapExportExtrasFillInfo(ex, store, dtype, ntensors, info));
+  *list = info;
+  PetscFunctionReturn(0);
+}
+
+/* the metadata's "tasks" and "coefficients": comma-separated names and %.17g values */
+static PetscErrorCode ExportNamesAndCoeffs(MapStore store, int ntask, const int *tasks, const double *c, char *tnames, size_t tlen, char *coeffs, size_t clen)
+{
+  PetscFunctionBegin;
+  for (int k = 0; k < ntask; k++) {
+    const char *nm;
+    char        v[64];
+    PetscCall(MapStoreGetTaskName(store, tasks[k], &nm));
+    PetscCall(MapStrlcat(tnames, k ? "," : "", tlen));
+    PetscCall(MapStrlcat(tnames, nm, tlen));
+    PetscCall(PetscSNPrintf(v, sizeof(v), "%s%.17g", k ? "," : "", c[k]));
+    PetscCall(MapStrlcat(coeffs, v, clen));
+  }
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCommandExport(MPI_Comm comm)
 {
   ExportOptions        o;
@@ -261,7 +298,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   MapStore             store;
   MapSafetensorsWriter w;
   MapExportExtras      ex;
-  MapTensorInfo       *info;
+  MapTensorInfo       *info = NULL;
   uint64_t             shard = 0;
   int                  ntask = 0, *tasks = NULL, T, ntensors, nextra;
   char                 coeffs[32768] = "", tnames[32768] = "";
@@ -313,28 +350,8 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, shard, &ex));
   nextra = ex.npriv + ex.nbuf;
 
-  /* the tensor list: merged tensors in store order, then the private ones, then the buffers */
-  PetscCall(PetscCalloc1(ntensors + nextra + 1, &info));
-  for (int i = 0; i < ntensors; i++) {
-    const MapStoreTensor *t;
-    PetscCall(MapStoreGetTensor(store, i, &t));
-    PetscCall(PetscStrncpy(info[i].name, t->name, sizeof(info[i].name)));
-    info[i].dtype = o.dtype;
-    info[i].ndim  = t->ndim;
-    for (int d = 0; d < t->ndim; d++) info[i].shape[d] = t->shape[d];
-    info[i].numel = t->numel;
-  }
-  PetscCall(MapExportExtrasFillInfo(&ex, store, o.dtype, ntensors, info));
-
-  for (int k = 0; k < ntask; k++) {
-    const char *nm;
-    char        v[64];
-    PetscCall(MapStoreGetTaskName(store, tasks[k], &nm));
-    PetscCall(MapStrlcat(tnames, k ? "," : "", sizeof(tnames)));
-    PetscCall(MapStrlcat(tnames, nm, sizeof(tnames)));
-    PetscCall(PetscSNPrintf(v, sizeof(v), "%s%.17g", k ? "," : "", o.c[k]));
-    PetscCall(MapStrlcat(coeffs, v, sizeof(coeffs)));
-  }
+  PetscCall(ExportTensorList(store, o.dtype, ntensors, &ex, &info));
+  PetscCall(ExportNamesAndCoeffs(store, ntask, tasks, o.c, tnames, sizeof(tnames), coeffs, sizeof(coeffs)));
   {
     const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
     const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};

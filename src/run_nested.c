@@ -114,6 +114,28 @@ typedef struct {
   PetscBool     stop;
 } MapPairResult;
 
+/* the pair's 2-objective front on its fitted surrogates (pc) and the pick for the preference of
+   the two sides' tasks: N->c, N->pred, N->front_size */
+static PetscErrorCode MapNestedPairPick(MapRunCtx *r, MPI_Comm comm, MapPairCtx *pc, const MapNestedNode *A, const MapNestedNode *B, MapNestedNode *N)
+{
+  MapPareto     pareto;
+  PetscInt      k;
+  const double *Cf, *Ff, *Wf;
+  double        w[2] = {MapNodePreference(r, A), MapNodePreference(r, B)};
+
+  PetscFunctionBegin;
+  PetscCall(MapParetoCreate(comm, &pareto));
+  PetscCall(MapParetoSetFromOptions(pareto));
+  PetscCall(MapParetoSetBox(pareto, r->opt.lo, r->opt.hi));
+  PetscCall(MapParetoSetObjectives(pareto, 2, 2, MapPairObjective, pc));
+  PetscCall(MapParetoSolve(pareto));
+  PetscCall(MapParetoGetFront(pareto, &k, &Cf, &Ff, &Wf));
+  N->front_size = (int)k;
+  PetscCall(MapParetoPick(pareto, w, N->c, N->pred));
+  PetscCall(MapParetoDestroy(&pareto));
+  PetscFunctionReturn(0);
+}
+
 /* 2-task MAP on nodes a and b on group g, as node `id`; evaluations are numbered from `counter`.
    Fills res and the evaluated models C/acc/loss [(n2+1) x T]. */
 static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int b, int id, int level, int counter,
@@ -124,7 +146,6 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   PetscInt       n2;
   double        *C2, *Y, acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS], c[MAP_MAX_TASKS];
   MapPairCtx     pc;
-  MapPareto      pareto;
   MapLink        links[2] = {MAP_LINK_SIGMOID, MAP_LINK_SIGMOID};
   const char    *names[2] = {"left", "right"};
   PetscBool      fresh;
@@ -169,20 +190,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   }
   PetscCall(MapSurrogateCreate(g->comm, &pc.sur));
   PetscCall(MapSurrogateFit(pc.sur, 2, n2, C2, 2, Y, links));
-  PetscCall(MapParetoCreate(g->comm, &pareto));
-  PetscCall(MapParetoSetFromOptions(pareto));
-  PetscCall(MapParetoSetBox(pareto, r->opt.lo, r->opt.hi));
-  PetscCall(MapParetoSetObjectives(pareto, 2, 2, MapPairObjective, &pc));
-  PetscCall(MapParetoSolve(pareto));
-  {
-    PetscInt      k;
-    const double *Cf, *Ff, *Wf;
-    PetscCall(MapParetoGetFront(pareto, &k, &Cf, &Ff, &Wf));
-    N->front_size = (int)k;
-  }
-  double w[2] = {MapNodePreference(r, A), MapNodePreference(r, B)};
-  PetscCall(MapParetoPick(pareto, w, N->c, N->pred));
-  PetscCall(MapParetoDestroy(&pareto));
+  PetscCall(MapNestedPairPick(r, g->comm, &pc, A, B, N));
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
   PetscCall(MapSignalPending(g->comm, &res->stop));
   if (!res->stop) {
