@@ -171,7 +171,7 @@ struct _p_MapRun {
 };
 typedef struct _p_MapRun MapRunCtx;
 
-/* run_map.c: a phase's stage pushed and its clock started; popped and its time added */
+/* run_phase.c: a phase's stage pushed and its clock started; popped and its time added */
 PetscErrorCode MapRunPhaseBegin(MapRunCtx *r, MapRunPhase p);
 PetscErrorCode MapRunPhaseEnd(MapRunCtx *r, MapRunPhase p);
 /* run_options.c */
