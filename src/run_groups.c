@@ -31,13 +31,13 @@ static PetscErrorCode GroupsCreate(MapRunCtx *r, int G, MapEvalGroups **out)
   for (int k = 0; k < G; k++) g->root[k] = -1;
   for (int q = r->size - 1; q >= 0; q--) g->root[(int64_t)q * G / r->size] = q; /* the smallest rank of each color */
   PetscCallMPI(MPI_Comm_split(r->comm, g->color, r->rank, &g->comm));
-  PetscCall(MapStoreOpen(g->comm, r->store_path, &g->store));
+  PetscCall(MapStoreOpen(g->comm, r->opt.store_path, &g->store));
   for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[t]));
   PetscCall(MapModelCreateFromStore(g->store, r->T, idx, &g->model));
   PetscCall(MapEvaluatorCreate(g->comm, &g->ev));
   PetscCall(MapEvaluatorSetFromOptions(g->ev));
   PetscCall(MapEvaluatorSetGroup(g->ev, g->color));
-  PetscCall(MapEvaluatorSetLogDir(g->ev, r->out));
+  PetscCall(MapEvaluatorSetLogDir(g->ev, r->opt.out));
   PetscCall(MapEvaluatorSetUp(g->ev, g->model, r->T, (const char *const *)r->tasks, r->neval_data ? (const char *const *)r->eval_data : NULL));
   *out = g;
   PetscFunctionReturn(0);
@@ -80,7 +80,7 @@ PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt 
   *grouped = PETSC_FALSE;
   PetscCall(MapEvaluatorGetType(r->ev, &type));
   PetscCall(PetscOptionsGetInt(NULL, NULL, "-map_eval_groups", &G, &set));
-  if (G <= 1 || !type || (strcmp(type, "command") && strcmp(type, "worker")) || r->journal_only) PetscFunctionReturn(0);
+  if (G <= 1 || !type || (strcmp(type, "command") && strcmp(type, "worker")) || r->journal.replay_only) PetscFunctionReturn(0);
   PetscCheck(G <= 64, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": at most 64 evaluator groups", G);
   PetscCheck(G <= r->size, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": more evaluator groups than the %d ranks", G,
              (int)r->size);
@@ -98,26 +98,26 @@ PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt 
     PetscCall(MapRunCheckSignal(r, stop));
     if (*stop) break;
     for (int j = 0; j < n; j++) {
-      PetscCall(MapJournalFind(&r->journal, "sample", (int)(i + j), T, &r->C[(i + j) * T], &e[j]));
+      PetscCall(MapJournalFind(&r->journal, "sample", (int)(i + j), T, &r->samples.C[(i + j) * T], &e[j]));
       if (e[j]) {
-        PetscCall(PetscArraycpy(&r->acc[(i + j) * T], e[j]->acc, T));
-        PetscCall(PetscArraycpy(&r->loss[(i + j) * T], e[j]->loss, T));
+        PetscCall(PetscArraycpy(&r->samples.acc[(i + j) * T], e[j]->acc, T));
+        PetscCall(PetscArraycpy(&r->samples.loss[(i + j) * T], e[j]->loss, T));
         if (e[j]->failed) { /* done: a failed point is not retried (run_metric.c) */
-          r->failed[i + j] = PETSC_TRUE;
-          for (int t = 0; t < T; t++) r->acc[(i + j) * T + t] = NAN;
+          r->samples.failed[i + j] = PETSC_TRUE;
+          for (int t = 0; t < T; t++) r->samples.acc[(i + j) * T + t] = NAN;
         }
       } else fresh++;
     }
     if (!fresh) continue;
     if (g->color < n && !e[g->color]) { /* my group's sample of this chunk */
       PetscInt       s    = i + g->color;
-      int            task = (int)r->sample_task[s];
+      int            task = (int)r->samples.task[s];
       PetscBool      want[MAP_MAX_TASKS];
       MapTaskMetrics m[MAP_MAX_TASKS];
       for (int t = 0; t < T; t++) want[t] = task < 0 || task == t ? PETSC_TRUE : PETSC_FALSE;
       /* not PetscCall: the other groups must hear of a failure before they wait for this result */
-      ierr = MapEvaluatorEvaluateTasks(g->ev, &r->C[s * T], task < 0 ? NULL : want, m);
-      if (!ierr) (void)MapRunMetricValues(r, task < 0 ? NULL : want, m, &r->acc[s * T], &r->loss[s * T]);
+      ierr = MapEvaluatorEvaluateTasks(g->ev, &r->samples.C[s * T], task < 0 ? NULL : want, m);
+      if (!ierr) (void)MapJournalMetricValues(&r->journal, task < 0 ? NULL : want, m, &r->samples.acc[s * T], &r->samples.loss[s * T]);
     }
     PetscCallMPI(MPI_Allreduce(&ierr, &worst, 1, MPI_INT, MPI_MAX, r->comm));
     if (worst) {
@@ -130,23 +130,23 @@ PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt 
     for (int j = 0; j < n; j++) {
       if (e[j]) continue;
       if (r->rank == g->root[j]) {
-        PetscCall(PetscArraycpy(buf, &r->acc[(i + j) * T], T));
-        PetscCall(PetscArraycpy(buf + T, &r->loss[(i + j) * T], T));
+        PetscCall(PetscArraycpy(buf, &r->samples.acc[(i + j) * T], T));
+        PetscCall(PetscArraycpy(buf + T, &r->samples.loss[(i + j) * T], T));
       }
       PetscCallMPI(MPI_Bcast(buf, 2 * T, MPI_DOUBLE, g->root[j], r->comm));
-      PetscCall(PetscArraycpy(&r->acc[(i + j) * T], buf, T));
-      PetscCall(PetscArraycpy(&r->loss[(i + j) * T], buf + T, T));
-      /* as MapRunEvaluateOn: a non-finite metric of an evaluated task is journaled as failed, and the point left out */
-      int task = (int)r->sample_task[i + j], bad = -1;
+      PetscCall(PetscArraycpy(&r->samples.acc[(i + j) * T], buf, T));
+      PetscCall(PetscArraycpy(&r->samples.loss[(i + j) * T], buf + T, T));
+      /* as MapJournalEvaluate: a non-finite metric of an evaluated task is journaled as failed, and the point left out */
+      int task = (int)r->samples.task[i + j], bad = -1;
       for (int t = 0; t < T && bad < 0; t++)
-        if ((task < 0 || task == t) && !(isfinite(r->acc[(i + j) * T + t]) && (!r->metric.with_loss || isfinite(r->loss[(i + j) * T + t])))) bad = t;
-      PetscCall(MapJournalAppend(r->comm, &r->journal, "sample", (int)(i + j), T, &r->C[(i + j) * T], &r->acc[(i + j) * T], &r->loss[(i + j) * T],
+        if ((task < 0 || task == t) && !(isfinite(r->samples.acc[(i + j) * T + t]) && (!r->metric.with_loss || isfinite(r->samples.loss[(i + j) * T + t])))) bad = t;
+      PetscCall(MapJournalAppend(r->comm, &r->journal, "sample", (int)(i + j), T, &r->samples.C[(i + j) * T], &r->samples.acc[(i + j) * T], &r->samples.loss[(i + j) * T],
                                  bad >= 0 ? PETSC_TRUE : PETSC_FALSE));
       if (bad >= 0) {
         PetscCall(PetscPrintf(r->comm, "evaluation sample #%d failed: task %s gave %s %g, loss %g; journaled as failed, left out of the fit\n", (int)(i + j),
-                              r->tasks[bad], r->metric.metric.name, r->acc[(i + j) * T + bad], r->loss[(i + j) * T + bad]));
-        r->failed[i + j] = PETSC_TRUE;
-        for (int t = 0; t < T; t++) r->acc[(i + j) * T + t] = NAN;
+                              r->tasks[bad], r->metric.metric.name, r->samples.acc[(i + j) * T + bad], r->samples.loss[(i + j) * T + bad]));
+        r->samples.failed[i + j] = PETSC_TRUE;
+        for (int t = 0; t < T; t++) r->samples.acc[(i + j) * T + t] = NAN;
       }
     }
     PetscCall(MapProgress(r->comm, "evaluate samples", i + n - i0, i1 - i0, t0));
