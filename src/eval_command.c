@@ -550,6 +550,15 @@ static PetscErrorCode MapEvaluatorDestroy_Command(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode MapEvaluatorView_Command(MapEvaluator ev, PetscViewer viewer)
+{
+  MapEval_Command *m = (MapEval_Command *)ev->data_impl;
+
+  PetscFunctionBegin;
+  PetscCall(MapEvalViewExternal(ev, viewer, "-map_eval_command", ev->command, m->log));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev)
 {
   MapEval_Command *m;
@@ -561,5 +570,6 @@ PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev)
   ev->ops.setup    = MapEvaluatorSetUp_Command;
   ev->ops.evaluate = MapEvaluatorEvaluate_Command;
   ev->ops.destroy  = MapEvaluatorDestroy_Command;
+  ev->ops.view     = MapEvaluatorView_Command;
   PetscFunctionReturn(0);
 }

@@ -930,6 +930,26 @@ static PetscErrorCode MapEvaluatorSetFromOptions_LM(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode MapEvaluatorView_LM(MapEvaluator ev, PetscViewer viewer)
+{
+  MapEval_LM        *m = (MapEval_LM *)ev->data_impl;
+  const MapLMConfig *c = &m->cfg;
+
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "windows: context %" PetscInt_FMT " (-map_lm_context, 0 = the model's positions), at most %" PetscInt_FMT
+                                   " per task (-map_lm_max_windows, 0 = all), %" PetscInt_FMT " per forward pass (-map_lm_batch)\n",
+                                   m->context, m->maxwin, m->batch));
+  if (!ev->setupcalled) PetscFunctionReturn(0);
+  PetscCall(PetscViewerASCIIPrintf(viewer, "model: %s (%s): vocabulary %lld, width %lld, %lld layers, %lld heads (%lld key/value), MLP %lld, %lld positions\n",
+                                   c->arch == MAP_LM_GPT2 ? "gpt2" : "llama", c->path, (long long)c->V, (long long)c->E, (long long)c->nlayer,
+                                   (long long)c->H, (long long)c->Hkv, (long long)c->F, (long long)c->npos));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "rank groups: %d of %d rank(s) each; each splits every layer by output columns\n", m->G, m->gsize));
+  for (int t = 0; t < ev->T; t++)
+    PetscCall(PetscViewerASCIIPrintf(viewer, "task %s: %lld %s\n", ev->tasks[t], (long long)m->tasks[t].nitem,
+                                     m->tasks[t].mc ? "multiple-choice questions" : "windows"));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapEvaluatorCreate_LM(MapEvaluator ev)
 {
   MapEval_LM *m;
@@ -947,6 +967,7 @@ PetscErrorCode MapEvaluatorCreate_LM(MapEvaluator ev)
   ev->ops.setup    = MapEvaluatorSetUp_LM;
   ev->ops.evaluate = MapEvaluatorEvaluate_LM;
   ev->ops.destroy  = MapEvaluatorDestroy_LM;
+  ev->ops.view     = MapEvaluatorView_LM;
   PetscCall(MapEvaluatorSetFromOptions_LM(ev));
   PetscFunctionReturn(0);
 }

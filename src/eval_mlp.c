@@ -829,6 +829,26 @@ static PetscErrorCode MapEvaluatorDestroy_MLP(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode MapEvaluatorView_MLP(MapEvaluator ev, PetscViewer viewer)
+{
+  MapEval_MLP *m = (MapEval_MLP *)ev->data_impl;
+
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "kernel %s (-map_eval_kernel), batch %" PetscInt_FMT " (-map_eval_batch), row block %" PetscInt_FMT
+                                   " (-map_eval_row_block)\n", ev->kernel, ev->batch, ev->rowblock));
+  if (!ev->setupcalled) PetscFunctionReturn(0);
+  PetscCall(PetscViewerASCIIPrintf(viewer, "sample groups: %d of %d rank(s) each; every group holds the whole model split by rows\n", m->G, m->gsize));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "shared layers: %d, widths %lld", m->nlayer, m->nlayer ? (long long)m->layers[0].in : 0LL));
+  PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_FALSE));
+  for (int l = 0; l < m->nlayer; l++) PetscCall(PetscViewerASCIIPrintf(viewer, " -> %lld", (long long)m->layers[l].out));
+  PetscCall(PetscViewerASCIIPrintf(viewer, ", then each task's head\n"));
+  PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_TRUE));
+  for (int t = 0; t < ev->T; t++)
+    PetscCall(PetscViewerASCIIPrintf(viewer, "task %s: %lld samples of %lld features, %d classes, %lld batches\n", ev->tasks[t], (long long)m->tasks[t].n,
+                                     (long long)m->tasks[t].d, m->tasks[t].C, (long long)m->tasks[t].nbatch));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev)
 {
   MapEval_MLP *m;
@@ -840,5 +860,6 @@ PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev)
   ev->ops.setup    = MapEvaluatorSetUp_MLP;
   ev->ops.evaluate = MapEvaluatorEvaluate_MLP;
   ev->ops.destroy  = MapEvaluatorDestroy_MLP;
+  ev->ops.view     = MapEvaluatorView_MLP;
   PetscFunctionReturn(0);
 }

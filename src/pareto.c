@@ -75,6 +75,8 @@ PetscErrorCode MapParetoSetFromOptions(MapPareto p)
                              &p->tau_final, NULL));
   PetscCall(PetscOptionsInt("-map_seed", "the one seed everything is derived from", NULL, seed, &seed, NULL));
   PetscCall(PetscOptionsString("-map_box", "box lo,hi for sampling and search", NULL, boxbuf, boxbuf, sizeof(boxbuf), NULL));
+  PetscCall(PetscOptionsName("-map_pareto_view", "print the search after each Solve (MapParetoView; -map_pareto_view ascii:FILE for a file)",
+                             "MapParetoView", &flg));
   PetscOptionsEnd();
   PetscCall(MapOptionsGetRealList("-map_box", 2, box, &nbox, &flg));
   if (flg) {
@@ -524,6 +526,70 @@ static PetscErrorCode MapParetoFilter(MapPareto p, PetscInt N, const double *R, 
 }
 
 /*
+  MapParetoView - prints the search: scalarisation and solver, preference lattice, starts, pool,
+  polishing, chains, tolerances, box and seed; after Solve also the preference vectors, TAO solves
+  (failed ones), polished preferences, the front's size and the ideal and nadir points. viewer NULL:
+  stdout of the object's communicator. -map_pareto_view [ascii:FILE] prints it after each Solve.
+  Collective.
+*/
+PetscErrorCode MapParetoView(MapPareto p, PetscViewer viewer)
+{
+  PetscBool ascii;
+  PetscInt  H = p->divisions > 0 ? p->divisions : (p->m > 0 ? MapParetoDefaultDivisions(p->m) : 0);
+
+  PetscFunctionBegin;
+  if (!viewer) viewer = PETSC_VIEWER_STDOUT_(p->comm);
+  PetscCall(PetscObjectTypeCompare((PetscObject)viewer, PETSCVIEWERASCII, &ascii));
+  if (!ascii) PetscFunctionReturn(0);
+  PetscCall(PetscViewerASCIIPrintf(viewer, "MapPareto: %s scalarisation%s, %d objectives over %d coefficients in [%g, %g]^T\n",
+                                   MapParetoScalarizations[p->scal],
+                                   p->scal == MAP_PARETO_CHEBYSHEV ? (p->solver == MAP_PARETO_EPIGRAPH ? " (epigraph form, TAOALMM)" : " (smooth max)") : "",
+                                   p->m, p->T, p->lo, p->hi));
+  PetscCall(PetscViewerASCIIPushTab(viewer));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "preferences: Das-Dennis lattice, %" PetscInt_FMT " divisions%s, in chains of %" PetscInt_FMT "\n", H,
+                                   p->divisions > 0 ? "" : " (from the number of objectives)", p->chain));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "starts per preference: %" PetscInt_FMT " (pool of %" PetscInt_FMT " seeded points, seed %llu); polishing rounds: %" PetscInt_FMT "\n",
+                                   p->starts, p->npool, (unsigned long long)p->seed, p->polish));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "rho %g, TAO gatol %g, smooth-max temperature %g -> %g\n", p->rho, p->gatol, p->tau_start, p->tau_final));
+  if (p->npref > 0) {
+    PetscCall(PetscViewerASCIIPrintf(viewer, "last solve: %" PetscInt_FMT " preference vectors, %" PetscInt_FMT " TAO solves (%" PetscInt_FMT
+                                     " failed), %" PetscInt_FMT " preferences improved by polishing, %" PetscInt_FMT " front points\n",
+                                     p->npref, p->nsolves, p->nfailed, p->npolished, p->k));
+  }
+  if (p->have_ideal) {
+    PetscCall(PetscViewerASCIIPrintf(viewer, "ideal:"));
+    PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_FALSE));
+    for (int i = 0; i < p->m; i++) PetscCall(PetscViewerASCIIPrintf(viewer, " %.6g", p->ideal[i]));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "\n"));
+    PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_TRUE));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "nadir:"));
+    PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_FALSE));
+    for (int i = 0; i < p->m; i++) PetscCall(PetscViewerASCIIPrintf(viewer, " %.6g", p->nadir[i]));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "\n"));
+    PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_TRUE));
+  }
+  PetscCall(PetscViewerASCIIPopTab(viewer));
+  PetscFunctionReturn(0);
+}
+
+/* -map_pareto_view [ascii:FILE]: MapParetoView after Solve (as -tao_view after TaoSolve) */
+static PetscErrorCode MapParetoViewFromOptions(MapPareto p)
+{
+  PetscViewer       viewer;
+  PetscViewerFormat format;
+  PetscBool         flg;
+
+  PetscFunctionBegin;
+  PetscCall(PetscOptionsGetViewer(p->comm, NULL, NULL, "-map_pareto_view", &viewer, &format, &flg));
+  if (!flg) PetscFunctionReturn(0);
+  PetscCall(PetscViewerPushFormat(viewer, format));
+  PetscCall(MapParetoView(p, viewer));
+  PetscCall(PetscViewerPopFormat(viewer));
+  PetscCall(PetscViewerDestroy(&viewer));
+  PetscFunctionReturn(0);
+}
+
+/*
   MapParetoSolve - the Pareto set of the objectives over the box. Collective.
 
   1. ideal point and single-objective optima (objective i on rank i % size, broadcast); the start
@@ -654,6 +720,7 @@ PetscErrorCode MapParetoSolve(MapPareto p)
   PetscCall(PetscFree(gathered));
   PetscCall(PetscFree(Wall));
   PetscCall(PetscLogEventEnd(MAP_EVENT_ParetoSolve, 0, 0, 0, 0));
+  PetscCall(MapParetoViewFromOptions(p));
   PetscFunctionReturn(0);
 }
 

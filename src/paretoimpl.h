@@ -3,6 +3,7 @@
 #define MAPMERGE_PARETOIMPL_H
 
 #include <mapmerge/pareto.h>
+#include <petscviewer.h>
 
 struct _p_MapPareto {
   MPI_Comm               comm;
