@@ -4,6 +4,7 @@
 
 #include <mapmerge/pareto.h>
 #include <petscviewer.h>
+#include <petsctao.h>
 
 struct _p_MapPareto {
   MPI_Comm               comm;
@@ -55,6 +56,20 @@ typedef struct {
   double       *nwork;       /* 5T + 2T^2: Newton work */
   double       *coef, *prob; /* m: d phi / d f_i and the softmax weights at the last MapParetoSmoothAt */
 } MapParetoScalarCtx;
+
+/* default Das-Dennis divisions for m objectives (pareto.c) */
+PetscInt MapParetoDefaultDivisions(int m);
+/* -map_pareto_view [ascii:FILE]: MapParetoView after Solve, as -tao_view after TaoSolve (pareto.c) */
+PetscErrorCode MapParetoViewFromOptions(MapPareto p);
+
+/* f (and J when wantJ) at x[T] into s->f, s->J, reusing the last evaluation at the same point
+   (pareto_tao.c) */
+PetscErrorCode MapParetoEvalCached(MapParetoScalarCtx *s, const PetscScalar *x, PetscBool wantJ);
+/* the smooth form for TAO (objective and gradient; Hessian for TAO's Newton types) and the projected
+   Newton solve of a TAOSHELL (pareto_smooth.c) */
+PetscErrorCode MapParetoFormSmooth(Tao tao, Vec X, PetscReal *obj, Vec G, void *vctx);
+PetscErrorCode MapParetoFormSmoothHessian(Tao tao, Vec X, Mat H, Mat Hpre, void *vctx);
+PetscErrorCode MapParetoNewtonSolve(Tao tao);
 
 /* releases the cached TAO solvers (MapParetoDestroy, and whenever T changes) */
 PetscErrorCode MapParetoTaoCacheDestroy(MapPareto p);
