@@ -55,7 +55,7 @@ static PetscErrorCode MapParetoSmoothAt(MapParetoScalarCtx *s, const double *c, 
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapParetoFormSmooth(Tao tao, Vec X, PetscReal *obj, Vec G, void *vctx)
+static PetscErrorCode MapParetoFormSmooth(Tao tao, Vec X, PetscReal *obj, Vec G, void *vctx)
 {
   MapParetoScalarCtx *s = (MapParetoScalarCtx *)vctx;
   const PetscScalar  *x;
@@ -290,7 +290,7 @@ static PetscErrorCode MapParetoArcSearch(MapParetoScalarCtx *s, const double *x,
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapParetoNewtonSolve(Tao tao)
+static PetscErrorCode MapParetoNewtonSolve(Tao tao)
 {
   MapParetoScalarCtx *s;
   MapPareto           p;
@@ -369,7 +369,7 @@ PetscErrorCode MapParetoNewtonSolve(Tao tao)
 }
 
 /* the Hessian of the smooth form for TAO's Newton types */
-PetscErrorCode MapParetoFormSmoothHessian(Tao tao, Vec X, Mat H, Mat Hpre, void *vctx)
+static PetscErrorCode MapParetoFormSmoothHessian(Tao tao, Vec X, Mat H, Mat Hpre, void *vctx)
 {
   MapParetoScalarCtx *s = (MapParetoScalarCtx *)vctx;
   const int           T = s->p->T;
@@ -388,5 +388,19 @@ PetscErrorCode MapParetoFormSmoothHessian(Tao tao, Vec X, Mat H, Mat Hpre, void 
   PetscCall(MatAssemblyEnd(H, MAT_FINAL_ASSEMBLY));
   (void)tao;
   (void)Hpre;
+  PetscFunctionReturn(0);
+}
+
+/* MapParetoSmoothTaoSetUp - the smooth form's problem on tao (a TAOSHELL runs the projected Newton
+   solve; another type set by -map_pareto_tao_type uses the objective, gradient and Hessian) */
+PetscErrorCode MapParetoSmoothTaoSetUp(Tao tao, MapParetoScalarCtx *s, Vec X, Vec lb, Vec ub, Mat H)
+{
+  PetscFunctionBegin;
+  PetscCall(TaoShellSetSolve(tao, MapParetoNewtonSolve));
+  PetscCall(TaoShellSetContext(tao, s));
+  PetscCall(TaoSetSolution(tao, X));
+  PetscCall(TaoSetVariableBounds(tao, lb, ub));
+  PetscCall(TaoSetObjectiveAndGradient(tao, NULL, MapParetoFormSmooth, s));
+  PetscCall(TaoSetHessian(tao, H, H, MapParetoFormSmoothHessian, s));
   PetscFunctionReturn(0);
 }

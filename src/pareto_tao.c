@@ -214,15 +214,10 @@ static PetscErrorCode MapParetoTaoCacheGet(MapPareto p, struct _MapParetoTaoCach
     p->cache = c;
   }
   if (!c->smooth) {
-    /* default: the dense projected Newton above inside a TAOSHELL; -map_pareto_tao_type blmvm (or any
+    /* default: the dense projected Newton (pareto_smooth.c) inside a TAOSHELL; -map_pareto_tao_type blmvm (or any
        bound-constrained TAO type using gradients) replaces it */
     PetscCall(MapParetoTaoCreate(p, TAOSHELL, &c->smooth));
-    PetscCall(TaoShellSetSolve(c->smooth, MapParetoNewtonSolve));
-    PetscCall(TaoShellSetContext(c->smooth, &c->s));
-    PetscCall(TaoSetSolution(c->smooth, c->X));
-    PetscCall(TaoSetVariableBounds(c->smooth, c->lb, c->ub));
-    PetscCall(TaoSetObjectiveAndGradient(c->smooth, NULL, MapParetoFormSmooth, &c->s));
-    PetscCall(TaoSetHessian(c->smooth, c->H, c->H, MapParetoFormSmoothHessian, &c->s));
+    PetscCall(MapParetoSmoothTaoSetUp(c->smooth, &c->s, c->X, c->lb, c->ub, c->H));
     PetscCall(TaoSetFromOptions(c->smooth));
   }
   /* the box may change between searches (MapParetoSetBox) */

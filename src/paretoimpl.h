@@ -65,11 +65,9 @@ PetscErrorCode MapParetoViewFromOptions(MapPareto p);
 /* f (and J when wantJ) at x[T] into s->f, s->J, reusing the last evaluation at the same point
    (pareto_tao.c) */
 PetscErrorCode MapParetoEvalCached(MapParetoScalarCtx *s, const PetscScalar *x, PetscBool wantJ);
-/* the smooth form for TAO (objective and gradient; Hessian for TAO's Newton types) and the projected
-   Newton solve of a TAOSHELL (pareto_smooth.c) */
-PetscErrorCode MapParetoFormSmooth(Tao tao, Vec X, PetscReal *obj, Vec G, void *vctx);
-PetscErrorCode MapParetoFormSmoothHessian(Tao tao, Vec X, Mat H, Mat Hpre, void *vctx);
-PetscErrorCode MapParetoNewtonSolve(Tao tao);
+/* MapParetoSmoothTaoSetUp - puts the smooth form on tao: objective and gradient, Hessian (for TAO's
+   Newton types), and the projected Newton solve when tao is a TAOSHELL (pareto_smooth.c) */
+PetscErrorCode MapParetoSmoothTaoSetUp(Tao tao, MapParetoScalarCtx *s, Vec X, Vec lb, Vec ub, Mat H);
 
 /* releases the cached TAO solvers (MapParetoDestroy, and whenever T changes) */
 PetscErrorCode MapParetoTaoCacheDestroy(MapPareto p);
