@@ -2,8 +2,8 @@
    that task's private tensors (under their own names, so it loads as a plain state_dict) is
    written rank-parallel to a temporary .safetensors; rank 0 runs the program through
    posix_spawnp (never a shell) with {model}, {task} and {data} substituted into the argv
-   template, with a timeout; the last non-empty stdout line must be a JSON object with numeric
-   "accuracy" and "loss". The outcome (metrics or an error message) is broadcast, so every rank
+   template, with a timeout; the last non-empty stdout line must be a JSON object with the metric
+   of -map_metric (default "accuracy", then with "loss"; null or NaN: a failed point). The outcome (metrics or an error message) is broadcast, so every rank
    fails or succeeds together. The temporary model is always removed. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* posix_spawn, strsignal, usleep under -std=c17 */
@@ -278,7 +278,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
         PetscCall(MapEvalCommandSubstitute(m->argv[k], path, ev->tasks[t], ev->ndata ? ev->data[t] : NULL, &argv[k]));
       PetscCall(PetscMemzero(res, sizeof(*res)));
       MapEvalApplyGPU(ev);
-      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], m->logfd, &res->met, res->msg, sizeof(res->msg));
+      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], ev->metric.name, m->logfd, &res->met, res->msg, sizeof(res->msg));
       for (int k = 0; k < m->argc; k++) PetscCall(PetscFree(argv[k]));
       PetscCall(PetscFree(argv));
       (void)unlink(path);

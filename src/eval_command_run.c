@@ -73,7 +73,7 @@ static int Drain(int fd, Capture *c)
   return 0;
 }
 
-static int ParseMetrics(const char *out, const char *task, const char *prog, MapTaskMetrics *m, char *msg, size_t msglen)
+static int ParseMetrics(const char *out, const char *task, const char *prog, const char *metric, MapTaskMetrics *m, char *msg, size_t msglen)
 {
   /* the last non-empty line */
   const char *end = out + strlen(out);
@@ -81,37 +81,32 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   const char *start = end;
   while (start > out && start[-1] != '\n') start--;
   if (end == start) {
-    snprintf(msg, msglen, "task %s: %s printed nothing on stdout; expected a last line like {\"accuracy\": 0.9, \"loss\": 0.3}", task, prog);
+    snprintf(msg, msglen, "task %s: %s printed nothing on stdout; expected a last line like {\"%s\": 0.9%s}", task, prog, metric,
+             strcmp(metric, "accuracy") ? "" : ", \"loss\": 0.3");
     return 1;
   }
   json_error_t err;
-  json_t      *root = json_loadb(start, (size_t)(end - start), 0, &err);
+  char        *last = strndup(start, (size_t)(end - start)), *line = last ? MapEvalJsonNonFinite(last) : NULL;
+  free(last);
+  if (!line) {
+    snprintf(msg, msglen, "task %s: out of memory", task);
+    return 1;
+  }
+  json_t *root = json_loads(line, 0, &err); /* Python's NaN/Infinity read as null: a failed point, not garbage */
+  free(line);
   if (!root || !json_is_object(root)) {
-    snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"accuracy\": x, \"loss\": y}. Output:\n%s",
-             task, prog, root ? "another JSON value" : err.text, MapEvalTailLines(out, 20));
+    snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"%s\": x%s}. Output:\n%s",
+             task, prog, root ? "another JSON value" : err.text, metric, strcmp(metric, "accuracy") ? "" : ", \"loss\": y", MapEvalTailLines(out, 20));
     if (root) json_decref(root);
     return 1;
   }
-  json_t *a = json_object_get(root, "accuracy"), *l = json_object_get(root, "loss");
-  if (!a || !l || !json_is_number(a) || !json_is_number(l)) {
-    snprintf(msg, msglen, "task %s: %s's JSON has %s; expected numbers \"accuracy\" and \"loss\". Output:\n%s", task, prog,
-             !a ? "no \"accuracy\"" : !l ? "no \"loss\"" : "a non-number \"accuracy\" or \"loss\"", MapEvalTailLines(out, 20));
-    json_decref(root);
-    return 1;
-  }
-  m->accuracy = json_number_value(a);
-  m->loss     = json_number_value(l);
-  m->correct  = 0; /* unknown unless the program reports them */
-  m->count    = 0;
-  json_t *n   = json_object_get(root, "count"), *k = json_object_get(root, "correct");
-  if (n && json_is_integer(n)) m->count = (int64_t)json_integer_value(n);
-  if (k && json_is_integer(k)) m->correct = (int64_t)json_integer_value(k);
+  int rc = MapEvalReadMetrics(root, metric, task, m, msg, msglen);
   json_decref(root);
-  if (!isfinite(m->accuracy) || m->accuracy < 0 || m->accuracy > 1) {
-    snprintf(msg, msglen, "task %s: %s reported accuracy %g; an accuracy is a fraction in [0, 1]", task, prog, m->accuracy);
-    return 1;
+  if (rc) {
+    size_t l = strlen(msg);
+    snprintf(msg + l, msglen - l, " in %s's output:\n%s", prog, MapEvalTailLines(out, 20));
   }
-  return 0;
+  return rc;
 }
 
 /* starts argv with stdin from /dev/null and stdout/stderr into the pipes' write ends, in its own
@@ -196,8 +191,8 @@ static int WaitCommand(pid_t pid, const int *out, const int *err, double timeout
 }
 
 /* the verdict on a finished program: timeout, signal (2: not sent by us), exit status, else its metrics */
-static int CommandVerdict(int status, int timedout, double timeout, const char *task, const char *prog, const Capture *co, const Capture *ce,
-                          MapTaskMetrics *m, char *msg, size_t msglen)
+static int CommandVerdict(int status, int timedout, double timeout, const char *task, const char *prog, const char *metric, const Capture *co,
+                          const Capture *ce, MapTaskMetrics *m, char *msg, size_t msglen)
 {
   if (timedout) {
     snprintf(msg, msglen, "task %s: \"%s\" did not finish within %g s (-map_eval_timeout) and was killed. Last stderr lines:\n%s", task, prog,
@@ -214,10 +209,10 @@ static int CommandVerdict(int status, int timedout, double timeout, const char *
              MapEvalTailLines(ce->buf, 20));
     return WEXITSTATUS(status) > 128 ? 2 : 1; /* > 128: a shell's way of saying its child died of signal status-128 */
   }
-  return ParseMetrics(co->buf ? co->buf : "", task, prog, m, msg, msglen);
+  return ParseMetrics(co->buf ? co->buf : "", task, prog, metric, m, msg, msglen);
 }
 
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int logfd, MapTaskMetrics *m, char *msg, size_t msglen)
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, const char *metric, int logfd, MapTaskMetrics *m, char *msg, size_t msglen)
 {
   int         out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0, nold = 0, timedout = 0;
   pid_t       pid = 0, old[64];
@@ -248,7 +243,7 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int l
     dprintf(logfd, "== task %s: %s ==\n", task, prog);
     if (ce.len) (void)!write(logfd, ce.buf, ce.len);
   }
-  rc = CommandVerdict(status, timedout, timeout, task, prog, &co, &ce, m, msg, msglen);
+  rc = CommandVerdict(status, timedout, timeout, task, prog, metric, &co, &ce, m, msg, msglen);
 done:
   if (pid > 0) (void)MapEvalKillTree(pid, old, nold);
   for (int k = 0; k < 2; k++) {
