@@ -512,6 +512,17 @@ static PetscErrorCode MapEvaluatorDestroy_Worker(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode MapEvaluatorView_Worker(MapEvaluator ev, PetscViewer viewer)
+{
+  MapEval_Worker *m = (MapEval_Worker *)ev->data_impl;
+
+  PetscFunctionBegin;
+  PetscCall(MapEvalViewExternal(ev, viewer, "-map_eval_worker", ev->worker, m->log));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "requests: %s (-map_eval_worker_mode), merged model dtype %s (-map_eval_worker_dtype)\n", ev->worker_mode,
+                                   ev->worker_dtype));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapEvaluatorCreate_Worker(MapEvaluator ev)
 {
   MapEval_Worker *m;
@@ -523,5 +534,6 @@ PetscErrorCode MapEvaluatorCreate_Worker(MapEvaluator ev)
   ev->ops.setup    = MapEvaluatorSetUp_Worker;
   ev->ops.evaluate = MapEvaluatorEvaluate_Worker;
   ev->ops.destroy  = MapEvaluatorDestroy_Worker;
+  ev->ops.view     = MapEvaluatorView_Worker;
   PetscFunctionReturn(0);
 }

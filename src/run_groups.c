@@ -32,13 +32,13 @@ static PetscErrorCode GroupsCreate(MapRunCtx *r, int G, MapEvalGroups **out)
   for (int k = 0; k < G; k++) g->root[k] = -1;
   for (int q = r->size - 1; q >= 0; q--) g->root[(int64_t)q * G / r->size] = q; /* the smallest rank of each color */
   PetscCallMPI(MPI_Comm_split(r->comm, g->color, r->rank, &g->comm));
-  PetscCall(MapStoreOpen(g->comm, r->store_path, &g->store));
+  PetscCall(MapStoreOpen(g->comm, r->opt.store_path, &g->store));
   for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[t]));
   PetscCall(MapModelCreateFromStore(g->store, r->T, idx, &g->model));
   PetscCall(MapEvaluatorCreate(g->comm, &g->ev));
   PetscCall(MapEvaluatorSetFromOptions(g->ev));
   PetscCall(MapEvaluatorSetGroup(g->ev, g->color));
-  PetscCall(MapEvaluatorSetLogDir(g->ev, r->out));
+  PetscCall(MapEvaluatorSetLogDir(g->ev, r->opt.out));
   PetscCall(MapEvaluatorSetUp(g->ev, g->model, r->T, (const char *const *)r->tasks, r->neval_data ? (const char *const *)r->eval_data : NULL));
   *out = g;
   PetscFunctionReturn(0);
@@ -73,7 +73,7 @@ static PetscErrorCode GroupsWanted(MapRunCtx *r, PetscInt *G)
   *G = 0;
   PetscCall(MapEvaluatorGetType(r->ev, &type));
   PetscCall(PetscOptionsGetInt(NULL, NULL, "-map_eval_groups", G, &set));
-  if (*G <= 1 || !type || (strcmp(type, "command") && strcmp(type, "worker")) || r->journal_only) {
+  if (*G <= 1 || !type || (strcmp(type, "command") && strcmp(type, "worker")) || r->journal.replay_only) {
     *G = 0;
     PetscFunctionReturn(0);
   }
@@ -121,7 +121,7 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
       /* not PetscCall: the other groups must hear of a failure before they wait for this result */
       if (it->done) ierr = MapEvaluatorEvaluateOnDataOf(g->ev, r->ev_test, it->c, m, it->done);
       else ierr = MapEvaluatorEvaluateTasks(g->ev, it->c, it->task < 0 ? NULL : want, m);
-      if (!ierr && (!it->done || *it->done)) (void)MapRunMetricValues(r, it->task < 0 || it->done ? NULL : want, m, it->acc, it->loss);
+      if (!ierr && (!it->done || *it->done)) (void)MapJournalMetricValues(&r->journal, it->task < 0 || it->done ? NULL : want, m, it->acc, it->loss);
     }
     { /* a group done early sleeps while the others' programs compute */
       MPI_Request req;
@@ -149,7 +149,7 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
         *it->done = buf[2 * T] != 0 ? PETSC_TRUE : PETSC_FALSE;
         continue;
       }
-      /* as MapRunEvaluateOn: a non-finite metric of an evaluated task is journaled as failed, and the point left out */
+      /* as MapJournalEvaluate: a non-finite metric of an evaluated task is journaled as failed, and the point left out */
       int bad = -1;
       for (int t = 0; t < T && bad < 0; t++)
         if ((it->task < 0 || it->task == t) && !(isfinite(it->acc[t]) && (!r->metric.with_loss || isfinite(it->loss[t])))) bad = t;
@@ -194,7 +194,7 @@ PetscErrorCode MapRunEvaluateItems(MapRunCtx *r, PetscInt nitem, const MapRunEva
     if (*stop) break;
     if (it->done) continue; /* held-out items go to groups only; *done stays false */
     for (int t = 0; t < r->T; t++) want[t] = it->task < 0 || it->task == t ? PETSC_TRUE : PETSC_FALSE;
-    PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, it->kind, it->index, it->c, it->task < 0 ? NULL : want, it->acc, it->loss, &fresh, &failed));
+    PetscCall(MapJournalEvaluate(&r->journal, r->comm, r->ev, it->kind, it->index, it->c, it->task < 0 ? NULL : want, it->acc, it->loss, &fresh, &failed));
     if (it->failed) *it->failed = failed;
     if (fresh) PetscCall(MapProgress(r->comm, label, i + 1, nitem, t0));
   }
@@ -211,7 +211,7 @@ PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1,
   PetscFunctionBegin;
   PetscCall(PetscMalloc1(i1 - i0 + 1, &items));
   for (PetscInt i = i0; i < i1; i++)
-    items[i - i0] = (MapRunEvalItem){"sample", (int)i, &r->C[i * r->T], (int)r->sample_task[i], &r->acc[i * r->T], &r->loss[i * r->T], &r->failed[i], NULL};
+    items[i - i0] = (MapRunEvalItem){"sample", (int)i, &r->samples.C[i * r->T], (int)r->samples.task[i], &r->samples.acc[i * r->T], &r->samples.loss[i * r->T], &r->samples.failed[i], NULL};
   PetscCall(MapRunEvaluateItems(r, i1 - i0, items, "evaluate samples", stop));
   PetscCall(PetscFree(items));
   PetscFunctionReturn(0);
@@ -232,15 +232,15 @@ PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop, PetscBool *tes
   PetscFunctionBegin;
   *tested = PETSC_FALSE;
   PetscCall(GroupsWanted(r, &G));
-  r->kreal = PetscMin(r->reevaluate, r->kfront);
-  PetscCall(PetscMalloc3(r->kreal + 1, &r->real_index, (r->kreal + 1) * r->T, &r->real_acc, (r->kreal + 1) * r->T, &r->real_loss));
-  PetscCall(PetscMalloc1(r->kreal + 2, &items));
-  for (PetscInt k = 0; k < r->kreal; k++) {
-    r->real_index[k] = r->kreal == 1 ? 0 : (int)((k * (r->kfront - 1) + (r->kreal - 1) / 2) / (r->kreal - 1));
-    items[n++]       = (MapRunEvalItem){"reeval", (int)k, &r->Cf[r->real_index[k] * r->T], -1, &r->real_acc[k * r->T], &r->real_loss[k * r->T], NULL, NULL};
+  r->report.kreal = PetscMin(r->opt.reevaluate, r->report.kfront);
+  PetscCall(PetscMalloc3(r->report.kreal + 1, &r->report.real_index, (r->report.kreal + 1) * r->T, &r->report.real_acc, (r->report.kreal + 1) * r->T, &r->report.real_loss));
+  PetscCall(PetscMalloc1(r->report.kreal + 2, &items));
+  for (PetscInt k = 0; k < r->report.kreal; k++) {
+    r->report.real_index[k] = r->report.kreal == 1 ? 0 : (int)((k * (r->report.kfront - 1) + (r->report.kreal - 1) / 2) / (r->report.kreal - 1));
+    items[n++]       = (MapRunEvalItem){"reeval", (int)k, &r->report.Cf[r->report.real_index[k] * r->T], -1, &r->report.real_acc[k * r->T], &r->report.real_loss[k * r->T], NULL, NULL};
   }
-  if (r->npref) items[n++] = (MapRunEvalItem){"pick", 0, r->pick_c, -1, r->pick_acc, r->pick_loss, NULL, NULL};
-  if (r->npref && r->ev_test && G > 1) items[n++] = (MapRunEvalItem){"test", 0, r->pick_c, -1, r->pick_test_acc, r->pick_test_loss, NULL, tested};
+  if (r->opt.npref) items[n++] = (MapRunEvalItem){"pick", 0, r->report.pick_c, -1, r->report.pick_acc, r->report.pick_loss, NULL, NULL};
+  if (r->opt.npref && r->ev_test && G > 1) items[n++] = (MapRunEvalItem){"test", 0, r->report.pick_c, -1, r->report.pick_test_acc, r->report.pick_test_loss, NULL, tested};
   PetscCall(MapRunEvaluateItems(r, n, items, "re-evaluate front and pick", stop));
   PetscCall(PetscFree(items));
   PetscFunctionReturn(0);
