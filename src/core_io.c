@@ -1,4 +1,5 @@
-/* core_io: temporary outputs, input/output path checks, sha256 (OpenSSL) and the store checksum (core_io.h). */
+/* core_io: temporary outputs, input/output path checks, sha256 (OpenSSL), the store checksum's text form and the
+ * finiteness scan (core_io.h; the checksum itself and the range digest of files: core_digest.c). */
 #include <math.h>
 #include <mapmerge/core.h>
 #include <openssl/evp.h>
@@ -149,33 +150,6 @@ PetscErrorCode MapSha256File(const char *path, char hex[65])
   PetscCheck(!err, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "read error on %s", path);
   map_hex(d, dl, hex);
   PetscFunctionReturn(0);
-}
-
-uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first)
-{
-  uint64_t sum = 0;
-
-  for (int64_t j = 0; j < n; j++) {
-    uint64_t bits;
-    if (esize == 2) {
-      uint16_t h;
-      memcpy(&h, (const char *)data + 2 * (size_t)j, 2);
-      bits = h;
-    } else {
-      uint32_t w;
-      memcpy(&w, (const char *)data + 4 * (size_t)j, 4);
-      bits = w;
-    }
-    /* splitmix64's finaliser twice: of the index, then of it xor the bits */
-    uint64_t z = (uint64_t)(first + j) * 0x9e3779b97f4a7c15ULL;
-    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z          = (z ^ (z >> 31)) ^ (bits * 0x9e3779b97f4a7c15ULL);
-    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    sum += z ^ (z >> 31);
-  }
-  return sum;
 }
 
 void MapChecksumFormat(uint64_t sum, char text[24]) { snprintf(text, 24, "map64:%016llx", (unsigned long long)sum); }

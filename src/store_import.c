@@ -577,6 +577,7 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
   PetscCheck(MapStoreDTypeGetInfo(im.dtype), comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
              (int)im.dtype, (int)MAP_DTYPE_F32, (int)MAP_DTYPE_BF16, (int)MAP_DTYPE_F16);
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
+  im.digest_range = opts && opts->digest_range > 0 ? (uint64_t)opts->digest_range : MAP_STORE_DIGEST_RANGE;
   chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
 
   PetscCall(ImportCheckSpace(&im, path));
@@ -598,10 +599,12 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
 
   ierr = MapStoreImportWriteProvenance_Private(&im, file);
   if (!ierr) ierr = MapStoreImportWriteIndex_Private(&im, file);
+  if (!ierr) ierr = MapStoreImportDigestBegin_Private(&im);
   if (!ierr) ierr = ImportWriteVectors(&im, file, dxpl, block, chunk);
   if (!ierr) ierr = ImportWritePrivate(&im, file, dxpl);
   if (!ierr) ierr = MapStoreImportWriteBuffers_Private(&im, file);
   if (!ierr) ierr = MapStoreImportWriteHFFiles_Private(&im, file);
+  if (!ierr) ierr = MapStoreImportDigestEnd_Private(&im, file);
   if (!ierr) ierr = H5Pclose(dxpl) < 0 ? PETSC_ERR_LIB : 0;
   if (!ierr) ierr = H5Fclose(file) < 0 ? PETSC_ERR_FILE_WRITE : 0; /* the last metadata is flushed here: a full disk shows up here too */
   /* the HDF5 call is named above; here the file, so a full disk says where (the temporary file is removed) */
@@ -625,6 +628,7 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
   if (im.dtype != MAP_DTYPE_F32)
     PetscCall(PetscPrintf(comm, "import: %s storage (round to nearest even; private tensors stay F32): task vectors max abs error %.9g, max rel error %.9g (bound for normal values %s); pretrained max abs error %.9g, max rel error %.9g\n",
                           MapDTypeName(im.dtype), im.err[1][0], im.err[1][1], MapStoreDTypeGetInfo(im.dtype)->relbound, im.err[0][0], im.err[0][1]));
+  PetscCall(MapStoreImportDigestDestroy_Private(&im));
   for (int c = 0; c < im.nck; c++) {
     PetscCall(PetscFree(im.ck[c].info));
     PetscCall(PetscFree(im.ck[c].priv));
