@@ -34,3 +34,8 @@ foreach(case sniff buffers heads folder torchload)
   map_script_test(store_hf_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/hf_test.py ${case} ${MAP_STORE_WORK}/hf_${case} ${MPIEXEC_EXECUTABLE})
   set_tests_properties(store_hf_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()
+# source digests (sha256 of 64 KiB ranges' sha256, hashed while importing) and the store checksum, at
+# -n 1..4, against scripts/map_digest.py and numpy (tests/store/digest_test.py)
+map_script_test(store_digest /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/digest_test.py ${MAP_STORE_WORK}/digest
+                ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mapmerge>)
+set_tests_properties(store_digest PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")

@@ -9,7 +9,6 @@ Checkpoints are written by hand (tests/stio.py: 8-byte little-endian header leng
 so the test does not share code with the C reader. The binary is $MAPMERGE.
 """
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import stio  # noqa: E402  (tests/stio.py: the hand-written safetensors reader/writer of the tests)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import map_digest  # noqa: E402  (the source digest, computed independently: docs/storage.md)
 
 MAPMERGE = os.environ.get("MAPMERGE", "mapmerge")
 
@@ -183,17 +184,19 @@ def check_store_h5(store, paths):
         if dts != ["F16" if n == "norm.weight" else "F32" for n, _ in SHAPES]:
             fail("dtypes %s" % dts)
         a = f.attrs
-        for key in ("mapmerge_version", "git_commit", "creation_time", "pretrained.sha256", "task.gamma.sha256"):
+        for key in ("mapmerge_version", "git_commit", "creation_time", "pretrained.digest", "task.gamma.digest", "source_digest"):
             if key not in a:
                 fail("store attribute %s missing (have %s)" % (key, list(a.keys())))
-        shas = a["task.gamma.sha256"].splitlines()
+        if a["source_digest"] != "sha256-ranges-%d" % map_digest.DEFAULT_RANGE:
+            fail("source_digest %r" % a["source_digest"])
+        shas = a["task.gamma.digest"].splitlines()
         want = sorted(glob.glob(os.path.join(paths["gamma"], "*.safetensors")))
         if len(shas) != len(want):
             fail("gamma sha256 lines %s, files %s" % (shas, want))
         for line, fn in zip(sorted(shas, key=lambda l: l.split()[1]), want):
             h, p = line.split("  ", 1)
-            if h != hashlib.sha256(open(fn, "rb").read()).hexdigest() or os.path.realpath(fn) != p:
-                fail("sha256 line %r for %s" % (line, fn))
+            if h != map_digest.digest(fn) or os.path.realpath(fn) != p:
+                fail("digest line %r for %s" % (line, fn))
         if a["task.beta.dtypes"] != "F32,BF16":
             fail("beta dtypes %r" % a["task.beta.dtypes"])
     print("ok store %s: h5py contents equal the checkpoints" % os.path.basename(store))
