@@ -97,18 +97,18 @@ struct _p_MapFileDigest {
   int            fd;
   uint64_t       size, range, pos; /* pos: the next byte to hash (in one of this rank's ranges), or size when done */
   int64_t        nrange;
-  unsigned char *mine;   /* [nrange]: 1 for the ranges this rank hashes */
-  unsigned char *leaves; /* [nrange * 32]: sha256 of each range this rank hashed, zeros elsewhere */
-  EVP_MD_CTX    *ctx;    /* the range at pos, when pos is inside one */
-  int            open;   /* ctx holds a started range */
+  unsigned char *mine;      /* [nrange]: 1 for the ranges this rank hashes */
+  unsigned char *leaves;    /* [nrange * 32]: sha256 of each range this rank hashed, zeros elsewhere */
+  EVP_MD_CTX    *ctx;       /* the range at pos, when pos is inside one */
+  int            open;      /* ctx holds a started range */
   uint64_t       fed, read; /* bytes hashed from the caller's buffers / read here */
   unsigned char *scratch;
 };
 
 PetscErrorCode MapFileDigestCreate(const char *path, uint64_t range, MapFileDigest *d)
 {
-  struct stat    sb;
-  MapFileDigest  g;
+  struct stat   sb;
+  MapFileDigest g;
 
   PetscFunctionBegin;
   PetscCheck(range >= 4096 && range % 4096 == 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "digest of %s: range size %llu is not a positive multiple of 4096",

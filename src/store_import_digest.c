@@ -98,7 +98,7 @@ static PetscErrorCode DigestEndFile(Import *im, Ckpt *ck, int f, char hex[65], u
   unsigned char       *all;
   int64_t              nrange;
   uint64_t             fed = 0, rd = 0;
-  int                  ok  = 1;
+  int                  ok = 1;
 
   PetscFunctionBegin;
   PetscCall(MapFileDigestGetRanges(ck->dig[f], NULL, &nrange));

@@ -39,6 +39,16 @@ typedef struct {
 /* Root attributes: format, versions, storage dtype, creation time, private patterns, and per
    checkpoint its path, the sha256 of its files and its dtypes. Collective. */
 PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file);
+/* store_import_index.c: the index (merged tensors: floating tensors of the pretrained model not
+   matching a private pattern, in file order; each task's private tensors), built from the replicated
+   headers so every rank takes the same decisions; a log line per task whose dtypes differ; the
+   private tensors' datasets. Collective. */
+PetscErrorCode MapStoreImportBuildIndex_Private(Import *im);
+PetscErrorCode MapStoreImportLogDtypes_Private(Import *im);
+PetscErrorCode MapStoreImportWritePrivate_Private(Import *im, hid_t file, hid_t dxpl);
+/* the shard file of checkpoint c that holds tensor t (for messages) */
+const char *MapStoreImportFileOf_Private(const Ckpt *c, const MapTensorInfo *t);
+
 /* store_import_digest.c: the source files' range digests, hashed while the data pass reads them.
    Begin (before the first read): creates them and hooks them to the readers; End (after the last
    read): hashes what no read covered, combines the ranks' range hashes and writes the attributes
