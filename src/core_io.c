@@ -176,3 +176,41 @@ int64_t MapFirstNonFiniteF32(const float *x, int64_t n)
     if (!isfinite(x[i])) return i;
   return -1;
 }
+
+/* one chunk of x - pre: any NaN/Inf among the x or among the differences (branch-free, vectorises) */
+static int ChunkSubtractHasNonFinite(const float *x, const float *pre)
+{
+  uint32_t bad = 0;
+  for (int j = 0; j < MAP_FINITE_CHUNK; j++) {
+    float    d = x[j] - pre[j];
+    uint32_t w, v;
+    memcpy(&w, x + j, sizeof(w));
+    memcpy(&v, &d, sizeof(v));
+    bad |= ((w & 0x7f800000u) == 0x7f800000u) | ((v & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad != 0;
+}
+
+static void ChunkSubtract(float *restrict x, const float *restrict pre) /* restrict: so it vectorises */
+{
+  for (int j = 0; j < MAP_FINITE_CHUNK; j++) x[j] -= pre[j];
+}
+
+int64_t MapSubtractFiniteF32(float *x, const float *pre, int64_t n, int *overflow)
+{
+  int64_t i0 = 0, bad;
+
+  *overflow = 0;
+  /* clean chunks: checked and subtracted while in cache, one pass over memory */
+  for (; i0 + MAP_FINITE_CHUNK <= n; i0 += MAP_FINITE_CHUNK) {
+    if (ChunkSubtractHasNonFinite(x + i0, pre + i0)) break;
+    ChunkSubtract(x + i0, pre + i0);
+  }
+  /* the tail, or from the first chunk with a bad value on: a non-finite x anywhere comes first */
+  bad = MapFirstNonFiniteF32(x + i0, n - i0);
+  if (bad >= 0) return i0 + bad;
+  for (int64_t j = i0; j < n; j++) x[j] -= pre[j];
+  bad = MapFirstNonFiniteF32(x + i0, n - i0);
+  if (bad >= 0) *overflow = 1;
+  return bad >= 0 ? i0 + bad : -1;
+}

@@ -172,18 +172,12 @@ static PetscErrorCode ImportReadBlock(Import *im, int64_t j0, int64_t n, float *
   }
   for (int t = 0; *ok && t < im->T; t++) {
     float *x = tv + (size_t)t * (size_t)n;
+    int    overflow;
     PetscCall(ImportReadRange(im, t + 1, j0, n, x));
-    bad = MapFirstNonFiniteF32(x, n);
+    bad = MapSubtractFiniteF32(x, pre, n, &overflow); /* the task's values, then theta_task - theta_pre */
     if (bad >= 0) {
       *ok = 0;
-      BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_SOURCE, msg, len);
-      break;
-    }
-    for (int64_t j = 0; j < n; j++) x[j] -= pre[j];
-    bad = MapFirstNonFiniteF32(x, n);
-    if (bad >= 0) {
-      *ok = 0;
-      BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_TASK_VECTOR, msg, len);
+      BadValueMessage(im, t + 1, j0 + bad, x[bad], overflow ? BAD_TASK_VECTOR : BAD_SOURCE, msg, len);
     }
   }
   if (*ok && pre16) *ok = ImportRoundBlock(im, j0, n, pre, tv, pre16, tv16, msg, len);

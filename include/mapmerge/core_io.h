@@ -43,6 +43,10 @@ void     MapChecksumFormat(uint64_t sum, char text[24]);
    with a branch-free exponent test the compiler vectorises, then the one chunk that has one
    element by element. Not collective. */
 int64_t MapFirstNonFiniteF32(const float *x, int64_t n);
+/* MapSubtractFiniteF32 - x[j] -= pre[j] (pre finite), checked in the same pass: -1 when every x and
+   every difference is finite; else the first j with a NaN/Inf x (*overflow = 0; x may be partly
+   subtracted) or, when every x is finite, the first difference that overflowed (*overflow = 1). */
+int64_t MapSubtractFiniteF32(float *x, const float *pre, int64_t n, int *overflow);
 
 /* MapFileDigest - the range digest of a file (docs/storage.md, "Source digests"): the file is cut
    into ranges of `range` bytes (the last shorter; an empty file is one empty range), each range is

@@ -339,12 +339,24 @@ def tw_extra(name, tl):
     return tl + [("adapter.weight", "F32", np.ones(4, np.float32))] if name == "gamma" else tl
 
 
+def tw_tv_overflow(name, tl):
+    """finite values whose task vector (alpha - pretrained) overflows F32"""
+    out = []
+    for n, d, a in tl:
+        if name in ("pretrained", "alpha") and n == "encoder.1.bias":
+            a = a.copy()
+            v = np.float32(-3e38 if name == "pretrained" else 3e38)
+            a[2] = stio.to_bf16(v) if a.dtype == np.uint16 else v
+        out.append((n, d, a))
+    return out
+
+
 def bad(case, work, mpiexec):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     store = os.path.join(work, "out.h5")
     tweaks = {"shape_mismatch": tw_shape, "missing_tensor": tw_missing, "nan": tw_nan, "inf": tw_inf, "int_dtype": tw_int,
-              "extra_tensor": tw_extra, "bf16_overflow": tw_big(3.4e38), "f16_overflow": tw_big(65520.0)}
+              "extra_tensor": tw_extra, "tv_overflow": tw_tv_overflow, "bf16_overflow": tw_big(3.4e38), "f16_overflow": tw_big(65520.0)}
     paths = make_family(os.path.join(work, "models"), tweaks.get(case))
     out = store
     dt = case.split("_")[0]
@@ -357,6 +369,7 @@ def bad(case, work, mpiexec):
                 "missing_tensor": ["task alpha model", "alpha.safetensors", "encoder.0.bias", "is missing"],
                 "nan": ["beta.safetensors", "encoder.0.weight element 79", "is NaN"],
                 "inf": ["pretrained.safetensors", "encoder.1.bias element 2", "flat parameter index 1119", "is Inf"],
+                "tv_overflow": ["task alpha model", "encoder.1.bias element 2", "flat parameter index 1119", "task vector (task - pretrained) overflows F32"],
                 "int_dtype": ["task beta model", "beta.safetensors", "I64 tensor encoder.0.steps differs from the pretrained", "element 1"],
                 "extra_tensor": ["gamma", "adapter.weight", "not in the pretrained model", "-map_private_patterns"]}[case]
     elif case == "option_typo":
