@@ -353,7 +353,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
   PetscCall(ExportTasks(comm, store, &o, &ntask, &tasks));
   /* private tensors (one task's or all), integer/bool buffers, a model folder's files */
-  PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, shard, &ex));
+  PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, &ex));
   nextra = ex.npriv + ex.nbuf;
 
   /* the tensor list: merged tensors in store order, then the private ones, then the buffers */
@@ -381,7 +381,9 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   {
     const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
     const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};
-    PetscCall(MapSafetensorsWriterCreate(comm, ex.target, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
+    /* a model folder is staged and switched in whole, weights and files together */
+    if (ex.folder) PetscCall(MapSafetensorsWriterCreateFolder(comm, o.output, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
+    else PetscCall(MapSafetensorsWriterCreate(comm, o.output, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
   }
   {
     /* a damaged store or a non-finite merge fails here, on every rank: no output is published */
@@ -392,8 +394,15 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
     }
   }
   PetscCall(MapExportExtrasWrite(&ex, w, info, ntensors, rank));
+  {
+    PetscErrorCode ierr = MapExportExtrasStage(comm, &ex, w, store, o.run, ntask, tasks, o.c, info, ntensors, shard);
+    if (ierr) {
+      PetscCall(MapSafetensorsWriterAbort(&w));
+      PetscCall(ierr);
+    }
+  }
   PetscCall(MapSafetensorsWriterClose(&w));
-  PetscCall(MapExportExtrasFinish(comm, &ex, store, o.output, o.run, ntask, tasks, o.c, info, ntensors, shard));
+  PetscCall(MapExportExtrasReport(comm, &ex, o.output));
 
   PetscCall(PetscPrintf(comm, "export: wrote %s: %d tensors (%d merged, %d private of %s, %d buffers), P = %lld, dtype %s, tasks %s, c = %s; %.2f s\n",
                         o.output, ntensors + nextra, ntensors, ex.npriv, o.priv[0] ? o.priv : "-", ex.nbuf, (long long)P,

@@ -39,3 +39,9 @@ endforeach()
 map_script_test(store_digest /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/digest_test.py ${MAP_STORE_WORK}/digest
                 ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mapmerge>)
 set_tests_properties(store_digest PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+# A model-folder export killed (strace -e inject=...:signal=KILL) before each of its renames, links,
+# unlinks, mkdirs and rmdirs leaves exactly the old folder or the new one (issue 12 A3, issue 14)
+foreach(case sharded unsharded)
+  map_script_test(store_hf_crash_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/hf_crash_test.py ${case} ${MAP_STORE_WORK}/hf_crash_${case} ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(store_hf_crash_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()
