@@ -1,4 +1,5 @@
-/* core_io: temporary outputs, input/output path checks, sha256 (OpenSSL) and the store checksum (core_io.h). */
+/* core_io: temporary outputs, input/output path checks, sha256 (OpenSSL), the store checksum's text form and the
+ * finiteness scan (core_io.h; the checksum itself and the range digest of files: core_digest.c). */
 #include <math.h>
 #include <mapmerge/core.h>
 #include <openssl/evp.h>
@@ -151,33 +152,6 @@ PetscErrorCode MapSha256File(const char *path, char hex[65])
   PetscFunctionReturn(0);
 }
 
-uint64_t MapChecksum64(const void *data, size_t esize, int64_t n, int64_t first)
-{
-  uint64_t sum = 0;
-
-  for (int64_t j = 0; j < n; j++) {
-    uint64_t bits;
-    if (esize == 2) {
-      uint16_t h;
-      memcpy(&h, (const char *)data + 2 * (size_t)j, 2);
-      bits = h;
-    } else {
-      uint32_t w;
-      memcpy(&w, (const char *)data + 4 * (size_t)j, 4);
-      bits = w;
-    }
-    /* splitmix64's finaliser twice: of the index, then of it xor the bits */
-    uint64_t z = (uint64_t)(first + j) * 0x9e3779b97f4a7c15ULL;
-    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z          = (z ^ (z >> 31)) ^ (bits * 0x9e3779b97f4a7c15ULL);
-    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    sum += z ^ (z >> 31);
-  }
-  return sum;
-}
-
 void MapChecksumFormat(uint64_t sum, char text[24]) { snprintf(text, 24, "map64:%016llx", (unsigned long long)sum); }
 
 /* one chunk's test: any element with all exponent bits set (NaN or Inf); no early exit, so it vectorises */
@@ -201,4 +175,42 @@ int64_t MapFirstNonFiniteF32(const float *x, int64_t n)
   for (int64_t i = i0; i < n; i++)
     if (!isfinite(x[i])) return i;
   return -1;
+}
+
+/* one chunk of x - pre: any NaN/Inf among the x or among the differences (branch-free, vectorises) */
+static int ChunkSubtractHasNonFinite(const float *x, const float *pre)
+{
+  uint32_t bad = 0;
+  for (int j = 0; j < MAP_FINITE_CHUNK; j++) {
+    float    d = x[j] - pre[j];
+    uint32_t w, v;
+    memcpy(&w, x + j, sizeof(w));
+    memcpy(&v, &d, sizeof(v));
+    bad |= ((w & 0x7f800000u) == 0x7f800000u) | ((v & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad != 0;
+}
+
+static void ChunkSubtract(float *restrict x, const float *restrict pre) /* restrict: so it vectorises */
+{
+  for (int j = 0; j < MAP_FINITE_CHUNK; j++) x[j] -= pre[j];
+}
+
+int64_t MapSubtractFiniteF32(float *x, const float *pre, int64_t n, int *overflow)
+{
+  int64_t i0 = 0, bad;
+
+  *overflow = 0;
+  /* clean chunks: checked and subtracted while in cache, one pass over memory */
+  for (; i0 + MAP_FINITE_CHUNK <= n; i0 += MAP_FINITE_CHUNK) {
+    if (ChunkSubtractHasNonFinite(x + i0, pre + i0)) break;
+    ChunkSubtract(x + i0, pre + i0);
+  }
+  /* the tail, or from the first chunk with a bad value on: a non-finite x anywhere comes first */
+  bad = MapFirstNonFiniteF32(x + i0, n - i0);
+  if (bad >= 0) return i0 + bad;
+  for (int64_t j = i0; j < n; j++) x[j] -= pre[j];
+  bad = MapFirstNonFiniteF32(x + i0, n - i0);
+  if (bad >= 0) *overflow = 1;
+  return bad >= 0 ? i0 + bad : -1;
 }

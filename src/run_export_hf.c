@@ -227,7 +227,7 @@ static PetscErrorCode TextAdd(Text *t, const char *fmt, ...)
 static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char *run, int ntask, const int *tasks, const double *c,
                                 const MapTensorInfo *info, int ntensors, uint64_t shard, Text *t)
 {
-  char       *pre = NULL, *presha = NULL, key[MAP_NAME_LEN + 32];
+  char       *pre = NULL, *presha = NULL, *kind = NULL, key[MAP_NAME_LEN + 32];
   const char *base = strrchr(ex->source, '/') ? strrchr(ex->source, '/') + 1 : ex->source;
   int64_t     P;
   int         nmerged;
@@ -235,12 +235,14 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
   PetscFunctionBegin;
   PetscCall(MapStoreGetSizes(store, &P, NULL, &nmerged));
   PetscCall(MapStoreGetAttribute(store, "pretrained.model", &pre));
-  PetscCall(MapStoreGetAttribute(store, "pretrained.sha256", &presha));
+  PetscCall(MapStoreGetAttribute(store, "source_digest", &kind));
+  PetscCall(MapStoreGetAttribute(store, kind ? "pretrained.digest" : "pretrained.sha256", &presha));
   PetscCall(TextAdd(t, "---\nbase_model: %s\nlibrary_name: transformers\ntags:\n- merge\n- mapmerge\n---\n\n", base));
   PetscCall(TextAdd(t, "# %s, merged with mapmerge\n\nThis model is theta = theta_pretrained + sum_i c_i (theta_i - theta_pretrained), computed by "
                        "mapmerge %s (git %s) with MAP (model merging by amortized Pareto fronts).\n\n",
                     base, MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT));
-  PetscCall(TextAdd(t, "## Recipe\n\n- base model: `%s`\n\n```\n%s\n```\n\n", pre ? pre : ex->source, presha ? presha : "(no sha256 recorded)"));
+  PetscCall(TextAdd(t, "## Recipe\n\n- base model: `%s`\n\n%s of its files:\n\n```\n%s\n```\n\n", pre ? pre : ex->source, kind ? kind : "sha256",
+                    presha ? presha : "(none recorded)"));
   PetscCall(TextAdd(t, "| task | coefficient c_i | checkpoint |\n|---|---|---|\n"));
   for (int k = 0; k < ntask; k++) {
     const char *nm;
@@ -251,12 +253,13 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
     PetscCall(TextAdd(t, "| %s | %.17g | `%s` |\n", nm, c[k], model ? model : "?"));
     PetscCall(PetscFree(model));
   }
-  PetscCall(TextAdd(t, "\nsha256 of the task checkpoints:\n\n```\n"));
+  PetscCall(TextAdd(t, "\n%s of the task checkpoints (%s):\n\n```\n", kind ? kind : "sha256",
+                    kind ? "sha256 of the concatenated sha256 of each range of that many bytes; scripts/map_digest.py" : "sha256sum"));
   for (int k = 0; k < ntask; k++) {
     const char *nm;
     char       *sha = NULL;
     PetscCall(MapStoreGetTaskName(store, tasks[k], &nm));
-    PetscCall(PetscSNPrintf(key, sizeof(key), "task.%s.sha256", nm));
+    PetscCall(PetscSNPrintf(key, sizeof(key), "task.%s.%s", nm, kind ? "digest" : "sha256"));
     PetscCall(MapStoreGetAttribute(store, key, &sha));
     PetscCall(TextAdd(t, "# %s\n%s\n", nm, sha ? sha : "(none recorded)"));
     PetscCall(PetscFree(sha));
@@ -312,6 +315,7 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
   PetscCall(TextAdd(t, "```\n"));
   PetscCall(PetscFree(pre));
   PetscCall(PetscFree(presha));
+  PetscCall(PetscFree(kind));
   PetscFunctionReturn(0);
 }
 

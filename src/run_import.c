@@ -12,7 +12,7 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
 {
   char                  pretrained[MAP_PATH_LEN] = "", store[MAP_PATH_LEN] = "", patterns[4096] = "head.*";
   static char           tasks[65536], models[65536]; /* long lists of long paths */
-  PetscInt              block = 0, chunk = 0, idtype = 0, ibuf = 0;
+  PetscInt              block = 0, chunk = 0, idtype = 0, ibuf = 0, drange = MAP_STORE_DIGEST_RANGE;
   const char           *bufmodes[] = {"error", "private"};
   const char           *dtypes[] = {"f32", "bf16", "f16"}; /* MapStoreDTypeFromOption order */
   PetscBool             help, set;
@@ -34,6 +34,9 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
   PetscCall(PetscOptionsInt("-map_import_block", "parameters per rank converted per collective write (0 = about 4M/(T+1))", NULL, block, &block,
                             NULL));
   PetscCall(PetscOptionsInt("-map_import_chunk", "columns per HDF5 chunk of /task_vectors (0 = min(P, 1M))", NULL, chunk, &chunk, NULL));
+  PetscCall(PetscOptionsInt("-map_import_digest_range",
+                            "bytes per range of the source files' digests (sha256 of the sha256 of each range; a multiple of 4096, recorded in the store)",
+                            NULL, drange, &drange, NULL));
   PetscCall(PetscOptionsEList("-map_store_dtype",
                               "storage dtype of /pretrained and /task_vectors: f32, bf16 or f16 (half the bytes; rounded to nearest even, "
                               "relative error per element < 2^-8 for bf16, < 2^-11 for f16 above 2^-14 (f16 overflows beyond 65504), recorded in the store)",
@@ -52,6 +55,8 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
   PetscCheck(models[0], comm, PETSC_ERR_ARG_WRONG, "import: -map_task_models P1,P2,P3 is required");
   PetscCheck(store[0], comm, PETSC_ERR_ARG_WRONG, "import: -map_store PATH (the output) is required");
   PetscCheck(block >= 0 && chunk >= 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "import: -map_import_block %" PetscInt_FMT " and -map_import_chunk %" PetscInt_FMT " must be >= 0", block, chunk);
+  PetscCheck(drange >= 4096 && drange % 4096 == 0, comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "import: -map_import_digest_range %" PetscInt_FMT " must be a positive multiple of 4096", drange);
   PetscCall(MapSplitList(tasks, ',', &nt, &tl));
   PetscCall(MapSplitList(models, ',', &nm, &ml));
   PetscCheck(nt == nm, comm, PETSC_ERR_ARG_SIZ, "import: -map_tasks lists %d tasks but -map_task_models lists %d models; they must match one to one",
@@ -71,6 +76,7 @@ PetscErrorCode MapCommandImport(MPI_Comm comm)
 
   opts.block = block;
   opts.chunk = chunk;
+  opts.digest_range = drange;
   opts.dtype = MapStoreDTypeFromOption(idtype);
   opts.buffers_private = ibuf == 1 ? PETSC_TRUE : PETSC_FALSE;
   PetscCall(MapStoreImport(comm, pretrained, nt, (const char *const *)tl, (const char *const *)ml, np, (const char *const *)pl, store,

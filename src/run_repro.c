@@ -58,8 +58,8 @@ static PetscErrorCode HashEvalCommand(json_t *in)
 /*
   MapRunManifestRepro - adds to the manifest m: in "inputs_sha256" (in) the -map_eval_command program
   and script (the test sets are hashed when read, MapRunHashInputs); "reproducibility": the BLAS thread pin, the evaluator's
-  kernel and what its bits are independent of, and the sha256 of the checkpoints the store was
-  imported from (for the embedded default: the zoo's files). Collective (reads store attributes).
+  kernel and what its bits are independent of, and the digests of the checkpoints the store was
+  imported from ("store_sources_digest", its "definition" the store's source_digest; "store_sources_sha256" for older stores) (for the embedded default: the zoo's files). Collective (reads store attributes).
 */
 PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *m, json_t *in)
 {
@@ -75,16 +75,22 @@ PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *m, json_t *in)
   json_object_set_new(rep, "mlp_eval_bits",
                       json_string(!strcmp(kernel, "fixed") ? "independent of rank count, launcher, CPU model and BLAS"
                                                            : "independent of rank count and launcher; depend on the CPU's BLAS kernels (versions.blas)"));
-  if (r->store)
+  if (r->store) {
+    char *kind = NULL;
+    /* the source digests (docs/storage.md); a store imported before them has the plain sha256 */
+    PetscCall(MapStoreGetAttribute(r->store, "source_digest", &kind));
     for (int t = -1; t < r->T; t++) {
       char key[MAP_NAME_LEN + 32], *v = NULL;
-      if (t < 0) snprintf(key, sizeof(key), "pretrained.sha256");
-      else snprintf(key, sizeof(key), "task.%s.sha256", r->tasks[t]);
+      if (t < 0) snprintf(key, sizeof(key), "pretrained.%s", kind ? "digest" : "sha256");
+      else snprintf(key, sizeof(key), "task.%s.%s", r->tasks[t], kind ? "digest" : "sha256");
       PetscCall(MapStoreGetAttribute(r->store, key, &v));
       if (v) json_object_set_new(src, t < 0 ? "pretrained" : r->tasks[t], json_string(v));
       PetscCall(PetscFree(v));
     }
-  json_object_set_new(rep, "store_sources_sha256", src);
+    if (kind) json_object_set_new(src, "definition", json_string(kind));
+    json_object_set_new(rep, kind ? "store_sources_digest" : "store_sources_sha256", src);
+    PetscCall(PetscFree(kind));
+  } else json_decref(src);
   json_object_set_new(m, "reproducibility", rep);
   PetscFunctionReturn(0);
 }

@@ -28,6 +28,8 @@ struct _p_MapSafetensors {
   MapTensorInfo *t;
   int           *byname; /* tensor indices sorted by name, for MapSafetensorsFind */
   json_t        *meta;   /* __metadata__ of the first file, or NULL */
+  MapSafetensorsReadHook hook; /* sees every byte range read from a file, as read */
+  void                  *hook_ctx;
 };
 
 /* What rank 0 read from disk; broadcast verbatim so that every rank parses the same bytes. */
@@ -546,12 +548,14 @@ PetscErrorCode MapSafetensorsReadF32(MapSafetensors st, const MapTensorInfo *t, 
   uint64_t off = st->data_start[t->file] + t->begin + (uint64_t)start * isize;
   if (t->dtype == MAP_DTYPE_F32) {
     PetscCall(map_pread_full(st->fds[t->file], out, (size_t)count * 4, off, fname));
+    if (st->hook) PetscCall(st->hook(st->hook_ctx, t->file, off, (size_t)count * 4, out));
     PetscFunctionReturn(0);
   }
   PetscCall(PetscMalloc1((size_t)PetscMin(count, chunk) * isize + 1, &buf));
   for (int64_t done = 0; done < count;) {
     int64_t        c   = PetscMin(count - done, chunk);
     PetscErrorCode ierr = map_pread_full(st->fds[t->file], buf, (size_t)c * isize, off + (uint64_t)done * isize, fname);
+    if (!ierr && st->hook) ierr = st->hook(st->hook_ctx, t->file, off + (uint64_t)done * isize, (size_t)c * isize, buf);
     if (ierr) PetscCall(PetscFree(buf));
     PetscCall(ierr);
     float *o = out + done;
@@ -585,5 +589,22 @@ PetscErrorCode MapSafetensorsReadRaw(MapSafetensors st, const MapTensorInfo *t, 
   PetscFunctionBegin;
   PetscCall(map_check_tensor(st, t));
   PetscCall(map_pread_full(st->fds[t->file], buf, (size_t)(t->end - t->begin), st->data_start[t->file] + t->begin, st->files[t->file]));
+  if (st->hook) PetscCall(st->hook(st->hook_ctx, t->file, st->data_start[t->file] + t->begin, (size_t)(t->end - t->begin), buf));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsSetReadHook(MapSafetensors st, MapSafetensorsReadHook hook, void *ctx)
+{
+  PetscFunctionBegin;
+  st->hook     = hook;
+  st->hook_ctx = ctx;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsGetDataStart(MapSafetensors st, int file, uint64_t *start)
+{
+  PetscFunctionBegin;
+  PetscCheck(file >= 0 && file < st->nfiles, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: file index %d of %d", st->path, file, st->nfiles);
+  *start = st->data_start[file];
   PetscFunctionReturn(0);
 }

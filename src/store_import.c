@@ -2,141 +2,9 @@
  * Every rank reads only the byte ranges of its shard [lo,hi) of the flat parameter vector,
  * computes the task vectors, checks them, and writes with collective hyperslab I/O. */
 #include "storeimportimpl.h"
-#include <fnmatch.h>
 #include <libgen.h>
 #include <sys/statvfs.h>
 #include <math.h>
-
-static PetscBool MatchesPrivate(const Import *im, const char *name)
-{
-  for (int i = 0; i < im->npat; i++)
-    if (fnmatch(im->pat[i], name, 0) == 0) return PETSC_TRUE;
-  return PETSC_FALSE;
-}
-
-static void ShapeStr(int ndim, const int64_t *shape, char *buf, size_t len)
-{
-  size_t l = 0;
-  l += (size_t)snprintf(buf, len, "[");
-  for (int d = 0; d < ndim && l < len; d++) l += (size_t)snprintf(buf + l, len - l, "%s%lld", d ? "," : "", (long long)shape[d]);
-  if (l < len) snprintf(buf + l, len - l, "]");
-}
-
-static const char *FileOf(const Ckpt *c, const MapTensorInfo *t)
-{
-  int                nf;
-  const char *const *files;
-  if (MapSafetensorsGetFiles(c->st, &nf, &files) || t->file < 0 || t->file >= nf) return c->path;
-  return files[t->file];
-}
-
-/* The index: merged tensors (floating tensors of the pretrained model not matching a private
-   pattern, in file order) and each task's private tensors. Headers are replicated, so every rank
-   takes the same decisions and errors are raised on comm. */
-static PetscErrorCode ImportBuildIndex(Import *im)
-{
-  Ckpt   *pre = &im->ck[0];
-  int     npre;
-  int64_t off = 0;
-  char    s1[256], s2[256];
-
-  PetscFunctionBegin;
-  PetscCall(MapStoreImportReportShapes_Private(im)); /* heads found, not guessed: before any shape error */
-  PetscCall(MapSafetensorsGetNumTensors(pre->st, &npre));
-  PetscCall(PetscCalloc1(npre + 1, &im->tensors));
-  for (int c = 0; c < im->nck; c++) PetscCall(PetscCalloc1(npre + 1, &im->ck[c].info));
-  for (int i = 0; i < npre; i++) {
-    const MapTensorInfo *t;
-    PetscBool            isbuf;
-    PetscCall(MapSafetensorsGetTensor(pre->st, i, &t));
-    PetscCall(MapStoreImportIsBuffer_Private(im, 0, t, &isbuf)); /* integer/bool: kept as it is, never merged */
-    if (isbuf) continue;
-    if (MatchesPrivate(im, t->name)) continue; /* the pretrained model's own head is not used */
-    PetscCheck(MapDTypeIsFloat(t->dtype), im->comm, PETSC_ERR_ARG_WRONG,
-               "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", pre->label, FileOf(pre, t),
-               t->name, MapTensorDTypeName(t));
-    PetscCheck(!strchr(t->name, '\n'), im->comm, PETSC_ERR_ARG_WRONG, "%s %s: tensor name with a newline", pre->label, pre->path);
-    MapStoreTensor *s = &im->tensors[im->ntensors];
-    PetscCall(PetscStrncpy(s->name, t->name, sizeof(s->name)));
-    PetscCall(PetscStrncpy(s->dtype, MapDTypeName(t->dtype), sizeof(s->dtype)));
-    s->ndim = t->ndim;
-    for (int d = 0; d < t->ndim; d++) s->shape[d] = t->shape[d];
-    s->offset = off;
-    s->numel  = t->numel;
-    off += t->numel;
-    pre->info[im->ntensors] = t;
-    for (int c = 1; c < im->nck; c++) {
-      Ckpt                *ck = &im->ck[c];
-      const MapTensorInfo *u;
-      PetscCall(MapSafetensorsFind(ck->st, t->name, &u));
-      PetscCheck(u, im->comm, PETSC_ERR_ARG_WRONG, "%s %s: tensor %s of the pretrained model %s is missing", ck->label, ck->path, t->name,
-                 pre->path);
-      PetscBool same = (PetscBool)(u->ndim == t->ndim);
-      for (int d = 0; same && d < t->ndim; d++) same = (PetscBool)(u->shape[d] == t->shape[d]);
-      ShapeStr(u->ndim, u->shape, s1, sizeof(s1));
-      ShapeStr(t->ndim, t->shape, s2, sizeof(s2));
-      PetscCheck(same, im->comm, PETSC_ERR_ARG_SIZ, "%s %s: tensor %s has shape %s, but in the pretrained model %s it has shape %s",
-                 ck->label, FileOf(ck, u), t->name, s1, pre->path, s2);
-      PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
-                 "%s %s: tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) can be merged", ck->label, FileOf(ck, u),
-                 t->name, MapTensorDTypeName(u));
-      ck->info[im->ntensors] = u;
-    }
-    im->ntensors++;
-  }
-  im->P = off;
-  PetscCheck(im->ntensors > 0 && im->P > 0, im->comm, PETSC_ERR_ARG_WRONG,
-             "%s %s: no tensor to merge (%d tensors, all private or empty; private patterns decide)", pre->label, pre->path, npre);
-
-  /* task tensors outside the merged set must be private: anything else would silently vanish */
-  for (int c = 1; c < im->nck; c++) {
-    Ckpt *ck = &im->ck[c];
-    int   n;
-    PetscCall(MapSafetensorsGetNumTensors(ck->st, &n));
-    PetscCall(PetscCalloc1(n + 1, &ck->priv));
-    for (int i = 0; i < n; i++) {
-      const MapTensorInfo *u, *p;
-      PetscBool            isbuf;
-      PetscCall(MapSafetensorsGetTensor(ck->st, i, &u));
-      PetscCall(MapStoreImportIsBuffer_Private(im, c, u, &isbuf));
-      if (isbuf) continue;
-      if (MatchesPrivate(im, u->name)) {
-        PetscCheck(MapDTypeIsFloat(u->dtype), im->comm, PETSC_ERR_ARG_WRONG,
-                   "%s %s: private tensor %s has dtype %s; only floating tensors (F32, F16, BF16, F64) are supported", ck->label,
-                   FileOf(ck, u), u->name, MapTensorDTypeName(u));
-        PetscCheck(!strchr(u->name, '/') && strcmp(u->name, ".") && strcmp(u->name, ".."), im->comm, PETSC_ERR_ARG_WRONG,
-                   "%s %s: private tensor name \"%s\" cannot be an HDF5 dataset name", ck->label, ck->path, u->name);
-        ck->priv[ck->npriv++] = u;
-        continue;
-      }
-      PetscCall(MapSafetensorsFind(pre->st, u->name, &p));
-      PetscCheck(p, im->comm, PETSC_ERR_ARG_WRONG,
-                 "%s %s: tensor %s is not in the pretrained model %s and matches no private pattern (-map_private_patterns)", ck->label,
-                 FileOf(ck, u), u->name, pre->path);
-    }
-  }
-  PetscFunctionReturn(0);
-}
-
-/* One log line per checkpoint whose tensor dtypes differ from the pretrained model's. */
-static PetscErrorCode ImportLogDtypes(Import *im)
-{
-  PetscFunctionBegin;
-  for (int c = 1; c < im->nck; c++) {
-    Ckpt *ck    = &im->ck[c];
-    int   ndiff = 0, first = -1;
-    for (int i = 0; i < im->ntensors; i++)
-      if (ck->info[i]->dtype != im->ck[0].info[i]->dtype) {
-        if (first < 0) first = i;
-        ndiff++;
-      }
-    if (ndiff)
-      PetscCall(PetscPrintf(im->comm, "import: %s %s: %d tensors have a different dtype than in the pretrained model (first: %s is %s, pretrained %s); all are converted to F32\n",
-                            ck->label, ck->path, ndiff, im->tensors[first].name, MapTensorDTypeName(ck->info[first]),
-                            MapTensorDTypeName(im->ck[0].info[first])));
-  }
-  PetscFunctionReturn(0);
-}
 
 /* Reads flat elements [j0, j0+n) of the merged vector from checkpoint c as F32. */
 static PetscErrorCode ImportReadRange(Import *im, int c, int64_t j0, int64_t n, float *out)
@@ -178,7 +46,7 @@ static void BadValueMessage(Import *im, int c, int64_t j, float v, BadValueKind 
              MapDTypeName(im->dtype), MapStoreDTypeGetInfo(im->dtype)->mark);
   else
     snprintf(msg, len, "%s %s: tensor %s element %lld (flat parameter index %lld) is %s", im->ck[c].label,
-             FileOf(&im->ck[c], im->ck[c].info[t - im->tensors]), t->name, (long long)(j - t->offset), (long long)j,
+             MapStoreImportFileOf_Private(&im->ck[c], im->ck[c].info[t - im->tensors]), t->name, (long long)(j - t->offset), (long long)j,
              isnan(v) ? "NaN" : "Inf");
 }
 
@@ -286,6 +154,36 @@ static PetscErrorCode ImportRecordChecksums(Import *im, hid_t dpre, hid_t dtv)
   PetscFunctionReturn(0);
 }
 
+/* One block [j0, j0+n) of this rank: the pretrained values and the T task vectors (read, checked for
+   NaN/Inf, subtracted in F32, checked for overflow), rounded to pre16/tv16 for 16-bit storage (pre16
+   NULL: F32). *ok = 0 with msg set on the first bad value. */
+static PetscErrorCode ImportReadBlock(Import *im, int64_t j0, int64_t n, float *pre, float *tv, uint16_t *pre16, uint16_t *tv16, int *ok,
+                                      char *msg, size_t len)
+{
+  int64_t bad;
+
+  PetscFunctionBegin;
+  *ok = 1;
+  PetscCall(ImportReadRange(im, 0, j0, n, pre));
+  bad = MapFirstNonFiniteF32(pre, n);
+  if (bad >= 0) {
+    *ok = 0;
+    BadValueMessage(im, 0, j0 + bad, pre[bad], BAD_SOURCE, msg, len);
+  }
+  for (int t = 0; *ok && t < im->T; t++) {
+    float *x = tv + (size_t)t * (size_t)n;
+    int    overflow;
+    PetscCall(ImportReadRange(im, t + 1, j0, n, x));
+    bad = MapSubtractFiniteF32(x, pre, n, &overflow); /* the task's values, then theta_task - theta_pre */
+    if (bad >= 0) {
+      *ok = 0;
+      BadValueMessage(im, t + 1, j0 + bad, x[bad], overflow ? BAD_TASK_VECTOR : BAD_SOURCE, msg, len);
+    }
+  }
+  if (*ok && pre16) *ok = ImportRoundBlock(im, j0, n, pre, tv, pre16, tv16, msg, len);
+  PetscFunctionReturn(0);
+}
+
 /* /pretrained and /task_vectors, block by block: read, check, subtract (in F32), round to the
    storage dtype, write collectively. */
 static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int64_t block, int64_t chunk)
@@ -315,31 +213,9 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
   double t0 = MapWallTime();
   for (int64_t b = 0; b < maxblk; b++) {
     int64_t j0 = lay.lo + b * block, n = PetscMax(0, PetscMin(lay.hi, j0 + block) - j0);
-    int     ok = 1;
+    int     ok;
     PetscCall(PetscLogEventBegin(MAP_EVENT_StoreRead, 0, 0, 0, 0));
-    PetscCall(ImportReadRange(im, 0, j0, n, pre));
-    int64_t bad = MapFirstNonFiniteF32(pre, n);
-    if (bad >= 0) {
-      ok = 0;
-      BadValueMessage(im, 0, j0 + bad, pre[bad], BAD_SOURCE, msg, sizeof(msg));
-    }
-    for (int t = 0; ok && t < im->T; t++) {
-      float *x = tv + (size_t)t * (size_t)n;
-      PetscCall(ImportReadRange(im, t + 1, j0, n, x));
-      bad = MapFirstNonFiniteF32(x, n);
-      if (bad >= 0) {
-        ok = 0;
-        BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_SOURCE, msg, sizeof(msg));
-        break;
-      }
-      for (int64_t j = 0; j < n; j++) x[j] -= pre[j];
-      bad = MapFirstNonFiniteF32(x, n);
-      if (bad >= 0) {
-        ok = 0;
-        BadValueMessage(im, t + 1, j0 + bad, x[bad], BAD_TASK_VECTOR, msg, sizeof(msg));
-      }
-    }
-    if (ok && half) ok = ImportRoundBlock(im, j0, n, pre, tv, pre16, tv16, msg, sizeof(msg));
+    PetscCall(ImportReadBlock(im, j0, n, pre, tv, pre16, tv16, &ok, msg, sizeof(msg)));
     PetscCall(PetscLogEventEnd(MAP_EVENT_StoreRead, 0, 0, 0, 0));
     MapCheckAll(im->comm, ok, PETSC_ERR_FP, "%s", msg);
 
@@ -385,71 +261,6 @@ static PetscErrorCode ImportWriteVectors(Import *im, hid_t file, hid_t dxpl, int
   MapCallHDF5(H5Sclose(ftv));
   MapCallHDF5(H5Dclose(dpre));
   MapCallHDF5(H5Dclose(dtv));
-  PetscFunctionReturn(0);
-}
-
-/* /private/<task>/<tensor>: each rank reads and writes a balanced slice of the first dimension. */
-static PetscErrorCode ImportWritePrivate(Import *im, hid_t file, hid_t dxpl)
-{
-  hid_t gp, gcpl;
-
-  PetscFunctionBegin;
-  MapCallHDF5(gp = H5Gcreate2(file, "private", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  MapCallHDF5(gcpl = H5Pcreate(H5P_GROUP_CREATE));
-  /* keep the file order of the tensors for MapStoreGetPrivateNames */
-  MapCallHDF5(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
-  for (int t = 0; t < im->T; t++) {
-    Ckpt *ck = &im->ck[t + 1];
-    hid_t g;
-    MapCallHDF5(g = H5Gcreate2(gp, im->tasks[t], H5P_DEFAULT, gcpl, H5P_DEFAULT));
-    for (int i = 0; i < ck->npriv; i++) {
-      const MapTensorInfo *u = ck->priv[i];
-      hsize_t              dims[MAP_MAX_NDIM], start[MAP_MAX_NDIM] = {0}, count[MAP_MAX_NDIM];
-      int64_t              rows = u->ndim ? u->shape[0] : 1, rowsize = rows ? u->numel / rows : 0;
-      int64_t              r0 = rows * im->rank / im->size, r1 = rows * (im->rank + 1) / im->size, n = (r1 - r0) * rowsize;
-      hid_t                fs, ms, d;
-      float               *buf;
-      char                 msg[1024] = "";
-
-      for (int k = 0; k < u->ndim; k++) dims[k] = count[k] = (hsize_t)u->shape[k];
-      MapCallHDF5(fs = u->ndim ? H5Screate_simple(u->ndim, dims, NULL) : H5Screate(H5S_SCALAR));
-      MapCallHDF5(d = H5Dcreate2(g, u->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-      PetscCall(PetscMalloc1(n + 1, &buf));
-      PetscCall(MapSafetensorsReadF32(ck->st, u, r0 * rowsize, n, buf));
-      int64_t bad = MapFirstNonFiniteF32(buf, n);
-      if (bad >= 0)
-        snprintf(msg, sizeof(msg), "%s %s: private tensor %s element %lld is %s", ck->label, FileOf(ck, u), u->name,
-                 (long long)(r0 * rowsize + bad), isnan(buf[bad]) ? "NaN" : "Inf");
-      MapCheckAll(im->comm, bad < 0, PETSC_ERR_FP, "%s", msg);
-      hsize_t mn = (hsize_t)PetscMax(n, 1);
-      MapCallHDF5(ms = H5Screate_simple(1, &mn, NULL));
-      if (n == 0) {
-        MapCallHDF5(H5Sselect_none(fs));
-        MapCallHDF5(H5Sselect_none(ms));
-      } else if (u->ndim) {
-        start[0] = (hsize_t)r0;
-        count[0] = (hsize_t)(r1 - r0);
-        MapCallHDF5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
-      }
-      /* a zero-size tensor (a dimension of 0) is stored as its empty dataset: a collective write of
-         nothing fails in MPI-IO, and there is nothing to write */
-      if (u->numel > 0) MapCallHDF5(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf));
-      {
-        uint64_t sum = MapChecksum64(buf, sizeof(float), n, r0 * rowsize);
-        char     text[24];
-        PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_UINT64_T, MPI_SUM, im->comm));
-        MapChecksumFormat(sum, text);
-        PetscCall(MapH5WriteStringAttr(d, MAP_STORE_ATTR_CHECKSUM, text));
-      }
-      PetscCall(PetscFree(buf));
-      MapCallHDF5(H5Sclose(ms));
-      MapCallHDF5(H5Sclose(fs));
-      MapCallHDF5(H5Dclose(d));
-    }
-    MapCallHDF5(H5Gclose(g));
-  }
-  MapCallHDF5(H5Pclose(gcpl));
-  MapCallHDF5(H5Gclose(gp));
   PetscFunctionReturn(0);
 }
 
@@ -501,6 +312,63 @@ static PetscErrorCode ImportCheckArgs(MPI_Comm comm, const char *pretrained, int
   PetscFunctionReturn(0);
 }
 
+/* Opens the T+1 checkpoints (headers only) and checks that the store is none of them nor of their files. */
+static PetscErrorCode ImportOpenCheckpoints(Import *im, const char *pretrained, const char *const *task_models, const char *path)
+{
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(im->comm, &im->rank));
+  PetscCallMPI(MPI_Comm_size(im->comm, &im->size));
+  PetscCall(PetscCalloc1(im->nck, &im->ck));
+  for (int c = 0; c < im->nck; c++) {
+    im->ck[c].path = c ? task_models[c - 1] : pretrained;
+    if (c) PetscCall(PetscSNPrintf(im->ck[c].label, sizeof(im->ck[c].label), "task %s model", im->tasks[c - 1]));
+    else PetscCall(PetscStrncpy(im->ck[c].label, "pretrained model", sizeof(im->ck[c].label)));
+    PetscCall(MapSafetensorsOpen(im->comm, im->ck[c].path, &im->ck[c].st));
+  }
+  {
+    /* the store may not be one of the checkpoints it is made from (nor one of their files) */
+    int          nin = 0;
+    const char **in;
+    for (int c = 0; c < im->nck; c++) {
+      int                nf;
+      const char *const *files;
+      PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
+      nin += nf + 1;
+    }
+    PetscCall(PetscMalloc1(nin, &in));
+    nin = 0;
+    for (int c = 0; c < im->nck; c++) {
+      int                nf;
+      const char *const *files;
+      PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
+      in[nin++] = im->ck[c].path;
+      for (int f = 0; f < nf; f++) in[nin++] = files[f];
+    }
+    PetscCall(MapCheckNotInput(im->comm, path, "-map_store", nin, in));
+    PetscCall(PetscFree(in));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* the summary lines of a finished import */
+static PetscErrorCode ImportReport(Import *im, const char *path, double el)
+{
+  int    npriv = 0;
+  double esize = (double)MapStoreDTypeGetInfo(im->dtype)->size;
+
+  PetscFunctionBegin;
+  for (int c = 1; c < im->nck; c++) npriv += im->ck[c].npriv;
+  PetscCall(PetscPrintf(im->comm, "import: wrote %s: P = %lld parameters in %d merged tensors, T = %d tasks, %d private tensors; %.2f s (%.1f MB/s of %s written)\n",
+                        path, (long long)im->P, im->ntensors, im->T, npriv, el, esize * (double)im->P * (im->T + 1) / 1e6 / PetscMax(el, 1e-9),
+                        MapDTypeName(im->dtype)));
+  PetscCall(PetscPrintf(im->comm, "import: source digests (%s%llu, docs/storage.md) hashed from the data pass's reads; %.1f MB of the inputs read for them alone\n",
+                        MAP_STORE_DIGEST_KIND, (unsigned long long)im->digest_range, (double)im->digest_bytes[1] / 1e6));
+  if (im->dtype != MAP_DTYPE_F32)
+    PetscCall(PetscPrintf(im->comm, "import: %s storage (round to nearest even; private tensors stay F32): task vectors max abs error %.9g, max rel error %.9g (bound for normal values %s); pretrained max abs error %.9g, max rel error %.9g\n",
+                          MapDTypeName(im->dtype), im->err[1][0], im->err[1][1], MapStoreDTypeGetInfo(im->dtype)->relbound, im->err[0][0], im->err[0][1]));
+  PetscFunctionReturn(0);
+}
+
 /*@
   MapStoreImport - reads a pretrained checkpoint and T task checkpoints and writes the
   store `path` (docs/design.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre
@@ -537,46 +405,17 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
   im.tasks = task_names;
   im.npat  = npatterns > 0 ? npatterns : 1;
   im.pat   = npatterns > 0 ? patterns : defpat;
-  PetscCallMPI(MPI_Comm_rank(comm, &im.rank));
-  PetscCallMPI(MPI_Comm_size(comm, &im.size));
-  PetscCall(PetscCalloc1(im.nck, &im.ck));
-  for (int c = 0; c < im.nck; c++) {
-    im.ck[c].path = c ? task_models[c - 1] : pretrained;
-    if (c) PetscCall(PetscSNPrintf(im.ck[c].label, sizeof(im.ck[c].label), "task %s model", task_names[c - 1]));
-    else PetscCall(PetscStrncpy(im.ck[c].label, "pretrained model", sizeof(im.ck[c].label)));
-    PetscCall(MapSafetensorsOpen(comm, im.ck[c].path, &im.ck[c].st));
-  }
-  {
-    /* the store may not be one of the checkpoints it is made from (nor one of their files) */
-    int          nin = 0;
-    const char **in;
-    for (int c = 0; c < im.nck; c++) {
-      int                nf;
-      const char *const *files;
-      PetscCall(MapSafetensorsGetFiles(im.ck[c].st, &nf, &files));
-      nin += nf + 1;
-    }
-    PetscCall(PetscMalloc1(nin, &in));
-    nin = 0;
-    for (int c = 0; c < im.nck; c++) {
-      int                nf;
-      const char *const *files;
-      PetscCall(MapSafetensorsGetFiles(im.ck[c].st, &nf, &files));
-      in[nin++] = im.ck[c].path;
-      for (int f = 0; f < nf; f++) in[nin++] = files[f];
-    }
-    PetscCall(MapCheckNotInput(comm, path, "-map_store", nin, in));
-    PetscCall(PetscFree(in));
-  }
-  PetscCall(ImportBuildIndex(&im));
+  PetscCall(ImportOpenCheckpoints(&im, pretrained, task_models, path));
+  PetscCall(MapStoreImportBuildIndex_Private(&im));
   PetscCall(PetscCalloc1(T + 1, &im.csum));
-  PetscCall(ImportLogDtypes(&im));
+  PetscCall(MapStoreImportLogDtypes_Private(&im));
 
   im.dtype = opts ? opts->dtype : MAP_DTYPE_F32;
   im.buffers_private = opts ? opts->buffers_private : PETSC_FALSE;
   PetscCheck(MapStoreDTypeGetInfo(im.dtype), comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
              (int)im.dtype, (int)MAP_DTYPE_F32, (int)MAP_DTYPE_BF16, (int)MAP_DTYPE_F16);
   block = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
+  im.digest_range = opts && opts->digest_range > 0 ? (uint64_t)opts->digest_range : MAP_STORE_DIGEST_RANGE;
   chunk = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
 
   PetscCall(ImportCheckSpace(&im, path));
@@ -598,10 +437,12 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
 
   ierr = MapStoreImportWriteProvenance_Private(&im, file);
   if (!ierr) ierr = MapStoreImportWriteIndex_Private(&im, file);
+  if (!ierr) ierr = MapStoreImportDigestBegin_Private(&im);
   if (!ierr) ierr = ImportWriteVectors(&im, file, dxpl, block, chunk);
-  if (!ierr) ierr = ImportWritePrivate(&im, file, dxpl);
+  if (!ierr) ierr = MapStoreImportWritePrivate_Private(&im, file, dxpl);
   if (!ierr) ierr = MapStoreImportWriteBuffers_Private(&im, file);
   if (!ierr) ierr = MapStoreImportWriteHFFiles_Private(&im, file);
+  if (!ierr) ierr = MapStoreImportDigestEnd_Private(&im, file);
   if (!ierr) ierr = H5Pclose(dxpl) < 0 ? PETSC_ERR_LIB : 0;
   if (!ierr) ierr = H5Fclose(file) < 0 ? PETSC_ERR_FILE_WRITE : 0; /* the last metadata is flushed here: a full disk shows up here too */
   /* the HDF5 call is named above; here the file, so a full disk says where (the temporary file is removed) */
@@ -613,18 +454,8 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
   MapCheckAll(comm, ok, PETSC_ERR_FILE_WRITE, "import: cannot rename %s to %s: %s", tmp, path, strerror(errno));
   PetscCall(MapTempUnregister(tmp));
 
-  {
-    int npriv = 0;
-    for (int c = 1; c < im.nck; c++) npriv += im.ck[c].npriv;
-    double el = MapWallTime() - t0;
-    double esize = (double)MapStoreDTypeGetInfo(im.dtype)->size;
-    PetscCall(PetscPrintf(comm, "import: wrote %s: P = %lld parameters in %d merged tensors, T = %d tasks, %d private tensors; %.2f s (%.1f MB/s of %s written)\n",
-                          path, (long long)im.P, im.ntensors, T, npriv, el, esize * (double)im.P * (T + 1) / 1e6 / PetscMax(el, 1e-9),
-                          MapDTypeName(im.dtype)));
-  }
-  if (im.dtype != MAP_DTYPE_F32)
-    PetscCall(PetscPrintf(comm, "import: %s storage (round to nearest even; private tensors stay F32): task vectors max abs error %.9g, max rel error %.9g (bound for normal values %s); pretrained max abs error %.9g, max rel error %.9g\n",
-                          MapDTypeName(im.dtype), im.err[1][0], im.err[1][1], MapStoreDTypeGetInfo(im.dtype)->relbound, im.err[0][0], im.err[0][1]));
+  PetscCall(ImportReport(&im, path, MapWallTime() - t0));
+  PetscCall(MapStoreImportDigestDestroy_Private(&im));
   for (int c = 0; c < im.nck; c++) {
     PetscCall(PetscFree(im.ck[c].info));
     PetscCall(PetscFree(im.ck[c].priv));

@@ -1,40 +1,16 @@
-/* MapStore, write side: the store's metadata, i.e. the provenance attributes (sha256 of every
- * source file, versions, dtypes) and the index (/tasks, /tensors/...). */
+/* MapStore, write side: the store's metadata, i.e. the provenance attributes (versions, dtypes,
+ * paths; the source digests: store_import_digest.c) and the index (/tasks, /tensors/...). */
 #include "storeimportimpl.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <time.h>
 
-/* sha256 of every source file, spread over the ranks (hashing a large checkpoint takes a while). */
+/* the root attributes but the source digests (written after the data pass, which hashes them) */
 PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file)
 {
-  int   nfile = 0, idx = 0;
-  char *hex, *all, buf[64];
+  char buf[64];
 
   PetscFunctionBegin;
-  for (int c = 0; c < im->nck; c++) {
-    int                nf;
-    const char *const *files;
-    PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
-    nfile += nf;
-  }
-  PetscCall(PetscCalloc2(65 * nfile, &hex, 65 * nfile, &all));
-  int ok = 1;
-  for (int c = 0; c < im->nck; c++) {
-    int                nf;
-    const char *const *files;
-    PetscCall(MapSafetensorsGetFiles(im->ck[c].st, &nf, &files));
-    for (int f = 0; f < nf; f++, idx++) {
-      if (idx % im->size != im->rank) continue;
-      PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
-      PetscErrorCode e = MapSha256File(files[f], hex + 65 * idx);
-      PetscCall(PetscPopErrorHandler());
-      if (e) ok = 0;
-    }
-  }
-  MapCheckAll(im->comm, ok, PETSC_ERR_FILE_READ, "import: cannot read a source file to hash it");
-  PetscCallMPI(MPI_Allreduce(hex, all, 65 * nfile, MPI_UNSIGNED_CHAR, MPI_BOR, im->comm));
-
   /* identical strings on every rank: attribute writes are collective */
   PetscCall(MapH5WriteStringAttr(file, "format", MAP_STORE_FORMAT));
   PetscCall(MapH5WriteStringAttr(file, "format_version", MAP_STORE_FORMAT_VERSION));
@@ -59,23 +35,11 @@ PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file)
     }
     PetscCall(MapH5WriteStringAttr(file, "private_patterns", pats));
   }
-  idx = 0;
   for (int c = 0; c < im->nck; c++) {
     Ckpt              *ck = &im->ck[c];
-    int                nf;
-    const char *const *files;
-    char               key[MAP_NAME_LEN + 32], real[PATH_MAX], *sha, dts[128] = "";
-    size_t             len = 1;
+    char               key[MAP_NAME_LEN + 32], real[PATH_MAX], dts[128] = "";
     PetscBool          seen[MAP_DTYPE_OTHER + 1] = {PETSC_FALSE};
 
-    PetscCall(MapSafetensorsGetFiles(ck->st, &nf, &files));
-    for (int f = 0; f < nf; f++) len += 65 + 2 + strlen(files[f]) + PATH_MAX + 1;
-    PetscCall(PetscCalloc1(len, &sha));
-    for (int f = 0; f < nf; f++, idx++) { /* sha256sum format: "<hex>  <path>" per line */
-      const char *p = realpath(files[f], real) ? real : files[f];
-      size_t      l = strlen(sha);
-      snprintf(sha + l, len - l, "%s%s  %s", f ? "\n" : "", all + 65 * idx, p);
-    }
     for (int i = 0; i < im->ntensors; i++) seen[ck->info[i]->dtype] = PETSC_TRUE;
     for (int i = 0; i < ck->npriv; i++) seen[ck->priv[i]->dtype] = PETSC_TRUE;
     for (int d = 0; d <= MAP_DTYPE_OTHER; d++)
@@ -87,13 +51,9 @@ PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file)
     const char *tname  = c ? im->tasks[c - 1] : "";
     PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.model", prefix, tname));
     PetscCall(MapH5WriteStringAttr(file, key, realpath(ck->path, real) ? real : ck->path));
-    PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.sha256", prefix, tname));
-    PetscCall(MapH5WriteStringAttr(file, key, sha));
     PetscCall(PetscSNPrintf(key, sizeof(key), "%s%s.dtypes", prefix, tname));
     PetscCall(MapH5WriteStringAttr(file, key, dts));
-    PetscCall(PetscFree(sha));
   }
-  PetscCall(PetscFree2(hex, all));
   PetscFunctionReturn(0);
 }
 

@@ -12,6 +12,8 @@
 /* Root attribute "format" marks a file as a store; "format_version" changes when the layout does. */
 #define MAP_STORE_FORMAT         "mapmerge-store"
 #define MAP_STORE_FORMAT_VERSION "1"
+/* the source digests' definition, followed by the range size in bytes (attribute "source_digest") */
+#define MAP_STORE_DIGEST_KIND "sha256-ranges-"
 /* the format versions this reader understands (a store's format_version must be one of them) */
 #define MAP_STORE_FORMAT_VERSIONS_READ "1"
 

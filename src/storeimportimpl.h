@@ -12,6 +12,7 @@ typedef struct {
   const MapTensorInfo **info;  /* [ntensors] for the merged tensors */
   int                   npriv; /* private tensors (tasks only) */
   const MapTensorInfo **priv;
+  MapFileDigest        *dig; /* [nfiles]: the range digest of each file, fed by the reads (store_import_digest.c) */
 } Ckpt;
 
 typedef struct {
@@ -31,11 +32,30 @@ typedef struct {
   int                   nbuf; /* integer/bool tensors of the pretrained model, kept unchanged (store_hf.c) */
   const MapTensorInfo **buf;
   PetscBool             buffers_private; /* differing task copies become private tensors of that task */
+  uint64_t              digest_range;    /* bytes per range of the source digests */
+  uint64_t              digest_bytes[2]; /* all ranks: bytes hashed from the data pass's reads / read for the hash alone */
 } Import;
 
 /* Root attributes: format, versions, storage dtype, creation time, private patterns, and per
    checkpoint its path, the sha256 of its files and its dtypes. Collective. */
 PetscErrorCode MapStoreImportWriteProvenance_Private(Import *im, hid_t file);
+/* store_import_index.c: the index (merged tensors: floating tensors of the pretrained model not
+   matching a private pattern, in file order; each task's private tensors), built from the replicated
+   headers so every rank takes the same decisions; a log line per task whose dtypes differ; the
+   private tensors' datasets. Collective. */
+PetscErrorCode MapStoreImportBuildIndex_Private(Import *im);
+PetscErrorCode MapStoreImportLogDtypes_Private(Import *im);
+PetscErrorCode MapStoreImportWritePrivate_Private(Import *im, hid_t file, hid_t dxpl);
+/* the shard file of checkpoint c that holds tensor t (for messages) */
+const char *MapStoreImportFileOf_Private(const Ckpt *c, const MapTensorInfo *t);
+
+/* store_import_digest.c: the source files' range digests, hashed while the data pass reads them.
+   Begin (before the first read): creates them and hooks them to the readers; End (after the last
+   read): hashes what no read covered, combines the ranks' range hashes and writes the attributes
+   "source_digest" and "<pretrained|task.NAME>.digest". Collective. */
+PetscErrorCode MapStoreImportDigestBegin_Private(Import *im);
+PetscErrorCode MapStoreImportDigestEnd_Private(Import *im, hid_t file);
+PetscErrorCode MapStoreImportDigestDestroy_Private(Import *im);
 /* /tasks and /tensors/{name,dtype,ndim,shape,offset,numel}. Collective. */
 PetscErrorCode MapStoreImportWriteIndex_Private(Import *im, hid_t file);
 

@@ -9,7 +9,7 @@ map_script_test(store_roundtrip /usr/bin/python3 ${MAP_STORE_TEST} roundtrip ${M
 # P = 85 < 2*64: at -n 4 two ranks own no parameters and still take part in the collective I/O
 map_script_test(store_tiny /usr/bin/python3 ${MAP_STORE_TEST} tiny ${MAP_STORE_WORK}/tiny ${MPIEXEC_EXECUTABLE})
 map_script_test(store_help /usr/bin/python3 ${MAP_STORE_TEST} help ${MAP_STORE_WORK}/help ${MPIEXEC_EXECUTABLE})
-foreach(case shape_mismatch missing_tensor nan inf int_dtype extra_tensor option_typo count_mismatch dir_missing dir_readonly
+foreach(case shape_mismatch missing_tensor nan inf tv_overflow int_dtype extra_tensor option_typo count_mismatch dir_missing dir_readonly
              corrupt_text_info corrupt_truncated_info corrupt_h5_info corrupt_truncated_export corrupt_h5_export coeff_count unknown_task
              bf16_overflow bf16_unknown_dtype bf16_mark_unknown_info bf16_mark_unknown_export bf16_mark_missing_export bf16_root_info
              bf16_mark_swapped_info f16_overflow f16_mark_unknown_info f16_mark_missing_export f16_mark_swapped_info f16_root_export)
@@ -34,6 +34,11 @@ foreach(case sniff buffers heads folder torchload)
   map_script_test(store_hf_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/hf_test.py ${case} ${MAP_STORE_WORK}/hf_${case} ${MPIEXEC_EXECUTABLE})
   set_tests_properties(store_hf_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()
+# source digests (sha256 of 64 KiB ranges' sha256, hashed while importing) and the store checksum, at
+# -n 1..4, against scripts/map_digest.py and numpy (tests/store/digest_test.py)
+map_script_test(store_digest /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/digest_test.py ${MAP_STORE_WORK}/digest
+                ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mapmerge>)
+set_tests_properties(store_digest PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 # A model-folder export killed (strace -e inject=...:signal=KILL) before each of its renames, links,
 # unlinks, mkdirs and rmdirs leaves exactly the old folder or the new one (issue 12 A3, issue 14)
 foreach(case sharded unsharded)

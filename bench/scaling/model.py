@@ -7,7 +7,9 @@ measurements of this machine (measure.py).
 Each phase is a sum of resource terms, volume / rate (a roofline without overlap, since mapmerge's
 phases do not overlap I/O and compute today):
   import      rho (T+1) P e_in / R_read + (T+1) P e_st / R_write + (T+1) P e_in / (min(ranks, files) sha_core)
-              rho = 2: every input is read twice today (a sha256 pass, then the data pass; issue 17)
+              rho = 2: every input read twice (a sha256 pass, then the data pass), as in the binaries the
+              calibration measured; rho = 1 and files = inf since the one-pass import (range digests hashed by
+              all ranks over the data pass's reads, docs/storage.md): the 'after' scenario below
   store read  (T+1) P e_st / R_read                       (once per run: the model then stays in memory)
   merge       ((T+1) e_st + 4) P / (eta_merge R_mem)      eta_merge = merge kernel / STREAM triad (bench_merge)
   evaluate    2 P tokens T / G  +  6 x 4 P / R_mem  +  4 P / (N net_bw) + alpha (N - 1)  +  2 alpha log2(ranks)

@@ -43,5 +43,29 @@ void     MapChecksumFormat(uint64_t sum, char text[24]);
    with a branch-free exponent test the compiler vectorises, then the one chunk that has one
    element by element. Not collective. */
 int64_t MapFirstNonFiniteF32(const float *x, int64_t n);
+/* MapSubtractFiniteF32 - x[j] -= pre[j] (pre finite), checked in the same pass: -1 when every x and
+   every difference is finite; else the first j with a NaN/Inf x (*overflow = 0; x may be partly
+   subtracted) or, when every x is finite, the first difference that overflowed (*overflow = 1). */
+int64_t MapSubtractFiniteF32(float *x, const float *pre, int64_t n, int *overflow);
+
+/* MapFileDigest - the range digest of a file (docs/storage.md, "Source digests"): the file is cut
+   into ranges of `range` bytes (the last shorter; an empty file is one empty range), each range is
+   hashed with sha256, and the digest is the sha256 of the concatenated 32-byte range hashes. Each
+   range is hashed by one rank, so the ranks share a large file, and the value does not depend on
+   which rank hashed what. The caller marks this rank's ranges (SetMine), feeds the bytes it reads
+   anyway in increasing offset order (Feed: bytes outside its ranges or hashed already are skipped; a
+   gap before them is read here), and Finish reads what was never fed. Not collective: the caller
+   combines the leaves of all ranks (a bitwise OR of the zero-initialised arrays) and takes
+   MapFileDigestRoot. */
+typedef struct _p_MapFileDigest *MapFileDigest;
+PetscErrorCode MapFileDigestCreate(const char *path, uint64_t range, MapFileDigest *d);
+PetscErrorCode MapFileDigestGetRanges(MapFileDigest d, uint64_t *size, int64_t *nrange);
+PetscErrorCode MapFileDigestSetMine(MapFileDigest d, const PetscBool *mine);
+PetscErrorCode MapFileDigestFeed(MapFileDigest d, uint64_t off, size_t len, const void *bytes);
+/* *leaves: [nrange * 32], zeros for the ranges of other ranks; *fed / *read: bytes hashed from the
+   caller's buffers / read by the digest itself */
+PetscErrorCode MapFileDigestFinish(MapFileDigest d, const unsigned char **leaves, uint64_t *fed, uint64_t *read);
+void           MapFileDigestRoot(const unsigned char *leaves, int64_t nrange, char hex[65]);
+PetscErrorCode MapFileDigestDestroy(MapFileDigest *d);
 
 #endif

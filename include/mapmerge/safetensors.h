@@ -75,6 +75,13 @@ PetscErrorCode MapSafetensorsGetFiles(MapSafetensors st, int *nfiles, const char
 PetscErrorCode MapSafetensorsReadF32(MapSafetensors st, const MapTensorInfo *t, int64_t start, int64_t count, float *out);
 /* MapSafetensorsReadRaw - the raw bytes of a whole tensor (e.g. I64 labels); buf holds end-begin bytes. */
 PetscErrorCode MapSafetensorsReadRaw(MapSafetensors st, const MapTensorInfo *t, void *buf);
+/* MapSafetensorsSetReadHook - hook(ctx, file, offset, len, bytes) is called with every byte range
+   that MapSafetensorsReadF32/ReadRaw read from file `file` (absolute offset), as read, before any
+   conversion (the import hashes the inputs over the bytes its data pass reads). NULL removes it. */
+typedef PetscErrorCode (*MapSafetensorsReadHook)(void *ctx, int file, uint64_t offset, size_t len, const void *bytes);
+PetscErrorCode MapSafetensorsSetReadHook(MapSafetensors st, MapSafetensorsReadHook hook, void *ctx);
+/* MapSafetensorsGetDataStart - byte offset of file `file`'s data section (8 + its header length) */
+PetscErrorCode MapSafetensorsGetDataStart(MapSafetensors st, int file, uint64_t *start);
 
 /* A tensor to write, with its data in memory (serial writer). */
 typedef struct {

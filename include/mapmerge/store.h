@@ -37,7 +37,11 @@ typedef struct {
                       record the largest rounding errors as attributes of the datasets */
   PetscBool buffers_private; /* a task's integer/bool tensor that differs from the pretrained one becomes a
                                 private tensor of that task (default: an error) */
+  int64_t digest_range; /* bytes per range of the source files' digests (default MAP_STORE_DIGEST_RANGE; a
+                           multiple of 4096, recorded in the store: part of the digest's definition) */
 } MapStoreImportOptions;
+/* the default range of the source digests: 16 MiB (docs/storage.md, "Source digests") */
+#define MAP_STORE_DIGEST_RANGE (16 << 20)
 
 /* MapStoreImport - collective: validates the checkpoints (every merged tensor in every task with
    the same shape; floating dtypes only, converted; no NaN/Inf) and writes the store to `path`

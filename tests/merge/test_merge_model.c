@@ -19,7 +19,7 @@ static PetscErrorCode Import(MPI_Comm comm)
   PetscBool             flg;
   PetscInt              idtype   = 0;
   const char           *dtypes[] = {"f32", "bf16", "f16"}; /* MapStoreDTypeFromOption order */
-  MapStoreImportOptions opts     = {0, 0, MAP_DTYPE_F32, PETSC_FALSE};
+  MapStoreImportOptions opts     = {0, 0, MAP_DTYPE_F32, PETSC_FALSE, 0};
 
   PetscFunctionBegin;
   PetscCall(PetscOptionsGetString(NULL, NULL, "-map_pretrained", pre, sizeof(pre), &flg));

@@ -18,6 +18,9 @@ import tempfile
 
 import h5py
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import map_digest  # noqa: E402  (the store's source digest: docs/storage.md)
+
 SRC = os.environ["MAP_SOURCE_DIR"]
 MAPMERGE = os.environ["MAPMERGE"]
 SMALL = os.path.join(SRC, "input", "small.yaml")
@@ -113,9 +116,10 @@ def main():
         ins = man["inputs_sha256"]
         check(all(ins.get(os.path.relpath(t, d)) == sha(t) or ins.get(t) == sha(t) for t in tests),
               "manifest: sha256 of the -map_test_data files")
-        srcs = rep.get("store_sources_sha256", {})
-        check(srcs.get("pretrained", "").startswith(sha(os.path.join(zd, "pretrained.safetensors"))),
-              "manifest: sha256 of the zoo's pretrained.safetensors (the store's source)")
+        srcs = rep.get("store_sources_digest", {})
+        check(srcs.get("pretrained", "").startswith(map_digest.digest(os.path.join(zd, "pretrained.safetensors")))
+              and srcs.get("definition") == "sha256-ranges-%d" % map_digest.DEFAULT_RANGE,
+              "manifest: digest of the zoo's pretrained.safetensors (the store's source)")
         # the command evaluator's program and script
         run = os.path.join(d, "run-command")
         mpi(1, ["run", "-map_store", "zoo-small/store.h5", "-map_tasks", "rot90,flip_v", "-map_eval_type", "command",

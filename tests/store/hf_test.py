@@ -32,6 +32,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import stio  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import map_digest  # noqa: E402  (the store's source digest: docs/storage.md)
 
 MAPMERGE = os.environ.get("MAPMERGE", "mapmerge")
 stio.DT.update({"BOOL": np.dtype("u1"), "U8": np.dtype("u1")})
@@ -333,7 +335,7 @@ def case_folder(work, mpiexec):
             if open(os.path.join(out, fn), "rb").read() != b:
                 fail("%s/%s is not byte-equal to the original" % (out, fn))
         card = open(os.path.join(out, "README.md")).read()
-        want = ["base_model: pretrained", "| a | 0.625 |", "| b | 0.29999999999999999 |", sha(open(os.path.join(work, "a", "model.safetensors"), "rb").read()),
+        want = ["base_model: pretrained", "| a | 0.625 |", "| b | 0.29999999999999999 |", map_digest.digest(os.path.join(work, "a", "model.safetensors")),
                 "mapmerge version", "embeddings.position_ids", "in the pretrained checkpoint's dtypes"] + [sha(b) + "  " + fn for fn, b in FILES.items()]
         expect_words(card, want, out + "/README.md")
         if shard == "0":

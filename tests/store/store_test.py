@@ -9,7 +9,6 @@ Checkpoints are written by hand (tests/stio.py: 8-byte little-endian header leng
 so the test does not share code with the C reader. The binary is $MAPMERGE.
 """
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import stio  # noqa: E402  (tests/stio.py: the hand-written safetensors reader/writer of the tests)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import map_digest  # noqa: E402  (the source digest, computed independently: docs/storage.md)
 
 MAPMERGE = os.environ.get("MAPMERGE", "mapmerge")
 
@@ -183,17 +184,19 @@ def check_store_h5(store, paths):
         if dts != ["F16" if n == "norm.weight" else "F32" for n, _ in SHAPES]:
             fail("dtypes %s" % dts)
         a = f.attrs
-        for key in ("mapmerge_version", "git_commit", "creation_time", "pretrained.sha256", "task.gamma.sha256"):
+        for key in ("mapmerge_version", "git_commit", "creation_time", "pretrained.digest", "task.gamma.digest", "source_digest"):
             if key not in a:
                 fail("store attribute %s missing (have %s)" % (key, list(a.keys())))
-        shas = a["task.gamma.sha256"].splitlines()
+        if a["source_digest"] != "sha256-ranges-%d" % map_digest.DEFAULT_RANGE:
+            fail("source_digest %r" % a["source_digest"])
+        shas = a["task.gamma.digest"].splitlines()
         want = sorted(glob.glob(os.path.join(paths["gamma"], "*.safetensors")))
         if len(shas) != len(want):
             fail("gamma sha256 lines %s, files %s" % (shas, want))
         for line, fn in zip(sorted(shas, key=lambda l: l.split()[1]), want):
             h, p = line.split("  ", 1)
-            if h != hashlib.sha256(open(fn, "rb").read()).hexdigest() or os.path.realpath(fn) != p:
-                fail("sha256 line %r for %s" % (line, fn))
+            if h != map_digest.digest(fn) or os.path.realpath(fn) != p:
+                fail("digest line %r for %s" % (line, fn))
         if a["task.beta.dtypes"] != "F32,BF16":
             fail("beta dtypes %r" % a["task.beta.dtypes"])
     print("ok store %s: h5py contents equal the checkpoints" % os.path.basename(store))
@@ -336,12 +339,24 @@ def tw_extra(name, tl):
     return tl + [("adapter.weight", "F32", np.ones(4, np.float32))] if name == "gamma" else tl
 
 
+def tw_tv_overflow(name, tl):
+    """finite values whose task vector (alpha - pretrained) overflows F32"""
+    out = []
+    for n, d, a in tl:
+        if name in ("pretrained", "alpha") and n == "encoder.1.bias":
+            a = a.copy()
+            v = np.float32(-3e38 if name == "pretrained" else 3e38)
+            a[2] = stio.to_bf16(v) if a.dtype == np.uint16 else v
+        out.append((n, d, a))
+    return out
+
+
 def bad(case, work, mpiexec):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     store = os.path.join(work, "out.h5")
     tweaks = {"shape_mismatch": tw_shape, "missing_tensor": tw_missing, "nan": tw_nan, "inf": tw_inf, "int_dtype": tw_int,
-              "extra_tensor": tw_extra, "bf16_overflow": tw_big(3.4e38), "f16_overflow": tw_big(65520.0)}
+              "extra_tensor": tw_extra, "tv_overflow": tw_tv_overflow, "bf16_overflow": tw_big(3.4e38), "f16_overflow": tw_big(65520.0)}
     paths = make_family(os.path.join(work, "models"), tweaks.get(case))
     out = store
     dt = case.split("_")[0]
@@ -354,6 +369,7 @@ def bad(case, work, mpiexec):
                 "missing_tensor": ["task alpha model", "alpha.safetensors", "encoder.0.bias", "is missing"],
                 "nan": ["beta.safetensors", "encoder.0.weight element 79", "is NaN"],
                 "inf": ["pretrained.safetensors", "encoder.1.bias element 2", "flat parameter index 1119", "is Inf"],
+                "tv_overflow": ["task alpha model", "encoder.1.bias element 2", "flat parameter index 1119", "task vector (task - pretrained) overflows F32"],
                 "int_dtype": ["task beta model", "beta.safetensors", "I64 tensor encoder.0.steps differs from the pretrained", "element 1"],
                 "extra_tensor": ["gamma", "adapter.weight", "not in the pretrained model", "-map_private_patterns"]}[case]
     elif case == "option_typo":

@@ -1,0 +1,76 @@
+#!/bin/sh
+# LLM size on one machine (issue 17, item 6): a synthetic BF16 Llama-layout family from gen_hf.py (default
+# P = 3e9, T = 2) imported (BF16 store), merged and exported (streamed) as a sharded HF folder, the folder
+# checked by a cheap evaluator (bench/store/header_worker.py's check: every shard complete, the index
+# consistent); each phase against `dd if=/dev/zero bs=16M conv=fdatasync` of DD_GB GB with as many
+# writers as ranks, measured right before it. Per phase: wall, + sync of the output, MB/s written, dd
+# MB/s, peak RSS and CPU s per rank (/usr/bin/time), rchar per rank (/proc/<pid>/io), load.
+# usage: bench/store/bench_llm.sh MAPMERGE WORK [P=3e9] [T=2] [RANKS=2] [DD_GB=4] [--keep]
+set -eu
+MM=$1
+WORK=$2
+P=${3:-3e9}
+T=${4:-2}
+N=${5:-2}
+DDGB=${6:-4}
+KEEP=${7:-}
+HERE=$(cd "$(dirname "$0")" && pwd)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
+mkdir -p "$WORK"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC') P = $P, T = $T, ranks = $N; $(df -h "$WORK" | tail -1); $(free -g | awk '/Mem/ {print "RAM " $2 " GiB, available " $7}')"
+if [ ! -f "$WORK/hf/task$((T - 1))/model.safetensors.index.json" ]; then
+  t0=$(date +%s.%N)
+  /usr/bin/python3 "$HERE/gen_hf.py" "$WORK/hf" --P "$P" --T "$T" --dtype BF16 --writers 2 --seed 0 | tail -1
+  echo "gen_hf: $(echo "$(date +%s.%N) - $t0" | bc) s"
+fi
+TASKS=$(seq -s, 0 $((T - 1)) | sed 's/\([0-9]*\)/t\1/g')
+MODELS=$(for t in $(seq 0 $((T - 1))); do printf "%s/hf/task%d," "$WORK" "$t"; done | sed 's/,$//')
+COEFF=$(for t in $(seq 1 "$T"); do printf "0.%d," "$((t + 2))"; done | sed 's/,$//')
+INBYTES=$(du -cb "$WORK"/hf/*/*.safetensors | tail -1 | cut -f1)
+
+dd_rate() { # MB/s of N concurrent writers of DDGB GB in all
+  t0=$(date +%s.%N)
+  for w in $(seq 1 "$N"); do dd if=/dev/zero of="$WORK/dd$w.bin" bs=16M count=$((DDGB * 1024 / 16 / N)) conv=fdatasync status=none & done
+  wait
+  t1=$(date +%s.%N)
+  rm -f "$WORK"/dd*.bin
+  echo "$DDGB * 1073.741824 / ($t1 - $t0)" | bc -l | xargs printf "%.0f"
+}
+# phase NAME OUTPUT CMD...: runs CMD on N ranks, syncs OUTPUT, prints one row
+phase() {
+  name=$1 out=$2
+  shift 2
+  ddm=$(dd_rate)
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  rm -f "$WORK"/rss.* "$WORK"/io.*
+  t0=$(date +%s.%N)
+  mpiexec -n "$N" sh -c 'exec 3>"$0/io.$OMPI_COMM_WORLD_RANK"; /usr/bin/time -f "%M %U %S" -o "$0/rss.$OMPI_COMM_WORLD_RANK" "$@"; rc=$?; cat /proc/$$/io >&3; exit $rc' \
+    "$WORK" "$MM" "$@" >"$WORK/$name.log" 2>&1 || { tail -30 "$WORK/$name.log"; exit 1; }
+  t1=$(date +%s.%N)
+  sync -f "$out"
+  t2=$(date +%s.%N)
+  bytes=$(du -cb "$out" | tail -1 | cut -f1)
+  rss=$(cat "$WORK"/rss.* | awk '{printf "%s%.0f", sep, $1 / 1024; sep = "/"}')
+  cpu=$(cat "$WORK"/rss.* | awk '{printf "%s%.0f", sep, $2 + $3; sep = "/"}')
+  rchar=$(cat "$WORK"/io.* | awk '/^rchar/ {printf "%s%.2f", sep, $2 / 1e9; sep = "/"}')
+  echo "$name $load $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc) $((bytes / 1000000)) $(echo "$bytes / 1000000 / ($t2 - $t0)" | bc -l | xargs printf "%.0f") $ddm $(echo "$bytes / 1000000 / ($t2 - $t0) / $ddm" | bc -l | xargs printf "%.2f") $rss $cpu $rchar"
+  grep -E "^import: wrote|^import: source|^export: wrote" "$WORK/$name.log" | cut -c1-200 || true
+}
+echo "inputs: $((INBYTES / 1000000)) MB"
+echo "phase load run_s sync_s written_MB MBps dd_MBps ratio_dd peak_rss_MB_per_rank cpu_s_per_rank rchar_GB_per_rank"
+rm -f "$WORK/store.h5"
+phase import "$WORK/store.h5" import -map_pretrained "$WORK/hf/pretrained" -map_tasks "$TASKS" -map_task_models "$MODELS" \
+  -map_store "$WORK/store.h5" -map_store_dtype bf16
+rm -rf "$WORK/merged"
+phase export "$WORK/merged" export -map_store "$WORK/store.h5" -map_coeff "$COEFF" -map_output "$WORK/merged" -map_export_shard_size 5G
+t0=$(date +%s.%N)
+/usr/bin/python3 -c "
+import json, os, sys
+sys.path.insert(0, '$HERE'); import header_worker
+d = '$WORK/merged'; idx = json.load(open(os.path.join(d, 'model.safetensors.index.json')))
+files = sorted(set(idx['weight_map'].values()))
+for f in files: header_worker.check(os.path.join(d, f))
+print('evaluate (header_worker check of the exported folder): %d shards, %d tensors, %.2f GB' % (len(files), len(idx['weight_map']), idx['metadata']['total_size'] / 1e9))"
+echo "evaluate: $(echo "$(date +%s.%N) - $t0" | bc) s"
+ls -la "$WORK/merged" | head -12
+if [ "$KEEP" != "--keep" ]; then rm -rf "$WORK"; echo "removed $WORK"; fi
