@@ -10,14 +10,16 @@ default front beside results.h5):
   T = 2   <stem>: the evaluated samples, the predicted front (a line: it is a curve at T = 2), the
           re-evaluated front points with predicted->real links, the real non-dominated front of ALL
           evaluated models, the fine-tuned and pretrained models, the pick and the best evaluated model.
-  T = 3   <stem>: the three pairwise projections, points only, coloured by the third task's accuracy.
+  T = 3   <stem>: the three pairwise projections, points only, coloured by the third task's metric.
   T > 3   <stem>: a grid of ALL task pairs (points only); <stem>_parallel: parallel coordinates.
   nested  <stem>_tree: the merge tree (fine-tuned models at the bottom, the root on top).
   --quality FILE.csv   <stem>_quality (or <stem> without a run): hypervolume ratio / IGD against the
           number of evaluations; columns method,evaluations and hv_ratio and/or igd, optional seed and
           subset (docs/reports.md).
 The baselines are the run's evaluated models at c = e_i (the fine-tuned model i) and c = 0 (the
-pretrained model); runs whose design lacks those corners show none. --size column draws 3.3 in wide
+pretrained model); runs whose design lacks those corners show none. A run of another metric
+(-map_metric, docs/metrics.md) is drawn in its own units, labels and direction (an arrow marks the
+better corner: down-left for a lower-is-better metric's front of minima). --size column draws 3.3 in wide
 figures for a journal column. --data writes the plotted coordinates as <stem>.plotted.json.
 """
 import argparse
@@ -85,6 +87,23 @@ def _baselines(ax, run, i, j, annotate):
                  edgecolor="black", color=None, zorder=4)
 
 
+def _colour_range(run):
+    """vmin/vmax of the colour scale: the metric's range (accuracy: 0, 1); the values' own where it is open"""
+    m = run.metric
+    if m["lo"] is not None and m["hi"] is not None:
+        return {"vmin": float(m["lo"]), "vmax": float(m["hi"])}
+    return {}
+
+
+def _better(ax, run):
+    """an arrow towards the better corner: up-right for maxima, down-left for a lower-is-better metric's minima"""
+    if run.default_metric:
+        return  # the default figures as before -map_metric existed
+    a, b = ((0.93, 0.93), (0.78, 0.78)) if run.sign > 0 else ((0.07, 0.07), (0.22, 0.22))
+    ax.annotate("better", xy=a, xytext=b, xycoords="axes fraction", textcoords="axes fraction", fontsize="x-small",
+                ha="center", va="center", arrowprops=dict(arrowstyle="->", color="0.3", lw=0.8))
+
+
 def _pair_panel(ax, run, i, j, truth, colour_by=None, small=False):
     """one pair of tasks; points only unless T = 2, where the predicted front is a curve"""
     ax.set_label(f"pair {i} {j}")
@@ -92,6 +111,8 @@ def _pair_panel(ax, run, i, j, truth, colour_by=None, small=False):
     if truth is not None:
         _scatter(ax, truth, i, j, "truth", s=2, zorder=0)
     _scatter(ax, S["samples"], i, j, "samples", s=4 if small else 8, zorder=1)
+    if not small:
+        _better(ax, run)
     P = S["predicted front"]
     if P is not None and len(P):
         if run.T == 2:
@@ -100,14 +121,14 @@ def _pair_panel(ax, run, i, j, truth, colour_by=None, small=False):
             ln.set_gid("predicted front")
         elif colour_by is not None:
             _scatter(ax, P, i, j, "predicted front", s=10, c=P[:, colour_by], cmap="viridis", color=None, zorder=2,
-                     vmin=0, vmax=1)
+                     **_colour_range(run))
             ax.set_title(f"colour: {run.tasks[colour_by]}", fontsize="small")
         else:
             _scatter(ax, P, i, j, "predicted front", s=3 if small else 8, zorder=2)
     RF = S["real front (all evaluated)"]
     if colour_by is not None and RF is not None:
         _scatter(ax, RF, i, j, "real front (all evaluated)", s=18, marker="o", c=RF[:, colour_by], cmap="viridis",
-                 color=None, vmin=0, vmax=1, edgecolor="tab:green", linewidths=1.0, zorder=3)
+                 color=None, **_colour_range(run), edgecolor="tab:green", linewidths=1.0, zorder=3)
     else:
         _scatter(ax, RF, i, j, "real front (all evaluated)", s=6 if small else 14, marker="o", facecolor="none",
                  edgecolor=COLOR["real front (all evaluated)"], color=None, linewidths=0.9, zorder=3)
@@ -143,8 +164,8 @@ def figure_front(run, size="page", truth=None):
     if T == 2:
         fig, ax = plt.subplots(figsize=(min(w, 4.6), min(w, 4.6) * 0.85))
         _pair_panel(ax, run, 0, 1, truth)
-        ax.set_xlabel(f"accuracy {run.tasks[0]}")
-        ax.set_ylabel(f"accuracy {run.tasks[1]}")
+        ax.set_xlabel(run.label(run.tasks[0]))
+        ax.set_ylabel(run.label(run.tasks[1]))
         ax.legend(loc="best", fontsize=FONT[size] - 1, framealpha=0.8)
         ax.set_title(run.title())
         return fig
@@ -154,10 +175,15 @@ def figure_front(run, size="page", truth=None):
         fig, axes = plt.subplots(*shape, figsize=(w, w * 2.6) if size == "column" else (w, w * 0.36), layout="constrained")
         for ax, (i, j, k) in zip(np.ravel(axes), pairs):
             _pair_panel(ax, run, i, j, truth, colour_by=k)
-            ax.set_xlabel(f"accuracy {run.tasks[i]}")
-            ax.set_ylabel(f"accuracy {run.tasks[j]}")
-        sm = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap="viridis")
-        fig.colorbar(sm, ax=np.ravel(axes).tolist(), shrink=0.9, pad=0.01, fraction=0.04, aspect=50 if size == "column" else 20).set_label("accuracy of the task in the panel title")
+            ax.set_xlabel(run.label(run.tasks[i]))
+            ax.set_ylabel(run.label(run.tasks[j]))
+        cr = _colour_range(run)
+        if not cr:  # an open range: the scale of the values drawn
+            S = _points(run)
+            seen = np.concatenate([X.ravel() for X in (S["predicted front"], S["real front (all evaluated)"]) if X is not None])
+            cr = {"vmin": float(np.nanmin(seen)), "vmax": float(np.nanmax(seen))}
+        sm = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(cr["vmin"], cr["vmax"]), cmap="viridis")
+        fig.colorbar(sm, ax=np.ravel(axes).tolist(), shrink=0.9, pad=0.01, fraction=0.04, aspect=50 if size == "column" else 20).set_label(f"{run.metric['name']} of the task in the panel title")
         _legend(fig, np.ravel(axes), 2 if size == "column" else 4)
         fig.suptitle(run.title())
         return fig
@@ -176,13 +202,13 @@ def figure_front(run, size="page", truth=None):
             if c == 0:
                 ax.set_ylabel(run.tasks[j], fontsize=FONT[size] - (T > 5))
     _legend(fig, [a for a in axes.ravel() if a.get_visible()], 2 if size == "column" else 4)
-    fig.suptitle(run.title() + " (accuracy, all pairs)", y=0.93)
+    fig.suptitle(run.title() + f" ({run.label()}, all pairs)", y=0.93)
     fig.subplots_adjust(hspace=0.08, wspace=0.08, bottom=0.07)
     return fig
 
 
 def figure_parallel(run, size="page"):
-    """parallel coordinates: one polyline per model, one vertical axis per task (accuracy, shared scale)"""
+    """parallel coordinates: one polyline per model, one vertical axis per task (the metric, shared scale)"""
     w = WIDTH[size]
     fig, ax = plt.subplots(figsize=(w, w * (0.75 if size == "column" else 0.42)))
     ax.set_label("parallel")
@@ -204,8 +230,11 @@ def figure_parallel(run, size="page"):
     ax.set_xticks(x)
     ax.set_xticklabels(run.tasks, rotation=30 if run.T > 4 or size == "column" else 0, ha="right" if run.T > 4 or size == "column" else "center")
     ax.set_xlim(-0.2, run.T - 0.8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy")
+    if run.metric["lo"] is not None and run.metric["hi"] is not None:
+        ax.set_ylim(float(run.metric["lo"]), float(run.metric["hi"]))
+    else:
+        ax.autoscale_view(scalex=False)
+    ax.set_ylabel(run.label())
     ax.set_title(run.title() + " (parallel coordinates)")
     ax.legend(loc="upper right", fontsize=FONT[size] - 2, framealpha=0.8)
     return fig

@@ -71,7 +71,9 @@ def section_summary(run):
     C, A = run.evaluated()
     n_full = int((run.sample_task < 0).sum())
     m = run.manifest or {}
-    pairs = [("tasks", ", ".join(run.tasks)), ("method", run.method), ("seed", run.attrs.get("seed", "none recorded")),
+    pairs = [("tasks", ", ".join(run.tasks)), ("method", run.method),
+             ("metric", run.label() + ("" if run.default_metric else f" (-map_metric {run.metric.get('spec', '')})"
+                                       if run.metric.get("spec") else "")), ("seed", run.attrs.get("seed", "none recorded")),
              ("ranks", run.attrs.get("ranks", "none recorded")), ("run folder", run.dir),
              ("models evaluated", f"{len(run.A)} samples ({n_full} on every task)"
               + (f", {len(run.R)} re-evaluations" if run.R is not None else "") + (", 1 pick" if "real" in run.pick else "")),
@@ -84,17 +86,25 @@ def section_summary(run):
         pairs.append(("re-evaluated front points", f"{len(run.R)}, hypervolume {hv['real']}"))
     pairs.append(("real front (all evaluated)", f"{len(run.real_front)} points of {len(A)} models, hypervolume "
                   f"{hv['real front']} ({run.real_front_source})"))
-    note = ("<p>Hypervolumes: accuracy, reference point 0; exact (quality.py) up to 3 tasks; above, the run's own "
-            "Monte Carlo estimates from its summary in run.log.</p>")
+    ref = run.hypervolume_ref()
+    note = (f"<p>Hypervolumes: {esc(run.metric['name'])}, reference point {num(ref[0], '%g')} (the worst end of its range)"
+            if ref is not None else f"<p>Hypervolumes: none, {esc(run.metric['name'])} has no bounded range")
+    note += "; exact (quality.py) up to 3 tasks; above, the run's own Monte Carlo estimates from its summary in run.log.</p>"
+    if run.default_metric:
+        note = ("<p>Hypervolumes: accuracy, reference point 0; exact (quality.py) up to 3 tasks; above, the run's own "
+                "Monte Carlo estimates from its summary in run.log.</p>")
     return "<h2>Summary</h2>" + kv(pairs) + note
 
 
 def _hypervolumes(run):
     """exact up to T = 3; above, a few thousand draws would be noise (the dominated share of the box is
     ~1e-4 at T = 8), so the run's own estimates, printed in its summary, if its stdout was kept"""
-    if run.T <= 3:
-        ref = np.zeros(run.T)
-        return {k: num(hypervolume(X, ref), "%.6g") if X is not None else "" for k, X in
+    ref = run.hypervolume_ref()
+    if ref is None:
+        return {k: "none (no bounded range)" for k in ("predicted", "real", "real front")}
+    if run.T <= 3:  # sign * value: quality.py's hypervolume is of maxima above the reference point
+        fin = lambda X: X[np.all(np.isfinite(X), axis=1)]  # noqa: E731
+        return {k: num(hypervolume(run.sign * fin(X), run.sign * ref), "%.6g") if X is not None else "" for k, X in
                 (("predicted", run.P), ("real", run.R), ("real front", run.real_front))}
     got = run.summary_hypervolumes or {}
     return {k: got.get(k, "not computed above 3 tasks (no run.log)") for k in ("predicted", "real", "real front")}
@@ -160,11 +170,11 @@ def section_front(run):
     else:
         header, rows = run.front_csv
         fmt = [["%.4f" % float(v) if v != "" else "" for v in r] for r in rows]
-        out += f"<p>{len(rows)} points; real_acc_ columns are empty where a point was not re-evaluated.</p>"
+        out += f"<p>{len(rows)} points; real_{esc(run.short)}_ columns are empty where a point was not re-evaluated.</p>"
         out += table(header, fmt, left=0, cls="scroll")
     out += f"<h3>Real front: non-dominated among all evaluated models ({esc(run.real_front_source)})</h3>"
     rows = [["%.4f" % c for c in cr] + ["%.4f" % a for a in ar] for cr, ar in zip(run.real_front_coeffs, run.real_front)]
-    out += table(["c_" + t for t in run.tasks] + ["acc_" + t for t in run.tasks], rows, left=0, cls="scroll")
+    out += table(["c_" + t for t in run.tasks] + [run.short + "_" + t for t in run.tasks], rows, left=0, cls="scroll")
     return out
 
 
@@ -199,7 +209,10 @@ def section_failed(run):
     bad = run.failed_points()
     out = "<h2>Failed points</h2>"
     if not bad:
-        return out + NONE + "<p>(samples meant for every task with a non-finite metric; a failing evaluator stops the run)</p>"
+        return out + NONE + ("<p>(samples meant for every task with a non-finite metric; a failing evaluator stops the run)</p>"
+                             if run.default_metric else "<p>(failed evaluations: /samples/failed)</p>")
+    if run.failed_samples:
+        out += f"<p>{len(run.failed_samples)} failed evaluations (/samples/failed), left out of the fit and the fronts.</p>"
     return out + table(["sample"] + ["c_" + t for t in run.tasks], [[i] + ["%.4f" % x for x in c] for i, c in bad])
 
 

@@ -3,7 +3,9 @@ plot_front.py and report.py share. Only reads; every part that a run may lack is
 
 Where each thing comes from:
   tasks, method, seed ...      root attributes of results.h5 (the manifest repeats them)
-  samples                      /samples/{coeffs,accuracy,loss,task,round}
+  samples                      /samples/{coeffs,accuracy,loss,task,round}; a run of another metric
+                               (-map_metric, root attribute `metric`) has /samples/metric instead
+  metric                       root attribute `metric` (JSON: name, direction, lo, hi); absent: accuracy
   predicted front              /pareto/{coeffs,predicted}; its re-evaluated points /pareto/{real,real_index}
   real front                   /pareto/real_front (the run's own non-dominated set of every model
                                evaluated on all tasks); nested runs lack it: computed here the same way
@@ -47,14 +49,17 @@ class Run:
         except OSError as e:
             raise RunError(f"cannot open {self.results}: {e}")
         with f:
-            if "tasks" not in f or "samples/accuracy" not in f:
-                raise RunError(f"{self.results} is not the results.h5 of a mapmerge run (no /tasks or /samples)")
             self.attrs = {k: _text(v) for k, v in f.attrs.items()}
+            self.metric = self._metric()
+            values = "samples/" + ("accuracy" if self.default_metric else "metric")
+            if "tasks" not in f or values not in f:
+                raise RunError(f"{self.results} is not the results.h5 of a mapmerge run (no /tasks or /{values})")
             self.tasks = [_text(t) for t in f["tasks"][...]]
             self.T = len(self.tasks)
             self.method = self.attrs.get("method", "map")
             self.C = f["samples/coeffs"][...]
-            self.A = f["samples/accuracy"][...]
+            self.A = f[values][...]  # the metric's values, in its own units and direction
+            self.failed_samples = [int(i) for i in np.ravel(_get(f, "samples/failed"))] if "samples/failed" in f else []
             self.L = _get(f, "samples/loss")
             st = _get(f, "samples/task")
             self.sample_task = st.astype(int) if st is not None else np.full(len(self.A), -1)
@@ -66,7 +71,7 @@ class Run:
             self.real_index = ri.astype(int) if ri is not None else None
             self.pick = {k: f["pick"][k][...] for k in f["pick"]} if "pick" in f else {}
             self.diag = {}
-            for kind in ("accuracy", "loss"):
+            for kind in ("accuracy", "loss", "metric"):
                 g = f"surrogate/{kind}"
                 if g + "/diagnostics" in f:
                     cols = _text(f[g].attrs.get("diagnostics_columns", "")).split(",")
@@ -89,6 +94,31 @@ class Run:
         self.summary_hypervolumes = self._summary_hypervolumes()
         self.baselines = self._baselines()
 
+    def _metric(self):
+        """the run's metric: name, direction (higher|lower), lo, hi (None when open); accuracy by default"""
+        m = {"name": "accuracy", "direction": "higher", "lo": 0.0, "hi": 1.0}
+        if "metric" in self.attrs:
+            try:
+                got = json.loads(self.attrs["metric"])
+            except ValueError as e:
+                raise RunError(f"{self.results}: root attribute metric is not JSON ({e}): {self.attrs['metric']!r}")
+            m.update({k: got.get(k) for k in ("name", "direction", "lo", "hi") if k in got})
+        # the default's own names: a default run reads as it did before -map_metric existed
+        self.default_metric = m["name"] == "accuracy" and m["direction"] == "higher" and m["lo"] == 0 and m["hi"] == 1
+        self.sign = -1.0 if m["direction"] == "lower" else 1.0  # dominance on sign * value: a front of maxima
+        self.short = "acc" if self.default_metric else m["name"]  # front.csv's column stem (pred_<short>_<task>)
+        return m
+
+    def label(self, task=None):
+        """an axis label: 'accuracy rot90', or 'loss rot90 (lower is better)'"""
+        s = self.metric["name"] + (f" {task}" if task is not None else "")
+        return s if self.default_metric else s + f" ({self.metric['direction']} is better)"
+
+    def hypervolume_ref(self):
+        """the worst end of the metric's range, or None (open range: no hypervolume, as the run's summary)"""
+        worst = self.metric["hi"] if self.sign < 0 else self.metric["lo"]
+        return None if worst is None else np.full(self.T, float(worst))
+
     def _json(self, name):
         p = os.path.join(self.dir, name)
         try:
@@ -107,11 +137,13 @@ class Run:
         if "real" in self.pick and "coeffs" in self.pick:
             C.append(self.pick["coeffs"].reshape(-1, self.T))
             A.append(self.pick["real"].reshape(-1, self.T))
-        return np.vstack(C), np.vstack(A)
+        C, A = np.vstack(C), np.vstack(A)
+        ok = np.all(np.isfinite(A), axis=1)  # a failed re-evaluation or pick keeps NaN: no model to show
+        return C[ok], A[ok]
 
     def _real_front_of_all(self):
         C, A = self.evaluated()
-        F = non_dominated(A)
+        F = self.sign * non_dominated(self.sign * A)
         idx = [int(np.flatnonzero(np.all(A == p, axis=1))[0]) for p in F]
         return F, C[idx]
 
@@ -166,10 +198,11 @@ class Run:
         return out or None
 
     def failed_points(self):
-        """samples meant for every task whose metrics are not finite (a run records no other failures)"""
-        full = self.sample_task < 0
-        bad = full & ~np.all(np.isfinite(self.A), axis=1)
-        return [(int(i), self.C[i]) for i in np.flatnonzero(bad)]
+        """failed evaluations: /samples/failed (a -map_metric run records them) and samples meant for every
+        task whose metrics are not finite"""
+        bad = (self.sample_task < 0) & ~np.all(np.isfinite(self.A), axis=1)
+        idx = sorted(set(np.flatnonzero(bad).tolist()) | set(self.failed_samples))
+        return [(int(i), self.C[i]) for i in idx]
 
     def title(self):
         method = {"map": "MAP", "bayesian": "Bayesian MAP", "nested": "nested MAP"}.get(self.method, self.method)

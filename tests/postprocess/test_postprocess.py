@@ -4,7 +4,7 @@ results.h5's datasets (read back from the drawn artists), report.html renders in
 (not blank, every task name and the pick's coefficients in the page, task names escaped), and
 quality.py reads front.csv's own columns by default.
 
-usage: test_postprocess.py plot|report|quality   (env: MAPMERGE, MAP_SOURCE_DIR, MAP_BINARY_DIR)
+usage: test_postprocess.py plot|report|quality|metric   (env: MAPMERGE, MAP_SOURCE_DIR, MAP_BINARY_DIR)
 """
 import csv
 import html
@@ -84,20 +84,20 @@ def same_rows(got, want, what):
 
 
 # ---------------------------------------------------------------- plot
-def check_pairs(d, panels, tasks, small_grid):
+def check_pairs(d, panels, tasks, small_grid, stem="acc"):
     F = front_csv(d)
     with h5py.File(os.path.join(d, "results.h5"), "r") as f:
         real_front = f["pareto/real_front"][...]
         pick = f["pick/real"][...].reshape(-1, len(tasks))
-    pred = np.column_stack([F["pred_acc_" + t] for t in tasks])
-    real = np.column_stack([F["real_acc_" + t] for t in tasks])
+    pred = np.column_stack([F[f"pred_{stem}_" + t] for t in tasks])
+    real = np.column_stack([F[f"real_{stem}_" + t] for t in tasks])
     reeval = ~np.isnan(real).any(axis=1)
     T, n = len(tasks), 0
     for i in range(T):
         for j in range(i + 1, T):
             p = panels[f"pair {i} {j}"]
-            same_rows(p["predicted front"], pred[:, [i, j]], f"T={T} pair {i},{j} predicted front vs front.csv pred_acc_")
-            same_rows(p["re-evaluated (real)"], real[reeval][:, [i, j]], f"T={T} pair {i},{j} re-evaluated vs front.csv real_acc_")
+            same_rows(p["predicted front"], pred[:, [i, j]], f"T={T} pair {i},{j} predicted front vs front.csv pred_{stem}_")
+            same_rows(p["re-evaluated (real)"], real[reeval][:, [i, j]], f"T={T} pair {i},{j} re-evaluated vs front.csv real_{stem}_")
             same_rows(p["real front (all evaluated)"], real_front[:, [i, j]], f"T={T} pair {i},{j} real front vs /pareto/real_front")
             same_rows(p["pick (real)"], pick[:, [i, j]], f"T={T} pair {i},{j} pick vs /pick/real")
             if T == 3:  # coloured by the third task, and points only: no line through projected points
@@ -276,6 +276,60 @@ def case_report():
         fail("a task name's markup was parsed into the page")
 
 
+# ---------------------------------------------------------------- metric
+def case_metric():
+    """a -map_metric loss:lower:0, run: drawn in loss units against front.csv's pred_loss_/real_loss_, the real
+    front and the baselines are minima / the evaluated corners, and the labels and the report name the metric"""
+    import matplotlib
+    matplotlib.use("Agg")
+    import plot_front
+    from runfolder import Run
+    tasks = ["rot90", "shift"]
+    d, _ = run("m-t2", "-map_tasks", ",".join(tasks), "-map_reevaluate", "4", "-map_metric", "loss:lower:0,")
+    r = Run(d)
+    if r.metric["name"] != "loss" or r.sign != -1 or r.default_metric:
+        fail(f"Run read the metric {r.metric} (sign {r.sign}), not loss, lower")
+    figs = dict(plot_front.run_figures(r, "page"))
+    panels = plot_front.plotted_arrays(figs[""])
+    check_pairs(d, panels, tasks, small_grid=False, stem="loss")
+    ax = [a for a in figs[""].axes if a.get_label() == "pair 0 1"][0]
+    for got, t in ((ax.get_xlabel(), tasks[0]), (ax.get_ylabel(), tasks[1])):
+        if got != f"loss {t} (lower is better)":
+            fail(f"axis label {got!r}, expected 'loss {t} (lower is better)'")
+    with h5py.File(os.path.join(d, "results.h5"), "r") as f:
+        C, L = f["samples/coeffs"][...], f["samples/metric"][...]
+        if "samples/accuracy" in f:
+            fail("a loss run holds /samples/accuracy: the test does not exercise /samples/metric")
+    # minima: no evaluated sample is at least as low on both tasks and lower on one than a real front point
+    RF = panels["pair 0 1"]["real front (all evaluated)"]
+    ok = np.all(np.isfinite(L), axis=1)
+    for p in RF:
+        if np.any(np.all(L[ok] <= p, axis=1) & np.any(L[ok] < p, axis=1)):
+            fail(f"plotted real front point {p} is dominated (lower is better) by a sample")
+    if RF[:, 0].min() > L[ok][:, 0].min():
+        fail(f"the real front misses the lowest {tasks[0]} loss {L[ok][:, 0].min()} (a front of maxima?)")
+    want = [L[k] for k in range(len(C)) if np.count_nonzero(C[k]) == 1 and C[k].max() == 1]
+    if not want:
+        fail("the reference design has no corner c = e_i")
+    same_rows(panels["pair 0 1"]["fine-tuned"], np.array(want), "fine-tuned baselines vs /samples/metric at c = e_i")
+    for fig in figs.values():
+        matplotlib.pyplot.close(fig)
+    print(f"loss:lower:0,: pair panel equals front.csv pred_loss_/real_loss_, {len(RF)} real front points are minima")
+    sh([PY, os.path.join(POST, "report.py"), d])
+    with open(os.path.join(d, "report.html")) as f:
+        raw = f.read()
+    text = html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(style|img)[^>]*>.*?(</style>|>)", "", raw, flags=re.S)))
+    for want in ("loss (lower is better)", "-map_metric loss:lower:0,", "loss_rot90", "real_loss_ columns",
+                 "no bounded range"):
+        if want not in text:
+            fail(f"the report lacks {want!r}")
+    if re.search(r"accuracy", text):
+        fail("the loss run's report speaks of accuracy: " + text[text.index("accuracy") - 80:][:160])
+    if shutil.which("chromium"):
+        check_report(d, tasks, screenshot=False)
+    print("report names the metric, its direction and its columns")
+
+
 # ---------------------------------------------------------------- quality
 def hv2(P):
     """2-D hypervolume above 0 by sweeping (independent of quality.py's)"""
@@ -319,5 +373,5 @@ def case_quality():
 
 
 if __name__ == "__main__":
-    {"plot": case_plot, "report": case_report, "quality": case_quality}[sys.argv[1]]()
+    {"plot": case_plot, "report": case_report, "quality": case_quality, "metric": case_metric}[sys.argv[1]]()
     print("PASS", sys.argv[1])
