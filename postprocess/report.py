@@ -71,9 +71,10 @@ def section_summary(run):
     C, A = run.evaluated()
     n_full = int((run.sample_task < 0).sum())
     m = run.manifest or {}
-    pairs = [("tasks", ", ".join(run.tasks)), ("method", run.method),
-             ("metric", run.label() + ("" if run.default_metric else f" (-map_metric {run.metric.get('spec', '')})"
-                                       if run.metric.get("spec") else "")), ("seed", run.attrs.get("seed", "none recorded")),
+    pairs = [("tasks", ", ".join(run.tasks)), ("method", run.method)]
+    if not run.default_metric:  # a default run's report reads as before -map_metric existed
+        pairs.append(("metric", run.label() + (f" (-map_metric {run.metric['spec']})" if run.metric.get("spec") else "")))
+    pairs += [("seed", run.attrs.get("seed", "none recorded")),
              ("ranks", run.attrs.get("ranks", "none recorded")), ("run folder", run.dir),
              ("models evaluated", f"{len(run.A)} samples ({n_full} on every task)"
               + (f", {len(run.R)} re-evaluations" if run.R is not None else "") + (", 1 pick" if "real" in run.pick else "")),

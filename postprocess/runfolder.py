@@ -102,7 +102,7 @@ class Run:
                 got = json.loads(self.attrs["metric"])
             except ValueError as e:
                 raise RunError(f"{self.results}: root attribute metric is not JSON ({e}): {self.attrs['metric']!r}")
-            m.update({k: got.get(k) for k in ("name", "direction", "lo", "hi") if k in got})
+            m.update({k: got.get(k) for k in ("spec", "name", "direction", "lo", "hi") if k in got})
         # the default's own names: a default run reads as it did before -map_metric existed
         self.default_metric = m["name"] == "accuracy" and m["direction"] == "higher" and m["lo"] == 0 and m["hi"] == 1
         self.sign = -1.0 if m["direction"] == "lower" else 1.0  # dominance on sign * value: a front of maxima

@@ -319,7 +319,10 @@ def case_metric():
     with open(os.path.join(d, "report.html")) as f:
         raw = f.read()
     text = html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(style|img)[^>]*>.*?(</style>|>)", "", raw, flags=re.S)))
-    for want in ("loss (lower is better)", "-map_metric loss:lower:0,", "loss_rot90", "real_loss_ columns",
+    summary = text[text.index("Summary"):text.index("Figures")]
+    if "loss (lower is better) (-map_metric loss:lower:0,)" not in summary:
+        fail("the report's summary does not name the metric: " + summary[:600])
+    for want in ("loss (lower is better)", "loss_rot90", "real_loss_ columns",
                  "no bounded range"):
         if want not in text:
             fail(f"the report lacks {want!r}")
@@ -328,6 +331,35 @@ def case_metric():
     if shutil.which("chromium"):
         check_report(d, tasks, screenshot=False)
     print("report names the metric, its direction and its columns")
+    # failed evaluations (a worker that answers NaN at c_1 > 0.85, tests/run/metric_scorer.py): the report
+    # lists each of /samples/failed with its coefficients; the plots leave them out
+    scorer = os.path.join(SRC, "tests", "run", "metric_scorer.py")
+    d, _ = run("m-failed", "-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "16", "-map_reevaluate", "2",
+               "-map_eval_type", "worker", "-map_eval_worker_mode", "coefficients", "-map_eval_worker", f"{PY} {scorer} worker")
+    with h5py.File(os.path.join(d, "results.h5"), "r") as f:
+        C, failed = f["samples/coeffs"][...], sorted(int(i) for i in f["samples/failed"][...])
+    if not failed:
+        fail("the NaN worker's run records no failed evaluation: the test checks nothing")
+    r = Run(d)
+    figs = dict(plot_front.run_figures(r, "page"))
+    drawn = plot_front.plotted_arrays(figs[""])["pair 0 1"]["samples"]
+    if len(drawn) != int((r.sample_task < 0).sum()) - len(failed) or not np.all(np.isfinite(drawn)):
+        fail(f"{len(drawn)} samples drawn of {len(C)} with {len(failed)} failed")
+    sh([PY, os.path.join(POST, "report.py"), d])
+    with open(os.path.join(d, "report.html")) as f:
+        page = f.read()
+    sec = page[page.index("<h2>Failed points</h2>"):]
+    sec = sec[:sec.index("<h2>", 5)]
+    rows = re.findall(r"<tr><td[^>]*>(\d+)</td>((?:<td[^>]*>[^<]*</td>)+)</tr>", sec)
+    got = {int(i): [float(x) for x in re.findall(r">([^<]*)</td>", cells)] for i, cells in rows}
+    if sorted(got) != failed:
+        fail(f"the report lists failed samples {sorted(got)}, /samples/failed holds {failed}")
+    for i in failed:
+        if not np.allclose(got[i], C[i], rtol=0, atol=5e-5):
+            fail(f"failed sample {i}: the report shows c = {got[i]}, results.h5 {C[i]}")
+    if f"{len(failed)} failed evaluations" not in sec:
+        fail("the report does not count the failed evaluations")
+    print(f"report lists the {len(failed)} failed evaluations {failed} of /samples/failed with their coefficients")
 
 
 # ---------------------------------------------------------------- quality
