@@ -8,6 +8,7 @@
               dominates a front point when smaller is better), in the loss's own units
   perplexity  a command scorer that prints only {"perplexity": p}: softplus link, the front >= the bound,
               the metric in manifest.json; a resume with another -map_metric is refused
+  nested      nested MAP's known limitation: another metric is refused, a failed evaluation is an error
 
 usage: test_metric.py CASE   (env: MAPMERGE, MAP_SOURCE_DIR, MAP_BINARY_DIR)
 """
@@ -91,6 +92,26 @@ def case_percent():
     if len(lines) != 1:
         tr.fail(f"the error came after {len(lines) - 1} evaluations, not at the first")
     print("PASS percent: refused at the first evaluation, naming the value, the task and -map_metric")
+
+
+def case_nested():
+    """the known limitation (docs/metrics.md): nested MAP refuses another metric, and a failed evaluation
+    there stops the run with a message that names it (its merge tree needs every pair's samples)"""
+    store = tr.setup_zoo()
+    out = tr.fresh("metric-nested")
+    p = run(2, "-map_store", store, "-map_output", out, "-map_method", "nested", "-map_metric", "loss:lower:0,", check=False)
+    text = p.stdout + p.stderr
+    if p.returncode == 0 or "-map_metric loss:lower:0,: nested MAP merges by preference-weighted accuracy" not in text:
+        tr.fail(f"nested MAP with -map_metric loss:lower:0, exited {p.returncode} without the refusal:\n{text[-2500:]}")
+    out = tr.fresh("metric-nested-nan")
+    p = run(2, "-map_store", store, "-map_output", out, "-map_method", "nested", "-map_tasks", "rot90,flip_v", "-map_eval_type",
+            "worker", "-map_eval_worker_mode", "coefficients", "-map_eval_worker", f"/usr/bin/python3 {SCORER} worker", check=False)
+    text = p.stdout + p.stderr
+    if p.returncode == 0 or not all(n in text for n in ("evaluation nested #", "(not finite); journaled as failed in")):
+        tr.fail(f"nested MAP with a NaN-answering worker exited {p.returncode} without naming the failed evaluation:\n{text[-2500:]}")
+    if os.path.exists(os.path.join(out, "results.h5")):
+        tr.fail("the failed nested run wrote results.h5")
+    print("PASS nested: -map_metric refused, a failed evaluation stops the run and names it")
 
 
 def case_loss_mlp():
