@@ -142,6 +142,7 @@ static PetscErrorCode MapRunSetFromOptions(MapRunCtx *r)
   PetscCall(PetscOptionsString("-map_preference", "preference weights w_1,...,w_T of the pick (default: equal)", NULL, prefbuf,
                                prefbuf, sizeof(prefbuf), NULL));
   PetscOptionsEnd();
+  PetscCall(MapRunBudgetSetFromOptions(r));
   PetscCall(MapOptionsGetRealList("-map_box", 2, box, &nbox, &flg));
   if (flg) {
     PetscCheck(nbox == 2 && box[0] < box[1], r->comm, PETSC_ERR_ARG_WRONG, "-map_box: expected lo,hi with lo < hi, got \"%s\"", boxbuf);
@@ -337,6 +338,15 @@ static PetscErrorCode MapObjectiveAccuracyHessian(void *ctx, const double *c, co
   PetscFunctionReturn(0);
 }
 
+/* the search's objectives: the accuracy surrogates, with their Hessian */
+PetscErrorCode MapRunSetAccuracyObjectives(MapRunCtx *r)
+{
+  PetscFunctionBegin;
+  PetscCall(MapParetoSetObjectives(r->pareto, r->T, r->T, MapObjectiveAccuracy, r));
+  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapObjectiveAccuracyHessian));
+  PetscFunctionReturn(0);
+}
+
 /* ---- results ---- */
 
 
@@ -354,6 +364,11 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   json_object_set_new(m, "run_folder", json_string(r->out));
   json_object_set_new(m, "exit_status", json_string("completed"));
   json_object_set_new(m, "seed", json_integer(r->seed));
+  {
+    json_t *b;
+    PetscCall(MapRunBudgetJSON(r, &b));
+    if (b) json_object_set_new(m, "budget", b);
+  }
   json_object_set_new(m, "ranks", json_integer(r->size));
   {
     /* the process grids the results depend on (the surrogate's BLACS grid is fixed, not the job's) */
@@ -524,6 +539,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     MapCallHDF5(H5Gclose(g));
     } /* fitted */
     if (r->nnodes) PetscCall(MapRunNestedWrite(r, f));
+    PetscCall(MapRunBudgetWrite(r, f));
     if (r->npref) {
       MapCallHDF5(g = H5Gcreate2(f, "pick", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       PetscCall(MapH5WriteMatrix(g, "preference", 1, T, r->pref));
@@ -642,6 +658,7 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
                           r->n - one, one));
   }
   if (r->nnodes) PetscCall(MapRunNestedSummary(r));
+  PetscCall(MapRunBudgetSummary(r));
   if (r->fitted) {
   PetscCall(PetscPrintf(r->comm, "%-16s %10s %10s %10s %10s\n", "task", "R2(acc)", "RMSE(acc)", "LOO(acc)", "R2(loss)"));
   for (int t = 0; t < T; t++) {
@@ -719,7 +736,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
 }
 
 /* Evaluate samples [i0, i1) (journaled; skipped when the journal has them). */
-static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop)
+PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop)
 {
   PetscBool fresh;
   double    t0 = MapWallTime();
@@ -770,7 +787,7 @@ static PetscErrorCode MapRunFit(MapRunCtx *r)
    the bins with its own residuals at the points evaluated on it and draws B points (keyed on seed, t
    and the iteration), evaluated on task t only: T x B merges, as many forward passes as B points on
    every task. */
-static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
 {
   int      T = r->T, ndraw = r->bayes_per_task ? T : 1;
   double  *sqres, *Ct;
@@ -825,8 +842,7 @@ static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, Pets
   const double *Cf;
 
   PetscFunctionBegin;
-  PetscCall(MapParetoSetObjectives(r->pareto, T, T, MapObjectiveAccuracy, r));
-  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapObjectiveAccuracyHessian));
+  PetscCall(MapRunSetAccuracyObjectives(r));
   if (r->refine_pick) { /* one point: the current fit's pick for the preference */
     double fpick[MAP_MAX_TASKS];
     PetscCall(MapParetoPick(r->pareto, r->pref, r->pick_c, fpick));
@@ -860,8 +876,8 @@ static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, Pets
 
 /* one adaptive round (Bayesian or refinement): fit on every point so far, then the round's new samples,
    each phase timed into its stage */
-static PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, const PetscLogStage *stages, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it,
-                                          int round_id, PetscBool *stop)
+PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, const PetscLogStage *stages, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it,
+                                   int round_id, PetscBool *stop)
 {
   double t0 = MapWallTime();
 
@@ -1008,6 +1024,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     if (!r.bayes_batch) r.bayes_batch = PetscMax(2, (2 * F - r.bayes_initial + r.bayes_iterations - 1) / PetscMax(1, r.bayes_iterations));
     if (st != MAP_SAMPLE_FILE) r.sample_n = r.bayes_initial;
   }
+  PetscCall(MapRunBudgetPlan(&r, bayes));
   if (nested) { /* the tree's evaluations are appended as they happen */
     r.n  = 0;
     nmax = r.T + (r.T - 1) * (PetscMax(r.nested_samples, 12) + 1);
@@ -1024,6 +1041,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
                "%s), more than the limit of %d",
                total, r.n, r.refine, r.refine_points, bayes ? " + -map_bayes_iterations x -map_bayes_batch" : "", MAP_RUN_MAX_EVALS);
     nmax = r.n + (bayes ? r.bayes_iterations * r.bayes_batch * (r.bayes_per_task ? r.T : 1) : 0) + r.refine * r.refine_points;
+    if (r.budget.total) nmax = PetscMax(nmax, r.budget.total);
   }
   PetscCall(PetscMalloc3(nmax * r.T, &r.C, nmax * r.T, &r.acc, nmax * r.T, &r.loss));
   PetscCall(PetscCalloc1(nmax, &r.round));
@@ -1115,6 +1133,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     PetscCall(MapRunAdaptiveRound(&r, stages, MapRunBayesRound, (int)it, (int)it, &stop));
   for (PetscInt it = 1; !stop && it <= r.refine; it++)
     PetscCall(MapRunAdaptiveRound(&r, stages, MapRunRefineRound, (int)it, (int)((bayes ? r.bayes_iterations : 0) + it), &stop));
+  if (!stop && r.budget.total) PetscCall(MapRunBudgetRounds(&r, stages, bayes, &stop));
   if (stop) PetscCall(MapRunCheckpointExit(&r));
   if (stop) PetscFunctionReturn(0);
 
@@ -1129,8 +1148,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* search the accuracy surrogates for the front */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[3]));
-  PetscCall(MapParetoSetObjectives(r.pareto, r.T, r.T, MapObjectiveAccuracy, &r));
-  PetscCall(MapParetoSetObjectiveHessian(r.pareto, MapObjectiveAccuracyHessian));
+  PetscCall(MapRunSetAccuracyObjectives(&r));
   PetscCall(MapParetoSolve(r.pareto));
   PetscCall(MapParetoGetFront(r.pareto, &r.kfront, &r.Cf, &r.Ff, &r.Wf));
   if (r.npref) {
@@ -1142,10 +1160,11 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* re-evaluate up to K front points, spread along the front (in preference order) */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[4]));
-  r.kreal = PetscMin(r.reevaluate, r.kfront);
+  r.kreal = PetscMin(r.budget.total ? MapRunBudgetReevaluateCap(&r) : r.reevaluate, r.kfront);
   PetscCall(PetscMalloc3(r.kreal + 1, &r.real_index, (r.kreal + 1) * r.T, &r.real_acc, (r.kreal + 1) * r.T, &r.real_loss));
+  if (r.budget.total) PetscCall(MapRunBudgetChooseReevaluations(&r)); /* spread away from the samples */
   for (PetscInt k = 0; k < r.kreal; k++) {
-    r.real_index[k] = r.kreal == 1 ? 0 : (int)((k * (r.kfront - 1) + (r.kreal - 1) / 2) / (r.kreal - 1));
+    if (!r.budget.total) r.real_index[k] = r.kreal == 1 ? 0 : (int)((k * (r.kfront - 1) + (r.kreal - 1) / 2) / (r.kreal - 1));
     PetscCall(MapRunCheckSignal(&r, &stop));
     if (stop) break;
     PetscCall(MapRunEvaluate(&r, "reeval", (int)k, &r.Cf[r.real_index[k] * r.T], &r.real_acc[k * r.T], &r.real_loss[k * r.T], &fresh));

@@ -64,6 +64,15 @@ typedef struct {
   int    from_sample;        /* 1 when an evaluated sample of the pair beat the surrogate's pick */
 } MapNestedNode;
 
+/* -map_budget N (run_budget.c): the allocation and what was spent */
+typedef struct {
+  PetscInt total;                    /* N; 0: no budget */
+  double   design_fraction, reeval_fraction;
+  PetscInt design, reserve, round_points, planned_rounds;
+  PetscInt rounds, refined;          /* adaptive rounds done and the points they evaluated */
+  PetscInt round_now, round_added;   /* the current round's share and what it evaluated */
+} MapRunBudget;
+
 typedef struct {
   MPI_Comm      comm;
   PetscMPIInt   rank, size;
@@ -119,6 +128,7 @@ typedef struct {
   char          start_time[64], end_time[64];
   char          store_sha256[65];  /* taken when the store was read (MapRunHashInputs) */
   json_t       *inputs_sha256;     /* path -> sha256 of every input file, for the manifest */
+  MapRunBudget  budget;
 } MapRunCtx;
 
 /* run_guard.c: inputs hashed when read, the journal's binding, outputs that are not inputs */
@@ -139,5 +149,22 @@ PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
 
 #include <mapmerge/core_h5.h>
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
+
+/* run_map.c, for the budget's rounds */
+PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop);
+PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop);
+PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, const PetscLogStage *stages, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it,
+                                   int round_id, PetscBool *stop);
+PetscErrorCode MapRunSetAccuracyObjectives(MapRunCtx *r);
+
+/* run_budget.c: -map_budget N */
+PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r);
+PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes);
+PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, const PetscLogStage *stages, PetscBool bayes, PetscBool *stop);
+PetscInt       MapRunBudgetReevaluateCap(MapRunCtx *r);
+PetscErrorCode MapRunBudgetChooseReevaluations(MapRunCtx *r);
+PetscErrorCode MapRunBudgetSummary(MapRunCtx *r);
+PetscErrorCode MapRunBudgetJSON(MapRunCtx *r, json_t **o);
+PetscErrorCode MapRunBudgetWrite(MapRunCtx *r, hid_t file);
 
 #endif

@@ -1,0 +1,268 @@
+/* -map_budget N: the total number of model evaluations a run may spend (design + adaptive rounds +
+   re-evaluation of front points + the pick), allocated by mapmerge. Measured in bench/map_quality
+   (curve.py, RESULTS.md "Quality per evaluation"): the allocation below is what won there. */
+#include "runimpl.h"
+#include <math.h>
+
+/* Das-Dennis lattice size C(H + m - 1, m - 1), in double (no overflow) */
+static double MapBudgetLatticeCount(int m, PetscInt H)
+{
+  double c = 1;
+  for (int k = 1; k < m; k++) c = c * (double)(H + k) / k;
+  return c;
+}
+
+/* -map_budget is read with the run's options; the plan waits for T (MapRunBudgetPlan) */
+PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r)
+{
+  MapRunBudget *b = &r->budget;
+
+  PetscFunctionBegin;
+  b->design_fraction = 0.3;
+  b->reeval_fraction = 0.25;
+  PetscOptionsBegin(r->comm, NULL, "Evaluation budget", NULL);
+  PetscCall(PetscOptionsInt("-map_budget",
+                            "total model evaluations (design + adaptive rounds + re-evaluated front points + pick), allocated by mapmerge "
+                            "(0: none, the design, -map_refine and -map_reevaluate as given)",
+                            NULL, b->total, &b->total, NULL));
+  PetscCall(PetscOptionsReal("-map_budget_design", "with -map_budget: fraction of it spent on the initial design (at least 1.5x the surrogate's unknowns)",
+                             NULL, b->design_fraction, &b->design_fraction, NULL));
+  PetscCall(PetscOptionsReal("-map_budget_reevaluate", "with -map_budget: fraction of what the design leaves kept for re-evaluating front points after the last fit",
+                             NULL, b->reeval_fraction, &b->reeval_fraction, NULL));
+  PetscOptionsEnd();
+  PetscCheck(b->total >= 0 && b->total <= 1000000, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_budget %" PetscInt_FMT ": need 0 (none) to 1000000 evaluations",
+             b->total);
+  PetscCheck(b->design_fraction > 0 && b->design_fraction <= 1 && b->reeval_fraction >= 0 && b->reeval_fraction <= 1, r->comm,
+             PETSC_ERR_ARG_OUTOFRANGE, "-map_budget_design %g must be in (0,1] and -map_budget_reevaluate %g in [0,1]", b->design_fraction,
+             b->reeval_fraction);
+  if (b->total) {
+    /* the budget decides these sizes: one given too would be silently overridden */
+    const char *owned[] = {"-map_sample_n", "-map_refine", "-map_refine_points", "-map_reevaluate", "-map_bayes_initial", "-map_bayes_iterations",
+                           "-map_bayes_batch", "-map_refine_target", NULL};
+    for (int i = 0; owned[i]; i++) {
+      PetscBool given;
+      PetscCall(PetscOptionsHasName(NULL, NULL, owned[i], &given));
+      PetscCheck(!given, r->comm, PETSC_ERR_ARG_INCOMP, "-map_budget %" PetscInt_FMT " allocates the evaluations itself; drop %s (or drop -map_budget)",
+                 b->total, owned[i]);
+    }
+    PetscCheck(strcmp(r->method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
+               "-map_budget applies to -map_method map and bayesian; nested MAP sizes each pair with -map_nested_samples");
+    PetscCheck(strcmp(r->sample_type, "file"), r->comm, PETSC_ERR_ARG_INCOMP,
+               "-map_budget chooses the design size; -map_sample_type file fixes it: use reference or lhs with a budget");
+  }
+  PetscFunctionReturn(0);
+}
+
+/* The allocation, before anything is evaluated. F = (T+1)(T+2)/2 surrogate unknowns per task; the
+   smallest budget is F design points (the fit needs them) plus the pick. The design gets
+   design_fraction of N, at least 1.5 F (below it the fit interpolates, bench/variants) and at most
+   2 F (the reference design's size: more space-filling points go where the front is not); of the
+   rest, reeval_fraction is kept for front points after the last fit, and the remainder goes to
+   refinement (map) or Bayesian (bayesian) rounds of about F/2 points (fewer, larger rounds when
+   the budget is large). */
+PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes)
+{
+  MapRunBudget *b = &r->budget;
+  PetscInt      N = b->total, F = (PetscInt)(r->T + 1) * (r->T + 2) / 2;
+
+  PetscFunctionBegin;
+  if (!N) PetscFunctionReturn(0);
+  PetscCheck(N >= F + 1, r->comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-map_budget %" PetscInt_FMT " is too small for %d tasks: the quadratic surrogates need a design of at least %" PetscInt_FMT
+             " points ((T+1)(T+2)/2 unknowns) plus the pick; give at least %" PetscInt_FMT,
+             N, r->T, F, F + 1);
+  PetscInt d = (PetscInt)ceil(b->design_fraction * (double)N);
+  d = PetscMin(d, 2 * F);
+  d = PetscMax(d, (3 * F + 1) / 2);
+  d = PetscMax(F, PetscMin(d, N - 1));
+  b->design         = d;
+  PetscInt left     = N - 1 - d;
+  /* at most half the default preference lattice (at most 150 vectors, H <= 40): the front after the
+     last fit has about that many distinct points */
+  PetscInt H = 40;
+  while (H > 1 && MapBudgetLatticeCount(r->T, H) > 150) H--;
+  b->reserve        = PetscMin((PetscInt)floor(b->reeval_fraction * (double)left), (PetscInt)(MapBudgetLatticeCount(r->T, H) / 2));
+  /* rounds of about F/2 points, more when the budget is large: at most ~12 fits and searches */
+  b->round_points   = PetscMax(PetscMax((PetscInt)r->T + 1, F / 2), (left - b->reserve + 11) / 12);
+  b->planned_rounds = (left - b->reserve + b->round_points - 1) / b->round_points;
+  r->sample_n       = d;
+  if (bayes) {
+    r->bayes_initial    = d;
+    r->bayes_iterations = 0; /* the budget's rounds run instead (MapRunBudgetRounds) */
+  }
+  r->refine = 0;
+  PetscFunctionReturn(0);
+}
+
+/* evaluations still free for rounds and front points (the pick's one is held back) */
+static PetscInt MapRunBudgetLeft(MapRunCtx *r)
+{
+  return r->budget.total - 1 - r->n;
+}
+
+/* Greedy max-min choice: up to K of the m candidates X[m*T], each the one farthest (max norm over the
+   box) from every evaluated sample and every point chosen before it; candidates closer than tol to one
+   are never chosen (a second evaluation of the same model adds nothing to the front). Deterministic:
+   ties go to the lower index. Returns the count chosen, indices in sel. */
+static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double *X, PetscInt K, PetscInt *sel, PetscInt *nsel)
+{
+  const int T   = r->T;
+  double    tol = 1e-3 * (r->hi - r->lo), *dmin;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(m + 1, &dmin));
+  for (PetscInt q = 0; q < m; q++) {
+    dmin[q] = PETSC_MAX_REAL;
+    for (PetscInt i = 0; i < r->n; i++) {
+      if (r->sample_task[i] >= 0) continue;
+      double d = 0;
+      for (int j = 0; j < T; j++) d = PetscMax(d, PetscAbsReal(r->C[i * T + j] - X[q * T + j]));
+      dmin[q] = PetscMin(dmin[q], d);
+    }
+  }
+  *nsel = 0;
+  while (*nsel < K) {
+    PetscInt best = -1;
+    for (PetscInt q = 0; q < m; q++)
+      if (dmin[q] > tol && (best < 0 || dmin[q] > dmin[best])) best = q;
+    if (best < 0) break;
+    sel[(*nsel)++] = best;
+    for (PetscInt q = 0; q < m; q++) {
+      double d = 0;
+      for (int j = 0; j < T; j++) d = PetscMax(d, PetscAbsReal(X[best * T + j] - X[q * T + j]));
+      dmin[q] = PetscMin(dmin[q], d);
+    }
+  }
+  PetscCall(PetscFree(dmin));
+  PetscFunctionReturn(0);
+}
+
+/* One refinement round under a budget: the current fit's predicted front, and of its points the
+   round's share spread farthest from everything evaluated so far (MapRunBudgetSpread) become samples. */
+static PetscErrorCode MapRunBudgetRefineRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+{
+  const int     T = r->T;
+  PetscInt      kf, P = r->budget.round_now, nsel;
+  const double *Cf;
+  PetscInt     *sel;
+
+  PetscFunctionBegin;
+  PetscCall(MapRunSetAccuracyObjectives(r));
+  PetscCall(MapParetoSolve(r->pareto));
+  PetscCall(MapParetoGetFront(r->pareto, &kf, &Cf, NULL, NULL));
+  PetscCall(PetscMalloc1(P + 1, &sel));
+  PetscCall(MapRunBudgetSpread(r, kf, Cf, P, sel, &nsel));
+  for (PetscInt k = 0; k < nsel; k++) {
+    PetscCall(PetscArraycpy(&r->C[(r->n + k) * T], &Cf[sel[k] * T], T));
+    r->round[r->n + k] = round_id;
+  }
+  PetscCall(PetscFree(sel));
+  r->budget.round_added = nsel;
+  PetscCall(PetscPrintf(r->comm, "budget round %d: %" PetscInt_FMT " front points as new samples (%" PetscInt_FMT " of %" PetscInt_FMT " evaluations so far)\n",
+                        it, nsel, r->n + nsel, r->budget.total));
+  PetscCall(MapRunEvaluateSamples(r, r->n, r->n + nsel, stop));
+  if (!*stop) r->n += nsel;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunBudgetBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+{
+  PetscInt n0 = r->n;
+
+  PetscFunctionBegin;
+  r->bayes_batch = r->budget.round_now;
+  PetscCall(MapRunBayesRound(r, it, round_id, stop));
+  r->budget.round_added = r->n - n0;
+  PetscFunctionReturn(0);
+}
+
+/* the adaptive rounds: until only the re-evaluation reserve is left, or a round finds nothing new */
+PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, const PetscLogStage *stages, PetscBool bayes, PetscBool *stop)
+{
+  MapRunBudget *b = &r->budget;
+
+  PetscFunctionBegin;
+  for (int it = 1; !*stop && MapRunBudgetLeft(r) > b->reserve; it++) {
+    b->round_now = PetscMin(b->round_points, MapRunBudgetLeft(r) - b->reserve);
+    PetscCall(MapRunAdaptiveRound(r, stages, bayes ? MapRunBudgetBayesRound : MapRunBudgetRefineRound, it, it, stop));
+    if (*stop) break;
+    b->rounds++;
+    b->refined += b->round_added;
+    if (!b->round_added) break; /* the front has no point left that was not evaluated */
+  }
+  PetscFunctionReturn(0);
+}
+
+/* The front points re-evaluated after the last fit: all that is left of the budget but the pick,
+   spread farthest from the evaluated samples (max-min, as the rounds); fills r->real_index. */
+PetscErrorCode MapRunBudgetChooseReevaluations(MapRunCtx *r)
+{
+  PetscInt K = PetscMax(0, MapRunBudgetLeft(r)), nsel, *sel;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(K + 1, &sel));
+  PetscCall(MapRunBudgetSpread(r, r->kfront, r->Cf, K, sel, &nsel));
+  for (PetscInt k = 0; k < nsel; k++) r->real_index[k] = (int)sel[k];
+  r->kreal = nsel;
+  PetscCall(PetscFree(sel));
+  PetscFunctionReturn(0);
+}
+
+/* how many re-evaluations to allocate room for (at least what MapRunBudgetChooseReevaluations takes) */
+PetscInt MapRunBudgetReevaluateCap(MapRunCtx *r)
+{
+  return PetscMax(0, MapRunBudgetLeft(r));
+}
+
+PetscErrorCode MapRunBudgetSummary(MapRunCtx *r)
+{
+  MapRunBudget *b = &r->budget;
+  PetscInt      spent = r->n + r->kreal + 1;
+
+  PetscFunctionBegin;
+  if (!b->total) PetscFunctionReturn(0);
+  PetscCall(PetscPrintf(r->comm,
+                        "budget %" PetscInt_FMT " evaluations, spent %" PetscInt_FMT ": design %" PetscInt_FMT " + %" PetscInt_FMT
+                        " %s rounds (%" PetscInt_FMT " points) + %" PetscInt_FMT " front points re-evaluated + 1 pick\n",
+                        b->total, spent, b->design, b->rounds, strcmp(r->method, "bayesian") ? "refinement" : "Bayesian", b->refined, r->kreal));
+  if (spent < b->total)
+    PetscCall(PetscPrintf(r->comm, "  %" PetscInt_FMT " left unspent: the predicted front had no other point away from the evaluated ones\n",
+                          b->total - spent));
+  PetscFunctionReturn(0);
+}
+
+/* the allocation as spent, for results.h5 (/budget) and the manifest ("budget") */
+PetscErrorCode MapRunBudgetJSON(MapRunCtx *r, json_t **o)
+{
+  MapRunBudget *b = &r->budget;
+
+  PetscFunctionBegin;
+  *o = NULL;
+  if (!b->total) PetscFunctionReturn(0);
+  *o = json_pack("{sI sI sI sI sI sI sI sI}", "budget", (json_int_t)b->total, "spent", (json_int_t)(r->n + r->kreal + 1), "design",
+                 (json_int_t)b->design, "rounds", (json_int_t)b->rounds, "round_points", (json_int_t)b->refined, "reevaluated",
+                 (json_int_t)r->kreal, "pick", (json_int_t)1, "planned_rounds", (json_int_t)b->planned_rounds);
+  PetscCheck(*o, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot build the budget's JSON");
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapRunBudgetWrite(MapRunCtx *r, hid_t file)
+{
+  json_t *o;
+
+  PetscFunctionBegin;
+  PetscCall(MapRunBudgetJSON(r, &o));
+  if (!o) PetscFunctionReturn(0);
+  hid_t       g;
+  const char *key;
+  json_t     *val;
+  MapCallHDF5(g = H5Gcreate2(file, "budget", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  json_object_foreach(o, key, val) {
+    double v = (double)json_integer_value(val);
+    PetscCall(MapH5WriteMatrix(g, key, 1, 0, &v));
+  }
+  PetscCall(MapH5WriteStringAttr(g, "meaning", "-map_budget: evaluations allowed, spent, and how (design + rounds' points + re-evaluated + pick = spent)"));
+  MapCallHDF5(H5Gclose(g));
+  json_decref(o);
+  PetscFunctionReturn(0);
+}
