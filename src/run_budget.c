@@ -29,6 +29,13 @@ PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r)
                              NULL, b->design_fraction, &b->design_fraction, NULL));
   PetscCall(PetscOptionsReal("-map_budget_reevaluate", "with -map_budget: fraction of what the design leaves kept for re-evaluating front points after the last fit",
                              NULL, b->reeval_fraction, &b->reeval_fraction, NULL));
+  {
+    const char *spreads[] = {"coefficients", "objectives"};
+    PetscInt    sp        = b->spread_objectives;
+    PetscCall(PetscOptionsEList("-map_budget_spread", "with -map_budget: front points are chosen farthest from the evaluated ones in "
+                                "coefficients or in predicted accuracies", NULL, spreads, 2, spreads[sp], &sp, NULL));
+    b->spread_objectives = sp == 1 ? PETSC_TRUE : PETSC_FALSE;
+  }
   PetscOptionsEnd();
   PetscCheck(b->total >= 0 && b->total <= 1000000, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_budget %" PetscInt_FMT ": need 0 (none) to 1000000 evaluations",
              b->total);
@@ -100,40 +107,73 @@ static PetscInt MapRunBudgetLeft(MapRunCtx *r)
   return r->budget.total - 1 - r->n;
 }
 
-/* Greedy max-min choice: up to K of the m candidates X[m*T], each the one farthest (max norm over the
-   box) from every evaluated sample and every point chosen before it; candidates closer than tol to one
-   are never chosen (a second evaluation of the same model adds nothing to the front). Deterministic:
-   ties go to the lower index. Returns the count chosen, indices in sel. */
+/* distance of two points for the spread: max norm in coefficients, or in the surrogates' predicted
+   accuracies scaled by the candidates' ranges (-map_budget_spread objectives) */
+static double MapBudgetDistance(int T, const double *x, const double *y, const double *scale)
+{
+  double d = 0;
+  for (int j = 0; j < T; j++) d = PetscMax(d, PetscAbsReal(x[j] - y[j]) * scale[j]);
+  return d;
+}
+
+/* Greedy max-min choice: up to K of the m candidates X[m*T], each the one farthest from every
+   evaluated sample and every point chosen before it; candidates within tol (coefficients, max norm) of
+   one are never chosen (a second evaluation of the same model adds nothing to the front).
+   Deterministic: ties go to the lower index. Returns the count chosen, indices in sel. */
 static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double *X, PetscInt K, PetscInt *sel, PetscInt *nsel)
 {
   const int T   = r->T;
-  double    tol = 1e-3 * (r->hi - r->lo), *dmin;
+  PetscBool obj = r->budget.spread_objectives;
+  double    tol = 1e-3 * (r->hi - r->lo), *dmin, *cmin, *PX, *PS, one[MAP_MAX_TASKS], scale[MAP_MAX_TASKS];
+  PetscInt  ns = 0;
 
   PetscFunctionBegin;
-  PetscCall(PetscMalloc1(m + 1, &dmin));
+  PetscCall(PetscMalloc4(m + 1, &dmin, m + 1, &cmin, (m + 1) * T, &PX, (r->n + 1) * T, &PS));
+  for (int j = 0; j < T; j++) one[j] = 1;
+  /* the spread's coordinates: the coefficients, or the predicted accuracies */
+  PetscCall(PetscArraycpy(PX, X, m * T));
+  for (PetscInt i = 0; i < r->n; i++)
+    if (r->sample_task[i] < 0) PetscCall(PetscArraycpy(&PS[ns++ * T], &r->C[i * T], T));
+  if (obj) {
+    for (PetscInt q = 0; q < m; q++)
+      for (int j = 0; j < T; j++) PetscCall(MapSurrogatePredict(r->sur, j, &X[q * T], &PX[q * T + j], NULL));
+    for (PetscInt i = 0; i < ns; i++) {
+      double c[MAP_MAX_TASKS];
+      PetscCall(PetscArraycpy(c, &PS[i * T], T));
+      for (int j = 0; j < T; j++) PetscCall(MapSurrogatePredict(r->sur, j, c, &PS[i * T + j], NULL));
+    }
+  }
+  for (int j = 0; j < T; j++) {
+    double lo = PETSC_MAX_REAL, hi = -PETSC_MAX_REAL;
+    for (PetscInt q = 0; q < m; q++) {
+      lo = PetscMin(lo, PX[q * T + j]);
+      hi = PetscMax(hi, PX[q * T + j]);
+    }
+    scale[j] = obj && hi > lo ? 1 / (hi - lo) : 1;
+  }
   for (PetscInt q = 0; q < m; q++) {
-    dmin[q] = PETSC_MAX_REAL;
-    for (PetscInt i = 0; i < r->n; i++) {
-      if (r->sample_task[i] >= 0) continue;
-      double d = 0;
-      for (int j = 0; j < T; j++) d = PetscMax(d, PetscAbsReal(r->C[i * T + j] - X[q * T + j]));
-      dmin[q] = PetscMin(dmin[q], d);
+    dmin[q] = cmin[q] = PETSC_MAX_REAL;
+    PetscInt i = 0;
+    for (PetscInt k = 0; k < r->n; k++) {
+      if (r->sample_task[k] >= 0) continue;
+      cmin[q] = PetscMin(cmin[q], MapBudgetDistance(T, &r->C[k * T], &X[q * T], one));
+      dmin[q] = PetscMin(dmin[q], MapBudgetDistance(T, &PS[i * T], &PX[q * T], scale));
+      i++;
     }
   }
   *nsel = 0;
   while (*nsel < K) {
     PetscInt best = -1;
     for (PetscInt q = 0; q < m; q++)
-      if (dmin[q] > tol && (best < 0 || dmin[q] > dmin[best])) best = q;
+      if (cmin[q] > tol && (best < 0 || dmin[q] > dmin[best])) best = q;
     if (best < 0) break;
     sel[(*nsel)++] = best;
     for (PetscInt q = 0; q < m; q++) {
-      double d = 0;
-      for (int j = 0; j < T; j++) d = PetscMax(d, PetscAbsReal(X[best * T + j] - X[q * T + j]));
-      dmin[q] = PetscMin(dmin[q], d);
+      cmin[q] = PetscMin(cmin[q], MapBudgetDistance(T, &X[best * T], &X[q * T], one));
+      dmin[q] = PetscMin(dmin[q], MapBudgetDistance(T, &PX[best * T], &PX[q * T], scale));
     }
   }
-  PetscCall(PetscFree(dmin));
+  PetscCall(PetscFree4(dmin, cmin, PX, PS));
   PetscFunctionReturn(0);
 }
 

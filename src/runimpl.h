@@ -68,6 +68,7 @@ typedef struct {
 typedef struct {
   PetscInt total;                    /* N; 0: no budget */
   double   design_fraction, reeval_fraction;
+  PetscBool spread_objectives;       /* spread front points in predicted accuracies, not coefficients */
   PetscInt design, reserve, round_points, planned_rounds;
   PetscInt rounds, refined;          /* adaptive rounds done and the points they evaluated */
   PetscInt round_now, round_added;   /* the current round's share and what it evaluated */

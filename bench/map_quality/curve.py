@@ -201,6 +201,19 @@ def table(rows, methods, budgets):
     return "\n".join(L)
 
 
+def write_csv(out, old, rows, fields):
+    """old rows of other methods/tags/budgets kept, this run's rows replacing theirs"""
+    mine = {(r["method"], r["subset"], str(r["seed"]), str(r["evaluations"])) for r in rows}
+    keep = [r for r in old if (r["method"], r["subset"], r["seed"], r["evaluations"]) not in mine]
+    with open(out + ".tmp", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in keep + rows:
+            w.writerow({k: r[k] for k in fields})
+    os.replace(out + ".tmp", out)
+    return keep
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mapmerge", required=True)
@@ -243,13 +256,8 @@ def main():
                 tasks, N, " ".join("%s %.3f" % (nm, np.median([r["hv_ratio"] for r in rows if r["method"] == nm and r["subset"] == tasks
                                                                 and r["evaluations"] == N])) for nm in names),
                 S.cache.fresh, time.time() - t0, os.getloadavg()[0]))
-    mine = {(r["method"], r["subset"], str(r["seed"]), str(r["evaluations"])) for r in rows}
-    keep = [r for r in old if (r["method"], r["subset"], r["seed"], r["evaluations"]) not in mine]
-    with open(out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in keep + rows:
-            w.writerow({k: r[k] for k in fields})
+            write_csv(out, old, rows, fields)  # after every step: a cut-short run keeps what it measured
+    keep = write_csv(out, old, rows, fields)
     allrows = [{**r, "seed": int(r["seed"]), "evaluations": int(r["evaluations"]), "spent": int(r["spent"]),
                 "hv_ratio": float(r["hv_ratio"]), "igd": float(r["igd"])} for r in keep + rows]
     allm = list(dict.fromkeys(r["method"] for r in allrows))
