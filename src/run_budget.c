@@ -18,15 +18,15 @@ PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r)
   MapRunBudget *b = &r->budget;
 
   PetscFunctionBegin;
-  b->design_fraction = 0.3;
-  b->reeval_fraction = 0.25;
+  b->reeval_fraction   = 0.25;
+  b->spread_objectives = PETSC_TRUE; /* bench/map_quality/RESULTS.md: ahead of coefficients at T = 3 */
   PetscOptionsBegin(r->comm, NULL, "Evaluation budget", NULL);
   PetscCall(PetscOptionsInt("-map_budget",
                             "total model evaluations (design + adaptive rounds + re-evaluated front points + pick), allocated by mapmerge "
                             "(0: none, the design, -map_refine and -map_reevaluate as given)",
                             NULL, b->total, &b->total, NULL));
-  PetscCall(PetscOptionsReal("-map_budget_design", "with -map_budget: fraction of it spent on the initial design (at least 1.5x the surrogate's unknowns)",
-                             NULL, b->design_fraction, &b->design_fraction, NULL));
+  PetscCall(PetscOptionsInt("-map_budget_design", "with -map_budget: design size (0: 1.5x the (T+1)(T+2)/2 surrogate unknowns, "
+                            "or all but 2 evaluations when the budget is under 3x them)", NULL, b->design_n, &b->design_n, NULL));
   PetscCall(PetscOptionsReal("-map_budget_reevaluate", "with -map_budget: fraction of what the design leaves kept for re-evaluating front points after the last fit",
                              NULL, b->reeval_fraction, &b->reeval_fraction, NULL));
   {
@@ -39,9 +39,9 @@ PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r)
   PetscOptionsEnd();
   PetscCheck(b->total >= 0 && b->total <= 1000000, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_budget %" PetscInt_FMT ": need 0 (none) to 1000000 evaluations",
              b->total);
-  PetscCheck(b->design_fraction > 0 && b->design_fraction <= 1 && b->reeval_fraction >= 0 && b->reeval_fraction <= 1, r->comm,
-             PETSC_ERR_ARG_OUTOFRANGE, "-map_budget_design %g must be in (0,1] and -map_budget_reevaluate %g in [0,1]", b->design_fraction,
-             b->reeval_fraction);
+  PetscCheck(b->design_n >= 0 && b->design_n <= 1000000 && b->reeval_fraction >= 0 && b->reeval_fraction <= 1, r->comm,
+             PETSC_ERR_ARG_OUTOFRANGE, "-map_budget_design %" PetscInt_FMT " must be 0 to 1000000 and -map_budget_reevaluate %g in [0,1]",
+             b->design_n, b->reeval_fraction);
   if (b->total) {
     /* the budget decides these sizes: one given too would be silently overridden */
     const char *owned[] = {"-map_sample_n", "-map_refine", "-map_refine_points", "-map_reevaluate", "-map_bayes_initial", "-map_bayes_iterations",
@@ -61,12 +61,14 @@ PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r)
 }
 
 /* The allocation, before anything is evaluated. F = (T+1)(T+2)/2 surrogate unknowns per task; the
-   smallest budget is F design points (the fit needs them) plus the pick. The design gets
-   design_fraction of N, at least 1.5 F (below it the fit interpolates, bench/variants) and at most
-   2 F (the reference design's size: more space-filling points go where the front is not); of the
-   rest, reeval_fraction is kept for front points after the last fit, and the remainder goes to
-   refinement (map) or Bayesian (bayesian) rounds of about F/2 points (fewer, larger rounds when
-   the budget is large). */
+   smallest budget is F design points (the fit needs them) plus the pick. The design gets 1.5 F points
+   (below it the fit interpolates): the rest goes where the front is. A budget under 3 F leaves too
+   little for that, and a fit on 1.5 F points steers badly: then the design takes all but 2 evaluations
+   (at most 2 F, the default design's size). Measured (bench/map_quality/RESULTS.md): at T = 3 and
+   N = 20, 18 design points beat 15 (median HV ratio 0.517 vs 0.510); at N = 40 and 160, 15 beat 20.
+   Of the rest, reeval_fraction is kept for front points after the last fit, and the remainder goes to
+   refinement (map) or Bayesian (bayesian) rounds of about F/2 points (fewer, larger rounds when the
+   budget is large). */
 PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes)
 {
   MapRunBudget *b = &r->budget;
@@ -78,9 +80,7 @@ PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes)
              "-map_budget %" PetscInt_FMT " is too small for %d tasks: the quadratic surrogates need a design of at least %" PetscInt_FMT
              " points ((T+1)(T+2)/2 unknowns) plus the pick; give at least %" PetscInt_FMT,
              N, r->T, F, F + 1);
-  PetscInt d = (PetscInt)ceil(b->design_fraction * (double)N);
-  d = PetscMin(d, 2 * F);
-  d = PetscMax(d, (3 * F + 1) / 2);
+  PetscInt d = b->design_n ? b->design_n : N < 3 * F ? PetscMin(N - 2, 2 * F) : (3 * F + 1) / 2;
   d = PetscMax(F, PetscMin(d, N - 1));
   b->design         = d;
   PetscInt left     = N - 1 - d;

@@ -67,7 +67,8 @@ typedef struct {
 /* -map_budget N (run_budget.c): the allocation and what was spent */
 typedef struct {
   PetscInt total;                    /* N; 0: no budget */
-  double   design_fraction, reeval_fraction;
+  PetscInt design_n;                 /* -map_budget_design (0: automatic) */
+  double   reeval_fraction;
   PetscBool spread_objectives;       /* spread front points in predicted accuracies, not coefficients */
   PetscInt design, reserve, round_points, planned_rounds;
   PetscInt rounds, refined;          /* adaptive rounds done and the points they evaluated */

@@ -120,15 +120,18 @@ def lhs(T, n, seed):
 class Subset:
     def __init__(self, ctx, a, tasks, n):
         self.ctx, self.a, self.tasks, self.tl = ctx, a, tasks, tasks.split(",")
-        self.T = len(self.tl)
-        Cg, Ag = grid_truth(ctx, tasks, n)
-        truth = quality.non_dominated(Ag)
-        self.g = {"truth": truth, "hv0": quality.hypervolume(truth, np.zeros(self.T))}
+        self.T, self.n, self.g = len(self.tl), n, None
         self.cache = EvalCache(ctx, tasks, os.path.join(ctx.curve, "cache"))
         self.runs = os.path.join(ctx.curve, "runs", tasks.replace(",", "_"))
         self.hof = {}
 
     def metrics(self, A):
+        if self.a.prepare:
+            return {"hv_ratio": float("nan"), "igd": float("nan")}
+        if self.g is None:  # the grid when first needed: --prepare runs need none
+            Cg, Ag = grid_truth(self.ctx, self.tasks, self.n)
+            truth = quality.non_dominated(Ag)
+            self.g = {"truth": truth, "hv0": quality.hypervolume(truth, np.zeros(self.T))}
         nd = quality.non_dominated(A)
         return {"hv_ratio": quality.hypervolume(nd, np.zeros(self.T)) / self.g["hv0"],
                 "igd": quality.mean_nearest(self.g["truth"], nd)}
@@ -227,6 +230,8 @@ def main():
     ap.add_argument("--tag", default="", help="name of a mapmerge variant (its runs and rows: method-tag)")
     ap.add_argument("--map-opts", default="", help="extra options of the mapmerge/bayesian runs (a variant, with --tag)")
     ap.add_argument("--fresh", action="store_true", help="redo mapmerge runs that exist")
+    ap.add_argument("--prepare", action="store_true",
+                    help="only run and evaluate (fills the caches; no grid, no CSV): a later run without it measures")
     ap.add_argument("--output", default="", help="CSV (default WORK/curve/curve.csv; rows of other methods/tags kept)")
     a = ap.parse_args()
     ctx = Ctx(a)
@@ -256,7 +261,11 @@ def main():
                 tasks, N, " ".join("%s %.3f" % (nm, np.median([r["hv_ratio"] for r in rows if r["method"] == nm and r["subset"] == tasks
                                                                 and r["evaluations"] == N])) for nm in names),
                 S.cache.fresh, time.time() - t0, os.getloadavg()[0]))
-            write_csv(out, old, rows, fields)  # after every step: a cut-short run keeps what it measured
+            if not a.prepare:
+                write_csv(out, old, rows, fields)  # after every step: a cut-short run keeps what it measured
+    if a.prepare:
+        log("curve: prepared (%.0f s)" % (time.time() - t0))
+        return
     keep = write_csv(out, old, rows, fields)
     allrows = [{**r, "seed": int(r["seed"]), "evaluations": int(r["evaluations"]), "spent": int(r["spent"]),
                 "hv_ratio": float(r["hv_ratio"]), "igd": float(r["igd"])} for r in keep + rows]

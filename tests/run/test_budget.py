@@ -57,7 +57,7 @@ def case_invalid():
                         (["-map_budget", "-3"], "-map_budget -3: need 0"),
                         (["-map_budget", "40", "-map_refine", "2"], "drop -map_refine"),
                         (["-map_budget", "40", "-map_method", "nested"], "nested MAP"),
-                        (["-map_budget", "40", "-map_budget_design", "1.5"], "-map_budget_design 1.5")]:
+                        (["-map_budget", "40", "-map_budget_design", "-2"], "-map_budget_design -2")]:
         d = fresh("budget-bad")
         p = mpi(1, *base, *extra, "-map_output", d, check=False)
         text = p.stdout + p.stderr
