@@ -84,11 +84,18 @@ PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes)
   d = PetscMax(F, PetscMin(d, N - 1));
   b->design         = d;
   PetscInt left     = N - 1 - d;
-  /* at most half the default preference lattice (at most 150 vectors, H <= 40): the front after the
-     last fit has about that many distinct points */
-  PetscInt H = 40;
-  while (H > 1 && MapBudgetLatticeCount(r->T, H) > 150) H--;
-  b->reserve        = PetscMin((PetscInt)floor(b->reeval_fraction * (double)left), (PetscInt)(MapBudgetLatticeCount(r->T, H) / 2));
+  /* a finer preference lattice than the default (at most 150 vectors, H <= 40): the rounds and the
+     re-evaluation choose among the predicted front's points, and a front of fewer than a few times the
+     points to place runs out of new ones (T = 3, N = 80: HV ratio 0.792 with the default 136 vectors,
+     0.816 with 276) */
+  PetscBool given;
+  PetscInt  Hd = 40, H;
+  PetscCall(PetscOptionsHasName(NULL, NULL, "-map_pareto_divisions", &given));
+  while (Hd > 1 && MapBudgetLatticeCount(r->T, Hd) > 150) Hd--;
+  for (H = Hd; !given && MapBudgetLatticeCount(r->T, H) < PetscMin(4.0 * (double)(N - d), 3000.0) && H < 4000; H++) {}
+  if (H > Hd) PetscCall(MapParetoSetDivisions(r->pareto, H));
+  /* the re-evaluation reserve: at most half the lattice (the last front has about that many points) */
+  b->reserve = PetscMin((PetscInt)floor(b->reeval_fraction * (double)left), (PetscInt)(MapBudgetLatticeCount(r->T, H) / 2));
   /* rounds of about F/2 points, more when the budget is large: at most ~12 fits and searches */
   b->round_points   = PetscMax(PetscMax((PetscInt)r->T + 1, F / 2), (left - b->reserve + 11) / 12);
   b->planned_rounds = (left - b->reserve + b->round_points - 1) / b->round_points;

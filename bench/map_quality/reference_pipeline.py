@@ -80,16 +80,18 @@ def nsga3(params, bound, pop_size, ngen, seed, box=None):
     T = params.shape[0]
     random.seed(seed)
     np.random.seed(seed)
-    if not hasattr(creator, "MapRefFitness"):
-        creator.create("MapRefFitness", base.Fitness, weights=(1.0,) * T)
-        creator.create("MapRefIndividual", list, fitness=creator.MapRefFitness)
+    fit_name, ind_name = "MapRefFitness%d" % T, "MapRefIndividual%d" % T  # one class per T: a driver may mix subsets
+    if not hasattr(creator, fit_name):
+        creator.create(fit_name, base.Fitness, weights=(1.0,) * T)
+        creator.create(ind_name, list, fitness=getattr(creator, fit_name))
+    Individual = getattr(creator, ind_name)
     lo, hi = box if box else (-bound, bound)
     refs = np.concatenate([tools.uniform_reference_points(T, 2, 1.0), tools.uniform_reference_points(T, 1, 0.5)])
     _, first = np.unique(refs, axis=0, return_index=True)
     refs = refs[np.sort(first)]
     tb = base.Toolbox()
     tb.register("attr", np.random.uniform, lo, hi)
-    tb.register("individual", tools.initRepeat, creator.MapRefIndividual, tb.attr, n=T)
+    tb.register("individual", tools.initRepeat, Individual, tb.attr, n=T)
     tb.register("population", tools.initRepeat, list, tb.individual)
     tb.register("evaluate", lambda ind: tuple(sigmoid(features(np.asarray(ind, dtype=float)) @ params.T)[0]))
     tb.register("mate", tools.cxSimulatedBinaryBounded, low=lo, up=hi, eta=20.0)
