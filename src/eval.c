@@ -55,6 +55,7 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   PetscCall(PetscStrncpy(e->worker_dtype, "store", sizeof(e->worker_dtype)));
   PetscCall(PetscStrncpy(e->kernel, "blas", sizeof(e->kernel)));
   PetscCall(PetscStrncpy(e->problem, "quadratic", sizeof(e->problem)));
+  PetscCall(MapMetricParse("accuracy:higher:0,1", &e->metric));
   *ev = e;
   PetscFunctionReturn(0);
 }
@@ -220,6 +221,14 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
                                "models; must be seen by all ranks (default: $TMPDIR or /tmp when all ranks share rank 0's node, else the store's folder)", "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
   PetscCall(PetscOptionsString("-map_analytic_problem", "analytic: quadratic or nonconvex", "", ev->problem, ev->problem,
                                sizeof(ev->problem), NULL));
+  {
+    char spec[256];
+    MapMetricFormat(&ev->metric, spec, sizeof(spec));
+    PetscCall(PetscOptionsString("-map_metric", "what MAP fits and searches: NAME:higher|lower[:lo,hi] (accuracy and loss from mlp/lm; "
+                                 "any key of a command/worker program's JSON; e.g. loss:lower:0, perplexity:lower:1, bleu:higher:0,100)",
+                                 "MapEvaluatorGetMetric", spec, spec, sizeof(spec), NULL));
+    PetscCall(MapMetricParse(spec, &ev->metric));
+  }
   PetscOptionsEnd();
   PetscCheck(ev->batch >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_batch %" PetscInt_FMT ": must be >= 1", ev->batch);
   PetscCheck(ev->rowblock >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_row_block %" PetscInt_FMT ": must be >= 1", ev->rowblock);
@@ -279,6 +288,15 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
       if (*q == ':') *q = ','; /* several GPUs per group */
     PetscCall(MapFreeList(n, &list));
   }
+  if (strcmp(ev->type, "command") && strcmp(ev->type, "worker")) { /* the built-in evaluators know what their two metrics mean */
+    char spec[160];
+    MapMetricFormat(&ev->metric, spec, sizeof(spec));
+    PetscCheck(!strcmp(ev->metric.name, "accuracy") || !strcmp(ev->metric.name, "loss"), ev->comm, PETSC_ERR_ARG_WRONG,
+               "-map_metric %s: the %s evaluator computes accuracy and loss only; other metrics come from -map_eval_type command or worker", spec, ev->type);
+    PetscCheck(ev->metric.lower == (strcmp(ev->metric.name, "loss") ? PETSC_FALSE : PETSC_TRUE), ev->comm, PETSC_ERR_ARG_WRONG,
+               "-map_metric %s: the %s evaluator's %s is better when %s: use -map_metric %s", spec, ev->type, ev->metric.name,
+               ev->metric.lower ? "higher" : "lower", !strcmp(ev->metric.name, "loss") ? "loss:lower:0," : "accuracy:higher:0,1");
+  }
   if (ev->ops.setup) PetscCall(ev->ops.setup(ev));
   ev->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
@@ -317,6 +335,14 @@ PetscErrorCode MapEvaluatorEvaluateTasks(MapEvaluator ev, const double *c, const
       metrics[t].accuracy = metrics[t].loss = NAN;
       metrics[t].correct = metrics[t].count = 0;
     }
+  PetscCall(MapEvalCheckMetrics(ev, want, metrics));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapEvaluatorGetMetric(MapEvaluator ev, const MapMetric **metric)
+{
+  PetscFunctionBegin;
+  *metric = &ev->metric;
   PetscFunctionReturn(0);
 }
 

@@ -2,8 +2,8 @@
    that task's private tensors (under their own names, so it loads as a plain state_dict) is
    written rank-parallel to a temporary .safetensors; rank 0 runs the program through
    posix_spawnp (never a shell) with {model}, {task} and {data} substituted into the argv
-   template, with a timeout; the last non-empty stdout line must be a JSON object with numeric
-   "accuracy" and "loss". The outcome (metrics or an error message) is broadcast, so every rank
+   template, with a timeout; the last non-empty stdout line must be a JSON object with the metric
+   of -map_metric (default "accuracy", then with "loss"; null or NaN: a failed point). The outcome (metrics or an error message) is broadcast, so every rank
    fails or succeeds together. The temporary model is always removed. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* posix_spawn, strsignal, usleep under -std=c17 */
@@ -182,7 +182,7 @@ static int Drain(int fd, Capture *c)
   return 0;
 }
 
-static int ParseMetrics(const char *out, const char *task, const char *prog, MapTaskMetrics *m, char *msg, size_t msglen)
+static int ParseMetrics(const char *out, const char *task, const char *prog, const char *metric, MapTaskMetrics *m, char *msg, size_t msglen)
 {
   /* the last non-empty line */
   const char *end = out + strlen(out);
@@ -190,40 +190,35 @@ static int ParseMetrics(const char *out, const char *task, const char *prog, Map
   const char *start = end;
   while (start > out && start[-1] != '\n') start--;
   if (end == start) {
-    snprintf(msg, msglen, "task %s: %s printed nothing on stdout; expected a last line like {\"accuracy\": 0.9, \"loss\": 0.3}", task, prog);
+    snprintf(msg, msglen, "task %s: %s printed nothing on stdout; expected a last line like {\"%s\": 0.9%s}", task, prog, metric,
+             strcmp(metric, "accuracy") ? "" : ", \"loss\": 0.3");
     return 1;
   }
   json_error_t err;
-  json_t      *root = json_loadb(start, (size_t)(end - start), 0, &err);
+  char        *last = strndup(start, (size_t)(end - start)), *line = last ? MapEvalJsonNonFinite(last) : NULL;
+  free(last);
+  if (!line) {
+    snprintf(msg, msglen, "task %s: out of memory", task);
+    return 1;
+  }
+  json_t *root = json_loads(line, 0, &err); /* Python's NaN/Infinity read as null: a failed point, not garbage */
+  free(line);
   if (!root || !json_is_object(root)) {
-    snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"accuracy\": x, \"loss\": y}. Output:\n%s",
-             task, prog, root ? "another JSON value" : err.text, MapEvalTailLines(out, 20));
+    snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"%s\": x%s}. Output:\n%s",
+             task, prog, root ? "another JSON value" : err.text, metric, strcmp(metric, "accuracy") ? "" : ", \"loss\": y", MapEvalTailLines(out, 20));
     if (root) json_decref(root);
     return 1;
   }
-  json_t *a = json_object_get(root, "accuracy"), *l = json_object_get(root, "loss");
-  if (!a || !l || !json_is_number(a) || !json_is_number(l)) {
-    snprintf(msg, msglen, "task %s: %s's JSON has %s; expected numbers \"accuracy\" and \"loss\". Output:\n%s", task, prog,
-             !a ? "no \"accuracy\"" : !l ? "no \"loss\"" : "a non-number \"accuracy\" or \"loss\"", MapEvalTailLines(out, 20));
-    json_decref(root);
-    return 1;
-  }
-  m->accuracy = json_number_value(a);
-  m->loss     = json_number_value(l);
-  m->correct  = 0; /* unknown unless the program reports them */
-  m->count    = 0;
-  json_t *n   = json_object_get(root, "count"), *k = json_object_get(root, "correct");
-  if (n && json_is_integer(n)) m->count = (int64_t)json_integer_value(n);
-  if (k && json_is_integer(k)) m->correct = (int64_t)json_integer_value(k);
+  int rc = MapEvalReadMetrics(root, metric, task, m, msg, msglen);
   json_decref(root);
-  if (!isfinite(m->accuracy) || m->accuracy < 0 || m->accuracy > 1) {
-    snprintf(msg, msglen, "task %s: %s reported accuracy %g; an accuracy is a fraction in [0, 1]", task, prog, m->accuracy);
-    return 1;
+  if (rc) {
+    size_t l = strlen(msg);
+    snprintf(msg + l, msglen - l, " in %s's output:\n%s", prog, MapEvalTailLines(out, 20));
   }
-  return 0;
+  return rc;
 }
 
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int logfd, MapTaskMetrics *m, char *msg, size_t msglen)
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, const char *metric, int logfd, MapTaskMetrics *m, char *msg, size_t msglen)
 {
   int                        out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0, nold = 0;
   pid_t                      pid = 0, old[64];
@@ -328,7 +323,7 @@ int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int l
     if (WEXITSTATUS(status) > 128) rc = 2; /* a shell's way of saying its child died of signal status-128 */
     goto done;
   }
-  rc = ParseMetrics(co.buf ? co.buf : "", task, prog, m, msg, msglen);
+  rc = ParseMetrics(co.buf ? co.buf : "", task, prog, metric, m, msg, msglen);
 done:
   if (pid > 0) (void)MapEvalKillTree(pid, old, nold);
   for (int k = 0; k < 2; k++) {
@@ -494,7 +489,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
         PetscCall(MapEvalCommandSubstitute(m->argv[k], path, ev->tasks[t], ev->ndata ? ev->data[t] : NULL, &argv[k]));
       PetscCall(PetscMemzero(res, sizeof(*res)));
       MapEvalApplyGPU(ev);
-      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], m->logfd, &res->met, res->msg, sizeof(res->msg));
+      res->status = MapEvalRunCommand(argv, ev->timeout, ev->tasks[t], ev->metric.name, m->logfd, &res->met, res->msg, sizeof(res->msg));
       for (int k = 0; k < m->argc; k++) PetscCall(PetscFree(argv[k]));
       PetscCall(PetscFree(argv));
       (void)unlink(path);

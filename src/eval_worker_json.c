@@ -44,6 +44,8 @@ char *MapWorkerHelloLine(MapEvaluator ev, MapEval_Worker *m)
   if (!MapModelGetStore(ev->model, &store) && !MapStoreGetPath(store, &sp)) json_object_set_new(o, "store", json_string(sp));
   if (!m->coefmode) json_object_set_new(o, "dtype", json_string(MapDTypeName(m->dtype)));
   json_object_set_new(o, "tasks", TaskList(ev, m, PETSC_FALSE));
+  /* which key each answer must hold, when not the default accuracy (protocol 1: an added key) */
+  if (!MapMetricIsDefault(&ev->metric)) json_object_set_new(o, "metric", json_string(ev->metric.name));
   if (m->coefmode) {
     json_t *ct = json_array();
     for (int k = 0; k < m->ncoef; k++) json_array_append_new(ct, json_string(m->coef_tasks[k]));
@@ -67,8 +69,12 @@ char *MapWorkerRequestLine(MapEvaluator ev, MapEval_Worker *m, const double *c)
 int MapWorkerParseAnswer(MapEvaluator ev, const char *line, int64_t id, MapTaskMetrics *met, char *msg, size_t mlen)
 {
   json_error_t err;
-  json_t      *root = json_loads(line, 0, &err), *jid, *jerr, *jm;
+  char        *text = MapEvalJsonNonFinite(line); /* Python's NaN/Infinity read as null: a failed point, not garbage */
+  json_t      *root, *jid, *jerr, *jm;
   int          rc = 1;
+
+  root = text ? json_loads(text, 0, &err) : NULL;
+  free(text);
 
   if (!root || !json_is_object(root)) {
     snprintf(msg, mlen, "the worker answered a line that is not a JSON object (%s): %.300s", root ? "another JSON value" : err.text, line);
@@ -90,19 +96,15 @@ int MapWorkerParseAnswer(MapEvaluator ev, const char *line, int64_t id, MapTaskM
   }
   for (int t = 0; t < ev->T; t++) {
     if (!MapEvalWanted(ev, t)) continue;
-    json_t *o = json_object_get(jm, ev->tasks[t]), *a = o ? json_object_get(o, "accuracy") : NULL, *l = o ? json_object_get(o, "loss") : NULL;
-    if (!a || !l || !json_is_number(a) || !json_is_number(l)) {
-      snprintf(msg, mlen, "task %s: the worker's answer has %s; expected \"metrics\": {\"%s\": {\"accuracy\": x, \"loss\": y}}: %.300s", ev->tasks[t],
-               !o ? "no entry for the task" : "no numeric \"accuracy\" and \"loss\"", ev->tasks[t], line);
+    json_t *o = json_object_get(jm, ev->tasks[t]);
+    if (!o || !json_is_object(o)) {
+      snprintf(msg, mlen, "task %s: the worker's answer has no entry for the task; expected \"metrics\": {\"%s\": {\"%s\": x%s}}: %.300s", ev->tasks[t],
+               ev->tasks[t], ev->metric.name, strcmp(ev->metric.name, "accuracy") ? "" : ", \"loss\": y", line);
       goto done;
     }
-    json_t *n = json_object_get(o, "count"), *k = json_object_get(o, "correct");
-    met[t].accuracy = json_number_value(a);
-    met[t].loss     = json_number_value(l);
-    met[t].count    = n && json_is_integer(n) ? (int64_t)json_integer_value(n) : 0;
-    met[t].correct  = k && json_is_integer(k) ? (int64_t)json_integer_value(k) : 0;
-    if (!isfinite(met[t].accuracy) || met[t].accuracy < 0 || met[t].accuracy > 1) {
-      snprintf(msg, mlen, "task %s: the worker reported accuracy %g; an accuracy is a fraction in [0, 1]", ev->tasks[t], met[t].accuracy);
+    if (MapEvalReadMetrics(o, ev->metric.name, ev->tasks[t], &met[t], msg, mlen)) {
+      size_t l = strlen(msg);
+      snprintf(msg + l, mlen - l, " in the worker's answer: %.300s", line);
       goto done;
     }
   }

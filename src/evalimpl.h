@@ -40,6 +40,8 @@ struct _p_MapEvaluator {
   int             group;                      /* MapEvaluatorSetGroup: concurrent evaluator group, -1 = none */
   char            cuda[64];                   /* the CUDA_VISIBLE_DEVICES its programs get ("" = inherited) */
   char            logdir[MAP_PATH_LEN];       /* MapEvaluatorSetLogDir: where the program's stderr log goes ("" = the private folder) */
+  MapMetric       metric;                     /* -map_metric: what every evaluation must report (command/worker: its JSON key) */
+  PetscInt        nevaluated;                 /* evaluations done: the first one checks that the metric is reported at all */
   void           *data_impl;                  /* type-specific */
   const PetscBool *want;                      /* during MapEvaluatorEvaluateTasks: the wanted tasks (NULL: all) */
 };
@@ -100,6 +102,18 @@ PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, con
    non-zero status and a message in msg (no PETSc error: the caller agrees on it collectively): 2 when
    the program died of a signal it was not sent (exit status > 128 included), else 1.
    logfd >= 0: the program's stderr is appended there (eval-command.log), after a line naming the task. */
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, int logfd, MapTaskMetrics *m, char *msg, size_t msglen);
+int MapEvalRunCommand(char *const *argv, double timeout, const char *task, const char *metric, int logfd, MapTaskMetrics *m, char *msg, size_t msglen);
+/* MapEvalReadMetrics - rank-local: fills m from a program's JSON object o for the metric named metric:
+   accuracy and loss when present (NaN otherwise), metric = o[metric], missing when the metric (or,
+   for accuracy, the loss) is absent. A value may be a number or null (NaN: a failed point). 1 with
+   msg when a present value is neither. */
+int MapEvalReadMetrics(void *o, const char *metric, const char *task, MapTaskMetrics *m, char *msg, size_t msglen);
+/* MapEvalJsonNonFinite - a copy of text (free) with the bare tokens NaN, Infinity and -Infinity
+   (Python's json.dumps of a diverged model) outside strings replaced by null, so a strict JSON
+   parser reads them as "no value"; NULL when out of memory */
+char *MapEvalJsonNonFinite(const char *text);
+/* MapEvalCheckMetrics - after each evaluation (collective): fills metric for the built-in types and
+   checks range and presence (eval_metric.c) */
+PetscErrorCode MapEvalCheckMetrics(MapEvaluator ev, const PetscBool *want, MapTaskMetrics *metrics);
 
 #endif

@@ -142,12 +142,12 @@ static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double 
   for (PetscInt i = 0; i < r->n; i++)
     if (r->sample_task[i] < 0) PetscCall(PetscArraycpy(&PS[ns++ * T], &r->C[i * T], T));
   if (obj) {
-    for (PetscInt q = 0; q < m; q++)
-      for (int j = 0; j < T; j++) PetscCall(MapSurrogatePredict(r->sur, j, &X[q * T], &PX[q * T + j], NULL));
+    /* the search's own objectives (the metric's surrogates, higher is better) */
+    for (PetscInt q = 0; q < m; q++) PetscCall(MapRunObjectiveMetric(r, &X[q * T], &PX[q * T], NULL));
     for (PetscInt i = 0; i < ns; i++) {
       double c[MAP_MAX_TASKS];
       PetscCall(PetscArraycpy(c, &PS[i * T], T));
-      for (int j = 0; j < T; j++) PetscCall(MapSurrogatePredict(r->sur, j, c, &PS[i * T + j], NULL));
+      PetscCall(MapRunObjectiveMetric(r, c, &PS[i * T], NULL));
     }
   }
   for (int j = 0; j < T; j++) {
@@ -184,6 +184,15 @@ static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double 
   PetscFunctionReturn(0);
 }
 
+/* the search's objectives: the metric's surrogates (run_metric.c), with their Hessian */
+static PetscErrorCode MapRunSetSearchObjectives(MapRunCtx *r)
+{
+  PetscFunctionBegin;
+  PetscCall(MapParetoSetObjectives(r->pareto, r->T, r->T, MapRunObjectiveMetric, r));
+  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapRunObjectiveMetricHessian));
+  PetscFunctionReturn(0);
+}
+
 /* One refinement round under a budget: the current fit's predicted front, and of its points the
    round's share spread farthest from everything evaluated so far (MapRunBudgetSpread) become samples. */
 static PetscErrorCode MapRunBudgetRefineRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
@@ -194,7 +203,7 @@ static PetscErrorCode MapRunBudgetRefineRound(MapRunCtx *r, int it, int round_id
   PetscInt     *sel;
 
   PetscFunctionBegin;
-  PetscCall(MapRunSetAccuracyObjectives(r));
+  PetscCall(MapRunSetSearchObjectives(r));
   PetscCall(MapParetoSolve(r->pareto));
   PetscCall(MapParetoGetFront(r->pareto, &kf, &Cf, NULL, NULL));
   PetscCall(PetscMalloc1(P + 1, &sel));

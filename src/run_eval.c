@@ -5,6 +5,8 @@
         and the CSV is OUT with .csv instead; any other OUT gets OUT.csv and OUT.h5.
         CSV columns: c_<task>..., acc_<task>..., loss_<task>... (%.17g, exact round trip).
         HDF5: /coeffs, /accuracy, /loss [n,T] float64, /correct, /count [n,T] int64, /tasks.
+        With -map_metric NAME:... (not the default): also NAME_<task> columns and /metric (attribute
+        "metric"); accuracy and loss are NaN where the program gave none.
    Both are written to temporary names and renamed when complete.
    -map_eval_data lists one eval set per -map_tasks entry, or one per store task (then the
    selected tasks' entries are used). */
@@ -34,7 +36,7 @@ static PetscErrorCode OutputNames(const char *out, char *csv, char *h5, size_t l
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode WriteCSV(const char *path, int T, char **tasks, PetscInt n, const double *C, const MapTaskMetrics *M)
+static PetscErrorCode WriteCSV(const char *path, int T, char **tasks, PetscInt n, const double *C, const MapTaskMetrics *M, const MapMetric *mt)
 {
   FILE *f;
 
@@ -44,11 +46,15 @@ static PetscErrorCode WriteCSV(const char *path, int T, char **tasks, PetscInt n
   for (int t = 0; t < T; t++) fprintf(f, "%sc_%s", t ? "," : "", tasks[t]);
   for (int t = 0; t < T; t++) fprintf(f, ",acc_%s", tasks[t]);
   for (int t = 0; t < T; t++) fprintf(f, ",loss_%s", tasks[t]);
+  if (!MapMetricIsDefault(mt)) /* -map_metric: its values too (accuracy and loss NaN when the program gave none) */
+    for (int t = 0; t < T; t++) fprintf(f, ",%s_%s", mt->name, tasks[t]);
   fprintf(f, "\n");
   for (PetscInt i = 0; i < n; i++) {
     for (int t = 0; t < T; t++) fprintf(f, "%s%.17g", t ? "," : "", C[i * T + t]);
     for (int t = 0; t < T; t++) fprintf(f, ",%.17g", M[i * T + t].accuracy);
     for (int t = 0; t < T; t++) fprintf(f, ",%.17g", M[i * T + t].loss);
+    if (!MapMetricIsDefault(mt))
+      for (int t = 0; t < T; t++) fprintf(f, ",%.17g", M[i * T + t].metric);
     fprintf(f, "\n");
   }
   int err = ferror(f);
@@ -76,7 +82,7 @@ static PetscErrorCode WriteDataset(hid_t file, const char *name, hid_t type, Pet
 
 /* serial HDF5 on rank 0 (the output is small); the parallel library works serially too */
 static PetscErrorCode WriteH5(const char *path, int T, char **tasks, PetscInt n, const double *C, const MapTaskMetrics *M, const char *evtype,
-                              const char *store, const char *coeffs)
+                              const char *store, const char *coeffs, const MapMetric *mt)
 {
   hid_t    f, type, space, d;
   double  *acc, *loss;
@@ -98,6 +104,13 @@ static PetscErrorCode WriteH5(const char *path, int T, char **tasks, PetscInt n,
   PetscCall(WriteDataset(f, "/coeffs", H5T_NATIVE_DOUBLE, n, T, C));
   PetscCall(WriteDataset(f, "/accuracy", H5T_NATIVE_DOUBLE, n, T, acc));
   PetscCall(WriteDataset(f, "/loss", H5T_NATIVE_DOUBLE, n, T, loss));
+  if (!MapMetricIsDefault(mt)) {
+    char spec[160];
+    for (PetscInt i = 0; i < n * T; i++) acc[i] = M[i].metric;
+    PetscCall(WriteDataset(f, "/metric", H5T_NATIVE_DOUBLE, n, T, acc));
+    MapMetricFormat(mt, spec, sizeof(spec));
+    PetscCall(MapH5WriteStringAttr(f, "metric", spec));
+  }
   PetscCall(WriteDataset(f, "/correct", H5T_NATIVE_INT64, n, T, corr));
   PetscCall(WriteDataset(f, "/count", H5T_NATIVE_INT64, n, T, cnt));
   PetscCall(PetscFree4(acc, loss, corr, cnt));
@@ -160,6 +173,8 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   PetscCall(MapEvaluatorCreate(comm, &ev));
   PetscCall(MapEvaluatorSetFromOptions(ev));
   PetscCall(MapEvaluatorGetType(ev, &type));
+  const MapMetric *mt;
+  PetscCall(MapEvaluatorGetMetric(ev, &mt));
   {
     PetscBool help;
     PetscCall(PetscOptionsHasHelp(NULL, &help));
@@ -230,10 +245,10 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   double t0 = MapWallTime();
   for (PetscInt i = 0; i < n; i++) {
     PetscCall(MapEvaluatorEvaluate(ev, C + i * T, M + i * T));
-    for (int t = 0; t < T; t++) /* a NaN loss is no result (the metrics are the same on every rank) */
-      PetscCheck(isfinite(M[i * T + t].accuracy) && isfinite(M[i * T + t].loss), comm, PETSC_ERR_FP,
-                 "eval: row %" PetscInt_FMT " of %s, task %s: accuracy %g, loss %g is not finite (coefficients too large?); nothing written", i + 1,
-                 coeffs, tasks[t], M[i * T + t].accuracy, M[i * T + t].loss);
+    for (int t = 0; t < T; t++) /* a NaN metric is no result (the metrics are the same on every rank) */
+      PetscCheck(isfinite(M[i * T + t].metric) && (strcmp(mt->name, "accuracy") || isfinite(M[i * T + t].loss)), comm, PETSC_ERR_FP,
+                 "eval: row %" PetscInt_FMT " of %s, task %s: %s %g, loss %g is not finite (coefficients too large?); nothing written", i + 1,
+                 coeffs, tasks[t], mt->name, M[i * T + t].metric, M[i * T + t].loss);
     PetscCall(MapProgress(comm, "eval", i + 1, n, t0));
   }
   if (!rank) {
@@ -241,8 +256,8 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
     PetscCall(MapTempName(h5, th5, sizeof(th5)));
     PetscCall(MapTempRegister(tcsv));
     PetscCall(MapTempRegister(th5));
-    PetscCall(WriteCSV(tcsv, T, tasks, n, C, M));
-    PetscCall(WriteH5(th5, T, tasks, n, C, M, type, hasstore ? storepath : NULL, coeffs));
+    PetscCall(WriteCSV(tcsv, T, tasks, n, C, M, mt));
+    PetscCall(WriteH5(th5, T, tasks, n, C, M, type, hasstore ? storepath : NULL, coeffs, mt));
     PetscCheck(!rename(th5, h5), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", th5, h5, strerror(errno));
     PetscCall(MapTempUnregister(th5));
     PetscCheck(!rename(tcsv, csv), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", tcsv, csv, strerror(errno));

@@ -130,7 +130,8 @@ static PetscErrorCode ExportTasks(MPI_Comm comm, MapStore store, const ExportOpt
 /* The accuracy surrogates of a finished run, to solve its scalarised problem for a new preference. */
 typedef struct {
   int           T, F;
-  const double *params; /* [T, F], sigmoid link */
+  const double *params; /* [T, F] */
+  MapRunMetric  metric; /* the run's -map_metric: link, units and direction */
 } ExportSurrogates;
 
 static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, double *J)
@@ -138,7 +139,7 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
   ExportSurrogates *e = (ExportSurrogates *)ctx;
 
   PetscFunctionBegin;
-  for (int t = 0; t < e->T; t++) PetscCall(MapQuadraticPredict(e->T, MAP_LINK_SIGMOID, &e->params[t * e->F], c, &f[t], J ? &J[t * e->T] : NULL));
+  for (int t = 0; t < e->T; t++) PetscCall(MapRunMetricPredict(&e->metric, e->T, &e->params[t * e->F], c, &f[t], J ? &J[t * e->T] : NULL));
   PetscFunctionReturn(0);
 }
 
@@ -147,7 +148,8 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
    value of the pick's criterion (scalarised real accuracies); for a nested run, the root of its merge tree. */
 static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, ExportOptions *o)
 {
-  char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, tasks[65536] = "";
+  char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, *mjson = NULL, tasks[65536] = "", spec[256] = "accuracy:higher:0,1";
+  const char *params_path = "surrogate/accuracy/params";
   int         T = 0, F = 0, K = 0, ok = 1, nested = 0;
   double     *params = NULL, *front_acc = NULL, *front_c = NULL, lo = 0, hi = 1;
   PetscMPIInt rank;
@@ -166,13 +168,24 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     else {
       hsize_t dims[2] = {0, 0};
       nested = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
+      /* a run of another -map_metric: its surrogates, and the metric from the manifest's attribute */
+      if (!nested && H5Lexists(f, "surrogate", H5P_DEFAULT) > 0 && H5Lexists(f, "surrogate/metric", H5P_DEFAULT) > 0) {
+        json_t *mj;
+        params_path = "surrogate/metric/params";
+        MapH5ReadStringAttr(f, "metric", &mjson);
+        mj = mjson ? json_loads(mjson, 0, NULL) : NULL;
+        if (mj && json_is_string(json_object_get(mj, "spec"))) PetscCall(PetscStrncpy(spec, json_string_value(json_object_get(mj, "spec")), sizeof(spec)));
+        else ok = 0; /* /surrogate/metric without the "metric" attribute that names it: damaged */
+        if (mj) json_decref(mj);
+        PetscCall(PetscFree(mjson));
+      }
       /* a crafted file can hold any shape: T and F are checked before anything is indexed by them */
-      PetscCall(MapH5ReadMatrixShaped(f, path, nested ? "nested/coeffs" : "surrogate/accuracy/params", -1, -1, PETSC_TRUE, dims, &params));
+      PetscCall(MapH5ReadMatrixShaped(f, path, nested ? "nested/coeffs" : params_path, -1, -1, PETSC_TRUE, dims, &params));
       T = nested ? (int)dims[1] : (int)dims[0];
       F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
       PetscCheck(dims[0] <= 4096 && dims[1] <= 4096 && T >= 1 && T <= MAP_MAX_TASKS && F >= 1 && (nested || F == (T + 1) * (T + 2) / 2), PETSC_COMM_SELF,
                  PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: dataset /%s has shape [%llu, %llu]; expected %s (not written by mapmerge run, or damaged)",
-                 o->run, nested ? "nested/coeffs" : "surrogate/accuracy/params", (unsigned long long)dims[0], (unsigned long long)dims[1],
+                 o->run, nested ? "nested/coeffs" : params_path, (unsigned long long)dims[0], (unsigned long long)dims[1],
                  nested ? "[nodes, T] with 1 <= T <= 64" : "[T, (T+1)(T+2)/2] with 1 <= T <= 64");
       if (ok && o->best && !nested) { /* every model the run evaluated on all tasks that no other one dominates */
         hsize_t dc[2] = {0, 0};
@@ -217,6 +230,7 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
              "each pick; its model is the root of the merge tree (drop -map_export_model)", o->run);
   PetscCheck(!o->best || K > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: /pareto/real_front is empty (no model was evaluated on every task)", o->run);
   PetscCallMPI(MPI_Bcast(tasks, sizeof(tasks), MPI_CHAR, 0, comm));
+  PetscCallMPI(MPI_Bcast(spec, sizeof(spec), MPI_CHAR, 0, comm));
   if (rank) PetscCall(PetscMalloc1(T * F, &params));
   PetscCallMPI(MPI_Bcast(params, T * F, MPI_DOUBLE, 0, comm));
   if (!rank && boxs) sscanf(boxs, "%lf,%lf", &lo, &hi);
@@ -237,7 +251,13 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     if (!nw)
       for (nw = 0; nw < T; nw++) w[nw] = 1;
     PetscCheck(nw == T, comm, PETSC_ERR_ARG_SIZ, "export: -map_preference has %d weights but run %s has %d tasks (%s)", nw, o->run, T, tasks);
-    ExportSurrogates es = {T, F, params};
+    ExportSurrogates es;
+    MapMetric        mt;
+    es.T      = T;
+    es.F      = F;
+    es.params = params;
+    PetscCall(MapMetricParse(spec, &mt));
+    MapRunMetricFrom(&mt, &es.metric);
     PetscCall(MapParetoSetBox(pareto, lo, hi));
     PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
     PetscCall(MapParetoPick(pareto, w, o->c, fpick)); /* also the ideal and nadir the criterion is normalised by */
@@ -253,7 +273,9 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
       PetscCallMPI(MPI_Bcast(front_acc, K * T, MPI_DOUBLE, 0, comm));
       PetscCallMPI(MPI_Bcast(front_c, K * T, MPI_DOUBLE, 0, comm));
       for (int k = 0; k < K; k++) {
-        PetscCall(MapParetoPreferenceValue(pareto, w, &front_acc[k * T], &v));
+        double fo[MAP_MAX_TASKS]; /* the search's orientation: larger is better */
+        for (int t = 0; t < T; t++) fo[t] = es.metric.sign * front_acc[k * T + t];
+        PetscCall(MapParetoPreferenceValue(pareto, w, fo, &v));
         if (!k || v < best) best = v, ibest = k;
       }
       for (int t = 0; t < T; t++) o->c[t] = front_c[ibest * T + t];
@@ -353,7 +375,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
   PetscCall(ExportTasks(comm, store, &o, &ntask, &tasks));
   /* private tensors (one task's or all), integer/bool buffers, a model folder's files */
-  PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, shard, &ex));
+  PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, &ex));
   nextra = ex.npriv + ex.nbuf;
 
   /* the tensor list: merged tensors in store order, then the private ones, then the buffers */
@@ -381,7 +403,9 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   {
     const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
     const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};
-    PetscCall(MapSafetensorsWriterCreate(comm, ex.target, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
+    /* a model folder is staged and switched in whole, weights and files together */
+    if (ex.folder) PetscCall(MapSafetensorsWriterCreateFolder(comm, o.output, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
+    else PetscCall(MapSafetensorsWriterCreate(comm, o.output, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
   }
   {
     /* a damaged store or a non-finite merge fails here, on every rank: no output is published */
@@ -392,8 +416,15 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
     }
   }
   PetscCall(MapExportExtrasWrite(&ex, w, info, ntensors, rank));
+  {
+    PetscErrorCode ierr = MapExportExtrasStage(comm, &ex, w, store, o.run, ntask, tasks, o.c, info, ntensors, shard);
+    if (ierr) {
+      PetscCall(MapSafetensorsWriterAbort(&w));
+      PetscCall(ierr);
+    }
+  }
   PetscCall(MapSafetensorsWriterClose(&w));
-  PetscCall(MapExportExtrasFinish(comm, &ex, store, o.output, o.run, ntask, tasks, o.c, info, ntensors, shard));
+  PetscCall(MapExportExtrasReport(comm, &ex, o.output));
 
   PetscCall(PetscPrintf(comm, "export: wrote %s: %d tensors (%d merged, %d private of %s, %d buffers), P = %lld, dtype %s, tasks %s, c = %s; %.2f s\n",
                         o.output, ntensors + nextra, ntensors, ex.npriv, o.priv[0] ? o.priv : "-", ex.nbuf, (long long)P,

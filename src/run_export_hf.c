@@ -3,10 +3,6 @@
  * has them, the config/tokenizer files recorded at import (byte for byte) and a model card. */
 #define _POSIX_C_SOURCE 200809L
 #include "run_export_hf.h"
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static PetscBool EndsWith(const char *s, const char *suffix)
 {
@@ -65,7 +61,7 @@ static PetscErrorCode TaskConfig(MapStore store, MapExportExtras *ex)
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *priv, const char *output, uint64_t shard, MapExportExtras *ex)
+PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *priv, const char *output, MapExportExtras *ex)
 {
   PetscMPIInt rank;
   int         T;
@@ -107,17 +103,6 @@ PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *
     MapCheckAll(comm, !ierr, PETSC_ERR_FILE_UNEXPECTED, "export: the store's recorded model-folder files cannot be read (see the message above)");
     PetscCallMPI(MPI_Bcast(has, 2, MPI_INT, 0, comm));
     ex->folder = (PetscBool)(has[1] && has[0] > 0 && !EndsWith(output, ".safetensors"));
-  }
-  PetscCall(PetscStrncpy(ex->target, output, sizeof(ex->target)));
-  if (ex->folder && !shard) {
-    int  ok = 1;
-    char msg[MAP_PATH_LEN + 128] = "";
-    if (!rank && mkdir(output, 0777) && errno != EEXIST) {
-      ok = 0;
-      snprintf(msg, sizeof(msg), "export: cannot create the model folder %s (-map_output): %s", output, strerror(errno));
-    }
-    MapCheckAll(comm, ok, PETSC_ERR_FILE_OPEN, "%s", msg);
-    PetscCall(PetscSNPrintf(ex->target, sizeof(ex->target), "%s/model.safetensors", output));
   }
   PetscFunctionReturn(0);
 }
@@ -208,32 +193,6 @@ PetscErrorCode MapExportExtrasWrite(MapExportExtras *ex, MapSafetensorsWriter w,
   }
   for (int b = 0; b < ex->nbuf; b++) PetscCall(MapSafetensorsWriterWriteRaw(w, ntensors + ex->npriv + b, ex->buf[b].data));
   PetscFunctionReturn(0);
-}
-
-/* rank 0: bytes to dir/name through a temporary name and rename; msg set on failure */
-static void WriteFileAtomic(const char *dir, const char *name, const void *data, size_t len, char *msg, size_t mlen)
-{
-  char    path[MAP_PATH_LEN + 300], tmp[MAP_PATH_LEN + 340];
-  int     fd;
-  size_t  done = 0;
-
-  snprintf(path, sizeof(path), "%s/%s", dir, name);
-  snprintf(tmp, sizeof(tmp), "%s/.%s.tmp%ld", dir, name, (long)getpid());
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) {
-    snprintf(msg, mlen, "export: cannot create %s: %s", tmp, strerror(errno));
-    return;
-  }
-  while (done < len) {
-    ssize_t r = write(fd, (const char *)data + done, len - done);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    done += (size_t)r;
-  }
-  if (done < len || fsync(fd)) snprintf(msg, mlen, "export: cannot write %s: %s", tmp, strerror(errno));
-  if (close(fd) && !msg[0]) snprintf(msg, mlen, "export: cannot close %s: %s", tmp, strerror(errno));
-  if (!msg[0] && rename(tmp, path)) snprintf(msg, mlen, "export: cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (msg[0]) unlink(tmp);
 }
 
 /* appends printf-style text to a growing buffer */
@@ -356,25 +315,33 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapExportExtrasFinish(MPI_Comm comm, MapExportExtras *ex, MapStore store, const char *output, const char *run, int ntask,
-                                     const int *tasks, const double *c, const MapTensorInfo *info, int ntensors, uint64_t shard)
+PetscErrorCode MapExportExtrasStage(MPI_Comm comm, MapExportExtras *ex, MapSafetensorsWriter w, MapStore store, const char *run, int ntask,
+                                    const int *tasks, const double *c, const MapTensorInfo *info, int ntensors, uint64_t shard)
 {
-  PetscMPIInt rank;
-  char        msg[MAP_PATH_LEN + 512] = "";
-  Text        card                    = {NULL, 0, 0};
+  PetscMPIInt    rank;
+  Text           card = {NULL, 0, 0};
+  PetscErrorCode ierr = 0;
+  int            nown;
 
   PetscFunctionBegin;
   if (!ex->folder) PetscFunctionReturn(0);
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  if (!rank) {
-    for (int f = 0; f < ex->nfiles && !msg[0]; f++) WriteFileAtomic(output, ex->files[f].name, ex->files[f].data, ex->files[f].size, msg, sizeof(msg));
-    if (!msg[0]) {
-      PetscCall(ModelCard(ex, store, run, ntask, tasks, c, info, ntensors, shard, &card));
-      WriteFileAtomic(output, "README.md", card.s, card.len, msg, sizeof(msg));
-    }
-  }
-  MapCheckAll(comm, !msg[0], PETSC_ERR_FILE_WRITE, "%s", msg);
+  /* an old export's config/tokenizer files are the old model's: the new folder has the new export's or none */
+  const char *const *own = MapStoreHFFileNames(&nown);
+  PetscCall(MapSafetensorsWriterReplaces(w, nown, own));
+  if (!rank) ierr = ModelCard(ex, store, run, ntask, tasks, c, info, ntensors, shard, &card); /* printed by the handler; agreed below */
+  if (ierr) PetscCall(PetscFree(card.s));
+  MapCheckAll(comm, !ierr, PETSC_ERR_LIB, "export: cannot compose the model card README.md (see the message above)");
+  for (int f = 0; f < ex->nfiles; f++) PetscCall(MapSafetensorsWriterAddFile(w, ex->files[f].name, ex->files[f].data, ex->files[f].size));
+  PetscCall(MapSafetensorsWriterAddFile(w, "README.md", card.s, card.len));
   PetscCall(PetscFree(card.s));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapExportExtrasReport(MPI_Comm comm, const MapExportExtras *ex, const char *output)
+{
+  PetscFunctionBegin;
+  if (!ex->folder) PetscFunctionReturn(0);
   PetscCall(PetscPrintf(comm, "export: model folder %s: %d files copied from %s, README.md (model card), %d buffers kept, %d private tensors%s\n", output,
                         ex->nfiles, ex->source, ex->nbuf, ex->npriv, ex->all ? " (every task's, prefixed <task>.)" : ""));
   PetscFunctionReturn(0);

@@ -23,20 +23,22 @@ typedef struct {
   int             config_task; /* >= 0: config.json is this task's (its head's labels), not the pretrained one's */
   PetscBool       folder;    /* a model folder: the store came from one and -map_output is not a .safetensors file */
   PetscBool       dtype_set; /* -map_export_dtype given; otherwise a folder export takes the pretrained dtypes */
-  char            target[MAP_PATH_LEN]; /* what the safetensors writer writes: a file, or the folder of shards */
 } MapExportExtras;
 
 /* Collective: reads the private tensors of task `priv` ("" none, "all" every task), the buffers and
-   the recorded files; for a folder export makes the folder (rank 0). */
-PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *priv, const char *output, uint64_t shard, MapExportExtras *ex);
+   the recorded files; decides whether `output` is a model folder (ex->folder). */
+PetscErrorCode MapExportExtrasCreate(MPI_Comm comm, MapStore store, const char *priv, const char *output, MapExportExtras *ex);
 /* info[0..ntensors) hold the merged tensors (dtype = -map_export_dtype); sets their dtypes for a folder
    export without -map_export_dtype, and fills info[ntensors..) with the private tensors, then the buffers. */
 PetscErrorCode MapExportExtrasFillInfo(MapExportExtras *ex, MapStore store, MapDType dtype, int ntensors, MapTensorInfo *info);
 /* rank 0 writes the private tensors and buffers (tensor indices from ntensors on). */
 PetscErrorCode MapExportExtrasWrite(MapExportExtras *ex, MapSafetensorsWriter w, const MapTensorInfo *info, int ntensors, PetscMPIInt rank);
-/* Collective, after the safetensors are in place: the recorded files byte for byte and README.md. */
-PetscErrorCode MapExportExtrasFinish(MPI_Comm comm, MapExportExtras *ex, MapStore store, const char *output, const char *run, int ntask,
-                                     const int *tasks, const double *c, const MapTensorInfo *info, int ntensors, uint64_t shard);
+/* Collective, before MapSafetensorsWriterClose of a folder writer: the recorded files byte for byte
+   and README.md go into the writer's staging folder, to be switched in with the weights at once. */
+PetscErrorCode MapExportExtrasStage(MPI_Comm comm, MapExportExtras *ex, MapSafetensorsWriter w, MapStore store, const char *run, int ntask,
+                                    const int *tasks, const double *c, const MapTensorInfo *info, int ntensors, uint64_t shard);
+/* Collective: says what the model folder holds (after the switch). */
+PetscErrorCode MapExportExtrasReport(MPI_Comm comm, const MapExportExtras *ex, const char *output);
 PetscErrorCode MapExportExtrasDestroy(MapExportExtras *ex);
 
 #endif

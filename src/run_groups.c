@@ -102,8 +102,10 @@ PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt 
       if (e[j]) {
         PetscCall(PetscArraycpy(&r->acc[(i + j) * T], e[j]->acc, T));
         PetscCall(PetscArraycpy(&r->loss[(i + j) * T], e[j]->loss, T));
-        PetscCheck(!e[j]->failed, r->comm, PETSC_ERR_FP, "journal %s: evaluation sample #%d failed in an earlier run (a metric was not finite) and is not retried",
-                   r->journal.path, (int)(i + j));
+        if (e[j]->failed) { /* done: a failed point is not retried (run_metric.c) */
+          r->failed[i + j] = PETSC_TRUE;
+          for (int t = 0; t < T; t++) r->acc[(i + j) * T + t] = NAN;
+        }
       } else fresh++;
     }
     if (!fresh) continue;
@@ -115,8 +117,7 @@ PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt 
       for (int t = 0; t < T; t++) want[t] = task < 0 || task == t ? PETSC_TRUE : PETSC_FALSE;
       /* not PetscCall: the other groups must hear of a failure before they wait for this result */
       ierr = MapEvaluatorEvaluateTasks(g->ev, &r->C[s * T], task < 0 ? NULL : want, m);
-      if (!ierr)
-        for (int t = 0; t < T; t++) r->acc[s * T + t] = m[t].accuracy, r->loss[s * T + t] = m[t].loss;
+      if (!ierr) (void)MapRunMetricValues(r, task < 0 ? NULL : want, m, &r->acc[s * T], &r->loss[s * T]);
     }
     PetscCallMPI(MPI_Allreduce(&ierr, &worst, 1, MPI_INT, MPI_MAX, r->comm));
     if (worst) {
@@ -135,16 +136,17 @@ PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt 
       PetscCallMPI(MPI_Bcast(buf, 2 * T, MPI_DOUBLE, g->root[j], r->comm));
       PetscCall(PetscArraycpy(&r->acc[(i + j) * T], buf, T));
       PetscCall(PetscArraycpy(&r->loss[(i + j) * T], buf + T, T));
-      /* as MapRunEvaluateOn: a non-finite metric of an evaluated task is journaled as failed, then an error */
+      /* as MapRunEvaluateOn: a non-finite metric of an evaluated task is journaled as failed, and the point left out */
       int task = (int)r->sample_task[i + j], bad = -1;
       for (int t = 0; t < T && bad < 0; t++)
-        if ((task < 0 || task == t) && !(isfinite(r->acc[(i + j) * T + t]) && isfinite(r->loss[(i + j) * T + t]))) bad = t;
+        if ((task < 0 || task == t) && !(isfinite(r->acc[(i + j) * T + t]) && (!r->metric.with_loss || isfinite(r->loss[(i + j) * T + t])))) bad = t;
       PetscCall(MapJournalAppend(r->comm, &r->journal, "sample", (int)(i + j), T, &r->C[(i + j) * T], &r->acc[(i + j) * T], &r->loss[(i + j) * T],
                                  bad >= 0 ? PETSC_TRUE : PETSC_FALSE));
       if (bad >= 0) {
-        PetscCall(PetscFree(buf));
-        SETERRQ(r->comm, PETSC_ERR_FP, "evaluation sample #%d: task %s gave accuracy %g, loss %g (not finite); journaled as failed in %s", (int)(i + j),
-                r->tasks[bad], r->acc[(i + j) * T + bad], r->loss[(i + j) * T + bad], r->journal.path);
+        PetscCall(PetscPrintf(r->comm, "evaluation sample #%d failed: task %s gave %s %g, loss %g; journaled as failed, left out of the fit\n", (int)(i + j),
+                              r->tasks[bad], r->metric.metric.name, r->acc[(i + j) * T + bad], r->loss[(i + j) * T + bad]));
+        r->failed[i + j] = PETSC_TRUE;
+        for (int t = 0; t < T; t++) r->acc[(i + j) * T + t] = NAN;
       }
     }
     PetscCall(MapProgress(r->comm, "evaluate samples", i + n - i0, i1 - i0, t0));

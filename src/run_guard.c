@@ -108,6 +108,11 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   for (int i = 0; i < r->neval_data; i++) json_array_append(data, json_object_get(r->inputs_sha256, r->eval_data[i]));
   json_object_set_new(ev, "data_sha256", data);
   json_object_set_new(b, "evaluator", ev);
+  if (!r->metric.is_default) { /* what the journal's values are (the default is left out: journals from before -map_metric resume) */
+    char spec[160];
+    MapMetricFormat(&r->metric.metric, spec, sizeof(spec));
+    json_object_set_new(b, "metric", json_string(spec));
+  }
   json_object_set_new(d, "method", json_string(r->method));
   json_object_set_new(d, "sample_type", json_string(r->sample_type));
   json_object_set_new(d, "sample_n", json_integer(r->sample_n));

@@ -25,14 +25,19 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
     ok      = f >= 0 && MapH5Exists(f, "samples") && MapH5Exists(f, "tasks");
     H5Eset_auto2(H5E_DEFAULT, efunc, edata);
     if (ok) {
-      const char *keys[] = {"method", "seed", "ranks", "git_commit", "mapmerge_version", "start_time", "end_time", "box", NULL};
+      const char *keys[] = {"method", "seed", "ranks", "git_commit", "mapmerge_version", "start_time", "end_time", "box", "metric", "failed_evaluations", NULL};
+      /* a run of another -map_metric names its samples and surrogates "metric" (docs/metrics.md) */
+      const char *mg = MapH5Exists(f, "samples/metric") ? "metric" : "accuracy";
+      char        spath[64], dpath[64];
+      snprintf(spath, sizeof(spath), "samples/%s", mg);
+      snprintf(dpath, sizeof(dpath), "surrogate/%s/diagnostics", mg);
       hsize_t     dims[2];
       double     *S, *A, *diag, *P, *pc, *pr;
       char      **tasks = NULL;
       /* a crafted file can hold any shape: every dataset is checked against T and n before use */
-      PetscCall(MapH5ReadMatrixShaped(f, path, "samples/accuracy", -1, -1, PETSC_TRUE, dims, &A));
+      PetscCall(MapH5ReadMatrixShaped(f, path, spath, -1, -1, PETSC_TRUE, dims, &A));
       PetscCheck(dims[1] >= 1 && dims[1] <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-                 "%s: dataset /samples/accuracy has %llu columns (tasks), expected 1 to %d (not written by mapmerge run, or damaged)", path,
+                 "%s: dataset /%s has %llu columns (tasks), expected 1 to %d (not written by mapmerge run, or damaged)", path, spath,
                  (unsigned long long)dims[1], MAP_MAX_TASKS);
       int T = (int)dims[1];
       PetscInt n = (PetscInt)dims[0];
@@ -45,8 +50,9 @@ static PetscErrorCode InfoResults(MPI_Comm comm, const char *where)
         PetscCall(PetscFree(v));
       }
       PetscCall(MapH5ReadMatrixShaped(f, path, "samples/coeffs", n, T, PETSC_FALSE, dims, &S));
-      PetscCall(MapH5ReadMatrixShaped(f, path, "surrogate/accuracy/diagnostics", T, 5, PETSC_FALSE, dims, &diag));
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %" PetscInt_FMT " evaluated models, %d tasks\n  %-16s %10s\n", n, T, "task", diag ? "R2(acc)" : ""));
+      PetscCall(MapH5ReadMatrixShaped(f, path, dpath, T, 5, PETSC_FALSE, dims, &diag));
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %" PetscInt_FMT " evaluated models, %d tasks\n  %-16s %10s\n", n, T, "task",
+                            diag ? (strcmp(mg, "metric") ? "R2(acc)" : "R2(metric)") : ""));
       for (int t = 0; t < T; t++) {
         PetscCall(PetscPrintf(PETSC_COMM_SELF, "  %-16s", tasks[t]));
         if (diag) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %10.4f", diag[t * 5]));

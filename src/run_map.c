@@ -318,35 +318,6 @@ static PetscErrorCode MapRunMakeFolder(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode MapObjectiveAccuracy(void *ctx, const double *c, double *f, double *J)
-{
-  MapRunCtx *r = (MapRunCtx *)ctx;
-
-  PetscFunctionBegin;
-  for (int t = 0; t < r->T; t++) PetscCall(MapSurrogatePredict(r->sur, t, c, &f[t], J ? &J[t * r->T] : NULL));
-  PetscFunctionReturn(0);
-}
-
-static PetscErrorCode MapObjectiveAccuracyHessian(void *ctx, const double *c, const double *coef, double *H)
-{
-  MapRunCtx *r = (MapRunCtx *)ctx;
-
-  PetscFunctionBegin;
-  PetscCall(PetscArrayzero(H, r->T * r->T));
-  for (int t = 0; t < r->T; t++)
-    if (coef[t] != 0) PetscCall(MapSurrogateHessianAdd(r->sur, t, c, coef[t], H));
-  PetscFunctionReturn(0);
-}
-
-/* the search's objectives: the accuracy surrogates, with their Hessian */
-PetscErrorCode MapRunSetAccuracyObjectives(MapRunCtx *r)
-{
-  PetscFunctionBegin;
-  PetscCall(MapParetoSetObjectives(r->pareto, r->T, r->T, MapObjectiveAccuracy, r));
-  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapObjectiveAccuracyHessian));
-  PetscFunctionReturn(0);
-}
-
 /* ---- results ---- */
 
 
@@ -381,6 +352,19 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
     json_object_set_new(g, "eval_groups", json_string(groups));
     json_object_set_new(g, "pareto", json_string("preference vectors in contiguous blocks over the ranks, one TAO solve per vector on PETSC_COMM_SELF"));
     json_object_set_new(m, "process_grids", g);
+  }
+  {
+    /* what was fitted and searched (-map_metric) */
+    char    spec[160];
+    json_t *mt = json_object();
+    MapMetricFormat(&r->metric.metric, spec, sizeof(spec));
+    json_object_set_new(mt, "spec", json_string(spec));
+    json_object_set_new(mt, "name", json_string(r->metric.metric.name));
+    json_object_set_new(mt, "direction", json_string(r->metric.metric.lower ? "lower" : "higher"));
+    json_object_set_new(mt, "lo", isfinite(r->metric.metric.lo) ? json_real(r->metric.metric.lo) : json_null());
+    json_object_set_new(mt, "hi", isfinite(r->metric.metric.hi) ? json_real(r->metric.metric.hi) : json_null());
+    json_object_set_new(mt, "link", json_string(MapLinkName(r->metric.link)));
+    json_object_set_new(m, "metric", mt);
   }
   json_object_set_new(m, "start_time", json_string(r->start_time));
   json_object_set_new(m, "end_time", json_string(r->end_time));
@@ -483,7 +467,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     PetscCall(MapH5WriteStrings(f, "tasks", T, r->tasks));
     MapCallHDF5(g = H5Gcreate2(f, "samples", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     PetscCall(MapH5WriteMatrix(g, "coeffs", r->n, T, r->C));
-    PetscCall(MapH5WriteMatrix(g, "accuracy", r->n, T, r->acc));
+    PetscCall(MapH5WriteMatrix(g, MapRunMetricGroup(r), r->n, T, r->acc));
     PetscCall(MapH5WriteMatrix(g, "loss", r->n, T, r->loss));
     PetscCall(MapH5WriteMatrix(g, "round", r->n, 0, r->round));
     PetscCall(MapH5WriteMatrix(g, "task", r->n, 0, r->sample_task));
@@ -493,7 +477,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     MapCallHDF5(H5Gclose(g));
     if (r->fitted) {
     MapCallHDF5(g = H5Gcreate2(f, "surrogate", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    for (int which = 0; which < 2; which++) {
+    for (int which = 0; which < (r->metric.with_loss ? 2 : 1); which++) {
       int     Ts, nt, F;
       double *params, *diag;
       PetscCall(MapSurrogateGetSizes(r->sur, &Ts, &nt, &F));
@@ -510,11 +494,15 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
         diag[t * 5 + 3] = d.cond;
         diag[t * 5 + 4] = d.iterations;
       }
-      MapCallHDF5(g2 = H5Gcreate2(g, which ? "loss" : "accuracy", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      MapCallHDF5(g2 = H5Gcreate2(g, which ? "loss" : MapRunMetricGroup(r), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       PetscCall(MapH5WriteMatrix(g2, "params", T, F, params));
       PetscCall(MapH5WriteMatrix(g2, "diagnostics", T, 5, diag));
       PetscCall(MapH5WriteStringAttr(g2, "diagnostics_columns", "r2,rmse,loo_rmse,cond,iterations"));
-      PetscCall(MapH5WriteStringAttr(g2, "link", which ? "softplus" : "sigmoid"));
+      PetscCall(MapH5WriteStringAttr(g2, "link", which ? "softplus" : MapLinkName(r->metric.link)));
+      if (!which && !r->metric.is_default) { /* metric = offset + scale * link(phi(c) . params) */
+        PetscCall(MapH5WriteMatrix(g2, "offset_scale", 1, 2, (double[2]){r->metric.off, r->metric.scale}));
+        PetscCall(MapH5WriteStringAttr(g2, "meaning", "metric = offset + scale * link(features . params); the search maximises the metric (higher) or minimises it (lower)"));
+      }
       PetscCall(MapH5WriteStringAttr(g2, "features", "1, c_1..c_T, c_i*c_j (i<=j) in row-major order"));
       MapCallHDF5(H5Gclose(g2));
       PetscCall(PetscFree2(params, diag));
@@ -540,6 +528,7 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
     } /* fitted */
     if (r->nnodes) PetscCall(MapRunNestedWrite(r, f));
     PetscCall(MapRunBudgetWrite(r, f));
+    PetscCall(MapRunMetricWrite(r, f)); /* the metric, and which evaluations failed */
     if (r->npref) {
       MapCallHDF5(g = H5Gcreate2(f, "pick", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       PetscCall(MapH5WriteMatrix(g, "preference", 1, T, r->pref));
@@ -591,8 +580,8 @@ static PetscErrorCode MapRunWriteResults(MapRunCtx *r)
       snprintf(err, sizeof(err), "cannot write %s: %s", tmp, strerror(errno));
     } else {
       for (int t = 0; t < T; t++) fprintf(fp, "c_%s,", r->tasks[t]);
-      for (int t = 0; t < T; t++) fprintf(fp, "pred_acc_%s,", r->tasks[t]);
-      for (int t = 0; t < T; t++) fprintf(fp, "real_acc_%s%s", r->tasks[t], t + 1 < T ? "," : "\n");
+      for (int t = 0; t < T; t++) fprintf(fp, "pred_%s_%s,", MapRunMetricShort(r), r->tasks[t]);
+      for (int t = 0; t < T; t++) fprintf(fp, "real_%s_%s%s", MapRunMetricShort(r), r->tasks[t], t + 1 < T ? "," : "\n");
       if (!r->fitted) { /* nested MAP: the final merged model */
         for (int t = 0; t < T; t++) fprintf(fp, "%.17g,", r->pick_c[t]);
         for (int t = 0; t < T; t++) fprintf(fp, ",");
@@ -659,22 +648,7 @@ static PetscErrorCode MapRunSummary(MapRunCtx *r)
   }
   if (r->nnodes) PetscCall(MapRunNestedSummary(r));
   PetscCall(MapRunBudgetSummary(r));
-  if (r->fitted) {
-  PetscCall(PetscPrintf(r->comm, "%-16s %10s %10s %10s %10s\n", "task", "R2(acc)", "RMSE(acc)", "LOO(acc)", "R2(loss)"));
-  for (int t = 0; t < T; t++) {
-    MapFitDiagnostics da, dl;
-    PetscCall(MapSurrogateGetDiagnostics(r->sur, t, &da));
-    PetscCall(MapSurrogateGetDiagnostics(r->sur, T + t, &dl));
-    PetscCall(PetscPrintf(r->comm, "%-16s %10.4f %10.4g %10.4g %10.4f\n", r->tasks[t], da.r2, da.rmse, da.loo_rmse, dl.r2));
-  }
-  double ref[MAP_MAX_TASKS] = {0};
-  double hvp = MapFrontHypervolume(T, r->kfront, r->Ff, ref);
-  double hvr = r->kreal ? MapFrontHypervolume(T, r->kreal, r->real_acc, ref) : 0;
-  PetscCall(PetscPrintf(r->comm, "front: %" PetscInt_FMT " points; hypervolume (accuracy, ref 0): predicted %.6f, real (%" PetscInt_FMT
-                                 " re-evaluated) %.6f\n", r->kfront, hvp, r->kreal, hvr));
-  PetscCall(PetscPrintf(r->comm, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points, hypervolume %.6f\n",
-                        r->n + r->kreal + (r->npref ? 1 : 0), r->kall, MapFrontHypervolume(T, r->kall, r->all_acc, ref)));
-  }
+  PetscCall(MapRunMetricSummary(r)); /* fit, fronts and failed evaluations in the metric's units */
   char pref[MAP_MAX_TASKS * 24] = "";
   for (int t = 0; t < r->npref; t++) { /* plain %g: PetscPrintf would print "1." */
     size_t len = strlen(pref);
@@ -728,6 +702,7 @@ static PetscErrorCode MapRunDestroy(MapRunCtx *r)
   PetscCall(MapFreeList(r->T, &r->tasks));
   PetscCall(MapFreeList(r->neval_data, &r->eval_data));
   PetscCall(PetscFree3(r->C, r->acc, r->loss));
+  PetscCall(MapRunMetricDestroy(r));
   PetscCall(PetscFree(r->round));
   PetscCall(PetscFree(r->sample_task));
   PetscCall(PetscFree2(r->all_c, r->all_acc));
@@ -752,32 +727,9 @@ PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, Pet
     if (*stop) break;
     for (int t = 0; t < r->T; t++) want[t] = task < 0 || task == t ? PETSC_TRUE : PETSC_FALSE;
     PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, "sample", (int)i, &r->C[i * r->T], task < 0 ? NULL : want, &r->acc[i * r->T],
-                               &r->loss[i * r->T], &fresh));
+                               &r->loss[i * r->T], &fresh, &r->failed[i]));
     if (fresh) PetscCall(MapProgress(r->comm, "evaluate samples", i + 1 - i0, i1 - i0, t0));
   }
-  PetscFunctionReturn(0);
-}
-
-/* Fit accuracy (sigmoid link) and loss (softplus link) surrogates to all samples so far. */
-static PetscErrorCode MapRunFit(MapRunCtx *r)
-{
-  double  *Y;
-  MapLink *links;
-  int      T = r->T;
-
-  PetscFunctionBegin;
-  PetscCall(PetscMalloc2(r->n * 2 * T, &Y, 2 * T, &links));
-  for (PetscInt i = 0; i < r->n; i++)
-    for (int t = 0; t < T; t++) {
-      Y[i * 2 * T + t]     = r->acc[i * T + t];
-      Y[i * 2 * T + T + t] = r->loss[i * T + t];
-    }
-  for (int t = 0; t < T; t++) {
-    links[t]     = MAP_LINK_SIGMOID;
-    links[T + t] = MAP_LINK_SOFTPLUS;
-  }
-  PetscCall(MapSurrogateFit(r->sur, T, r->n, r->C, 2 * T, Y, links));
-  PetscCall(PetscFree2(Y, links));
   PetscFunctionReturn(0);
 }
 
@@ -801,6 +753,7 @@ PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *s
     for (PetscInt i = 0; i < r->n; i++) {
       double sq = 0;
       if (r->bayes_per_task && isnan(r->acc[i * T + d])) continue; /* task d was not evaluated here */
+      if (MapRunSampleFailed(r, i)) continue;
       for (int t = 0; t < T; t++) {
         double pred;
         if (r->bayes_per_task && t != d) continue;
@@ -842,7 +795,8 @@ static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, Pets
   const double *Cf;
 
   PetscFunctionBegin;
-  PetscCall(MapRunSetAccuracyObjectives(r));
+  PetscCall(MapParetoSetObjectives(r->pareto, T, T, MapRunObjectiveMetric, r));
+  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapRunObjectiveMetricHessian));
   if (r->refine_pick) { /* one point: the current fit's pick for the preference */
     double fpick[MAP_MAX_TASKS];
     PetscCall(MapParetoPick(r->pareto, r->pref, r->pick_c, fpick));
@@ -883,7 +837,7 @@ PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, const PetscLogStage *stages, Pe
 
   PetscFunctionBegin;
   PetscCall(PetscLogStagePush(stages[2]));
-  PetscCall(MapRunFit(r));
+  PetscCall(MapRunFitMetric(r));
   PetscCall(PetscLogStagePop());
   r->t_phase[2] += MapWallTime() - t0;
   t0 = MapWallTime();
@@ -906,20 +860,22 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
   PetscFunctionBegin;
   PetscCall(PetscMalloc3(n * T, &C, n * T, &A, n, &keep));
   n = 0;
+  /* A: the metric as the search sees it (larger is better); failed evaluations are left out */
   for (PetscInt i = 0; i < r->n; i++) {
     if (r->sample_task[i] >= 0) continue; /* evaluated on one task only (per-task Bayesian rounds) */
     PetscCall(PetscArraycpy(&C[n * T], &r->C[i * T], T));
-    PetscCall(PetscArraycpy(&A[n * T], &r->acc[i * T], T));
-    n++;
+    n += MapRunMetricOriented(r, &r->acc[i * T], &A[n * T]);
   }
-  for (PetscInt i = 0; i < r->kreal; i++, n++) {
+  for (PetscInt i = 0; i < r->kreal; i++) {
     PetscCall(PetscArraycpy(&C[n * T], &r->Cf[r->real_index[i] * T], T));
-    PetscCall(PetscArraycpy(&A[n * T], &r->real_acc[i * T], T));
+    n += MapRunMetricOriented(r, &r->real_acc[i * T], &A[n * T]);
   }
   if (r->npref) {
+    double pick[MAP_MAX_TASKS];
     PetscCall(PetscArraycpy(&C[n * T], r->pick_c, T));
-    PetscCall(PetscArraycpy(&A[n * T], r->pick_acc, T));
-    n++;
+    n += MapRunMetricOriented(r, r->pick_acc, &A[n * T]);
+    r->pick_score = NAN; /* a failed pick has no score */
+    if (MapRunMetricOriented(r, r->pick_acc, pick)) PetscCall(MapParetoPreferenceValue(r->pareto, r->pref, pick, &r->pick_score));
   }
   /* the best model evaluated so far for the preference, ranked by the pick's own criterion (the
      scalarised value of its real accuracies): a model the run already paid for, reported beside the
@@ -927,7 +883,6 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
      small coefficients) */
   if (r->npref) {
     r->best_found = PETSC_FALSE;
-    PetscCall(MapParetoPreferenceValue(r->pareto, r->pref, r->pick_acc, &r->pick_score));
     for (PetscInt i = 0; i < n; i++) {
       double sc;
       PetscCall(MapParetoPreferenceValue(r->pareto, r->pref, &A[i * T], &sc));
@@ -935,7 +890,7 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
         r->best_found = PETSC_TRUE;
         r->best_score = sc;
         PetscCall(PetscArraycpy(r->best_c, &C[i * T], T));
-        PetscCall(PetscArraycpy(r->best_acc, &A[i * T], T));
+        for (int t = 0; t < T; t++) r->best_acc[t] = r->metric.sign * A[i * T + t]; /* back in the metric's units */
       }
     }
   }
@@ -944,7 +899,7 @@ static PetscErrorCode MapRunRealFront(MapRunCtx *r)
   for (PetscInt i = 0; i < n; i++)
     if (keep[i]) {
       PetscCall(PetscArraycpy(&r->all_c[k * T], &C[i * T], T));
-      PetscCall(PetscArraycpy(&r->all_acc[k * T], &A[i * T], T));
+      for (int t = 0; t < T; t++) r->all_acc[k * T + t] = r->metric.sign * A[i * T + t];
       k++;
     }
   PetscCall(PetscFree3(C, A, keep));
@@ -959,7 +914,7 @@ static PetscErrorCode MapRunPickTest(MapRunCtx *r)
   PetscFunctionBegin;
   PetscCall(MapEvaluatorEvaluate(r->ev_test, r->pick_c, m));
   for (int t = 0; t < r->T; t++) {
-    r->pick_test_acc[t]  = m[t].accuracy;
+    r->pick_test_acc[t]  = m[t].metric; /* -map_metric's values (the accuracy by default) */
     r->pick_test_loss[t] = m[t].loss;
   }
   PetscFunctionReturn(0);
@@ -977,7 +932,7 @@ static PetscErrorCode MapRunCheckpointExit(MapRunCtx *r)
 PetscErrorCode MapCommandRun(MPI_Comm comm)
 {
   MapRunCtx   r;
-  PetscBool   help, stop = PETSC_FALSE, fresh;
+  PetscBool   help, stop = PETSC_FALSE, fresh, failed; /* failed: NaN metrics mark a failed re-evaluation or pick */
   double      t0;
   PetscLogStage stages[6];
 
@@ -1045,6 +1000,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   }
   PetscCall(PetscMalloc3(nmax * r.T, &r.C, nmax * r.T, &r.acc, nmax * r.T, &r.loss));
   PetscCall(PetscCalloc1(nmax, &r.round));
+  PetscCall(PetscCalloc1(nmax, &r.failed));
   PetscCall(PetscMalloc1(nmax, &r.sample_task));
   for (PetscInt i = 0; i < nmax; i++) r.sample_task[i] = -1;
   PetscCall(MapSurrogateSetAllowMissing(r.sur, r.bayes_per_task));
@@ -1062,6 +1018,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
                "-map_eval_data gives %d eval set(s) but there are %d tasks (one per task, or one per store task)", nd, r.T);
     PetscCall(MapEvaluatorSetLogDir(r.ev, r.out)); /* the external program's stderr log lives with the journal */
     PetscCall(MapEvaluatorSetUp(r.ev, r.model, r.T, (const char *const *)r.tasks, nd ? (const char *const *)ed : NULL));
+    PetscCall(MapRunMetricSetUp(&r));
     r.neval_data = nd;
     r.eval_data  = ed;
   }
@@ -1140,7 +1097,7 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* the final fit uses every evaluated point (the reference code leaves its last batch out) */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[2]));
-  PetscCall(MapRunFit(&r));
+  PetscCall(MapRunFitMetric(&r));
   PetscCall(PetscLogStagePop());
   r.t_phase[2] += MapWallTime() - t0;
   r.fitted = PETSC_TRUE;
@@ -1148,12 +1105,14 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
   /* search the accuracy surrogates for the front */
   t0 = MapWallTime();
   PetscCall(PetscLogStagePush(stages[3]));
-  PetscCall(MapRunSetAccuracyObjectives(&r));
+  PetscCall(MapParetoSetObjectives(r.pareto, r.T, r.T, MapRunObjectiveMetric, &r));
+  PetscCall(MapParetoSetObjectiveHessian(r.pareto, MapRunObjectiveMetricHessian));
   PetscCall(MapParetoSolve(r.pareto));
   PetscCall(MapParetoGetFront(r.pareto, &r.kfront, &r.Cf, &r.Ff, &r.Wf));
   if (r.npref) {
     PetscCall(MapParetoPick(r.pareto, r.pref, r.pick_c, r.pick_pred));
   }
+  PetscCall(MapRunMetricFront(&r)); /* the front and the pick's prediction in the metric's own units */
   PetscCall(PetscLogStagePop());
   r.t_phase[3] = MapWallTime() - t0;
 
@@ -1167,12 +1126,12 @@ PetscErrorCode MapCommandRun(MPI_Comm comm)
     if (!r.budget.total) r.real_index[k] = r.kreal == 1 ? 0 : (int)((k * (r.kfront - 1) + (r.kreal - 1) / 2) / (r.kreal - 1));
     PetscCall(MapRunCheckSignal(&r, &stop));
     if (stop) break;
-    PetscCall(MapRunEvaluate(&r, "reeval", (int)k, &r.Cf[r.real_index[k] * r.T], &r.real_acc[k * r.T], &r.real_loss[k * r.T], &fresh));
+    PetscCall(MapRunEvaluate(&r, "reeval", (int)k, &r.Cf[r.real_index[k] * r.T], &r.real_acc[k * r.T], &r.real_loss[k * r.T], &fresh, &failed));
     if (fresh) PetscCall(MapProgress(comm, "re-evaluate front", k + 1, r.kreal, t0));
   }
   if (!stop && r.npref) {
     PetscCall(MapRunCheckSignal(&r, &stop));
-    if (!stop) PetscCall(MapRunEvaluate(&r, "pick", 0, r.pick_c, r.pick_acc, r.pick_loss, &fresh));
+    if (!stop) PetscCall(MapRunEvaluate(&r, "pick", 0, r.pick_c, r.pick_acc, r.pick_loss, &fresh, &failed));
     if (!stop && r.ev_test) PetscCall(MapRunPickTest(&r));
   }
   PetscCall(PetscLogStagePop());

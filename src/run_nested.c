@@ -44,7 +44,7 @@ static PetscErrorCode MapNestedEvaluate(MapRunCtx *r, int *counter, const double
   PetscFunctionBegin;
   PetscCall(MapRunCheckSignal(r, stop));
   if (*stop) PetscFunctionReturn(0);
-  PetscCall(MapRunEvaluate(r, "nested", *counter, c, acc, loss, &fresh));
+  PetscCall(MapRunEvaluate(r, "nested", *counter, c, acc, loss, &fresh, NULL));
   (*counter)++;
   PetscCall(PetscArraycpy(&r->C[r->n * r->T], c, r->T));
   PetscCall(PetscArraycpy(&r->acc[r->n * r->T], acc, r->T));
@@ -153,7 +153,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
     stop_local = res->stop;
     if (stop_local) break;
     for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
-    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh));
+    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh, NULL));
     PetscCall(PetscArraycpy(&Cs[i * T], c, T));
     PetscCall(PetscArraycpy(&accs[i * T], acc, T));
     PetscCall(PetscArraycpy(&losss[i * T], loss, T));
@@ -190,7 +190,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
   PetscCall(MapSignalPending(g->comm, &res->stop));
   if (!res->stop) {
-    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh));
+    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh, NULL));
     PetscCall(PetscArraycpy(&Cs[n2 * T], N->W, T));
     PetscCall(PetscArraycpy(&accs[n2 * T], acc, T));
     PetscCall(PetscArraycpy(&losss[n2 * T], loss, T));

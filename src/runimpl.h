@@ -75,6 +75,18 @@ typedef struct {
   PetscInt round_now, round_added;   /* the current round's share and what it evaluated */
 } MapRunBudget;
 
+#include <mapmerge/surrogate.h>
+
+/* run_metric.c: the metric MAP fits and searches (-map_metric): metric = off + scale * g(z) */
+typedef struct {
+  MapMetric metric;
+  PetscBool is_default; /* accuracy:higher:0,1: nothing is transformed (today's bits) */
+  PetscBool with_loss;  /* accuracy: the loss surrogates are fitted beside it */
+  MapLink   link;       /* sigmoid (bounded range), softplus (one bound), identity (none) */
+  double    off, scale, sign; /* sign = -1: lower is better, the search maximises -metric */
+  double   *front;      /* lower is better: the predicted front in the metric's units (r->Ff points here) */
+} MapRunMetric;
+
 typedef struct {
   MPI_Comm      comm;
   PetscMPIInt   rank, size;
@@ -105,7 +117,9 @@ typedef struct {
   MapJournal    journal;
   /* data */
   PetscInt      n;                 /* samples */
-  double       *C, *acc, *loss;    /* [n*T] */
+  double       *C, *acc, *loss;    /* [n*T]; acc holds the values of -map_metric (accuracy by default) */
+  PetscBool    *failed;            /* [n] the sample's evaluation failed (non-finite or missing metric) */
+  MapRunMetric  metric;
   PetscInt      kfront, kreal;
   const double *Cf, *Ff, *Wf;        /* front (borrowed from pareto) */
   int          *real_index;          /* [kreal] indices into the front */
@@ -141,9 +155,30 @@ PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r);
 /* run_groups.c: -map_eval_groups G > 1 for command/worker evaluators: G samples at a time */
 PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop, PetscBool *grouped);
 PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r);
-PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh);
+/* failed == NULL: a failed evaluation (non-finite or missing metric) is journaled, then an error;
+   else *failed is set, acc is NaN, and the caller leaves the point out (a resume reads it as done) */
+PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh,
+                              PetscBool *failed);
 PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
-                                const PetscBool *want, double *acc, double *loss, PetscBool *fresh);
+                                const PetscBool *want, double *acc, double *loss, PetscBool *fresh, PetscBool *failed);
+/* MapRunMetricValues - acc[T] from the evaluator's metrics (the values of -map_metric) and loss[T];
+   returns the first wanted task whose value is unusable (failed), or -1 */
+int MapRunMetricValues(MapRunCtx *r, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss);
+
+/* run_metric.c */
+void           MapRunMetricFrom(const MapMetric *mt, MapRunMetric *M);
+PetscErrorCode MapRunMetricPredict(const MapRunMetric *M, int T, const double *theta, const double *c, double *f, double *J);
+PetscErrorCode MapRunMetricSetUp(MapRunCtx *r);
+PetscErrorCode MapRunObjectiveMetric(void *ctx, const double *c, double *f, double *J);
+PetscErrorCode MapRunObjectiveMetricHessian(void *ctx, const double *c, const double *coef, double *H);
+PetscBool      MapRunSampleFailed(MapRunCtx *r, PetscInt i);
+PetscErrorCode MapRunFitMetric(MapRunCtx *r);
+PetscErrorCode MapRunMetricFront(MapRunCtx *r);
+int            MapRunMetricOriented(MapRunCtx *r, const double *y, double *f);
+const char    *MapRunMetricGroup(MapRunCtx *r);
+const char    *MapRunMetricShort(MapRunCtx *r);
+PetscErrorCode MapRunMetricSummary(MapRunCtx *r);
+PetscErrorCode MapRunMetricDestroy(MapRunCtx *r);
 PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *inputs_sha256); /* run_repro.c */
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
@@ -151,13 +186,13 @@ PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
 
 #include <mapmerge/core_h5.h>
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
+PetscErrorCode MapRunMetricWrite(MapRunCtx *r, hid_t file);
 
 /* run_map.c, for the budget's rounds */
 PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop);
 PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop);
 PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, const PetscLogStage *stages, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it,
                                    int round_id, PetscBool *stop);
-PetscErrorCode MapRunSetAccuracyObjectives(MapRunCtx *r);
 
 /* run_budget.c: -map_budget N */
 PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r);

@@ -124,45 +124,44 @@ PetscErrorCode MapSafetensorsBuildHeader(int n, MapTensorInfo *tensors, int nmet
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode map_write_all(int fd, const void *buf, size_t len, const char *path)
-{
-  const char *p = (const char *)buf;
-
-  PetscFunctionBegin;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-    if (w < 0 && errno == EINTR) continue;
-    PetscCheck(w > 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "write to %s failed: %s", path, w < 0 ? strerror(errno) : "no progress");
-    p += w;
-    len -= (size_t)w;
-  }
-  PetscFunctionReturn(0);
-}
-
-/* writes bytes to path through a temporary file, fsync and rename */
-static PetscErrorCode map_write_file_atomic(const char *path, int nparts, const void *const *parts, const size_t *lens)
+/* writes bytes to path through a temporary file, fsync and rename; returns 0, or -1 with msg set */
+static int map_write_file_msg(const char *path, int nparts, const void *const *parts, const size_t *lens, char *msg, size_t mlen)
 {
   char tmp[MAP_PATH_LEN];
 
-  PetscFunctionBegin;
-  PetscCall(MapTempName(path, tmp, sizeof(tmp)));
+  if (MapTempName(path, tmp, sizeof(tmp))) return map_fmt(msg, mlen, "path too long: %s", path), -1;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  PetscCheck(fd >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot create %s (for %s): %s", tmp, path, strerror(errno));
-  PetscCall(MapTempRegister(tmp));
-  PetscErrorCode ierr = 0;
-  for (int i = 0; i < nparts && !ierr; i++) ierr = map_write_all(fd, parts[i], lens[i], tmp);
-  if (!ierr && fsync(fd))
-    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL, "fsync of %s failed: %s",
-                      tmp, strerror(errno));
-  if (close(fd) && !ierr)
-    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL, "close of %s failed: %s",
-                      tmp, strerror(errno));
-  if (!ierr && rename(tmp, path))
-    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL,
-                      "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (ierr) (void)unlink(tmp);
-  PetscCall(MapTempUnregister(tmp));
-  PetscCall(ierr);
+  if (fd < 0) return map_fmt(msg, mlen, "cannot create %s (for %s): %s", tmp, path, strerror(errno)), -1;
+  if (MapTempRegister(tmp)) {
+    map_fmt(msg, mlen, "cannot register the temporary file %s", tmp);
+    (void)close(fd);
+    (void)unlink(tmp);
+    return -1;
+  }
+  msg[0] = 0;
+  for (int i = 0; i < nparts && !msg[0]; i++) {
+    const char *p = (const char *)parts[i];
+    for (size_t len = lens[i]; len > 0 && !msg[0];) {
+      ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) map_fmt(msg, mlen, "write to %s failed: %s", tmp, w < 0 ? strerror(errno) : "no progress");
+      else p += w, len -= (size_t)w;
+    }
+  }
+  if (!msg[0] && fsync(fd)) map_fmt(msg, mlen, "fsync of %s failed: %s", tmp, strerror(errno));
+  if (close(fd) && !msg[0]) map_fmt(msg, mlen, "close of %s failed: %s", tmp, strerror(errno));
+  if (!msg[0] && rename(tmp, path)) map_fmt(msg, mlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+  if (msg[0]) (void)unlink(tmp);
+  (void)MapTempUnregister(tmp);
+  return msg[0] ? -1 : 0;
+}
+
+static PetscErrorCode map_write_file_atomic(const char *path, int nparts, const void *const *parts, const size_t *lens)
+{
+  char msg[2 * MAP_PATH_LEN + 64];
+
+  PetscFunctionBegin;
+  PetscCheck(!map_write_file_msg(path, nparts, parts, lens, msg, sizeof(msg)), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "%s", msg);
   PetscFunctionReturn(0);
 }
 
@@ -210,8 +209,13 @@ struct _p_MapSafetensorsWriter {
   MPI_Comm       comm;
   int            rank;
   char           path[MAP_PATH_LEN];
-  char           stage[MAP_PATH_LEN]; /* sharded: the fresh folder the export is written into, switched in by Close */
-  PetscBool      sharded;
+  char           stage[MAP_PATH_LEN]; /* folder: the fresh folder the export is written into, switched in by Close */
+  PetscBool      folder;  /* path is a folder: staged and switched in whole (sharded, or MapSafetensorsWriterCreateFolder) */
+  PetscBool      sharded; /* model-0000k-of-0000n.safetensors + index; else one file (model.safetensors in a folder) */
+  int            nextra;  /* rank 0: files added to the staging folder (MapSafetensorsWriterAddFile) */
+  char         (*extra)[MAP_PATH_LEN];
+  int            nreplaced; /* names of an old export's files never carried over (MapSafetensorsWriterReplaces) */
+  const char *const *replaced;
   int            n;
   MapTensorInfo *t; /* begin/end relative to the data section of file t[i].file */
   int            nfiles;
@@ -243,6 +247,7 @@ static PetscErrorCode map_writer_free(MapSafetensorsWriter w)
   PetscCall(PetscFree(w->fh));
   PetscCall(PetscFree(w->data_start));
   PetscCall(PetscFree(w->data_size));
+  PetscCall(PetscFree(w->extra));
   PetscCall(PetscFree(w));
   PetscFunctionReturn(0);
 }
@@ -267,8 +272,8 @@ static PetscErrorCode map_writer_shard(MapSafetensorsWriter w, uint64_t max_shar
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n, const MapTensorInfo *tensors, int nmeta, const char *const *keys,
-                                          const char *const *values, uint64_t max_shard_bytes, MapSafetensorsWriter *wout)
+static PetscErrorCode map_writer_create(MPI_Comm comm, const char *path, PetscBool folder, int n, const MapTensorInfo *tensors, int nmeta,
+                                        const char *const *keys, const char *const *values, uint64_t max_shard_bytes, MapSafetensorsWriter *wout)
 {
   MapSafetensorsWriter w;
   int                  size;
@@ -279,6 +284,7 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
   w->comm    = comm;
   w->ok      = 1;
   w->sharded = max_shard_bytes > 0 ? PETSC_TRUE : PETSC_FALSE;
+  w->folder  = (PetscBool)(folder || w->sharded);
   PetscCallMPI(MPI_Comm_rank(comm, &w->rank));
   PetscCallMPI(MPI_Comm_size(comm, &size));
   PetscCheck(strlen(path) < MAP_PATH_LEN - 64, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "output path too long: %s", path);
@@ -300,11 +306,11 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
   PetscCall(PetscCalloc1(w->nfiles, &w->data_size));
   for (int f = 0; f < w->nfiles; f++) w->fh[f] = MPI_FILE_NULL;
 
-  /* sharded: rank 0 makes a fresh staging folder beside the output; Close switches it in whole, so
+  /* a folder: rank 0 makes a fresh staging folder beside the output; Close switches it in whole, so
      an existing export is replaced by the new one or kept, never mixed. Everybody learns whether
      that worked. */
   int ok = 1;
-  if (w->sharded && !w->rank) {
+  if (w->folder && !w->rank) {
     struct stat sb;
     if (!stat(path, &sb) && !S_ISDIR(sb.st_mode)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
     else if (!stat(path, &sb)) { /* an existing folder: its other files are carried over (Close), folders inside it are not */
@@ -317,7 +323,7 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         map_fmt(sub, sizeof(sub), "%s/%s", path, e->d_name);
         if (!lstat(sub, &se) && S_ISDIR(se.st_mode))
-          ok = 0, map_fmt(w->msg, sizeof(w->msg), "output folder %s holds a folder %s: a sharded export replaces the folder as a whole; "
+          ok = 0, map_fmt(w->msg, sizeof(w->msg), "output folder %s holds a folder %s: a folder export replaces the folder as a whole; "
                                                   "move it, or export into a new folder", path, e->d_name);
       }
       if (d) closedir(d);
@@ -331,10 +337,11 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
     PetscCallMPI(MPI_Bcast(w->msg, sizeof(w->msg), MPI_CHAR, 0, comm));
     SETERRQ(comm, PETSC_ERR_FILE_OPEN, "%s", w->msg);
   }
-  if (w->sharded) PetscCallMPI(MPI_Bcast(w->stage, MAP_PATH_LEN, MPI_CHAR, 0, comm));
+  if (w->folder) PetscCallMPI(MPI_Bcast(w->stage, MAP_PATH_LEN, MPI_CHAR, 0, comm));
   for (int f = 0; f < w->nfiles; f++) {
-    if (w->sharded) {
-      map_fmt(w->fname + (size_t)f * MAP_NAME_LEN, MAP_NAME_LEN, "model-%05d-of-%05d.safetensors", f + 1, w->nfiles);
+    if (w->folder) {
+      if (w->sharded) map_fmt(w->fname + (size_t)f * MAP_NAME_LEN, MAP_NAME_LEN, "model-%05d-of-%05d.safetensors", f + 1, w->nfiles);
+      else map_fmt(w->fname, MAP_NAME_LEN, "model.safetensors");
       map_fmt(w->final[f], MAP_PATH_LEN, "%s/%s", path, w->fname + (size_t)f * MAP_NAME_LEN);
       map_fmt(w->tmp[f], MAP_PATH_LEN, "%s/%s", w->stage, w->fname + (size_t)f * MAP_NAME_LEN);
     } else {
@@ -404,6 +411,63 @@ PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n
     PetscCall(ierr);
   }
   *wout = w;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n, const MapTensorInfo *tensors, int nmeta, const char *const *keys,
+                                          const char *const *values, uint64_t max_shard_bytes, MapSafetensorsWriter *wout)
+{
+  PetscFunctionBegin;
+  PetscCall(map_writer_create(comm, path, PETSC_FALSE, n, tensors, nmeta, keys, values, max_shard_bytes, wout));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsWriterCreateFolder(MPI_Comm comm, const char *dir, int n, const MapTensorInfo *tensors, int nmeta,
+                                                const char *const *keys, const char *const *values, uint64_t max_shard_bytes,
+                                                MapSafetensorsWriter *wout)
+{
+  PetscFunctionBegin;
+  PetscCall(map_writer_create(comm, dir, PETSC_TRUE, n, tensors, nmeta, keys, values, max_shard_bytes, wout));
+  PetscFunctionReturn(0);
+}
+
+/* the weights of an export: never carried over from an old one, never written by AddFile */
+static PetscBool map_is_weight_file(const char *name)
+{
+  return (PetscBool)(!strcmp(name, "model.safetensors") || !strcmp(name, "model.safetensors.index.json") ||
+                     !fnmatch("model-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].safetensors", name, 0));
+}
+
+/*
+  MapSafetensorsWriterAddFile - see safetensors.h. Rank 0 only; a failure is recorded, not raised,
+  and reported by Close on every rank (as a failed tensor write is).
+*/
+PetscErrorCode MapSafetensorsWriterAddFile(MapSafetensorsWriter w, const char *name, const void *data, size_t len)
+{
+  char path[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCheck(w->folder, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONGSTATE, "%s: only a folder export holds other files (adding %s)", w->path, name);
+  if (!w->ok || w->rank) PetscFunctionReturn(0);
+  if (!name[0] || name[0] == '.' || strchr(name, '/') || map_is_weight_file(name) || (size_t)snprintf(path, sizeof(path), "%s/%s", w->stage, name) >= sizeof(path)) {
+    map_fmt(w->msg, sizeof(w->msg), "cannot add a file named \"%s\" to the export (a hidden, weight or too long name, or one with a '/')", name);
+    w->ok = 0;
+    PetscFunctionReturn(0);
+  }
+  PetscCall(PetscRealloc(sizeof(*w->extra) * (size_t)(w->nextra + 1), &w->extra));
+  PetscCall(PetscStrncpy(w->extra[w->nextra++], path, MAP_PATH_LEN));
+  PetscCall(MapTempRegister(path)); /* a signal before the switch removes it with the staging folder */
+  const void *parts[1] = {data};
+  size_t      lens[1]  = {len};
+  if (map_write_file_msg(path, 1, parts, lens, w->msg, sizeof(w->msg))) w->ok = 0;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapSafetensorsWriterReplaces(MapSafetensorsWriter w, int n, const char *const *names)
+{
+  PetscFunctionBegin;
+  w->nreplaced = n;
+  w->replaced  = names;
   PetscFunctionReturn(0);
 }
 
@@ -504,12 +568,28 @@ static void map_remove_tree(const char *dir)
   (void)rmdir(dir);
 }
 
-/* Rank 0: the staging folder becomes the output in one step. The other files of an existing output
-   folder (a config.json, a README) are hard-linked into it first, the old shards and index are not;
-   then renameat2(RENAME_EXCHANGE) swaps the two folders atomically, and the old one (now under the
+/* whether an old export's file `name` stays in the folder: not its weights, not a file the new
+   export writes (already in the staging folder), not a name the new export owns (Replaces) */
+static PetscBool map_carry_over(MapSafetensorsWriter w, const char *name)
+{
+  char        p[MAP_PATH_LEN + MAP_NAME_LEN];
+  struct stat sb;
+
+  if (map_is_weight_file(name)) return PETSC_FALSE;
+  for (int i = 0; i < w->nreplaced; i++)
+    if (!strcmp(name, w->replaced[i])) return PETSC_FALSE;
+  map_fmt(p, sizeof(p), "%s/%s", w->stage, name);
+  return (PetscBool)(lstat(p, &sb) != 0);
+}
+
+/* Rank 0: the staging folder, which already holds the new weights and every file the export adds
+   (AddFile), becomes the output in one step. The other files of an existing output folder (a
+   user's notes, a config.json next to a bare export) are hard-linked into it first; the old
+   weights, the files the new export writes and the names it owns (Replaces) are not. Then
+   renameat2(RENAME_EXCHANGE) swaps the two folders atomically, and the old one (now under the
    staging name) is removed. Every crash point leaves the old export or the new one at the path,
    never a mix. File systems without RENAME_EXCHANGE: two renames (a crash between them leaves the
-   old export whole under .<name>.old.<pid>). Returns 0, or -1 with w->msg set. */
+   old export whole under .<name>.tmp.<pid>.old). Returns 0, or -1 with w->msg set. */
 static int map_writer_switch(MapSafetensorsWriter w)
 {
   struct stat sb;
@@ -529,9 +609,7 @@ static int map_writer_switch(MapSafetensorsWriter w)
   while ((e = readdir(d))) {
     char from[MAP_PATH_LEN + MAP_NAME_LEN], to[MAP_PATH_LEN + MAP_NAME_LEN];
     if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]) || strstr(e->d_name, ".tmp."))) continue;
-    if (!fnmatch("model-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].safetensors", e->d_name, 0) ||
-        !strcmp(e->d_name, "model.safetensors.index.json"))
-      continue; /* the old export itself */
+    if (!map_carry_over(w, e->d_name)) continue;
     map_fmt(from, sizeof(from), "%s/%s", w->path, e->d_name);
     map_fmt(to, sizeof(to), "%s/%s", w->stage, e->d_name);
     if (link(from, to)) {
@@ -594,16 +672,18 @@ PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *wp)
   in[1] = w->written;
   PetscCallMPI(MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_SUM, w->comm));
   int ok = out[0] == 0 && out[1] == expect;
-  if (ok && !w->rank && !w->sharded && rename(w->tmp[0], w->final[0])) {
+  if (ok && !w->rank && !w->folder && rename(w->tmp[0], w->final[0])) {
     ok = 0;
     map_fmt(w->msg, sizeof(w->msg), "cannot rename %s to %s: %s", w->tmp[0], w->final[0], strerror(errno));
   }
-  if (ok && !w->rank && w->sharded) {
-    PetscErrorCode ierr;
-    PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
-    ierr = map_writer_index(w);
-    PetscCall(PetscPopErrorHandler());
-    if (ierr) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot write %s/model.safetensors.index.json", w->stage);
+  if (ok && !w->rank && w->folder) {
+    if (w->sharded) {
+      PetscErrorCode ierr;
+      PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+      ierr = map_writer_index(w);
+      PetscCall(PetscPopErrorHandler());
+      if (ierr) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot write %s/model.safetensors.index.json", w->stage);
+    }
     if (ok) ok = map_writer_switch(w) == 0;
   }
   int okall = ok;
@@ -612,8 +692,9 @@ PetscErrorCode MapSafetensorsWriterClose(MapSafetensorsWriter *wp)
     if (!okall && !w->rank) (void)unlink(w->tmp[f]);
     PetscCall(MapTempUnregister(w->tmp[f]));
   }
-  if (w->sharded && !w->rank) {
-    if (!okall) (void)rmdir(w->stage);
+  for (int k = 0; k < w->nextra; k++) PetscCall(MapTempUnregister(w->extra[k]));
+  if (w->folder && !w->rank) {
+    if (!okall) map_remove_tree(w->stage); /* the new export's files only: the old folder was never touched */
     PetscCall(MapTempUnregister(w->stage));
   }
   char path[MAP_PATH_LEN], msg[1024];
@@ -646,6 +727,10 @@ PetscErrorCode MapSafetensorsWriterAbort(MapSafetensorsWriter *wp)
       (void)unlink(w->tmp[f]);
       PetscCall(MapTempUnregister(w->tmp[f]));
     }
+  }
+  for (int k = 0; k < w->nextra; k++) {
+    (void)unlink(w->extra[k]);
+    PetscCall(MapTempUnregister(w->extra[k]));
   }
   if (w->stage[0] && !w->rank) {
     (void)rmdir(w->stage);

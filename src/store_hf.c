@@ -20,6 +20,12 @@ static const char *const hf_file_names[] = {"config.json", "generation_config.js
 #define HF_NFILES      ((int)(sizeof(hf_file_names) / sizeof(hf_file_names[0])))
 #define HF_MAX_FILE    (512ull << 20) /* a tokenizer.json is tens of MB; anything this large is not one */
 
+const char *const *MapStoreHFFileNames(int *n)
+{
+  *n = HF_NFILES;
+  return hf_file_names;
+}
+
 PetscErrorCode MapStoreBufferH5Type_Private(MapDType dt, hid_t *type)
 {
   PetscFunctionBegin;

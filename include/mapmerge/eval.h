@@ -13,7 +13,26 @@ typedef struct {
   double  loss;     /* mean loss */
   int64_t correct;  /* exact count of correct predictions (mlp; command: its "correct" key, else 0) */
   int64_t count;    /* number of samples (mlp; command: its "count" key, else 0) */
+  double  metric;   /* the value of the evaluator's metric (-map_metric, default accuracy); NaN when not reported or not finite */
+  int     missing;  /* command/worker: the program's output had no value for the metric (or, for accuracy, for the loss) */
 } MapTaskMetrics;
+
+/* MapMetric - what MAP fits and searches (-map_metric NAME:higher|lower[:lo,hi], default
+   accuracy:higher:0,1): a name (accuracy and loss for the built-in evaluators; any key of the
+   command/worker program's JSON), a direction and a declared range (lo or hi may be open: -inf/inf). */
+typedef struct {
+  char      name[64];
+  PetscBool lower; /* lower is better (loss, perplexity); the search minimises */
+  double    lo, hi;
+} MapMetric;
+
+/* MapMetricParse - "NAME:higher|lower[:lo,hi]" (lo or hi may be empty: "perplexity:lower:0,"); errors
+   name -map_metric and the text. Not collective (call with the same text on every rank). */
+PetscErrorCode MapMetricParse(const char *spec, MapMetric *m);
+/* MapMetricFormat - the canonical text of m ("loss:lower:0,"), as recorded in the manifest and journal */
+void MapMetricFormat(const MapMetric *m, char *buf, size_t len);
+/* MapMetricIsDefault - accuracy:higher:0,1, today's behaviour bit for bit */
+PetscBool MapMetricIsDefault(const MapMetric *m);
 
 typedef struct _p_MapEvaluator *MapEvaluator;
 
@@ -56,6 +75,12 @@ PetscErrorCode MapEvaluatorEvaluate(MapEvaluator ev, const double *c, MapTaskMet
    as MapEvaluatorEvaluate's. Collective; want[] must be the same on every rank. */
 PetscErrorCode MapEvaluatorEvaluateTasks(MapEvaluator ev, const double *c, const PetscBool *want, MapTaskMetrics *metrics);
 PetscErrorCode MapEvaluatorGetType(MapEvaluator ev, const char **type);
+/* MapEvaluatorGetMetric - the metric read from -map_metric (borrowed). Every evaluation fills
+   metrics[t].metric with it, and a finite value outside its range is an error that names the task,
+   the value and -map_metric (a percentage scored against the default 0,1 fails at the first
+   evaluation). A missing value at an evaluator's first evaluation is an error too (the program does
+   not print that key); later it is a failed point (NaN). Not collective. */
+PetscErrorCode MapEvaluatorGetMetric(MapEvaluator ev, const MapMetric **metric);
 PetscErrorCode MapEvaluatorDestroy(MapEvaluator *ev);
 
 /* Reference evaluator: plain double-precision, unsharded forward pass of the mlp (for tests). */

@@ -99,6 +99,23 @@ typedef struct _p_MapSafetensorsWriter *MapSafetensorsWriter;
 PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n, const MapTensorInfo *tensors, int nmeta,
                                           const char *const *keys, const char *const *values, uint64_t max_shard_bytes,
                                           MapSafetensorsWriter *w);
+/* MapSafetensorsWriterCreateFolder - the same, but `dir` is always a model folder: model.safetensors
+   (max_shard_bytes 0) or the shards and index. The folder is written as a fresh staging folder
+   beside `dir` and switched in whole by Close (renameat2 RENAME_EXCHANGE over an existing folder):
+   a crash at any point leaves the old folder or the new one, never a mix (docs/robustness.md). A
+   sharded writer from MapSafetensorsWriterCreate does the same. */
+PetscErrorCode MapSafetensorsWriterCreateFolder(MPI_Comm comm, const char *dir, int n, const MapTensorInfo *tensors, int nmeta,
+                                                const char *const *keys, const char *const *values, uint64_t max_shard_bytes,
+                                                MapSafetensorsWriter *w);
+/* MapSafetensorsWriterAddFile - a folder writer: puts `name` (no '/', not a weight file's name) with
+   these bytes into the staging folder, so it appears with the weights in the one switch. Call it on
+   every rank (only rank 0 writes); a failure is reported by Close on every rank. */
+PetscErrorCode MapSafetensorsWriterAddFile(MapSafetensorsWriter w, const char *name, const void *data, size_t len);
+/* MapSafetensorsWriterReplaces - names of files the export owns although it may not write them (a
+   tokenizer file the new model lacks): an old export's file of such a name is not carried over into
+   the new folder. Other files of an existing folder are, except the old weights. `names` must stay
+   valid until Close. Not collective (it matters on rank 0). */
+PetscErrorCode MapSafetensorsWriterReplaces(MapSafetensorsWriter w, int n, const char *const *names);
 /* MapSafetensorsWriterWriteF32 - writes elements [start, start+count) of tensor i. Not collective. */
 PetscErrorCode MapSafetensorsWriterWriteF32(MapSafetensorsWriter w, int i, int64_t start, int64_t count, const float *data);
 /* MapSafetensorsWriterWriteRaw - writes tensor i (any dtype but OTHER) whole from its raw little-endian

@@ -42,5 +42,8 @@ PetscErrorCode MapStoreHFFilesFree(int n, MapStoreHFFile **files);
 /* MapStoreReadTaskConfig - the config.json of task t's folder (/hf_task_configs/<task>, recorded when
    the task model was a folder), sha256 checked; *found = PETSC_FALSE when none. PetscFree f->data. */
 PetscErrorCode MapStoreReadTaskConfig(MapStore store, int t, MapStoreHFFile *f, PetscBool *found);
+/* MapStoreHFFileNames - the names of the model-folder files import records (config.json, tokenizer
+   files, ...): static, *n of them. */
+const char *const *MapStoreHFFileNames(int *n);
 
 #endif
