@@ -58,21 +58,30 @@ class Worker:
     def __init__(self, device, batch):
         self.device = torch.device(device)
         self.batch = batch
-        self.sets = {}   # task -> (inputs F32 [n, d], labels I64 [n])
+        self.sets = {}   # data file -> (inputs F32 [n, d], labels I64 [n]), loaded once
         self.heads = {}  # task -> private tensors
         self.store = None
+
+    def data(self, path):
+        """the eval set of a data file, read at its first use (mapmerge names the held-out sets too)"""
+        if path not in self.sets:
+            d = load_safetensors(path, self.device)
+            self.sets[path] = (d['inputs'].float(), d['labels'].long())
+            log(f'eval set {path}: {len(self.sets[path][1])} examples')
+        return self.sets[path]
 
     def hello(self, msg):
         for t in msg['tasks']:
             if t.get('data'):
-                d = load_safetensors(t['data'], self.device)
-                self.sets[t['name']] = (d['inputs'].float(), d['labels'].long())
+                self.data(t['data'])
             if t.get('private'):
                 self.heads[t['name']] = {k: v.float() for k, v in load_safetensors(t['private'], self.device).items()}
         if msg['mode'] == 'coefficients':
             self.load_store(msg['store'], msg['coefficient_tasks'])
         log(f"ready on {self.device}: {len(self.sets)} eval sets, mode {msg['mode']}")
-        return {'hello': 'torch_worker', 'protocol': PROTOCOL, 'device': str(self.device)}
+        # data_per_request: the data file of each request is the one scored, so mapmerge sends the
+        # held-out test sets here too instead of starting a second worker
+        return {'hello': 'torch_worker', 'protocol': PROTOCOL, 'device': str(self.device), 'data_per_request': True}
 
     def load_store(self, path, coef_tasks):
         import h5py
@@ -107,7 +116,7 @@ class Worker:
         metrics = {}
         for t in req['tasks']:
             name = t['name']
-            X, y = self.sets[name]
+            X, y = self.data(t['data'])
             p = dict(params, **self.heads.get(name, {}))
             loss_sum, correct = 0.0, 0
             for b in range(0, len(y), self.batch):
@@ -123,14 +132,8 @@ class Worker:
         return {'id': req['id'], 'metrics': metrics}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    ap.add_argument('--batch', type=int, default=256)
-    ap.add_argument('--threads', type=int, default=1, help='CPU threads (the MPI ranks share the cores)')
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    w = Worker(a.device, a.batch)
+def serve(worker):
+    """the protocol loop: one JSON line in, one JSON line out, until shutdown or end of input"""
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -138,13 +141,25 @@ def main():
         if msg.get('mapmerge') == 'shutdown':
             break
         try:
-            ans = w.hello(msg) if msg.get('mapmerge') == 'hello' else w.evaluate(msg)
+            ans = worker.hello(msg) if msg.get('mapmerge') == 'hello' else worker.evaluate(msg)
         except Exception as e:  # reported, so mapmerge names the request; it restarts us once
             log(f'error: {e!r}')
             ans = {'id': msg.get('id'), 'error': f'{type(e).__name__}: {e}'}
         sys.stdout.write(json.dumps(ans) + '\n')
         sys.stdout.flush()
     log('shutdown')
+    sys.stderr.flush()
+    os._exit(0)  # skip the interpreter's teardown of torch (~1 s on a busy CPU): mapmerge waits for our exit
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--batch', type=int, default=256)
+    ap.add_argument('--threads', type=int, default=1, help='CPU threads (the MPI ranks share the cores)')
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    serve(Worker(a.device, a.batch))
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 /* core: package registration, option helpers, layout, timing (temporary files, paths, sha256: core_io.c; RNG: core_rng.c). */
 #include <mapmerge/core.h>
 #include "fixedimpl.h"
+#include <time.h>
 
 PetscLogEvent MAP_EVENT_StoreRead, MAP_EVENT_StoreWrite, MAP_EVENT_Import, MAP_EVENT_Export, MAP_EVENT_MergeApply,
   MAP_EVENT_EvalLoss, MAP_EVENT_EvalComm, MAP_EVENT_SurrogateFit, MAP_EVENT_ParetoSolve, MAP_EVENT_Journal, MAP_EVENT_SurrogateSolve;
@@ -202,6 +203,31 @@ PetscErrorCode MapLayoutCreate(MPI_Comm comm, int64_t P, MapLayout *layout)
 }
 
 double MapWallTime(void) { return MPI_Wtime(); }
+
+PetscErrorCode MapWaitPolitely(MPI_Request *req)
+{
+  int             done = 0;
+  struct timespec nap  = {0, 50000};
+
+  PetscFunctionBegin;
+  for (;;) {
+    PetscCallMPI(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+    if (done) break;
+    nanosleep(&nap, NULL);
+    if (nap.tv_nsec < 2000000) nap.tv_nsec *= 2;
+  }
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapBcastPolitely(void *buf, int count, int root, MPI_Comm comm)
+{
+  MPI_Request req;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Ibcast(buf, count, MPI_BYTE, root, comm, &req));
+  PetscCall(MapWaitPolitely(&req));
+  PetscFunctionReturn(0);
+}
 
 PetscErrorCode MapProgress(MPI_Comm comm, const char *label, PetscInt done, PetscInt total, double t0)
 {

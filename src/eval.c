@@ -1,5 +1,6 @@
-/* eval: the MapEvaluator object (life cycle, options, dispatch) and the analytic type. The mlp
-   type is in eval_mlp.c, the command type in eval_command.c (docs/design.md §4). */
+/* eval: the MapEvaluator object (type registry, life cycle, options, View, dispatch) and the analytic
+   type. The other types: mlp in eval_mlp*.c, command in eval_command.c, worker in eval_worker.c, lm in
+   eval_lm*.c (docs/design.md §4, docs/evaluators.md). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr, realpath under -std=c17 */
 #endif
@@ -7,9 +8,6 @@
 #include <math.h>
 #include <dlfcn.h>
 #include <cblas.h>
-
-static const char *const MapEvalTypes[] = {"mlp", "command", "analytic", "lm", "worker"};
-#define MAP_EVAL_NUM_TYPES 5
 
 static PetscErrorCode MapEvaluatorEvaluate_Analytic(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
@@ -34,6 +32,107 @@ static PetscErrorCode MapEvaluatorSetUp_Analytic(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode MapEvaluatorView_Analytic(MapEvaluator ev, PetscViewer viewer)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "problem: %s (-map_analytic_problem)\n", ev->problem));
+  PetscFunctionReturn(0);
+}
+
+/* the analytic type: no data of its own; the problems are in eval_analytic.c */
+static PetscErrorCode MapEvaluatorCreate_Analytic(MapEvaluator ev)
+{
+  PetscFunctionBegin;
+  ev->ops.setup    = MapEvaluatorSetUp_Analytic;
+  ev->ops.evaluate = MapEvaluatorEvaluate_Analytic;
+  ev->ops.view     = MapEvaluatorView_Analytic;
+  PetscFunctionReturn(0);
+}
+
+/* The evaluator types by name (PETSc's XxxRegister pattern): the built-in ones are registered by
+   MapEvaluatorInitializePackage, a caller may add its own with MapEvaluatorRegister. */
+static PetscFunctionList MapEvaluatorList           = NULL;
+static PetscBool         MapEvaluatorPackageStarted = PETSC_FALSE;
+
+static PetscErrorCode MapEvaluatorFinalizePackage(void)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscFunctionListDestroy(&MapEvaluatorList));
+  MapEvaluatorPackageStarted = PETSC_FALSE;
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorInitializePackage - registers the built-in evaluator types (mlp, command, analytic, lm,
+  worker, in the order -help lists them) once per PetscInitialize; called by MapEvaluatorCreate and
+  MapEvaluatorRegister. Not collective.
+*/
+PetscErrorCode MapEvaluatorInitializePackage(void)
+{
+  PetscFunctionBegin;
+  if (MapEvaluatorPackageStarted) PetscFunctionReturn(0);
+  MapEvaluatorPackageStarted = PETSC_TRUE;
+  PetscCall(MapInitializePackage());
+  PetscCall(PetscFunctionListAdd(&MapEvaluatorList, "mlp", MapEvaluatorCreate_MLP));
+  PetscCall(PetscFunctionListAdd(&MapEvaluatorList, "command", MapEvaluatorCreate_Command));
+  PetscCall(PetscFunctionListAdd(&MapEvaluatorList, "analytic", MapEvaluatorCreate_Analytic));
+  PetscCall(PetscFunctionListAdd(&MapEvaluatorList, "lm", MapEvaluatorCreate_LM));
+  PetscCall(PetscFunctionListAdd(&MapEvaluatorList, "worker", MapEvaluatorCreate_Worker));
+  PetscCall(PetscRegisterFinalize(MapEvaluatorFinalizePackage));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorRegister - adds an evaluator type: create(ev) fills ev->ops and ev->data_impl (see
+  evalimpl.h), and -map_eval_type name selects it. A name registered again replaces the constructor.
+  Not collective.
+*/
+PetscErrorCode MapEvaluatorRegister(const char name[], PetscErrorCode (*create)(MapEvaluator))
+{
+  PetscFunctionBegin;
+  PetscCall(MapEvaluatorInitializePackage());
+  PetscCheck(name && name[0] && strlen(name) < MAP_EVAL_TYPE_LEN && create, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
+             "MapEvaluatorRegister: need a name of 1..%d characters and a constructor", MAP_EVAL_TYPE_LEN - 1);
+  PetscCall(PetscFunctionListAdd(&MapEvaluatorList, name, create));
+  PetscFunctionReturn(0);
+}
+
+/* the registered type names as one comma-separated line, for error messages */
+static PetscErrorCode MapEvaluatorTypeNames(char *buf, size_t len)
+{
+  const char **names;
+  int          n;
+
+  PetscFunctionBegin;
+  PetscCall(PetscFunctionListGet(MapEvaluatorList, &names, &n));
+  buf[0] = 0;
+  for (int i = 0; i < n && names[i]; i++) { /* 3.18's array may end in a NULL counted in n */
+    if (i) PetscCall(MapStrlcat(buf, ", ", len));
+    PetscCall(MapStrlcat(buf, names[i], len));
+  }
+  PetscCall(PetscFree(names));
+  PetscFunctionReturn(0);
+}
+
+/* the registered name that equals type ignoring case (-map_eval_type was matched that way before the
+   registry), or type itself */
+static PetscErrorCode MapEvaluatorCanonicalType(const char *type, char *canon, size_t len)
+{
+  const char **names;
+  int          n;
+  PetscBool    same;
+
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(canon, type, len));
+  PetscCall(PetscFunctionListGet(MapEvaluatorList, &names, &n));
+  for (int i = 0; i < n && names[i]; i++) {
+    PetscCall(PetscStrcasecmp(type, names[i], &same));
+    if (same) PetscCall(PetscStrncpy(canon, names[i], len));
+  }
+  PetscCall(PetscFree(names));
+  PetscFunctionReturn(0);
+}
+
 /*
   MapEvaluatorCreate - creates an evaluator of no type yet (SetType or SetFromOptions chooses).
   Collective on comm.
@@ -43,7 +142,7 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   MapEvaluator e;
 
   PetscFunctionBegin;
-  PetscCall(MapInitializePackage());
+  PetscCall(MapEvaluatorInitializePackage());
   PetscCall(PetscNew(&e));
   e->comm    = comm;
   e->batch   = 256;
@@ -61,29 +160,26 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
 }
 
 /*
-  MapEvaluatorSetType - "mlp", "command" or "analytic". Not allowed after SetUp. Logically collective.
+  MapEvaluatorSetType - one of the registered types (MapEvaluatorRegister; built in: mlp, command,
+  analytic, lm, worker). Not allowed after SetUp. An unknown name is an error that lists the
+  registered ones. Logically collective.
 */
 PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type)
 {
-  PetscBool known = PETSC_FALSE;
+  PetscErrorCode (*create)(MapEvaluator) = NULL;
 
   PetscFunctionBegin;
   PetscCheck(!ev->setupcalled, ev->comm, PETSC_ERR_ORDER, "MapEvaluatorSetType: the evaluator is already set up");
-  for (size_t i = 0; i < sizeof(MapEvalTypes) / sizeof(MapEvalTypes[0]); i++)
-    if (!strcmp(type, MapEvalTypes[i])) known = PETSC_TRUE;
-  PetscCheck(known, ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of mlp, command, analytic, lm, worker",
-             type);
+  PetscCall(PetscFunctionListFind(MapEvaluatorList, type, &create));
+  if (!create) {
+    char names[1024];
+    PetscCall(MapEvaluatorTypeNames(names, sizeof(names)));
+    SETERRQ(ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE, "-map_eval_type %s: unknown evaluator; one of %s", type, names);
+  }
   if (ev->ops.destroy) PetscCall(ev->ops.destroy(ev));
   PetscCall(PetscMemzero(&ev->ops, sizeof(ev->ops)));
   PetscCall(PetscStrncpy(ev->type, type, sizeof(ev->type)));
-  if (!strcmp(type, "mlp")) PetscCall(MapEvaluatorCreate_MLP(ev));
-  else if (!strcmp(type, "command")) PetscCall(MapEvaluatorCreate_Command(ev));
-  else if (!strcmp(type, "lm")) PetscCall(MapEvaluatorCreate_LM(ev));
-  else if (!strcmp(type, "worker")) PetscCall(MapEvaluatorCreate_Worker(ev));
-  else {
-    ev->ops.setup    = MapEvaluatorSetUp_Analytic;
-    ev->ops.evaluate = MapEvaluatorEvaluate_Analytic;
-  }
+  PetscCall(create(ev));
   PetscFunctionReturn(0);
 }
 
@@ -164,25 +260,25 @@ static PetscErrorCode SubstituteGroupRank(MapEvaluator ev, char *tmpl, size_t le
 
 
 /*
-  MapEvaluatorSetFromOptions - reads -map_eval_type (default mlp), -map_eval_data, -map_eval_groups,
-  -map_eval_batch, -map_eval_kernel, -map_eval_command, -map_eval_timeout, -map_eval_tmpdir,
-  -map_analytic_problem. Collective.
+  MapEvaluatorSetFromOptions - reads -map_eval_type (one of the registered types, default mlp),
+  -map_eval_view, -map_eval_data, -map_eval_groups, -map_eval_batch, -map_eval_kernel,
+  -map_eval_command, -map_eval_timeout, -map_eval_tmpdir, -map_analytic_problem. Collective.
 */
 PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
 {
-  PetscInt  itype = 0;
-  PetscBool set;
+  char      type[MAP_EVAL_TYPE_LEN], canon[MAP_EVAL_TYPE_LEN];
+  PetscBool set, view;
   char      data[65536] = "";
 
   PetscFunctionBegin;
-  if (ev->type[0])
-    for (PetscInt i = 0; i < MAP_EVAL_NUM_TYPES; i++)
-      if (!strcmp(ev->type, MapEvalTypes[i])) itype = i;
+  PetscCall(PetscStrncpy(type, ev->type[0] ? ev->type : "mlp", sizeof(type)));
   PetscOptionsBegin(ev->comm, NULL, "Evaluator options", "MapEvaluator");
-  PetscCall(PetscOptionsEList("-map_eval_type", "evaluator: mlp (built-in model-parallel MLP), command (external program), "
+  PetscCall(PetscOptionsFList("-map_eval_type", "evaluator: mlp (built-in model-parallel MLP), command (external program), "
                               "analytic (closed-form test problems), lm (built-in tensor-parallel GPT-2/Llama language model), "
-                              "worker (persistent external program, JSON lines; docs/evaluators-external.md)", "MapEvaluatorSetType", MapEvalTypes, MAP_EVAL_NUM_TYPES, MapEvalTypes[itype],
-                              &itype, &set));
+                              "worker (persistent external program, JSON lines; docs/evaluators-external.md)", "MapEvaluatorSetType", MapEvaluatorList,
+                              ev->type[0] ? ev->type : "mlp", type, sizeof(type), &set));
+  PetscCall(PetscOptionsName("-map_eval_view", "print the evaluator after its SetUp (MapEvaluatorView; -map_eval_view ascii:FILE for a file)",
+                             "MapEvaluatorView", &view));
   PetscCall(PetscOptionsString("-map_eval_data", "per-task eval sets D1,D2,... (safetensors: inputs F32 [n,d], labels I64/I32 [n]), in task order",
                                "MapEvaluatorSetEvalData", data, data, sizeof(data), &set));
   if (set && data[0]) {
@@ -238,7 +334,72 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
              "-map_eval_worker_mode %s: one of model, coefficients", ev->worker_mode);
   PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref") || !strcmp(ev->kernel, "fixed"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
              "-map_eval_kernel %s: one of blas, ref, fixed", ev->kernel);
-  if (strcmp(ev->type, MapEvalTypes[itype])) PetscCall(MapEvaluatorSetType(ev, MapEvalTypes[itype]));
+  PetscCall(MapEvaluatorCanonicalType(type, canon, sizeof(canon)));
+  if (strcmp(ev->type, canon)) PetscCall(MapEvaluatorSetType(ev, canon));
+  PetscFunctionReturn(0);
+}
+
+/* the list items[n] as "a, b, c" on one line of the viewer, after label */
+static PetscErrorCode MapEvaluatorViewList(PetscViewer viewer, const char *label, int n, char *const *items)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "%s (%d):", label, n));
+  PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_FALSE));
+  for (int i = 0; i < n; i++) PetscCall(PetscViewerASCIIPrintf(viewer, "%s %s", i ? "," : "", items[i]));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "\n"));
+  PetscCall(PetscViewerASCIIUseTabs(viewer, PETSC_TRUE));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorView - prints the evaluator: its type, the tasks it evaluates and the length of the
+  coefficient vector (after SetUp), the eval-set files, the rank groups, then the type's own lines
+  (ops->view: the mlp's kernel and layers, the lm's architecture, the command or worker template,
+  the analytic problem). viewer NULL: stdout of the evaluator's communicator. Collective.
+*/
+PetscErrorCode MapEvaluatorView(MapEvaluator ev, PetscViewer viewer)
+{
+  PetscBool ascii;
+
+  PetscFunctionBegin;
+  if (!viewer) viewer = PETSC_VIEWER_STDOUT_(ev->comm);
+  PetscCall(PetscObjectTypeCompare((PetscObject)viewer, PETSCVIEWERASCII, &ascii));
+  if (!ascii) PetscFunctionReturn(0);
+  PetscCall(PetscViewerASCIIPrintf(viewer, "MapEvaluator: type %s%s\n", ev->type[0] ? ev->type : "(not set)", ev->setupcalled ? "" : " (not set up)"));
+  PetscCall(PetscViewerASCIIPushTab(viewer));
+  if (ev->setupcalled) {
+    PetscCall(MapEvaluatorViewList(viewer, "tasks", ev->T, ev->tasks));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "coefficients: %d%s\n", ev->Tc, ev->model ? " (the model's basis)" : ""));
+  }
+  if (ev->ndata > 0) PetscCall(MapEvaluatorViewList(viewer, "eval data", ev->ndata, ev->data));
+  {
+    char spec[256];
+    MapMetricFormat(&ev->metric, spec, sizeof(spec));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "metric: %s (-map_metric)\n", spec));
+  }
+  PetscCall(PetscViewerASCIIPrintf(viewer, "rank groups: %" PetscInt_FMT "%s (-map_eval_groups)\n", ev->groups, ev->groups ? "" : " = automatic"));
+  if (ev->group >= 0) PetscCall(PetscViewerASCIIPrintf(viewer, "this evaluator: group %d\n", ev->group));
+  if (ev->ops.view) PetscCall(ev->ops.view(ev, viewer));
+  PetscCall(PetscViewerASCIIPopTab(viewer));
+  PetscFunctionReturn(0);
+}
+
+/* -map_eval_view [ascii:FILE]: MapEvaluatorView after SetUp. Of G concurrent evaluator groups only
+   group 0 prints: the groups share every option, and G copies would only interleave. */
+static PetscErrorCode MapEvaluatorViewFromOptions(MapEvaluator ev)
+{
+  PetscViewer       viewer;
+  PetscViewerFormat format;
+  PetscBool         flg;
+
+  PetscFunctionBegin;
+  if (ev->group > 0) PetscFunctionReturn(0);
+  PetscCall(PetscOptionsGetViewer(ev->comm, NULL, NULL, "-map_eval_view", &viewer, &format, &flg));
+  if (!flg) PetscFunctionReturn(0);
+  PetscCall(PetscViewerPushFormat(viewer, format));
+  PetscCall(MapEvaluatorView(ev, viewer));
+  PetscCall(PetscViewerPopFormat(viewer));
+  PetscCall(PetscViewerDestroy(&viewer));
   PetscFunctionReturn(0);
 }
 
@@ -299,6 +460,7 @@ PetscErrorCode MapEvaluatorSetUp(MapEvaluator ev, MapModel model, int T, const c
   }
   if (ev->ops.setup) PetscCall(ev->ops.setup(ev));
   ev->setupcalled = PETSC_TRUE;
+  PetscCall(MapEvaluatorViewFromOptions(ev));
   PetscFunctionReturn(0);
 }
 

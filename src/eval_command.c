@@ -124,217 +124,6 @@ PetscErrorCode MapEvalCommandSubstitute(const char *item, const char *model, con
   PetscFunctionReturn(0);
 }
 
-/* ---- running the program (rank-local, no PETSc errors: the caller agrees collectively) ---- */
-
-typedef struct {
-  char  *buf;
-  size_t len, cap;
-} Capture;
-
-/* Keeps the last MAP_CAPTURE_KEEP bytes (the JSON line is last; the tail of stderr is what the
-   error message shows). The buffer grows to twice that, then the older half is dropped in one move,
-   so a program that floods its pipes costs O(bytes) and bounded memory. */
-#define MAP_CAPTURE_KEEP ((size_t)1 << 20)
-
-static void CaptureAppend(Capture *c, const char *s, size_t n)
-{
-  if (n >= MAP_CAPTURE_KEEP) { /* this piece alone fills what is kept */
-    s += n - MAP_CAPTURE_KEEP;
-    n      = MAP_CAPTURE_KEEP;
-    c->len = 0;
-  }
-  if (!c->buf) {
-    c->cap = 2 * MAP_CAPTURE_KEEP + 1;
-    c->buf = malloc(c->cap);
-    if (!c->buf) {
-      c->cap = 0;
-      return;
-    }
-  }
-  if (c->len + n + 1 > c->cap) {
-    size_t keep = MAP_CAPTURE_KEEP - n; /* fits: n < KEEP */
-    if (keep > c->len) keep = c->len;
-    memmove(c->buf, c->buf + c->len - keep, keep);
-    c->len = keep;
-  }
-  memcpy(c->buf + c->len, s, n);
-  c->len += n;
-  c->buf[c->len] = 0;
-}
-
-
-
-/* drain what is readable on fd into c, at most 1 MiB per call so the caller's deadline is checked
-   even while the program keeps the pipe full; returns 1 at EOF or error */
-static int Drain(int fd, Capture *c)
-{
-  char buf[65536];
-  for (int k = 0; k < 16; k++) {
-    ssize_t r = read(fd, buf, sizeof(buf));
-    if (r > 0) {
-      CaptureAppend(c, buf, (size_t)r);
-      continue;
-    }
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-    if (r < 0 && errno == EINTR) continue;
-    return 1;
-  }
-  return 0;
-}
-
-static int ParseMetrics(const char *out, const char *task, const char *prog, const char *metric, MapTaskMetrics *m, char *msg, size_t msglen)
-{
-  /* the last non-empty line */
-  const char *end = out + strlen(out);
-  while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t')) end--;
-  const char *start = end;
-  while (start > out && start[-1] != '\n') start--;
-  if (end == start) {
-    snprintf(msg, msglen, "task %s: %s printed nothing on stdout; expected a last line like {\"%s\": 0.9%s}", task, prog, metric,
-             strcmp(metric, "accuracy") ? "" : ", \"loss\": 0.3");
-    return 1;
-  }
-  json_error_t err;
-  char        *last = strndup(start, (size_t)(end - start)), *line = last ? MapEvalJsonNonFinite(last) : NULL;
-  free(last);
-  if (!line) {
-    snprintf(msg, msglen, "task %s: out of memory", task);
-    return 1;
-  }
-  json_t *root = json_loads(line, 0, &err); /* Python's NaN/Infinity read as null: a failed point, not garbage */
-  free(line);
-  if (!root || !json_is_object(root)) {
-    snprintf(msg, msglen, "task %s: the last line of %s's stdout is not a JSON object (%s); expected {\"%s\": x%s}. Output:\n%s",
-             task, prog, root ? "another JSON value" : err.text, metric, strcmp(metric, "accuracy") ? "" : ", \"loss\": y", MapEvalTailLines(out, 20));
-    if (root) json_decref(root);
-    return 1;
-  }
-  int rc = MapEvalReadMetrics(root, metric, task, m, msg, msglen);
-  json_decref(root);
-  if (rc) {
-    size_t l = strlen(msg);
-    snprintf(msg + l, msglen - l, " in %s's output:\n%s", prog, MapEvalTailLines(out, 20));
-  }
-  return rc;
-}
-
-int MapEvalRunCommand(char *const *argv, double timeout, const char *task, const char *metric, int logfd, MapTaskMetrics *m, char *msg, size_t msglen)
-{
-  int                        out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 1, status = 0, nold = 0;
-  pid_t                      pid = 0, old[64];
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t          at;
-  Capture                    co = {0}, ce = {0};
-  const char                *prog = argv[0];
-
-  msg[0] = 0;
-  MapEvalBecomeSubreaper(); /* descendants that leave the process group stay findable (MapEvalKillTree) */
-  nold = MapEvalChildrenNow(old, 64);
-  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
-    snprintf(msg, msglen, "task %s: pipe() failed: %s", task, strerror(errno));
-    goto done;
-  }
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  posix_spawnattr_init(&at);
-  /* own process group, so a timeout kills the program and everything it started */
-  posix_spawnattr_setpgroup(&at, 0);
-  short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  posix_spawnattr_setflags(&at, flags);
-  int e = posix_spawnp(&pid, prog, &fa, &at, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  close(out[1]);
-  close(err[1]);
-  out[1] = err[1] = -1;
-  if (e) {
-    pid = 0;
-    snprintf(msg, msglen, "task %s: cannot run \"%s\" (-map_eval_command): %s", task, prog, strerror(e));
-    goto done;
-  }
-  fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
-  fcntl(err[0], F_SETFL, fcntl(err[0], F_GETFL) | O_NONBLOCK);
-  double    t0 = MapEvalNow();
-  int       eof_o = 0, eof_e = 0, exited = 0, timedout = 0;
-  while (!exited) {
-    struct pollfd pf[2];
-    int           np = 0;
-    if (!eof_o) pf[np].fd = out[0], pf[np].events = POLLIN, pf[np].revents = 0, np++;
-    if (!eof_e) pf[np].fd = err[0], pf[np].events = POLLIN, pf[np].revents = 0, np++;
-    if (np) (void)poll(pf, (nfds_t)np, 50);
-    else usleep(20000);
-    if (!eof_o) eof_o = Drain(out[0], &co);
-    if (!eof_e) eof_e = Drain(err[0], &ce);
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) exited = 1;
-    else if (w < 0 && errno != EINTR) {
-      snprintf(msg, msglen, "task %s: waitpid failed: %s", task, strerror(errno));
-      goto done;
-    }
-    if (!exited && MapEvalNow() - t0 > timeout) { /* checked on every pass: Drain returns even while the pipe stays full */
-      timedout = 1;
-      kill(-pid, SIGTERM);
-      double t1 = MapEvalNow();
-      while (MapEvalNow() - t1 < 2.0) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-          exited = 1;
-          break;
-        }
-        if (!eof_o) eof_o = Drain(out[0], &co); /* a program that handles SIGTERM may still write */
-        if (!eof_e) eof_e = Drain(err[0], &ce);
-        usleep(20000);
-      }
-      kill(-pid, SIGKILL);
-      if (!exited) (void)waitpid(pid, &status, 0);
-      exited = 1;
-    }
-  }
-  /* what the program wrote before it exited is in the pipes: take it (bounded: a descendant may
-     still be writing); then end everything it started, including what left its process group */
-  if (!eof_o) (void)Drain(out[0], &co);
-  if (!eof_e) (void)Drain(err[0], &ce);
-  (void)MapEvalKillTree(pid, old, nold);
-  pid = 0;
-  if (logfd >= 0) {
-    dprintf(logfd, "== task %s: %s ==\n", task, prog);
-    if (ce.len) (void)!write(logfd, ce.buf, ce.len);
-  }
-  if (timedout) {
-    snprintf(msg, msglen, "task %s: \"%s\" did not finish within %g s (-map_eval_timeout) and was killed. Last stderr lines:\n%s", task, prog,
-             timeout, MapEvalTailLines(ce.buf, 20));
-    goto done;
-  }
-  if (WIFSIGNALED(status)) {
-    snprintf(msg, msglen, "task %s: \"%s\" was killed by signal %d (%s). Last stderr lines:\n%s", task, prog, WTERMSIG(status),
-             strsignal(WTERMSIG(status)), MapEvalTailLines(ce.buf, 20));
-    rc = 2; /* not sent by us: the caller asks whether the run itself was signalled */
-    goto done;
-  }
-  if (WEXITSTATUS(status) != 0) {
-    snprintf(msg, msglen, "task %s: \"%s\" failed with exit status %d. Last stderr lines:\n%s", task, prog, WEXITSTATUS(status),
-             MapEvalTailLines(ce.buf, 20));
-    if (WEXITSTATUS(status) > 128) rc = 2; /* a shell's way of saying its child died of signal status-128 */
-    goto done;
-  }
-  rc = ParseMetrics(co.buf ? co.buf : "", task, prog, metric, m, msg, msglen);
-done:
-  if (pid > 0) (void)MapEvalKillTree(pid, old, nold);
-  for (int k = 0; k < 2; k++) {
-    if (out[k] >= 0) close(out[k]);
-    if (err[k] >= 0) close(err[k]);
-  }
-  free(co.buf);
-  free(ce.buf);
-  return rc;
-}
-
 /* ---- the evaluator ---- */
 
 
@@ -495,7 +284,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
       (void)unlink(path);
       PetscCall(MapTempUnregister(path));
     }
-    PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
+    PetscCall(MapBcastPolitely(res, (int)sizeof(*res), 0, ev->comm)); /* the other ranks sleep while the program runs */
     PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
     if (res->status == 2) PetscCall(MapEvalCheckInterrupted(ev, res->msg));
     if (res->status) {
@@ -545,6 +334,15 @@ static PetscErrorCode MapEvaluatorDestroy_Command(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode MapEvaluatorView_Command(MapEvaluator ev, PetscViewer viewer)
+{
+  MapEval_Command *m = (MapEval_Command *)ev->data_impl;
+
+  PetscFunctionBegin;
+  PetscCall(MapEvalViewExternal(ev, viewer, "-map_eval_command", ev->command, m->log));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev)
 {
   MapEval_Command *m;
@@ -556,5 +354,6 @@ PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev)
   ev->ops.setup    = MapEvaluatorSetUp_Command;
   ev->ops.evaluate = MapEvaluatorEvaluate_Command;
   ev->ops.destroy  = MapEvaluatorDestroy_Command;
+  ev->ops.view     = MapEvaluatorView_Command;
   PetscFunctionReturn(0);
 }

@@ -137,3 +137,14 @@ void MapEvalLogTail(const char *path, int lines, char *buf, size_t len)
   }
   close(fd);
 }
+
+PetscErrorCode MapEvalViewExternal(MapEvaluator ev, PetscViewer viewer, const char *option, const char *tmpl, const char *log)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "program (%s): %s\n", option, tmpl[0] ? tmpl : "(none)"));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "timeout: %g s (-map_eval_timeout)\n", (double)ev->timeout));
+  if (ev->gpus[0]) PetscCall(PetscViewerASCIIPrintf(viewer, "GPUs: %s (-map_eval_gpus); this group's: %s\n", ev->gpus, ev->cuda));
+  if (ev->tmpdir[0]) PetscCall(PetscViewerASCIIPrintf(viewer, "temporary folder in: %s (-map_eval_tmpdir)\n", ev->tmpdir));
+  if (log && log[0]) PetscCall(PetscViewerASCIIPrintf(viewer, "log: %s\n", log));
+  PetscFunctionReturn(0);
+}

@@ -219,7 +219,7 @@ static int WorkerStart(MapEvaluator ev, MapEval_Worker *m, const char *hello, ch
   if (WriteLine(m, hello, deadline, msg, mlen)) return WorkerGone(m, 0, ev->timeout, msg, mlen);
   int r = ReadLine(m, deadline, &line);
   if (r) return WorkerGone(m, r == 1, ev->timeout, msg, mlen);
-  r = MapWorkerCheckHello(line, msg, mlen);
+  r = MapWorkerCheckHello(line, &m->data_per_request, msg, mlen);
   free(line);
   if (r) WorkerKill(m, &e);
   return r;
@@ -417,7 +417,7 @@ static PetscErrorCode MapEvaluatorEvaluate_Worker(MapEvaluator ev, const double 
     free(hello);
     free(req);
   }
-  PetscCallMPI(MPI_Bcast(res, (int)sizeof(*res), MPI_BYTE, 0, ev->comm));
+  PetscCall(MapBcastPolitely(res, (int)sizeof(*res), 0, ev->comm)); /* the other ranks sleep while the worker computes */
   PetscCallMPI(MPI_Bcast(met, (int)(sizeof(MapTaskMetrics) * (size_t)ev->T), MPI_BYTE, 0, ev->comm));
   PetscCall(PetscLogEventEnd(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
   if (res->status == 2) PetscCall(MapEvalCheckInterrupted(ev, res->msg));
@@ -432,6 +432,36 @@ static PetscErrorCode MapEvaluatorEvaluate_Worker(MapEvaluator ev, const double 
     if (MapEvalWanted(ev, t)) metrics[t] = met[t];
   PetscCall(PetscFree(res));
   PetscCall(PetscFree(met));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorEvaluateOnDataOf - scores c with ev's running worker on the eval sets of `other` (e.g.
+  the held-out test sets), when ev is a worker evaluator whose worker is up and said
+  "data_per_request": no second program start. *done = PETSC_FALSE (nothing done) otherwise: use
+  `other` itself. Collective on ev.
+*/
+PetscErrorCode MapEvaluatorEvaluateOnDataOf(MapEvaluator ev, MapEvaluator other, const double *c, MapTaskMetrics *metrics, PetscBool *done)
+{
+  int    can = 0, rank;
+  char **data;
+
+  PetscFunctionBegin;
+  *done = PETSC_FALSE;
+  if (!ev || !other || strcmp(ev->type, "worker") || other->ndata != ev->T || ev->ndata != ev->T) PetscFunctionReturn(0);
+  PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
+  if (!rank) {
+    MapEval_Worker *m = (MapEval_Worker *)ev->data_impl;
+    can = m->pid > 0 && m->data_per_request;
+  }
+  PetscCallMPI(MPI_Bcast(&can, 1, MPI_INT, 0, ev->comm));
+  if (!can) PetscFunctionReturn(0);
+  data     = ev->data; /* the requests name other's files for this one evaluation */
+  ev->data = other->data;
+  PetscErrorCode ierr = MapEvaluatorEvaluate(ev, c, metrics);
+  ev->data = data;
+  PetscCall(ierr);
+  *done = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
 
@@ -482,6 +512,17 @@ static PetscErrorCode MapEvaluatorDestroy_Worker(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
+static PetscErrorCode MapEvaluatorView_Worker(MapEvaluator ev, PetscViewer viewer)
+{
+  MapEval_Worker *m = (MapEval_Worker *)ev->data_impl;
+
+  PetscFunctionBegin;
+  PetscCall(MapEvalViewExternal(ev, viewer, "-map_eval_worker", ev->worker, m->log));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "requests: %s (-map_eval_worker_mode), merged model dtype %s (-map_eval_worker_dtype)\n", ev->worker_mode,
+                                   ev->worker_dtype));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapEvaluatorCreate_Worker(MapEvaluator ev)
 {
   MapEval_Worker *m;
@@ -493,5 +534,6 @@ PetscErrorCode MapEvaluatorCreate_Worker(MapEvaluator ev)
   ev->ops.setup    = MapEvaluatorSetUp_Worker;
   ev->ops.evaluate = MapEvaluatorEvaluate_Worker;
   ev->ops.destroy  = MapEvaluatorDestroy_Worker;
+  ev->ops.view     = MapEvaluatorView_Worker;
   PetscFunctionReturn(0);
 }

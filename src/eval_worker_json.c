@@ -115,11 +115,12 @@ done:
 }
 
 
-int MapWorkerCheckHello(const char *line, char *msg, size_t mlen)
+int MapWorkerCheckHello(const char *line, int *data_per_request, char *msg, size_t mlen)
 {
   json_error_t err;
   json_t      *root = json_loads(line, 0, &err), *p = root ? json_object_get(root, "protocol") : NULL;
   int          rc   = !p || !json_is_integer(p) || json_integer_value(p) != MAP_WORKER_PROTOCOL;
+  *data_per_request = root && json_is_true(json_object_get(root, "data_per_request"));
   if (rc)
     snprintf(msg, mlen, "the worker's hello line has %s; expected {\"hello\": \"...\", \"protocol\": %d}. It sent: %.300s",
              !root ? "invalid JSON" : !p ? "no \"protocol\"" : "another protocol version", MAP_WORKER_PROTOCOL, line);

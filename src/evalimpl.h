@@ -3,6 +3,7 @@
 #define MAPMERGE_EVALIMPL_H
 
 #include <mapmerge/eval.h>
+#include <petscviewer.h>
 #include <sys/types.h>
 
 #define MAP_EVAL_TYPE_LEN 32
@@ -12,6 +13,7 @@ typedef struct {
   PetscErrorCode (*setup)(MapEvaluator);
   PetscErrorCode (*evaluate)(MapEvaluator, const double *, MapTaskMetrics *);
   PetscErrorCode (*destroy)(MapEvaluator);
+  PetscErrorCode (*view)(MapEvaluator, PetscViewer); /* the type's own lines of MapEvaluatorView; may be NULL */
 } MapEvaluatorOps;
 
 struct _p_MapEvaluator {
@@ -61,6 +63,7 @@ int  MapEvalKillTree(pid_t pgid, const pid_t *old, int nold);
 /* the query set by MapEvalSetInterruptQuery (0 when none is set) */
 int MapEvalInterrupted(void);
 
+/* the built-in types' constructors, registered by MapEvaluatorInitializePackage (eval.c) */
 PetscErrorCode MapEvaluatorCreate_MLP(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_Command(MapEvaluator ev);
 PetscErrorCode MapEvaluatorCreate_LM(MapEvaluator ev);
@@ -82,6 +85,9 @@ PetscErrorCode MapEvalCheckInterrupted(MapEvaluator ev, const char *msg);
 void MapEvalApplyGPU(MapEvaluator ev);
 /* MapEvalLogName - the log file of this evaluator's program: <dir>/<base>.log, or <base>-<group>.log in a group */
 void MapEvalLogName(MapEvaluator ev, const char *dir, const char *base, char *path, size_t len);
+/* MapEvalViewExternal - the lines of MapEvaluatorView the command and worker types share: the
+   program template (named by its option), timeout, GPUs, temporary folder and log file */
+PetscErrorCode MapEvalViewExternal(MapEvaluator ev, PetscViewer viewer, const char *option, const char *tmpl, const char *log);
 /* MapEvalLogTail - the last `lines` lines of the log file at path, into buf (rank-local) */
 void MapEvalLogTail(const char *path, int lines, char *buf, size_t len);
 

@@ -26,6 +26,7 @@ typedef struct {
   int64_t        nreq;
   /* rank 0: the running program */
   pid_t          pid;  /* 0 once reaped */
+  int            data_per_request; /* its hello said it scores the data file each request names */
   pid_t          pgid; /* its process group (= its first pid) until the whole tree is ended */
   int            in, out, logfd, nold;
   pid_t          old[64];
@@ -39,7 +40,8 @@ char *MapWorkerRequestLine(MapEvaluator ev, MapEval_Worker *m, const double *c);
 /* MapWorkerParseAnswer - the metrics of the wanted tasks from the answer to request id; 1 with msg on
    garbage or an "error" answer */
 int MapWorkerParseAnswer(MapEvaluator ev, const char *line, int64_t id, MapTaskMetrics *met, char *msg, size_t mlen);
-/* MapWorkerCheckHello - 0 when the worker's hello line speaks our protocol, else 1 with msg */
-int MapWorkerCheckHello(const char *line, char *msg, size_t mlen);
+/* MapWorkerCheckHello - 0 when the worker's hello line speaks our protocol, else 1 with msg;
+   *data_per_request: it said it scores the data file each request names (optional key) */
+int MapWorkerCheckHello(const char *line, int *data_per_request, char *msg, size_t mlen);
 
 #endif

@@ -91,6 +91,73 @@ static int MapDoubleDesc(const void *a, const void *b)
   (2-D sweep; 3-D by slicing along the third objective), Karp-Luby Monte Carlo with 2^18
   counter-based draws (fixed seed) for m > 3. Not collective. Returns -1 on allocation failure.
 */
+/* m = 3: slices between consecutive distinct z levels, each the 2-D volume of the points at or above
+   it (P: scratch of np points); -1 when out of memory */
+static double MapHV3(PetscInt np, const double *G, MapPoint2 *P, const double *ref)
+{
+  double *z, hv = 0;
+
+  if (PetscMalloc1(np, &z)) return -1;
+  for (PetscInt i = 0; i < np; i++) z[i] = G[3 * i + 2];
+  qsort(z, (size_t)np, sizeof(double), MapDoubleDesc);
+  for (PetscInt s = 0; s < np; s++) {
+    if (s > 0 && z[s] == z[s - 1]) continue;
+    PetscInt q = 0;
+    for (PetscInt i = 0; i < np; i++)
+      if (G[3 * i + 2] >= z[s]) P[q++] = (MapPoint2){G[3 * i], G[3 * i + 1]};
+    double below = ref[2];
+    for (PetscInt t = s + 1; t < np; t++)
+      if (z[t] < z[s]) {
+        below = z[t];
+        break;
+      }
+    hv += (z[s] - below) * MapHV2(q, P, ref[0], ref[1]);
+  }
+  PetscFree(z);
+  return hv;
+}
+
+/* m > 3, Karp-Luby: draw a point uniformly from the union of the boxes [ref, p_i] counted with
+   multiplicity (box i with probability vol_i / V, then uniform inside it) and count it only when i
+   is the first box that holds it; HV = V x that fraction. Unbiased, and its error shrinks with the
+   union itself rather than with the bounding box (plain sampling of the bounding box put only ~80
+   of 2^18 draws inside an 8-objective front: +-11%). Fixed seed: reproducible. -1 when out of memory. */
+static double MapHVKarpLuby(int m, PetscInt np, const double *G, const double *ref)
+{
+  const uint64_t ns = 1u << 18, seed = 0x48595045ULL;
+  double        *cum = NULL, V = 0;
+  uint64_t       hits = 0;
+
+  if (m > MAP_MAX_TASKS || PetscMalloc1(np, &cum)) return -1;
+  for (PetscInt i = 0; i < np; i++) {
+    double v = 1;
+    for (int k = 0; k < m; k++) v *= G[i * m + k] - ref[k];
+    V += v;
+    cum[i] = V;
+  }
+  double y[MAP_MAX_TASKS];
+  for (uint64_t s = 0; s < ns; s++) {
+    double   u  = MapRngU01(seed, 0, s) * V;
+    PetscInt lo = 0, hi = np - 1;
+    while (lo < hi) { /* first i with cum[i] > u */
+      PetscInt mid = (lo + hi) / 2;
+      if (cum[mid] > u) hi = mid;
+      else lo = mid + 1;
+    }
+    for (int k = 0; k < m; k++) y[k] = ref[k] + (G[lo * m + k] - ref[k]) * MapRngU01(seed, 1 + (uint64_t)k, s);
+    int first = 1;
+    for (PetscInt j = 0; j < lo && first; j++) {
+      int holds = 1;
+      for (int k = 0; k < m && holds; k++)
+        if (G[j * m + k] < y[k]) holds = 0;
+      if (holds) first = 0;
+    }
+    hits += first;
+  }
+  PetscFree(cum);
+  return V * (double)hits / (double)ns;
+}
+
 double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref)
 {
   PetscInt   np = 0;
@@ -99,7 +166,7 @@ double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref
 
   if (n <= 0 || m <= 0) return 0;
   if (PetscMalloc1(n * m, &G)) return -1;
-  for (PetscInt i = 0; i < n; i++) {
+  for (PetscInt i = 0; i < n; i++) { /* the points that dominate ref */
     int above = 1;
     for (int k = 0; k < m; k++)
       if (!(F[i * m + k] > ref[k])) above = 0;
@@ -119,71 +186,8 @@ double MapFrontHypervolume(int m, PetscInt n, const double *F, const double *ref
     if (m == 2) {
       for (PetscInt i = 0; i < np; i++) P[i] = (MapPoint2){G[2 * i], G[2 * i + 1]};
       hv = MapHV2(np, P, ref[0], ref[1]);
-    } else {
-      /* slices between consecutive distinct z levels, each the 2-D volume of the points at or above it */
-      double *z;
-      if (PetscMalloc1(np, &z)) {
-        hv = -1;
-        goto done;
-      }
-      for (PetscInt i = 0; i < np; i++) z[i] = G[3 * i + 2];
-      qsort(z, (size_t)np, sizeof(double), MapDoubleDesc);
-      for (PetscInt s = 0; s < np; s++) {
-        if (s > 0 && z[s] == z[s - 1]) continue;
-        PetscInt q = 0;
-        for (PetscInt i = 0; i < np; i++)
-          if (G[3 * i + 2] >= z[s]) P[q++] = (MapPoint2){G[3 * i], G[3 * i + 1]};
-        double below = ref[2];
-        for (PetscInt t = s + 1; t < np; t++)
-          if (z[t] < z[s]) {
-            below = z[t];
-            break;
-          }
-        hv += (z[s] - below) * MapHV2(q, P, ref[0], ref[1]);
-      }
-      PetscFree(z);
-    }
-  } else {
-    /* Karp-Luby: draw a point uniformly from the union of the boxes [ref, p_i] counted with
-       multiplicity (box i with probability vol_i / V, then uniform inside it) and count it only when i
-       is the first box that holds it; HV = V x that fraction. Unbiased, and its error shrinks with the
-       union itself rather than with the bounding box (plain sampling of the bounding box put only ~80
-       of 2^18 draws inside an 8-objective front: +-11%). Fixed seed: reproducible. */
-    const uint64_t ns = 1u << 18, seed = 0x48595045ULL;
-    double        *cum = NULL, V = 0;
-    uint64_t       hits = 0;
-    if (m > MAP_MAX_TASKS || PetscMalloc1(np, &cum)) {
-      hv = -1;
-      goto done;
-    }
-    for (PetscInt i = 0; i < np; i++) {
-      double v = 1;
-      for (int k = 0; k < m; k++) v *= G[i * m + k] - ref[k];
-      V += v;
-      cum[i] = V;
-    }
-    double y[MAP_MAX_TASKS];
-    for (uint64_t s = 0; s < ns; s++) {
-      double   u  = MapRngU01(seed, 0, s) * V;
-      PetscInt lo = 0, hi = np - 1;
-      while (lo < hi) { /* first i with cum[i] > u */
-        PetscInt mid = (lo + hi) / 2;
-        if (cum[mid] > u) hi = mid;
-        else lo = mid + 1;
-      }
-      for (int k = 0; k < m; k++) y[k] = ref[k] + (G[lo * m + k] - ref[k]) * MapRngU01(seed, 1 + (uint64_t)k, s);
-      int first = 1;
-      for (PetscInt j = 0; j < lo && first; j++) {
-        int holds = 1;
-        for (int k = 0; k < m && holds; k++)
-          if (G[j * m + k] < y[k]) holds = 0;
-        if (holds) first = 0;
-      }
-      hits += first;
-    }
-    hv = V * (double)hits / (double)ns;
-    PetscFree(cum);
-  }
+    } else hv = MapHV3(np, G, P, ref);
+  } else hv = MapHVKarpLuby(m, np, G, ref);
 done:
   PetscFree(P);
   PetscFree(G);

@@ -3,6 +3,8 @@
 #define MAPMERGE_PARETOIMPL_H
 
 #include <mapmerge/pareto.h>
+#include <petscviewer.h>
+#include <petsctao.h>
 
 struct _p_MapPareto {
   MPI_Comm               comm;
@@ -54,6 +56,18 @@ typedef struct {
   double       *nwork;       /* 5T + 2T^2: Newton work */
   double       *coef, *prob; /* m: d phi / d f_i and the softmax weights at the last MapParetoSmoothAt */
 } MapParetoScalarCtx;
+
+/* default Das-Dennis divisions for m objectives (pareto.c) */
+PetscInt MapParetoDefaultDivisions(int m);
+/* -map_pareto_view [ascii:FILE]: MapParetoView after Solve, as -tao_view after TaoSolve (pareto.c) */
+PetscErrorCode MapParetoViewFromOptions(MapPareto p);
+
+/* f (and J when wantJ) at x[T] into s->f, s->J, reusing the last evaluation at the same point
+   (pareto_tao.c) */
+PetscErrorCode MapParetoEvalCached(MapParetoScalarCtx *s, const PetscScalar *x, PetscBool wantJ);
+/* MapParetoSmoothTaoSetUp - puts the smooth form on tao: objective and gradient, Hessian (for TAO's
+   Newton types), and the projected Newton solve when tao is a TAOSHELL (pareto_smooth.c) */
+PetscErrorCode MapParetoSmoothTaoSetUp(Tao tao, MapParetoScalarCtx *s, Vec X, Vec lb, Vec ub, Mat H);
 
 /* releases the cached TAO solvers (MapParetoDestroy, and whenever T changes) */
 PetscErrorCode MapParetoTaoCacheDestroy(MapPareto p);

@@ -52,9 +52,11 @@ PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r)
       PetscCheck(!given, r->comm, PETSC_ERR_ARG_INCOMP, "-map_budget %" PetscInt_FMT " allocates the evaluations itself; drop %s (or drop -map_budget)",
                  b->total, owned[i]);
     }
-    PetscCheck(strcmp(r->method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
+    const char *design;
+    PetscCall(MapSamplerGetDesign(r->sampler, &design, NULL, NULL));
+    PetscCheck(strcmp(r->opt.method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
                "-map_budget applies to -map_method map and bayesian; nested MAP sizes each pair with -map_nested_samples");
-    PetscCheck(strcmp(r->sample_type, "file"), r->comm, PETSC_ERR_ARG_INCOMP,
+    PetscCheck(strcmp(design, MAPSAMPLER_FILE), r->comm, PETSC_ERR_ARG_INCOMP,
                "-map_budget chooses the design size; -map_sample_type file fixes it: use reference or lhs with a budget");
   }
   PetscFunctionReturn(0);
@@ -69,9 +71,10 @@ PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r)
    Of the rest, reeval_fraction is kept for front points after the last fit, and the remainder goes to
    refinement (map) or Bayesian (bayesian) rounds of about F/2 points (fewer, larger rounds when the
    budget is large). */
-PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes)
+PetscErrorCode MapRunBudgetPlan(MapRunCtx *r)
 {
-  MapRunBudget *b = &r->budget;
+  MapRunBudget *b     = &r->budget;
+  PetscBool     bayes = strcmp(r->opt.method, "bayesian") ? PETSC_FALSE : PETSC_TRUE;
   PetscInt      N = b->total, F = (PetscInt)(r->T + 1) * (r->T + 2) / 2;
 
   PetscFunctionBegin;
@@ -99,19 +102,16 @@ PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes)
   /* rounds of about F/2 points, more when the budget is large: at most ~12 fits and searches */
   b->round_points   = PetscMax(PetscMax((PetscInt)r->T + 1, F / 2), (left - b->reserve + 11) / 12);
   b->planned_rounds = (left - b->reserve + b->round_points - 1) / b->round_points;
-  r->sample_n       = d;
-  if (bayes) {
-    r->bayes_initial    = d;
-    r->bayes_iterations = 0; /* the budget's rounds run instead (MapRunBudgetRounds) */
-  }
-  r->refine = 0;
+  PetscCall(MapSamplerSetSize(r->sampler, d)); /* Bayesian MAP: its initial design */
+  if (bayes) r->opt.bayes_iterations = 0; /* the budget's rounds run instead (MapRunBudgetRounds) */
+  r->opt.refine = 0;
   PetscFunctionReturn(0);
 }
 
 /* evaluations still free for rounds and front points (the pick's one is held back) */
 static PetscInt MapRunBudgetLeft(MapRunCtx *r)
 {
-  return r->budget.total - 1 - r->n;
+  return r->budget.total - 1 - r->samples.n;
 }
 
 /* distance of two points for the spread: max norm in coefficients, or in the surrogates' predicted
@@ -131,16 +131,16 @@ static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double 
 {
   const int T   = r->T;
   PetscBool obj = r->budget.spread_objectives;
-  double    tol = 1e-3 * (r->hi - r->lo), *dmin, *cmin, *PX, *PS, one[MAP_MAX_TASKS], scale[MAP_MAX_TASKS];
+  double    tol = 1e-3 * (r->opt.hi - r->opt.lo), *dmin, *cmin, *PX, *PS, one[MAP_MAX_TASKS], scale[MAP_MAX_TASKS];
   PetscInt  ns = 0;
 
   PetscFunctionBegin;
-  PetscCall(PetscMalloc4(m + 1, &dmin, m + 1, &cmin, (m + 1) * T, &PX, (r->n + 1) * T, &PS));
+  PetscCall(PetscMalloc4(m + 1, &dmin, m + 1, &cmin, (m + 1) * T, &PX, (r->samples.n + 1) * T, &PS));
   for (int j = 0; j < T; j++) one[j] = 1;
   /* the spread's coordinates: the coefficients, or the predicted accuracies */
   PetscCall(PetscArraycpy(PX, X, m * T));
-  for (PetscInt i = 0; i < r->n; i++)
-    if (r->sample_task[i] < 0) PetscCall(PetscArraycpy(&PS[ns++ * T], &r->C[i * T], T));
+  for (PetscInt i = 0; i < r->samples.n; i++)
+    if (r->samples.task[i] < 0) PetscCall(PetscArraycpy(&PS[ns++ * T], &r->samples.C[i * T], T));
   if (obj) {
     /* the search's own objectives (the metric's surrogates, higher is better) */
     for (PetscInt q = 0; q < m; q++) PetscCall(MapRunObjectiveMetric(r, &X[q * T], &PX[q * T], NULL));
@@ -161,9 +161,9 @@ static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double 
   for (PetscInt q = 0; q < m; q++) {
     dmin[q] = cmin[q] = PETSC_MAX_REAL;
     PetscInt i = 0;
-    for (PetscInt k = 0; k < r->n; k++) {
-      if (r->sample_task[k] >= 0) continue;
-      cmin[q] = PetscMin(cmin[q], MapBudgetDistance(T, &r->C[k * T], &X[q * T], one));
+    for (PetscInt k = 0; k < r->samples.n; k++) {
+      if (r->samples.task[k] >= 0) continue;
+      cmin[q] = PetscMin(cmin[q], MapBudgetDistance(T, &r->samples.C[k * T], &X[q * T], one));
       dmin[q] = PetscMin(dmin[q], MapBudgetDistance(T, &PS[i * T], &PX[q * T], scale));
       i++;
     }
@@ -198,7 +198,7 @@ static PetscErrorCode MapRunSetSearchObjectives(MapRunCtx *r)
 static PetscErrorCode MapRunBudgetRefineRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
 {
   const int     T = r->T;
-  PetscInt      kf, P = r->budget.round_now, nsel;
+  PetscInt      kf, P = r->budget.round_now, nsel, n0 = r->samples.n;
   const double *Cf;
   PetscInt     *sel;
 
@@ -208,39 +208,35 @@ static PetscErrorCode MapRunBudgetRefineRound(MapRunCtx *r, int it, int round_id
   PetscCall(MapParetoGetFront(r->pareto, &kf, &Cf, NULL, NULL));
   PetscCall(PetscMalloc1(P + 1, &sel));
   PetscCall(MapRunBudgetSpread(r, kf, Cf, P, sel, &nsel));
-  for (PetscInt k = 0; k < nsel; k++) {
-    PetscCall(PetscArraycpy(&r->C[(r->n + k) * T], &Cf[sel[k] * T], T));
-    r->round[r->n + k] = round_id;
-  }
+  for (PetscInt k = 0; k < nsel; k++) PetscCall(MapSampleSetAppend(&r->samples, &Cf[sel[k] * T], NULL, NULL, round_id, -1));
   PetscCall(PetscFree(sel));
   r->budget.round_added = nsel;
   PetscCall(PetscPrintf(r->comm, "budget round %d: %" PetscInt_FMT " front points as new samples (%" PetscInt_FMT " of %" PetscInt_FMT " evaluations so far)\n",
-                        it, nsel, r->n + nsel, r->budget.total));
-  PetscCall(MapRunEvaluateSamples(r, r->n, r->n + nsel, stop));
-  if (!*stop) r->n += nsel;
+                        it, nsel, n0 + nsel, r->budget.total));
+  PetscCall(MapRunEvaluateSampleRange(r, n0, n0 + nsel, stop));
   PetscFunctionReturn(0);
 }
 
 static PetscErrorCode MapRunBudgetBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
 {
-  PetscInt n0 = r->n;
+  PetscInt n0 = r->samples.n;
 
   PetscFunctionBegin;
-  r->bayes_batch = r->budget.round_now;
+  r->opt.bayes_batch = r->budget.round_now;
   PetscCall(MapRunBayesRound(r, it, round_id, stop));
-  r->budget.round_added = r->n - n0;
+  r->budget.round_added = r->samples.n - n0;
   PetscFunctionReturn(0);
 }
 
 /* the adaptive rounds: until only the re-evaluation reserve is left, or a round finds nothing new */
-PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, const PetscLogStage *stages, PetscBool bayes, PetscBool *stop)
+PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, PetscBool bayes, PetscBool *stop)
 {
   MapRunBudget *b = &r->budget;
 
   PetscFunctionBegin;
   for (int it = 1; !*stop && MapRunBudgetLeft(r) > b->reserve; it++) {
     b->round_now = PetscMin(b->round_points, MapRunBudgetLeft(r) - b->reserve);
-    PetscCall(MapRunAdaptiveRound(r, stages, bayes ? MapRunBudgetBayesRound : MapRunBudgetRefineRound, it, it, stop));
+    PetscCall(MapRunAdaptiveRound(r, bayes ? MapRunBudgetBayesRound : MapRunBudgetRefineRound, it, it, stop));
     if (*stop) break;
     b->rounds++;
     b->refined += b->round_added;
@@ -250,16 +246,16 @@ PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, const PetscLogStage *stages, Pet
 }
 
 /* The front points re-evaluated after the last fit: all that is left of the budget but the pick,
-   spread farthest from the evaluated samples (max-min, as the rounds); fills r->real_index. */
+   spread farthest from the evaluated samples (max-min, as the rounds); fills report.real_index. */
 PetscErrorCode MapRunBudgetChooseReevaluations(MapRunCtx *r)
 {
   PetscInt K = PetscMax(0, MapRunBudgetLeft(r)), nsel, *sel;
 
   PetscFunctionBegin;
   PetscCall(PetscMalloc1(K + 1, &sel));
-  PetscCall(MapRunBudgetSpread(r, r->kfront, r->Cf, K, sel, &nsel));
-  for (PetscInt k = 0; k < nsel; k++) r->real_index[k] = (int)sel[k];
-  r->kreal = nsel;
+  PetscCall(MapRunBudgetSpread(r, r->report.kfront, r->report.Cf, K, sel, &nsel));
+  for (PetscInt k = 0; k < nsel; k++) r->report.real_index[k] = (int)sel[k];
+  r->report.kreal = nsel;
   PetscCall(PetscFree(sel));
   PetscFunctionReturn(0);
 }
@@ -270,19 +266,19 @@ PetscInt MapRunBudgetReevaluateCap(MapRunCtx *r)
   return PetscMax(0, MapRunBudgetLeft(r));
 }
 
-PetscErrorCode MapRunBudgetSummary(MapRunCtx *r)
+PetscErrorCode MapRunBudgetView(MapRunCtx *r, PetscViewer viewer)
 {
   MapRunBudget *b = &r->budget;
-  PetscInt      spent = r->n + r->kreal + 1;
+  PetscInt      spent = r->samples.n + r->report.kreal + 1;
 
   PetscFunctionBegin;
   if (!b->total) PetscFunctionReturn(0);
-  PetscCall(PetscPrintf(r->comm,
+  PetscCall(PetscViewerASCIIPrintf(viewer,
                         "budget %" PetscInt_FMT " evaluations, spent %" PetscInt_FMT ": design %" PetscInt_FMT " + %" PetscInt_FMT
                         " %s rounds (%" PetscInt_FMT " points) + %" PetscInt_FMT " front points re-evaluated + 1 pick\n",
-                        b->total, spent, b->design, b->rounds, strcmp(r->method, "bayesian") ? "refinement" : "Bayesian", b->refined, r->kreal));
+                        b->total, spent, b->design, b->rounds, strcmp(r->opt.method, "bayesian") ? "refinement" : "Bayesian", b->refined, r->report.kreal));
   if (spent < b->total)
-    PetscCall(PetscPrintf(r->comm, "  %" PetscInt_FMT " left unspent: the predicted front had no other point away from the evaluated ones\n",
+    PetscCall(PetscViewerASCIIPrintf(viewer, "  %" PetscInt_FMT " left unspent: the predicted front had no other point away from the evaluated ones\n",
                           b->total - spent));
   PetscFunctionReturn(0);
 }
@@ -295,9 +291,9 @@ PetscErrorCode MapRunBudgetJSON(MapRunCtx *r, json_t **o)
   PetscFunctionBegin;
   *o = NULL;
   if (!b->total) PetscFunctionReturn(0);
-  *o = json_pack("{sI sI sI sI sI sI sI sI}", "budget", (json_int_t)b->total, "spent", (json_int_t)(r->n + r->kreal + 1), "design",
+  *o = json_pack("{sI sI sI sI sI sI sI sI}", "budget", (json_int_t)b->total, "spent", (json_int_t)(r->samples.n + r->report.kreal + 1), "design",
                  (json_int_t)b->design, "rounds", (json_int_t)b->rounds, "round_points", (json_int_t)b->refined, "reevaluated",
-                 (json_int_t)r->kreal, "pick", (json_int_t)1, "planned_rounds", (json_int_t)b->planned_rounds);
+                 (json_int_t)r->report.kreal, "pick", (json_int_t)1, "planned_rounds", (json_int_t)b->planned_rounds);
   PetscCheck(*o, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot build the budget's JSON");
   PetscFunctionReturn(0);
 }

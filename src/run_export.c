@@ -148,75 +148,20 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
    value of the pick's criterion (scalarised real accuracies); for a nested run, the root of its merge tree. */
 static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, ExportOptions *o)
 {
-  char        path[MAP_PATH_LEN], *boxs = NULL, *method = NULL, *mjson = NULL, tasks[65536] = "", spec[256] = "accuracy:higher:0,1";
-  const char *params_path = "surrogate/accuracy/params";
-  int         T = 0, F = 0, K = 0, ok = 1, nested = 0;
-  double     *params = NULL, *front_acc = NULL, *front_c = NULL, lo = 0, hi = 1;
-  PetscMPIInt rank;
+  static MapRunResultsForExport x; /* 64 KiB of task names: not on the stack */
+  char                         *tasks = x.tasks, path[MAP_PATH_LEN], *boxs = NULL, *method = NULL;
+  int                           T = 0, F = 0, K = 0, ok = 1, nested = 0;
+  double                       *params = NULL, *front_acc = NULL, *front_c = NULL, lo = 0, hi = 1;
+  PetscMPIInt                   rank;
 
   PetscFunctionBegin;
+  PetscCall(PetscMemzero(&x, sizeof(x)));
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   snprintf(path, sizeof(path), "%s/results.h5", o->run);
   if (!rank) {
-    H5E_auto2_t efunc;
-    void       *edata;
-    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing or foreign file is our error to report, not HDF5's stack */
-    PetscCall(MapCheckInputFile(path, "export: -map_run"));
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) ok = 0;
-    else {
-      hsize_t dims[2] = {0, 0};
-      nested = H5Lexists(f, "nested", H5P_DEFAULT) > 0;
-      /* a run of another -map_metric: its surrogates, and the metric from the manifest's attribute */
-      if (!nested && H5Lexists(f, "surrogate", H5P_DEFAULT) > 0 && H5Lexists(f, "surrogate/metric", H5P_DEFAULT) > 0) {
-        json_t *mj;
-        params_path = "surrogate/metric/params";
-        MapH5ReadStringAttr(f, "metric", &mjson);
-        mj = mjson ? json_loads(mjson, 0, NULL) : NULL;
-        if (mj && json_is_string(json_object_get(mj, "spec"))) PetscCall(PetscStrncpy(spec, json_string_value(json_object_get(mj, "spec")), sizeof(spec)));
-        else ok = 0; /* /surrogate/metric without the "metric" attribute that names it: damaged */
-        if (mj) json_decref(mj);
-        PetscCall(PetscFree(mjson));
-      }
-      /* a crafted file can hold any shape: T and F are checked before anything is indexed by them */
-      PetscCall(MapH5ReadMatrixShaped(f, path, nested ? "nested/coeffs" : params_path, -1, -1, PETSC_TRUE, dims, &params));
-      T = nested ? (int)dims[1] : (int)dims[0];
-      F = nested ? (int)dims[0] : (int)dims[1]; /* nested: F = number of tree nodes */
-      PetscCheck(dims[0] <= 4096 && dims[1] <= 4096 && T >= 1 && T <= MAP_MAX_TASKS && F >= 1 && (nested || F == (T + 1) * (T + 2) / 2), PETSC_COMM_SELF,
-                 PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: dataset /%s has shape [%llu, %llu]; expected %s (not written by mapmerge run, or damaged)",
-                 o->run, nested ? "nested/coeffs" : params_path, (unsigned long long)dims[0], (unsigned long long)dims[1],
-                 nested ? "[nodes, T] with 1 <= T <= 64" : "[T, (T+1)(T+2)/2] with 1 <= T <= 64");
-      if (ok && o->best && !nested) { /* every model the run evaluated on all tasks that no other one dominates */
-        hsize_t dc[2] = {0, 0};
-        PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/real_front", -1, T, PETSC_FALSE, dims, &front_acc));
-        PetscCall(MapH5ReadMatrixShaped(f, path, "pareto/real_front_coeffs", (int64_t)dims[0], T, PETSC_FALSE, dc, &front_c));
-        if (!front_acc || !front_c) ok = 0;
-        K = (int)dims[0];
-      }
-      if (ok) {
-        char **names = NULL;
-        size_t len   = 0;
-        if (MapH5ReadStrings(f, "tasks", path, T, &names)) ok = 0;
-        for (int t = 0; ok && t < T; t++) {
-          PetscCheck(names[t][0] && !strchr(names[t], ','), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-                     "export: -map_run %s: task %d of /tasks is %s (not written by mapmerge run, or damaged)", path, t,
-                     names[t][0] ? "a name with a comma" : "empty");
-          len += strlen(names[t]) + 1;
-        }
-        PetscCheck(!ok || len <= sizeof(tasks), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
-                   "export: -map_run %s: the task names of /tasks take %zu characters, more than the %zu of -map_tasks", path, len, sizeof(tasks));
-        for (int t = 0; ok && t < T; t++) {
-          if (t) PetscCall(MapStrlcat(tasks, ",", sizeof(tasks)));
-          PetscCall(MapStrlcat(tasks, names[t], sizeof(tasks)));
-        }
-        MapFreeList(T, &names);
-        MapH5ReadStringAttr(f, "box", &boxs);
-        MapH5ReadStringAttr(f, "method", &method);
-      }
-      H5Fclose(f);
-    }
-    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+    PetscCall(MapRunResultsReadForExport(o->run, path, o->best, &x, &ok));
+    T = x.T, F = x.F, K = x.K, nested = x.nested;
+    params = x.params, front_acc = x.front_acc, front_c = x.front_c, boxs = x.box, method = x.method;
   }
   PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
   PetscCheck(ok, comm, PETSC_ERR_FILE_OPEN, "export: -map_run %s: cannot read %s (surrogates or merge tree, tasks%s)", o->run, path,
@@ -229,8 +174,8 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
              "export: -map_export_model best_evaluated: run %s is nested MAP, whose pairs already let evaluated samples compete with "
              "each pick; its model is the root of the merge tree (drop -map_export_model)", o->run);
   PetscCheck(!o->best || K > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "export: -map_run %s: /pareto/real_front is empty (no model was evaluated on every task)", o->run);
-  PetscCallMPI(MPI_Bcast(tasks, sizeof(tasks), MPI_CHAR, 0, comm));
-  PetscCallMPI(MPI_Bcast(spec, sizeof(spec), MPI_CHAR, 0, comm));
+  PetscCallMPI(MPI_Bcast(tasks, sizeof(x.tasks), MPI_CHAR, 0, comm));
+  PetscCallMPI(MPI_Bcast(x.metric_spec, sizeof(x.metric_spec), MPI_CHAR, 0, comm));
   if (rank) PetscCall(PetscMalloc1(T * F, &params));
   PetscCallMPI(MPI_Bcast(params, T * F, MPI_DOUBLE, 0, comm));
   if (!rank && boxs) sscanf(boxs, "%lf,%lf", &lo, &hi);
@@ -256,7 +201,7 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     es.T      = T;
     es.F      = F;
     es.params = params;
-    PetscCall(MapMetricParse(spec, &mt));
+    PetscCall(MapMetricParse(x.metric_spec, &mt));
     MapRunMetricFrom(&mt, &es.metric);
     PetscCall(MapParetoSetBox(pareto, lo, hi));
     PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
@@ -318,6 +263,43 @@ static PetscErrorCode ExportInheritSearchOptions(MPI_Comm comm, const char *run)
   PetscFunctionReturn(0);
 }
 
+/* the tensor list: merged tensors in store order, then the private ones, then the buffers (PetscFree) */
+static PetscErrorCode ExportTensorList(MapStore store, MapDType dtype, int ntensors, MapExportExtras *ex, MapTensorInfo **list)
+{
+  MapTensorInfo *info;
+
+  PetscFunctionBegin;
+  PetscCall(PetscCalloc1(ntensors + ex->npriv + ex->nbuf + 1, &info));
+  for (int i = 0; i < ntensors; i++) {
+    const MapStoreTensor *t;
+    PetscCall(MapStoreGetTensor(store, i, &t));
+    PetscCall(PetscStrncpy(info[i].name, t->name, sizeof(info[i].name)));
+    info[i].dtype = dtype;
+    info[i].ndim  = t->ndim;
+    for (int d = 0; d < t->ndim; d++) info[i].shape[d] = t->shape[d];
+    info[i].numel = t->numel;
+  }
+  PetscCall(MapExportExtrasFillInfo(ex, store, dtype, ntensors, info));
+  *list = info;
+  PetscFunctionReturn(0);
+}
+
+/* the metadata's "tasks" and "coefficients": comma-separated names and %.17g values */
+static PetscErrorCode ExportNamesAndCoeffs(MapStore store, int ntask, const int *tasks, const double *c, char *tnames, size_t tlen, char *coeffs, size_t clen)
+{
+  PetscFunctionBegin;
+  for (int k = 0; k < ntask; k++) {
+    const char *nm;
+    char        v[64];
+    PetscCall(MapStoreGetTaskName(store, tasks[k], &nm));
+    PetscCall(MapStrlcat(tnames, k ? "," : "", tlen));
+    PetscCall(MapStrlcat(tnames, nm, tlen));
+    PetscCall(PetscSNPrintf(v, sizeof(v), "%s%.17g", k ? "," : "", c[k]));
+    PetscCall(MapStrlcat(coeffs, v, clen));
+  }
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCommandExport(MPI_Comm comm)
 {
   ExportOptions        o;
@@ -326,7 +308,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   MapStore             store;
   MapSafetensorsWriter w;
   MapExportExtras      ex;
-  MapTensorInfo       *info;
+  MapTensorInfo       *info = NULL;
   uint64_t             shard = 0;
   int                  ntask = 0, *tasks = NULL, T, ntensors, nextra;
   char                 coeffs[32768] = "", tnames[32768] = "";
@@ -378,28 +360,8 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCall(MapExportExtrasCreate(comm, store, o.priv, o.output, &ex));
   nextra = ex.npriv + ex.nbuf;
 
-  /* the tensor list: merged tensors in store order, then the private ones, then the buffers */
-  PetscCall(PetscCalloc1(ntensors + nextra + 1, &info));
-  for (int i = 0; i < ntensors; i++) {
-    const MapStoreTensor *t;
-    PetscCall(MapStoreGetTensor(store, i, &t));
-    PetscCall(PetscStrncpy(info[i].name, t->name, sizeof(info[i].name)));
-    info[i].dtype = o.dtype;
-    info[i].ndim  = t->ndim;
-    for (int d = 0; d < t->ndim; d++) info[i].shape[d] = t->shape[d];
-    info[i].numel = t->numel;
-  }
-  PetscCall(MapExportExtrasFillInfo(&ex, store, o.dtype, ntensors, info));
-
-  for (int k = 0; k < ntask; k++) {
-    const char *nm;
-    char        v[64];
-    PetscCall(MapStoreGetTaskName(store, tasks[k], &nm));
-    PetscCall(MapStrlcat(tnames, k ? "," : "", sizeof(tnames)));
-    PetscCall(MapStrlcat(tnames, nm, sizeof(tnames)));
-    PetscCall(PetscSNPrintf(v, sizeof(v), "%s%.17g", k ? "," : "", o.c[k]));
-    PetscCall(MapStrlcat(coeffs, v, sizeof(coeffs)));
-  }
+  PetscCall(ExportTensorList(store, o.dtype, ntensors, &ex, &info));
+  PetscCall(ExportNamesAndCoeffs(store, ntask, tasks, o.c, tnames, sizeof(tnames), coeffs, sizeof(coeffs)));
   {
     const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
     const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};

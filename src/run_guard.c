@@ -36,18 +36,20 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r)
   char hex[65];
 
   PetscFunctionBegin;
+  const char *stype, *sfile; /* the sampler's design: a file design's CSV is an input */
+  PetscCall(MapSamplerGetDesign(r->sampler, &stype, NULL, &sfile));
   r->inputs_sha256 = json_object();
-  if (r->store_path[0]) {
-    PetscCall(MapRunHashFile(r->comm, r->rank, r->store_path, r->store_sha256));
-    json_object_set_new(r->inputs_sha256, r->store_path, json_string(r->store_sha256));
+  if (r->opt.store_path[0]) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, r->opt.store_path, r->store_sha256));
+    json_object_set_new(r->inputs_sha256, r->opt.store_path, json_string(r->store_sha256));
   }
   for (int i = 0; i < r->neval_data; i++) {
     PetscCall(MapRunHashFile(r->comm, r->rank, r->eval_data[i], hex));
     json_object_set_new(r->inputs_sha256, r->eval_data[i], json_string(hex));
   }
-  if (!strcmp(r->sample_type, "file") && r->sample_file[0]) {
-    PetscCall(MapRunHashFile(r->comm, r->rank, r->sample_file, hex));
-    json_object_set_new(r->inputs_sha256, r->sample_file, json_string(hex));
+  if (!strcmp(stype, "file") && sfile[0]) {
+    PetscCall(MapRunHashFile(r->comm, r->rank, sfile, hex));
+    json_object_set_new(r->inputs_sha256, sfile, json_string(hex));
   }
   { /* the held-out test sets too (the manifest promises every input) */
     int    nd;
@@ -97,7 +99,10 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   char       *s;
 
   PetscFunctionBegin;
-  json_object_set_new(b, "store_sha256", r->store_path[0] ? json_string(r->store_sha256) : json_null());
+  const char *stype, *sfile; /* the sampler's design: a file design's CSV is an input */
+  PetscInt    sn;
+  PetscCall(MapSamplerGetDesign(r->sampler, &stype, &sn, &sfile));
+  json_object_set_new(b, "store_sha256", r->opt.store_path[0] ? json_string(r->store_sha256) : json_null());
   for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
   json_object_set_new(b, "tasks", t);
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
@@ -113,16 +118,16 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
     MapMetricFormat(&r->metric.metric, spec, sizeof(spec));
     json_object_set_new(b, "metric", json_string(spec));
   }
-  json_object_set_new(d, "method", json_string(r->method));
-  json_object_set_new(d, "sample_type", json_string(r->sample_type));
-  json_object_set_new(d, "sample_n", json_integer(r->sample_n));
-  if (!strcmp(r->sample_type, "file")) json_object_set(d, "sample_file_sha256", json_object_get(r->inputs_sha256, r->sample_file));
-  json_object_set_new(d, "seed", json_integer(r->seed));
-  json_object_set_new(d, "box", json_pack("[f,f]", r->lo, r->hi));
-  json_object_set_new(d, "refine", json_integer(r->refine));
-  json_object_set_new(d, "refine_points", json_integer(r->refine_points));
-  json_object_set_new(d, "refine_target", json_string(r->refine_pick ? "pick" : "front"));
-  json_object_set_new(d, "nested_samples", json_integer(r->nested_samples));
+  json_object_set_new(d, "method", json_string(r->opt.method));
+  json_object_set_new(d, "sample_type", json_string(stype));
+  json_object_set_new(d, "sample_n", json_integer(sn));
+  if (!strcmp(stype, "file")) json_object_set(d, "sample_file_sha256", json_object_get(r->inputs_sha256, sfile));
+  json_object_set_new(d, "seed", json_integer(r->opt.seed));
+  json_object_set_new(d, "box", json_pack("[f,f]", r->opt.lo, r->opt.hi));
+  json_object_set_new(d, "refine", json_integer(r->opt.refine));
+  json_object_set_new(d, "refine_points", json_integer(r->opt.refine_points));
+  json_object_set_new(d, "refine_target", json_string(r->opt.refine_pick ? "pick" : "front"));
+  json_object_set_new(d, "nested_samples", json_integer(r->opt.nested_samples));
   PetscCall(MapRunBindOptions(d, "-map_bayes_", NULL));
   json_object_set_new(b, "design", d);
   s = json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS);
@@ -145,12 +150,14 @@ PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r)
   int         nin = 0;
 
   PetscFunctionBegin;
-  if (r->store_path[0]) in[nin++] = r->store_path;
+  const char *stype, *sfile; /* the sampler's design: a file design's CSV is an input */
+  PetscCall(MapSamplerGetDesign(r->sampler, &stype, NULL, &sfile));
+  if (r->opt.store_path[0]) in[nin++] = r->opt.store_path;
   for (int i = 0; i < r->neval_data && nin < 128; i++) in[nin++] = r->eval_data[i];
-  if (!strcmp(r->sample_type, "file") && r->sample_file[0]) in[nin++] = r->sample_file;
+  if (!strcmp(stype, "file") && sfile[0]) in[nin++] = sfile;
   for (int k = 0; k < 4; k++) {
     char path[MAP_PATH_LEN + 32];
-    snprintf(path, sizeof(path), "%s/%s", r->out, outs[k]);
+    snprintf(path, sizeof(path), "%s/%s", r->opt.out, outs[k]);
     PetscCall(MapCheckNotInput(r->comm, path, "-map_output", nin, in));
   }
   PetscFunctionReturn(0);

@@ -461,81 +461,76 @@ PetscErrorCode MapJournalClose(MapJournal *j)
 
 /* ---- the evaluation step of every method: journal first, evaluate what is not there ---- */
 
-/* Evaluate at c unless the journal has it; journal it at once. */
-PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh,
-                              PetscBool *failed)
+void MapJournalSetTasks(MapJournal *j, int T, char **tasks, const char *folder)
 {
-  PetscFunctionBegin;
-  PetscCall(MapRunEvaluateOn(r, r->comm, r->ev, kind, index, c, NULL, acc, loss, fresh, failed));
-  PetscFunctionReturn(0);
+  j->T     = T;
+  j->tasks = tasks;
+  snprintf(j->folder, sizeof(j->folder), "%s", folder);
+  if (!j->metric[0]) MapJournalSetMetric(j, "accuracy", PETSC_TRUE);
 }
 
-int MapRunMetricValues(MapRunCtx *r, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss)
+void MapJournalSetMetric(MapJournal *j, const char *name, PetscBool with_loss)
+{
+  snprintf(j->metric, sizeof(j->metric), "%s", name);
+  j->with_loss = with_loss;
+}
+
+int MapJournalMetricValues(const MapJournal *j, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss)
 {
   int bad = -1;
-  for (int t = 0; t < r->T; t++) {
+  for (int t = 0; t < j->T; t++) {
     acc[t]  = m[t].metric;
     loss[t] = m[t].loss;
     /* the default metric is fitted with the loss beside it: both must be finite */
-    if ((!want || want[t]) && bad < 0 && !(isfinite(acc[t]) && (!r->metric.with_loss || isfinite(loss[t])))) bad = t;
+    if ((!want || want[t]) && bad < 0 && !(isfinite(acc[t]) && (!j->with_loss || isfinite(loss[t])))) bad = t;
   }
   return bad;
 }
 
-/* a failed evaluation's metrics in memory: NaN for every task (journaled as they came) */
-static void MapRunMarkFailed(MapRunCtx *r, double *acc)
-{
-  for (int t = 0; t < r->T; t++) acc[t] = NAN;
-}
-
-/* The same on a sub-communicator with its own evaluator (Nested MAP's concurrent pairs): rank 0 of
-   comm appends to the shared journal (one whole-line O_APPEND write each). want (NULL: all tasks):
-   the tasks evaluated; the others are NaN in acc/loss and null in the journal. */
-PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
-                                const PetscBool *want, double *acc, double *loss, PetscBool *fresh, PetscBool *failed)
+PetscErrorCode MapJournalEvaluate(MapJournal *j, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
+                                  const PetscBool *want, double *acc, double *loss, PetscBool *fresh, PetscBool *failed)
 {
   const MapJournalEntry *e;
   MapTaskMetrics         m[MAP_MAX_TASKS];
 
   PetscFunctionBegin;
   if (failed) *failed = PETSC_FALSE;
-  PetscCall(MapJournalFind(&r->journal, kind, index, r->T, c, &e));
+  PetscCall(MapJournalFind(j, kind, index, j->T, c, &e));
   *fresh = e ? PETSC_FALSE : PETSC_TRUE;
-  PetscCheck(e || !r->journal_only, comm, PETSC_ERR_ARG_WRONGSTATE,
+  PetscCheck(e || !j->replay_only, comm, PETSC_ERR_ARG_WRONGSTATE,
              "run folder %s: evaluation %s #%d of an earlier level is in none of its journals: run that level's jobs first "
-             "(jobs/nested_chain.sh chains them with afterok)", r->out, kind, index);
+             "(jobs/nested_chain.sh chains them with afterok)", j->folder, kind, index);
   if (e) {
-    PetscCall(PetscArraycpy(acc, e->acc, r->T));
-    PetscCall(PetscArraycpy(loss, e->loss, r->T));
+    PetscCall(PetscArraycpy(acc, e->acc, j->T));
+    PetscCall(PetscArraycpy(loss, e->loss, j->T));
     PetscCheck(!e->failed || failed, comm, PETSC_ERR_FP,
                "journal %s: evaluation %s #%d failed in an earlier run (a metric was not finite) and is not retried; see that run's "
-               "message, fix the evaluator or its data, and start a new -map_output", r->journal.path, kind, index);
+               "message, fix the evaluator or its data, and start a new -map_output", j->path, kind, index);
     if (e->failed) { /* done: a failed point is not retried */
       *failed = PETSC_TRUE;
-      MapRunMarkFailed(r, acc);
+      for (int t = 0; t < j->T; t++) acc[t] = NAN;
     }
     PetscFunctionReturn(0);
   }
   PetscCall(MapEvaluatorEvaluateTasks(ev, c, want, m));
-  int bad = MapRunMetricValues(r, want, m, acc, loss);
+  int bad = MapJournalMetricValues(j, want, m, acc, loss);
   /* a non-finite metric is never fitted or reported: journaled as failed (valid JSON) */
-  PetscCall(MapJournalAppend(comm, &r->journal, kind, index, r->T, c, acc, loss, bad >= 0 ? PETSC_TRUE : PETSC_FALSE));
+  PetscCall(MapJournalAppend(comm, j, kind, index, j->T, c, acc, loss, bad >= 0 ? PETSC_TRUE : PETSC_FALSE));
   if (bad >= 0) {
     char cs[1024] = "";
-    for (int t = 0; t < r->T; t++) {
+    for (int t = 0; t < j->T; t++) {
       size_t l = strlen(cs);
       snprintf(cs + l, sizeof(cs) - l, "%s%.6g", t ? "," : "", c[t]);
     }
     PetscCheck(failed, comm, PETSC_ERR_FP, "evaluation %s #%d at c = %s: task %s gave %s %g, loss %g (not finite); journaled as failed in %s", kind,
-               index, cs, r->tasks[bad], r->metric.metric.name, acc[bad], loss[bad], r->journal.path);
+               index, cs, j->tasks[bad], j->metric, acc[bad], loss[bad], j->path);
     PetscCall(PetscPrintf(comm, "evaluation %s #%d at c = %s failed: task %s gave %s %g%s, loss %g; journaled as failed, left out of the fit\n", kind, index,
-                          cs, r->tasks[bad], r->metric.metric.name, acc[bad], m[bad].missing ? " (missing)" : "", loss[bad]));
+                          cs, j->tasks[bad], j->metric, acc[bad], m[bad].missing ? " (missing)" : "", loss[bad]));
     *failed = PETSC_TRUE;
-    MapRunMarkFailed(r, acc);
+    for (int t = 0; t < j->T; t++) acc[t] = NAN;
   }
   PetscFunctionReturn(0);
 }
-
 
 PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop)
 {

@@ -49,7 +49,7 @@ PetscErrorCode MapRunMetricSetUp(MapRunCtx *r)
   {
     char spec[160];
     MapMetricFormat(mt, spec, sizeof(spec));
-    PetscCheck(M->is_default || strcmp(r->method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
+    PetscCheck(M->is_default || strcmp(r->opt.method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
                "-map_metric %s: nested MAP merges by preference-weighted accuracy; other metrics apply to -map_method map and bayesian", spec);
   }
   PetscFunctionReturn(0);
@@ -87,7 +87,7 @@ PetscErrorCode MapRunObjectiveMetricHessian(void *ctx, const double *c, const do
 }
 
 /* sample i failed (its evaluated tasks gave no usable metric): out of the fit and the fronts */
-PetscBool MapRunSampleFailed(MapRunCtx *r, PetscInt i) { return r->failed && r->failed[i] ? PETSC_TRUE : PETSC_FALSE; }
+PetscBool MapRunSampleFailed(MapRunCtx *r, PetscInt i) { return r->samples.failed && r->samples.failed[i] ? PETSC_TRUE : PETSC_FALSE; }
 
 /* Fit the metric surrogates (and, for accuracy, the loss ones with a softplus link, as always) to
    every sample so far that did not fail. Too few left for the quadratic: an error naming them. */
@@ -100,23 +100,23 @@ PetscErrorCode MapRunFitMetric(MapRunCtx *r)
   MapLink      *links;
 
   PetscFunctionBegin;
-  PetscCall(PetscMalloc3(r->n * nt + 1, &Y, r->n * T + 1, &C, nt, &links));
-  for (PetscInt i = 0; i < r->n; i++) {
+  PetscCall(PetscMalloc3(r->samples.n * nt + 1, &Y, r->samples.n * T + 1, &C, nt, &links));
+  for (PetscInt i = 0; i < r->samples.n; i++) {
     if (MapRunSampleFailed(r, i)) {
       nfail++;
       continue;
     }
     for (int t = 0; t < T; t++) {
-      Y[n * nt + t] = MapMetricToTarget(M, r->acc[i * T + t]);
-      if (M->with_loss) Y[n * nt + T + t] = r->loss[i * T + t];
+      Y[n * nt + t] = MapMetricToTarget(M, r->samples.acc[i * T + t]);
+      if (M->with_loss) Y[n * nt + T + t] = r->samples.loss[i * T + t];
     }
-    PetscCall(PetscArraycpy(&C[n * T], &r->C[i * T], T));
+    PetscCall(PetscArraycpy(&C[n * T], &r->samples.C[i * T], T));
     n++;
   }
   if (n < F) {
     char list[1024] = "";
     PetscCall(PetscFree3(Y, C, links));
-    for (PetscInt i = 0; i < r->n; i++) {
+    for (PetscInt i = 0; i < r->samples.n; i++) {
       size_t l = strlen(list);
       if (MapRunSampleFailed(r, i) && l + 24 < sizeof(list)) snprintf(list + l, sizeof(list) - l, "%s#%" PetscInt_FMT, l ? ", " : "", i);
     }
@@ -124,15 +124,15 @@ PetscErrorCode MapRunFitMetric(MapRunCtx *r)
             "only %" PetscInt_FMT " of %" PetscInt_FMT " samples were evaluated without failure (failed: %s; see %s), fewer than the %" PetscInt_FMT
             " unknowns of a quadratic surrogate in %d tasks: the evaluator fails on much of the box -map_box %g,%g; narrow the box, or fix the evaluator "
             "and start a new -map_output",
-            n, r->n, list, r->journal.path, F, T, r->lo, r->hi);
+            n, r->samples.n, list, r->journal.path, F, T, r->opt.lo, r->opt.hi);
   }
   if (nfail) PetscCall(PetscInfo(NULL, "fit: %" PetscInt_FMT " failed samples left out\n", nfail));
   for (int t = 0; t < T; t++) {
     links[t] = M->link;
     if (M->with_loss) links[T + t] = MAP_LINK_SOFTPLUS;
   }
-  /* no failure: C is r->C itself, so the default run fits the very same arrays as before */
-  PetscCall(MapSurrogateFit(r->sur, T, n, nfail ? C : r->C, nt, Y, links));
+  /* no failure: C is r->samples.C itself, so the default run fits the very same arrays as before */
+  PetscCall(MapSurrogateFit(r->sur, T, n, nfail ? C : r->samples.C, nt, Y, links));
   PetscCall(PetscFree3(Y, C, links));
   PetscFunctionReturn(0);
 }
@@ -146,10 +146,10 @@ PetscErrorCode MapRunMetricFront(MapRunCtx *r)
   PetscFunctionBegin;
   if (M->sign > 0) PetscFunctionReturn(0);
   PetscCall(PetscFree(M->front));
-  PetscCall(PetscMalloc1(r->kfront * r->T + 1, &M->front));
-  for (PetscInt i = 0; i < r->kfront * r->T; i++) M->front[i] = -r->Ff[i];
-  r->Ff = M->front;
-  for (int t = 0; t < r->T; t++) r->pick_pred[t] = -r->pick_pred[t];
+  PetscCall(PetscMalloc1(r->report.kfront * r->T + 1, &M->front));
+  for (PetscInt i = 0; i < r->report.kfront * r->T; i++) M->front[i] = -r->report.Ff[i];
+  r->report.Ff = M->front;
+  for (int t = 0; t < r->T; t++) r->report.pick_pred[t] = -r->report.pick_pred[t];
   PetscFunctionReturn(0);
 }
 
@@ -167,18 +167,18 @@ int MapRunMetricOriented(MapRunCtx *r, const double *y, double *f)
 const char *MapRunMetricGroup(MapRunCtx *r) { return r->metric.is_default ? "accuracy" : "metric"; }
 const char *MapRunMetricShort(MapRunCtx *r) { return r->metric.is_default ? "acc" : r->metric.metric.name; }
 
-/* the failed evaluations: samples (r->failed), re-evaluations and the pick (a NaN metric) */
+/* the failed evaluations: samples (r->samples.failed), re-evaluations and the pick (a NaN metric) */
 static void MapRunFailedList(MapRunCtx *r, char *buf, size_t len, PetscInt *count)
 {
   *count = 0;
   buf[0] = 0;
-  for (PetscInt i = 0; i < r->n + r->kreal + 1; i++) {
-    const char *kind = i < r->n ? "sample" : i < r->n + r->kreal ? "reeval" : "pick";
-    PetscInt    k    = i < r->n ? i : i - r->n;
+  for (PetscInt i = 0; i < r->samples.n + r->report.kreal + 1; i++) {
+    const char *kind = i < r->samples.n ? "sample" : i < r->samples.n + r->report.kreal ? "reeval" : "pick";
+    PetscInt    k    = i < r->samples.n ? i : i - r->samples.n;
     int         bad  = 0;
-    if (i < r->n) bad = MapRunSampleFailed(r, i);
-    else if (i < r->n + r->kreal) bad = r->real_acc && isnan(r->real_acc[k * r->T]);
-    else bad = r->npref && r->fitted && isnan(r->pick_acc[0]);
+    if (i < r->samples.n) bad = MapRunSampleFailed(r, i);
+    else if (i < r->samples.n + r->report.kreal) bad = r->report.real_acc && isnan(r->report.real_acc[k * r->T]);
+    else bad = r->opt.npref && r->fitted && isnan(r->report.pick_acc[0]);
     if (!bad) continue;
     size_t l = strlen(buf);
     (*count)++;
@@ -197,11 +197,11 @@ PetscErrorCode MapRunMetricWrite(MapRunCtx *r, hid_t f)
   PetscFunctionBegin;
   MapRunFailedList(r, list, sizeof(list), &count);
   PetscCall(MapH5WriteStringAttr(f, "failed_evaluations", list));
-  for (PetscInt i = 0; i < r->n; i++) nf += MapRunSampleFailed(r, i);
+  for (PetscInt i = 0; i < r->samples.n; i++) nf += MapRunSampleFailed(r, i);
   if (!nf) PetscFunctionReturn(0);
   PetscCall(PetscMalloc1(nf, &idx));
   nf = 0;
-  for (PetscInt i = 0; i < r->n; i++)
+  for (PetscInt i = 0; i < r->samples.n; i++)
     if (MapRunSampleFailed(r, i)) idx[nf++] = (double)i;
   hid_t g;
   MapCallHDF5(g = H5Gopen2(f, "samples", H5P_DEFAULT));
@@ -214,7 +214,7 @@ PetscErrorCode MapRunMetricWrite(MapRunCtx *r, hid_t f)
 }
 
 /* The summary's fit table and fronts, in the metric's units and direction; the failed evaluations. */
-PetscErrorCode MapRunMetricSummary(MapRunCtx *r)
+PetscErrorCode MapRunMetricSummary(MapRunCtx *r, PetscViewer viewer)
 {
   MapRunMetric *M = &r->metric;
   int           T = r->T;
@@ -223,37 +223,37 @@ PetscErrorCode MapRunMetricSummary(MapRunCtx *r)
 
   PetscFunctionBegin;
   MapRunFailedList(r, list, sizeof(list), &count);
-  if (count) PetscCall(PetscPrintf(r->comm, "failed evaluations (a non-finite or missing %s; journaled, left out of the fit and the fronts): %" PetscInt_FMT ": %s\n",
+  if (count) PetscCall(PetscViewerASCIIPrintf(viewer, "failed evaluations (a non-finite or missing %s; journaled, left out of the fit and the fronts): %" PetscInt_FMT ": %s\n",
                                    M->metric.name, count, list));
   if (!r->fitted) PetscFunctionReturn(0);
   snprintf(h[0], sizeof(h[0]), "R2(%s)", MapRunMetricShort(r));
   snprintf(h[1], sizeof(h[1]), "RMSE(%s)", MapRunMetricShort(r));
   snprintf(h[2], sizeof(h[2]), "LOO(%s)", MapRunMetricShort(r));
-  PetscCall(PetscPrintf(r->comm, "%-16s %10s %10s %10s %10s\n", "task", h[0], h[1], h[2], M->with_loss ? "R2(loss)" : ""));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "%-16s %10s %10s %10s %10s\n", "task", h[0], h[1], h[2], M->with_loss ? "R2(loss)" : ""));
   for (int t = 0; t < T; t++) {
     MapFitDiagnostics da, dl = {0};
     PetscCall(MapSurrogateGetDiagnostics(r->sur, t, &da));
     if (M->with_loss) PetscCall(MapSurrogateGetDiagnostics(r->sur, T + t, &dl));
     /* RMSE in the metric's units (the fit's target is scaled by 1/scale) */
     double s = M->is_default ? 1 : PetscAbsReal(M->scale);
-    PetscCall(PetscPrintf(r->comm, "%-16s %10.4f %10.4g %10.4g", r->tasks[t], da.r2, da.rmse * s, da.loo_rmse * s));
-    if (M->with_loss) PetscCall(PetscPrintf(r->comm, " %10.4f", dl.r2));
-    PetscCall(PetscPrintf(r->comm, "\n"));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "%-16s %10.4f %10.4g %10.4g", r->tasks[t], da.r2, da.rmse * s, da.loo_rmse * s));
+    if (M->with_loss) PetscCall(PetscViewerASCIIPrintf(viewer, " %10.4f", dl.r2));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "\n"));
   }
   /* hypervolumes need a reference point: the worst end of a bounded range (0 for accuracy) */
   if (!isfinite(M->metric.lo) || !isfinite(M->metric.hi)) {
-    PetscCall(PetscPrintf(r->comm, "front: %" PetscInt_FMT " points (%s is %s is better; no hypervolume without a bounded range)\n", r->kfront,
+    PetscCall(PetscViewerASCIIPrintf(viewer, "front: %" PetscInt_FMT " points (%s is %s is better; no hypervolume without a bounded range)\n", r->report.kfront,
                           M->metric.name, M->metric.lower ? "lower" : "higher"));
-    PetscCall(PetscPrintf(r->comm, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points\n",
-                          r->n + r->kreal + (r->npref ? 1 : 0), r->kall));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points\n",
+                          r->samples.n + r->report.kreal + (r->opt.npref ? 1 : 0), r->report.kall));
     PetscFunctionReturn(0);
   }
   double ref[MAP_MAX_TASKS], *F;
-  PetscInt nmax = PetscMax(r->kfront, PetscMax(r->kreal, r->kall)), k;
+  PetscInt nmax = PetscMax(r->report.kfront, PetscMax(r->report.kreal, r->report.kall)), k;
   for (int t = 0; t < T; t++) ref[t] = M->metric.lower ? -M->metric.hi : M->metric.lo;
   PetscCall(PetscMalloc1(nmax * T + 1, &F));
-  const double *sets[3] = {r->Ff, r->real_acc, r->all_acc};
-  PetscInt      sizes[3] = {r->kfront, r->kreal, r->kall};
+  const double *sets[3] = {r->report.Ff, r->report.real_acc, r->report.all_acc};
+  PetscInt      sizes[3] = {r->report.kfront, r->report.kreal, r->report.kall};
   double        hv[3];
   for (int s = 0; s < 3; s++) {
     k = 0;
@@ -264,10 +264,28 @@ PetscErrorCode MapRunMetricSummary(MapRunCtx *r)
   char refs[64];
   if (M->is_default) snprintf(refs, sizeof(refs), "accuracy, ref 0");
   else snprintf(refs, sizeof(refs), "%s, ref %g", M->metric.name, M->metric.lower ? M->metric.hi : M->metric.lo);
-  PetscCall(PetscPrintf(r->comm, "front: %" PetscInt_FMT " points; hypervolume (%s): predicted %.6f, real (%" PetscInt_FMT " re-evaluated) %.6f\n",
-                        r->kfront, refs, hv[0], r->kreal, hv[1]));
-  PetscCall(PetscPrintf(r->comm, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points, hypervolume %.6f\n",
-                        r->n + r->kreal + (r->npref ? 1 : 0), r->kall, hv[2]));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "front: %" PetscInt_FMT " points; hypervolume (%s): predicted %.6f, real (%" PetscInt_FMT " re-evaluated) %.6f\n",
+                        r->report.kfront, refs, hv[0], r->report.kreal, hv[1]));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "real front (non-dominated among all %" PetscInt_FMT " evaluated models): %" PetscInt_FMT " points, hypervolume %.6f\n",
+                        r->samples.n + r->report.kreal + (r->opt.npref ? 1 : 0), r->report.kall, hv[2]));
+  PetscFunctionReturn(0);
+}
+
+/* manifest.json's "metric": what was fitted and searched */
+PetscErrorCode MapRunMetricManifest(MapRunCtx *r, json_t *m)
+{
+  char    spec[160];
+  json_t *mt = json_object();
+
+  PetscFunctionBegin;
+  MapMetricFormat(&r->metric.metric, spec, sizeof(spec));
+  json_object_set_new(mt, "spec", json_string(spec));
+  json_object_set_new(mt, "name", json_string(r->metric.metric.name));
+  json_object_set_new(mt, "direction", json_string(r->metric.metric.lower ? "lower" : "higher"));
+  json_object_set_new(mt, "lo", isfinite(r->metric.metric.lo) ? json_real(r->metric.metric.lo) : json_null());
+  json_object_set_new(mt, "hi", isfinite(r->metric.metric.hi) ? json_real(r->metric.metric.hi) : json_null());
+  json_object_set_new(mt, "link", json_string(MapLinkName(r->metric.link)));
+  json_object_set_new(m, "metric", mt);
   PetscFunctionReturn(0);
 }
 
@@ -275,6 +293,5 @@ PetscErrorCode MapRunMetricDestroy(MapRunCtx *r)
 {
   PetscFunctionBegin;
   PetscCall(PetscFree(r->metric.front));
-  PetscCall(PetscFree(r->failed));
   PetscFunctionReturn(0);
 }

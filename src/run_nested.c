@@ -23,8 +23,8 @@ static double MapNodeObjective(MapRunCtx *r, const MapNestedNode *n, const doubl
 {
   double num = 0, den = 0;
   for (int i = 0; i < n->ntask; i++) {
-    num += r->pref[n->tasks[i]] * acc[n->tasks[i]];
-    den += r->pref[n->tasks[i]];
+    num += r->opt.pref[n->tasks[i]] * acc[n->tasks[i]];
+    den += r->opt.pref[n->tasks[i]];
   }
   return den > 0 ? num / den : 0;
 }
@@ -32,7 +32,7 @@ static double MapNodeObjective(MapRunCtx *r, const MapNestedNode *n, const doubl
 static double MapNodePreference(MapRunCtx *r, const MapNestedNode *n)
 {
   double w = 0;
-  for (int i = 0; i < n->ntask; i++) w += r->pref[n->tasks[i]];
+  for (int i = 0; i < n->ntask; i++) w += r->opt.pref[n->tasks[i]];
   return w;
 }
 
@@ -44,13 +44,9 @@ static PetscErrorCode MapNestedEvaluate(MapRunCtx *r, int *counter, const double
   PetscFunctionBegin;
   PetscCall(MapRunCheckSignal(r, stop));
   if (*stop) PetscFunctionReturn(0);
-  PetscCall(MapRunEvaluate(r, "nested", *counter, c, acc, loss, &fresh, NULL));
+  PetscCall(MapJournalEvaluate(&r->journal, r->comm, r->ev, "nested", *counter, c, NULL, acc, loss, &fresh, NULL));
   (*counter)++;
-  PetscCall(PetscArraycpy(&r->C[r->n * r->T], c, r->T));
-  PetscCall(PetscArraycpy(&r->acc[r->n * r->T], acc, r->T));
-  PetscCall(PetscArraycpy(&r->loss[r->n * r->T], loss, r->T));
-  r->round[r->n] = r->nnodes; /* the tree node being built */
-  r->n++;
+  PetscCall(MapSampleSetAppend(&r->samples, c, acc, loss, r->tree.nnodes, -1)); /* round: the tree node being built */
   PetscFunctionReturn(0);
 }
 
@@ -81,7 +77,7 @@ static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int color, 
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
   if (strcmp(evtype, "analytic")) {
     int idx[MAP_MAX_TASKS], coef[MAP_MAX_TASKS], k = 0;
-    PetscCall(MapStoreOpen(g->comm, r->store_path, &g->store));
+    PetscCall(MapStoreOpen(g->comm, r->opt.store_path, &g->store));
     for (int t = 0; t < r->T; t++)
       if (need[t]) {
         PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[k]));
@@ -118,17 +114,38 @@ typedef struct {
   PetscBool     stop;
 } MapPairResult;
 
+/* the pair's 2-objective front on its fitted surrogates (pc) and the pick for the preference of
+   the two sides' tasks: N->c, N->pred, N->front_size */
+static PetscErrorCode MapNestedPairPick(MapRunCtx *r, MPI_Comm comm, MapPairCtx *pc, const MapNestedNode *A, const MapNestedNode *B, MapNestedNode *N)
+{
+  MapPareto     pareto;
+  PetscInt      k;
+  const double *Cf, *Ff, *Wf;
+  double        w[2] = {MapNodePreference(r, A), MapNodePreference(r, B)};
+
+  PetscFunctionBegin;
+  PetscCall(MapParetoCreate(comm, &pareto));
+  PetscCall(MapParetoSetFromOptions(pareto));
+  PetscCall(MapParetoSetBox(pareto, r->opt.lo, r->opt.hi));
+  PetscCall(MapParetoSetObjectives(pareto, 2, 2, MapPairObjective, pc));
+  PetscCall(MapParetoSolve(pareto));
+  PetscCall(MapParetoGetFront(pareto, &k, &Cf, &Ff, &Wf));
+  N->front_size = (int)k;
+  PetscCall(MapParetoPick(pareto, w, N->c, N->pred));
+  PetscCall(MapParetoDestroy(&pareto));
+  PetscFunctionReturn(0);
+}
+
 /* 2-task MAP on nodes a and b on group g, as node `id`; evaluations are numbered from `counter`.
    Fills res and the evaluated models C/acc/loss [(n2+1) x T]. */
 static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int b, int id, int level, int counter,
                                     MapPairResult *res, double *Cs, double *accs, double *losss)
 {
   int            T = r->T;
-  MapNestedNode *A = &r->nodes[a], *B = &r->nodes[b], *N = &res->node;
+  MapNestedNode *A = &r->tree.nodes[a], *B = &r->tree.nodes[b], *N = &res->node;
   PetscInt       n2;
   double        *C2, *Y, acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS], c[MAP_MAX_TASKS];
   MapPairCtx     pc;
-  MapPareto      pareto;
   MapLink        links[2] = {MAP_LINK_SIGMOID, MAP_LINK_SIGMOID};
   const char    *names[2] = {"left", "right"};
   PetscBool      fresh;
@@ -139,8 +156,8 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   N->right = b;
   N->level = level;
   /* the pair's design: keyed on (seed, node) so a resumed or re-ranked run draws the same points */
-  PetscCall(MapSampleGenerate(MAP_SAMPLE_REFERENCE, 2, names, r->nested_samples, r->lo, r->hi,
-                              (uint64_t)r->seed * 1000003ULL + (uint64_t)id, NULL, &n2, &C2));
+  PetscCall(MapSampleGenerate(MAP_SAMPLE_REFERENCE, 2, names, r->opt.nested_samples, r->opt.lo, r->opt.hi,
+                              (uint64_t)r->opt.seed * 1000003ULL + (uint64_t)id, NULL, &n2, &C2));
   N->ntask = A->ntask + B->ntask;
   for (int i = 0; i < A->ntask; i++) N->tasks[i] = A->tasks[i];
   for (int i = 0; i < B->ntask; i++) N->tasks[A->ntask + i] = B->tasks[i];
@@ -153,7 +170,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
     stop_local = res->stop;
     if (stop_local) break;
     for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
-    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh, NULL));
+    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh, NULL));
     PetscCall(PetscArraycpy(&Cs[i * T], c, T));
     PetscCall(PetscArraycpy(&accs[i * T], acc, T));
     PetscCall(PetscArraycpy(&losss[i * T], loss, T));
@@ -173,24 +190,11 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   }
   PetscCall(MapSurrogateCreate(g->comm, &pc.sur));
   PetscCall(MapSurrogateFit(pc.sur, 2, n2, C2, 2, Y, links));
-  PetscCall(MapParetoCreate(g->comm, &pareto));
-  PetscCall(MapParetoSetFromOptions(pareto));
-  PetscCall(MapParetoSetBox(pareto, r->lo, r->hi));
-  PetscCall(MapParetoSetObjectives(pareto, 2, 2, MapPairObjective, &pc));
-  PetscCall(MapParetoSolve(pareto));
-  {
-    PetscInt      k;
-    const double *Cf, *Ff, *Wf;
-    PetscCall(MapParetoGetFront(pareto, &k, &Cf, &Ff, &Wf));
-    N->front_size = (int)k;
-  }
-  double w[2] = {MapNodePreference(r, A), MapNodePreference(r, B)};
-  PetscCall(MapParetoPick(pareto, w, N->c, N->pred));
-  PetscCall(MapParetoDestroy(&pareto));
+  PetscCall(MapNestedPairPick(r, g->comm, &pc, A, B, N));
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
   PetscCall(MapSignalPending(g->comm, &res->stop));
   if (!res->stop) {
-    PetscCall(MapRunEvaluateOn(r, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh, NULL));
+    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh, NULL));
     PetscCall(PetscArraycpy(&Cs[n2 * T], N->W, T));
     PetscCall(PetscArraycpy(&accs[n2 * T], acc, T));
     PetscCall(PetscArraycpy(&losss[n2 * T], loss, T));
@@ -224,7 +228,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
    the samples and the journal indices are those of a one-rank run. */
 static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const int *pa, const int *pb, int *counter, PetscBool *stop)
 {
-  int            T = r->T, ngroup, color, base = r->nnodes;
+  int            T = r->T, ngroup, color, base = r->tree.nnodes;
   PetscInt       n2;
   MapNestedGroup g;
   MapPairResult *res;
@@ -232,13 +236,13 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
   const char    *names[2] = {"left", "right"};
 
   PetscFunctionBegin;
-  PetscCheck(r->nnodes + npair <= 128, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "nested MAP: too many tree nodes");
-  PetscCall(MapSampleGenerate(MAP_SAMPLE_REFERENCE, 2, names, r->nested_samples, r->lo, r->hi, 0, NULL, &n2, &tmp));
+  PetscCheck(r->tree.nnodes + npair <= 128, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "nested MAP: too many tree nodes");
+  PetscCall(MapSampleGenerate(MAP_SAMPLE_REFERENCE, 2, names, r->opt.nested_samples, r->opt.lo, r->opt.hi, 0, NULL, &n2, &tmp));
   PetscCall(PetscFree(tmp));
   PetscInt per = (n2 + 1) * T; /* evaluated models of one pair */
   /* a SLURM chain job computes one pair of its level and only keeps the numbering of the others */
-  PetscBool chain = (r->nested_level > 0 && level == r->nested_level) ? PETSC_TRUE : PETSC_FALSE;
-  r->journal_only = (r->nested_level > 0 && level < r->nested_level) ? PETSC_TRUE : PETSC_FALSE;
+  PetscBool chain = (r->opt.nested_level > 0 && level == r->opt.nested_level) ? PETSC_TRUE : PETSC_FALSE;
+  r->journal.replay_only = (r->opt.nested_level > 0 && level < r->opt.nested_level) ? PETSC_TRUE : PETSC_FALSE;
   ngroup          = chain ? 1 : PetscMin(npair, r->size);
   PetscCall(PetscCalloc1(npair, &res));
   PetscCall(PetscCalloc3(npair * per, &Cs, npair * per, &accs, npair * per, &losss));
@@ -247,24 +251,24 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
     /* the tasks this rank's group merges: those carried by the pairs it computes */
     PetscBool need[MAP_MAX_TASKS] = {PETSC_FALSE};
     for (int p = 0; p < npair; p++) {
-      if (chain ? p != r->nested_pair : p % ngroup != color) continue;
-      for (int i = 0; i < r->nodes[pa[p]].ntask; i++) need[r->nodes[pa[p]].tasks[i]] = PETSC_TRUE;
-      for (int i = 0; i < r->nodes[pb[p]].ntask; i++) need[r->nodes[pb[p]].tasks[i]] = PETSC_TRUE;
+      if (chain ? p != r->opt.nested_pair : p % ngroup != color) continue;
+      for (int i = 0; i < r->tree.nodes[pa[p]].ntask; i++) need[r->tree.nodes[pa[p]].tasks[i]] = PETSC_TRUE;
+      for (int i = 0; i < r->tree.nodes[pb[p]].ntask; i++) need[r->tree.nodes[pb[p]].tasks[i]] = PETSC_TRUE;
     }
     PetscCall(MapNestedGroupCreate(r, ngroup, color, need, &g));
   }
   for (int p = 0; p < npair; p++) {
-    if (chain && p != r->nested_pair) continue;
+    if (chain && p != r->opt.nested_pair) continue;
     if (!chain && p % ngroup != color) continue;
     PetscCall(MapNestedPair(r, &g, pa[p], pb[p], base + p, level, *counter + p * (int)(n2 + 1), &res[p], &Cs[p * per], &accs[p * per],
                             &losss[p * per]));
     if (res[p].stop) break;
   }
   PetscCall(MapNestedGroupDestroy(&g));
-  r->journal_only = PETSC_FALSE;
+  r->journal.replay_only = PETSC_FALSE;
   /* every pair's result from the first rank of its group */
   for (int p = 0; p < npair; p++) {
-    if (chain && p != r->nested_pair) continue;
+    if (chain && p != r->opt.nested_pair) continue;
     int gk = chain ? 0 : p % ngroup, root = 0;
     while ((int)(((int64_t)root * ngroup) / r->size) != gk) root++;
     PetscCallMPI(MPI_Bcast(&res[p], (int)sizeof(MapPairResult), MPI_BYTE, root, r->comm));
@@ -276,8 +280,8 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
   for (int p = 0; p < npair; p++) anystop |= res[p].stop ? 1 : 0;
   *stop = anystop ? PETSC_TRUE : PETSC_FALSE;
   for (int p = 0; p < npair && !*stop; p++) {
-    MapNestedNode *N = &r->nodes[base + p];
-    if (chain && p != r->nested_pair) { /* computed by another job of this level */
+    MapNestedNode *N = &r->tree.nodes[base + p];
+    if (chain && p != r->opt.nested_pair) { /* computed by another job of this level */
       memset(N, 0, sizeof(*N));
       N->left = pa[p];
       N->right = pb[p];
@@ -286,20 +290,15 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
       continue;
     }
     *N = res[p].node;
-    for (int i = 0; i < res[p].nevals; i++) {
-      PetscCall(PetscArraycpy(&r->C[r->n * T], &Cs[p * per + i * T], T));
-      PetscCall(PetscArraycpy(&r->acc[r->n * T], &accs[p * per + i * T], T));
-      PetscCall(PetscArraycpy(&r->loss[r->n * T], &losss[p * per + i * T], T));
-      r->round[r->n] = base + p;
-      r->n++;
-    }
-    PetscCall(PetscArraycpy(r->pick_acc, res[p].chosen_acc, T));
-    PetscCall(PetscArraycpy(r->pick_loss, res[p].chosen_loss, T));
+    for (int i = 0; i < res[p].nevals; i++)
+      PetscCall(MapSampleSetAppend(&r->samples, &Cs[p * per + i * T], &accs[p * per + i * T], &losss[p * per + i * T], base + p, -1));
+    PetscCall(PetscArraycpy(r->report.pick_acc, res[p].chosen_acc, T));
+    PetscCall(PetscArraycpy(r->report.pick_loss, res[p].chosen_loss, T));
     PetscCall(PetscPrintf(r->comm, "nested level %d: node %d = (%d, %d) at c = (%.4f, %.4f)%s: objectives predicted (%.4f, %.4f), real (%.4f, %.4f)\n",
                           level, base + p, pa[p], pb[p], N->c[0], N->c[1], N->from_sample ? " (an evaluated sample beat the pick)" : "",
                           N->pred[0], N->pred[1], N->real[0], N->real[1]));
   }
-  if (!*stop) r->nnodes += npair;
+  if (!*stop) r->tree.nnodes += npair;
   *counter += npair * (int)(n2 + 1);
   PetscCall(PetscFree(res));
   PetscCall(PetscFree3(Cs, accs, losss));
@@ -313,10 +312,10 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
 
   PetscFunctionBegin;
   *stop     = PETSC_FALSE;
-  r->nnodes = 0;
+  r->tree.nnodes = 0;
   /* leaves: each fine-tuned model on its own task (evaluated, not assumed) */
   for (int t = 0; t < T; t++) {
-    MapNestedNode *L = &r->nodes[r->nnodes];
+    MapNestedNode *L = &r->tree.nodes[r->tree.nnodes];
     memset(L, 0, sizeof(*L));
     for (int k = 0; k < T; k++) c[k] = (k == t) ? 1.0 : 0.0;
     PetscCall(MapNestedEvaluate(r, &counter, c, acc, loss, stop));
@@ -327,7 +326,7 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
     PetscCall(PetscArraycpy(L->W, c, T));
     L->metric      = acc[t];
     L->evaluations = 1;
-    active[nactive++] = r->nnodes++;
+    active[nactive++] = r->tree.nnodes++;
   }
   while (nactive > 1) {
     int paired[MAP_MAX_TASKS] = {0}, next[MAP_MAX_TASKS], nnext = 0, npair = 0, pa[MAP_MAX_TASKS / 2], pb[MAP_MAX_TASKS / 2];
@@ -339,7 +338,7 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
       for (int i = 0; i < nactive; i++)
         for (int j = i + 1; j < nactive; j++) {
           if (paired[i] || paired[j]) continue;
-          double d = PetscAbsReal(r->nodes[active[i]].metric - r->nodes[active[j]].metric);
+          double d = PetscAbsReal(r->tree.nodes[active[i]].metric - r->tree.nodes[active[j]].metric);
           if (d < best) {
             best = d;
             bi   = i;
@@ -350,41 +349,41 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop)
       paired[bi] = paired[bj] = 1;
       pa[npair]  = active[bi];
       pb[npair]  = active[bj];
-      next[nnext++] = r->nnodes + npair;
+      next[nnext++] = r->tree.nnodes + npair;
       npair++;
     }
-    if (r->nested_level > 0 && level == r->nested_level)
-      PetscCheck(r->nested_pair < npair, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_pair %d: level %d has %d pair(s)",
-                 (int)r->nested_pair, level, npair);
+    if (r->opt.nested_level > 0 && level == r->opt.nested_level)
+      PetscCheck(r->opt.nested_pair < npair, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_pair %d: level %d has %d pair(s)",
+                 (int)r->opt.nested_pair, level, npair);
     PetscCall(MapNestedLevel(r, level, npair, pa, pb, &counter, stop));
     if (*stop) PetscFunctionReturn(0);
     for (int i = 0; i < nactive; i++)
       if (!paired[i]) next[nnext++] = active[i]; /* the odd one out waits for the next level */
     for (int i = 0; i < nnext; i++) active[i] = next[i];
     nactive = nnext;
-    if (r->nested_level > 0 && level == r->nested_level && nactive > 1) { /* the next level's jobs take it from here */
+    if (r->opt.nested_level > 0 && level == r->opt.nested_level && nactive > 1) { /* the next level's jobs take it from here */
       r->nested_partial = PETSC_TRUE;
       PetscFunctionReturn(0);
     }
   }
-  PetscCheck(r->nested_level <= level, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_level %d: the merge tree of %d tasks has %d level(s)",
-             (int)r->nested_level, T, level);
-  r->root = active[0];
-  PetscCall(PetscArraycpy(r->pick_c, r->nodes[r->root].W, T));
-  for (int t = 0; t < T; t++) r->pick_pred[t] = NAN; /* nested MAP predicts side objectives, not per-task metrics */
+  PetscCheck(r->opt.nested_level <= level, r->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_nested_level %d: the merge tree of %d tasks has %d level(s)",
+             (int)r->opt.nested_level, T, level);
+  r->tree.root = active[0];
+  PetscCall(PetscArraycpy(r->report.pick_c, r->tree.nodes[r->tree.root].W, T));
+  for (int t = 0; t < T; t++) r->report.pick_pred[t] = NAN; /* nested MAP predicts side objectives, not per-task metrics */
   PetscFunctionReturn(0);
 }
 
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file)
 {
-  int     T = r->T, n = r->nnodes;
+  int     T = r->T, n = r->tree.nnodes;
   double *tree, *W;
   hid_t   g;
 
   PetscFunctionBegin;
   PetscCall(PetscMalloc2(n * 12, &tree, n * T, &W));
   for (int k = 0; k < n; k++) {
-    MapNestedNode *N = &r->nodes[k];
+    MapNestedNode *N = &r->tree.nodes[k];
     double         row[12] = {N->left, N->right, N->level, N->c[0], N->c[1], N->pred[0], N->pred[1], N->real[0], N->real[1], N->metric, N->evaluations, N->from_sample};
     PetscCall(PetscArraycpy(&tree[k * 12], row, 12));
     PetscCall(PetscArraycpy(&W[k * T], N->W, T));
@@ -399,13 +398,13 @@ PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file)
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapRunNestedSummary(MapRunCtx *r)
+PetscErrorCode MapRunNestedView(MapRunCtx *r, PetscViewer viewer)
 {
   PetscFunctionBegin;
-  PetscCall(PetscPrintf(r->comm, "merge tree (%d nodes, root %d):\n", r->nnodes, r->root));
-  for (int k = r->T; k < r->nnodes; k++) {
-    MapNestedNode *N = &r->nodes[k];
-    PetscCall(PetscPrintf(r->comm, "  level %d node %d = %.4f x node %d + %.4f x node %d; objectives real (%.4f, %.4f); %d evaluations\n",
+  PetscCall(PetscViewerASCIIPrintf(viewer, "merge tree (%d nodes, root %d):\n", r->tree.nnodes, r->tree.root));
+  for (int k = r->T; k < r->tree.nnodes; k++) {
+    MapNestedNode *N = &r->tree.nodes[k];
+    PetscCall(PetscViewerASCIIPrintf(viewer, "  level %d node %d = %.4f x node %d + %.4f x node %d; objectives real (%.4f, %.4f); %d evaluations\n",
                           N->level, k, N->c[0], N->left, N->c[1], N->right, N->real[0], N->real[1], N->evaluations));
   }
   PetscFunctionReturn(0);

@@ -3,6 +3,7 @@
 #define MAPMERGE_RUNIMPL_H
 
 #include <mapmerge/run.h>
+#include <mapmerge/core_h5.h>
 #include <jansson.h>
 
 /* MapExportWriteMerged - export's merged tensors through w, read-merge-write in blocks of about
@@ -28,6 +29,12 @@ typedef struct {
   int              n, cap;
   MapJournalEntry *entries;
   int              lockfd; /* rank 0: the flock on "<path>.lock", held while the journal is open */
+  int              T;             /* metrics per entry */
+  char           **tasks;         /* their names, for messages (borrowed) */
+  PetscBool        replay_only;   /* evaluations must come from the journals (earlier levels of a chain) */
+  char             folder[MAP_PATH_LEN];
+  char             metric[64];    /* the name of the value in acc (-map_metric; "accuracy" by default), for messages */
+  PetscBool        with_loss;     /* the loss must be finite too (the default metric fits it beside the accuracy) */
 } MapJournal;
 
 PetscErrorCode MapJournalOpen(MPI_Comm comm, const char *path, PetscBool resume, MapJournal *j);
@@ -45,6 +52,22 @@ PetscErrorCode MapJournalFind(MapJournal *j, const char *kind, int index, int T,
 PetscErrorCode MapJournalAppend(MPI_Comm comm, MapJournal *j, const char *kind, int index, int T, const double *c,
                                 const double *acc, const double *loss, PetscBool failed);
 PetscErrorCode MapJournalClose(MapJournal *j);
+/* MapJournalSetTasks - what MapJournalEvaluate records: T metrics per entry, named tasks (borrowed), for the run folder */
+void MapJournalSetTasks(MapJournal *j, int T, char **tasks, const char *folder);
+/* MapJournalSetMetric - the value the evaluator's metrics[].metric holds (-map_metric's name) and
+   whether its loss must be finite too */
+void MapJournalSetMetric(MapJournal *j, const char *name, PetscBool with_loss);
+/* MapJournalEvaluate - the metrics at c: from the journal when it has them, else evaluated by ev on
+   comm and journaled at once (rank 0 of comm appends). want (NULL: all tasks): the tasks evaluated;
+   the others are NaN in acc/loss and null in the journal. acc holds -map_metric's values.
+   A non-finite or missing metric is journaled as failed; failed == NULL: then an error; else *failed
+   is set, acc is NaN and the caller leaves the point out (a resume reads it as done, not retried).
+   Collective on comm. */
+PetscErrorCode MapJournalEvaluate(MapJournal *j, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
+                                  const PetscBool *want, double *acc, double *loss, PetscBool *fresh, PetscBool *failed);
+/* MapJournalMetricValues - acc[T], loss[T] from the evaluator's metrics; the first wanted task whose
+   value is unusable (a failed point), or -1 */
+int MapJournalMetricValues(const MapJournal *j, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss);
 
 /* Signals: SIGUSR1/SIGTERM set a flag (MapRunCatchSignals, run.h); MapSignalPending agrees on it
    across ranks (collective). */
@@ -64,16 +87,12 @@ typedef struct {
   int    from_sample;        /* 1 when an evaluated sample of the pair beat the surrogate's pick */
 } MapNestedNode;
 
-/* -map_budget N (run_budget.c): the allocation and what was spent */
-typedef struct {
-  PetscInt total;                    /* N; 0: no budget */
-  PetscInt design_n;                 /* -map_budget_design (0: automatic) */
-  double   reeval_fraction;
-  PetscBool spread_objectives;       /* spread front points in predicted accuracies, not coefficients */
-  PetscInt design, reserve, round_points, planned_rounds;
-  PetscInt rounds, refined;          /* adaptive rounds done and the points they evaluated */
-  PetscInt round_now, round_added;   /* the current round's share and what it evaluated */
-} MapRunBudget;
+/* the run's phases: a PETSc log stage each (-log_view) and a wall-clock total for the summary */
+typedef enum { MAP_RUN_SETUP, MAP_RUN_EVALUATE, MAP_RUN_FIT, MAP_RUN_SEARCH, MAP_RUN_REEVALUATE, MAP_RUN_WRITE, MAP_RUN_NPHASE } MapRunPhase;
+extern const char *const MapRunPhaseNames[MAP_RUN_NPHASE];
+
+/* the most models one run may evaluate: sizes beyond it are typos, and products of them overflow */
+#define MAP_RUN_MAX_EVALS 1000000
 
 #include <mapmerge/surrogate.h>
 
@@ -84,86 +103,179 @@ typedef struct {
   PetscBool with_loss;  /* accuracy: the loss surrogates are fitted beside it */
   MapLink   link;       /* sigmoid (bounded range), softplus (one bound), identity (none) */
   double    off, scale, sign; /* sign = -1: lower is better, the search maximises -metric */
-  double   *front;      /* lower is better: the predicted front in the metric's units (r->Ff points here) */
+  double   *front;      /* lower is better: the predicted front in the metric's units (report.Ff points here) */
 } MapRunMetric;
 
+/* -map_budget N (run_budget.c): the allocation and what was spent */
 typedef struct {
+  PetscInt  total;             /* N; 0: no budget */
+  PetscInt  design_n;          /* -map_budget_design (0: automatic) */
+  double    reeval_fraction;
+  PetscBool spread_objectives; /* spread front points in predicted accuracies, not coefficients */
+  PetscInt  design, reserve, round_points, planned_rounds;
+  PetscInt  rounds, refined;        /* adaptive rounds done and the points they evaluated */
+  PetscInt  round_now, round_added; /* the current round's share and what it evaluated */
+} MapRunBudget;
+
+/* the options of a run, read once (MapRunSetFromOptions, run_options.c) */
+typedef struct {
+  char            store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32];
+  PetscInt        reevaluate;
+  PetscInt        seed;   /* the sampler's -map_seed and -map_box, copied */
+  double          lo, hi;
+  double          pref[MAP_MAX_TASKS];
+  int             npref;
+  PetscBool       resume;
+  PetscInt        bayes_iterations, bayes_batch; /* Bayesian MAP's rounds */
+  PetscInt        refine, refine_points;                        /* refinement rounds along the predicted front */
+  PetscBool       refine_pick;                                  /* -map_refine_target pick: each round evaluates the pick */
+  PetscBool       bayes_per_task; /* -map_bayes_evaluate per_task: each round's points are evaluated on the task that drew them */
+  char            test_data[65536];
+  PetscInt        nested_samples;            /* design size per pair (0: the 2-task reference design) */
+  PetscInt        nested_level, nested_pair; /* SLURM chain: compute only this pair of this level (0: all) */
+} MapRunOptions;
+
+/* MapSampleSet - every evaluated model of a run in evaluation order (the design, then each round's
+   points; Nested MAP: every pair's samples). Grows on append. */
+typedef struct {
+  int       T;
+  PetscInt  n, cap;
+  double   *C, *acc, *loss; /* [n*T]; accuracy and loss NaN where not evaluated */
+  double   *round;          /* [n]: 0 = initial design, k = Bayesian/refinement round k (nested: the tree node) */
+  double   *task;           /* [n]: -1 = evaluated on every task, t = on task t only (per-task rounds) */
+  PetscBool *failed;        /* [n]: the evaluation failed (non-finite or missing metric): out of the fit and the fronts */
+} MapSampleSet;
+/* MapSampleSetAppend - one more point c[T] (acc, loss: its metrics, or NULL for NaN until evaluated) */
+PetscErrorCode MapSampleSetAppend(MapSampleSet *s, const double *c, const double *acc, const double *loss, int round, int task);
+PetscErrorCode MapSampleSetDestroy(MapSampleSet *s);
+
+/* what the run reports: the predicted front, its re-evaluated points, the real front, the pick and
+   the best evaluated model */
+typedef struct {
+  PetscInt      kfront, kreal;
+  const double *Cf, *Ff, *Wf;          /* front (borrowed from pareto) */
+  int          *real_index;            /* [kreal] indices into the front */
+  double       *real_acc, *real_loss;  /* [kreal*T] */
+  PetscInt      kall;                  /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
+  double       *all_c, *all_acc;       /* [kall*T] */
+  double        pick_c[MAP_MAX_TASKS], pick_pred[MAP_MAX_TASKS], pick_acc[MAP_MAX_TASKS], pick_loss[MAP_MAX_TASKS];
+  double        pick_test_acc[MAP_MAX_TASKS], pick_test_loss[MAP_MAX_TASKS];
+  PetscBool     best_found; /* the best evaluated model for the preference, by the pick's criterion */
+  double        best_c[MAP_MAX_TASKS], best_acc[MAP_MAX_TASKS], best_score, pick_score; /* scores: MapParetoPreferenceValue of real accuracies */
+} MapRunReport;
+
+/* Nested MAP's merge tree; node k < T is task k's fine-tuned model */
+typedef struct {
+  int           nnodes, root;
+  MapNestedNode nodes[128];
+} MapNestedTree;
+
+/* how MapRunSolve ended */
+typedef enum { MAP_RUN_SOLVING, MAP_RUN_COMPLETED, MAP_RUN_LEVEL_DONE, MAP_RUN_CHECKPOINTED } MapRunStatus;
+
+struct _p_MapRun {
   MPI_Comm      comm;
   PetscMPIInt   rank, size;
-  /* options */
-  char          store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32], sample_type[32], sample_file[MAP_PATH_LEN];
-  PetscInt      sample_n, reevaluate;
-  PetscInt      seed;
-  double        lo, hi, pref[MAP_MAX_TASKS];
-  int           npref;
-  PetscBool     resume;
-  PetscInt      bayes_initial, bayes_iterations, bayes_batch; /* Bayesian MAP */
-  PetscInt      refine, refine_points;                        /* refinement rounds along the predicted front */
-  PetscBool     refine_pick;                                  /* -map_refine_target pick: each round evaluates the pick */
-  MapBayesOptions bayes;
-  PetscBool     bayes_per_task;      /* -map_bayes_evaluate per_task: each round's points are evaluated on the task that drew them */
-  double       *round;               /* [n]: 0 = initial design, k = Bayesian round k */
-  double       *sample_task;         /* [n]: -1 = evaluated on every task, t = on task t only (per-task rounds) */
+  MapRunOptions opt;
   int           T;
   char        **tasks;
   /* objects */
+  MapSampler    sampler; /* the design and Bayesian MAP's new points */
   MapStore      store;
   MapModel      model;
-  MapEvaluator  ev, ev_test;       /* selection on the val sets; held-out report on -map_test_data */
-  char          test_data[65536];
-  double        pick_test_acc[MAP_MAX_TASKS], pick_test_loss[MAP_MAX_TASKS];
+  MapEvaluator  ev, ev_test; /* selection on the val sets; held-out report on -map_test_data */
   MapSurrogate  sur;
   MapPareto     pareto;
   MapJournal    journal;
-  /* data */
-  PetscInt      n;                 /* samples */
-  double       *C, *acc, *loss;    /* [n*T]; acc holds the values of -map_metric (accuracy by default) */
-  PetscBool    *failed;            /* [n] the sample's evaluation failed (non-finite or missing metric) */
+  MapSampleSet  samples;
+  MapRunReport  report;
   MapRunMetric  metric;
-  PetscInt      kfront, kreal;
-  const double *Cf, *Ff, *Wf;        /* front (borrowed from pareto) */
-  int          *real_index;          /* [kreal] indices into the front */
-  double       *real_acc, *real_loss; /* [kreal*T] */
-  double        pick_c[MAP_MAX_TASKS], pick_pred[MAP_MAX_TASKS], pick_acc[MAP_MAX_TASKS], pick_loss[MAP_MAX_TASKS];
-  double        t_phase[6];
-  PetscInt      nested_samples;    /* design size per pair (0: the 2-task reference design) */
-  PetscInt      nested_level, nested_pair; /* SLURM chain: compute only this pair of this level (0: all) */
-  PetscBool     nested_partial;
-  PetscBool     journal_only;
-  int           neval_data;        /* the eval sets of the run's tasks (Nested MAP sets up one evaluator per rank group) */
-  char        **eval_data;      /* evaluations must come from the journals (earlier levels of a chain) */    /* this job stopped after its level: no results to write */
-  PetscBool     fitted;            /* surrogates and front exist (not for nested) */
-  PetscInt      kall;              /* "MAP real": non-dominated set of every evaluated model (samples + re-evaluations) */
-  double       *all_c, *all_acc;   /* [kall*T] */
-  PetscBool     best_found;        /* the best evaluated model for the preference, by the pick's criterion */
-  double        best_c[MAP_MAX_TASKS], best_acc[MAP_MAX_TASKS], best_score, pick_score; /* scores: MapParetoPreferenceValue of real accuracies */
-  /* Nested MAP: the merge tree; node k < T is task k's fine-tuned model */
-  int           nnodes, root;
-  MapNestedNode nodes[128];
-  void         *evgroups;          /* concurrent evaluator groups of command/worker (run_groups.c), NULL until used */
+  MapRunBudget  budget; /* -map_budget (run_budget.c) */
+  MapNestedTree tree;
+  MapRunStatus  status;
+  double        t_phase[MAP_RUN_NPHASE], phase_t0; /* wall clock per phase; phase_t0: when the current one began */
+  PetscLogStage stages[MAP_RUN_NPHASE];
+  int           phase;          /* the phase begun and not ended, or -1 */
+  PetscBool     nested_partial; /* this job stopped after its level: no results to write */
+  int           neval_data;     /* the eval sets of the run's tasks (Nested MAP sets up one evaluator per rank group) */
+  char        **eval_data;
+  PetscBool     fitted;         /* surrogates and front exist (not for nested) */
+  void         *evgroups;       /* concurrent evaluator groups of command/worker (run_groups.c), NULL until used */
   char          start_time[64], end_time[64];
-  char          store_sha256[65];  /* taken when the store was read (MapRunHashInputs) */
-  json_t       *inputs_sha256;     /* path -> sha256 of every input file, for the manifest */
-  MapRunBudget  budget;
-} MapRunCtx;
+  char          store_sha256[65]; /* taken when the store was read (MapRunHashInputs) */
+  json_t       *inputs_sha256;    /* path -> sha256 of every input file, for the manifest */
+};
+typedef struct _p_MapRun MapRunCtx;
+
+/* run_phase.c: a phase's stage pushed and its clock started; popped and its time added */
+PetscErrorCode MapRunPhaseBegin(MapRunCtx *r, MapRunPhase p);
+PetscErrorCode MapRunPhaseEnd(MapRunCtx *r, MapRunPhase p);
+/* run_options.c */
+/* run_results.c: results.h5, front.csv and manifest.json; run_results_read.c: reading them back */
+void           MapRunNow(char *buf, size_t len);
+PetscErrorCode MapRunWriteResults(MapRunCtx *r);
+/* a finished run's results.h5, read by rank 0 (info, export) */
+typedef struct {
+  hid_t       file;
+  H5E_auto2_t efunc; /* HDF5's error reporting, silenced while the file is open */
+  void       *edata;
+} MapRunResults;
+PetscErrorCode MapRunResultsOpen(const char *path, const char *who, MapRunResults *res);
+void           MapRunResultsClose(MapRunResults *res);
+PetscErrorCode MapRunResultsView(MPI_Comm comm, const char *where);
+/* what `export -map_run` takes from a finished run's results.h5 (rank 0 reads, export broadcasts) */
+typedef struct {
+  int     T, F, K, nested;     /* nested: F = tree nodes */
+  double *params;              /* [T*F] accuracy surrogates, or nested: [F*T] the tree's coefficients */
+  double *front_acc, *front_c; /* [K*T] the real front, when asked for */
+  char   *box, *method;        /* root attributes (PetscFree) */
+  char    metric_spec[256];    /* -map_metric of the run (accuracy:higher:0,1 for runs without one) */
+  char    tasks[65536];        /* comma-separated */
+} MapRunResultsForExport;
+PetscErrorCode MapRunResultsReadForExport(const char *run, const char *path, PetscBool front, MapRunResultsForExport *x, int *ok);
 
 /* run_guard.c: inputs hashed when read, the journal's binding, outputs that are not inputs */
 PetscErrorCode MapRunHashInputs(MapRunCtx *r);
 PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding);
 PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r);
 
-/* run_groups.c: -map_eval_groups G > 1 for command/worker evaluators: G samples at a time */
-PetscErrorCode MapRunEvaluateSamplesGrouped(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop, PetscBool *grouped);
+/* run_groups.c: evaluations journaled in a fixed order; with -map_eval_groups G > 1 for command/worker
+   evaluators, G at a time (one per evaluator group) */
+typedef struct {
+  const char   *kind;  /* journal kind: "sample", "reeval", "pick" */
+  int           index; /* journal index */
+  const double *c;     /* [T] coefficients */
+  int           task;  /* -1: every task; t: task t only */
+  double       *acc, *loss; /* [T] out: -map_metric's values (NaN when failed) and the loss */
+  PetscBool    *failed; /* out, or NULL: the evaluation failed (journaled as such, left out of the fit) */
+  PetscBool    *done;  /* non-NULL: the pick on the held-out sets (ev_test's), by a group's worker that can
+                          (MapEvaluatorEvaluateOnDataOf), not journaled; *done says whether it could */
+} MapRunEvalItem;
+PetscErrorCode MapRunEvaluateItems(MapRunCtx *r, PetscInt nitem, const MapRunEvalItem *items, const char *label, PetscBool *stop);
+PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop);
+PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop, PetscBool *tested);
+PetscErrorCode MapRunEvaluateHeldOut(MapRunCtx *r, const double *c, MapTaskMetrics *m);
 PetscErrorCode MapRunEvalGroupsDestroy(MapRunCtx *r);
-/* failed == NULL: a failed evaluation (non-finite or missing metric) is journaled, then an error;
-   else *failed is set, acc is NaN, and the caller leaves the point out (a resume reads it as done) */
-PetscErrorCode MapRunEvaluate(MapRunCtx *r, const char *kind, int index, const double *c, double *acc, double *loss, PetscBool *fresh,
-                              PetscBool *failed);
-PetscErrorCode MapRunEvaluateOn(MapRunCtx *r, MPI_Comm comm, MapEvaluator ev, const char *kind, int index, const double *c,
-                                const PetscBool *want, double *acc, double *loss, PetscBool *fresh, PetscBool *failed);
-/* MapRunMetricValues - acc[T] from the evaluator's metrics (the values of -map_metric) and loss[T];
-   returns the first wanted task whose value is unusable (failed), or -1 */
-int MapRunMetricValues(MapRunCtx *r, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss);
+PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
+PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *inputs_sha256); /* run_repro.c */
+PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
+PetscErrorCode MapRunNestedView(MapRunCtx *r, PetscViewer viewer);
+PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
+
+/* run_map.c, for the budget's rounds */
+PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop);
+PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it, int round_id, PetscBool *stop);
+
+/* run_budget.c: -map_budget N. SetFromOptions after the sampler's options (run_options.c); Plan once
+   T is known, before the design is drawn: the design size (MapSamplerSetSize), the rounds, the lattice */
+PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r);
+PetscErrorCode MapRunBudgetPlan(MapRunCtx *r);
+PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, PetscBool bayes, PetscBool *stop);
+PetscInt       MapRunBudgetReevaluateCap(MapRunCtx *r);
+PetscErrorCode MapRunBudgetChooseReevaluations(MapRunCtx *r);
+PetscErrorCode MapRunBudgetView(MapRunCtx *r, PetscViewer viewer);
+PetscErrorCode MapRunBudgetJSON(MapRunCtx *r, json_t **o);
+PetscErrorCode MapRunBudgetWrite(MapRunCtx *r, hid_t file);
 
 /* run_metric.c */
 void           MapRunMetricFrom(const MapMetric *mt, MapRunMetric *M);
@@ -177,31 +289,9 @@ PetscErrorCode MapRunMetricFront(MapRunCtx *r);
 int            MapRunMetricOriented(MapRunCtx *r, const double *y, double *f);
 const char    *MapRunMetricGroup(MapRunCtx *r);
 const char    *MapRunMetricShort(MapRunCtx *r);
-PetscErrorCode MapRunMetricSummary(MapRunCtx *r);
-PetscErrorCode MapRunMetricDestroy(MapRunCtx *r);
-PetscErrorCode MapRunCheckSignal(MapRunCtx *r, PetscBool *stop);
-PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *inputs_sha256); /* run_repro.c */
-PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
-PetscErrorCode MapRunNestedSummary(MapRunCtx *r);
-
-#include <mapmerge/core_h5.h>
-PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
+PetscErrorCode MapRunMetricSummary(MapRunCtx *r, PetscViewer viewer);
 PetscErrorCode MapRunMetricWrite(MapRunCtx *r, hid_t file);
-
-/* run_map.c, for the budget's rounds */
-PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt i1, PetscBool *stop);
-PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop);
-PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, const PetscLogStage *stages, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it,
-                                   int round_id, PetscBool *stop);
-
-/* run_budget.c: -map_budget N */
-PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r);
-PetscErrorCode MapRunBudgetPlan(MapRunCtx *r, PetscBool bayes);
-PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, const PetscLogStage *stages, PetscBool bayes, PetscBool *stop);
-PetscInt       MapRunBudgetReevaluateCap(MapRunCtx *r);
-PetscErrorCode MapRunBudgetChooseReevaluations(MapRunCtx *r);
-PetscErrorCode MapRunBudgetSummary(MapRunCtx *r);
-PetscErrorCode MapRunBudgetJSON(MapRunCtx *r, json_t **o);
-PetscErrorCode MapRunBudgetWrite(MapRunCtx *r, hid_t file);
+PetscErrorCode MapRunMetricManifest(MapRunCtx *r, json_t *manifest);
+PetscErrorCode MapRunMetricDestroy(MapRunCtx *r);
 
 #endif

@@ -1,5 +1,5 @@
 /* sample_csv: reading coefficient vectors from a CSV file (-map_coeffs, -map_sample_type file). */
-#include <mapmerge/sample.h>
+#include <mapmerge/sample_csv.h>
 #include <errno.h>
 #include <math.h>
 

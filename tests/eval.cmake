@@ -7,6 +7,7 @@ map_script_test(eval_command_and_errors /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tes
 map_script_test(eval_analytic_cli /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_analytic.py)
 map_script_test(eval_finite_pieces /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_finite_pieces.py)
 map_script_test(eval_hostile_command /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_hostile_command.py)
-foreach(t eval_forward_bits eval_finite_pieces eval_torch_interop eval_command_and_errors eval_analytic_cli eval_hostile_command)
+map_script_test(eval_registry_views /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/test_views.py)
+foreach(t eval_forward_bits eval_finite_pieces eval_torch_interop eval_command_and_errors eval_analytic_cli eval_hostile_command eval_registry_views)
   set_tests_properties(${t} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()

@@ -9,7 +9,7 @@ set_tests_properties(lm_ref_selfcheck PROPERTIES FIXTURES_REQUIRED lm_zoo FAIL_R
 
 # The lm evaluator on the zoo (tests/lm/test_lm.py): against the float64 reference, the same bits at
 # -n 1..4 and 8, `run` end to end with the exported pick re-scored, and bad inputs.
-foreach(case ref ranks run errors)
+foreach(case ref ranks run errors worker)
   map_script_test(lm_eval_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/lm/test_lm.py ${case})
   set_tests_properties(lm_eval_${case} PROPERTIES FIXTURES_REQUIRED lm_zoo FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()

@@ -27,6 +27,7 @@ def mapmerge(n, *args):
                        capture_output=True, text=True)
     if p.returncode:
         sys.exit(p.stdout[-3000:] + p.stderr[-3000:])
+    mapmerge.phases = next((l.split(":", 1)[1].strip() for l in p.stdout.splitlines() if l.startswith("time per phase:")), "")
     return time.time() - t0
 
 
@@ -36,7 +37,7 @@ def run(name, n, *extra, samples="12"):
     args = [a if a != "12" else samples for a in MAP]
     dt = mapmerge(n, "run", "-options_file_yaml", SMALL, "-map_store", "store.h5", "-map_output", out, *args, *extra)
     with open(os.path.join(out, "journal.jsonl")) as f:
-        nev = f.read().count("\n")
+        nev = sum('"kind":"header"' not in line for line in f)
     return dt, nev
 
 
@@ -84,11 +85,11 @@ def compare(torch_worker):
 def sleep(n=2, groups=(1, 2)):
     slow = f"{PY} {ROOT}/tests/worker/np_worker.py --sleep {SLEEP}"
     print(f"\nslow scorer: np_worker --sleep {SLEEP} s per request, mpiexec -n {n}")
-    print("| -map_eval_groups | wall s | evaluations |")
-    print("|---|---|---|")
+    print("| -map_eval_groups | wall s | evaluations | mapmerge's time per phase |")
+    print("|---|---|---|---|")
     for G in groups:
         dt, nev = run(f"sleep-g{G}", n, "-map_eval_type", "worker", "-map_eval_worker", slow, "-map_eval_groups", str(G))
-        print(f"| {G} | {dt:.1f} | {nev} |")
+        print(f"| {G} | {dt:.1f} | {nev} | {mapmerge.phases} |")
 
 
 if __name__ == "__main__":

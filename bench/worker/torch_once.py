@@ -14,10 +14,8 @@ ap.add_argument('--data', required=True)
 a = ap.parse_args()
 torch.set_num_threads(1)
 w = torch_worker.Worker('cpu', 256)
-d = torch_worker.load_safetensors(a.data, w.device)
-w.sets[a.task] = (d['inputs'].float(), d['labels'].long())
 params = {k: v.float() for k, v in torch_worker.load_safetensors(a.model, w.device).items()}
 w.heads[a.task] = {k: params.pop(k) for k in list(params) if k.startswith('head.')}
 w.merged = lambda req: params
-ans = w.evaluate({'id': 0, 'tasks': [{'name': a.task}]})
+ans = w.evaluate({'id': 0, 'tasks': [{'name': a.task, 'data': a.data}]})
 print(json.dumps(ans['metrics'][a.task]))

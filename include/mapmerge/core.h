@@ -75,6 +75,12 @@ void           MapLayoutRange(int64_t P, int size, int rank, int64_t *lo, int64_
 /* MapWallTime - seconds since an arbitrary origin (MPI_Wtime). */
 double MapWallTime(void);
 
+/* MapWaitPolitely - MPI_Wait that sleeps between tests (up to 2 ms): ranks that wait for an external
+   program (a worker, a command) leave the cores to it instead of spinning in the MPI library. */
+PetscErrorCode MapWaitPolitely(MPI_Request *req);
+/* MapBcastPolitely - MPI_Bcast of count bytes, waited for with MapWaitPolitely. Collective. */
+PetscErrorCode MapBcastPolitely(void *buf, int count, int root, MPI_Comm comm);
+
 /* MapProgress - rank-0 progress line "label: i/n, elapsed Xs, ETA Ys". */
 PetscErrorCode MapProgress(MPI_Comm comm, const char *label, PetscInt done, PetscInt total, double t0);
 

@@ -2,7 +2,9 @@
  *   mlp      built-in model-parallel MLP forward pass over the sharded parameters
  *   command  an external program receives the merged model as safetensors (argv, no shell)
  *   worker   a persistent external program answers one JSON request per model (docs/evaluators-external.md)
- *   analytic closed-form test problems in c with known Pareto fronts */
+ *   analytic closed-form test problems in c with known Pareto fronts
+ *   lm       built-in tensor-parallel GPT-2/Llama language model (docs/lm.md)
+ * and any type added with MapEvaluatorRegister. */
 #ifndef MAPMERGE_EVAL_H
 #define MAPMERGE_EVAL_H
 
@@ -36,13 +38,19 @@ PetscBool MapMetricIsDefault(const MapMetric *m);
 
 typedef struct _p_MapEvaluator *MapEvaluator;
 
-/* Life cycle: Create, SetType or SetFromOptions (-map_eval_type, -map_eval_data, -map_eval_groups,
+/* Life cycle: Create, SetType or SetFromOptions (-map_eval_type, -map_eval_view, -map_eval_data, -map_eval_groups,
    -map_eval_batch, -map_eval_row_block, -map_eval_kernel blas|ref, -map_eval_command,
    -map_eval_worker, -map_eval_worker_mode, -map_eval_worker_dtype, -map_eval_gpus,
    -map_eval_timeout, -map_eval_tmpdir, -map_analytic_problem), SetUp, Evaluate*, Destroy.
    mlp metrics are the same bits for any rank count and -map_eval_groups, given the same
    -map_eval_batch, -map_eval_row_block and -map_eval_kernel. */
 PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev);
+/* MapEvaluatorRegister - adds a type by name (PETSc's XxxRegister): create(ev) fills the evaluator's
+   ops and data (src/evalimpl.h); -map_eval_type name selects it. The built-in types are registered
+   by MapEvaluatorInitializePackage (called by Create and Register). Not collective. */
+PetscErrorCode MapEvaluatorRegister(const char name[], PetscErrorCode (*create)(MapEvaluator));
+PetscErrorCode MapEvaluatorInitializePackage(void);
+/* MapEvaluatorSetType - a registered type; an unknown name is an error listing the registered ones */
 PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type);
 PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev);
 /* MapEvaluatorSetUp - collective. T task names (the order of metrics[]) and, for mlp, T eval-set
@@ -75,6 +83,12 @@ PetscErrorCode MapEvaluatorEvaluate(MapEvaluator ev, const double *c, MapTaskMet
    as MapEvaluatorEvaluate's. Collective; want[] must be the same on every rank. */
 PetscErrorCode MapEvaluatorEvaluateTasks(MapEvaluator ev, const double *c, const PetscBool *want, MapTaskMetrics *metrics);
 PetscErrorCode MapEvaluatorGetType(MapEvaluator ev, const char **type);
+/* MapEvaluatorEvaluateOnDataOf - c scored by ev's running worker on other's eval sets (-map_eval_type
+   worker whose worker said "data_per_request"); *done false when it cannot: evaluate with other. */
+PetscErrorCode MapEvaluatorEvaluateOnDataOf(MapEvaluator ev, MapEvaluator other, const double *c, MapTaskMetrics *metrics, PetscBool *done);
+/* MapEvaluatorView - type, tasks, coefficient count, eval-set files, rank groups and the type's own
+   lines (viewer NULL: stdout). -map_eval_view [ascii:FILE] prints it after SetUp. Collective. */
+PetscErrorCode MapEvaluatorView(MapEvaluator ev, PetscViewer viewer);
 /* MapEvaluatorGetMetric - the metric read from -map_metric (borrowed). Every evaluation fills
    metrics[t].metric with it, and a finite value outside its range is an error that names the task,
    the value and -map_metric (a percentage scored against the default 0,1 fails at the first

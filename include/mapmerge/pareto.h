@@ -31,7 +31,7 @@ PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p);
    -map_pareto_pool P (pool size, default 128), -map_pareto_polish R (rounds of re-solving a
    preference from a better solution found for another, default 2), -map_pareto_chain L
    (consecutive preferences solved as a warm-started chain; default 1: each from its own starts), -map_pareto_rho, -map_pareto_gatol,
-   -map_seed, -map_box lo,hi; TAO options with prefix -map_pareto_ (e.g. -map_pareto_tao_monitor) */
+   -map_seed, -map_box lo,hi, -map_pareto_view; TAO options with prefix -map_pareto_ (e.g. -map_pareto_tao_monitor) */
 PetscErrorCode MapParetoSetFromOptions(MapPareto p);
 PetscErrorCode MapParetoSetObjectives(MapPareto p, int T, int m, MapObjectiveFn fn, void *ctx);
 /* after MapParetoSetObjectives (which clears it): the objectives' weighted Hessian, same ctx */
@@ -47,6 +47,9 @@ PetscErrorCode MapParetoGetFront(MapPareto p, PetscInt *k, const double **C, con
 /* MapParetoPick - solution of the scalarised problem for preference w[m] (normalised inside), from at
    least 8 starts and the best front point for w. Collective. */
 PetscErrorCode MapParetoPick(MapPareto p, const double *w, double *c, double *f);
+/* MapParetoView - the search's settings and, after Solve, its statistics, front size, ideal and nadir
+   (viewer NULL: stdout). -map_pareto_view [ascii:FILE] prints it after each Solve. Collective. */
+PetscErrorCode MapParetoView(MapPareto p, PetscViewer viewer);
 PetscErrorCode MapParetoDestroy(MapPareto *p);
 /* programmatic equivalents of the options (call after SetFromOptions to override) */
 PetscErrorCode MapParetoSetScalarization(MapPareto p, MapParetoScalarization s);

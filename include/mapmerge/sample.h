@@ -3,6 +3,8 @@
 #define MAPMERGE_SAMPLE_H
 
 #include <mapmerge/core.h>
+#include <mapmerge/sample_csv.h>
+#include <petscviewer.h>
 
 typedef enum { MAP_SAMPLE_REFERENCE, MAP_SAMPLE_LHS, MAP_SAMPLE_FILE } MapSampleType;
 
@@ -21,9 +23,6 @@ PetscErrorCode MapSampleDesignRank(int T, PetscInt n, const double *C, int *rank
    cannot be identified from the design. */
 PetscErrorCode MapSampleCheckIdentifiable(int T, PetscInt n, const double *C);
 
-/* MapReadCoeffCSV - reads a coefficient CSV (header: task names, optionally c_ prefixed, in any
-   order; one row per vector) mapping columns onto task_names; errors name the file and line. */
-PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_names, PetscInt *n, double **C);
 
 /* ======================================================================================
  * Bayesian MAP: adaptive sampling step (src/sample_bayes.c, docs/design.md §5 "Bayesian MAP").
@@ -91,5 +90,42 @@ void MapHypersphericalToCartesian(int T, double r, const double *phi, double *x)
 PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double *sqres, double lo, double hi, uint64_t seed,
                                int iteration, PetscInt B, const MapBayesOptions *o, double *Cnew, double *bin_scores_out);
 /* ---- end of Bayesian MAP block ---- */
+
+/* ======================================================================================
+ * MapSampler - the object a run samples with (src/sample_sampler.c): types reference, lhs and
+ * file (the initial design) and bayes (an initial design, then MapSamplerPropose's rounds). It
+ * reads -map_sample_type, -map_sample_n, -map_sample_file, -map_seed, -map_box and, for bayes,
+ * -map_bayes_initial and MapBayesOptionsSetFromOptions' options; the kernels above do the work.
+ * ====================================================================================== */
+typedef struct _p_MapSampler *MapSampler;
+typedef const char           *MapSamplerType;
+#define MAPSAMPLER_REFERENCE "reference"
+#define MAPSAMPLER_LHS       "lhs"
+#define MAPSAMPLER_FILE      "file"
+#define MAPSAMPLER_BAYES     "bayes"
+#define MAP_SAMPLE_MAX       1000000 /* the most points of a design: more is a typo, and products of sizes overflow */
+
+PetscErrorCode MapSamplerCreate(MPI_Comm comm, MapSampler *s);
+/* MapSamplerSetType - bayes keeps -map_sample_type as its initial design; the others are that design */
+PetscErrorCode MapSamplerSetType(MapSampler s, MapSamplerType type);
+PetscErrorCode MapSamplerSetFromOptions(MapSampler s);
+/* MapSamplerSetTasks - T and the task names (borrowed; a file design maps its columns by them);
+   bayes: the initial design's size default (1.5 x the (T+1)(T+2)/2 surrogate unknowns) */
+PetscErrorCode MapSamplerSetTasks(MapSampler s, int T, const char *const *names);
+PetscErrorCode MapSamplerGetBox(MapSampler s, double *lo, double *hi);
+PetscErrorCode MapSamplerGetSeed(MapSampler s, PetscInt *seed);
+/* MapSamplerGetDesign - the initial design's type, size (as requested; 0: the type's default) and CSV file */
+PetscErrorCode MapSamplerGetDesign(MapSampler s, const char **design, PetscInt *n, const char **file);
+PetscErrorCode MapSamplerGetInitial(MapSampler s, PetscInt *initial);
+/* MapSamplerSetSize - the initial design's size in place of -map_sample_n (bayes: -map_bayes_initial),
+   e.g. -map_budget's allocation; after MapSamplerSetTasks */
+PetscErrorCode MapSamplerSetSize(MapSampler s, PetscInt n);
+/* MapSamplerGenerate - the initial design, *C [n*T] (PetscFree); same points on every rank */
+PetscErrorCode MapSamplerGenerate(MapSampler s, PetscInt *n, double **C);
+/* MapSamplerPropose - type bayes: B new points Cnew[B*T] where the squared residuals sqres[n] at the
+   points C[n*T] are largest (MapBayesPropose); task >= 0 draws task's own stream, -1 the all-task one */
+PetscErrorCode MapSamplerPropose(MapSampler s, PetscInt n, const double *C, const double *sqres, int task, int iteration, PetscInt B, double *Cnew);
+PetscErrorCode MapSamplerView(MapSampler s, PetscViewer viewer);
+PetscErrorCode MapSamplerDestroy(MapSampler *s);
 
 #endif

@@ -7,6 +7,8 @@
   run     `mapmerge run` (map, bayesian, nested) at -n 1 and 3: identical results.h5; the pick
           exported and scored by lm_ref.py as the run reported
   errors  bad inputs fail with messages that name the file / tensor and the values
+  worker  examples/torch_lm_worker.py (-map_eval_type worker) against -map_eval_type lm: loss within
+          1e-5 relative, accuracy exact; GPT-2 in model mode, Llama (BF16 store) in coefficients mode
 
 usage: test_lm.py CASE   (env: MAPMERGE, MAP_BINARY_DIR; LM_ZOO overrides BIN/lm-zoo)
 """
@@ -249,8 +251,33 @@ def case_errors():
     print("errors: unknown model_type, wrong shape, missing tensor, id >= vocab, empty file, bad magic, context too long, bad jsonl")
 
 
+def case_worker():
+    worker = f"/usr/bin/python3 {os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'examples', 'torch_lm_worker.py')} --max-windows {WINDOWS}"
+    C = [[0.3, 0.5], [1.0, 0.0], [-0.2, 1.1]]
+    for arch, mode in (("gpt2", ["-map_eval_worker_dtype", "f32"]), ("llama", ["-map_eval_worker_mode", "coefficients"])):
+        st, tasks = store(arch, 2)
+        files = f"{task_file(tasks[0], 'val.bin')},{task_file(tasks[1], 'mc.jsonl')}"  # both kinds of task file
+        ref = read_csv(eval_csv(2, st, tasks, files, C, f"worker-ref-{arch}"))
+        cpath = os.path.join(WORK, f"worker-ref-{arch}.coeffs.csv")
+        out = os.path.join(WORK, f"worker-{arch}")
+        mpi(2, "eval", "-map_store", st, "-map_eval_type", "worker", "-map_eval_worker", worker, *mode, "-map_eval_data", files,
+            "-map_coeffs", cpath, "-map_output", out)
+        got, worst = read_csv(out + ".csv"), 0.0
+        for k, (a, b) in enumerate(zip(ref, got)):
+            for t in tasks:
+                rel = abs(float(a["loss_" + t]) - float(b["loss_" + t])) / abs(float(a["loss_" + t]))
+                worst = max(worst, rel)
+                if rel > 1e-5 or a["acc_" + t] != b["acc_" + t]:
+                    fail(f"{arch} merge {k} task {t}: worker loss {b['loss_' + t]} accuracy {b['acc_' + t]}, "
+                         f"lm loss {a['loss_' + t]} accuracy {a['acc_' + t]} (relative loss difference {rel:.2e})")
+        if len(got) != len(C):
+            fail(f"{arch}: the worker scored {len(got)} merges, expected {len(C)}")
+        print(f"worker {arch} ({' '.join(mode)}): {len(C)} merges x {len(tasks)} tasks (.bin and .mc.jsonl) as lm's: "
+              f"worst relative loss difference {worst:.1e}, accuracy equal")
+
+
 if __name__ == "__main__":
-    cases = {"ref": case_ref, "ranks": case_ranks, "run": case_run, "errors": case_errors}
+    cases = {"ref": case_ref, "ranks": case_ranks, "run": case_run, "errors": case_errors, "worker": case_worker}
     if len(sys.argv) != 2 or sys.argv[1] not in cases:
         sys.exit("usage: test_lm.py " + "|".join(cases))
     cases[sys.argv[1]]()

@@ -35,7 +35,7 @@ def main():
         if msg.get('mapmerge') == 'shutdown':
             break
         if msg.get('mapmerge') == 'hello':
-            out = {'hello': 'np_worker', 'protocol': a.protocol}
+            out = {'hello': 'np_worker', 'protocol': a.protocol, 'data_per_request': True}  # it scores each request's data file
         else:
             once = a.fail not in ('', 'always') and msg['id'] == a.at and not os.path.exists(a.state)
             if once:

@@ -89,6 +89,25 @@ def case_torch_vs_mlp():
     bf = evaluate(store, coeffs, os.path.join(WORK, "torch-bf16"), "-map_eval_type", "worker", "-map_eval_worker", TORCH_WORKER,
                   "-map_eval_worker_dtype", "bf16", n=1)
     close(bf, ref, "torch worker, BF16 model file", tol=0.05)
+    # a MAP run: the worker ("data_per_request") also scores the pick on the -map_test_data sets, so one
+    # worker starts, and the run's evaluations and the pick's test metrics are mlp's
+    args = ["run", "-options_file_yaml", SMALL, "-map_store", store, "-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs",
+            "-map_sample_n", "6", "-map_reevaluate", "1"]
+    runs = {}
+    for name, extra in (("mlp", []), ("torch", ["-map_eval_type", "worker", "-map_eval_worker", TORCH_WORKER, "-map_eval_worker_mode", "coefficients"])):
+        runs[name] = os.path.join(WORK, f"run-test-{name}")
+        shutil.rmtree(runs[name], ignore_errors=True)
+        mpi(2, *args, "-map_output", runs[name], *extra)
+    with h5py.File(os.path.join(runs["mlp"], "results.h5")) as a, h5py.File(os.path.join(runs["torch"], "results.h5")) as b:
+        worst = max(abs(float(x) - float(y)) for key in ("pick/real", "pick/real_loss", "pick/test", "pick/test_loss", "samples/accuracy")
+                    for x, y in zip(a[key][...].ravel(), b[key][...].ravel()))
+    if worst > 1e-5:
+        fail(f"MAP run with the torch worker: the pick's metrics (val and test) differ from mlp's by {worst:g}")
+    with open(os.path.join(runs["torch"], "eval-worker.log")) as f:
+        log = f.read()
+    if log.count("ready on") != 1 or "rot90_test.safetensors" not in log:
+        fail(f"MAP run with the torch worker: the run's worker did not score the held-out sets itself:\n{log[-1500:]}")
+    print(f"MAP run: samples, pick and its test metrics within {worst:.2g} of mlp's, one worker start")
 
 
 def case_failures():
@@ -211,23 +230,56 @@ def case_kill_run():
 
 
 def case_groups():
-    """-map_eval_groups 1 vs 2 at -n 2: the same journal and results bits; {group}, logs and GPUs per group"""
+    """-map_eval_groups 1, 2, 3 at -n 3: the same journal and results bits (the samples, the re-evaluations
+    and the pick all go G at a time); {group}, logs and GPUs per group"""
     store, _ = setup()
     base = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "9", "-map_reevaluate", "2",
             "-map_eval_type", "worker", "-map_eval_worker", NP_WORKER + " --tag g{group}-r{rank}", "-map_eval_gpus", "3,5:6"]
     runs = {}
-    for G in (1, 2):
+    for G in (1, 2, 3):
         run = os.path.join(WORK, f"run-groups-{G}")
         shutil.rmtree(run, ignore_errors=True)
-        mpi(2, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *base)
+        mpi(3, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *base)
         with open(os.path.join(run, "journal.jsonl")) as f:
             runs[G] = (run, f.read())
-    if runs[1][1] != runs[2][1]:
-        fail("the journals of -map_eval_groups 1 and 2 differ")
-    print(f"same journal ({runs[1][1].count(chr(10))} lines) at -map_eval_groups 1 and 2")
-    same_results(os.path.join(runs[1][0], "results.h5"), os.path.join(runs[2][0], "results.h5"))
-    for g, rank, gpu in ((0, 0, "3"), (1, 1, "5,6")):
-        path = os.path.join(runs[2][0], f"eval-worker-{g}.log")
+    for G in (2, 3):
+        if runs[1][1] != runs[G][1]:
+            fail(f"the journals of -map_eval_groups 1 and {G} differ")
+        same_results(os.path.join(runs[1][0], "results.h5"), os.path.join(runs[G][0], "results.h5"))
+        # every evaluation went to the groups' workers: the run's own worker was never started
+        own = os.path.join(runs[G][0], "eval-worker.log")
+        if os.path.exists(own) and "starting" in open(own).read():
+            fail(f"-map_eval_groups {G}: the run's own worker was started (eval-worker.log); the re-evaluations and the pick belong to the groups")
+        for g in range(G):
+            with open(os.path.join(runs[G][0], f"eval-worker-{g}.log")) as f:
+                if "[worker stdout] chatter" not in f.read():
+                    fail(f"-map_eval_groups {G}: eval-worker-{g}.log shows no request: group {g} evaluated nothing")
+    # Bayesian MAP with per-task rounds: the rounds' samples (each on one task) go G at a time too
+    bayes = [a if a != "9" else "8" for a in base] + ["-map_method", "bayesian", "-map_bayes_iterations", "1", "-map_bayes_batch", "2",
+                                                     "-map_bayes_evaluate", "per_task"]
+    bj = []
+    for G in (1, 3):
+        run = os.path.join(WORK, f"run-groups-bayes-{G}")
+        shutil.rmtree(run, ignore_errors=True)
+        mpi(3, "run", "-options_file_yaml", SMALL, "-map_store", store, "-map_output", run, "-map_eval_groups", str(G), *bayes)
+        with open(os.path.join(run, "journal.jsonl")) as f:
+            bj.append(f.read())
+    if bj[0] != bj[1] or bj[0].count('"kind":"sample"') < 12:
+        fail("Bayesian MAP (per-task rounds): the journals of -map_eval_groups 1 and 3 differ or miss the rounds' samples")
+    same_results(os.path.join(WORK, "run-groups-bayes-1", "results.h5"), os.path.join(WORK, "run-groups-bayes-3", "results.h5"))
+    print(f"Bayesian MAP, per-task rounds: same journal ({bj[0].count(chr(10))} lines) and results.h5 at G = 1 and 3")
+    # every request, the pick's held-out test request included, went to a worker of the run (its own at
+    # G = 1, the groups' otherwise): np_worker prints one chatter line per request
+    for G in (1, 2, 3):
+        nreq = sum(open(f).read().count("[worker stdout] chatter") for f in glob.glob(os.path.join(runs[G][0], "eval-worker*.log")))
+        nev = runs[G][1].count('"kind":"') - runs[G][1].count('"kind":"header"')
+        if nreq != nev + 1:
+            fail(f"-map_eval_groups {G}: {nreq} worker requests for {nev} evaluations and the held-out test (expected {nev + 1})")
+    kinds = [line.split('"kind"')[1][:10] for line in runs[1][1].splitlines() if '"kind"' in line]
+    print(f"same journal ({runs[1][1].count(chr(10))} lines, {sum('reeval' in k or 'pick' in k for k in kinds)} re-evaluations and pick) "
+          "and results.h5 at -map_eval_groups 1, 2 and 3")
+    for g, rank, gpu in ((0, 0, "3"), (1, 1, "5,6"), (2, 2, "3")):
+        path = os.path.join(runs[3][0], f"eval-worker-{g}.log")
         with open(path) as f:
             log = f.read()
         if f"tag g{g}-r{rank}" not in log or f"CUDA_VISIBLE_DEVICES={gpu}\n" not in log:
