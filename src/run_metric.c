@@ -45,13 +45,7 @@ PetscErrorCode MapRunMetricSetUp(MapRunCtx *r)
 
   PetscFunctionBegin;
   PetscCall(MapEvaluatorGetMetric(r->ev, &mt));
-  MapRunMetricFrom(mt, M);
-  {
-    char spec[160];
-    MapMetricFormat(mt, spec, sizeof(spec));
-    PetscCheck(M->is_default || strcmp(r->opt.method, "nested"), r->comm, PETSC_ERR_ARG_INCOMP,
-               "-map_metric %s: nested MAP merges by preference-weighted accuracy; other metrics apply to -map_method map and bayesian", spec);
-  }
+  MapRunMetricFrom(mt, M); /* nested MAP too: its side objectives are preference-weighted means of the metric */
   PetscFunctionReturn(0);
 }
 

@@ -1,24 +1,35 @@
 /* Nested MAP (docs/design.md §5): repeatedly pair the two models whose metrics are closest, run 2-task
    MAP on the pair, merge the pair at the user's preference into a new model, until one remains.
-   Each side's objective is the preference-weighted mean accuracy of the tasks it carries; a merged
+   Each side's objective is the preference-weighted mean metric (-map_metric, accuracy by default; in
+   its orientation: minimised when lower is better) of the tasks it carries; a merged
    pair's task vector c_a tau_a + c_b tau_b is kept as coefficients over the original T vectors, so
    every evaluation is an ordinary merge of the store's task vectors (and is journaled as such). */
 #include "runimpl.h"
 
 typedef struct {
-  MapSurrogate sur;
+  MapSurrogate        sur;
+  const MapRunMetric *M;
 } MapPairCtx;
 
+/* the two sides' objectives in the search's orientation: sign * (off + scale * g(q(c))) of -map_metric
+   (the default: the fitted accuracy means as they are) */
 static PetscErrorCode MapPairObjective(void *ctx, const double *c, double *f, double *J)
 {
   MapPairCtx *p = (MapPairCtx *)ctx;
+  const MapRunMetric *M = p->M;
 
   PetscFunctionBegin;
-  for (int k = 0; k < 2; k++) PetscCall(MapSurrogatePredict(p->sur, k, c, &f[k], J ? &J[2 * k] : NULL));
+  for (int k = 0; k < 2; k++) {
+    PetscCall(MapSurrogatePredict(p->sur, k, c, &f[k], J ? &J[2 * k] : NULL));
+    if (M->is_default) continue;
+    f[k] = M->sign * (M->off + M->scale * f[k]);
+    if (J)
+      for (int j = 0; j < 2; j++) J[2 * k + j] *= M->sign * M->scale;
+  }
   PetscFunctionReturn(0);
 }
 
-/* preference-weighted mean accuracy of the tasks a node carries */
+/* preference-weighted mean metric (accuracy by default, in -map_metric's units) of the tasks a node carries */
 static double MapNodeObjective(MapRunCtx *r, const MapNestedNode *n, const double *acc)
 {
   double num = 0, den = 0;
@@ -132,6 +143,7 @@ static PetscErrorCode MapNestedPairPick(MapRunCtx *r, MPI_Comm comm, MapPairCtx 
   PetscCall(MapParetoGetFront(pareto, &k, &Cf, &Ff, &Wf));
   N->front_size = (int)k;
   PetscCall(MapParetoPick(pareto, w, N->c, N->pred));
+  for (int k = 0; k < 2; k++) N->pred[k] *= pc->M->sign; /* back to the metric's units (sign 1 by default) */
   PetscCall(MapParetoDestroy(&pareto));
   PetscFunctionReturn(0);
 }
@@ -145,10 +157,12 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   MapNestedNode *A = &r->tree.nodes[a], *B = &r->tree.nodes[b], *N = &res->node;
   PetscInt       n2;
   double        *C2, *Y, acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS], c[MAP_MAX_TASKS];
-  MapPairCtx     pc;
+  MapPairCtx     pc = {.M = &r->metric};
   MapLink        links[2] = {MAP_LINK_SIGMOID, MAP_LINK_SIGMOID};
   const char    *names[2] = {"left", "right"};
-  PetscBool      fresh;
+  PetscBool      fresh, failed;
+  double         sign = r->metric.sign; /* lower is better: the best sample has the lowest objective */
+  PetscInt       nfit = 0;              /* the pair's samples that did not fail: the fit's rows */
 
   PetscFunctionBegin;
   memset(res, 0, sizeof(*res));
@@ -162,22 +176,30 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   for (int i = 0; i < A->ntask; i++) N->tasks[i] = A->tasks[i];
   for (int i = 0; i < B->ntask; i++) N->tasks[A->ntask + i] = B->tasks[i];
   PetscInt best = -1;
-  double   best_score = -PETSC_MAX_REAL;
-  PetscCall(PetscMalloc1(2 * n2, &Y));
+  double   best_score = -PETSC_MAX_REAL; /* sign * objective */
+  double  *Cfit;
+  PetscCall(PetscMalloc2(2 * n2, &Y, 2 * n2, &Cfit));
+  if (!r->metric.is_default) links[0] = links[1] = r->metric.link;
   for (PetscInt i = 0; i < n2; i++) {
     int stop_local = 0;
     PetscCall(MapSignalPending(g->comm, &res->stop));
     stop_local = res->stop;
     if (stop_local) break;
     for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
-    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh, NULL));
+    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh, &failed));
     PetscCall(PetscArraycpy(&Cs[i * T], c, T));
     PetscCall(PetscArraycpy(&accs[i * T], acc, T));
     PetscCall(PetscArraycpy(&losss[i * T], loss, T));
     res->nevals++;
-    Y[2 * i]     = MapNodeObjective(r, A, acc);
-    Y[2 * i + 1] = MapNodeObjective(r, B, acc);
-    double score = MapNodeObjective(r, N, acc);
+    if (failed) continue; /* journaled and listed (NaN in the samples); out of the pair's fit and its best */
+    Cfit[2 * nfit]     = C2[2 * i];
+    Cfit[2 * nfit + 1] = C2[2 * i + 1];
+    Y[2 * nfit]        = MapNodeObjective(r, A, acc);
+    Y[2 * nfit + 1]    = MapNodeObjective(r, B, acc);
+    if (!r->metric.is_default) /* the surrogate's target: (metric - off) / scale under the metric's link */
+      for (int k = 0; k < 2; k++) Y[2 * nfit + k] = (Y[2 * nfit + k] - r->metric.off) / r->metric.scale;
+    nfit++;
+    double score = sign * MapNodeObjective(r, N, acc);
     if (score > best_score) { /* first best wins ties: deterministic */
       best_score = score;
       best       = i;
@@ -185,25 +207,30 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   }
   if (res->stop) {
     PetscCall(PetscFree(C2));
-    PetscCall(PetscFree(Y));
+    PetscCall(PetscFree2(Y, Cfit));
     PetscFunctionReturn(0);
   }
+  /* a 2-D quadratic has 6 parameters: with fewer good samples the pair's fit is not determined */
+  PetscCheck(nfit >= 6, g->comm, PETSC_ERR_FP,
+             "nested MAP: pair (%d, %d) (node %d): %" PetscInt_FMT " of its %" PetscInt_FMT " evaluations failed, %" PetscInt_FMT
+             " remain, too few to fit its 2-task surrogate (6 parameters); see the failed evaluations above and the journal %s",
+             a, b, id, n2 - nfit, n2, nfit, r->journal.path);
   PetscCall(MapSurrogateCreate(g->comm, &pc.sur));
-  PetscCall(MapSurrogateFit(pc.sur, 2, n2, C2, 2, Y, links));
+  PetscCall(MapSurrogateFit(pc.sur, 2, nfit, Cfit, 2, Y, links));
   PetscCall(MapNestedPairPick(r, g->comm, &pc, A, B, N));
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
   PetscCall(MapSignalPending(g->comm, &res->stop));
   if (!res->stop) {
-    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh, NULL));
+    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh, &failed));
     PetscCall(PetscArraycpy(&Cs[n2 * T], N->W, T));
     PetscCall(PetscArraycpy(&accs[n2 * T], acc, T));
     PetscCall(PetscArraycpy(&losss[n2 * T], loss, T));
     res->nevals++;
     PetscCall(PetscArraycpy(res->chosen_acc, acc, T));
     PetscCall(PetscArraycpy(res->chosen_loss, loss, T));
-    if (best >= 0 && best_score > MapNodeObjective(r, N, acc)) {
-      /* a sample the pair already paid for beats the surrogate's pick on the real models: keep it
-         (the surrogate of 12 points can be far off where the task vectors conflict) */
+    if (best >= 0 && (failed || best_score > sign * MapNodeObjective(r, N, acc))) {
+      /* a sample the pair already paid for beats the surrogate's pick on the real models (or the pick
+         failed): keep it (the surrogate of 12 points can be far off where the task vectors conflict) */
       N->from_sample = 1;
       N->c[0]        = C2[2 * best];
       N->c[1]        = C2[2 * best + 1];
@@ -219,7 +246,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   }
   PetscCall(MapSurrogateDestroy(&pc.sur));
   PetscCall(PetscFree(C2));
-  PetscCall(PetscFree(Y));
+  PetscCall(PetscFree2(Y, Cfit));
   PetscFunctionReturn(0);
 }
 
@@ -290,8 +317,10 @@ static PetscErrorCode MapNestedLevel(MapRunCtx *r, int level, int npair, const i
       continue;
     }
     *N = res[p].node;
-    for (int i = 0; i < res[p].nevals; i++)
+    for (int i = 0; i < res[p].nevals; i++) {
       PetscCall(MapSampleSetAppend(&r->samples, &Cs[p * per + i * T], &accs[p * per + i * T], &losss[p * per + i * T], base + p, -1));
+      r->samples.failed[r->samples.n - 1] = PetscIsNanReal(accs[p * per + i * T]) ? PETSC_TRUE : PETSC_FALSE; /* NaN: journaled as failed */
+    }
     PetscCall(PetscArraycpy(r->report.pick_acc, res[p].chosen_acc, T));
     PetscCall(PetscArraycpy(r->report.pick_loss, res[p].chosen_loss, T));
     PetscCall(PetscPrintf(r->comm, "nested level %d: node %d = (%d, %d) at c = (%.4f, %.4f)%s: objectives predicted (%.4f, %.4f), real (%.4f, %.4f)\n",

@@ -26,7 +26,7 @@ foreach(case spend invalid)
   set_tests_properties(run_budget_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL" RESOURCE_LOCK run_store FIXTURES_REQUIRED zoo_small)
 endforeach()
 # -map_metric and failed points (issue 16 item 3, tests/run/test_metric.py): a NaN-answering worker,
-# a percentage scorer, a loss-direction mlp run, a perplexity command scorer, nested MAP's refusals
+# a percentage scorer, a loss-direction mlp run, a perplexity command scorer, nested MAP with a metric and failed points
 foreach(case nan percent loss_mlp perplexity nested)
   map_script_test(run_metric_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_metric.py ${case})
   set_tests_properties(run_metric_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL" RESOURCE_LOCK run_store FIXTURES_REQUIRED zoo_small)

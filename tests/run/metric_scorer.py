@@ -7,7 +7,8 @@ command (argv: MODE MODEL TASK):
 worker (argv: worker; -map_eval_worker_mode coefficients, protocol 1):
   answers accuracy = 0.95 - ||c - p_t||^2 / 2 and loss = 1 - accuracy at the request's coefficients,
   both NaN (Python's json.dumps writes the bare token NaN) when c_1 > 0.85: a model that diverged at
-  an extreme coefficient."""
+  an extreme coefficient. `worker both`: NaN only where every c_i > 0.85 (the fine-tuned corners e_i
+  stay finite: nested MAP's leaves evaluate, its pairs' far corner fails)."""
 import json
 import math
 import os
@@ -27,7 +28,7 @@ def command(mode, model, task):
     print(json.dumps({"perplexity": math.exp(8.0 * float(abs(w).mean()))}))
 
 
-def worker():
+def worker(both=False):
     for line in sys.stdin:
         msg = json.loads(line)
         if msg.get("mapmerge") == "shutdown":
@@ -40,7 +41,7 @@ def worker():
         for k, t in enumerate(msg["tasks"]):
             p = [0.3 + 0.4 * (k == j) for j in range(len(c))]
             acc = 0.95 - sum((a - b) ** 2 for a, b in zip(c, p)) / 2
-            if c[0] > 0.85:
+            if (all(x > 0.85 for x in c) if both else c[0] > 0.85):
                 acc = float("nan")
             out[t["name"]] = {"accuracy": acc, "loss": 1 - acc}
         sys.stdout.write(json.dumps({"id": msg["id"], "metrics": out}) + "\n")
@@ -49,6 +50,6 @@ def worker():
 
 if __name__ == "__main__":
     if sys.argv[1] == "worker":
-        worker()
+        worker(both=sys.argv[2:3] == ["both"])
     else:
         command(*sys.argv[1:4])
