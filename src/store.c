@@ -205,14 +205,13 @@ static PetscErrorCode StoreReadChecksums(MapStore s)
 }
 
 /* The index: sizes, task names, tensor table; validated (every rank reads the same small datasets). */
-static PetscErrorCode StoreReadIndex(MapStore s)
+/* the root attributes format and format_version, /pretrained and /task_vectors (dtype, P, T), the task
+   names and the checksums */
+static PetscErrorCode StoreReadVectors(MapStore s)
 {
-  hid_t    space, g;
-  hsize_t  dims[2];
-  char   **names = NULL, **dtypes = NULL;
-  int     *ndim;
-  int64_t *shape, *offset, *numel, n;
-  char    *fmt = NULL;
+  hid_t   space;
+  hsize_t dims[2];
+  char   *fmt = NULL;
 
   PetscFunctionBegin;
   PetscCall(MapH5ReadStringAttr(s->file, "format", &fmt));
@@ -256,7 +255,19 @@ static PetscErrorCode StoreReadIndex(MapStore s)
       PetscCheck(strcmp(s->tasks[t], s->tasks[u]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED,
                  "store %s: /tasks names task %s twice (rows %d and %d): corrupt, or not written by mapmerge import", s->path, s->tasks[t], u, t);
   PetscCall(StoreReadChecksums(s));
+  PetscFunctionReturn(0);
+}
 
+/* /tensors: the name, dtype, shape, offset and numel of each tensor, checked to tile [0, P) in order */
+static PetscErrorCode StoreReadTensors(MapStore s)
+{
+  hid_t    space, g;
+  hsize_t  dims[2];
+  char   **names = NULL, **dtypes = NULL;
+  int     *ndim;
+  int64_t *shape, *offset, *numel, n;
+
+  PetscFunctionBegin;
   MapCallHDF5(g = H5Gopen2(s->file, "/tensors", H5P_DEFAULT));
   {
     hid_t d;
@@ -315,6 +326,14 @@ static PetscErrorCode StoreReadIndex(MapStore s)
   PetscCall(PetscFree4(ndim, shape, offset, numel));
   PetscCall(MapFreeList((int)n, &names));
   PetscCall(MapFreeList((int)n, &dtypes));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode StoreReadIndex(MapStore s)
+{
+  PetscFunctionBegin;
+  PetscCall(StoreReadVectors(s));
+  PetscCall(StoreReadTensors(s));
   PetscFunctionReturn(0);
 }
 
