@@ -83,6 +83,110 @@ static PetscErrorCode map_writer_shard(MapSafetensorsWriter w, uint64_t max_shar
   PetscFunctionReturn(0);
 }
 
+/* a folder: rank 0 makes a fresh staging folder beside the output; Close switches it in whole, so
+   an existing export is replaced by the new one or kept, never mixed. Everybody learns whether
+   that worked. */
+static PetscErrorCode map_writer_stage(MPI_Comm comm, const char *path, MapSafetensorsWriter w)
+{
+  int ok = 1;
+
+  PetscFunctionBegin;
+  if (w->folder && !w->rank) {
+    struct stat sb;
+    if (!stat(path, &sb) && !S_ISDIR(sb.st_mode)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
+    else if (!stat(path, &sb)) { /* an existing folder: its other files are carried over (Close), folders inside it are not */
+      DIR           *d = opendir(path);
+      struct dirent *e;
+      if (!d) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot read output folder %s: %s", path, strerror(errno));
+      while (ok && (e = readdir(d))) {
+        char        sub[MAP_PATH_LEN + MAP_NAME_LEN];
+        struct stat se;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        map_fmt(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        if (!lstat(sub, &se) && S_ISDIR(se.st_mode))
+          ok = 0, map_fmt(w->msg, sizeof(w->msg), "output folder %s holds a folder %s: a folder export replaces the folder as a whole; "
+                                                  "move it, or export into a new folder", path, e->d_name);
+      }
+      if (d) closedir(d);
+    }
+    if (ok) PetscCall(MapTempName(path, w->stage, sizeof(w->stage)));
+    if (ok && mkdir(w->stage, 0777)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot create the staging folder %s (for %s): %s", w->stage, path, strerror(errno));
+    if (ok) PetscCall(MapTempRegister(w->stage)); /* before its files: cleanup removes them first */
+  }
+  PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
+  if (!ok) {
+    PetscCallMPI(MPI_Bcast(w->msg, sizeof(w->msg), MPI_CHAR, 0, comm));
+    SETERRQ(comm, PETSC_ERR_FILE_OPEN, "%s", w->msg);
+  }
+  if (w->folder) PetscCallMPI(MPI_Bcast(w->stage, MAP_PATH_LEN, MPI_CHAR, 0, comm));
+  PetscFunctionReturn(0);
+}
+
+/* file f: its header, built identically on every rank, and the file created at its final size by all
+   ranks with the header written by rank 0; on any rank's failure the writer is aborted on all */
+static PetscErrorCode map_writer_open_file(MPI_Comm comm, MapSafetensorsWriter w, int f, int n, int nmeta, const char *const *keys,
+                                           const char *const *values)
+{
+  int            i0 = 0, nf = 0;
+  MapTensorInfo *sub;
+  char          *hdr;
+  size_t         hlen;
+
+  PetscFunctionBegin;
+  while (i0 < n && w->t[i0].file < f) i0++;
+  while (i0 + nf < n && w->t[i0 + nf].file == f) nf++;
+  PetscCall(PetscMalloc1(nf + 1, &sub));
+  if (nf) PetscCall(PetscArraycpy(sub, w->t + i0, nf));
+  PetscCall(MapSafetensorsBuildHeader(nf, sub, nmeta, keys, values, &hdr, &hlen));
+  for (int i = 0; i < nf; i++) { /* offsets relative to this shard's data section */
+    w->t[i0 + i].begin = sub[i].begin;
+    w->t[i0 + i].end   = sub[i].end;
+  }
+  w->data_start[f] = hlen;
+  w->data_size[f]  = nf ? sub[nf - 1].end : 0;
+  PetscCall(PetscFree(sub));
+
+  PetscCall(MapTempRegister(w->tmp[f]));
+  int rc = MPI_File_open(comm, w->tmp[f], MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &w->fh[f]);
+  if (rc != MPI_SUCCESS) {
+    char e[512];
+    map_mpi_err(rc, e, sizeof(e));
+    map_fmt(w->msg, sizeof(w->msg), "cannot create %s (for %s): %s", w->tmp[f], w->final[f], e);
+    w->fh[f] = MPI_FILE_NULL;
+  }
+  PetscErrorCode ierr = 0;
+  /* agree before the next collective call on the file handle */
+  int lok = rc == MPI_SUCCESS, allok;
+  PetscCallMPI(MPI_Allreduce(&lok, &allok, 1, MPI_INT, MPI_MIN, comm));
+  if (allok) {
+    /* set_size truncates anything at that name and makes the file its final length */
+    rc = MPI_File_set_size(w->fh[f], (MPI_Offset)(hlen + w->data_size[f]));
+    if (rc == MPI_SUCCESS && !w->rank) {
+      MPI_Status st;
+      int        cnt = 0;
+      rc             = MPI_File_write_at(w->fh[f], 0, hdr, (int)hlen, MPI_BYTE, &st);
+      if (rc == MPI_SUCCESS) MPI_Get_count(&st, MPI_BYTE, &cnt);
+      if (rc == MPI_SUCCESS && cnt != (int)hlen) rc = MPI_ERR_IO;
+    }
+    if (rc != MPI_SUCCESS) {
+      char e[512];
+      map_mpi_err(rc, e, sizeof(e));
+      map_fmt(w->msg, sizeof(w->msg), "cannot write the header of %s: %s", w->tmp[f], e);
+    }
+    lok = rc == MPI_SUCCESS;
+    PetscCallMPI(MPI_Allreduce(&lok, &allok, 1, MPI_INT, MPI_MIN, comm));
+  }
+  PetscCall(PetscFree(hdr));
+  if (!allok) {
+    MapSafetensorsWriter ww = w;
+    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL, "%s",
+                      lok ? "another rank failed to create the output (see its message)" : w->msg);
+    PetscCall(MapSafetensorsWriterAbort(&ww));
+  }
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode map_writer_create(MPI_Comm comm, const char *path, PetscBool folder, int n, const MapTensorInfo *tensors, int nmeta,
                                         const char *const *keys, const char *const *values, uint64_t max_shard_bytes, MapSafetensorsWriter *wout)
 {
@@ -117,38 +221,7 @@ static PetscErrorCode map_writer_create(MPI_Comm comm, const char *path, PetscBo
   PetscCall(PetscCalloc1(w->nfiles, &w->data_size));
   for (int f = 0; f < w->nfiles; f++) w->fh[f] = MPI_FILE_NULL;
 
-  /* a folder: rank 0 makes a fresh staging folder beside the output; Close switches it in whole, so
-     an existing export is replaced by the new one or kept, never mixed. Everybody learns whether
-     that worked. */
-  int ok = 1;
-  if (w->folder && !w->rank) {
-    struct stat sb;
-    if (!stat(path, &sb) && !S_ISDIR(sb.st_mode)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "output %s exists and is not a folder", path);
-    else if (!stat(path, &sb)) { /* an existing folder: its other files are carried over (Close), folders inside it are not */
-      DIR           *d = opendir(path);
-      struct dirent *e;
-      if (!d) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot read output folder %s: %s", path, strerror(errno));
-      while (ok && (e = readdir(d))) {
-        char        sub[MAP_PATH_LEN + MAP_NAME_LEN];
-        struct stat se;
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        map_fmt(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        if (!lstat(sub, &se) && S_ISDIR(se.st_mode))
-          ok = 0, map_fmt(w->msg, sizeof(w->msg), "output folder %s holds a folder %s: a folder export replaces the folder as a whole; "
-                                                  "move it, or export into a new folder", path, e->d_name);
-      }
-      if (d) closedir(d);
-    }
-    if (ok) PetscCall(MapTempName(path, w->stage, sizeof(w->stage)));
-    if (ok && mkdir(w->stage, 0777)) ok = 0, map_fmt(w->msg, sizeof(w->msg), "cannot create the staging folder %s (for %s): %s", w->stage, path, strerror(errno));
-    if (ok) PetscCall(MapTempRegister(w->stage)); /* before its files: cleanup removes them first */
-  }
-  PetscCallMPI(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
-  if (!ok) {
-    PetscCallMPI(MPI_Bcast(w->msg, sizeof(w->msg), MPI_CHAR, 0, comm));
-    SETERRQ(comm, PETSC_ERR_FILE_OPEN, "%s", w->msg);
-  }
-  if (w->folder) PetscCallMPI(MPI_Bcast(w->stage, MAP_PATH_LEN, MPI_CHAR, 0, comm));
+  PetscCall(map_writer_stage(comm, path, w));
   for (int f = 0; f < w->nfiles; f++) {
     if (w->folder) {
       if (w->sharded) map_fmt(w->fname + (size_t)f * MAP_NAME_LEN, MAP_NAME_LEN, "model-%05d-of-%05d.safetensors", f + 1, w->nfiles);
@@ -163,64 +236,7 @@ static PetscErrorCode map_writer_create(MPI_Comm comm, const char *path, PetscBo
     }
   }
   /* headers, built identically on every rank; rank 0 writes them */
-  for (int f = 0; f < w->nfiles; f++) {
-    int            i0 = 0, nf = 0;
-    MapTensorInfo *sub;
-    char          *hdr;
-    size_t         hlen;
-
-    while (i0 < n && w->t[i0].file < f) i0++;
-    while (i0 + nf < n && w->t[i0 + nf].file == f) nf++;
-    PetscCall(PetscMalloc1(nf + 1, &sub));
-    if (nf) PetscCall(PetscArraycpy(sub, w->t + i0, nf));
-    PetscCall(MapSafetensorsBuildHeader(nf, sub, nmeta, keys, values, &hdr, &hlen));
-    for (int i = 0; i < nf; i++) { /* offsets relative to this shard's data section */
-      w->t[i0 + i].begin = sub[i].begin;
-      w->t[i0 + i].end   = sub[i].end;
-    }
-    w->data_start[f] = hlen;
-    w->data_size[f]  = nf ? sub[nf - 1].end : 0;
-    PetscCall(PetscFree(sub));
-
-    PetscCall(MapTempRegister(w->tmp[f]));
-    int rc = MPI_File_open(comm, w->tmp[f], MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &w->fh[f]);
-    if (rc != MPI_SUCCESS) {
-      char e[512];
-      map_mpi_err(rc, e, sizeof(e));
-      map_fmt(w->msg, sizeof(w->msg), "cannot create %s (for %s): %s", w->tmp[f], w->final[f], e);
-      w->fh[f] = MPI_FILE_NULL;
-    }
-    PetscErrorCode ierr = 0;
-    /* agree before the next collective call on the file handle */
-    int lok = rc == MPI_SUCCESS, allok;
-    PetscCallMPI(MPI_Allreduce(&lok, &allok, 1, MPI_INT, MPI_MIN, comm));
-    if (allok) {
-      /* set_size truncates anything at that name and makes the file its final length */
-      rc = MPI_File_set_size(w->fh[f], (MPI_Offset)(hlen + w->data_size[f]));
-      if (rc == MPI_SUCCESS && !w->rank) {
-        MPI_Status st;
-        int        cnt = 0;
-        rc             = MPI_File_write_at(w->fh[f], 0, hdr, (int)hlen, MPI_BYTE, &st);
-        if (rc == MPI_SUCCESS) MPI_Get_count(&st, MPI_BYTE, &cnt);
-        if (rc == MPI_SUCCESS && cnt != (int)hlen) rc = MPI_ERR_IO;
-      }
-      if (rc != MPI_SUCCESS) {
-        char e[512];
-        map_mpi_err(rc, e, sizeof(e));
-        map_fmt(w->msg, sizeof(w->msg), "cannot write the header of %s: %s", w->tmp[f], e);
-      }
-      lok = rc == MPI_SUCCESS;
-      PetscCallMPI(MPI_Allreduce(&lok, &allok, 1, MPI_INT, MPI_MIN, comm));
-    }
-    PetscCall(PetscFree(hdr));
-    if (!allok) {
-      MapSafetensorsWriter ww = w;
-      ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_FILE_WRITE, PETSC_ERROR_INITIAL, "%s",
-                        lok ? "another rank failed to create the output (see its message)" : w->msg);
-      PetscCall(MapSafetensorsWriterAbort(&ww));
-    }
-    PetscCall(ierr);
-  }
+  for (int f = 0; f < w->nfiles; f++) PetscCall(map_writer_open_file(comm, w, f, n, nmeta, keys, values));
   *wout = w;
   PetscFunctionReturn(0);
 }
