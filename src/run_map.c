@@ -16,7 +16,7 @@ static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt 
    the bins with its own residuals at the points evaluated on it and draws B points (keyed on seed, t
    and the iteration), evaluated on task t only: T x B merges, as many forward passes as B points on
    every task. */
-static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
 {
   int      T = r->T, ndraw = r->opt.bayes_per_task ? T : 1;
   double  *sqres, *Ct, *Cnew;
@@ -96,7 +96,7 @@ static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, Pets
 
 /* one adaptive round (Bayesian or refinement): fit on every point so far, then the round's new samples,
    each phase timed into its stage */
-static PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it, int round_id, PetscBool *stop)
+PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it, int round_id, PetscBool *stop)
 {
   PetscFunctionBegin;
   PetscCall(MapRunPhaseBegin(r, MAP_RUN_FIT));
@@ -180,7 +180,7 @@ static PetscErrorCode MapRunPickTest(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
-/* the design, then Bayesian rounds where the surrogate fits worst, then refinement rounds */
+/* the design, then Bayesian rounds where the surrogate fits worst, then refinement rounds (or -map_budget's) */
 static PetscErrorCode MapRunSample(MapRunCtx *r, PetscBool *stop)
 {
   PetscBool bayes = strcmp(r->opt.method, "bayesian") ? PETSC_FALSE : PETSC_TRUE;
@@ -193,6 +193,7 @@ static PetscErrorCode MapRunSample(MapRunCtx *r, PetscBool *stop)
     PetscCall(MapRunAdaptiveRound(r, MapRunBayesRound, (int)it, (int)it, stop));
   for (PetscInt it = 1; !*stop && it <= r->opt.refine; it++)
     PetscCall(MapRunAdaptiveRound(r, MapRunRefineRound, (int)it, (int)((bayes ? r->opt.bayes_iterations : 0) + it), stop));
+  if (!*stop && r->budget.total) PetscCall(MapRunBudgetRounds(r, bayes, stop)); /* -map_budget's rounds (run_budget.c) */
   PetscFunctionReturn(0);
 }
 

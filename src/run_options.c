@@ -206,6 +206,7 @@ PetscErrorCode MapRunSetFromOptions(MapRun r)
   PetscCall(MapSamplerSetFromOptions(r->sampler));
   PetscCall(MapSamplerGetBox(r->sampler, &r->opt.lo, &r->opt.hi));
   PetscCall(MapSamplerGetSeed(r->sampler, &r->opt.seed));
+  PetscCall(MapRunBudgetSetFromOptions(r)); /* -map_budget: read and checked up front (run_budget.c) */
   PetscCall(MapEvaluatorCreate(r->comm, &r->ev));
   PetscCall(MapEvaluatorSetFromOptions(r->ev));
   PetscCall(MapSurrogateCreate(r->comm, &r->sur));
@@ -218,5 +219,6 @@ PetscErrorCode MapRunSetFromOptions(MapRun r)
   PetscCall(MapSamplerSetTasks(r->sampler, r->T, (const char *const *)r->tasks));
   PetscCall(MapParetoCheckDivisions(r->pareto, r->T));
   PetscCall(MapParetoSetBox(r->pareto, r->opt.lo, r->opt.hi));
+  PetscCall(MapRunBudgetPlan(r)); /* the design size and the lattice, before the design is drawn */
   PetscFunctionReturn(0);
 }

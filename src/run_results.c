@@ -128,6 +128,11 @@ static PetscErrorCode MapRunManifest(MapRunCtx *r, json_t **manifest)
   json_object_set_new(m, "run_folder", json_string(r->opt.out));
   json_object_set_new(m, "exit_status", json_string("completed"));
   json_object_set_new(m, "seed", json_integer(r->opt.seed));
+  {
+    json_t *b;
+    PetscCall(MapRunBudgetJSON(r, &b)); /* -map_budget: the allocation as spent */
+    if (b) json_object_set_new(m, "budget", b);
+  }
   json_object_set_new(m, "ranks", json_integer(r->size));
   PetscCall(MapManifestProcessGrids(m));
   PetscCall(MapRunMetricManifest(r, m));
@@ -284,6 +289,7 @@ static PetscErrorCode MapRunWriteH5(MapRunCtx *r, json_t *manifest, const char *
     PetscCall(MapRunWritePareto(r, f));
   }
   if (r->tree.nnodes) PetscCall(MapRunNestedWrite(r, f));
+  PetscCall(MapRunBudgetWrite(r, f));
   PetscCall(MapRunMetricWrite(r, f)); /* the metric, and which evaluations failed */
   if (r->opt.npref) PetscCall(MapRunWritePick(r, f));
   snprintf(box, sizeof(box), "%.17g,%.17g", r->opt.lo, r->opt.hi);

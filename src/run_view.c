@@ -21,6 +21,7 @@ PetscErrorCode MapRunView(MapRun r, PetscViewer viewer)
                           r->samples.n - one, one));
   }
   if (r->tree.nnodes) PetscCall(MapRunNestedView(r, viewer));
+  PetscCall(MapRunBudgetView(r, viewer)); /* -map_budget: how the evaluations were spent */
   PetscCall(MapRunMetricSummary(r, viewer)); /* fit, fronts and failed evaluations in the metric's units */
   char pref[MAP_MAX_TASKS * 24] = "";
   for (int t = 0; t < r->opt.npref; t++) { /* plain %g: PetscPrintf would print "1." */

@@ -106,6 +106,17 @@ typedef struct {
   double   *front;      /* lower is better: the predicted front in the metric's units (report.Ff points here) */
 } MapRunMetric;
 
+/* -map_budget N (run_budget.c): the allocation and what was spent */
+typedef struct {
+  PetscInt  total;             /* N; 0: no budget */
+  PetscInt  design_n;          /* -map_budget_design (0: automatic) */
+  double    reeval_fraction;
+  PetscBool spread_objectives; /* spread front points in predicted accuracies, not coefficients */
+  PetscInt  design, reserve, round_points, planned_rounds;
+  PetscInt  rounds, refined;        /* adaptive rounds done and the points they evaluated */
+  PetscInt  round_now, round_added; /* the current round's share and what it evaluated */
+} MapRunBudget;
+
 /* the options of a run, read once (MapRunSetFromOptions, run_options.c) */
 typedef struct {
   char            store_path[MAP_PATH_LEN], out[MAP_PATH_LEN], method[32];
@@ -179,6 +190,7 @@ struct _p_MapRun {
   MapSampleSet  samples;
   MapRunReport  report;
   MapRunMetric  metric;
+  MapRunBudget  budget; /* -map_budget (run_budget.c) */
   MapNestedTree tree;
   MapRunStatus  status;
   double        t_phase[MAP_RUN_NPHASE], phase_t0; /* wall clock per phase; phase_t0: when the current one began */
@@ -249,6 +261,21 @@ PetscErrorCode MapRunManifestRepro(MapRunCtx *r, json_t *manifest, json_t *input
 PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedView(MapRunCtx *r, PetscViewer viewer);
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
+
+/* run_map.c, for the budget's rounds */
+PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop);
+PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it, int round_id, PetscBool *stop);
+
+/* run_budget.c: -map_budget N. SetFromOptions after the sampler's options (run_options.c); Plan once
+   T is known, before the design is drawn: the design size (MapSamplerSetSize), the rounds, the lattice */
+PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r);
+PetscErrorCode MapRunBudgetPlan(MapRunCtx *r);
+PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, PetscBool bayes, PetscBool *stop);
+PetscInt       MapRunBudgetReevaluateCap(MapRunCtx *r);
+PetscErrorCode MapRunBudgetChooseReevaluations(MapRunCtx *r);
+PetscErrorCode MapRunBudgetView(MapRunCtx *r, PetscViewer viewer);
+PetscErrorCode MapRunBudgetJSON(MapRunCtx *r, json_t **o);
+PetscErrorCode MapRunBudgetWrite(MapRunCtx *r, hid_t file);
 
 /* run_metric.c */
 void           MapRunMetricFrom(const MapMetric *mt, MapRunMetric *M);

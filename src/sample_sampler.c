@@ -137,6 +137,16 @@ PetscErrorCode MapSamplerGetInitial(MapSampler s, PetscInt *initial)
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode MapSamplerSetSize(MapSampler s, PetscInt n)
+{
+  PetscFunctionBegin;
+  PetscCheck(n >= 0 && n <= MAP_SAMPLE_MAX, s->comm, PETSC_ERR_ARG_OUTOFRANGE, "MapSamplerSetSize: %" PetscInt_FMT " samples, need 0 to %d", n,
+             MAP_SAMPLE_MAX);
+  s->n = n;
+  if (!strcmp(s->type, MAPSAMPLER_BAYES)) s->initial = n;
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapSamplerGenerate(MapSampler s, PetscInt *n, double **C)
 {
   MapSampleType st = !strcmp(s->design, MAPSAMPLER_LHS) ? MAP_SAMPLE_LHS : !strcmp(s->design, MAPSAMPLER_FILE) ? MAP_SAMPLE_FILE : MAP_SAMPLE_REFERENCE;

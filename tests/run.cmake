@@ -20,6 +20,11 @@ foreach(case results fifo options messages)
   map_script_test(run_hostile_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_hostile_inputs.py ${case})
   set_tests_properties(run_hostile_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()
+# -map_budget N (issue 18): exactly N evaluations, reported; invalid budgets refused up front
+foreach(case spend invalid)
+  map_script_test(run_budget_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/run/test_budget.py ${case})
+  set_tests_properties(run_budget_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL" RESOURCE_LOCK run_store FIXTURES_REQUIRED zoo_small)
+endforeach()
 # -map_metric and failed points (issue 16 item 3, tests/run/test_metric.py): a NaN-answering worker,
 # a percentage scorer, a loss-direction mlp run, a perplexity command scorer
 foreach(case nan percent loss_mlp perplexity)

@@ -117,6 +117,9 @@ PetscErrorCode MapSamplerGetSeed(MapSampler s, PetscInt *seed);
 /* MapSamplerGetDesign - the initial design's type, size (as requested; 0: the type's default) and CSV file */
 PetscErrorCode MapSamplerGetDesign(MapSampler s, const char **design, PetscInt *n, const char **file);
 PetscErrorCode MapSamplerGetInitial(MapSampler s, PetscInt *initial);
+/* MapSamplerSetSize - the initial design's size in place of -map_sample_n (bayes: -map_bayes_initial),
+   e.g. -map_budget's allocation; after MapSamplerSetTasks */
+PetscErrorCode MapSamplerSetSize(MapSampler s, PetscInt n);
 /* MapSamplerGenerate - the initial design, *C [n*T] (PetscFree); same points on every rank */
 PetscErrorCode MapSamplerGenerate(MapSampler s, PetscInt *n, double **C);
 /* MapSamplerPropose - type bayes: B new points Cnew[B*T] where the squared residuals sqres[n] at the
