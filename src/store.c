@@ -204,7 +204,6 @@ static PetscErrorCode StoreReadChecksums(MapStore s)
   PetscFunctionReturn(0);
 }
 
-/* The index: sizes, task names, tensor table; validated (every rank reads the same small datasets). */
 /* the root attributes format and format_version, /pretrained and /task_vectors (dtype, P, T), the task
    names and the checksums */
 static PetscErrorCode StoreReadVectors(MapStore s)
@@ -329,6 +328,7 @@ static PetscErrorCode StoreReadTensors(MapStore s)
   PetscFunctionReturn(0);
 }
 
+/* The index: sizes, task names, tensor table; validated (every rank reads the same small datasets). */
 static PetscErrorCode StoreReadIndex(MapStore s)
 {
   PetscFunctionBegin;
