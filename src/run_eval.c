@@ -136,6 +136,95 @@ static PetscErrorCode WriteH5(const char *path, int T, char **tasks, PetscInt n,
   PetscFunctionReturn(0);
 }
 
+/* neither output may be an input (the store when there is one, an eval set, the coefficients) */
+static PetscErrorCode EvalCheckOutputs(MPI_Comm comm, const char *storepath, const char *coeffs, const char *csv, const char *h5)
+{
+  int    nd, nin = 0;
+  char **ed;
+  const char *in[258];
+
+  PetscFunctionBegin;
+  PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
+  if (storepath) in[nin++] = storepath;
+  in[nin++] = coeffs;
+  for (int i = 0; i < nd && nin < 258; i++) in[nin++] = ed[i];
+  PetscCall(MapCheckNotInput(comm, csv, "-map_output", nin, in));
+  PetscCall(MapCheckNotInput(comm, h5, "-map_output", nin, in));
+  PetscCall(MapFreeList(nd, &ed));
+  PetscFunctionReturn(0);
+}
+
+/* opens the store, defaults the tasks to all of its tasks, and makes the model of the selected ones */
+static PetscErrorCode EvalOpenStore(MPI_Comm comm, const char *storepath, MapStore *pstore, int *pT, char ***ptasks, MapModel *model)
+{
+  int64_t  P;
+  int      ST, nt, *idx;
+  MapStore store;
+  int      T     = *pT;
+  char   **tasks = *ptasks;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreOpen(comm, storepath, &store));
+  PetscCall(MapStoreGetSizes(store, &P, &ST, &nt));
+  if (!tasks) {
+    T = ST;
+    PetscCall(PetscCalloc1(T + 1, &tasks));
+    for (int t = 0; t < T; t++) {
+      const char *nm;
+      PetscCall(MapStoreGetTaskName(store, t, &nm));
+      PetscCall(PetscStrallocpy(nm, &tasks[t]));
+    }
+  }
+  PetscCall(PetscMalloc1(T, &idx));
+  for (int t = 0; t < T; t++) {
+    PetscCall(MapStoreFindTask(store, tasks[t], &idx[t]));
+    for (int u = 0; u < t; u++)
+      PetscCheck(idx[u] != idx[t], comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice", tasks[t]);
+  }
+  PetscCall(MapModelCreateFromStore(store, T, idx, model));
+  PetscCall(PetscFree(idx));
+  *pstore = store;
+  *pT     = T;
+  *ptasks = tasks;
+  PetscFunctionReturn(0);
+}
+
+/* eval sets: one per selected task, or one per store task (then picked by the task names, as
+   `mapmerge run` does, so one zoo.yaml serves any -map_tasks subset) */
+static PetscErrorCode EvalSetUpEvaluator(MapEvaluator ev, MapStore store, MapModel model, int T, char **tasks)
+{
+  int    nd;
+  char **ed;
+
+  PetscFunctionBegin;
+  PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
+  if (store) PetscCall(MapStoreSelectPerTask(store, T, (const char *const *)tasks, "-map_eval_data", &nd, &ed));
+  /* any other count: the evaluator's own list (from the same option) fails SetUp's count check */
+  PetscCall(MapEvaluatorSetUp(ev, model, T, (const char *const *)tasks, nd == T ? (const char *const *)ed : NULL));
+  PetscCall(MapFreeList(nd, &ed));
+  PetscFunctionReturn(0);
+}
+
+/* rank 0: both outputs under temporary names, renamed into place once complete */
+static PetscErrorCode EvalWriteResults(const char *csv, const char *h5, int T, char **tasks, PetscInt n, const double *C, const MapTaskMetrics *M,
+                                       const char *type, const char *storepath, const char *coeffs, const MapMetric *mt)
+{
+  char tcsv[MAP_PATH_LEN], th5[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCall(MapTempName(csv, tcsv, sizeof(tcsv)));
+  PetscCall(MapTempName(h5, th5, sizeof(th5)));
+  PetscCall(MapTempRegister(tcsv));
+  PetscCall(MapTempRegister(th5));
+  PetscCall(WriteCSV(tcsv, T, tasks, n, C, M, mt));
+  PetscCall(WriteH5(th5, T, tasks, n, C, M, type, storepath, coeffs, mt));
+  PetscCheck(!rename(th5, h5), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", th5, h5, strerror(errno));
+  PetscCall(MapTempUnregister(th5));
+  PetscCheck(!rename(tcsv, csv), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", tcsv, csv, strerror(errno));
+  PetscCall(MapTempUnregister(tcsv));
+  PetscFunctionReturn(0);
+}
+
 /*
   MapCommandEval - `mapmerge eval`: reads -map_store, -map_tasks (default: all store tasks),
   -map_coeffs, -map_output and the evaluator's options; evaluates every vector on every task;
@@ -156,7 +245,7 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   double         *C;
   MapTaskMetrics *M;
   int             rank;
-  char            csv[MAP_PATH_LEN], h5[MAP_PATH_LEN], tcsv[MAP_PATH_LEN], th5[MAP_PATH_LEN];
+  char            csv[MAP_PATH_LEN], h5[MAP_PATH_LEN];
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
@@ -191,54 +280,10 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   PetscCall(OutputNames(output, csv, h5, sizeof(csv)));
   PetscCall(MapCheckWritable(csv, "-map_output"));
   PetscCall(MapCheckOptionsLeft(comm));
-  {
-    /* neither output may be an input (the store, an eval set, the coefficients) */
-    int    nd, nin = 0;
-    char **ed;
-    const char *in[258];
-    PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
-    if (hasstore) in[nin++] = storepath;
-    in[nin++] = coeffs;
-    for (int i = 0; i < nd && nin < 258; i++) in[nin++] = ed[i];
-    PetscCall(MapCheckNotInput(comm, csv, "-map_output", nin, in));
-    PetscCall(MapCheckNotInput(comm, h5, "-map_output", nin, in));
-    PetscCall(MapFreeList(nd, &ed));
-  }
+  PetscCall(EvalCheckOutputs(comm, hasstore ? storepath : NULL, coeffs, csv, h5));
 
-  if (hasstore) {
-    int64_t P;
-    int     ST, nt, *idx;
-    PetscCall(MapStoreOpen(comm, storepath, &store));
-    PetscCall(MapStoreGetSizes(store, &P, &ST, &nt));
-    if (!tasks) {
-      T = ST;
-      PetscCall(PetscCalloc1(T + 1, &tasks));
-      for (int t = 0; t < T; t++) {
-        const char *nm;
-        PetscCall(MapStoreGetTaskName(store, t, &nm));
-        PetscCall(PetscStrallocpy(nm, &tasks[t]));
-      }
-    }
-    PetscCall(PetscMalloc1(T, &idx));
-    for (int t = 0; t < T; t++) {
-      PetscCall(MapStoreFindTask(store, tasks[t], &idx[t]));
-      for (int u = 0; u < t; u++)
-        PetscCheck(idx[u] != idx[t], comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice", tasks[t]);
-    }
-    PetscCall(MapModelCreateFromStore(store, T, idx, &model));
-    PetscCall(PetscFree(idx));
-  }
-  {
-    /* eval sets: one per selected task, or one per store task (then picked by the task names, as
-       `mapmerge run` does, so one zoo.yaml serves any -map_tasks subset) */
-    int    nd;
-    char **ed;
-    PetscCall(MapOptionsGetList("-map_eval_data", &nd, &ed, NULL));
-    if (store) PetscCall(MapStoreSelectPerTask(store, T, (const char *const *)tasks, "-map_eval_data", &nd, &ed));
-    /* any other count: the evaluator's own list (from the same option) fails SetUp's count check */
-    PetscCall(MapEvaluatorSetUp(ev, model, T, (const char *const *)tasks, nd == T ? (const char *const *)ed : NULL));
-    PetscCall(MapFreeList(nd, &ed));
-  }
+  if (hasstore) PetscCall(EvalOpenStore(comm, storepath, &store, &T, &tasks, &model));
+  PetscCall(EvalSetUpEvaluator(ev, store, model, T, tasks));
   /* every rank reads the (small) CSV itself, so a bad file fails everywhere at once */
   PetscCall(MapReadCoeffCSV(coeffs, T, (const char *const *)tasks, &n, &C));
   PetscCall(PetscMalloc1(n * T + 1, &M));
@@ -251,18 +296,7 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
                  coeffs, tasks[t], mt->name, M[i * T + t].metric, M[i * T + t].loss);
     PetscCall(MapProgress(comm, "eval", i + 1, n, t0));
   }
-  if (!rank) {
-    PetscCall(MapTempName(csv, tcsv, sizeof(tcsv)));
-    PetscCall(MapTempName(h5, th5, sizeof(th5)));
-    PetscCall(MapTempRegister(tcsv));
-    PetscCall(MapTempRegister(th5));
-    PetscCall(WriteCSV(tcsv, T, tasks, n, C, M, mt));
-    PetscCall(WriteH5(th5, T, tasks, n, C, M, type, hasstore ? storepath : NULL, coeffs, mt));
-    PetscCheck(!rename(th5, h5), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", th5, h5, strerror(errno));
-    PetscCall(MapTempUnregister(th5));
-    PetscCheck(!rename(tcsv, csv), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename %s to %s: %s", tcsv, csv, strerror(errno));
-    PetscCall(MapTempUnregister(tcsv));
-  }
+  if (!rank) PetscCall(EvalWriteResults(csv, h5, T, tasks, n, C, M, type, hasstore ? storepath : NULL, coeffs, mt));
   PetscCallMPI(MPI_Barrier(comm));
   PetscCall(PetscPrintf(comm, "wrote %s and %s (%" PetscInt_FMT " vectors x %d tasks, evaluator %s)\n", csv, h5, n, T, type));
   PetscCall(PetscFree(M));

@@ -143,6 +143,36 @@ static PetscErrorCode ExportObjective(void *ctx, const double *c, double *f, dou
   PetscFunctionReturn(0);
 }
 
+/* -map_export_model best_evaluated: c = the evaluated model of the run's real front (K models, rank 0's
+   front_acc/front_c, broadcast here) ranked by the pick's criterion, as the run's summary does: it is
+   minimised on the non-dominated set, so the real front holds the best of all evaluations; first on ties */
+static PetscErrorCode ExportPickBestEvaluated(MPI_Comm comm, PetscMPIInt rank, MapPareto pareto, const ExportSurrogates *es, const double *w, int K,
+                                              double **front_acc, double **front_c, ExportOptions *o)
+{
+  double best = 0, v;
+  int    ibest = 0;
+  int    T     = es->T;
+
+  PetscFunctionBegin;
+  if (rank) {
+    PetscCall(PetscMalloc1(K * T, front_acc));
+    PetscCall(PetscMalloc1(K * T, front_c));
+  }
+  PetscCallMPI(MPI_Bcast(*front_acc, K * T, MPI_DOUBLE, 0, comm));
+  PetscCallMPI(MPI_Bcast(*front_c, K * T, MPI_DOUBLE, 0, comm));
+  for (int k = 0; k < K; k++) {
+    double fo[MAP_MAX_TASKS]; /* the search's orientation: larger is better */
+    for (int t = 0; t < T; t++) fo[t] = es->metric.sign * (*front_acc)[k * T + t];
+    PetscCall(MapParetoPreferenceValue(pareto, w, fo, &v));
+    if (!k || v < best) best = v, ibest = k;
+  }
+  for (int t = 0; t < T; t++) o->c[t] = (*front_c)[ibest * T + t];
+  PetscCall(PetscPrintf(comm, "export: best evaluated model of run %s for the preference (the pick's criterion: %.4f, lower is better; %d models on its real front):",
+                        o->run, best, K));
+  for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (accuracy %.4f)", o->c[t], (*front_acc)[ibest * T + t]));
+  PetscFunctionReturn(0);
+}
+
 /* -map_run DIR -map_preference w: c = the run's pick for w (its box, its surrogates, the same
    Pareto solver options), or with -map_export_model best_evaluated the evaluated model of highest
    value of the pick's criterion (scalarised real accuracies); for a nested run, the root of its merge tree. */
@@ -206,28 +236,8 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     PetscCall(MapParetoSetBox(pareto, lo, hi));
     PetscCall(MapParetoSetObjectives(pareto, T, T, ExportObjective, &es));
     PetscCall(MapParetoPick(pareto, w, o->c, fpick)); /* also the ideal and nadir the criterion is normalised by */
-    if (o->best) {
-      /* ranked by the pick's criterion, as the run's summary does: it is minimised on the
-         non-dominated set, so the real front holds the best of all evaluations; first on ties */
-      double best = 0, v;
-      int    ibest = 0;
-      if (rank) {
-        PetscCall(PetscMalloc1(K * T, &front_acc));
-        PetscCall(PetscMalloc1(K * T, &front_c));
-      }
-      PetscCallMPI(MPI_Bcast(front_acc, K * T, MPI_DOUBLE, 0, comm));
-      PetscCallMPI(MPI_Bcast(front_c, K * T, MPI_DOUBLE, 0, comm));
-      for (int k = 0; k < K; k++) {
-        double fo[MAP_MAX_TASKS]; /* the search's orientation: larger is better */
-        for (int t = 0; t < T; t++) fo[t] = es.metric.sign * front_acc[k * T + t];
-        PetscCall(MapParetoPreferenceValue(pareto, w, fo, &v));
-        if (!k || v < best) best = v, ibest = k;
-      }
-      for (int t = 0; t < T; t++) o->c[t] = front_c[ibest * T + t];
-      PetscCall(PetscPrintf(comm, "export: best evaluated model of run %s for the preference (the pick's criterion: %.4f, lower is better; %d models on its real front):",
-                            o->run, best, K));
-      for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (accuracy %.4f)", o->c[t], front_acc[ibest * T + t]));
-    } else {
+    if (o->best) PetscCall(ExportPickBestEvaluated(comm, rank, pareto, &es, w, K, &front_acc, &front_c, o));
+    else {
       PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
       for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
     }
@@ -300,13 +310,63 @@ static PetscErrorCode ExportNamesAndCoeffs(MapStore store, int ntask, const int 
   PetscFunctionReturn(0);
 }
 
+/* -map_output writable, its message prefixed by export: on every rank */
+static PetscErrorCode ExportCheckWritable(MPI_Comm comm, const char *output)
+{
+  PetscErrorCode ierr;
+  char          *why = NULL;
+
+  PetscFunctionBegin;
+  PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+  ierr = MapCheckWritable(output, "-map_output");
+  PetscCall(PetscPopErrorHandler());
+  if (ierr) PetscCall(PetscErrorMessage(ierr, NULL, &why));
+  PetscCheck(!ierr, comm, PETSC_ERR_FILE_OPEN, "export: %s", why ? why : "-map_output: folder not writable");
+  PetscFunctionReturn(0);
+}
+
+/* the merged model and the extras into a new writer, published by its Close; on a failure aborted, so no
+   output is published */
+static PetscErrorCode ExportWrite(MPI_Comm comm, MapStore store, const ExportOptions *o, int ntask, const int *tasks, MapExportExtras *ex,
+                                  MapTensorInfo *info, int ntensors, uint64_t shard, const char *tnames, const char *coeffs, PetscMPIInt rank)
+{
+  MapSafetensorsWriter w;
+  int                  nextra = ex->npriv + ex->nbuf;
+
+  PetscFunctionBegin;
+  {
+    const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
+    const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o->priv};
+    /* a model folder is staged and switched in whole, weights and files together */
+    if (ex->folder) PetscCall(MapSafetensorsWriterCreateFolder(comm, o->output, ntensors + nextra, info, o->priv[0] ? 5 : 4, keys, values, shard, &w));
+    else PetscCall(MapSafetensorsWriterCreate(comm, o->output, ntensors + nextra, info, o->priv[0] ? 5 : 4, keys, values, shard, &w));
+  }
+  {
+    /* a damaged store or a non-finite merge fails here, on every rank: no output is published */
+    PetscErrorCode ierr = MapExportWriteMerged(store, ntask, tasks, o->c, o->block_mb, w);
+    if (ierr) {
+      PetscCall(MapSafetensorsWriterAbort(&w));
+      PetscCall(ierr);
+    }
+  }
+  PetscCall(MapExportExtrasWrite(ex, w, info, ntensors, rank));
+  {
+    PetscErrorCode ierr = MapExportExtrasStage(comm, ex, w, store, o->run, ntask, tasks, o->c, info, ntensors, shard);
+    if (ierr) {
+      PetscCall(MapSafetensorsWriterAbort(&w));
+      PetscCall(ierr);
+    }
+  }
+  PetscCall(MapSafetensorsWriterClose(&w));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapCommandExport(MPI_Comm comm)
 {
   ExportOptions        o;
   PetscBool            help;
   MapPareto            pareto;
   MapStore             store;
-  MapSafetensorsWriter w;
   MapExportExtras      ex;
   MapTensorInfo       *info = NULL;
   uint64_t             shard = 0;
@@ -337,15 +397,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
   PetscCheck(o.cset, comm, PETSC_ERR_ARG_WRONG,
              "export: -map_coeff c1,c2,... (one coefficient per task) or -map_run RUNDIR [-map_preference w1,w2,...] is required");
   PetscCall(ParseBytes(comm, o.shard, &shard));
-  {
-    PetscErrorCode ierr;
-    char          *why = NULL;
-    PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
-    ierr = MapCheckWritable(o.output, "-map_output");
-    PetscCall(PetscPopErrorHandler());
-    if (ierr) PetscCall(PetscErrorMessage(ierr, NULL, &why));
-    PetscCheck(!ierr, comm, PETSC_ERR_FILE_OPEN, "export: %s", why ? why : "-map_output: folder not writable");
-  }
+  PetscCall(ExportCheckWritable(comm, o.output));
 
   PetscCall(PetscLogEventBegin(MAP_EVENT_Export, 0, 0, 0, 0));
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
@@ -362,30 +414,7 @@ PetscErrorCode MapCommandExport(MPI_Comm comm)
 
   PetscCall(ExportTensorList(store, o.dtype, ntensors, &ex, &info));
   PetscCall(ExportNamesAndCoeffs(store, ntask, tasks, o.c, tnames, sizeof(tnames), coeffs, sizeof(coeffs)));
-  {
-    const char *keys[]   = {"mapmerge_version", "mapmerge_git_commit", "tasks", "coefficients", "private_task"};
-    const char *values[] = {MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT, tnames, coeffs, o.priv};
-    /* a model folder is staged and switched in whole, weights and files together */
-    if (ex.folder) PetscCall(MapSafetensorsWriterCreateFolder(comm, o.output, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
-    else PetscCall(MapSafetensorsWriterCreate(comm, o.output, ntensors + nextra, info, o.priv[0] ? 5 : 4, keys, values, shard, &w));
-  }
-  {
-    /* a damaged store or a non-finite merge fails here, on every rank: no output is published */
-    PetscErrorCode ierr = MapExportWriteMerged(store, ntask, tasks, o.c, o.block_mb, w);
-    if (ierr) {
-      PetscCall(MapSafetensorsWriterAbort(&w));
-      PetscCall(ierr);
-    }
-  }
-  PetscCall(MapExportExtrasWrite(&ex, w, info, ntensors, rank));
-  {
-    PetscErrorCode ierr = MapExportExtrasStage(comm, &ex, w, store, o.run, ntask, tasks, o.c, info, ntensors, shard);
-    if (ierr) {
-      PetscCall(MapSafetensorsWriterAbort(&w));
-      PetscCall(ierr);
-    }
-  }
-  PetscCall(MapSafetensorsWriterClose(&w));
+  PetscCall(ExportWrite(comm, store, &o, ntask, tasks, &ex, info, ntensors, shard, tnames, coeffs, rank));
   PetscCall(MapExportExtrasReport(comm, &ex, o.output));
 
   PetscCall(PetscPrintf(comm, "export: wrote %s: %d tensors (%d merged, %d private of %s, %d buffers), P = %lld, dtype %s, tasks %s, c = %s; %.2f s\n",

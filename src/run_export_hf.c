@@ -222,27 +222,12 @@ static PetscErrorCode TextAdd(Text *t, const char *fmt, ...)
   PetscFunctionReturn(0);
 }
 
-/* the recipe, like mergekit's cards: base model, tasks with their checkpoints' sha256 and coefficients,
-   the run and preference the coefficients came from, the version; then what the folder holds */
-static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char *run, int ntask, const int *tasks, const double *c,
-                                const MapTensorInfo *info, int ntensors, uint64_t shard, Text *t)
+/* the model card's task table and the task checkpoints' digests (kind: the store's source_digest, or NULL for sha256) */
+static PetscErrorCode ModelCardTasks(MapStore store, int ntask, const int *tasks, const double *c, const char *kind, Text *t)
 {
-  char       *pre = NULL, *presha = NULL, *kind = NULL, key[MAP_NAME_LEN + 32];
-  const char *base = strrchr(ex->source, '/') ? strrchr(ex->source, '/') + 1 : ex->source;
-  int64_t     P;
-  int         nmerged;
+  char key[MAP_NAME_LEN + 32];
 
   PetscFunctionBegin;
-  PetscCall(MapStoreGetSizes(store, &P, NULL, &nmerged));
-  PetscCall(MapStoreGetAttribute(store, "pretrained.model", &pre));
-  PetscCall(MapStoreGetAttribute(store, "source_digest", &kind));
-  PetscCall(MapStoreGetAttribute(store, kind ? "pretrained.digest" : "pretrained.sha256", &presha));
-  PetscCall(TextAdd(t, "---\nbase_model: %s\nlibrary_name: transformers\ntags:\n- merge\n- mapmerge\n---\n\n", base));
-  PetscCall(TextAdd(t, "# %s, merged with mapmerge\n\nThis model is theta = theta_pretrained + sum_i c_i (theta_i - theta_pretrained), computed by "
-                       "mapmerge %s (git %s) with MAP (model merging by amortized Pareto fronts).\n\n",
-                    base, MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT));
-  PetscCall(TextAdd(t, "## Recipe\n\n- base model: `%s`\n\n%s of its files:\n\n```\n%s\n```\n\n", pre ? pre : ex->source, kind ? kind : "sha256",
-                    presha ? presha : "(none recorded)"));
   PetscCall(TextAdd(t, "| task | coefficient c_i | checkpoint |\n|---|---|---|\n"));
   for (int k = 0; k < ntask; k++) {
     const char *nm;
@@ -265,6 +250,13 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
     PetscCall(PetscFree(sha));
   }
   PetscCall(TextAdd(t, "```\n\n"));
+  PetscFunctionReturn(0);
+}
+
+/* the model card's line on where the coefficients came from: the run (its manifest's sha256), or by hand */
+static PetscErrorCode ModelCardRun(const char *run, Text *t)
+{
+  PetscFunctionBegin;
   if (run && run[0]) {
     char   path[MAP_PATH_LEN + 32], hex[65] = "?", pref[2048] = "", model[64] = "pick";
     PetscBool set;
@@ -280,11 +272,13 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
                       pref[0] ? pref : "equal weights (default)", hex));
     json_decref(m);
   } else PetscCall(TextAdd(t, "- coefficients: given by hand (-map_coeff)\n"));
-  {
-    const char *st;
-    PetscCall(MapStoreGetPath(store, &st));
-    PetscCall(TextAdd(t, "- store: `%s`\n- mapmerge version: %s (git %s)\n\n", st, MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT));
-  }
+  PetscFunctionReturn(0);
+}
+
+/* the model card's section on what the folder holds: merged tensors, buffers, private tensors, copied files */
+static PetscErrorCode ModelCardFolder(MapExportExtras *ex, MapStore store, int ntensors, int64_t P, uint64_t shard, Text *t)
+{
+  PetscFunctionBegin;
   PetscCall(TextAdd(t, "## What this folder holds\n\n- merged: %d tensors, %lld parameters, %s%s\n", ntensors, (long long)P,
                     shard ? "sharded safetensors with model.safetensors.index.json" : "model.safetensors",
                     ex->dtype_set ? " in the dtype asked for (-map_export_dtype)" : " in the pretrained checkpoint's dtypes"));
@@ -313,6 +307,38 @@ static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char 
   }
   for (int f = 0; f < ex->nfiles; f++) PetscCall(TextAdd(t, "%s  %s\n", ex->files[f].sha256, ex->files[f].name));
   PetscCall(TextAdd(t, "```\n"));
+  PetscFunctionReturn(0);
+}
+
+/* the recipe, like mergekit's cards: base model, tasks with their checkpoints' sha256 and coefficients,
+   the run and preference the coefficients came from, the version; then what the folder holds */
+static PetscErrorCode ModelCard(MapExportExtras *ex, MapStore store, const char *run, int ntask, const int *tasks, const double *c,
+                                const MapTensorInfo *info, int ntensors, uint64_t shard, Text *t)
+{
+  char       *pre = NULL, *presha = NULL, *kind = NULL;
+  const char *base = strrchr(ex->source, '/') ? strrchr(ex->source, '/') + 1 : ex->source;
+  int64_t     P;
+  int         nmerged;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreGetSizes(store, &P, NULL, &nmerged));
+  PetscCall(MapStoreGetAttribute(store, "pretrained.model", &pre));
+  PetscCall(MapStoreGetAttribute(store, "source_digest", &kind));
+  PetscCall(MapStoreGetAttribute(store, kind ? "pretrained.digest" : "pretrained.sha256", &presha));
+  PetscCall(TextAdd(t, "---\nbase_model: %s\nlibrary_name: transformers\ntags:\n- merge\n- mapmerge\n---\n\n", base));
+  PetscCall(TextAdd(t, "# %s, merged with mapmerge\n\nThis model is theta = theta_pretrained + sum_i c_i (theta_i - theta_pretrained), computed by "
+                       "mapmerge %s (git %s) with MAP (model merging by amortized Pareto fronts).\n\n",
+                    base, MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT));
+  PetscCall(TextAdd(t, "## Recipe\n\n- base model: `%s`\n\n%s of its files:\n\n```\n%s\n```\n\n", pre ? pre : ex->source, kind ? kind : "sha256",
+                    presha ? presha : "(none recorded)"));
+  PetscCall(ModelCardTasks(store, ntask, tasks, c, kind, t));
+  PetscCall(ModelCardRun(run, t));
+  {
+    const char *st;
+    PetscCall(MapStoreGetPath(store, &st));
+    PetscCall(TextAdd(t, "- store: `%s`\n- mapmerge version: %s (git %s)\n\n", st, MAPMERGE_VERSION, MAPMERGE_GIT_COMMIT));
+  }
+  PetscCall(ModelCardFolder(ex, store, ntensors, P, shard, t));
   PetscCall(PetscFree(pre));
   PetscCall(PetscFree(presha));
   PetscCall(PetscFree(kind));

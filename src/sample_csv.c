@@ -44,6 +44,64 @@ static PetscBool MapCSVBlank(const char *s)
   return PETSC_TRUE;
 }
 
+/* the header's column of each task (c_<task> or <task>); on an error closes fp and frees line */
+static PetscErrorCode MapCSVMatchHeader(const char *file, PetscInt lineno, int T, const char *const *task_names, int ncol, char **fields,
+                                        int *col_of_task, char *line, FILE *fp)
+{
+  PetscFunctionBegin;
+  for (int t = 0; t < T; t++) {
+    col_of_task[t] = -1;
+    for (int j = 0; j < ncol; j++) {
+      const char *h = fields[j];
+      if (!strncmp(h, "c_", 2) && strcmp(task_names[t], h) != 0) h += 2;
+      if (strcmp(h, task_names[t])) continue;
+      if (col_of_task[t] >= 0) {
+        const char *prev = fields[col_of_task[t]];
+        free(line);
+        fclose(fp);
+        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": task %s has two columns (%s and %s)", file,
+                lineno, task_names[t], prev, fields[j]);
+      }
+      col_of_task[t] = j;
+    }
+    if (col_of_task[t] < 0) {
+      free(line);
+      fclose(fp);
+      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": no column for task %s (expected c_%s or %s in the header)",
+              file, lineno, task_names[t], task_names[t], task_names[t]);
+    }
+  }
+  PetscFunctionReturn(0);
+}
+
+/* one data row's coefficients into row[T]; on an error closes fp and frees line and data */
+static PetscErrorCode MapCSVParseRow(const char *file, PetscInt lineno, int T, const char *const *task_names, char **fields, const int *col_of_task,
+                                     char *line, FILE *fp, double *data, double *row)
+{
+  PetscFunctionBegin;
+  for (int t = 0; t < T; t++) {
+    const char *s = fields[col_of_task[t]];
+    char       *end;
+    errno    = 0;
+    double v = strtod(s, &end);
+    if (!s[0] || *end || errno == ERANGE || !isfinite(v)) {
+      char        bad[64];
+      const char *why = !s[0] || *end ? "is not a number"
+                      : errno == ERANGE && fabs(v) < 1 ? "is out of range: too close to 0 for a double (underflow below 2.2e-308)"
+                      : errno == ERANGE ? "is out of range: too large for a double (overflow above 1.8e308)"
+                                        : "is not a finite number";
+      PetscCall(PetscStrncpy(bad, s, sizeof(bad)));
+      free(line);
+      fclose(fp);
+      PetscCall(PetscFree(data));
+      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": column %d (task %s): \"%s\" %s", file, lineno,
+              col_of_task[t] + 1, task_names[t], bad, why);
+    }
+    row[t] = v;
+  }
+  PetscFunctionReturn(0);
+}
+
 /*
   MapReadCoeffCSV - reads coefficient vectors from a CSV file. Not collective (call it on every
   rank, or on one and broadcast).
@@ -90,28 +148,7 @@ PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_
   PetscCall(PetscMalloc1(maxf, &fields));
   PetscCall(PetscMalloc1(T, &col_of_task));
   ncol = MapCSVSplit(line, fields, maxf);
-  for (int t = 0; t < T; t++) {
-    col_of_task[t] = -1;
-    for (int j = 0; j < ncol; j++) {
-      const char *h = fields[j];
-      if (!strncmp(h, "c_", 2) && strcmp(task_names[t], h) != 0) h += 2;
-      if (strcmp(h, task_names[t])) continue;
-      if (col_of_task[t] >= 0) {
-        const char *prev = fields[col_of_task[t]];
-        free(line);
-        fclose(fp);
-        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": task %s has two columns (%s and %s)", file,
-                lineno, task_names[t], prev, fields[j]);
-      }
-      col_of_task[t] = j;
-    }
-    if (col_of_task[t] < 0) {
-      free(line);
-      fclose(fp);
-      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": no column for task %s (expected c_%s or %s in the header)",
-              file, lineno, task_names[t], task_names[t], task_names[t]);
-    }
-  }
+  PetscCall(MapCSVMatchHeader(file, lineno, T, task_names, ncol, fields, col_of_task, line, fp));
 
   PetscCall(PetscMalloc1(rowcap * T, &data));
   while ((len = getline(&line, &cap, fp)) >= 0) {
@@ -133,26 +170,7 @@ PetscErrorCode MapReadCoeffCSV(const char *file, int T, const char *const *task_
       data = grown;
       rowcap *= 2;
     }
-    for (int t = 0; t < T; t++) {
-      const char *s = fields[col_of_task[t]];
-      char       *end;
-      errno    = 0;
-      double v = strtod(s, &end);
-      if (!s[0] || *end || errno == ERANGE || !isfinite(v)) {
-        char        bad[64];
-        const char *why = !s[0] || *end ? "is not a number"
-                        : errno == ERANGE && fabs(v) < 1 ? "is out of range: too close to 0 for a double (underflow below 2.2e-308)"
-                        : errno == ERANGE ? "is out of range: too large for a double (overflow above 1.8e308)"
-                                          : "is not a finite number";
-        PetscCall(PetscStrncpy(bad, s, sizeof(bad)));
-        free(line);
-        fclose(fp);
-        PetscCall(PetscFree(data));
-        SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s line %" PetscInt_FMT ": column %d (task %s): \"%s\" %s", file, lineno,
-                col_of_task[t] + 1, task_names[t], bad, why);
-      }
-      data[nrow * T + t] = v;
-    }
+    PetscCall(MapCSVParseRow(file, lineno, T, task_names, fields, col_of_task, line, fp, data, data + nrow * T));
     nrow++;
   }
   free(line);

@@ -1,5 +1,5 @@
 /* Private part of MapStore: the object and the HDF5 helpers shared by the writer (store_import.c)
- * and the reader (store.c). */
+ * and the reader (store.c, store_read.c). */
 #ifndef MAPMERGE_STOREIMPL_H
 #define MAPMERGE_STOREIMPL_H
 
