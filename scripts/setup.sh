@@ -11,7 +11,7 @@ BUILD_PKGS="build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libh
   libssl-dev libyaml-dev dataset-fashion-mnist"
 TEST_PKGS="python3 python3-numpy python3-yaml python3-h5py python3-scipy python3-deap python3-matplotlib python3-torch
   bible-kjv bible-kjv-text fortunes
-  slurm-wlm munge clang libclang-rt-14-dev procps util-linux time chromium strace"
+  slurm-wlm munge clang libclang-rt-14-dev procps util-linux time chromium strace clang-format"
 
 pkgs="$BUILD_PKGS"
 [[ "${1:-}" == "--tests" ]] && pkgs="$pkgs $TEST_PKGS"

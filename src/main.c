@@ -24,12 +24,12 @@ typedef struct {
 } MapCommand;
 
 static const MapCommand commands[] = {
-  {"zoo",    MapCommandZoo   },
+  {"zoo", MapCommandZoo},
   {"import", MapCommandImport},
-  {"info",   MapCommandInfo  },
+  {"info", MapCommandInfo},
   {"export", MapCommandExport},
-  {"eval",   MapCommandEval  },
-  {"run",    MapCommandRun   },
+  {"eval", MapCommandEval},
+  {"run", MapCommandRun},
 };
 
 /* Errors for users, not for PETSc developers: the message once, then where it came from — no banner
@@ -113,7 +113,7 @@ static PetscErrorCode Dispatch(const char *cmd, int *exit_status)
 
 int main(int argc, char **argv)
 {
-  const char    *cmd = NULL;
+  const char    *cmd         = NULL;
   int            exit_status = 0;
   PetscErrorCode ierr;
 
@@ -130,7 +130,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[i], "-options_file") && strcmp(argv[i], "-options_file_yaml")) continue;
     if (!stat(argv[i + 1], &sb) && !S_ISREG(sb.st_mode)) {
       fprintf(stderr, "mapmerge: error: %s %s is %s; mapmerge reads only regular files\n", argv[i], argv[i + 1],
-              S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" : S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
+              S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" : S_ISDIR(sb.st_mode) ? "a directory"
+                                                                                 : "not a regular file");
       return 1;
     }
     char msg[1024];

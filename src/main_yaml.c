@@ -76,8 +76,11 @@ int MapYAMLCheckDuplicates(const char *path, char *msg, size_t len)
         L->expect_key = 0;
       } else L->expect_key = 1;
       break;
-    case YAML_STREAM_END_EVENT: done = 1; break;
-    default: break;
+    case YAML_STREAM_END_EVENT:
+      done = 1;
+      break;
+    default:
+      break;
     }
     yaml_event_delete(&ev);
   }

@@ -1,4 +1,4 @@
-# Bayesian MAP sampling step (src/sample_bayes.c): hyperspherical round trip, bin layout for large T,
+# Bayesian MAP sampling step (src/map/sample_bayes.c): hyperspherical round trip, bin layout for large T,
 # determinism and rank independence, box, concentration on high residuals, empty bins, options.
 add_executable(test_bayes ${CMAKE_SOURCE_DIR}/tests/bayes/test_bayes.c)
 target_link_libraries(test_bayes PRIVATE map_sample)

@@ -58,10 +58,10 @@ int64_t MapSubtractFiniteF32(float *x, const float *pre, int64_t n, int *overflo
    combines the leaves of all ranks (a bitwise OR of the zero-initialised arrays) and takes
    MapFileDigestRoot. */
 typedef struct _p_MapFileDigest *MapFileDigest;
-PetscErrorCode MapFileDigestCreate(const char *path, uint64_t range, MapFileDigest *d);
-PetscErrorCode MapFileDigestGetRanges(MapFileDigest d, uint64_t *size, int64_t *nrange);
-PetscErrorCode MapFileDigestSetMine(MapFileDigest d, const PetscBool *mine);
-PetscErrorCode MapFileDigestFeed(MapFileDigest d, uint64_t off, size_t len, const void *bytes);
+PetscErrorCode                   MapFileDigestCreate(const char *path, uint64_t range, MapFileDigest *d);
+PetscErrorCode                   MapFileDigestGetRanges(MapFileDigest d, uint64_t *size, int64_t *nrange);
+PetscErrorCode                   MapFileDigestSetMine(MapFileDigest d, const PetscBool *mine);
+PetscErrorCode                   MapFileDigestFeed(MapFileDigest d, uint64_t off, size_t len, const void *bytes);
 /* *leaves: [nrange * 32], zeros for the ranges of other ranks; *fed / *read: bytes hashed from the
    caller's buffers / read by the digest itself */
 PetscErrorCode MapFileDigestFinish(MapFileDigest d, const unsigned char **leaves, uint64_t *fed, uint64_t *read);

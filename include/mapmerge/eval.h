@@ -46,7 +46,7 @@ typedef struct _p_MapEvaluator *MapEvaluator;
    -map_eval_batch, -map_eval_row_block and -map_eval_kernel. */
 PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev);
 /* MapEvaluatorRegister - adds a type by name (PETSc's XxxRegister): create(ev) fills the evaluator's
-   ops and data (src/evalimpl.h); -map_eval_type name selects it. The built-in types are registered
+   ops and data (src/eval/evalimpl.h); -map_eval_type name selects it. The built-in types are registered
    by MapEvaluatorInitializePackage (called by Create and Register). Not collective. */
 PetscErrorCode MapEvaluatorRegister(const char name[], PetscErrorCode (*create)(MapEvaluator));
 PetscErrorCode MapEvaluatorInitializePackage(void);

@@ -9,7 +9,7 @@
    hold dtype values: MAP_DTYPE_F32 (float), MAP_DTYPE_BF16 or MAP_DTYPE_F16 (uint16_t bit patterns,
    widened exactly); theta is F32. Blocked and vectorised; memory-bound. Not collective. */
 PetscErrorCode MapMergeApply(MapDType dtype, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const double *c, float *theta);
-/* MapMergeApply_Ref - the plain loop, for tests and benchmarks (src/merge_ref.c). */
+/* MapMergeApply_Ref - the plain loop, for tests and benchmarks (src/merge/merge_ref.c). */
 PetscErrorCode MapMergeApply_Ref(MapDType dtype, int64_t n, const void *pre, int T, const void *tau, int64_t ld, const double *c,
                                  float *theta);
 

@@ -15,14 +15,16 @@ typedef struct _p_MapPareto *MapPareto;
 
 /* Scalarisations (-map_pareto_scalarization): augmented Chebyshev (default; finds non-convex parts
    of the front) or weighted sum. Objectives are normalised by their ranges (ideal - nadir). */
-typedef enum { MAP_PARETO_CHEBYSHEV, MAP_PARETO_WEIGHTED_SUM } MapParetoScalarization;
+typedef enum { MAP_PARETO_CHEBYSHEV,
+               MAP_PARETO_WEIGHTED_SUM } MapParetoScalarization;
 /* How Chebyshev's max is solved (-map_pareto_solver): a smooth max (default: log-sum-exp with
    continuation in the temperature, each stage a bound-constrained projected Newton solve in a
    TAOSHELL, or any TAO type with -map_pareto_tao_type; its points are exactly Pareto optimal but sit
    O(tau log m) off the exact Chebyshev point; ~40x faster than the epigraph form) or the epigraph
    form with TAOALMM (solves the Chebyshev problem itself to ~1e-7 at the default -map_pareto_gatol
    1e-7; 1e-10 gives ~1e-11 at 2x the time). */
-typedef enum { MAP_PARETO_SMOOTHMAX, MAP_PARETO_EPIGRAPH } MapParetoSolverType;
+typedef enum { MAP_PARETO_SMOOTHMAX,
+               MAP_PARETO_EPIGRAPH } MapParetoSolverType;
 
 PetscErrorCode MapParetoCreate(MPI_Comm comm, MapPareto *p);
 /* options: -map_pareto_divisions H, -map_pareto_scalarization chebyshev|weighted_sum,

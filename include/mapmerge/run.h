@@ -13,15 +13,15 @@
    surrogates, the Pareto front, the pick and the results in the run folder. The driver:
      MapRunCreate(comm, &run); MapRunSetFromOptions(run); MapRunSetUp(run); MapRunSolve(run);
      MapRunView(run, PETSC_VIEWER_STDOUT_(comm)); MapRunDestroy(&run);
-   (src/run_setup.c; options run_options.c, loop run_map.c and run_nested.c, outputs run_results.c and
+   (src/run/run_setup.c; options run_options.c, loop run_map.c and run_nested.c, outputs run_results.c and
    run_results_read.c, summary run_view.c, phases run_phase.c, samples run_samples.c) */
 typedef struct _p_MapRun *MapRun;
-PetscErrorCode MapRunCreate(MPI_Comm comm, MapRun *run);
-PetscErrorCode MapRunSetFromOptions(MapRun run);
-PetscErrorCode MapRunSetUp(MapRun run);
-PetscErrorCode MapRunSolve(MapRun run);
-PetscErrorCode MapRunView(MapRun run, PetscViewer viewer);
-PetscErrorCode MapRunDestroy(MapRun *run);
+PetscErrorCode            MapRunCreate(MPI_Comm comm, MapRun *run);
+PetscErrorCode            MapRunSetFromOptions(MapRun run);
+PetscErrorCode            MapRunSetUp(MapRun run);
+PetscErrorCode            MapRunSolve(MapRun run);
+PetscErrorCode            MapRunView(MapRun run, PetscViewer viewer);
+PetscErrorCode            MapRunDestroy(MapRun *run);
 
 PetscErrorCode MapCommandImport(MPI_Comm comm);
 PetscErrorCode MapCommandExport(MPI_Comm comm);

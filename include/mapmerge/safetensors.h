@@ -35,8 +35,8 @@ typedef struct {
   int      ndim;
   int64_t  shape[MAP_MAX_NDIM];
   int64_t  numel;
-  uint64_t begin, end; /* byte offsets relative to the start of the data section */
-  int      file;       /* index of the shard file that holds it (0 for a single file) */
+  uint64_t begin, end;     /* byte offsets relative to the start of the data section */
+  int      file;           /* index of the shard file that holds it (0 for a single file) */
   char     dtype_name[16]; /* the file's own dtype name ("F8_E4M3", "U16", ...); MapTensorDTypeName */
 } MapTensorInfo;
 
@@ -103,9 +103,9 @@ PetscErrorCode MapSafetensorsWrite(const char *path, int n, const MapTensorData 
    otherwise `path` is one file. Everything is written under temporary names and renamed on
    MapSafetensorsWriterClose() (collective). Data written is converted from F32 to the tensor's dtype. */
 typedef struct _p_MapSafetensorsWriter *MapSafetensorsWriter;
-PetscErrorCode MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n, const MapTensorInfo *tensors, int nmeta,
-                                          const char *const *keys, const char *const *values, uint64_t max_shard_bytes,
-                                          MapSafetensorsWriter *w);
+PetscErrorCode                          MapSafetensorsWriterCreate(MPI_Comm comm, const char *path, int n, const MapTensorInfo *tensors, int nmeta,
+                                                                   const char *const *keys, const char *const *values, uint64_t max_shard_bytes,
+                                                                   MapSafetensorsWriter *w);
 /* MapSafetensorsWriterCreateFolder - the same, but `dir` is always a model folder: model.safetensors
    (max_shard_bytes 0) or the shards and index. The folder is written as a fresh staging folder
    beside `dir` and switched in whole by Close (renameat2 RENAME_EXCHANGE over an existing folder):

@@ -6,7 +6,9 @@
 #include <mapmerge/sample_csv.h>
 #include <petscviewer.h>
 
-typedef enum { MAP_SAMPLE_REFERENCE, MAP_SAMPLE_LHS, MAP_SAMPLE_FILE } MapSampleType;
+typedef enum { MAP_SAMPLE_REFERENCE,
+               MAP_SAMPLE_LHS,
+               MAP_SAMPLE_FILE } MapSampleType;
 
 /* MapSampleGenerate - *C [n*T] row-major (PetscFree). reference: T one-hots plus a lattice,
    (T+1)(T+2) points in all when n <= 0, identifiable for every T; lhs: n Latin-hypercube points;
@@ -25,22 +27,22 @@ PetscErrorCode MapSampleCheckIdentifiable(int T, PetscInt n, const double *C);
 
 
 /* ======================================================================================
- * Bayesian MAP: adaptive sampling step (src/sample_bayes.c, docs/design.md §5 "Bayesian MAP").
+ * Bayesian MAP: adaptive sampling step (src/map/sample_bayes.c, docs/design.md §5 "Bayesian MAP").
  * Points are shifted to the unit box, x = (c - lo)/(hi - lo) in [0,1]^T, and described in
  * hyperspherical coordinates around the corner lo: radius r and T-1 angles, each in [0, pi/2]
  * for x >= 0. Angular bins score the surrogate's squared residuals; new points are drawn where
  * the fit is worst. Every draw is keyed on (seed, iteration, ...), never on call order or ranks.
  * ====================================================================================== */
 typedef struct {
-  double temperature;   /* softmax temperature on scores normalised by their maximum (> 0) */
-  double lambda;        /* score = mean + lambda * std of a bin's squared residuals (>= 0) */
-  int    resamples;     /* resamples for the std (>= 0; < 2 means std = 0) */
-  double drop_fraction; /* fraction of a bin's points each resample drops, in [0, 1) */
+  double temperature;          /* softmax temperature on scores normalised by their maximum (> 0) */
+  double lambda;               /* score = mean + lambda * std of a bin's squared residuals (>= 0) */
+  int    resamples;            /* resamples for the std (>= 0; < 2 means std = 0) */
+  double drop_fraction;        /* fraction of a bin's points each resample drops, in [0, 1) */
   double radius_lo, radius_hi; /* radius ~ U(lo, hi) as a fraction of the ray's length inside the box */
-  int    bins_per_angle; /* 0 = default: 4 for T < 4, 2 otherwise */
-  int    max_bins;       /* cap on the number of bins for large T (bins only the first angles) */
-  int    candidates;     /* per new point: candidates drawn in its bin, the one farthest from all points kept (1 = reference) */
-  double explore;        /* fraction of each batch drawn over the whole box instead of a scored bin, in [0, 1] */
+  int    bins_per_angle;       /* 0 = default: 4 for T < 4, 2 otherwise */
+  int    max_bins;             /* cap on the number of bins for large T (bins only the first angles) */
+  int    candidates;           /* per new point: candidates drawn in its bin, the one farthest from all points kept (1 = reference) */
+  double explore;              /* fraction of each batch drawn over the whole box instead of a scored bin, in [0, 1] */
 } MapBayesOptions;
 
 /* MapBayesOptionsDefault - the reference defaults: temperature 0.07, lambda 0.5, 30 resamples,
@@ -92,7 +94,7 @@ PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double 
 /* ---- end of Bayesian MAP block ---- */
 
 /* ======================================================================================
- * MapSampler - the object a run samples with (src/sample_sampler.c): types reference, lhs and
+ * MapSampler - the object a run samples with (src/map/sample_sampler.c): types reference, lhs and
  * file (the initial design) and bayes (an initial design, then MapSamplerPropose's rounds). It
  * reads -map_sample_type, -map_sample_n, -map_sample_file, -map_seed, -map_box and, for bayes,
  * -map_bayes_initial and MapBayesOptionsSetFromOptions' options; the kernels above do the work.

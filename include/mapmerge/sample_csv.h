@@ -1,4 +1,4 @@
-/* Coefficient vectors from a CSV file (src/sample_csv.c): the file design of MapSampler and the
+/* Coefficient vectors from a CSV file (src/map/sample_csv.c): the file design of MapSampler and the
    coefficients of `mapmerge eval`. Below sample.h, which includes it. */
 #ifndef MAPMERGE_SAMPLE_CSV_H
 #define MAPMERGE_SAMPLE_CSV_H

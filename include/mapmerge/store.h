@@ -30,14 +30,14 @@ MapDType MapStoreDTypeFromOption(PetscInt i);
 
 /* Tuning of an import; 0 means the default. */
 typedef struct {
-  int64_t block; /* parameters per rank converted and written per collective step (default ~4M/(T+1), so
+  int64_t   block;           /* parameters per rank converted and written per collective step (default ~4M/(T+1), so
                     a rank holds at most its buffer of (T+1) x block floats besides the headers) */
-  int64_t chunk; /* columns per HDF5 chunk of /task_vectors (chunks are [T, chunk]; default min(P, 1M)) */
-  MapDType  dtype; /* storage dtype (0 = MAP_DTYPE_F32, the default); BF16 and F16 round to nearest even and
+  int64_t   chunk;           /* columns per HDF5 chunk of /task_vectors (chunks are [T, chunk]; default min(P, 1M)) */
+  MapDType  dtype;           /* storage dtype (0 = MAP_DTYPE_F32, the default); BF16 and F16 round to nearest even and
                       record the largest rounding errors as attributes of the datasets */
   PetscBool buffers_private; /* a task's integer/bool tensor that differs from the pretrained one becomes a
                                 private tensor of that task (default: an error) */
-  int64_t digest_range; /* bytes per range of the source files' digests (default MAP_STORE_DIGEST_RANGE; a
+  int64_t   digest_range;    /* bytes per range of the source files' digests (default MAP_STORE_DIGEST_RANGE; a
                            multiple of 4096, recorded in the store: part of the digest's definition) */
 } MapStoreImportOptions;
 /* the default range of the source digests: 16 MiB (docs/storage.md, "Source digests") */

@@ -7,7 +7,9 @@
 
 #include <mapmerge/core.h>
 
-typedef enum { MAP_LINK_IDENTITY, MAP_LINK_SIGMOID, MAP_LINK_SOFTPLUS } MapLink;
+typedef enum { MAP_LINK_IDENTITY,
+               MAP_LINK_SIGMOID,
+               MAP_LINK_SOFTPLUS } MapLink;
 
 typedef struct {
   double r2, rmse, loo_rmse, cond; /* on the training data; leave-one-out RMSE; condition estimate */

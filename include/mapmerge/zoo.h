@@ -16,18 +16,18 @@
 
 /* What to build; filled by MapZooConfigSetFromOptions (defaults: the README's default zoo). */
 typedef struct {
-  char     datadir[MAP_PATH_LEN]; /* -map_zoo_data: folder of the Fashion-MNIST *-ubyte.gz files */
-  PetscInt seed;                  /* -map_seed */
-  int      L;                     /* number of encoder layers */
+  char     datadir[MAP_PATH_LEN];          /* -map_zoo_data: folder of the Fashion-MNIST *-ubyte.gz files */
+  PetscInt seed;                           /* -map_seed */
+  int      L;                              /* number of encoder layers */
   int      widths[MAP_ZOO_MAX_LAYERS + 1]; /* -map_zoo_widths: 784,w1,...,wL */
   int      ntasks;
   char     tasks[MAP_ZOO_MAX_TASKS][MAP_NAME_LEN]; /* -map_zoo_tasks */
-  int      train_n;               /* -map_zoo_train_n: first n training images */
-  int      epochs;                /* -map_zoo_epochs: pretraining epochs */
-  int      finetune_epochs;       /* -map_zoo_finetune_epochs */
-  int      batch;                 /* -map_zoo_batch */
-  double   lr, finetune_lr;       /* -map_zoo_lr, -map_zoo_finetune_lr (Adam step sizes) */
-  int      val_n;                 /* -map_zoo_val_n: the first val_n test images are the val set */
+  int      train_n;                                /* -map_zoo_train_n: first n training images */
+  int      epochs;                                 /* -map_zoo_epochs: pretraining epochs */
+  int      finetune_epochs;                        /* -map_zoo_finetune_epochs */
+  int      batch;                                  /* -map_zoo_batch */
+  double   lr, finetune_lr;                        /* -map_zoo_lr, -map_zoo_finetune_lr (Adam step sizes) */
+  int      val_n;                                  /* -map_zoo_val_n: the first val_n test images are the val set */
 } MapZooConfig;
 
 /* MapZooConfigSetFromOptions - collective: defaults, then -map_zoo_* and -map_seed. Checks ranges,

@@ -16,7 +16,7 @@ cflags="$(pkg-config --cflags PETSc jansson) $(mpicc -showme:compile)"
 libs="$(pkg-config --libs PETSc jansson) $(mpicc -showme:link) -lcrypto -lm"
 $CC -std=c17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -D_POSIX_C_SOURCE=200809L -DMAPMERGE_VERSION='"fuzz"' -DMAPMERGE_GIT_COMMIT='"fuzz"' -DMAPMERGE_C_FLAGS='"fuzz"' -DMAPMERGE_COMPILER='"clang"' \
-  -I"$root/include" -I"$root/src" -I"$out/generated" $cflags \
-  "$here/fuzz_safetensors.c" "$root/src/safetensors.c" "$root/src/safetensors_write.c" "$root/src/core.c" \
+  -I"$root/include" -I"$root/src" -I"$root/src/core" -I"$root/src/io" -I"$out/generated" $cflags \
+  "$here/fuzz_safetensors.c" "$root/src/io/safetensors.c" "$root/src/io/safetensors_write.c" "$root/src/core/core.c" \
   $libs -o "$out/fuzz_safetensors"
 echo "built $out/fuzz_safetensors"

@@ -1,7 +1,7 @@
 /* Pareto search tests on the analytic problems with the exact objectives (no surrogate).
  *
  * The objectives are restated here in closed form with their gradients, independently of
- * src/eval_analytic.c, and checked against MapAnalyticEvaluate. For each problem the Pareto SET is
+ * src/eval/eval_analytic.c, and checked against MapAnalyticEvaluate. For each problem the Pareto SET is
  * known exactly, so every found point is checked to lie in it (distance <= tol), and the corner
  * preferences must reproduce the single-objective optima (the front's extreme points). IGD and
  * hypervolume ratio against a dense sampling of the true front are reported.

@@ -28,7 +28,7 @@ def fail(msg):
 
 
 def map64(bits, first=0):
-    """MapChecksum64 (src/core_digest.c) in numpy: uint64 arithmetic wraps mod 2^64 as C's does"""
+    """MapChecksum64 (src/core/core_digest.c) in numpy: uint64 arithmetic wraps mod 2^64 as C's does"""
     j = np.arange(first, first + bits.size, dtype=np.uint64)
     b = bits.astype(np.uint64)
     with np.errstate(over="ignore"):
