@@ -133,3 +133,18 @@ def grid_truth(ctx, tasks, n, cache_dirs=()):
     if len(C) != n ** T:
         sys.exit("bench: %s has %d rows, expected %d: delete it and rerun" % (path, len(C), n ** T))
     return C, A
+
+
+def dd(work, nbytes, writers):
+    """the baseline of the store benches: `writers` concurrent `dd bs=16M conv=fdatasync` of about nbytes
+    in all into work/; returns (seconds, bytes written)"""
+    count = max(1, (nbytes // writers + (16 << 20) - 1) // (16 << 20))
+    t0 = time.time()
+    ps = [subprocess.Popen(["dd", "if=/dev/zero", f"of={work}/dd{w}.bin", "bs=16M", f"count={count}", "conv=fdatasync", "status=none"])
+          for w in range(writers)]
+    for p in ps:
+        p.wait()
+    el = time.time() - t0
+    for w in range(writers):
+        os.remove(f"{work}/dd{w}.bin")
+    return el, count * (16 << 20) * writers

@@ -18,23 +18,13 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import dd  # noqa: E402  (the dd baseline shared by the store benches)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
            OPENBLAS_NUM_THREADS="1")
 WRAP = '/usr/bin/time -f "%M %U %S" -o "$0/rss.$OMPI_COMM_WORLD_RANK" "$@"'
-
-
-def dd(work, nbytes, writers):
-    count = max(1, (nbytes // writers + (16 << 20) - 1) // (16 << 20))
-    t0 = time.time()
-    ps = [subprocess.Popen(["dd", "if=/dev/zero", f"of={work}/dd{w}.bin", "bs=16M", f"count={count}", "conv=fdatasync", "status=none"])
-          for w in range(writers)]
-    for p in ps:
-        p.wait()
-    el = time.time() - t0
-    for w in range(writers):
-        os.remove(f"{work}/dd{w}.bin")
-    return el, count * (16 << 20) * writers
 
 
 def run(cmd, work):
