@@ -112,7 +112,7 @@ PetscErrorCode MapRunBudgetPlan(MapRunCtx *r)
 }
 
 /* evaluations still free for rounds and front points (the pick's one is held back) */
-static PetscInt MapRunBudgetLeft(MapRunCtx *r)
+PetscInt MapRunBudgetLeft(MapRunCtx *r)
 {
   return r->budget.total - 1 - r->samples.n;
 }
@@ -130,7 +130,7 @@ static double MapBudgetDistance(int T, const double *x, const double *y, const d
    evaluated sample and every point chosen before it; candidates within tol (coefficients, max norm) of
    one are never chosen (a second evaluation of the same model adds nothing to the front).
    Deterministic: ties go to the lower index. Returns the count chosen, indices in sel. */
-static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double *X, PetscInt K, PetscInt *sel, PetscInt *nsel)
+PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double *X, PetscInt K, PetscInt *sel, PetscInt *nsel)
 {
   const int T   = r->T;
   PetscBool obj = r->budget.spread_objectives;
@@ -184,67 +184,6 @@ static PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double 
     }
   }
   PetscCall(PetscFree4(dmin, cmin, PX, PS));
-  PetscFunctionReturn(0);
-}
-
-/* the search's objectives: the metric's surrogates (run_metric.c), with their Hessian */
-static PetscErrorCode MapRunSetSearchObjectives(MapRunCtx *r)
-{
-  PetscFunctionBegin;
-  PetscCall(MapParetoSetObjectives(r->pareto, r->T, r->T, MapRunObjectiveMetric, r));
-  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapRunObjectiveMetricHessian));
-  PetscFunctionReturn(0);
-}
-
-/* One refinement round under a budget: the current fit's predicted front, and of its points the
-   round's share spread farthest from everything evaluated so far (MapRunBudgetSpread) become samples. */
-static PetscErrorCode MapRunBudgetRefineRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
-{
-  const int     T = r->T;
-  PetscInt      kf, P = r->budget.round_now, nsel, n0 = r->samples.n;
-  const double *Cf;
-  PetscInt     *sel;
-
-  PetscFunctionBegin;
-  PetscCall(MapRunSetSearchObjectives(r));
-  PetscCall(MapParetoSolve(r->pareto));
-  PetscCall(MapParetoGetFront(r->pareto, &kf, &Cf, NULL, NULL));
-  PetscCall(PetscMalloc1(P + 1, &sel));
-  PetscCall(MapRunBudgetSpread(r, kf, Cf, P, sel, &nsel));
-  for (PetscInt k = 0; k < nsel; k++) PetscCall(MapSampleSetAppend(&r->samples, &Cf[sel[k] * T], NULL, NULL, round_id, -1));
-  PetscCall(PetscFree(sel));
-  r->budget.round_added = nsel;
-  PetscCall(PetscPrintf(r->comm, "budget round %d: %" PetscInt_FMT " front points as new samples (%" PetscInt_FMT " of %" PetscInt_FMT " evaluations so far)\n",
-                        it, nsel, n0 + nsel, r->budget.total));
-  PetscCall(MapRunEvaluateSampleRange(r, n0, n0 + nsel, stop));
-  PetscFunctionReturn(0);
-}
-
-static PetscErrorCode MapRunBudgetBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
-{
-  PetscInt n0 = r->samples.n;
-
-  PetscFunctionBegin;
-  r->opt.bayes_batch = r->budget.round_now;
-  PetscCall(MapRunBayesRound(r, it, round_id, stop));
-  r->budget.round_added = r->samples.n - n0;
-  PetscFunctionReturn(0);
-}
-
-/* the adaptive rounds: until only the re-evaluation reserve is left, or a round finds nothing new */
-PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, PetscBool bayes, PetscBool *stop)
-{
-  MapRunBudget *b = &r->budget;
-
-  PetscFunctionBegin;
-  for (int it = 1; !*stop && MapRunBudgetLeft(r) > b->reserve; it++) {
-    b->round_now = PetscMin(b->round_points, MapRunBudgetLeft(r) - b->reserve);
-    PetscCall(MapRunAdaptiveRound(r, bayes ? MapRunBudgetBayesRound : MapRunBudgetRefineRound, it, it, stop));
-    if (*stop) break;
-    b->rounds++;
-    b->refined += b->round_added;
-    if (!b->round_added) break; /* the front has no point left that was not evaluated */
-  }
   PetscFunctionReturn(0);
 }
 

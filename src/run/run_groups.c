@@ -222,7 +222,7 @@ PetscErrorCode MapRunEvaluateSampleRange(MapRunCtx *r, PetscInt i0, PetscInt i1,
   order), and the pick: independent evaluations, so with evaluator groups they run G at a time
   (journaled as before: reeval 0..K-1, then the pick). With groups, the pick on the held-out sets
   (-map_test_data) joins them when a group's worker can score other data (*tested: it did; else the
-  caller evaluates it). Sets kreal and real_index. Collective.
+  caller evaluates it). The points are report.kreal and real_index (chosen by the MAP loop). Collective.
 */
 PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop, PetscBool *tested)
 {
@@ -232,12 +232,8 @@ PetscErrorCode MapRunEvaluateFront(MapRunCtx *r, PetscBool *stop, PetscBool *tes
   PetscFunctionBegin;
   *tested = PETSC_FALSE;
   PetscCall(GroupsWanted(r, &G));
-  r->report.kreal = PetscMin(r->budget.total ? MapRunBudgetReevaluateCap(r) : r->opt.reevaluate, r->report.kfront);
-  PetscCall(PetscMalloc3(r->report.kreal + 1, &r->report.real_index, (r->report.kreal + 1) * r->T, &r->report.real_acc, (r->report.kreal + 1) * r->T, &r->report.real_loss));
   PetscCall(PetscMalloc1(r->report.kreal + 2, &items));
-  if (r->budget.total) PetscCall(MapRunBudgetChooseReevaluations(r)); /* -map_budget: spread away from the samples */
   for (PetscInt k = 0; k < r->report.kreal; k++) {
-    if (!r->budget.total) r->report.real_index[k] = r->report.kreal == 1 ? 0 : (int)((k * (r->report.kfront - 1) + (r->report.kreal - 1) / 2) / (r->report.kreal - 1));
     items[n++] = (MapRunEvalItem){"reeval", (int)k, &r->report.Cf[r->report.real_index[k] * r->T], -1, &r->report.real_acc[k * r->T], &r->report.real_loss[k * r->T], NULL, NULL};
   }
   if (r->opt.npref) items[n++] = (MapRunEvalItem){"pick", 0, r->report.pick_c, -1, r->report.pick_acc, r->report.pick_loss, NULL, NULL};

@@ -16,7 +16,7 @@ static PetscErrorCode MapRunEvaluateSamples(MapRunCtx *r, PetscInt i0, PetscInt 
    the bins with its own residuals at the points evaluated on it and draws B points (keyed on seed, t
    and the iteration), evaluated on task t only: T x B merges, as many forward passes as B points on
    every task. */
-PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+static PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
 {
   int      T = r->T, ndraw = r->opt.bayes_per_task ? T : 1;
   double  *sqres, *Ct, *Cnew;
@@ -96,7 +96,7 @@ static PetscErrorCode MapRunRefineRound(MapRunCtx *r, int it, int round_id, Pets
 
 /* one adaptive round (Bayesian or refinement): fit on every point so far, then the round's new samples,
    each phase timed into its stage */
-PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it, int round_id, PetscBool *stop)
+static PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it, int round_id, PetscBool *stop)
 {
   PetscFunctionBegin;
   PetscCall(MapRunPhaseBegin(r, MAP_RUN_FIT));
@@ -180,6 +180,59 @@ static PetscErrorCode MapRunPickTest(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
+/* One refinement round under a budget: the current fit's predicted front, and of its points the
+   round's share spread farthest from everything evaluated so far (MapRunBudgetSpread) become samples. */
+static PetscErrorCode MapRunBudgetRefineRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+{
+  const int     T = r->T;
+  PetscInt      kf, P = r->budget.round_now, nsel, n0 = r->samples.n;
+  const double *Cf;
+  PetscInt     *sel;
+
+  PetscFunctionBegin;
+  PetscCall(MapParetoSetObjectives(r->pareto, T, T, MapRunObjectiveMetric, r));
+  PetscCall(MapParetoSetObjectiveHessian(r->pareto, MapRunObjectiveMetricHessian));
+  PetscCall(MapParetoSolve(r->pareto));
+  PetscCall(MapParetoGetFront(r->pareto, &kf, &Cf, NULL, NULL));
+  PetscCall(PetscMalloc1(P + 1, &sel));
+  PetscCall(MapRunBudgetSpread(r, kf, Cf, P, sel, &nsel));
+  for (PetscInt k = 0; k < nsel; k++) PetscCall(MapSampleSetAppend(&r->samples, &Cf[sel[k] * T], NULL, NULL, round_id, -1));
+  PetscCall(PetscFree(sel));
+  r->budget.round_added = nsel;
+  PetscCall(PetscPrintf(r->comm, "budget round %d: %" PetscInt_FMT " front points as new samples (%" PetscInt_FMT " of %" PetscInt_FMT " evaluations so far)\n",
+                        it, nsel, n0 + nsel, r->budget.total));
+  PetscCall(MapRunEvaluateSampleRange(r, n0, n0 + nsel, stop));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode MapRunBudgetBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop)
+{
+  PetscInt n0 = r->samples.n;
+
+  PetscFunctionBegin;
+  r->opt.bayes_batch = r->budget.round_now;
+  PetscCall(MapRunBayesRound(r, it, round_id, stop));
+  r->budget.round_added = r->samples.n - n0;
+  PetscFunctionReturn(0);
+}
+
+/* -map_budget's adaptive rounds (the plan and the spread: run_budget.c): until only the re-evaluation reserve is left, or a round finds nothing new */
+static PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, PetscBool bayes, PetscBool *stop)
+{
+  MapRunBudget *b = &r->budget;
+
+  PetscFunctionBegin;
+  for (int it = 1; !*stop && MapRunBudgetLeft(r) > b->reserve; it++) {
+    b->round_now = PetscMin(b->round_points, MapRunBudgetLeft(r) - b->reserve);
+    PetscCall(MapRunAdaptiveRound(r, bayes ? MapRunBudgetBayesRound : MapRunBudgetRefineRound, it, it, stop));
+    if (*stop) break;
+    b->rounds++;
+    b->refined += b->round_added;
+    if (!b->round_added) break; /* the front has no point left that was not evaluated */
+  }
+  PetscFunctionReturn(0);
+}
+
 /* the design, then Bayesian rounds where the surrogate fits worst, then refinement rounds (or -map_budget's) */
 static PetscErrorCode MapRunSample(MapRunCtx *r, PetscBool *stop)
 {
@@ -219,6 +272,21 @@ static PetscErrorCode MapRunFitAndSearch(MapRunCtx *r)
   PetscFunctionReturn(0);
 }
 
+/* the front points to re-evaluate: up to -map_reevaluate spread evenly along the front (in preference
+   order), or with -map_budget all that is left of it but the pick, spread farthest from the samples */
+static PetscErrorCode MapRunChooseReevaluations(MapRunCtx *r)
+{
+  MapRunReport *rep = &r->report;
+
+  PetscFunctionBegin;
+  rep->kreal = PetscMin(r->budget.total ? MapRunBudgetReevaluateCap(r) : r->opt.reevaluate, rep->kfront);
+  PetscCall(PetscMalloc3(rep->kreal + 1, &rep->real_index, (rep->kreal + 1) * r->T, &rep->real_acc, (rep->kreal + 1) * r->T, &rep->real_loss));
+  if (r->budget.total) PetscCall(MapRunBudgetChooseReevaluations(r));
+  else
+    for (PetscInt k = 0; k < rep->kreal; k++) rep->real_index[k] = rep->kreal == 1 ? 0 : (int)((k * (rep->kfront - 1) + (rep->kreal - 1) / 2) / (rep->kreal - 1));
+  PetscFunctionReturn(0);
+}
+
 /* up to -map_reevaluate front points, spread along the front (in preference order), and the pick,
    evaluated on the real models */
 static PetscErrorCode MapRunReevaluate(MapRunCtx *r, PetscBool *stop)
@@ -227,6 +295,7 @@ static PetscErrorCode MapRunReevaluate(MapRunCtx *r, PetscBool *stop)
 
   PetscFunctionBegin;
   PetscCall(MapRunPhaseBegin(r, MAP_RUN_REEVALUATE));
+  PetscCall(MapRunChooseReevaluations(r));
   PetscCall(MapRunEvaluateFront(r, stop, &tested)); /* the re-evaluations and the pick, G at a time with evaluator groups */
   if (!*stop && r->opt.npref && r->ev_test && !tested) PetscCall(MapRunPickTest(r));
   PetscCall(MapRunPhaseEnd(r, MAP_RUN_REEVALUATE));

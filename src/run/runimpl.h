@@ -271,15 +271,13 @@ PetscErrorCode MapRunNested(MapRunCtx *r, PetscBool *stop);
 PetscErrorCode MapRunNestedView(MapRunCtx *r, PetscViewer viewer);
 PetscErrorCode MapRunNestedWrite(MapRunCtx *r, hid_t file);
 
-/* run_map.c, for the budget's rounds */
-PetscErrorCode MapRunBayesRound(MapRunCtx *r, int it, int round_id, PetscBool *stop);
-PetscErrorCode MapRunAdaptiveRound(MapRunCtx *r, PetscErrorCode (*round)(MapRunCtx *, int, int, PetscBool *), int it, int round_id, PetscBool *stop);
-
 /* run_budget.c: -map_budget N. SetFromOptions after the sampler's options (run_options.c); Plan once
    T is known, before the design is drawn: the design size (MapSamplerSetSize), the rounds, the lattice */
 PetscErrorCode MapRunBudgetSetFromOptions(MapRunCtx *r);
 PetscErrorCode MapRunBudgetPlan(MapRunCtx *r);
-PetscErrorCode MapRunBudgetRounds(MapRunCtx *r, PetscBool bayes, PetscBool *stop);
+PetscInt       MapRunBudgetLeft(MapRunCtx *r); /* evaluations not yet spent */
+/* MapRunBudgetSpread - up to K of the m points X[m*T] whose predicted metrics lie farthest from every evaluated sample */
+PetscErrorCode MapRunBudgetSpread(MapRunCtx *r, PetscInt m, const double *X, PetscInt K, PetscInt *sel, PetscInt *nsel);
 PetscInt       MapRunBudgetReevaluateCap(MapRunCtx *r);
 PetscErrorCode MapRunBudgetChooseReevaluations(MapRunCtx *r);
 PetscErrorCode MapRunBudgetView(MapRunCtx *r, PetscViewer viewer);
