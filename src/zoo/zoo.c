@@ -225,16 +225,12 @@ static PetscErrorCode MapZooWriteYAML(const MapZooConfig *cfg, const char *outdi
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapZooBuildWithConfig(MPI_Comm comm, const MapZooConfig *cfg, const char *outdir, double *acc_pre_out, double *acc_ft_out)
+/* reads Fashion-MNIST (with a clear message when it is missing, before any work), then creates the output folders */
+static PetscErrorCode MapZooLoadAndPrepare(MPI_Comm comm, const MapZooConfig *cfg, const char *outdir, double t0, MapZooSplit *train, MapZooSplit *test)
 {
-  int             rank, size, T = cfg->ntasks;
-  MapZooSplit     train, test;
-  MapZooTransform id;
-  MapZooMLP       pre;
-  double          t0 = MapWallTime();
-  double          acc[4][MAP_ZOO_MAX_TASKS], accsum[4][MAP_ZOO_MAX_TASKS], ntest = 0;
-  char            path[MAP_PATH_LEN];
-  PetscErrorCode  ierr = 0;
+  int            rank, size, T = cfg->ntasks;
+  char           path[MAP_PATH_LEN];
+  PetscErrorCode ierr = 0;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
@@ -251,8 +247,8 @@ PetscErrorCode MapZooBuildWithConfig(MPI_Comm comm, const MapZooConfig *cfg, con
                         probe, strerror(errno));
   }
   MapCheckAll(comm, ierr == 0, PETSC_ERR_FILE_OPEN, "zoo: Fashion-MNIST not found (see above)");
-  PetscCall(MapZooSplitLoad(cfg->datadir, "train", 60000, &train));
-  PetscCall(MapZooSplitLoad(cfg->datadir, "t10k", 10000, &test));
+  PetscCall(MapZooSplitLoad(cfg->datadir, "train", 60000, train));
+  PetscCall(MapZooSplitLoad(cfg->datadir, "t10k", 10000, test));
   /* the output folders only once the input is known to be good */
   if (rank == 0) {
     ierr = MapZooMkdir(outdir);
@@ -266,6 +262,109 @@ PetscErrorCode MapZooBuildWithConfig(MPI_Comm comm, const MapZooConfig *cfg, con
                         size));
   for (int k = 0; k <= cfg->L; k++) PetscCall(PetscPrintf(comm, "%s%d", k ? "-" : " ", cfg->widths[k]));
   PetscCall(PetscPrintf(comm, ", seed %" PetscInt_FMT "\n", cfg->seed));
+  PetscFunctionReturn(0);
+}
+
+/* pretraining on every rank (same bits, cheaper than a broadcast to wait for); rank 0 evaluates it and writes the
+   pretrained model and its val/test data; *ntest is set on rank 0 only */
+static PetscErrorCode MapZooPretrain(MPI_Comm comm, const MapZooConfig *cfg, const char *outdir, double t0, double units_total, MapZooSplit *train,
+                                     MapZooSplit *test, MapZooTransform *id, MapZooMLP *pre, double *ntest)
+{
+  int  rank;
+  char path[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCall(MapZooTransformSetUp("identity", (uint64_t)cfg->seed, id));
+  PetscCall(MapZooMLPCreate(cfg->L, cfg->widths, pre));
+  MapZooMLPInit(pre, (uint64_t)cfg->seed, MapZooStream("init", "pretrained", 0));
+  {
+    MapZooTrainConfig tc = {.n = cfg->train_n, .epochs = cfg->epochs, .batch = cfg->batch, .lr = cfg->lr, .seed = (uint64_t)cfg->seed, .stream = MapZooStream("shuffle", "pretrained", 0)};
+    MapZooProgress    pg = {.comm = comm, .phase = "pretrain", .epochs = cfg->epochs, .t0 = t0, .done = 0, .total = units_total, .all = PETSC_FALSE};
+    PetscCall(MapZooTrain(pre, id, train, &tc, MapZooProgressPrint, &pg));
+  }
+  if (rank == 0) {
+    double a, l;
+    PetscCall(MapZooEvaluate(pre, id, test, cfg->val_n, test->n - cfg->val_n, &a, &l));
+    *ntest = a;
+    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/pretrained.safetensors", outdir));
+    PetscCall(MapZooWriteModel(pre, path, "pretrained", cfg));
+    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/pretrained_val.safetensors", outdir));
+    PetscCall(MapZooWriteData(id, test, 0, cfg->val_n, path));
+    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/pretrained_test.safetensors", outdir));
+    PetscCall(MapZooWriteData(id, test, cfg->val_n, test->n - cfg->val_n, path));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* fine-tunes task t (everything it draws is keyed on its name), sets acc[0..3][t] and writes its model and val/test data;
+   done = work units before it, for the ETA */
+static PetscErrorCode MapZooFinetuneTask(MPI_Comm comm, const MapZooConfig *cfg, const char *outdir, int t, double t0, double done, double units_total,
+                                         const MapZooMLP *pre, MapZooSplit *train, MapZooSplit *test, double acc[4][MAP_ZOO_MAX_TASKS])
+{
+  int             T = cfg->ntasks;
+  MapZooTransform tf;
+  MapZooMLP       ft;
+  double          l;
+  const char     *name = cfg->tasks[t];
+  char            path[MAP_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCall(MapZooTransformSetUp(name, (uint64_t)cfg->seed, &tf));
+  PetscCall(MapZooEvaluate(pre, &tf, test, 0, cfg->val_n, &acc[0][t], &l));
+  PetscCall(MapZooMLPCopy(pre, &ft));
+  {
+    char              phase[MAP_NAME_LEN + 32];
+    MapZooTrainConfig tc = {.n = cfg->train_n, .epochs = cfg->finetune_epochs, .batch = cfg->batch, .lr = cfg->finetune_lr, .seed = (uint64_t)cfg->seed, .stream = MapZooStream("shuffle", name, 0)};
+    MapZooProgress    pg = {.comm = comm, .phase = phase, .epochs = cfg->finetune_epochs, .t0 = t0, .done = done, .total = units_total, .all = PETSC_TRUE};
+    PetscCall(PetscSNPrintf(phase, sizeof(phase), "task %s (%d/%d)", name, t + 1, T));
+    PetscCall(MapZooTrain(&ft, &tf, train, &tc, MapZooProgressPrint, &pg));
+  }
+  PetscCall(MapZooEvaluate(&ft, &tf, test, 0, cfg->val_n, &acc[1][t], &l));
+  PetscCall(MapZooEvaluate(pre, &tf, test, cfg->val_n, test->n - cfg->val_n, &acc[2][t], &l));
+  PetscCall(MapZooEvaluate(&ft, &tf, test, cfg->val_n, test->n - cfg->val_n, &acc[3][t], &l));
+  PetscCall(PetscSNPrintf(path, sizeof(path), "%s/%s.safetensors", outdir, name));
+  PetscCall(MapZooWriteModel(&ft, path, name, cfg));
+  PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/%s_val.safetensors", outdir, name));
+  PetscCall(MapZooWriteData(&tf, test, 0, cfg->val_n, path));
+  PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/%s_test.safetensors", outdir, name));
+  PetscCall(MapZooWriteData(&tf, test, cfg->val_n, test->n - cfg->val_n, path));
+  PetscCall(MapZooMLPDestroy(&ft));
+  PetscFunctionReturn(0);
+}
+
+/* rank 0 writes zoo.yaml; every rank prints the accuracy table (accsum is the same on all) */
+static PetscErrorCode MapZooReport(MPI_Comm comm, const MapZooConfig *cfg, const char *outdir, double t0, const MapZooSplit *test, double ntest,
+                                   double accsum[4][MAP_ZOO_MAX_TASKS])
+{
+  int rank, T = cfg->ntasks;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (rank == 0) PetscCall(MapZooWriteYAML(cfg, outdir));
+  PetscCall(PetscPrintf(comm, "zoo: pretrained model on its own (untransformed) test set: acc %.4f\n", ntest));
+  PetscCall(PetscPrintf(comm, "zoo: accuracy (val = first %d test images, test = the other %d)\n", cfg->val_n, test->n - cfg->val_n));
+  PetscCall(PetscPrintf(comm, "zoo: %-14s %12s %12s %12s %12s\n", "task", "pre_val", "finetune_val", "pre_test", "finetune_test"));
+  for (int t = 0; t < T; t++)
+    PetscCall(PetscPrintf(comm, "zoo: %-14s %12.4f %12.4f %12.4f %12.4f\n", cfg->tasks[t], accsum[0][t], accsum[1][t], accsum[2][t],
+                          accsum[3][t]));
+  PetscCall(PetscPrintf(comm, "zoo: wrote %s (use: -options_file_yaml %s/zoo.yaml) in %.1fs\n", outdir, outdir, MapWallTime() - t0));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode MapZooBuildWithConfig(MPI_Comm comm, const MapZooConfig *cfg, const char *outdir, double *acc_pre_out, double *acc_ft_out)
+{
+  int             rank, size, T = cfg->ntasks;
+  MapZooSplit     train, test;
+  MapZooTransform id;
+  MapZooMLP       pre;
+  double          t0 = MapWallTime();
+  double          acc[4][MAP_ZOO_MAX_TASKS], accsum[4][MAP_ZOO_MAX_TASKS], ntest = 0;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCall(MapZooLoadAndPrepare(comm, cfg, outdir, t0, &train, &test));
 
   /* work units of this rank, for the ETA: pretraining, then its tasks */
   int mytasks = 0;
@@ -273,71 +372,21 @@ PetscErrorCode MapZooBuildWithConfig(MPI_Comm comm, const MapZooConfig *cfg, con
     if (t % size == rank) mytasks++;
   double units_pre = (double)cfg->epochs, units_total = units_pre + (double)mytasks * cfg->finetune_epochs;
 
-  /* pretraining: every rank, same bits (cheaper than a broadcast to wait for) */
-  PetscCall(MapZooTransformSetUp("identity", (uint64_t)cfg->seed, &id));
-  PetscCall(MapZooMLPCreate(cfg->L, cfg->widths, &pre));
-  MapZooMLPInit(&pre, (uint64_t)cfg->seed, MapZooStream("init", "pretrained", 0));
-  {
-    MapZooTrainConfig tc = {.n = cfg->train_n, .epochs = cfg->epochs, .batch = cfg->batch, .lr = cfg->lr, .seed = (uint64_t)cfg->seed, .stream = MapZooStream("shuffle", "pretrained", 0)};
-    MapZooProgress    pg = {.comm = comm, .phase = "pretrain", .epochs = cfg->epochs, .t0 = t0, .done = 0, .total = units_total, .all = PETSC_FALSE};
-    PetscCall(MapZooTrain(&pre, &id, &train, &tc, MapZooProgressPrint, &pg));
-  }
-  if (rank == 0) {
-    double a, l;
-    PetscCall(MapZooEvaluate(&pre, &id, &test, cfg->val_n, test.n - cfg->val_n, &a, &l));
-    ntest = a;
-    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/pretrained.safetensors", outdir));
-    PetscCall(MapZooWriteModel(&pre, path, "pretrained", cfg));
-    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/pretrained_val.safetensors", outdir));
-    PetscCall(MapZooWriteData(&id, &test, 0, cfg->val_n, path));
-    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/pretrained_test.safetensors", outdir));
-    PetscCall(MapZooWriteData(&id, &test, cfg->val_n, test.n - cfg->val_n, path));
-  }
+  PetscCall(MapZooPretrain(comm, cfg, outdir, t0, units_total, &train, &test, &id, &pre, &ntest));
 
-  /* fine-tuning: task t on rank t % size; everything it draws is keyed on its name */
+  /* fine-tuning: task t on rank t % size */
   PetscCall(PetscArrayzero(&acc[0][0], 4 * MAP_ZOO_MAX_TASKS));
   int mine = 0;
   for (int t = 0; t < T; t++) {
     if (t % size != rank) continue;
-    MapZooTransform tf;
-    MapZooMLP       ft;
-    double          l;
-    const char     *name = cfg->tasks[t];
-
-    PetscCall(MapZooTransformSetUp(name, (uint64_t)cfg->seed, &tf));
-    PetscCall(MapZooEvaluate(&pre, &tf, &test, 0, cfg->val_n, &acc[0][t], &l));
-    PetscCall(MapZooMLPCopy(&pre, &ft));
-    {
-      char              phase[MAP_NAME_LEN + 32];
-      MapZooTrainConfig tc = {.n = cfg->train_n, .epochs = cfg->finetune_epochs, .batch = cfg->batch, .lr = cfg->finetune_lr, .seed = (uint64_t)cfg->seed, .stream = MapZooStream("shuffle", name, 0)};
-      MapZooProgress    pg = {.comm = comm, .phase = phase, .epochs = cfg->finetune_epochs, .t0 = t0, .done = units_pre + (double)mine * cfg->finetune_epochs, .total = units_total, .all = PETSC_TRUE};
-      PetscCall(PetscSNPrintf(phase, sizeof(phase), "task %s (%d/%d)", name, t + 1, T));
-      PetscCall(MapZooTrain(&ft, &tf, &train, &tc, MapZooProgressPrint, &pg));
-    }
-    PetscCall(MapZooEvaluate(&ft, &tf, &test, 0, cfg->val_n, &acc[1][t], &l));
-    PetscCall(MapZooEvaluate(&pre, &tf, &test, cfg->val_n, test.n - cfg->val_n, &acc[2][t], &l));
-    PetscCall(MapZooEvaluate(&ft, &tf, &test, cfg->val_n, test.n - cfg->val_n, &acc[3][t], &l));
-    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/%s.safetensors", outdir, name));
-    PetscCall(MapZooWriteModel(&ft, path, name, cfg));
-    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/%s_val.safetensors", outdir, name));
-    PetscCall(MapZooWriteData(&tf, &test, 0, cfg->val_n, path));
-    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/data/%s_test.safetensors", outdir, name));
-    PetscCall(MapZooWriteData(&tf, &test, cfg->val_n, test.n - cfg->val_n, path));
-    PetscCall(MapZooMLPDestroy(&ft));
+    PetscCall(MapZooFinetuneTask(comm, cfg, outdir, t, t0, units_pre + (double)mine * cfg->finetune_epochs, units_total, &pre, &train, &test, acc));
     mine++;
   }
   /* each entry is set by exactly one rank and zero elsewhere, so the sum is exact */
   PetscCallMPI(MPI_Allreduce(&acc[0][0], &accsum[0][0], 4 * MAP_ZOO_MAX_TASKS, MPI_DOUBLE, MPI_SUM, comm));
   PetscCallMPI(MPI_Bcast(&ntest, 1, MPI_DOUBLE, 0, comm));
 
-  if (rank == 0) PetscCall(MapZooWriteYAML(cfg, outdir));
-  PetscCall(PetscPrintf(comm, "zoo: pretrained model on its own (untransformed) test set: acc %.4f\n", ntest));
-  PetscCall(PetscPrintf(comm, "zoo: accuracy (val = first %d test images, test = the other %d)\n", cfg->val_n, test.n - cfg->val_n));
-  PetscCall(PetscPrintf(comm, "zoo: %-14s %12s %12s %12s %12s\n", "task", "pre_val", "finetune_val", "pre_test", "finetune_test"));
-  for (int t = 0; t < T; t++)
-    PetscCall(PetscPrintf(comm, "zoo: %-14s %12.4f %12.4f %12.4f %12.4f\n", cfg->tasks[t], accsum[0][t], accsum[1][t], accsum[2][t],
-                          accsum[3][t]));
-  PetscCall(PetscPrintf(comm, "zoo: wrote %s (use: -options_file_yaml %s/zoo.yaml) in %.1fs\n", outdir, outdir, MapWallTime() - t0));
+  PetscCall(MapZooReport(comm, cfg, outdir, t0, &test, ntest, accsum));
   if (acc_pre_out)
     for (int t = 0; t < T; t++) acc_pre_out[t] = accsum[0][t];
   if (acc_ft_out)
