@@ -260,15 +260,11 @@ static PetscErrorCode MapBayesScoreBins(int T, PetscInt n, const double *C, cons
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double *sqres, double lo, double hi, uint64_t seed,
-                               int iteration, PetscInt B, const MapBayesOptions *o, double *Cnew, double *bin_scores_out)
+/* the arguments of MapBayesPropose, with messages that name the bad value */
+static PetscErrorCode MapBayesCheckProposeArgs(int T, PetscInt n, const double *C, const double *sqres, double lo, double hi, int iteration, PetscInt B,
+                                               const double *Cnew)
 {
-  int      b, m;
-  PetscInt nbins;
-  double  *scores, *cdf, *u, *phi, *x;
-
   PetscFunctionBegin;
-  PetscCall(MapBayesGetBins(T, o, &b, &m, &nbins));
   PetscCheck(hi > lo && isfinite(lo) && isfinite(hi), PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG,
              "Bayesian MAP: box lo,hi needs finite lo < hi, got %g,%g", lo, hi);
   PetscCheck(n >= 0 && B >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
@@ -283,22 +279,105 @@ PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double 
       PetscCheck(isfinite(C[i * T + j]), PETSC_COMM_SELF, PETSC_ERR_FP, "Bayesian MAP: point %" PetscInt_FMT " coordinate %d is %g", i,
                  j, C[i * T + j]);
   }
+  PetscFunctionReturn(0);
+}
 
-  PetscCall(PetscMalloc5(nbins, &scores, nbins, &cdf, T, &u, T, &phi, T, &x));
-  PetscCall(MapBayesScoreBins(T, n, C, sqres, lo, hi, seed, iteration, o, b, m, nbins, scores));
-  if (bin_scores_out) PetscCall(PetscArraycpy(bin_scores_out, scores, nbins));
-
-  /* Scores are divided by their maximum before the softmax, so the temperature does not depend on
-     the scale of the metrics (0.07 means: a bin scoring 10% below the best is e^(0.1/0.07) ~ 4x less
-     likely). With no residual anywhere (n = 0 or a perfect fit) every bin is equally likely. */
+/* cdf[nbins]: the cumulative softmax weights of the bin scores; returns their total.
+   Scores are divided by their maximum before the softmax, so the temperature does not depend on
+   the scale of the metrics (0.07 means: a bin scoring 10% below the best is e^(0.1/0.07) ~ 4x less
+   likely). With no residual anywhere (n = 0 or a perfect fit) every bin is equally likely. */
+static double MapBayesSoftmaxCDF(PetscInt nbins, const double *scores, double temperature, double *cdf)
+{
   double smax = 0;
   for (PetscInt k = 0; k < nbins; k++) smax = PetscMax(smax, scores[k]);
   double total = 0;
   for (PetscInt k = 0; k < nbins; k++) {
     double s = smax > 0 ? scores[k] / smax : 1;
-    total += exp((s - 1) / o->temperature); /* exponent <= 0: no overflow; the best bin contributes 1 */
+    total += exp((s - 1) / temperature); /* exponent <= 0: no overflow; the best bin contributes 1 */
     cdf[k] = total;
   }
+  return total;
+}
+
+/* inverse CDF: the first bin whose cumulative weight exceeds the uniform draw d of stream kbin */
+static PetscInt MapBayesDrawBin(uint64_t kbin, PetscInt d, PetscInt nbins, const double *cdf, double total)
+{
+  double   v = MapRngU01(kbin, 0, (uint64_t)d) * total;
+  PetscInt a = 0, z = nbins - 1;
+  while (a < z) {
+    PetscInt mid = a + (z - a) / 2;
+    if (cdf[mid] > v) z = mid;
+    else a = mid + 1;
+  }
+  return a;
+}
+
+/* x[T] in the unit box: candidate j of new point d, uniform for an exploration point, else a ray inside bin;
+   phi[T-1] and u[T] are scratch */
+static void MapBayesCandidate(int T, const MapBayesOptions *o, int b, int m, PetscBool explore, PetscInt bin, uint64_t key, uint64_t kpt, PetscInt d,
+                              int j, double *phi, double *u, double *x)
+{
+  if (explore) {
+    /* exploration: uniform in the unit box, where a bin draw (radius < 1 of the ray) may not reach */
+    for (int k = 0; k < T; k++) x[k] = MapRngU01(key, 0, (uint64_t)k);
+  } else {
+    PetscInt rest = bin;
+    /* angles: uniform inside the bin for binned angles, over [0, pi/2] for the rest */
+    for (int k = 0; k < T - 1; k++) {
+      double w = j ? MapRngU01(key, 0, (uint64_t)k) : MapRngU01(kpt, (uint64_t)d, (uint64_t)k);
+      if (k < m) {
+        int digit = (int)(rest % b);
+        rest /= b;
+        phi[k] = (digit + w) / b * MAP_BAYES_HALF_PI;
+      } else phi[k] = w * MAP_BAYES_HALF_PI;
+    }
+    MapHypersphericalToCartesian(T, 1.0, phi, u);
+    /* The ray from the corner lo along u leaves the unit box at length 1/max_j u_j; the radius is a
+       fraction of that, so every direction reaches as far into the box (the reference takes an
+       absolute radius U(0.2, 0.8) in [0,1]^T, which never reaches the far corner region). */
+    double umax = 0;
+    for (int k = 0; k < T; k++) umax = PetscMax(umax, u[k]);
+    double w   = j ? MapRngU01(key, 0, (uint64_t)(T - 1)) : MapRngU01(kpt, (uint64_t)d, (uint64_t)(T - 1));
+    double f   = o->radius_lo + (o->radius_hi - o->radius_lo) * w;
+    double rho = umax > 0 ? f / umax : 0;
+    for (int k = 0; k < T; k++) {
+      x[k] = rho * u[k];
+      x[k] = x[k] < 0 ? 0 : (x[k] > 1 ? 1 : x[k]); /* rounding only: x is in [0,1] by construction */
+    }
+  }
+}
+
+/* maximin: squared distance from x (unit box) to the nearest point so far (the n evaluated, then this batch's first d) */
+static double MapBayesNearestSq(int T, PetscInt n, PetscInt d, const double *C, const double *Cnew, double lo, double hi, const double *x)
+{
+  double dmin = INFINITY;
+  for (PetscInt i = 0; i < n + d; i++) {
+    const double *c  = i < n ? &C[i * T] : &Cnew[(i - n) * T];
+    double        d2 = 0;
+    for (int k = 0; k < T; k++) {
+      double e = x[k] - (c[k] - lo) / (hi - lo);
+      d2 += e * e;
+    }
+    dmin = PetscMin(dmin, d2);
+  }
+  return dmin;
+}
+
+PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double *sqres, double lo, double hi, uint64_t seed,
+                               int iteration, PetscInt B, const MapBayesOptions *o, double *Cnew, double *bin_scores_out)
+{
+  int      b, m;
+  PetscInt nbins;
+  double  *scores, *cdf, *u, *phi, *x;
+
+  PetscFunctionBegin;
+  PetscCall(MapBayesGetBins(T, o, &b, &m, &nbins));
+  PetscCall(MapBayesCheckProposeArgs(T, n, C, sqres, lo, hi, iteration, B, Cnew));
+
+  PetscCall(PetscMalloc5(nbins, &scores, nbins, &cdf, T, &u, T, &phi, T, &x));
+  PetscCall(MapBayesScoreBins(T, n, C, sqres, lo, hi, seed, iteration, o, b, m, nbins, scores));
+  if (bin_scores_out) PetscCall(PetscArraycpy(bin_scores_out, scores, nbins));
+  double total = MapBayesSoftmaxCDF(nbins, scores, o->temperature, cdf);
 
   uint64_t kbin = MapRngU64(seed, MAP_BAYES_STREAM_BIN, (uint64_t)iteration);
   uint64_t kpt  = MapRngU64(seed, MAP_BAYES_STREAM_POINT, (uint64_t)iteration);
@@ -311,62 +390,14 @@ PetscErrorCode MapBayesPropose(int T, PetscInt n, const double *C, const double 
     double    g       = (double)iteration * (double)B + (double)d;
     PetscBool explore = floor(o->explore * (g + 1)) > floor(o->explore * g) ? PETSC_TRUE : PETSC_FALSE;
     PetscInt  bin     = 0;
-    if (!explore) {
-      /* inverse CDF: the first bin whose cumulative weight exceeds the uniform */
-      double   v = MapRngU01(kbin, 0, (uint64_t)d) * total;
-      PetscInt a = 0, z = nbins - 1;
-      while (a < z) {
-        PetscInt mid = a + (z - a) / 2;
-        if (cdf[mid] > v) z = mid;
-        else a = mid + 1;
-      }
-      bin = a;
-    }
+    if (!explore) bin = MapBayesDrawBin(kbin, d, nbins, cdf, total);
     double best = -1;
     for (int j = 0; j < o->candidates; j++) {
       /* candidate 0 of a bin point uses the reference keys, so candidates = 1 is the reference draw */
       uint64_t key = explore ? MapRngU64(kexp, (uint64_t)d, (uint64_t)j) : (j ? MapRngU64(kcan, (uint64_t)d, (uint64_t)j) : 0);
-      if (explore) {
-        /* exploration: uniform in the unit box, where a bin draw (radius < 1 of the ray) may not reach */
-        for (int k = 0; k < T; k++) x[k] = MapRngU01(key, 0, (uint64_t)k);
-      } else {
-        PetscInt rest = bin;
-        /* angles: uniform inside the bin for binned angles, over [0, pi/2] for the rest */
-        for (int k = 0; k < T - 1; k++) {
-          double w = j ? MapRngU01(key, 0, (uint64_t)k) : MapRngU01(kpt, (uint64_t)d, (uint64_t)k);
-          if (k < m) {
-            int digit = (int)(rest % b);
-            rest /= b;
-            phi[k] = (digit + w) / b * MAP_BAYES_HALF_PI;
-          } else phi[k] = w * MAP_BAYES_HALF_PI;
-        }
-        MapHypersphericalToCartesian(T, 1.0, phi, u);
-        /* The ray from the corner lo along u leaves the unit box at length 1/max_j u_j; the radius is a
-           fraction of that, so every direction reaches as far into the box (the reference takes an
-           absolute radius U(0.2, 0.8) in [0,1]^T, which never reaches the far corner region). */
-        double umax = 0;
-        for (int k = 0; k < T; k++) umax = PetscMax(umax, u[k]);
-        double w   = j ? MapRngU01(key, 0, (uint64_t)(T - 1)) : MapRngU01(kpt, (uint64_t)d, (uint64_t)(T - 1));
-        double f   = o->radius_lo + (o->radius_hi - o->radius_lo) * w;
-        double rho = umax > 0 ? f / umax : 0;
-        for (int k = 0; k < T; k++) {
-          x[k] = rho * u[k];
-          x[k] = x[k] < 0 ? 0 : (x[k] > 1 ? 1 : x[k]); /* rounding only: x is in [0,1] by construction */
-        }
-      }
-      /* maximin: squared distance to the nearest point so far (evaluated, then this batch's) */
+      MapBayesCandidate(T, o, b, m, explore, bin, key, kpt, d, j, phi, u, x);
       double dmin = INFINITY;
-      if (o->candidates > 1) {
-        for (PetscInt i = 0; i < n + d; i++) {
-          const double *c  = i < n ? &C[i * T] : &Cnew[(i - n) * T];
-          double        d2 = 0;
-          for (int k = 0; k < T; k++) {
-            double e = x[k] - (c[k] - lo) / (hi - lo);
-            d2 += e * e;
-          }
-          dmin = PetscMin(dmin, d2);
-        }
-      }
+      if (o->candidates > 1) dmin = MapBayesNearestSq(T, n, d, C, Cnew, lo, hi, x);
       if (j == 0 || dmin > best) {
         best = dmin;
         for (int k = 0; k < T; k++) {
