@@ -225,6 +225,88 @@ static PetscErrorCode map_rank_message(MapSurrogate s, int n, const double *Xs, 
   PetscFunctionReturn(0);
 }
 
+/* the quadratic design X[n*F] (column-major) of the samples C[n*T], and Xs = X with each column scaled to unit norm
+   (scale[F]); phi[F] is scratch */
+static void map_fit_design(int T, int F, int n, const double *C, double *X, double *Xs, double *scale, double *phi)
+{
+  for (int i = 0; i < n; i++) {
+    MapQuadraticFeatures(T, C + (size_t)i * T, phi);
+    for (int j = 0; j < F; j++) X[i + (size_t)j * n] = phi[j];
+  }
+  for (int j = 0; j < F; j++) {
+    double q = 0;
+    for (int i = 0; i < n; i++) q += X[i + (size_t)j * n] * X[i + (size_t)j * n];
+    scale[j] = q > 0 ? sqrt(q) : 1.0;
+    for (int i = 0; i < n; i++) Xs[i + (size_t)j * n] = X[i + (size_t)j * n] / scale[j];
+  }
+}
+
+/* reciprocal 1-norm condition estimate of the upper triangular R[F*F] */
+static PetscErrorCode map_fit_rcond(int F, const double *R, double *rcond)
+{
+  double *work;
+  int    *iwork, info;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc2(3 * F, &work, F, &iwork));
+  dtrcon_("1", "U", "N", &F, R, &F, rcond, work, iwork, &info, 1, 1, 1);
+  PetscCall(PetscFree2(work, iwork));
+  PetscCheck(!info, PETSC_COMM_SELF, PETSC_ERR_LIB, "dtrcon_ (%d x %d) failed: info %d", F, F, info);
+  PetscFunctionReturn(0);
+}
+
+/* Finishes target k of map_fit_targets from its linear(ised) fit Th[:,k]: the nonlinear fit for a non-identity
+   link, the leave-one-out error, s->theta and s->diag at tg[k]; yk[n] and th[F] are scratch. */
+static PetscErrorCode map_fit_one_target(MapSurrogate s, int n, int m, int K, int k, const int *tg, const double *Y, const double *X,
+                                         const double *Xs, const double *scale, const double *A, const double *R, const double *Th,
+                                         double rcond, double *yk, double *th, int *status, char *msg)
+{
+  int                F    = s->F;
+  MapLink            link = s->link[tg[k]];
+  MapFitDiagnostics *d    = &s->diag[tg[k]];
+  double             loo = 0, ss = 0, st = 0, mean = 0;
+
+  PetscFunctionBegin;
+  for (int i = 0; i < n; i++) yk[i] = Y[(size_t)i * K + k];
+  PetscCall(PetscArraycpy(th, Th + (size_t)k * F, F));
+  d->iterations = 0;
+  if (link == MAP_LINK_IDENTITY) {
+    for (int i = 0; i < n; i++) {
+      double zi = 0;
+      for (int j = 0; j < F; j++) zi += Xs[i + (size_t)j * n] * th[j];
+      double h = map_leverage(F, R, A + i, (size_t)m);
+      double e = 1 - h > 1e-12 ? (yk[i] - zi) / (1 - h) : INFINITY;
+      loo += e * e;
+    }
+    loo = sqrt(loo / n);
+  } else {
+    PetscCall(map_lm(s, link, n, F, Xs, yk, th, s->xtol, s->ftol, &d->iterations));
+    PetscCall(map_loo_nonlinear(s, link, n, F, Xs, yk, th, &loo));
+  }
+  for (int j = 0; j < F; j++) s->theta[(size_t)tg[k] * F + j] = th[j] / scale[j];
+  /* diagnostics in metric space with the unscaled parameters, as MapSurrogatePredict sees them */
+  for (int i = 0; i < n; i++) mean += yk[i];
+  mean /= n;
+  for (int i = 0; i < n; i++) {
+    double zi = 0;
+    for (int j = 0; j < F; j++) zi += X[i + (size_t)j * n] * s->theta[(size_t)tg[k] * F + j];
+    double e = yk[i] - MapLinkEval(link, zi);
+    ss += e * e;
+    st += (yk[i] - mean) * (yk[i] - mean);
+  }
+  d->rmse          = sqrt(ss / n);
+  d->r2            = st > 0 ? 1 - ss / st : (ss == 0 ? 1.0 : 0.0); /* constant target: 1 iff reproduced exactly */
+  d->loo_rmse      = loo;
+  d->cond          = 1.0 / rcond;
+  PetscBool finite = PETSC_TRUE;
+  for (int j = 0; j < F; j++) finite = finite && isfinite(s->theta[(size_t)tg[k] * F + j]);
+  if (!finite && !*status) {
+    *status = 2;
+    snprintf(msg, MAP_SURROGATE_MSG_LEN, "surrogate fit of target %d (link %s) diverged: non-finite parameters", tg[k], MapLinkName(link));
+  }
+  PetscFunctionReturn(0);
+}
+
 /* Fits the K targets tg[] on the n samples C[n*T], Y[n*K] (column k is target tg[k]) into s->theta
    and s->diag at those targets. */
 static PetscErrorCode map_fit_targets(MapSurrogate s, int n, const double *C, int K, const int *tg, const double *Y, int *status, char *msg)
@@ -237,16 +319,7 @@ static PetscErrorCode map_fit_targets(MapSurrogate s, int n, const double *C, in
   *status = 0;
   msg[0]  = 0;
   PetscCall(PetscMalloc4((size_t)n * F, &X, (size_t)n * F, &Xs, F, &scale, F, &phi));
-  for (int i = 0; i < n; i++) {
-    MapQuadraticFeatures(T, C + (size_t)i * T, phi);
-    for (int j = 0; j < F; j++) X[i + (size_t)j * n] = phi[j];
-  }
-  for (int j = 0; j < F; j++) {
-    double q = 0;
-    for (int i = 0; i < n; i++) q += X[i + (size_t)j * n] * X[i + (size_t)j * n];
-    scale[j] = q > 0 ? sqrt(q) : 1.0;
-    for (int i = 0; i < n; i++) Xs[i + (size_t)j * n] = X[i + (size_t)j * n] / scale[j];
-  }
+  map_fit_design(T, F, n, C, X, Xs, scale, phi);
   if (n < F) {
     PetscCall(map_rank_message(s, n, Xs, 0.0, status, msg));
     goto done;
@@ -262,62 +335,13 @@ static PetscErrorCode map_fit_targets(MapSurrogate s, int n, const double *C, in
   for (int k = 0; k < K; k++)
     for (int i = 0; i < n; i++) Z[i + (size_t)k * m] = MapLinkInverseClipped(s->link[tg[k]], Y[(size_t)i * K + k]);
   PetscCall(MapSurrogateGridSolve(s, m, F, K, A, Z, Th, R));
-  {
-    double *work;
-    int    *iwork, info;
-    PetscCall(PetscMalloc2(3 * F, &work, F, &iwork));
-    dtrcon_("1", "U", "N", &F, R, &F, &rcond, work, iwork, &info, 1, 1, 1);
-    PetscCall(PetscFree2(work, iwork));
-    PetscCheck(!info, PETSC_COMM_SELF, PETSC_ERR_LIB, "dtrcon_ (%d x %d) failed: info %d", F, F, info);
-  }
+  PetscCall(map_fit_rcond(F, R, &rcond));
   if (!(rcond >= s->rcond_min)) {
     PetscCall(map_rank_message(s, n, Xs, rcond, status, msg));
   } else {
     double *yk, *th;
     PetscCall(PetscMalloc2(n, &yk, F, &th));
-    for (int k = 0; k < K; k++) {
-      MapLink            link = s->link[tg[k]];
-      MapFitDiagnostics *d    = &s->diag[tg[k]];
-      double             loo = 0, ss = 0, st = 0, mean = 0;
-      for (int i = 0; i < n; i++) yk[i] = Y[(size_t)i * K + k];
-      PetscCall(PetscArraycpy(th, Th + (size_t)k * F, F));
-      d->iterations = 0;
-      if (link == MAP_LINK_IDENTITY) {
-        for (int i = 0; i < n; i++) {
-          double zi = 0;
-          for (int j = 0; j < F; j++) zi += Xs[i + (size_t)j * n] * th[j];
-          double h = map_leverage(F, R, A + i, (size_t)m);
-          double e = 1 - h > 1e-12 ? (yk[i] - zi) / (1 - h) : INFINITY;
-          loo += e * e;
-        }
-        loo = sqrt(loo / n);
-      } else {
-        PetscCall(map_lm(s, link, n, F, Xs, yk, th, s->xtol, s->ftol, &d->iterations));
-        PetscCall(map_loo_nonlinear(s, link, n, F, Xs, yk, th, &loo));
-      }
-      for (int j = 0; j < F; j++) s->theta[(size_t)tg[k] * F + j] = th[j] / scale[j];
-      /* diagnostics in metric space with the unscaled parameters, as MapSurrogatePredict sees them */
-      for (int i = 0; i < n; i++) mean += yk[i];
-      mean /= n;
-      for (int i = 0; i < n; i++) {
-        double zi = 0;
-        for (int j = 0; j < F; j++) zi += X[i + (size_t)j * n] * s->theta[(size_t)tg[k] * F + j];
-        double e = yk[i] - MapLinkEval(link, zi);
-        ss += e * e;
-        st += (yk[i] - mean) * (yk[i] - mean);
-      }
-      d->rmse          = sqrt(ss / n);
-      d->r2            = st > 0 ? 1 - ss / st : (ss == 0 ? 1.0 : 0.0); /* constant target: 1 iff reproduced exactly */
-      d->loo_rmse      = loo;
-      d->cond          = 1.0 / rcond;
-      PetscBool finite = PETSC_TRUE;
-      for (int j = 0; j < F; j++) finite = finite && isfinite(s->theta[(size_t)tg[k] * F + j]);
-      if (!finite && !*status) {
-        *status = 2;
-        snprintf(msg, MAP_SURROGATE_MSG_LEN, "surrogate fit of target %d (link %s) diverged: non-finite parameters", tg[k],
-                 MapLinkName(link));
-      }
-    }
+    for (int k = 0; k < K; k++) PetscCall(map_fit_one_target(s, n, m, K, k, tg, Y, X, Xs, scale, A, R, Th, rcond, yk, th, status, msg));
     PetscCall(PetscFree2(yk, th));
   }
   PetscCall(PetscFree2(Th, R));
