@@ -148,6 +148,88 @@ static PetscErrorCode MapNestedPairPick(MapRunCtx *r, MPI_Comm comm, MapPairCtx 
   PetscFunctionReturn(0);
 }
 
+/* Evaluates the pair's n2 design points C2 (weights of A and B) from evaluation `counter` on, into
+   Cs/accs/losss; the good ones become the fit's rows Cfit/Y (*nfit of them) and the best of them *best
+   (*best_score = sign * objective). Stops early, with res->stop set, on a pending signal. */
+static PetscErrorCode MapNestedPairSample(MapRunCtx *r, MapNestedGroup *g, const MapNestedNode *A, const MapNestedNode *B, const MapNestedNode *N,
+                                          int counter, PetscInt n2, const double *C2, MapPairResult *res, double *Cs, double *accs,
+                                          double *losss, double *Cfit, double *Y, PetscInt *nfit, PetscInt *best, double *best_score)
+{
+  int       T = r->T;
+  double    acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS], c[MAP_MAX_TASKS];
+  PetscBool fresh, failed;
+  double    sign = r->metric.sign; /* lower is better: the best sample has the lowest objective */
+
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < n2; i++) {
+    int stop_local = 0;
+    PetscCall(MapSignalPending(g->comm, &res->stop));
+    stop_local = res->stop;
+    if (stop_local) break;
+    for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
+    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh, &failed));
+    PetscCall(PetscArraycpy(&Cs[i * T], c, T));
+    PetscCall(PetscArraycpy(&accs[i * T], acc, T));
+    PetscCall(PetscArraycpy(&losss[i * T], loss, T));
+    res->nevals++;
+    if (failed) continue; /* journaled and listed (NaN in the samples); out of the pair's fit and its best */
+    Cfit[2 * *nfit]     = C2[2 * i];
+    Cfit[2 * *nfit + 1] = C2[2 * i + 1];
+    Y[2 * *nfit]        = MapNodeObjective(r, A, acc);
+    Y[2 * *nfit + 1]    = MapNodeObjective(r, B, acc);
+    if (!r->metric.is_default) /* the surrogate's target: (metric - off) / scale under the metric's link */
+      for (int k = 0; k < 2; k++) Y[2 * *nfit + k] = (Y[2 * *nfit + k] - r->metric.off) / r->metric.scale;
+    (*nfit)++;
+    double score = sign * MapNodeObjective(r, N, acc);
+    if (score > *best_score) { /* first best wins ties: deterministic */
+      *best_score = score;
+      *best       = i;
+    }
+  }
+  PetscFunctionReturn(0);
+}
+
+/* Evaluates the surrogate's pick N->W as evaluation counter + n2 (unless a signal is pending); a design
+   sample (best) that beats it on the real models, or a failed pick, replaces it. Sets N's real
+   objectives and res->chosen_acc/loss. */
+static PetscErrorCode MapNestedPairEvaluatePick(MapRunCtx *r, MapNestedGroup *g, const MapNestedNode *A, const MapNestedNode *B, MapNestedNode *N,
+                                                MapSurrogate sur, int counter, PetscInt n2, const double *C2, PetscInt best, double best_score,
+                                                MapPairResult *res, double *Cs, double *accs, double *losss)
+{
+  int       T = r->T;
+  double    acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS];
+  PetscBool fresh, failed;
+  double    sign = r->metric.sign;
+
+  PetscFunctionBegin;
+  PetscCall(MapSignalPending(g->comm, &res->stop));
+  if (!res->stop) {
+    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh, &failed));
+    PetscCall(PetscArraycpy(&Cs[n2 * T], N->W, T));
+    PetscCall(PetscArraycpy(&accs[n2 * T], acc, T));
+    PetscCall(PetscArraycpy(&losss[n2 * T], loss, T));
+    res->nevals++;
+    PetscCall(PetscArraycpy(res->chosen_acc, acc, T));
+    PetscCall(PetscArraycpy(res->chosen_loss, loss, T));
+    if (best >= 0 && (failed || best_score > sign * MapNodeObjective(r, N, acc))) {
+      /* a sample the pair already paid for beats the surrogate's pick on the real models (or the pick
+         failed): keep it (the surrogate of 12 points can be far off where the task vectors conflict) */
+      N->from_sample = 1;
+      N->c[0]        = C2[2 * best];
+      N->c[1]        = C2[2 * best + 1];
+      for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
+      for (int k = 0; k < 2; k++) PetscCall(MapSurrogatePredict(sur, k, N->c, &N->pred[k], NULL));
+      PetscCall(PetscArraycpy(res->chosen_acc, &accs[best * T], T));
+      PetscCall(PetscArraycpy(res->chosen_loss, &losss[best * T], T));
+    }
+    N->real[0]     = MapNodeObjective(r, A, res->chosen_acc);
+    N->real[1]     = MapNodeObjective(r, B, res->chosen_acc);
+    N->metric      = MapNodeObjective(r, N, res->chosen_acc);
+    N->evaluations = (int)n2 + 1;
+  }
+  PetscFunctionReturn(0);
+}
+
 /* 2-task MAP on nodes a and b on group g, as node `id`; evaluations are numbered from `counter`.
    Fills res and the evaluated models C/acc/loss [(n2+1) x T]. */
 static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int b, int id, int level, int counter,
@@ -156,13 +238,11 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   int            T = r->T;
   MapNestedNode *A = &r->tree.nodes[a], *B = &r->tree.nodes[b], *N = &res->node;
   PetscInt       n2;
-  double        *C2, *Y, acc[MAP_MAX_TASKS], loss[MAP_MAX_TASKS], c[MAP_MAX_TASKS];
+  double        *C2, *Y;
   MapPairCtx     pc       = {.M = &r->metric};
   MapLink        links[2] = {MAP_LINK_SIGMOID, MAP_LINK_SIGMOID};
   const char    *names[2] = {"left", "right"};
-  PetscBool      fresh, failed;
-  double         sign = r->metric.sign; /* lower is better: the best sample has the lowest objective */
-  PetscInt       nfit = 0;              /* the pair's samples that did not fail: the fit's rows */
+  PetscInt       nfit     = 0; /* the pair's samples that did not fail: the fit's rows */
 
   PetscFunctionBegin;
   memset(res, 0, sizeof(*res));
@@ -180,31 +260,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   double  *Cfit;
   PetscCall(PetscMalloc2(2 * n2, &Y, 2 * n2, &Cfit));
   if (!r->metric.is_default) links[0] = links[1] = r->metric.link;
-  for (PetscInt i = 0; i < n2; i++) {
-    int stop_local = 0;
-    PetscCall(MapSignalPending(g->comm, &res->stop));
-    stop_local = res->stop;
-    if (stop_local) break;
-    for (int t = 0; t < T; t++) c[t] = C2[2 * i] * A->W[t] + C2[2 * i + 1] * B->W[t];
-    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)i, c, NULL, acc, loss, &fresh, &failed));
-    PetscCall(PetscArraycpy(&Cs[i * T], c, T));
-    PetscCall(PetscArraycpy(&accs[i * T], acc, T));
-    PetscCall(PetscArraycpy(&losss[i * T], loss, T));
-    res->nevals++;
-    if (failed) continue; /* journaled and listed (NaN in the samples); out of the pair's fit and its best */
-    Cfit[2 * nfit]     = C2[2 * i];
-    Cfit[2 * nfit + 1] = C2[2 * i + 1];
-    Y[2 * nfit]        = MapNodeObjective(r, A, acc);
-    Y[2 * nfit + 1]    = MapNodeObjective(r, B, acc);
-    if (!r->metric.is_default) /* the surrogate's target: (metric - off) / scale under the metric's link */
-      for (int k = 0; k < 2; k++) Y[2 * nfit + k] = (Y[2 * nfit + k] - r->metric.off) / r->metric.scale;
-    nfit++;
-    double score = sign * MapNodeObjective(r, N, acc);
-    if (score > best_score) { /* first best wins ties: deterministic */
-      best_score = score;
-      best       = i;
-    }
-  }
+  PetscCall(MapNestedPairSample(r, g, A, B, N, counter, n2, C2, res, Cs, accs, losss, Cfit, Y, &nfit, &best, &best_score));
   if (res->stop) {
     PetscCall(PetscFree(C2));
     PetscCall(PetscFree2(Y, Cfit));
@@ -219,31 +275,7 @@ static PetscErrorCode MapNestedPair(MapRunCtx *r, MapNestedGroup *g, int a, int 
   PetscCall(MapSurrogateFit(pc.sur, 2, nfit, Cfit, 2, Y, links));
   PetscCall(MapNestedPairPick(r, g->comm, &pc, A, B, N));
   for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
-  PetscCall(MapSignalPending(g->comm, &res->stop));
-  if (!res->stop) {
-    PetscCall(MapJournalEvaluate(&r->journal, g->comm, g->ev, "nested", counter + (int)n2, N->W, NULL, acc, loss, &fresh, &failed));
-    PetscCall(PetscArraycpy(&Cs[n2 * T], N->W, T));
-    PetscCall(PetscArraycpy(&accs[n2 * T], acc, T));
-    PetscCall(PetscArraycpy(&losss[n2 * T], loss, T));
-    res->nevals++;
-    PetscCall(PetscArraycpy(res->chosen_acc, acc, T));
-    PetscCall(PetscArraycpy(res->chosen_loss, loss, T));
-    if (best >= 0 && (failed || best_score > sign * MapNodeObjective(r, N, acc))) {
-      /* a sample the pair already paid for beats the surrogate's pick on the real models (or the pick
-         failed): keep it (the surrogate of 12 points can be far off where the task vectors conflict) */
-      N->from_sample = 1;
-      N->c[0]        = C2[2 * best];
-      N->c[1]        = C2[2 * best + 1];
-      for (int t = 0; t < T; t++) N->W[t] = N->c[0] * A->W[t] + N->c[1] * B->W[t];
-      for (int k = 0; k < 2; k++) PetscCall(MapSurrogatePredict(pc.sur, k, N->c, &N->pred[k], NULL));
-      PetscCall(PetscArraycpy(res->chosen_acc, &accs[best * T], T));
-      PetscCall(PetscArraycpy(res->chosen_loss, &losss[best * T], T));
-    }
-    N->real[0]     = MapNodeObjective(r, A, res->chosen_acc);
-    N->real[1]     = MapNodeObjective(r, B, res->chosen_acc);
-    N->metric      = MapNodeObjective(r, N, res->chosen_acc);
-    N->evaluations = (int)n2 + 1;
-  }
+  PetscCall(MapNestedPairEvaluatePick(r, g, A, B, N, pc.sur, counter, n2, C2, best, best_score, res, Cs, accs, losss));
   PetscCall(MapSurrogateDestroy(&pc.sur));
   PetscCall(PetscFree(C2));
   PetscCall(PetscFree2(Y, Cfit));
