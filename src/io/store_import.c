@@ -369,6 +369,78 @@ static PetscErrorCode ImportReport(Import *im, const char *path, double el)
   PetscFunctionReturn(0);
 }
 
+/* the tuning of opts (NULL: the defaults) into im and the block and chunk lengths of the task vectors */
+static PetscErrorCode ImportApplyOptions(Import *im, const MapStoreImportOptions *opts, int64_t *block, int64_t *chunk)
+{
+  int T = im->T;
+
+  PetscFunctionBegin;
+  im->dtype           = opts ? opts->dtype : MAP_DTYPE_F32;
+  im->buffers_private = opts ? opts->buffers_private : PETSC_FALSE;
+  PetscCheck(MapStoreDTypeGetInfo(im->dtype), im->comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
+             (int)im->dtype, (int)MAP_DTYPE_F32, (int)MAP_DTYPE_BF16, (int)MAP_DTYPE_F16);
+  *block           = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
+  im->digest_range = opts && opts->digest_range > 0 ? (uint64_t)opts->digest_range : MAP_STORE_DIGEST_RANGE;
+  *chunk           = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
+  PetscFunctionReturn(0);
+}
+
+/* creates the temporary file tmp (collectively, parallel HDF5) and writes the whole store into it; on an
+   error every rank fails naming tmp and path */
+static PetscErrorCode ImportWriteFile(Import *im, const char *tmp, const char *path, int64_t block, int64_t chunk)
+{
+  MPI_Comm       comm = im->comm;
+  hid_t          fapl, file, dxpl;
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  MapCallHDF5(fapl = H5Pcreate(H5P_FILE_ACCESS));
+  MapCallHDF5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+  MapCallHDF5(H5Pset_all_coll_metadata_ops(fapl, 1));
+  MapCallHDF5(H5Pset_coll_metadata_write(fapl, 1));
+  MapCallHDF5(H5Pset_alignment(fapl, 1 << 20, 1 << 20)); /* big datasets start on 1 MiB boundaries (striped file systems) */
+  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  MapCallHDF5(H5Pclose(fapl));
+  MapCheckAll(comm, file >= 0, PETSC_ERR_FILE_OPEN, "import: cannot create %s (for -map_store %s)", tmp, path);
+  MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
+  MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+
+  ierr = MapStoreImportWriteProvenance_Private(im, file);
+  if (!ierr) ierr = MapStoreImportWriteIndex_Private(im, file);
+  if (!ierr) ierr = MapStoreImportDigestBegin_Private(im);
+  if (!ierr) ierr = ImportWriteVectors(im, file, dxpl, block, chunk);
+  if (!ierr) ierr = MapStoreImportWritePrivate_Private(im, file, dxpl);
+  if (!ierr) ierr = MapStoreImportWriteBuffers_Private(im, file);
+  if (!ierr) ierr = MapStoreImportWriteHFFiles_Private(im, file);
+  if (!ierr) ierr = MapStoreImportDigestEnd_Private(im, file);
+  if (!ierr) ierr = H5Pclose(dxpl) < 0 ? PETSC_ERR_LIB : 0;
+  if (!ierr) ierr = H5Fclose(file) < 0 ? PETSC_ERR_FILE_WRITE : 0; /* the last metadata is flushed here: a full disk shows up here too */
+  /* the HDF5 call is named above; here the file, so a full disk says where (the temporary file is removed) */
+  PetscCheck(!ierr, PETSC_COMM_SELF, ierr, "import: writing %s (the temporary file of -map_store %s) failed%s%s", tmp, path,
+             errno == ENOSPC ? ": No space left on device" : "", errno == EDQUOT ? ": Disk quota exceeded" : "");
+  PetscFunctionReturn(0);
+}
+
+/* frees what the import holds (the checkpoints, the index, the buffers, the digests) */
+static PetscErrorCode ImportDestroy(Import *im)
+{
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  PetscCall(MapStoreImportDigestDestroy_Private(im));
+  for (int c = 0; c < im->nck; c++) {
+    PetscCall(PetscFree(im->ck[c].info));
+    PetscCall(PetscFree(im->ck[c].priv));
+    ierr = MapSafetensorsDestroy(&im->ck[c].st);
+    PetscCall(ierr);
+  }
+  PetscCall(PetscFree(im->ck));
+  PetscCall(PetscFree(im->csum));
+  PetscCall(PetscFree(im->tensors));
+  PetscCall(PetscFree(im->buf));
+  PetscFunctionReturn(0);
+}
+
 /*@
   MapStoreImport - reads a pretrained checkpoint and T task checkpoints and writes the
   store `path` (docs/design.md §2): /pretrained [P], /task_vectors [T,P] = theta_task - theta_pre
@@ -385,14 +457,12 @@ static PetscErrorCode ImportReport(Import *im, const char *path, double el)
 PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, const char *const *task_names, const char *const *task_models,
                               int npatterns, const char *const *patterns, const char *path, const MapStoreImportOptions *opts)
 {
-  Import         im;
-  const char    *defpat[] = {"head.*"};
-  char           tmp[MAP_PATH_LEN];
-  hid_t          fapl, file, dxpl;
-  int64_t        block, chunk;
-  double         t0 = MapWallTime();
-  int            ok;
-  PetscErrorCode ierr;
+  Import      im;
+  const char *defpat[] = {"head.*"};
+  char        tmp[MAP_PATH_LEN];
+  int64_t     block, chunk;
+  double      t0 = MapWallTime();
+  int         ok;
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(MAP_EVENT_Import, 0, 0, 0, 0));
@@ -410,13 +480,7 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
   PetscCall(PetscCalloc1(T + 1, &im.csum));
   PetscCall(MapStoreImportLogDtypes_Private(&im));
 
-  im.dtype           = opts ? opts->dtype : MAP_DTYPE_F32;
-  im.buffers_private = opts ? opts->buffers_private : PETSC_FALSE;
-  PetscCheck(MapStoreDTypeGetInfo(im.dtype), comm, PETSC_ERR_ARG_OUTOFRANGE, "import: storage dtype %d is not one of F32 (%d), BF16 (%d), F16 (%d)",
-             (int)im.dtype, (int)MAP_DTYPE_F32, (int)MAP_DTYPE_BF16, (int)MAP_DTYPE_F16);
-  block           = opts && opts->block > 0 ? opts->block : PetscMax(65536, (4 << 20) / (T + 1));
-  im.digest_range = opts && opts->digest_range > 0 ? (uint64_t)opts->digest_range : MAP_STORE_DIGEST_RANGE;
-  chunk           = opts && opts->chunk > 0 ? opts->chunk : (1 << 20);
+  PetscCall(ImportApplyOptions(&im, opts, &block, &chunk));
 
   PetscCall(ImportCheckSpace(&im, path));
   /* one temporary name for all ranks (MapTempName includes the pid of rank 0) */
@@ -424,30 +488,7 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
   PetscCallMPI(MPI_Bcast(tmp, sizeof(tmp), MPI_CHAR, 0, comm));
   PetscCall(MapTempRegister(tmp));
 
-  MapCallHDF5(fapl = H5Pcreate(H5P_FILE_ACCESS));
-  MapCallHDF5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
-  MapCallHDF5(H5Pset_all_coll_metadata_ops(fapl, 1));
-  MapCallHDF5(H5Pset_coll_metadata_write(fapl, 1));
-  MapCallHDF5(H5Pset_alignment(fapl, 1 << 20, 1 << 20)); /* big datasets start on 1 MiB boundaries (striped file systems) */
-  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  MapCallHDF5(H5Pclose(fapl));
-  MapCheckAll(comm, file >= 0, PETSC_ERR_FILE_OPEN, "import: cannot create %s (for -map_store %s)", tmp, path);
-  MapCallHDF5(dxpl = H5Pcreate(H5P_DATASET_XFER));
-  MapCallHDF5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
-
-  ierr = MapStoreImportWriteProvenance_Private(&im, file);
-  if (!ierr) ierr = MapStoreImportWriteIndex_Private(&im, file);
-  if (!ierr) ierr = MapStoreImportDigestBegin_Private(&im);
-  if (!ierr) ierr = ImportWriteVectors(&im, file, dxpl, block, chunk);
-  if (!ierr) ierr = MapStoreImportWritePrivate_Private(&im, file, dxpl);
-  if (!ierr) ierr = MapStoreImportWriteBuffers_Private(&im, file);
-  if (!ierr) ierr = MapStoreImportWriteHFFiles_Private(&im, file);
-  if (!ierr) ierr = MapStoreImportDigestEnd_Private(&im, file);
-  if (!ierr) ierr = H5Pclose(dxpl) < 0 ? PETSC_ERR_LIB : 0;
-  if (!ierr) ierr = H5Fclose(file) < 0 ? PETSC_ERR_FILE_WRITE : 0; /* the last metadata is flushed here: a full disk shows up here too */
-  /* the HDF5 call is named above; here the file, so a full disk says where (the temporary file is removed) */
-  PetscCheck(!ierr, PETSC_COMM_SELF, ierr, "import: writing %s (the temporary file of -map_store %s) failed%s%s", tmp, path,
-             errno == ENOSPC ? ": No space left on device" : "", errno == EDQUOT ? ": Disk quota exceeded" : "");
+  PetscCall(ImportWriteFile(&im, tmp, path, block, chunk));
 
   ok = 1;
   if (!im.rank && rename(tmp, path)) ok = 0;
@@ -455,17 +496,7 @@ PetscErrorCode MapStoreImport(MPI_Comm comm, const char *pretrained, int T, cons
   PetscCall(MapTempUnregister(tmp));
 
   PetscCall(ImportReport(&im, path, MapWallTime() - t0));
-  PetscCall(MapStoreImportDigestDestroy_Private(&im));
-  for (int c = 0; c < im.nck; c++) {
-    PetscCall(PetscFree(im.ck[c].info));
-    PetscCall(PetscFree(im.ck[c].priv));
-    ierr = MapSafetensorsDestroy(&im.ck[c].st);
-    PetscCall(ierr);
-  }
-  PetscCall(PetscFree(im.ck));
-  PetscCall(PetscFree(im.csum));
-  PetscCall(PetscFree(im.tensors));
-  PetscCall(PetscFree(im.buf));
+  PetscCall(ImportDestroy(&im));
   PetscCall(PetscLogEventEnd(MAP_EVENT_Import, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
