@@ -150,9 +150,7 @@ static PetscErrorCode EvaluateItemsGrouped(MapRunCtx *r, PetscInt nitem, const M
         continue;
       }
       /* as MapJournalEvaluate: a non-finite metric of an evaluated task is journaled as failed, and the point left out */
-      int bad = -1;
-      for (int t = 0; t < T && bad < 0; t++)
-        if ((it->task < 0 || it->task == t) && !(isfinite(it->acc[t]) && (!r->metric.with_loss || isfinite(it->loss[t])))) bad = t;
+      int bad = MapJournalFirstUnusable(&r->journal, it->task, it->acc, it->loss);
       PetscCall(MapJournalAppend(r->comm, &r->journal, it->kind, it->index, T, it->c, it->acc, it->loss, bad >= 0 ? PETSC_TRUE : PETSC_FALSE));
       if (bad >= 0) {
         PetscCall(PetscPrintf(r->comm, "evaluation %s #%d failed: task %s gave %s %g, loss %g; journaled as failed, left out of the fit\n", it->kind,

@@ -480,15 +480,23 @@ void MapJournalSetMetric(MapJournal *j, const char *name, PetscBool with_loss)
   j->with_loss = with_loss;
 }
 
+int MapJournalFirstUnusable(const MapJournal *j, int task, const double *acc, const double *loss)
+{
+  for (int t = 0; t < j->T; t++)
+    /* the default metric is fitted with the loss beside it: both must be finite */
+    if ((task < 0 || task == t) && !(isfinite(acc[t]) && (!j->with_loss || isfinite(loss[t])))) return t;
+  return -1;
+}
+
 int MapJournalMetricValues(const MapJournal *j, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss)
 {
   int bad = -1;
   for (int t = 0; t < j->T; t++) {
     acc[t]  = m[t].metric;
     loss[t] = m[t].loss;
-    /* the default metric is fitted with the loss beside it: both must be finite */
-    if ((!want || want[t]) && bad < 0 && !(isfinite(acc[t]) && (!j->with_loss || isfinite(loss[t])))) bad = t;
   }
+  for (int t = 0; t < j->T && bad < 0; t++) /* want[] names the evaluated tasks: the first unusable one among them */
+    if (!want || want[t]) bad = MapJournalFirstUnusable(j, t, acc, loss) == t ? t : -1;
   return bad;
 }
 

@@ -68,6 +68,9 @@ PetscErrorCode MapJournalEvaluate(MapJournal *j, MPI_Comm comm, MapEvaluator ev,
 /* MapJournalMetricValues - acc[T], loss[T] from the evaluator's metrics; the first wanted task whose
    value is unusable (a failed point), or -1 */
 int MapJournalMetricValues(const MapJournal *j, const PetscBool *want, const MapTaskMetrics *m, double *acc, double *loss);
+/* MapJournalFirstUnusable - the first task (all tasks, or only `task` when >= 0) whose metric, or loss
+   where the metric needs it, is not finite: a failed point; -1 when none */
+int MapJournalFirstUnusable(const MapJournal *j, int task, const double *acc, const double *loss);
 
 /* Signals: SIGUSR1/SIGTERM set a flag (MapRunCatchSignals, run.h); MapSignalPending agrees on it
    across ranks (collective). */
