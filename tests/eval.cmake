@@ -11,3 +11,10 @@ map_script_test(eval_registry_views /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/e
 foreach(t eval_forward_bits eval_finite_pieces eval_torch_interop eval_command_and_errors eval_analytic_cli eval_hostile_command eval_registry_views)
   set_tests_properties(${t} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()
+# Streamed evaluation (issue 17): -map_eval_stream model files equal the in-memory ones byte for byte at
+# -n 1..4, a streamed run equals the in-memory run, and it fits under a `ulimit -v` the in-memory model exceeds.
+foreach(case identical memlimit)
+  map_script_test(eval_stream_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/eval_stream_test.py ${case}
+                  ${CMAKE_BINARY_DIR}/tests/eval/stream_${case} ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mapmerge>)
+  set_tests_properties(eval_stream_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
+endforeach()

@@ -1,9 +1,11 @@
 #!/bin/sh
 # LLM size on one machine (issue 17, item 6): a synthetic BF16 Llama-layout family from gen_hf.py (default
-# P = 3e9, T = 2) imported (BF16 store), merged and exported (streamed) as a sharded HF folder, the folder
-# checked by a cheap evaluator (bench/store/header_worker.py's check: every shard complete, the index
-# consistent); each phase against `dd if=/dev/zero bs=16M conv=fdatasync` of DD_GB GB with as many
-# writers as ranks, measured right before it. Per phase: wall, + sync of the output, MB/s written, dd
+# P = 3e9, T = 2) imported (BF16 store), merged and exported (streamed) as a sharded HF folder, then
+# evaluated: `mapmerge eval` of one coefficient vector with -map_eval_stream (the merged model written
+# block by block straight from the store, BF16, for the program) and a cheap evaluator program
+# (bench/store/header_worker.py: checks the file is complete, scores the RMS of a slice of its largest
+# tensor); the exported folder is checked the same way. Each phase against `dd if=/dev/zero bs=16M
+# conv=fdatasync` of DD_GB GB with as many writers as ranks, measured right before it. Per phase: wall, + sync of the output, MB/s written, dd
 # MB/s, peak RSS and CPU s per rank (/usr/bin/time), rchar per rank (/proc/<pid>/io), load.
 # usage: bench/store/bench_llm.sh MAPMERGE WORK [P=3e9] [T=2] [RANKS=2] [DD_GB=4] [--keep]
 set -eu
@@ -36,10 +38,11 @@ dd_rate() { # MB/s of N concurrent writers of DDGB GB in all
   rm -f "$WORK"/dd*.bin
   echo "$DDGB * 1073.741824 / ($t1 - $t0)" | bc -l | xargs printf "%.0f"
 }
-# phase NAME OUTPUT CMD...: runs CMD on N ranks, syncs OUTPUT, prints one row
+# phase NAME OUTPUT BYTES CMD...: runs CMD on N ranks, syncs OUTPUT, prints one row; BYTES written (empty:
+# the size of OUTPUT)
 phase() {
-  name=$1 out=$2
-  shift 2
+  name=$1 out=$2 bytes=$3
+  shift 3
   ddm=$(dd_rate)
   load=$(cut -d' ' -f1 /proc/loadavg)
   rm -f "$WORK"/rss.* "$WORK"/io.*
@@ -49,20 +52,29 @@ phase() {
   t1=$(date +%s.%N)
   sync -f "$out"
   t2=$(date +%s.%N)
-  bytes=$(du -cb "$out" | tail -1 | cut -f1)
+  [ -n "$bytes" ] || bytes=$(du -cb "$out" | tail -1 | cut -f1)
   rss=$(cat "$WORK"/rss.* | awk '{printf "%s%.0f", sep, $1 / 1024; sep = "/"}')
   cpu=$(cat "$WORK"/rss.* | awk '{printf "%s%.0f", sep, $2 + $3; sep = "/"}')
   rchar=$(cat "$WORK"/io.* | awk '/^rchar/ {printf "%s%.2f", sep, $2 / 1e9; sep = "/"}')
   echo "$name $load $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc) $((bytes / 1000000)) $(echo "$bytes / 1000000 / ($t2 - $t0)" | bc -l | xargs printf "%.0f") $ddm $(echo "$bytes / 1000000 / ($t2 - $t0) / $ddm" | bc -l | xargs printf "%.2f") $rss $cpu $rchar"
-  grep -E "^import: wrote|^import: source|^export: wrote" "$WORK/$name.log" | cut -c1-200 || true
+  grep -E "^import: wrote|^import: source|^export: wrote|^eval: " "$WORK/$name.log" | cut -c1-200 || true
 }
 echo "inputs: $((INBYTES / 1000000)) MB"
 echo "phase load run_s sync_s written_MB MBps dd_MBps ratio_dd peak_rss_MB_per_rank cpu_s_per_rank rchar_GB_per_rank"
 rm -f "$WORK/store.h5"
-phase import "$WORK/store.h5" import -map_pretrained "$WORK/hf/pretrained" -map_tasks "$TASKS" -map_task_models "$MODELS" \
+phase import "$WORK/store.h5" "" import -map_pretrained "$WORK/hf/pretrained" -map_tasks "$TASKS" -map_task_models "$MODELS" \
   -map_store "$WORK/store.h5" -map_store_dtype bf16
 rm -rf "$WORK/merged"
-phase export "$WORK/merged" export -map_store "$WORK/store.h5" -map_coeff "$COEFF" -map_output "$WORK/merged" -map_export_shard_size 5G
+phase export "$WORK/merged" "" export -map_store "$WORK/store.h5" -map_coeff "$COEFF" -map_output "$WORK/merged" -map_export_shard_size 5G
+# one evaluation: the merged model (BF16, the store's dtype) written for the program straight from the store
+echo "$TASKS" >"$WORK/coeffs.csv"
+echo "$COEFF" >>"$WORK/coeffs.csv"
+MODELBYTES=$(du -cb "$WORK"/merged/*.safetensors | tail -1 | cut -f1)
+rm -f "$WORK/eval.csv" "$WORK/eval.h5"
+phase eval "$WORK/eval.csv" "$MODELBYTES" eval -map_store "$WORK/store.h5" -map_coeffs "$WORK/coeffs.csv" -map_output "$WORK/eval.csv" \
+  -map_eval_type worker -map_eval_worker "/usr/bin/python3 $HERE/header_worker.py" -map_eval_worker_dtype store -map_eval_stream \
+  -map_eval_tmpdir "$WORK"
+cat "$WORK/eval.csv"
 t0=$(date +%s.%N)
 /usr/bin/python3 -c "
 import json, os, sys
@@ -70,7 +82,7 @@ sys.path.insert(0, '$HERE'); import header_worker
 d = '$WORK/merged'; idx = json.load(open(os.path.join(d, 'model.safetensors.index.json')))
 files = sorted(set(idx['weight_map'].values()))
 for f in files: header_worker.check(os.path.join(d, f))
-print('evaluate (header_worker check of the exported folder): %d shards, %d tensors, %.2f GB' % (len(files), len(idx['weight_map']), idx['metadata']['total_size'] / 1e9))"
-echo "evaluate: $(echo "$(date +%s.%N) - $t0" | bc) s"
+print('check of the exported folder (header_worker): %d shards, %d tensors, %.2f GB' % (len(files), len(idx['weight_map']), idx['metadata']['total_size'] / 1e9))"
+echo "folder check: $(echo "$(date +%s.%N) - $t0" | bc) s"
 ls -la "$WORK/merged" | head -12
 if [ "$KEEP" != "--keep" ]; then rm -rf "$WORK"; echo "removed $WORK"; fi

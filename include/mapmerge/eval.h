@@ -53,6 +53,9 @@ PetscErrorCode MapEvaluatorInitializePackage(void);
 /* MapEvaluatorSetType - a registered type; an unknown name is an error listing the registered ones */
 PetscErrorCode MapEvaluatorSetType(MapEvaluator ev, const char *type);
 PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev);
+/* MapEvaluatorCreateModel - collective: the model of the store tasks tasks[ntask] this evaluator
+   merges: in memory, or streamed from the store with -map_eval_stream (command and worker only). */
+PetscErrorCode MapEvaluatorCreateModel(MapEvaluator ev, MapStore store, int ntask, const int *tasks, MapModel *model);
 /* MapEvaluatorSetUp - collective. T task names (the order of metrics[]) and, for mlp, T eval-set
    files (NULL: those of -map_eval_data / MapEvaluatorSetEvalData; their count must be T). The
    coefficient vector has the model's length (MapModelGetNumCoefficients; usually T, with the same

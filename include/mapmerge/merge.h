@@ -3,6 +3,7 @@
 #define MAPMERGE_MERGE_H
 
 #include <mapmerge/store.h>
+#include <mapmerge/safetensors.h>
 
 /* MapMergeApply - theta[j] = pre[j] + sum_i c[i] * tau[i*ld + j] for j < n, accumulated in F32 in
    task order (so the bits equal MapMergeApply_Ref's and do not depend on the sharding). pre and tau
@@ -19,6 +20,20 @@ typedef struct _p_MapModel *MapModel;
 
 /* MapModelCreateFromStore - collective: reads the shards of the given store tasks. */
 PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model);
+/* MapModelCreateStreamed - collective, reads nothing: a model that holds no shards; each
+   MapModelWriteMerged reads the store block by block (memory per rank O(block) instead of
+   (T+1)·P·e/n). The in-memory merges (MapModelMerge, MapModelMergeRange, MapModelGetShards,
+   MapModelCreateCombined) refuse it: it serves evaluators that hand a model file to a program. */
+PetscErrorCode MapModelCreateStreamed(MapStore store, int ntask, const int *tasks, MapModel *model);
+/* MapModelIsStreamed - whether the model was made by MapModelCreateStreamed. */
+PetscErrorCode MapModelIsStreamed(MapModel model, PetscBool *streamed);
+/* MapModelWriteMerged - collective: the merge at c[ncoef] written through w (tensor i of w = store
+   tensor i) in blocks of about block_mb MiB per rank (0: one block), checked finite on all ranks
+   before it returns (on an error the caller aborts w). Same bits as MapModelMerge. */
+PetscErrorCode MapModelWriteMerged(MapModel model, const double *c, double block_mb, MapSafetensorsWriter w);
+/* MapMergeWriteStreamed - collective: the same straight from a store's tasks tasks[ntask] at c[ntask]
+   (`mapmerge export`); the store's checksums are verified over the blocks read. */
+PetscErrorCode MapMergeWriteStreamed(MapStore store, int ntask, const int *tasks, const double *c, double block_mb, MapSafetensorsWriter w);
 /* MapModelCreateCombined - collective: a new basis whose task vector k is
    sum_i W[k*T+i] tau_i of `base` (Nested MAP's merged pairs); private tensors stay with `base`. */
 PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, MapModel *model);

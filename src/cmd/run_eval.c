@@ -155,7 +155,7 @@ static PetscErrorCode EvalCheckOutputs(MPI_Comm comm, const char *storepath, con
 }
 
 /* opens the store, defaults the tasks to all of its tasks, and makes the model of the selected ones */
-static PetscErrorCode EvalOpenStore(MPI_Comm comm, const char *storepath, MapStore *pstore, int *pT, char ***ptasks, MapModel *model)
+static PetscErrorCode EvalOpenStore(MPI_Comm comm, MapEvaluator ev, const char *storepath, MapStore *pstore, int *pT, char ***ptasks, MapModel *model)
 {
   int64_t  P;
   int      ST, nt, *idx;
@@ -181,7 +181,7 @@ static PetscErrorCode EvalOpenStore(MPI_Comm comm, const char *storepath, MapSto
     for (int u = 0; u < t; u++)
       PetscCheck(idx[u] != idx[t], comm, PETSC_ERR_ARG_WRONG, "-map_tasks names task %s twice", tasks[t]);
   }
-  PetscCall(MapModelCreateFromStore(store, T, idx, model));
+  PetscCall(MapEvaluatorCreateModel(ev, store, T, idx, model));
   PetscCall(PetscFree(idx));
   *pstore = store;
   *pT     = T;
@@ -282,7 +282,7 @@ PetscErrorCode MapCommandEval(MPI_Comm comm)
   PetscCall(MapCheckOptionsLeft(comm));
   PetscCall(EvalCheckOutputs(comm, hasstore ? storepath : NULL, coeffs, csv, h5));
 
-  if (hasstore) PetscCall(EvalOpenStore(comm, storepath, &store, &T, &tasks, &model));
+  if (hasstore) PetscCall(EvalOpenStore(comm, ev, storepath, &store, &T, &tasks, &model));
   PetscCall(EvalSetUpEvaluator(ev, store, model, T, tasks));
   /* every rank reads the (small) CSV itself, so a bad file fails everywhere at once */
   PetscCall(MapReadCoeffCSV(coeffs, T, (const char *const *)tasks, &n, &C));

@@ -125,7 +125,7 @@ static PetscErrorCode ExportTasks(MPI_Comm comm, MapStore store, const ExportOpt
   (-map_store, -map_coeff, -map_tasks, -map_output, -map_export_shard_size, -map_export_private,
   -map_export_dtype), metadata format=pt, mapmerge_version, tasks, coefficients.
 
-  Collective: each rank reads, merges and writes its shard block by block (MapExportWriteMerged,
+  Collective: each rank reads, merges and writes its shard block by block (MapMergeWriteStreamed,
   -map_io_block_mb), each tensor's intersecting element ranges; the bytes do not depend on the
   rank count or the block size.
 @*/
@@ -347,7 +347,7 @@ static PetscErrorCode ExportWrite(MPI_Comm comm, MapStore store, const ExportOpt
   }
   {
     /* a damaged store or a non-finite merge fails here, on every rank: no output is published */
-    PetscErrorCode ierr = MapExportWriteMerged(store, ntask, tasks, o->c, o->block_mb, w);
+    PetscErrorCode ierr = MapMergeWriteStreamed(store, ntask, tasks, o->c, o->block_mb, w);
     if (ierr) {
       PetscCall(MapSafetensorsWriterAbort(&w));
       PetscCall(ierr);

@@ -149,6 +149,7 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   e->rowblock = 128;
   e->groups   = 0;
   e->timeout  = 600;
+  e->block_mb = 64;
   e->group    = -1;
   PetscCall(PetscStrncpy(e->worker_mode, "model", sizeof(e->worker_mode)));
   PetscCall(PetscStrncpy(e->worker_dtype, "store", sizeof(e->worker_dtype)));
@@ -156,6 +157,27 @@ PetscErrorCode MapEvaluatorCreate(MPI_Comm comm, MapEvaluator *ev)
   PetscCall(PetscStrncpy(e->problem, "quadratic", sizeof(e->problem)));
   PetscCall(MapMetricParse("accuracy:higher:0,1", &e->metric));
   *ev = e;
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapEvaluatorCreateModel - the model this evaluator merges, of the store tasks tasks[ntask]: the
+  shards read into memory (MapModelCreateFromStore), or with -map_eval_stream a streamed model
+  (MapModelCreateStreamed) for the types that only write model files (command, worker); the others
+  compute on the merged shards and refuse it. Collective on the store's communicator; call after
+  MapEvaluatorSetFromOptions.
+*/
+PetscErrorCode MapEvaluatorCreateModel(MapEvaluator ev, MapStore store, int ntask, const int *tasks, MapModel *model)
+{
+  PetscFunctionBegin;
+  if (ev->stream) {
+    const char *type = ev->type[0] ? ev->type : "mlp";
+    PetscCheck(!strcmp(type, "command") || !strcmp(type, "worker"), ev->comm, PETSC_ERR_ARG_INCOMP,
+               "-map_eval_stream: the %s evaluator computes on the merged parameters in memory; streaming serves the evaluators that write a "
+               "model file for a program (-map_eval_type command or worker)",
+               type);
+    PetscCall(MapModelCreateStreamed(store, ntask, tasks, model));
+  } else PetscCall(MapModelCreateFromStore(store, ntask, tasks, model));
   PetscFunctionReturn(0);
 }
 
@@ -320,6 +342,11 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
   PetscCall(PetscOptionsString("-map_eval_tmpdir", "command: folder in which a private per-run folder (mkdtemp) holds the temporary merged "
                                                    "models; must be seen by all ranks (default: $TMPDIR or /tmp when all ranks share rank 0's node, else the store's folder)",
                                "", ev->tmpdir, ev->tmpdir, sizeof(ev->tmpdir), NULL));
+  PetscCall(PetscOptionsBool("-map_eval_stream", "command, worker: merge each model file straight from the store, block by block: memory per "
+                                                 "rank O(-map_eval_block_mb) instead of (T+1)·P·e/n, one store read per file (models larger than memory)",
+                             "MapEvaluatorCreateModel", ev->stream, &ev->stream, NULL));
+  PetscCall(PetscOptionsReal("-map_eval_block_mb", "command, worker: MiB of merge buffers per rank while a model file is written", "", ev->block_mb,
+                             &ev->block_mb, NULL));
   PetscCall(PetscOptionsString("-map_analytic_problem", "analytic: quadratic or nonconvex", "", ev->problem, ev->problem,
                                sizeof(ev->problem), NULL));
   {
@@ -335,6 +362,8 @@ PetscErrorCode MapEvaluatorSetFromOptions(MapEvaluator ev)
   PetscCheck(ev->rowblock >= 1, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_row_block %" PetscInt_FMT ": must be >= 1", ev->rowblock);
   PetscCheck(ev->groups >= 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_groups %" PetscInt_FMT ": must be >= 0", ev->groups);
   PetscCheck(ev->timeout > 0, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_timeout %g: must be > 0", (double)ev->timeout);
+  PetscCheck(ev->block_mb > 0 && ev->block_mb <= 1048576, ev->comm, PETSC_ERR_ARG_OUTOFRANGE, "-map_eval_block_mb %g: expected > 0 and <= 1048576 MiB",
+             (double)ev->block_mb);
   PetscCheck(!strcmp(ev->worker_mode, "model") || !strcmp(ev->worker_mode, "coefficients"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,
              "-map_eval_worker_mode %s: one of model, coefficients", ev->worker_mode);
   PetscCheck(!strcmp(ev->kernel, "blas") || !strcmp(ev->kernel, "ref") || !strcmp(ev->kernel, "fixed"), ev->comm, PETSC_ERR_ARG_UNKNOWN_TYPE,

@@ -26,14 +26,12 @@ extern char **environ;
 
 typedef struct {
   int            argc;
-  char         **argv;    /* the split template */
-  int            nmerged; /* store tensors */
-  int            n;       /* writer tensors per task (merged + private) */
-  MapTensorInfo *infos;   /* [T][n] */
-  float       ***priv;    /* [T][npriv] data */
-  int           *npriv;   /* [T] */
-  float         *theta;
-  int64_t        lo, hi;
+  char         **argv;              /* the split template */
+  int            nmerged;           /* store tensors */
+  int            n;                 /* writer tensors per task (merged + private) */
+  MapTensorInfo *infos;             /* [T][n] */
+  float       ***priv;              /* [T][npriv] data */
+  int           *npriv;             /* [T] */
   char           dir[MAP_PATH_LEN]; /* rank 0's private folder (mkdtemp) for the temporary models */
   char           log[MAP_PATH_LEN]; /* eval-command.log: every run's stderr (the run folder, else dir) */
   int            logfd;             /* rank 0 */
@@ -131,7 +129,6 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
 {
   MapEval_Command *m = (MapEval_Command *)ev->data_impl;
   MapStore         store;
-  MapLayout        layout;
   int              nt, T;
   int64_t          P;
   int              rank;
@@ -147,10 +144,7 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
              "-map_eval_command uses {data} but -map_eval_data gives %d eval set(s) for %d tasks", ev->ndata, ev->T);
   PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
   PetscCall(MapModelGetStore(ev->model, &store));
-  PetscCall(MapModelGetLayout(ev->model, &layout));
   PetscCall(MapStoreGetSizes(store, &P, &T, &nt));
-  m->lo = layout.lo;
-  m->hi = layout.hi;
   PetscCall(MapEvalMakePrivateDir(ev, store, m->dir, sizeof(m->dir)));
   MapEvalLogName(ev, ev->logdir[0] ? ev->logdir : m->dir, "eval-command", m->log, sizeof(m->log));
   if (!rank) {
@@ -202,37 +196,35 @@ static PetscErrorCode MapEvaluatorSetUp_Command(MapEvaluator ev)
     PetscCall(MapFreeList(m->npriv[t], &pnames[t]));
   }
   PetscCall(PetscFree(pnames));
-  PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
   PetscFunctionReturn(0);
 }
 
-/* write the merged model plus task t's private tensors to path, every rank its own shard */
-static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Command *m, int t, const char *path)
+/* the merged model at c plus task t's private tensors to path, every rank its own shard, block by
+   block (MapModelWriteMerged: from memory, or from the store with -map_eval_stream); a non-finite
+   merge fails on every rank before the file is complete, and the file is removed */
+static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Command *m, int t, const double *c, const char *path)
 {
   MapSafetensorsWriter w;
   MapTensorInfo       *inf     = m->infos + (size_t)t * m->n;
   const char          *keys[2] = {"mapmerge_task", "mapmerge_version"}, *vals[2] = {ev->tasks[t], MAPMERGE_VERSION};
   int                  rank;
-  MapStore             store;
+  PetscErrorCode       ierr;
 
   PetscFunctionBegin;
   PetscCheck(!strstr(ev->command, "{data}") || ev->ndata == ev->T, ev->comm, PETSC_ERR_ARG_WRONG,
              "-map_eval_command uses {data} but -map_eval_data gives %d eval set(s) for %d tasks", ev->ndata, ev->T);
   PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
-  PetscCall(MapModelGetStore(ev->model, &store));
   PetscCall(MapSafetensorsWriterCreate(ev->comm, path, m->nmerged + m->npriv[t], inf, 2, keys, vals, 0, &w));
-  for (int i = 0; i < m->nmerged; i++) {
-    const MapStoreTensor *s;
-    PetscCall(MapStoreGetTensor(store, i, &s));
-    int64_t a = PetscMax(s->offset, m->lo), e = PetscMin(s->offset + s->numel, m->hi);
-    if (e > a) PetscCall(MapSafetensorsWriterWriteF32(w, i, a - s->offset, e - a, m->theta + (a - m->lo)));
+  ierr = MapModelWriteMerged(ev->model, c, ev->block_mb, w); /* never score or hand out a NaN model */
+  if (ierr) {
+    PetscCall(MapSafetensorsWriterAbort(&w));
+    PetscCall(ierr);
   }
   if (!rank)
     for (int j = 0; j < m->npriv[t]; j++) PetscCall(MapSafetensorsWriterWriteF32(w, m->nmerged + j, 0, inf[m->nmerged + j].numel, m->priv[t][j]));
   PetscCall(MapSafetensorsWriterClose(&w));
   PetscFunctionReturn(0);
 }
-
 
 static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double *c, MapTaskMetrics *metrics)
 {
@@ -248,8 +240,6 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(ev->comm, &rank));
   PetscCall(PetscNew(&res));
-  PetscCall(MapModelMerge(ev->model, c, m->theta));
-  PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta)); /* never score or hand out a NaN model */
   for (int t = 0; t < ev->T; t++) {
     if (!MapEvalWanted(ev, t)) continue;
     {
@@ -269,7 +259,17 @@ static PetscErrorCode MapEvaluatorEvaluate_Command(MapEvaluator ev, const double
       }
       if (!rank) PetscCall(MapTempRegister(path)); /* removed on any error path */
     }
-    PetscCall(WriteModel(ev, m, t, path));
+    {
+      PetscErrorCode ierr = WriteModel(ev, m, t, c, path);
+      if (ierr) { /* a non-finite merge or a write error: no model file is left behind */
+        if (!rank) {
+          (void)unlink(path);
+          PetscCall(MapTempUnregister(path));
+        }
+        PetscCall(PetscFree(res));
+        PetscCall(ierr);
+      }
+    }
     PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
     if (!rank) {
       char **argv;
@@ -329,7 +329,6 @@ static PetscErrorCode MapEvaluatorDestroy_Command(MapEvaluator ev)
     }
   PetscCall(PetscFree2(m->priv, m->npriv));
   PetscCall(PetscFree(m->infos));
-  PetscCall(PetscFree(m->theta));
   PetscCall(PetscFree(ev->data_impl));
   PetscFunctionReturn(0);
 }

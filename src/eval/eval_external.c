@@ -145,6 +145,7 @@ PetscErrorCode MapEvalViewExternal(MapEvaluator ev, PetscViewer viewer, const ch
   PetscCall(PetscViewerASCIIPrintf(viewer, "timeout: %g s (-map_eval_timeout)\n", (double)ev->timeout));
   if (ev->gpus[0]) PetscCall(PetscViewerASCIIPrintf(viewer, "GPUs: %s (-map_eval_gpus); this group's: %s\n", ev->gpus, ev->cuda));
   if (ev->tmpdir[0]) PetscCall(PetscViewerASCIIPrintf(viewer, "temporary folder in: %s (-map_eval_tmpdir)\n", ev->tmpdir));
+  if (ev->stream) PetscCall(PetscViewerASCIIPrintf(viewer, "model files: merged straight from the store in blocks of %g MiB per rank (-map_eval_stream)\n", (double)ev->block_mb));
   if (log && log[0]) PetscCall(PetscViewerASCIIPrintf(viewer, "log: %s\n", log));
   PetscFunctionReturn(0);
 }

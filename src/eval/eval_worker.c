@@ -283,7 +283,6 @@ static PetscErrorCode MapEvaluatorSetUp_Worker(MapEvaluator ev)
 {
   MapEval_Worker *m = (MapEval_Worker *)ev->data_impl;
   MapStore        store;
-  MapLayout       layout;
   MapDType        sdt;
   int             T, rank;
   int64_t         P;
@@ -296,9 +295,7 @@ static PetscErrorCode MapEvaluatorSetUp_Worker(MapEvaluator ev)
   PetscCheck(m->argc > 0, ev->comm, PETSC_ERR_ARG_WRONG, "-map_eval_worker is empty");
   m->coefmode = !strcmp(ev->worker_mode, "coefficients") ? PETSC_TRUE : PETSC_FALSE;
   PetscCall(MapModelGetStore(ev->model, &store));
-  PetscCall(MapModelGetLayout(ev->model, &layout));
   PetscCall(MapStoreGetSizes(store, &P, &T, &m->nmerged));
-  m->lo = layout.lo, m->hi = layout.hi;
   PetscCall(MapModelGetDType(ev->model, &sdt));
   if (!strcmp(ev->worker_dtype, "store")) m->dtype = sdt; /* the store's own dtype: F32, BF16 or F16 */
   else if (!strcmp(ev->worker_dtype, "f32")) m->dtype = MAP_DTYPE_F32;
@@ -334,7 +331,6 @@ static PetscErrorCode MapEvaluatorSetUp_Worker(MapEvaluator ev)
       for (int k = 0; k < s->ndim; k++) m->infos[i].shape[k] = s->shape[k];
       m->infos[i].numel = s->numel;
     }
-    PetscCall(PetscMalloc1(m->hi - m->lo + 1, &m->theta));
   }
   PetscCall(MapEvalMakePrivateDir(ev, store, m->dir, sizeof(m->dir)));
   snprintf(m->model, sizeof(m->model), "%s/model.safetensors", m->dir);
@@ -349,20 +345,21 @@ static PetscErrorCode MapEvaluatorSetUp_Worker(MapEvaluator ev)
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Worker *m)
+/* the merged model at c into the request's model file, block by block (MapModelWriteMerged: from
+   memory, or from the store with -map_eval_stream); a non-finite merge fails on every rank and the
+   file is not replaced */
+static PetscErrorCode WriteModel(MapEvaluator ev, MapEval_Worker *m, const double *c)
 {
   MapSafetensorsWriter w;
-  MapStore             store;
   const char          *keys[1] = {"mapmerge_version"}, *vals[1] = {MAPMERGE_VERSION};
+  PetscErrorCode       ierr;
 
   PetscFunctionBegin;
-  PetscCall(MapModelGetStore(ev->model, &store));
   PetscCall(MapSafetensorsWriterCreate(ev->comm, m->model, m->nmerged, m->infos, 1, keys, vals, 0, &w));
-  for (int i = 0; i < m->nmerged; i++) {
-    const MapStoreTensor *s;
-    PetscCall(MapStoreGetTensor(store, i, &s));
-    int64_t a = PetscMax(s->offset, m->lo), e = PetscMin(s->offset + s->numel, m->hi);
-    if (e > a) PetscCall(MapSafetensorsWriterWriteF32(w, i, a - s->offset, e - a, m->theta + (a - m->lo)));
+  ierr = MapModelWriteMerged(ev->model, c, ev->block_mb, w); /* never score or hand out a NaN model */
+  if (ierr) {
+    PetscCall(MapSafetensorsWriterAbort(&w));
+    PetscCall(ierr);
   }
   PetscCall(MapSafetensorsWriterClose(&w));
   PetscFunctionReturn(0);
@@ -383,9 +380,12 @@ static PetscErrorCode MapEvaluatorEvaluate_Worker(MapEvaluator ev, const double 
   PetscCall(PetscNew(&res));
   PetscCall(PetscCalloc1(ev->T, &met));
   if (!m->coefmode) {
-    PetscCall(MapModelMerge(ev->model, c, m->theta));
-    PetscCall(MapModelCheckFinite(ev->model, ev->comm, c, m->theta)); /* never score or hand out a NaN model */
-    PetscCall(WriteModel(ev, m));
+    PetscErrorCode ierr = WriteModel(ev, m, c);
+    if (ierr) {
+      PetscCall(PetscFree(res));
+      PetscCall(PetscFree(met));
+      PetscCall(ierr);
+    }
   }
   m->nreq++;
   PetscCall(PetscLogEventBegin(MAP_EVENT_EvalLoss, 0, 0, 0, 0));
@@ -507,7 +507,6 @@ static PetscErrorCode MapEvaluatorDestroy_Worker(MapEvaluator ev)
   PetscCall(MapFreeList(m->argc, &m->argv));
   PetscCall(MapFreeList(m->ncoef, &m->coef_tasks));
   PetscCall(PetscFree(m->infos));
-  PetscCall(PetscFree(m->theta));
   PetscCall(PetscFree(ev->data_impl));
   PetscFunctionReturn(0);
 }

@@ -34,6 +34,8 @@ struct _p_MapEvaluator {
   char             command[MAP_EVAL_CMD_LEN]; /* -map_eval_command template */
   PetscReal        timeout;                   /* -map_eval_timeout seconds */
   char             tmpdir[MAP_PATH_LEN];      /* -map_eval_tmpdir for the command evaluator's model file */
+  PetscBool        stream;                    /* -map_eval_stream: model files merged from the store block by block */
+  PetscReal        block_mb;                  /* -map_eval_block_mb: MiB of merge buffers per rank for a model file */
   char             problem[64];               /* -map_analytic_problem */
   char             worker[MAP_EVAL_CMD_LEN];  /* -map_eval_worker argv template (worker type) */
   char             worker_mode[16];           /* -map_eval_worker_mode model|coefficients */

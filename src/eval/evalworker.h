@@ -12,11 +12,9 @@ typedef struct {
   int            argc;
   char         **argv; /* the split -map_eval_worker template */
   PetscBool      coefmode;
-  MapDType       dtype;   /* of the merged model file */
-  int            nmerged; /* store tensors */
-  MapTensorInfo *infos;   /* [nmerged] */
-  float         *theta;
-  int64_t        lo, hi;
+  MapDType       dtype;               /* of the merged model file */
+  int            nmerged;             /* store tensors */
+  MapTensorInfo *infos;               /* [nmerged] */
   char           dir[MAP_PATH_LEN];   /* private folder (mkdtemp) */
   char           model[MAP_PATH_LEN]; /* dir/model.safetensors, rewritten per request */
   char         **priv;                /* [T] dir/private-<t>.safetensors ("" when the task has none) */

@@ -55,6 +55,20 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel
   PetscFunctionReturn(0);
 }
 
+/* ntask store task indices tasks[] (NULL: 0..ntask-1) of a store of T tasks */
+static PetscErrorCode CheckTasks(const char *path, int T, int ntask, const int *tasks)
+{
+  PetscFunctionBegin;
+  PetscCheck(ntask >= 1 && ntask <= T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "store %s: a model needs 1 to %d tasks (the store's task count), got %d", path, T, ntask);
+  for (int k = 0; k < ntask; k++) {
+    int t = tasks ? tasks[k] : k;
+    PetscCheck(t >= 0 && t < T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d (entry %d) not in [0, %d)", path,
+               t, k, T);
+  }
+  PetscFunctionReturn(0);
+}
+
 /*@
   MapModelCreateFromStore - reads this rank's shard of theta_pre and of the task vectors of the
   store tasks `tasks[0..ntask-1]` (store task indices, in the order the coefficient vector uses;
@@ -77,13 +91,7 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   *model = NULL;
   PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
   PetscCall(MapStoreGetPath(store, &path));
-  PetscCheck(ntask >= 1 && ntask <= T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
-             "store %s: a model needs 1 to %d tasks (the store's task count), got %d", path, T, ntask);
-  for (int k = 0; k < ntask; k++) {
-    int t = tasks ? tasks[k] : k;
-    PetscCheck(t >= 0 && t < T, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "store %s: task index %d (entry %d) not in [0, %d)", path,
-               t, k, T);
-  }
+  PetscCall(CheckTasks(path, T, ntask, tasks));
   PetscCall(MapStoreGetDType(store, &dtype));
   PetscCall(ModelAlloc(store, ntask, dtype, &m));
   for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
@@ -92,6 +100,63 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
   PetscCall(MapStoreVerifyShard(store, ntask, m->tasks, m->pre, m->tau, NULL));
   *model = m;
   PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelCreateStreamed - a model of the store tasks `tasks[0..ntask-1]` (as MapModelCreateFromStore)
+  that reads nothing now and holds no shards: MapModelWriteMerged reads the store block by block at
+  each merge, so a model of any size is merged in O(block) memory per rank, at the price of one
+  read of (T+1)·P·e bytes per merge. The in-memory merges refuse it. Collective (no communication).
+@*/
+PetscErrorCode MapModelCreateStreamed(MapStore store, int ntask, const int *tasks, MapModel *model)
+{
+  MapModel    m;
+  MapDType    dtype;
+  int         T, ntensors;
+  const char *path;
+
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 4);
+  *model = NULL;
+  PetscCall(MapStoreGetSizes(store, NULL, &T, &ntensors));
+  PetscCall(MapStoreGetPath(store, &path));
+  PetscCall(CheckTasks(path, T, ntask, tasks));
+  PetscCall(MapStoreGetDType(store, &dtype));
+  PetscCall(PetscNew(&m));
+  m->store    = store;
+  m->T        = ntask;
+  m->ncoef    = ntask;
+  m->dtype    = dtype;
+  m->streamed = PETSC_TRUE;
+  PetscCall(MapStoreGetLayout(store, &m->layout));
+  m->n = m->layout.hi - m->layout.lo;
+  PetscCall(PetscMalloc1(ntask, &m->tasks));
+  for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
+  *model = m;
+  PetscFunctionReturn(0);
+}
+
+/* MapModelIsStreamed - whether the model holds no shards (MapModelCreateStreamed). Not collective. */
+PetscErrorCode MapModelIsStreamed(MapModel model, PetscBool *streamed)
+{
+  PetscFunctionBegin;
+  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  *streamed = model->streamed;
+  PetscFunctionReturn(0);
+}
+
+/* the in-memory operations on a streamed model: an error naming the operation and the way out */
+static PetscErrorCode CheckInMemory(MapModel model, const char *op)
+{
+  const char *path = "";
+
+  PetscFunctionBegin;
+  if (PetscLikely(!model->streamed)) PetscFunctionReturn(0);
+  PetscCall(MapStoreGetPath(model->store, &path));
+  SETERRQ(PETSC_COMM_SELF, PETSC_ERR_SUP,
+          "%s: the model of store %s is streamed (-map_eval_stream): it holds no shards in memory; only evaluators that hand a model file "
+          "to a program (command, worker) and export stream",
+          op, path);
 }
 
 /*@
@@ -115,6 +180,7 @@ PetscErrorCode MapModelCreateCombined(MapModel base, int nk, const double *W, Ma
   PetscCheck(base, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (base) must not be NULL", 1);
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 4);
   *model = NULL;
+  PetscCall(CheckInMemory(base, "MapModelCreateCombined"));
   PetscCheck(nk >= 1, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "MapModelCreateCombined: need >= 1 combined task vectors, got %d", nk);
   for (int q = 0; q < nk * base->T; q++)
     PetscCheck(!PetscIsInfOrNanReal(W[q]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
@@ -219,6 +285,7 @@ PetscErrorCode MapModelGetShards(MapModel model, int64_t *n, const float **pre, 
 {
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCall(CheckInMemory(model, "MapModelGetShards"));
   PetscCheck(model->dtype == MAP_DTYPE_F32, PETSC_COMM_SELF, PETSC_ERR_SUP,
              "MapModelGetShards: the model holds %s shards, not F32 (MapModelMerge merges them)", MapDTypeName(model->dtype));
   if (n) *n = model->n;
@@ -262,6 +329,7 @@ PetscErrorCode MapModelMergeRange(MapModel model, const double *c, int64_t j0, i
 
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
+  PetscCall(CheckInMemory(model, "MapModelMerge"));
   PetscCheck(0 <= j0 && j0 <= j1 && j1 <= model->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "MapModelMergeRange: range [%" PRId64 ", %" PRId64 ") is not inside the shard [0, %" PRId64 ")", j0, j1, model->n);
   for (int i = 0; i < model->ncoef; i++)

@@ -5,16 +5,17 @@
 #include <mapmerge/merge.h>
 
 struct _p_MapModel {
-  MapStore  store;  /* referenced, not owned: the caller keeps it alive (private tensors live there) */
-  MapLayout layout; /* this rank's shard [lo, hi) of the parameter vector */
-  int       T;      /* number of task vectors in this basis */
-  int      *tasks;  /* store task index of each basis vector, or -1 for a combined vector */
-  int64_t   n;      /* hi - lo */
-  MapDType  dtype;  /* of pre and tau: a BF16 or F16 store's shards stay 16-bit (half the memory) */
-  void     *pre;    /* [n] theta_pre shard (float, or uint16 holding bfloat16 or IEEE half) */
-  void     *tau;    /* [T*n] task vector shards, row k at element k*n */
-  int       ncoef;  /* length of the coefficient vector a merge takes (T unless mapped) */
-  int      *coef;   /* row k is weighted by c[coef[k]]; NULL: by c[k] (a basis of part of a larger one) */
+  MapStore  store;    /* referenced, not owned: the caller keeps it alive (private tensors live there) */
+  MapLayout layout;   /* this rank's shard [lo, hi) of the parameter vector */
+  int       T;        /* number of task vectors in this basis */
+  int      *tasks;    /* store task index of each basis vector, or -1 for a combined vector */
+  int64_t   n;        /* hi - lo */
+  MapDType  dtype;    /* of pre and tau: a BF16 or F16 store's shards stay 16-bit (half the memory) */
+  void     *pre;      /* [n] theta_pre shard (float, or uint16 holding bfloat16 or IEEE half) */
+  void     *tau;      /* [T*n] task vector shards, row k at element k*n */
+  int       ncoef;    /* length of the coefficient vector a merge takes (T unless mapped) */
+  int      *coef;     /* row k is weighted by c[coef[k]]; NULL: by c[k] (a basis of part of a larger one) */
+  PetscBool streamed; /* no shards in memory (pre = tau = NULL): every merge reads the store (merge_stream.c) */
 };
 
 /* MapMergeKernel_Private - the fast kernel without logging; pre == NULL means a zero base (used to

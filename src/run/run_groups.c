@@ -34,9 +34,9 @@ static PetscErrorCode GroupsCreate(MapRunCtx *r, int G, MapEvalGroups **out)
   PetscCallMPI(MPI_Comm_split(r->comm, g->color, r->rank, &g->comm));
   PetscCall(MapStoreOpen(g->comm, r->opt.store_path, &g->store));
   for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[t]));
-  PetscCall(MapModelCreateFromStore(g->store, r->T, idx, &g->model));
   PetscCall(MapEvaluatorCreate(g->comm, &g->ev));
   PetscCall(MapEvaluatorSetFromOptions(g->ev));
+  PetscCall(MapEvaluatorCreateModel(g->ev, g->store, r->T, idx, &g->model));
   PetscCall(MapEvaluatorSetGroup(g->ev, g->color));
   PetscCall(MapEvaluatorSetLogDir(g->ev, r->opt.out));
   PetscCall(MapEvaluatorSetUp(g->ev, g->model, r->T, (const char *const *)r->tasks, r->neval_data ? (const char *const *)r->eval_data : NULL));

@@ -95,7 +95,7 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
 {
   json_t     *b = json_object(), *ev = json_object(), *evo = json_object(), *data = json_array(), *d = json_object(), *t = json_array();
   const char *evtype;
-  const char *evskip[] = {"-map_eval_data", "-map_eval_groups", "-map_eval_timeout", "-map_eval_tmpdir", NULL};
+  const char *evskip[] = {"-map_eval_data", "-map_eval_groups", "-map_eval_timeout", "-map_eval_tmpdir", "-map_eval_stream", "-map_eval_block_mb", NULL};
   char       *s;
 
   PetscFunctionBegin;

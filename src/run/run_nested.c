@@ -86,6 +86,8 @@ static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int color, 
   PetscCallMPI(MPI_Comm_split(r->comm, color, r->rank, &g->comm));
   const char *evtype;
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
+  PetscCall(MapEvaluatorCreate(g->comm, &g->ev));
+  PetscCall(MapEvaluatorSetFromOptions(g->ev));
   if (strcmp(evtype, "analytic")) {
     int idx[MAP_MAX_TASKS], coef[MAP_MAX_TASKS], k = 0;
     PetscCall(MapStoreOpen(g->comm, r->opt.store_path, &g->store));
@@ -94,11 +96,9 @@ static PetscErrorCode MapNestedGroupCreate(MapRunCtx *r, int ngroup, int color, 
         PetscCall(MapStoreFindTask(g->store, r->tasks[t], &idx[k]));
         coef[k++] = t;
       }
-    PetscCall(MapModelCreateFromStore(g->store, k, idx, &g->model));
+    PetscCall(MapEvaluatorCreateModel(g->ev, g->store, k, idx, &g->model));
     PetscCall(MapModelSetCoefficientMap(g->model, r->T, coef));
   }
-  PetscCall(MapEvaluatorCreate(g->comm, &g->ev));
-  PetscCall(MapEvaluatorSetFromOptions(g->ev));
   PetscCall(MapEvaluatorSetUp(g->ev, g->model, r->T, (const char *const *)r->tasks,
                               r->neval_data ? (const char *const *)r->eval_data : NULL));
   PetscFunctionReturn(0);

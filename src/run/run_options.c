@@ -178,7 +178,7 @@ static PetscErrorCode MapRunSetUpTasks(MapRunCtx *r, const char *taskbuf, PetscB
   int idx[MAP_MAX_TASKS];
   if (r->store)
     for (int t = 0; t < r->T; t++) PetscCall(MapStoreFindTask(r->store, r->tasks[t], &idx[t]));
-  if (!analytic) PetscCall(MapModelCreateFromStore(r->store, r->T, idx, &r->model));
+  if (!analytic) PetscCall(MapEvaluatorCreateModel(r->ev, r->store, r->T, idx, &r->model));
   PetscFunctionReturn(0);
 }
 

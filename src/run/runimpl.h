@@ -6,10 +6,6 @@
 #include <mapmerge/core_h5.h>
 #include <jansson.h>
 
-/* MapExportWriteMerged - export's merged tensors through w, read-merge-write in blocks of about
-   block_mb MiB per rank (0: whole shard); checksums and finiteness agreed at the end (run_export_stream.c). */
-PetscErrorCode MapExportWriteMerged(MapStore store, int ntask, const int *tasks, const double *c, double block_mb, MapSafetensorsWriter w);
-
 PetscErrorCode MapRunReadManifest(MPI_Comm comm, const char *path, const char *who, json_t **manifest, json_t **map_options);
 
 /* Journal: one line per finished evaluation, "<json>\t<sha256(json)>\n", appended and fsync'ed by
