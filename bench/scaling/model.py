@@ -2,7 +2,7 @@
 a full MAP run, the export and a run with the streamed `command` evaluation to N nodes, compares
 with the physical limit, and checks itself against the measurements of this machine (measure.py).
 
-    model.py --measured WORK/measure.json [--node key=value ...] [--job key=value ...] [--here-cores N]
+    model.py --measured WORK/measure.json [--eval-stream WORK/eval_stream.json] [--node key=value ...] [--job key=value ...] [--here-cores N]
 
 Each phase is a sum of resource terms, volume / rate (a roofline without overlap: mapmerge's phases
 do not overlap I/O and compute). V_in = (T+1) P e_in, V_st = (T+1) P e_st, e = bytes per element:
@@ -29,7 +29,8 @@ Calibration: import = start_i + f_import terms and export = start_e + f_export t
 points (the smallest and the largest P at 1 rank); store read and merge f = measured / modelled at
 the largest P at 1 rank. f is mapmerge's overhead over the hardware terms (conversion, finiteness
 checks, HDF5, page faults), assumed to carry over to the cluster; the streamed evaluation's
-read-merge-write is the export's pipeline and gets f_export (it is not measured: its code is new).
+read-merge-write is the export's pipeline and gets f_export, no calibration of its own (--eval-stream
+checks that against `mapmerge eval -map_eval_stream` runs of measure_eval_stream.py).
 The forward passes are not calibrated (no LLM evaluator runs here): the stated sustained GEMM rate.
 The physical limit: read each input once, write the store once, merge at the aggregate memory
 bandwidth, forward passes at the GEMM rate, no hashing, no start-up, no software overhead (f = 1).
@@ -232,6 +233,45 @@ def check(m, here, f, cal, small, table=True):
     print()
 
 
+def command_eval(M, J, ranks, f, stream):
+    """one `mapmerge eval` of one coefficient vector with the `command` evaluator on this machine
+    (one node), the program reading its model file and computing nothing: streamed, the T model files
+    are each merged from the store (the export's pipeline); in memory, the store is read once and
+    each file merged from memory and written by the export's writer"""
+    P, T = J['P'], J['T']
+    t = terms(M, dict(J, tokens=0), 1, ranks, f)
+    used = min(ranks, M['cores'])
+    rd = M['pfs_node_rd'] * M['rd_scale'](used)
+    wr = M['pfs_node_wr'] * M['wr_scale'](used)
+    merge_hw = t['merge'] / f['merge']
+    if stream:
+        return f.get('start_export', 0) + t['eval_stream']
+    return f.get('start_export', 0) + t['read'] + T * (f['export'] * (merge_hw + 4 * P / wr) + 4 * P / rd)
+
+
+def check_eval_stream(path, m, here, f):
+    es = json.load(open(path))
+    print(f'\n## Check: the command evaluation, streamed and in memory ({path}, measured {es["date"]})\n')
+    print('One `mapmerge eval` of one coefficient vector, `command` evaluator reading its F32 model file (read_model.sh), '
+          'T = %d; model: start_export + T x (f_export [store read + merge + 4P / R_write] + 4P / R_read) streamed, '
+          'start_export + f_read store read + T x (f_export [merge + 4P / R_write] + 4P / R_read) in memory; '
+          'no new calibration.\n' % es['T'])
+    print('| P | ranks | variant | measured median (min) | model | error | load |\n|---|---|---|---|---|---|---|')
+    errs = {}
+    for r in es['points']:
+        J = dict(JOB, P=r['P'], T=es['T'], block_mb=es['block_mb'])
+        pred, mv = command_eval(here, J, r['np'], f, r['stream']), r['eval']['median']
+        e = (pred - mv) / mv
+        errs.setdefault('streamed' if r['stream'] else 'in memory', ([], []))[r['np'] > 1].append(abs(e))
+        print(f'| {r["P"]:.3g} | {r["np"]} | {"streamed" if r["stream"] else "in memory"} | {mv:.3f} s ({r["eval"]["min"]:.3f}) | '
+              f'{pred:.3f} s | {100 * e:+.0f} % | {max(x["load"] for x in r["eval"]["runs"]):.1f} |')
+    print('\n| command evaluation | 1 rank | 2 ranks |\n|---|---|---|')
+    for k, (e1, en) in errs.items():
+        print(f'| {k} | ' + ' | '.join(f'{100 * statistics.median(v):.0f} % (max {100 * max(v):.0f} %, {len(v)} points)' if v else '-'
+                                       for v in (e1, en)) + ' |')
+    print()
+
+
 def project(node, job, f):
     print('## Projection: P = %.3g (%s), T = %d, %s store, E = %d evaluations of %d tokens per task\n' % (
         job['P'], 'Llama-3-8B layout', job['T'], {2: 'BF16', 4: 'F32'}[int(job['e_st'])], job['E'], job['tokens']))
@@ -266,6 +306,7 @@ def main():
     ap.add_argument('--measured', required=True, help='measure.json from measure.py')
     ap.add_argument('--node', nargs='*', default=[], help='override a stated node parameter, e.g. pfs_agg_rd=5e12')
     ap.add_argument('--job', nargs='*', default=[], help='override a job parameter, e.g. tokens=1e6 E=30')
+    ap.add_argument('--eval-stream', help='eval_stream.json from measure_eval_stream.py: also check the command evaluation')
     ap.add_argument('--here-cores', type=int, help='cores free for the measured runs on this machine (default: all; '
                     'on a shared, loaded machine 1 tells the model that a second rank gets no core of its own)')
     a = ap.parse_args()
@@ -299,6 +340,8 @@ def main():
             print(f'| {k} | {meas[k]:.3f} s | {raw[k]:.3f} s | {f[k]:.2f} |')
     print('\n## Check: the model against this machine\'s measurements\n')
     check(m, here, f, cal, small)
+    if a.eval_stream:
+        check_eval_stream(a.eval_stream, m, here, f)
     project(node, job, f)
     # sensitivity: the same points with the import's and export's overhead as per-core work
     fp = calibrate(m, here, percore=True)[0]
