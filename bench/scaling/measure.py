@@ -12,12 +12,16 @@ at its start, since the machine may be shared. What is measured (all real runs):
 - merge kernel: bench_merge (best of reps, alternating with a STREAM triad)
 - per model size P (bench/store/gen_hf.py, BF16, T tasks; its own write time with 1 and 2 writers at
   the smallest P and 2 writers otherwise): `mapmerge import -map_store_dtype bf16` + sync at each rank
-  count, then bench_store_read (collective read of the whole store into fresh memory, re-read, one merge)."""
+  count, then bench_store_read (collective read of the whole store into fresh memory, re-read, one merge),
+  then `mapmerge export` of theta_pre + sum 0.25 tau_k (the streamed export, -map_io_block_mb 64 by
+  default: the store read block by block, merged, written as a BF16 model folder) + sync at the same
+  rank count; wall time (with mpiexec's start-up, like the import) and the export's own clock."""
 import argparse
 import hashlib
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -103,6 +107,7 @@ def main():
     ap.add_argument('--max-p-4', type=float, default=5e7, help='largest P run at more than 2 ranks (shape only on 2 cores)')
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--dd-mb', type=int, default=1024)
+    ap.add_argument('--block-mb', type=float, default=64, help='export -map_io_block_mb')
     a = ap.parse_args()
     B, W, R = os.path.abspath(a.build), os.path.abspath(a.work), a.reps
     mapmerge, readb, mergeb = (os.path.join(B, x) for x in ('mapmerge', 'bench_store_read', 'bench_merge'))
@@ -114,7 +119,8 @@ def main():
     ranks = [int(x) for x in a.ranks.split(',')]
     res = {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'host': os.uname().nodename, 'cores': os.cpu_count(),
            'cpu': next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?'),
-           'mem_GB': os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1e9, 'load_start': load(), 'T': a.T, 'reps': R}
+           'mem_GB': os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1e9, 'load_start': load(), 'T': a.T, 'reps': R,
+           'block_mb': a.block_mb}
 
     def note(k, v):
         res[k] = v
@@ -197,6 +203,23 @@ def main():
             for what in ('read_fresh', 'reread', 'merge', 'touch'):
                 v = [float(m.group(1)) for o in out for m in re.finditer(rf'^RESULT {what} (\S+)', o, re.M)]
                 r[what] = {'median': statistics.median(v), 'min': min(v), 'n': len(v)}
+            outdir = os.path.join(W, f'export_P{P:g}')
+            exp = ['export', '-map_store', store, '-map_coeff', ','.join(['0.25'] * a.T), '-map_output', outdir,
+                   '-map_io_block_mb', f'{a.block_mb:g}']
+
+            def one_export():
+                shutil.rmtree(outdir, ignore_errors=True)
+                subprocess.run(['sync'])
+                t0 = time.perf_counter()
+                out = run(['mpiexec', '-n', str(n), mapmerge] + exp)
+                subprocess.run(['sync'], check=True)
+                s = time.perf_counter() - t0
+                own = re.search(r'^export: wrote .*; ([\d.]+) s$', out, re.M)
+                return {'s': s, 'own_s': float(own.group(1)) if own else None,
+                        'out_bytes': sum(os.path.getsize(os.path.join(outdir, f)) for f in os.listdir(outdir) if f.endswith('.safetensors'))}
+            r['export'] = rep(one_export, R)
+            r['export']['out_bytes'] = r['export']['runs'][-1]['out_bytes']
+            shutil.rmtree(outdir, ignore_errors=True)
             r['load'] = load()
             r['store_bytes'] = os.path.getsize(store)
             res['phases'].append(r)

@@ -20,5 +20,5 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); load: $(cut -d' ' -f1-3 /proc/load
 /usr/bin/python3 "$HERE/model.py" --measured "$WORK/measure.json" | tee "$WORK/report.md"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "${KEEP:-0}" != 1 ]; then
-  rm -rf "$WORK"/model_P* "$WORK"/store_P*.h5
+  rm -rf "$WORK"/model_P* "$WORK"/store_P*.h5 "$WORK"/export_P*
 fi
