@@ -45,3 +45,8 @@ foreach(case sharded unsharded)
   map_script_test(store_hf_crash_${case} /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/hf_crash_test.py ${case} ${MAP_STORE_WORK}/hf_crash_${case} ${MPIEXEC_EXECUTABLE})
   set_tests_properties(store_hf_crash_${case} PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
 endforeach()
+# BF16 storage at the format's edges (zeros, subnormals, ties, the largest finite BF16, Inf by rounding),
+# F32 and BF16 checkpoints, -n 1..3: the vectorised rounding equals numpy's (tests/store/bf16_edges_test.py)
+map_script_test(store_bf16_edges /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/store/bf16_edges_test.py ${MAP_STORE_WORK}/bf16_edges
+                ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:mapmerge>)
+set_tests_properties(store_bf16_edges PROPERTIES FAIL_REGULAR_EXPRESSION "FAIL")
