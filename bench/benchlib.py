@@ -148,3 +148,11 @@ def dd(work, nbytes, writers):
     for w in range(writers):
         os.remove(f"{work}/dd{w}.bin")
     return el, count * (16 << 20) * writers
+
+
+def dd_read(path):
+    """`dd if=path of=/dev/null bs=16M` (a store already in the page cache: its warm read rate); returns
+    (seconds, bytes read)"""
+    t0 = time.time()
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=16M", "status=none"], check=True)
+    return time.time() - t0, os.path.getsize(path)

@@ -38,11 +38,23 @@ dd_rate() { # MB/s of N concurrent writers of DDGB GB in all
   rm -f "$WORK"/dd*.bin
   echo "$DDGB * 1073.741824 / ($t1 - $t0)" | bc -l | xargs printf "%.0f"
 }
-# phase NAME OUTPUT BYTES CMD...: runs CMD on N ranks, syncs OUTPUT, prints one row; BYTES written (empty:
-# the size of OUTPUT)
+# MB/s of one `dd bs=16M` reading FILES... to /dev/null, whatever of them the page cache holds (the phase's
+# own inputs, read right before it, as it will read them)
+ddread_rate() {
+  t0=$(date +%s.%N)
+  for f in "$@"; do dd if="$f" of=/dev/null bs=16M status=none; done
+  t1=$(date +%s.%N)
+  echo "$(du -cb "$@" | tail -1 | cut -f1) / 1000000 / ($t1 - $t0)" | bc -l | xargs printf "%.0f"
+}
+# phase NAME OUTPUT BYTES INPUTS CMD...: runs CMD on N ranks, syncs OUTPUT, prints one row; BYTES written (empty:
+# the size of OUTPUT); INPUTS: the files it reads (a glob, quoted), for the copy bound: bound_s = input bytes /
+# dd's read rate + bytes written / dd's write rate, bound_over_run = bound_s / (run + sync)
 phase() {
-  name=$1 out=$2 bytes=$3
-  shift 3
+  name=$1 out=$2 bytes=$3 inputs=$4
+  shift 4
+  # shellcheck disable=SC2086  # the glob is meant
+  inb=$(du -cb $inputs | tail -1 | cut -f1)
+  rdm=$(ddread_rate $inputs)
   ddm=$(dd_rate)
   load=$(cut -d' ' -f1 /proc/loadavg)
   rm -f "$WORK"/rss.* "$WORK"/io.*
@@ -56,22 +68,23 @@ phase() {
   rss=$(cat "$WORK"/rss.* | awk '{printf "%s%.0f", sep, $1 / 1024; sep = "/"}')
   cpu=$(cat "$WORK"/rss.* | awk '{printf "%s%.0f", sep, $2 + $3; sep = "/"}')
   rchar=$(cat "$WORK"/io.* | awk '/^rchar/ {printf "%s%.2f", sep, $2 / 1e9; sep = "/"}')
-  echo "$name $load $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc) $((bytes / 1000000)) $(echo "$bytes / 1000000 / ($t2 - $t0)" | bc -l | xargs printf "%.0f") $ddm $(echo "$bytes / 1000000 / ($t2 - $t0) / $ddm" | bc -l | xargs printf "%.2f") $rss $cpu $rchar"
+  bound=$(echo "$inb / 1000000 / $rdm + $bytes / 1000000 / $ddm" | bc -l)
+  echo "$name $load $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc) $((bytes / 1000000)) $(echo "$bytes / 1000000 / ($t2 - $t0)" | bc -l | xargs printf "%.0f") $ddm $(echo "$bytes / 1000000 / ($t2 - $t0) / $ddm" | bc -l | xargs printf "%.2f") $rss $cpu $rchar $rdm $(printf "%.1f" "$bound") $(echo "$bound / ($t2 - $t0)" | bc -l | xargs printf "%.2f")"
   grep -E "^import: wrote|^import: source|^export: wrote|^eval: " "$WORK/$name.log" | cut -c1-200 || true
 }
 echo "inputs: $((INBYTES / 1000000)) MB"
-echo "phase load run_s sync_s written_MB MBps dd_MBps ratio_dd peak_rss_MB_per_rank cpu_s_per_rank rchar_GB_per_rank"
+echo "phase load run_s sync_s written_MB MBps dd_MBps ratio_dd peak_rss_MB_per_rank cpu_s_per_rank rchar_GB_per_rank ddread_MBps bound_s bound_over_run"
 rm -f "$WORK/store.h5"
-phase import "$WORK/store.h5" "" import -map_pretrained "$WORK/hf/pretrained" -map_tasks "$TASKS" -map_task_models "$MODELS" \
+phase import "$WORK/store.h5" "" "$WORK/hf/*/*.safetensors" import -map_pretrained "$WORK/hf/pretrained" -map_tasks "$TASKS" -map_task_models "$MODELS" \
   -map_store "$WORK/store.h5" -map_store_dtype bf16
 rm -rf "$WORK/merged"
-phase export "$WORK/merged" "" export -map_store "$WORK/store.h5" -map_coeff "$COEFF" -map_output "$WORK/merged" -map_export_shard_size 5G
+phase export "$WORK/merged" "" "$WORK/store.h5" export -map_store "$WORK/store.h5" -map_coeff "$COEFF" -map_output "$WORK/merged" -map_export_shard_size 5G
 # one evaluation: the merged model (BF16, the store's dtype) written for the program straight from the store
 echo "$TASKS" >"$WORK/coeffs.csv"
 echo "$COEFF" >>"$WORK/coeffs.csv"
 MODELBYTES=$(du -cb "$WORK"/merged/*.safetensors | tail -1 | cut -f1)
 rm -f "$WORK/eval.csv" "$WORK/eval.h5"
-phase eval "$WORK/eval.csv" "$MODELBYTES" eval -map_store "$WORK/store.h5" -map_coeffs "$WORK/coeffs.csv" -map_output "$WORK/eval.csv" \
+phase eval "$WORK/eval.csv" "$MODELBYTES" "$WORK/store.h5" eval -map_store "$WORK/store.h5" -map_coeffs "$WORK/coeffs.csv" -map_output "$WORK/eval.csv" \
   -map_eval_type worker -map_eval_worker "/usr/bin/python3 $HERE/header_worker.py" -map_eval_worker_dtype store -map_eval_stream \
   -map_eval_tmpdir "$WORK"
 cat "$WORK/eval.csv"

@@ -9,7 +9,9 @@ writers as ranks), measured right before it:
           merges and writes the merged model file; the worker only checks the file is complete.
 Per row: wall (mpiexec to exit, with its start-up), own (the program's own clock, PetscInitialize to
 PetscFinalize, from -log_view, + the sync for export), MB/s of bytes written per own second, ratio to dd, peak RSS per rank, CPU s (user+sys of
-all ranks), load.
+all ranks), load; and the copy bound: a phase reads the whole store ((T+1)·P·e bytes) and writes its output, so
+bound_s = store bytes / (warm `dd if=STORE of=/dev/null bs=16M`, measured right before) + output bytes / dd's write
+rate, and bound_over_own = bound_s / own (1 = as fast as dd reading its input and writing its output).
 usage: bench_phases.py AFTER_BIN BEFORE_BIN STORE WORK [--reps 2] [--ranks 1,2] [--phases export,eval]"""
 import argparse
 import glob
@@ -19,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import dd  # noqa: E402  (the dd baseline shared by the store benches)
+from benchlib import dd, dd_read  # noqa: E402  (the dd baselines shared by the store benches)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
@@ -68,7 +70,7 @@ def main():
         f.write(",".join(f"c_{t}" for t in names) + "\n" + coeff + "\n")
     print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), f"store {a.store}: P = {P}, T = {T}, {dtype}, "
           f"{os.path.getsize(a.store) / 1e9:.2f} GB;", subprocess.run(["df", "-h", a.work], capture_output=True, text=True).stdout.splitlines()[-1])
-    print("phase variant ranks rep load wall_s own_s out_MB MBps dd_s dd_MBps ratio_dd peak_rss_MB cpu_s", flush=True)
+    print("phase variant ranks rep load wall_s own_s out_MB MBps dd_s dd_MBps ratio_dd peak_rss_MB cpu_s ddread_MBps bound_s bound_over_own", flush=True)
     for rep in range(1, a.reps + 1):
         for phase in a.phases.split(","):
             for n in [int(x) for x in a.ranks.split(",")]:
@@ -78,6 +80,7 @@ def main():
                         os.remove(out)
                     ld = open("/proc/loadavg").read().split()[0]
                     dd_s, dd_bytes = dd(a.work, P * esize, n)
+                    rd_s, rd_bytes = dd_read(a.store)
                     pre = ["mpiexec", "-n", str(n), "sh", "-c", WRAP, a.work, binary]
                     if phase == "export":
                         el, own, rss, cpu = run(pre + ["export", "-map_store", a.store, "-map_coeff", coeff, "-map_output", out,
@@ -97,8 +100,9 @@ def main():
                                                   "store", "-map_eval_tmpdir", tmp], a.work)
                         nbytes = P * esize
                     mbps, ddm = nbytes / 1e6 / own, dd_bytes / 1e6 / dd_s
-                    print(f"{phase} {variant} {n} {rep} {ld} {el:.2f} {own:.2f} {nbytes / 1e6:.0f} {mbps:.0f} {dd_s:.2f} {ddm:.0f} {mbps / ddm:.2f} {rss} {cpu:.1f}",
-                          flush=True)
+                    bound = (T + 1) * P * esize / (rd_bytes / rd_s) + nbytes / (dd_bytes / dd_s)
+                    print(f"{phase} {variant} {n} {rep} {ld} {el:.2f} {own:.2f} {nbytes / 1e6:.0f} {mbps:.0f} {dd_s:.2f} {ddm:.0f} {mbps / ddm:.2f} {rss} {cpu:.1f} "
+                          f"{rd_bytes / 1e6 / rd_s:.0f} {bound:.2f} {bound / own:.2f}", flush=True)
 
 
 if __name__ == "__main__":
