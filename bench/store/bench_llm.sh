@@ -5,16 +5,17 @@
 # block by block straight from the store, BF16, for the program) and a cheap evaluator program
 # (bench/store/header_worker.py: checks the file is complete, scores the RMS of a slice of its largest
 # tensor); the exported folder is checked the same way. Each phase against `dd if=/dev/zero bs=16M
-# conv=fdatasync` of DD_GB GB with as many writers as ranks, measured right before it. Per phase: wall, + sync of the output, MB/s written, dd
+# conv=fdatasync` of the bytes the phase writes (DD_GB > 0: of DD_GB GB instead) with as many writers as ranks,
+# measured right before it. Per phase: wall, + sync of the output, MB/s written, dd
 # MB/s, peak RSS and CPU s per rank (/usr/bin/time), rchar per rank (/proc/<pid>/io), load.
-# usage: bench/store/bench_llm.sh MAPMERGE WORK [P=3e9] [T=2] [RANKS=2] [DD_GB=4] [--keep]
+# usage: bench/store/bench_llm.sh MAPMERGE WORK [P=3e9] [T=2] [RANKS=2] [DD_GB=0] [--keep]
 set -eu
 MM=$1
 WORK=$2
 P=${3:-3e9}
 T=${4:-2}
 N=${5:-2}
-DDGB=${6:-4}
+DDGB=${6:-0}
 KEEP=${7:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
@@ -30,13 +31,15 @@ MODELS=$(for t in $(seq 0 $((T - 1))); do printf "%s/hf/task%d," "$WORK" "$t"; d
 COEFF=$(for t in $(seq 1 "$T"); do printf "0.%d," "$((t + 2))"; done | sed 's/,$//')
 INBYTES=$(du -cb "$WORK"/hf/*/*.safetensors | tail -1 | cut -f1)
 
-dd_rate() { # MB/s of N concurrent writers of DDGB GB in all
+dd_rate() { # MB/s of N concurrent writers of $1 bytes in all (or DDGB GB)
+  count=$(( ($1 / N + 16777215) / 16777216 ))
+  [ "$DDGB" -gt 0 ] && count=$((DDGB * 1024 / 16 / N))
   t0=$(date +%s.%N)
-  for w in $(seq 1 "$N"); do dd if=/dev/zero of="$WORK/dd$w.bin" bs=16M count=$((DDGB * 1024 / 16 / N)) conv=fdatasync status=none & done
+  for w in $(seq 1 "$N"); do dd if=/dev/zero of="$WORK/dd$w.bin" bs=16M count=$count conv=fdatasync status=none & done
   wait
   t1=$(date +%s.%N)
   rm -f "$WORK"/dd*.bin
-  echo "$DDGB * 1073.741824 / ($t1 - $t0)" | bc -l | xargs printf "%.0f"
+  echo "$count * $N * 16.777216 / ($t1 - $t0)" | bc -l | xargs printf "%.0f"
 }
 # MB/s of one `dd bs=16M` reading FILES... to /dev/null, whatever of them the page cache holds (the phase's
 # own inputs, read right before it, as it will read them)
@@ -55,7 +58,7 @@ phase() {
   # shellcheck disable=SC2086  # the glob is meant
   inb=$(du -cb $inputs | tail -1 | cut -f1)
   rdm=$(ddread_rate $inputs)
-  ddm=$(dd_rate)
+  ddm=$(dd_rate "${bytes:-$expect}")
   load=$(cut -d' ' -f1 /proc/loadavg)
   rm -f "$WORK"/rss.* "$WORK"/io.*
   t0=$(date +%s.%N)
@@ -75,9 +78,11 @@ phase() {
 echo "inputs: $((INBYTES / 1000000)) MB"
 echo "phase load run_s sync_s written_MB MBps dd_MBps ratio_dd peak_rss_MB_per_rank cpu_s_per_rank rchar_GB_per_rank ddread_MBps bound_s bound_over_run"
 rm -f "$WORK/store.h5"
+expect=$INBYTES # dd writes about what the phase will
 phase import "$WORK/store.h5" "" "$WORK/hf/*/*.safetensors" import -map_pretrained "$WORK/hf/pretrained" -map_tasks "$TASKS" -map_task_models "$MODELS" \
   -map_store "$WORK/store.h5" -map_store_dtype bf16
 rm -rf "$WORK/merged"
+expect=$((INBYTES / (T + 1)))
 phase export "$WORK/merged" "" "$WORK/store.h5" export -map_store "$WORK/store.h5" -map_coeff "$COEFF" -map_output "$WORK/merged" -map_export_shard_size 5G
 # one evaluation: the merged model (BF16, the store's dtype) written for the program straight from the store
 echo "$TASKS" >"$WORK/coeffs.csv"
