@@ -145,6 +145,8 @@ float    MapF16ToF32(uint16_t h);
 float    MapBF16ToF32(uint16_t b);
 uint16_t MapF32ToF16(float f);
 uint16_t MapF32ToBF16(float f);
+/* MapBF16ToF32Array - out[j] = MapBF16ToF32 of the j-th little-endian BF16 value at bf16 (any alignment), exactly. */
+void MapBF16ToF32Array(const void *bf16, int64_t n, float *out);
 /* MapF32ToF16Array - h[j] = MapF32ToF16(x[j]) for j < n, bit for bit; with F16C (vcvtps2ph, round to
    nearest even) when the CPU has it: the scalar routine's subnormal branch makes it ~4x slower. */
 void MapF32ToF16Array(const float *x, int64_t n, uint16_t *h);

@@ -532,40 +532,6 @@ static PetscErrorCode map_check_tensor(MapSafetensors st, const MapTensorInfo *t
   PetscFunctionReturn(0);
 }
 
-/* o[k] = the BF16 value at buf + 2k, widened (exact: the high half of an F32); BF16 checkpoints are
-   the common case of an LLM import, so 8 at a time where AVX2 is available */
-#if defined(__x86_64__) && defined(__GNUC__)
-  #include <immintrin.h>
-__attribute__((target("avx2"))) static void WidenBF16_AVX2(const unsigned char *buf, int64_t c, float *o)
-{
-  int64_t k = 0;
-  for (; k + 8 <= c; k += 8)
-    _mm256_storeu_si256((__m256i *)(o + k), _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(buf + 2 * k))), 16));
-  for (; k < c; k++) {
-    uint16_t h;
-    memcpy(&h, buf + 2 * k, 2);
-    o[k] = MapBF16ToF32(h);
-  }
-}
-#endif
-
-static void WidenBF16(const unsigned char *buf, int64_t c, float *o)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-  static int have = -1;
-  if (have < 0) have = __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (have) {
-    WidenBF16_AVX2(buf, c, o);
-    return;
-  }
-#endif
-  for (int64_t k = 0; k < c; k++) {
-    uint16_t h;
-    memcpy(&h, buf + 2 * k, 2);
-    o[k] = MapBF16ToF32(h);
-  }
-}
-
 PetscErrorCode MapSafetensorsReadF32(MapSafetensors st, const MapTensorInfo *t, int64_t start, int64_t count, float *out)
 {
   const size_t   isize = MapDTypeSize(t->dtype);
@@ -594,7 +560,7 @@ PetscErrorCode MapSafetensorsReadF32(MapSafetensors st, const MapTensorInfo *t, 
     if (ierr) PetscCall(PetscFree(buf));
     PetscCall(ierr);
     float *o = out + done;
-    if (t->dtype == MAP_DTYPE_BF16) WidenBF16(buf, c, o);
+    if (t->dtype == MAP_DTYPE_BF16) MapBF16ToF32Array(buf, c, o);
     else
       for (int64_t k = 0; k < c; k++) {
         if (t->dtype == MAP_DTYPE_F16) {

@@ -17,10 +17,10 @@ static double MapMemAvailable(void)
   return kb * 1024;
 }
 
-static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel *model)
+/* a model of T basis vectors of `store` in dtype, its shards not yet allocated (tasks[] to be filled) */
+static PetscErrorCode ModelInit(MapStore store, int T, MapDType dtype, MapModel *model)
 {
   MapModel m;
-  size_t   esize = dtype == MAP_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
 
   PetscFunctionBegin;
   PetscCall(PetscNew(&m));
@@ -31,6 +31,17 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel
   PetscCall(MapStoreGetLayout(store, &m->layout));
   m->n = m->layout.hi - m->layout.lo;
   PetscCall(PetscMalloc1(T > 0 ? T : 1, &m->tasks));
+  *model = m;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel *model)
+{
+  MapModel m;
+  size_t   esize = dtype == MAP_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+
+  PetscFunctionBegin;
+  PetscCall(ModelInit(store, T, dtype, &m));
   {
     /* the largest allocation of a run: when it cannot be had, say how much and what the node has,
        on every rank together (one rank short of memory must not leave the others waiting) */
@@ -44,8 +55,8 @@ static PetscErrorCode ModelAlloc(MapStore store, int T, MapDType dtype, MapModel
     PetscCall(MapStoreGetComm(store, &comm));
     MapCheckAll(comm, probe != NULL, PETSC_ERR_MEM,
                 "store %s: out of memory: this rank's shard of theta_pre and %d task vectors (%lld elements each, %s) needs %.3g GiB, but the "
-                "allocation failed (%.3g GiB available on this node). Use more ranks or nodes, fewer tasks, or a 16-bit store (import "
-                "-map_store_dtype bf16)",
+                "allocation failed (%.3g GiB available on this node). Use more ranks or nodes, fewer tasks, a 16-bit store (import "
+                "-map_store_dtype bf16), or, for the command and worker evaluators, -map_eval_stream",
                 path, T, (long long)m->n, esize == 4 ? "F32" : "16-bit", (double)want / (1 << 30), avail / (1 << 30));
   }
   /* +1: a rank that owns no elements still gets valid (unused) pointers */
@@ -69,46 +80,9 @@ static PetscErrorCode CheckTasks(const char *path, int T, int ntask, const int *
   PetscFunctionReturn(0);
 }
 
-/*@
-  MapModelCreateFromStore - reads this rank's shard of theta_pre and of the task vectors of the
-  store tasks `tasks[0..ntask-1]` (store task indices, in the order the coefficient vector uses;
-  tasks == NULL means 0..ntask-1). Collective on the store's communicator. The shards keep the
-  store's dtype (F32, BF16 or F16); merges widen 16-bit values exactly and compute in F32.
-
-  The model references the store (for private tensors and the index): destroy the model first.
-  Errors: ntask < 1 or a task index outside [0, T) of the store, naming the store and its T.
-@*/
-PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model)
-{
-  MapModel    m;
-  MapDType    dtype;
-  int64_t     P;
-  int         T, ntensors;
-  const char *path;
-
-  PetscFunctionBegin;
-  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 4);
-  *model = NULL;
-  PetscCall(MapStoreGetSizes(store, &P, &T, &ntensors));
-  PetscCall(MapStoreGetPath(store, &path));
-  PetscCall(CheckTasks(path, T, ntask, tasks));
-  PetscCall(MapStoreGetDType(store, &dtype));
-  PetscCall(ModelAlloc(store, ntask, dtype, &m));
-  for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
-  PetscCall(MapStoreReadShard(store, dtype, ntask, m->tasks, m->pre, m->tau));
-  /* what was read is what was imported (a flipped bit would change every result silently) */
-  PetscCall(MapStoreVerifyShard(store, ntask, m->tasks, m->pre, m->tau, NULL));
-  *model = m;
-  PetscFunctionReturn(0);
-}
-
-/*@
-  MapModelCreateStreamed - a model of the store tasks `tasks[0..ntask-1]` (as MapModelCreateFromStore)
-  that reads nothing now and holds no shards: MapModelWriteMerged reads the store block by block at
-  each merge, so a model of any size is merged in O(block) memory per rank, at the price of one
-  read of (T+1)·P·e bytes per merge. The in-memory merges refuse it. Collective (no communication).
-@*/
-PetscErrorCode MapModelCreateStreamed(MapStore store, int ntask, const int *tasks, MapModel *model)
+/* the model of the store tasks tasks[ntask] (NULL: 0..ntask-1): its shards read and verified, or
+   (streamed) none */
+static PetscErrorCode ModelOfStore(MapStore store, int ntask, const int *tasks, PetscBool streamed, MapModel *model)
 {
   MapModel    m;
   MapDType    dtype;
@@ -122,17 +96,45 @@ PetscErrorCode MapModelCreateStreamed(MapStore store, int ntask, const int *task
   PetscCall(MapStoreGetPath(store, &path));
   PetscCall(CheckTasks(path, T, ntask, tasks));
   PetscCall(MapStoreGetDType(store, &dtype));
-  PetscCall(PetscNew(&m));
-  m->store    = store;
-  m->T        = ntask;
-  m->ncoef    = ntask;
-  m->dtype    = dtype;
-  m->streamed = PETSC_TRUE;
-  PetscCall(MapStoreGetLayout(store, &m->layout));
-  m->n = m->layout.hi - m->layout.lo;
-  PetscCall(PetscMalloc1(ntask, &m->tasks));
+  if (streamed) PetscCall(ModelInit(store, ntask, dtype, &m));
+  else PetscCall(ModelAlloc(store, ntask, dtype, &m));
+  m->streamed = streamed;
   for (int k = 0; k < ntask; k++) m->tasks[k] = tasks ? tasks[k] : k;
+  if (!streamed) {
+    PetscCall(MapStoreReadShard(store, dtype, ntask, m->tasks, m->pre, m->tau));
+    /* what was read is what was imported (a flipped bit would change every result silently) */
+    PetscCall(MapStoreVerifyShard(store, ntask, m->tasks, m->pre, m->tau, NULL));
+  }
   *model = m;
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelCreateFromStore - reads this rank's shard of theta_pre and of the task vectors of the
+  store tasks `tasks[0..ntask-1]` (store task indices, in the order the coefficient vector uses;
+  tasks == NULL means 0..ntask-1). Collective on the store's communicator. The shards keep the
+  store's dtype (F32, BF16 or F16); merges widen 16-bit values exactly and compute in F32.
+
+  The model references the store (for private tensors and the index): destroy the model first.
+  Errors: ntask < 1 or a task index outside [0, T) of the store, naming the store and its T.
+@*/
+PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tasks, MapModel *model)
+{
+  PetscFunctionBegin;
+  PetscCall(ModelOfStore(store, ntask, tasks, PETSC_FALSE, model));
+  PetscFunctionReturn(0);
+}
+
+/*@
+  MapModelCreateStreamed - a model of the store tasks `tasks[0..ntask-1]` (as MapModelCreateFromStore)
+  that reads nothing now and holds no shards: MapModelWriteMerged reads the store block by block at
+  each merge, so a model of any size is merged in O(block) memory per rank, at the price of one
+  read of (T+1)·P·e bytes per merge. The in-memory merges refuse it. Collective (no communication).
+@*/
+PetscErrorCode MapModelCreateStreamed(MapStore store, int ntask, const int *tasks, MapModel *model)
+{
+  PetscFunctionBegin;
+  PetscCall(ModelOfStore(store, ntask, tasks, PETSC_TRUE, model));
   PetscFunctionReturn(0);
 }
 

@@ -19,12 +19,13 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GEN = os.path.join(HERE, "..", "..", "bench", "store", "gen_model.py")
 sys.path.insert(0, os.path.join(HERE, "..", "slurm"))
+sys.path.insert(0, os.path.join(HERE, "..", "export"))
+import export_stream_test as base  # noqa: E402  (its store maker and command runner; MPI and MM set below)
+from export_stream_test import fail, run  # noqa: E402
 
 # The program the command evaluator runs: keeps a copy of the model it was handed (identical mode),
 # reads the first tensor's first values with the standard library only (no numpy: it runs under the
@@ -47,32 +48,6 @@ if keep != "-":
 s = sum(abs(v) for v in vals) / len(vals)
 print(json.dumps({"accuracy": 1.0 / (1.0 + s), "loss": s}))
 '''
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def run(cmd, expect_ok=True, shell=False):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, shell=shell)
-    if expect_ok and p.returncode != 0:
-        print(p.stdout)
-        fail("command failed (%d): %s" % (p.returncode, cmd if shell else " ".join(cmd)))
-    return p
-
-
-def make_store(work, P, T, dtypes):
-    m = os.path.join(work, "model")
-    run([sys.executable, GEN, m, "--P", str(P), "--T", str(T)])
-    stores = {}
-    for dt in dtypes:
-        s = os.path.join(work, "store_%s.h5" % dt)
-        run([MPI, "-n", "1", MM, "import", "-map_pretrained", os.path.join(m, "pretrained.safetensors"), "-map_tasks",
-             ",".join("t%d" % t for t in range(T)), "-map_task_models", ",".join(os.path.join(m, "task%d.safetensors" % t) for t in range(T)),
-             "-map_store", s, "-map_store_dtype", dt])
-        stores[dt] = s
-    return stores, m
 
 
 def read_safetensors(path):
@@ -106,7 +81,7 @@ def evaluate(work, n, store, T, coeffs, tag, extra=(), limit_kb=None, keep=True)
 
 def identical(work):
     T = 3
-    stores, models = make_store(work, 200_003, T, ["f32", "bf16"])
+    stores, models = base.make_store(work, 200_003, T, ["f32", "bf16"], keep_model=True)
     coeffs = os.path.join(work, "coeffs.csv")
     with open(coeffs, "w") as f:
         f.write("t0,t1,t2\n0.7,-0.4,1.3\n0.25,0.5,0.125\n1e-3,0,2\n")
@@ -164,7 +139,7 @@ def identical(work):
 
 def memlimit(work):
     T = 3
-    stores, _ = make_store(work, 30_000_000, T, ["f32"])
+    stores = base.make_store(work, 30_000_000, T, ["f32"])
     store = stores["f32"]
     coeffs = os.path.join(work, "coeffs.csv")
     with open(coeffs, "w") as f:
@@ -190,6 +165,7 @@ def memlimit(work):
 
 if __name__ == "__main__":
     mode, work, MPI, MM = sys.argv[1:5]
+    base.MPI, base.MM = MPI, MM
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     SCORER_PATH = os.path.join(work, "scorer.py")

@@ -37,7 +37,8 @@ def run(cmd, expect_ok=True, shell=False):
     return p
 
 
-def make_store(work, P, T, dtypes):
+def make_store(work, P, T, dtypes, keep_model=False):
+    """stores of a gen_model.py family in the given dtypes; keep_model: also the family's folder"""
     m = os.path.join(work, "model")
     run([sys.executable, GEN, m, "--P", str(P), "--T", str(T)])
     stores = {}
@@ -47,6 +48,8 @@ def make_store(work, P, T, dtypes):
              ",".join("t%d" % t for t in range(T)), "-map_task_models", ",".join(os.path.join(m, "task%d.safetensors" % t) for t in range(T)),
              "-map_store", s, "-map_store_dtype", dt])
         stores[dt] = s
+    if keep_model:
+        return stores, m
     shutil.rmtree(m)
     return stores
 
