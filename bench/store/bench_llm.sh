@@ -5,7 +5,8 @@
 # block by block straight from the store, BF16, for the program) and a cheap evaluator program
 # (bench/store/header_worker.py: checks the file is complete, scores the RMS of a slice of its largest
 # tensor); the exported folder is checked the same way. Each phase against `dd if=/dev/zero bs=16M
-# conv=fdatasync` of the bytes the phase writes (DD_GB > 0: of DD_GB GB instead) with as many writers as ranks,
+# conv=fdatasync` of the bytes the phase writes; then a whole MAP run (streamed evaluations) and the export of
+# its pick, timed (DD_GB > 0: of DD_GB GB instead) with as many writers as ranks,
 # measured right before it. Per phase: wall, + sync of the output, MB/s written, dd
 # MB/s, peak RSS and CPU s per rank (/usr/bin/time), rchar per rank (/proc/<pid>/io), load.
 # usage: bench/store/bench_llm.sh MAPMERGE WORK [P=3e9] [T=2] [RANKS=2] [DD_GB=0] [--keep]
@@ -93,6 +94,18 @@ phase eval "$WORK/eval.csv" "$MODELBYTES" "$WORK/store.h5" eval -map_store "$WOR
   -map_eval_type worker -map_eval_worker "/usr/bin/python3 $HERE/header_worker.py" -map_eval_worker_dtype store -map_eval_stream \
   -map_eval_tmpdir "$WORK"
 cat "$WORK/eval.csv"
+# a whole MAP run on it (the default design, re-evaluations and the pick, every evaluation streamed as above),
+# then its pick exported as a model folder
+rm -rf "$WORK/run" "$WORK/pick"
+t0=$(date +%s.%N)
+mpiexec -n "$N" "$MM" run -map_store "$WORK/store.h5" -map_output "$WORK/run" -map_eval_type worker \
+  -map_eval_worker "/usr/bin/python3 $HERE/header_worker.py" -map_eval_worker_dtype store -map_eval_stream -map_eval_tmpdir "$WORK" \
+  >"$WORK/run.log" 2>&1 || { tail -30 "$WORK/run.log"; exit 1; }
+echo "MAP run: $(echo "$(date +%s.%N) - $t0" | bc) s, load $(cut -d' ' -f1 /proc/loadavg)"
+grep -E "^models evaluated|^pick for|^time per phase" "$WORK/run.log"
+t0=$(date +%s.%N)
+mpiexec -n "$N" "$MM" export -map_store "$WORK/store.h5" -map_run "$WORK/run" -map_output "$WORK/pick" -map_export_shard_size 5G | grep "^export: wrote" | cut -c1-200
+echo "export of the pick: $(echo "$(date +%s.%N) - $t0" | bc) s"
 t0=$(date +%s.%N)
 /usr/bin/python3 -c "
 import json, os, sys
