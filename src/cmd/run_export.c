@@ -202,6 +202,9 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
   PetscCallMPI(MPI_Bcast(&F, 1, MPI_INT, 0, comm));
   PetscCallMPI(MPI_Bcast(&K, 1, MPI_INT, 0, comm));
   PetscCallMPI(MPI_Bcast(&nested, 1, MPI_INT, 0, comm));
+  PetscCallMPI(MPI_Bcast(&x.has_pick, 1, MPI_INT, 0, comm));
+  PetscCallMPI(MPI_Bcast(x.pick_w, MAP_MAX_TASKS, MPI_DOUBLE, 0, comm));
+  PetscCallMPI(MPI_Bcast(x.pick_c, MAP_MAX_TASKS, MPI_DOUBLE, 0, comm));
   PetscCheck(!(o->best && nested), comm, PETSC_ERR_ARG_INCOMP,
              "export: -map_export_model best_evaluated: run %s is nested MAP, whose pairs already let evaluated samples compete with "
              "each pick; its model is the root of the merge tree (drop -map_export_model)",
@@ -241,8 +244,17 @@ static PetscErrorCode ExportCoeffsFromRun(MPI_Comm comm, MapPareto pareto, Expor
     PetscCall(MapParetoPick(pareto, w, o->c, fpick)); /* also the ideal and nadir the criterion is normalised by */
     if (o->best) PetscCall(ExportPickBestEvaluated(comm, rank, pareto, &es, w, K, &front_acc, &front_c, o));
     else {
-      PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
-      for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
+      PetscBool own = x.has_pick ? PETSC_TRUE : PETSC_FALSE;
+      for (int t = 0; own && t < T; t++)
+        if (w[t] != x.pick_w[t]) own = PETSC_FALSE;
+      if (own) { /* the run's preference: the very coefficients the run evaluated, not a re-solve that stops within TAO's tolerance of them */
+        for (int t = 0; t < T; t++) o->c[t] = x.pick_c[t];
+        PetscCall(PetscPrintf(comm, "export: pick of run %s for its own preference (results.h5 /pick/coeffs, the model it evaluated):", o->run));
+        for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f", o->c[t]));
+      } else {
+        PetscCall(PetscPrintf(comm, "export: pick of run %s for the preference:", o->run));
+        for (int t = 0; t < T; t++) PetscCall(PetscPrintf(comm, " c=%.6f (predicted accuracy %.4f)", o->c[t], fpick[t]));
+      }
     }
     PetscCall(PetscPrintf(comm, "\n"));
   }

@@ -247,6 +247,17 @@ PetscErrorCode MapRunResultsReadForExport(const char *run, const char *path, Pet
       MapH5ReadStringAttr(f, "box", &x->box);
       MapH5ReadStringAttr(f, "method", &x->method);
     }
+    if (*ok && !x->nested && H5Lexists(f, "pick", H5P_DEFAULT) > 0) { /* the pick the run evaluated, for its own preference */
+      double *pw = NULL, *pc = NULL;
+      PetscCall(MapH5ReadMatrixShaped(f, path, "pick/preference", 1, x->T, PETSC_FALSE, dims, &pw));
+      PetscCall(MapH5ReadMatrixShaped(f, path, "pick/coeffs", 1, x->T, PETSC_FALSE, dims, &pc));
+      if (pw && pc) {
+        x->has_pick = 1;
+        for (int t = 0; t < x->T; t++) x->pick_w[t] = pw[t], x->pick_c[t] = pc[t];
+      }
+      PetscCall(PetscFree(pw));
+      PetscCall(PetscFree(pc));
+    }
   }
   MapRunResultsClose(&res);
   PetscFunctionReturn(0);

@@ -239,6 +239,8 @@ typedef struct {
   char   *box, *method;        /* root attributes (PetscFree) */
   char    metric_spec[256];    /* -map_metric of the run (accuracy:higher:0,1 for runs without one) */
   char    tasks[65536];        /* comma-separated */
+  int     has_pick;            /* /pick/preference and /pick/coeffs read: the run's own pick */
+  double  pick_w[MAP_MAX_TASKS], pick_c[MAP_MAX_TASKS];
 } MapRunResultsForExport;
 PetscErrorCode MapRunResultsReadForExport(const char *run, const char *path, PetscBool front, MapRunResultsForExport *x, int *ok);
 
