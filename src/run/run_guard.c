@@ -26,10 +26,53 @@ static PetscErrorCode MapRunHashFile(MPI_Comm comm, PetscMPIInt rank, const char
   PetscFunctionReturn(0);
 }
 
+/* The store's range digest (docs/storage.md: sha256 of the sha256 of each 16 MiB range), the ranges
+   hashed by all ranks round robin: a 100 GB store costs each of 1,000 ranks 100 MB instead of one rank
+   the whole file. out: "sha256-ranges-16777216:<hex>" on every rank. Collective. */
+static PetscErrorCode MapRunDigestStore(MapRunCtx *r, char *out, size_t len)
+{
+  MapFileDigest        d      = NULL;
+  const unsigned char *mine   = NULL;
+  unsigned char       *all    = NULL;
+  int64_t              nrange = 0, nmax = 0;
+  PetscBool           *which = NULL;
+  PetscErrorCode       ierr;
+  char                 hex[65], *why = NULL;
+
+  PetscFunctionBegin;
+  PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+  ierr = MapFileDigestCreate(r->opt.store_path, MAP_STORE_DIGEST_RANGE, &d);
+  if (!ierr) ierr = MapFileDigestGetRanges(d, NULL, &nrange);
+  if (!ierr) ierr = PetscCalloc1(nrange, &which);
+  if (!ierr) {
+    for (int64_t k = 0; k < nrange; k++) which[k] = k % r->size == r->rank ? PETSC_TRUE : PETSC_FALSE;
+    ierr = MapFileDigestSetMine(d, which);
+  }
+  if (!ierr) ierr = MapFileDigestFinish(d, &mine, NULL, NULL);
+  PetscCall(PetscPopErrorHandler());
+  if (ierr) {
+    PetscCall(PetscErrorMessage(ierr, NULL, &why));
+    PetscCall(PetscFree(which));
+    PetscCall(MapFileDigestDestroy(&d));
+  }
+  MapCheckAll(r->comm, !ierr, PETSC_ERR_FILE_READ, "cannot hash the store %s: %s", r->opt.store_path, why ? why : "read error");
+  /* the same file on every rank: the same range count (a store replaced between the ranks' opens is caught here) */
+  PetscCallMPI(MPI_Allreduce(&nrange, &nmax, 1, MPI_INT64_T, MPI_MAX, r->comm));
+  MapCheckAll(r->comm, nmax == nrange, PETSC_ERR_FILE_UNEXPECTED, "the store %s changed size while it was hashed", r->opt.store_path);
+  PetscCall(PetscMalloc1(32 * nrange, &all));
+  PetscCallMPI(MPI_Allreduce(mine, all, (int)(32 * nrange), MPI_UNSIGNED_CHAR, MPI_BOR, r->comm));
+  MapFileDigestRoot(all, nrange, hex);
+  snprintf(out, len, "sha256-ranges-%llu:%s", (unsigned long long)MAP_STORE_DIGEST_RANGE, hex);
+  PetscCall(PetscFree(all));
+  PetscCall(PetscFree(which));
+  PetscCall(MapFileDigestDestroy(&d));
+  PetscFunctionReturn(0);
+}
+
 /*
-  MapRunHashInputs - sha256 of the store, the eval and test sets and a sample file, taken right after they
+  MapRunHashInputs - the store's range digest, the sha256 of the eval and test sets and a sample file, taken right after they
   were read (not at the end of the run, when a replaced file would be recorded instead of the one
-  used): r->inputs_sha256 (path -> hex, for the manifest) and r->store_sha256. Collective.
+  used): r->inputs_sha256 (path -> hex, for the manifest) and r->store_digest. Collective.
 */
 PetscErrorCode MapRunHashInputs(MapRunCtx *r)
 {
@@ -40,8 +83,8 @@ PetscErrorCode MapRunHashInputs(MapRunCtx *r)
   PetscCall(MapSamplerGetDesign(r->sampler, &stype, NULL, &sfile));
   r->inputs_sha256 = json_object();
   if (r->opt.store_path[0]) {
-    PetscCall(MapRunHashFile(r->comm, r->rank, r->opt.store_path, r->store_sha256));
-    json_object_set_new(r->inputs_sha256, r->opt.store_path, json_string(r->store_sha256));
+    PetscCall(MapRunDigestStore(r, r->store_digest, sizeof(r->store_digest)));
+    json_object_set_new(r->inputs_sha256, r->opt.store_path, json_string(r->store_digest));
   }
   for (int i = 0; i < r->neval_data; i++) {
     PetscCall(MapRunHashFile(r->comm, r->rank, r->eval_data[i], hex));
@@ -85,7 +128,7 @@ static PetscErrorCode MapRunBindOptions(json_t *obj, const char *prefix, const c
 
 /*
   MapRunBinding - what a journal's evaluations depend on besides their coefficients, as compact JSON
-  (PetscFree): the store's sha256, the tasks in their order, the evaluator (type, options, sha256 of
+  (PetscFree): the store's digest, the tasks in their order, the evaluator (type, options, sha256 of
   each eval set in task order) and the design (method, sampler, seed, box, rounds). Not the options
   that only decide the process layout (-map_eval_groups, the surrogate's grid) or the file names
   (-map_output, -map_nested_level/-pair: a chain's jobs share one binding). Call after
@@ -102,7 +145,8 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   const char *stype, *sfile; /* the sampler's design: a file design's CSV is an input */
   PetscInt    sn;
   PetscCall(MapSamplerGetDesign(r->sampler, &stype, &sn, &sfile));
-  json_object_set_new(b, "store_sha256", r->opt.store_path[0] ? json_string(r->store_sha256) : json_null());
+  if (r->store_sha256[0]) json_object_set_new(b, "store_sha256", json_string(r->store_sha256)); /* an older journal's binding */
+  else json_object_set_new(b, "store_digest", r->opt.store_path[0] ? json_string(r->store_digest) : json_null());
   for (int i = 0; i < r->T; i++) json_array_append_new(t, json_string(r->tasks[i]));
   json_object_set_new(b, "tasks", t);
   PetscCall(MapEvaluatorGetType(r->ev, &evtype));
@@ -135,6 +179,30 @@ PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding)
   PetscCheck(s, PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot serialise the journal binding");
   PetscCall(PetscStrallocpy(s, binding));
   free(s);
+  PetscFunctionReturn(0);
+}
+
+/*
+  MapRunBindLegacyStore - resuming a journal written before the store's range digest (its binding holds
+  "store_sha256", the plain sha256 of the store, hashed by rank 0): this run binds the same way, so such
+  journals resume. Only then is the store hashed serially. Collective; call before MapRunBinding.
+*/
+PetscErrorCode MapRunBindLegacyStore(MapRunCtx *r, const char *journal)
+{
+  int legacy = 0;
+
+  PetscFunctionBegin;
+  if (!r->opt.resume || !r->opt.store_path[0]) PetscFunctionReturn(0);
+  if (!r->rank) {
+    FILE *f = fopen(journal, "r");
+    char  head[65536];
+    if (f) {
+      if (fgets(head, sizeof(head), f) && strstr(head, "\"kind\":\"header\"") && strstr(head, "\"store_sha256\":")) legacy = 1;
+      fclose(f);
+    }
+  }
+  PetscCallMPI(MPI_Bcast(&legacy, 1, MPI_INT, 0, r->comm));
+  if (legacy) PetscCall(MapRunHashFile(r->comm, r->rank, r->opt.store_path, r->store_sha256));
   PetscFunctionReturn(0);
 }
 

@@ -162,6 +162,7 @@ static PetscErrorCode MapRunOpenJournal(MapRunCtx *r)
   snprintf(pattern, sizeof(pattern), "%s/journal*.jsonl", r->opt.out);
   if (!r->rank && nested) (void)glob(pattern, 0, NULL, &gl);
   PetscCall(MapCheckInputFile(jpath, "the run's journal")); /* every rank: a FIFO there fails them together */
+  PetscCall(MapRunBindLegacyStore(r, jpath));
   PetscCall(MapRunBinding(r, &binding));
   PetscCall(MapJournalOpenWithOthers(r->comm, jpath, r->opt.resume, (int)gl.gl_pathc, gl.gl_pathv, binding, &r->journal));
   MapJournalSetTasks(&r->journal, r->T, r->tasks, r->opt.out);

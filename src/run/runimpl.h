@@ -210,8 +210,9 @@ struct _p_MapRun {
   PetscBool     fitted;   /* surrogates and front exist (not for nested) */
   void         *evgroups; /* concurrent evaluator groups of command/worker (run_groups.c), NULL until used */
   char          start_time[64], end_time[64];
-  char          store_sha256[65]; /* taken when the store was read (MapRunHashInputs) */
-  json_t       *inputs_sha256;    /* path -> sha256 of every input file, for the manifest */
+  char          store_digest[128]; /* "sha256-ranges-R:<hex>", taken by all ranks when the store was read (MapRunHashInputs) */
+  char          store_sha256[65];  /* the plain sha256, only to resume a journal an older binary bound to it */
+  json_t       *inputs_sha256;     /* path -> sha256 of every input file, for the manifest */
 };
 typedef struct _p_MapRun MapRunCtx;
 
@@ -247,6 +248,7 @@ PetscErrorCode MapRunResultsReadForExport(const char *run, const char *path, Pet
 /* run_guard.c: inputs hashed when read, the journal's binding, outputs that are not inputs */
 PetscErrorCode MapRunHashInputs(MapRunCtx *r);
 PetscErrorCode MapRunBinding(MapRunCtx *r, char **binding);
+PetscErrorCode MapRunBindLegacyStore(MapRunCtx *r, const char *journal);
 PetscErrorCode MapRunCheckOutputsNotInputs(MapRunCtx *r);
 
 /* run_groups.c: evaluations journaled in a fixed order; with -map_eval_groups G > 1 for command/worker

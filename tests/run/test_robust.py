@@ -11,6 +11,8 @@ import h5py
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_run import MAPMERGE, SMALL, WORK, fail, mpi, setup_zoo, fresh, journal_lines, expect_error  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import map_digest  # noqa: E402  (the range digest, written independently of the C code)
 
 FAST = ["-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "12", "-map_reevaluate", "2"]
 
@@ -67,10 +69,29 @@ def case_journal():
     shutil.copy(store, other)
     with open(other, "ab") as f:
         f.write(b"\0" * 8)  # HDF5 still opens it; its content hash differs
-    timed_error(["run", "-options_file_yaml", SMALL, "-map_store", other] + FAST + ["-map_output", run, "-map_resume"], "store_sha256")
+    timed_error(["run", "-options_file_yaml", SMALL, "-map_store", other] + FAST + ["-map_output", run, "-map_resume"], "store_digest")
     timed_error(base + FAST + ["-map_output", run, "-map_resume", "-map_seed", "3"], "design.seed: journal 0, this run 3")
     if snapshot(run) != before:
         fail("a refused resume changed the run folder")
+    # the store is bound by its range digest, hashed by all ranks; a journal an older mapmerge bound to the
+    # plain sha256 of the store still resumes (the store hashed the old way for it), and another store's
+    # sha256 there is refused
+    want = "sha256-ranges-%d:%s" % (map_digest.DEFAULT_RANGE, map_digest.digest(store))
+    if header["binding"].get("store_digest") != want:
+        fail(f"journal binds the store as {header['binding'].get('store_digest')}, scripts/map_digest.py computes {want}")
+    for tag, digest in (("legacy", sha(store)), ("legacy-other", sha(other))):
+        old_run = fresh("robust-journal-" + tag)
+        os.makedirs(old_run)
+        lines = open(os.path.join(run, "journal.jsonl")).read().splitlines(True)
+        h = json.loads(lines[0].split("\t")[0])
+        h["binding"] = {("store_sha256" if k == "store_digest" else k): (digest if k == "store_digest" else v) for k, v in h["binding"].items()}
+        open(os.path.join(old_run, "journal.jsonl"), "w").writelines([run_line(json.dumps(h, separators=(",", ":")))] + lines[1:])
+        if tag == "legacy":
+            out = mpi(2, *base, *FAST, "-map_output", old_run, "-map_resume").stdout
+            if "resuming" not in out:
+                fail("a journal bound to the store's plain sha256 did not resume: " + out[-1500:])
+        else:
+            timed_error(base + FAST + ["-map_output", old_run, "-map_resume"], "store_sha256")
     # a journal without a header (older mapmerge, or stripped) is not trusted either
     bare = fresh("robust-journal-bare")
     os.makedirs(bare)
@@ -263,7 +284,7 @@ def case_outputs():
     # A8: the store replaced while the run works: the manifest names the one that was read
     s2 = os.path.join(WORK, "store-swapped.h5")
     shutil.copy(store, s2)
-    h_read = sha(s2)
+    h_read = "sha256-ranges-%d:%s" % (map_digest.DEFAULT_RANGE, map_digest.digest(s2))  # the store's range digest
     run = fresh("robust-manifest")
     cmd = ["mpiexec", "-n", "2", "--oversubscribe", MAPMERGE, "run", "-options_file_yaml", SMALL, "-map_store", s2, "-map_output", run,
            "-map_tasks", "rot90,flip_v", "-map_sample_type", "lhs", "-map_sample_n", "40"]
@@ -279,7 +300,7 @@ def case_outputs():
         fail("run failed: " + out[-2000:])
     m = json.load(open(os.path.join(run, "manifest.json")))
     if m["inputs_sha256"].get(s2) != h_read:
-        fail(f"manifest records {m['inputs_sha256'].get(s2)} for the store, but {h_read} was read (now {sha(s2)})")
+        fail(f"manifest records {m['inputs_sha256'].get(s2)} for the store, but {h_read} was read (now {map_digest.digest(s2)})")
     # A3: a sharded export into a folder with an older export (more shards) and a user's file
     out = fresh("robust-sharded")
     mpi(2, "export", "-map_store", store, "-map_coeff", "0.3,0.3,0.3,0.3", "-map_output", out, "-map_export_shard_size", "1k")
