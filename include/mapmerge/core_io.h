@@ -66,6 +66,9 @@ PetscErrorCode                   MapFileDigestFeed(MapFileDigest d, uint64_t off
    caller's buffers / read by the digest itself */
 PetscErrorCode MapFileDigestFinish(MapFileDigest d, const unsigned char **leaves, uint64_t *fed, uint64_t *read);
 void           MapFileDigestRoot(const unsigned char *leaves, int64_t nrange, char hex[65]);
+/* MapFileDigestCombine - collective on comm: the OR of every rank's leaves (each range hashed by one of
+   them) and its root, the same hex on every rank */
+PetscErrorCode MapFileDigestCombine(MPI_Comm comm, const unsigned char *leaves, int64_t nrange, char hex[65]);
 PetscErrorCode MapFileDigestDestroy(MapFileDigest *d);
 
 #endif

@@ -25,8 +25,6 @@ PetscErrorCode MapModelCreateFromStore(MapStore store, int ntask, const int *tas
    (T+1)·P·e/n). The in-memory merges (MapModelMerge, MapModelMergeRange, MapModelGetShards,
    MapModelCreateCombined) refuse it: it serves evaluators that hand a model file to a program. */
 PetscErrorCode MapModelCreateStreamed(MapStore store, int ntask, const int *tasks, MapModel *model);
-/* MapModelIsStreamed - whether the model was made by MapModelCreateStreamed. */
-PetscErrorCode MapModelIsStreamed(MapModel model, PetscBool *streamed);
 /* MapModelWriteMerged - collective: the merge at c[ncoef] written through w (tensor i of w = store
    tensor i) in blocks of about block_mb MiB per rank (0: one block), checked finite on all ranks
    before it returns (on an error the caller aborts w). Same bits as MapModelMerge. */

@@ -236,6 +236,18 @@ void MapFileDigestRoot(const unsigned char *leaves, int64_t nrange, char hex[65]
   MapSha256(leaves, 32 * (size_t)nrange, hex);
 }
 
+PetscErrorCode MapFileDigestCombine(MPI_Comm comm, const unsigned char *leaves, int64_t nrange, char hex[65])
+{
+  unsigned char *all;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(32 * (size_t)nrange, &all));
+  PetscCallMPI(MPI_Allreduce(leaves, all, (int)(32 * nrange), MPI_UNSIGNED_CHAR, MPI_BOR, comm));
+  MapFileDigestRoot(all, nrange, hex);
+  PetscCall(PetscFree(all));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode MapFileDigestDestroy(MapFileDigest *d)
 {
   PetscFunctionBegin;

@@ -95,7 +95,6 @@ PetscErrorCode MapStoreImportDigestBegin_Private(Import *im)
 static PetscErrorCode DigestEndFile(Import *im, Ckpt *ck, int f, char hex[65], uint64_t bytes[2])
 {
   const unsigned char *leaves;
-  unsigned char       *all;
   int64_t              nrange;
   uint64_t             fed = 0, rd = 0;
   int                  ok = 1;
@@ -107,10 +106,7 @@ static PetscErrorCode DigestEndFile(Import *im, Ckpt *ck, int f, char hex[65], u
   PetscCall(PetscPopErrorHandler());
   if (e) ok = 0;
   MapCheckAll(im->comm, ok, PETSC_ERR_FILE_READ, "import: cannot read a source file of the %s to hash it", ck->label);
-  PetscCall(PetscMalloc1(32 * (size_t)nrange, &all));
-  PetscCallMPI(MPI_Allreduce(leaves, all, (int)(32 * nrange), MPI_UNSIGNED_CHAR, MPI_BOR, im->comm));
-  MapFileDigestRoot(all, nrange, hex);
-  PetscCall(PetscFree(all));
+  PetscCall(MapFileDigestCombine(im->comm, leaves, nrange, hex));
   bytes[0] += fed;
   bytes[1] += rd;
   PetscFunctionReturn(0);

@@ -138,15 +138,6 @@ PetscErrorCode MapModelCreateStreamed(MapStore store, int ntask, const int *task
   PetscFunctionReturn(0);
 }
 
-/* MapModelIsStreamed - whether the model holds no shards (MapModelCreateStreamed). Not collective. */
-PetscErrorCode MapModelIsStreamed(MapModel model, PetscBool *streamed)
-{
-  PetscFunctionBegin;
-  PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
-  *streamed = model->streamed;
-  PetscFunctionReturn(0);
-}
-
 /* the in-memory operations on a streamed model: an error naming the operation and the way out */
 static PetscErrorCode CheckInMemory(MapModel model, const char *op)
 {
@@ -318,6 +309,22 @@ PetscErrorCode MapModelMerge(MapModel model, const double *c, float *theta_shard
   PetscFunctionReturn(0);
 }
 
+/* c[ncoef] checked finite (errors naming fn), then the coefficient of each basis row: c itself, or for
+   a mapped basis the rows' own entries, in row order, in csub[MAP_MAX_TASKS]; *rowc points at them */
+PetscErrorCode MapModelRowCoefficients_Private(MapModel model, const char *fn, const double *c, double *csub, const double **rowc)
+{
+  PetscFunctionBegin;
+  for (int i = 0; i < model->ncoef; i++)
+    PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "%s: coefficient c[%d] = %g is not finite", fn, i, c[i]);
+  *rowc = c;
+  if (model->coef) {
+    PetscCheck(model->T <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_SUP, "%s: a mapped basis of at most %d rows", fn, MAP_MAX_TASKS);
+    for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
+    *rowc = csub;
+  }
+  PetscFunctionReturn(0);
+}
+
 /*@
   MapModelMergeRange - out[0 .. j1-j0) = the merged parameters of the shard's elements [j0, j1)
   (offsets from lo) at coefficients c[ncoef]: the same kernel and per-element arithmetic as
@@ -334,15 +341,8 @@ PetscErrorCode MapModelMergeRange(MapModel model, const double *c, int64_t j0, i
   PetscCall(CheckInMemory(model, "MapModelMerge"));
   PetscCheck(0 <= j0 && j0 <= j1 && j1 <= model->n, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "MapModelMergeRange: range [%" PRId64 ", %" PRId64 ") is not inside the shard [0, %" PRId64 ")", j0, j1, model->n);
-  for (int i = 0; i < model->ncoef; i++)
-    PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
-               "MapModelMerge: coefficient c[%d] = %g is not finite", i, c[i]);
   double csub[MAP_MAX_TASKS];
-  if (model->coef) { /* the rows' own coefficients, in row order */
-    PetscCheck(model->T <= MAP_MAX_TASKS, PETSC_COMM_SELF, PETSC_ERR_SUP, "MapModelMerge: a mapped basis of at most %d rows", MAP_MAX_TASKS);
-    for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
-    c = csub;
-  }
+  PetscCall(MapModelRowCoefficients_Private(model, "MapModelMerge", c, csub, &c));
   esize = model->dtype == MAP_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
   PetscCall(MapMergeApplyStored_Private("MapModelMerge", model->dtype, j1 - j0, (const char *)model->pre + (size_t)j0 * esize, model->T,
                                         (const char *)model->tau + (size_t)j0 * esize, model->n, c, out));

@@ -147,14 +147,10 @@ PetscErrorCode MapModelWriteMerged(MapModel model, const double *c, double block
   PetscFunctionBegin;
   PetscCheck(model, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "argument %d (model) must not be NULL", 1);
   if (model->streamed) {
-    double csub[MAP_MAX_TASKS];
-    for (int i = 0; i < model->ncoef; i++)
-      PetscCheck(!PetscIsInfOrNanReal(c[i]), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "MapModelWriteMerged: coefficient c[%d] = %g is not finite", i, c[i]);
-    if (model->coef) { /* the rows' own coefficients, in row order */
-      for (int k = 0; k < model->T; k++) csub[k] = c[model->coef[k]];
-      c = csub;
-    }
-    PetscCall(MapMergeWriteStreamed(model->store, model->T, model->tasks, c, block_mb, w));
+    double        csub[MAP_MAX_TASKS];
+    const double *rowc;
+    PetscCall(MapModelRowCoefficients_Private(model, "MapModelWriteMerged", c, csub, &rowc));
+    PetscCall(MapMergeWriteStreamed(model->store, model->T, model->tasks, rowc, block_mb, w));
     PetscFunctionReturn(0);
   }
   PetscCall(MapStoreGetComm(model->store, &comm));

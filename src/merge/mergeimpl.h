@@ -18,6 +18,10 @@ struct _p_MapModel {
   PetscBool streamed; /* no shards in memory (pre = tau = NULL): every merge reads the store (merge_stream.c) */
 };
 
+/* MapModelRowCoefficients_Private - c[ncoef] checked finite (errors naming fn); *rowc = the coefficient of
+   each basis row (c, or for a mapped basis its rows' entries in csub[MAP_MAX_TASKS]) (merge_model.c) */
+PetscErrorCode MapModelRowCoefficients_Private(MapModel model, const char *fn, const double *c, double *csub, const double **rowc);
+
 /* MapMergeKernel_Private - the fast kernel without logging; pre == NULL means a zero base (used to
    form combined task vectors). Same arithmetic as MapMergeApply_Ref. */
 void MapMergeKernel_Private(int64_t n, const float *pre, int T, const float *tau, int64_t ld, const float *cf, float *theta);

@@ -33,7 +33,6 @@ static PetscErrorCode MapRunDigestStore(MapRunCtx *r, char *out, size_t len)
 {
   MapFileDigest        d      = NULL;
   const unsigned char *mine   = NULL;
-  unsigned char       *all    = NULL;
   int64_t              nrange = 0, nmax = 0;
   PetscBool           *which = NULL;
   PetscErrorCode       ierr;
@@ -59,11 +58,8 @@ static PetscErrorCode MapRunDigestStore(MapRunCtx *r, char *out, size_t len)
   /* the same file on every rank: the same range count (a store replaced between the ranks' opens is caught here) */
   PetscCallMPI(MPI_Allreduce(&nrange, &nmax, 1, MPI_INT64_T, MPI_MAX, r->comm));
   MapCheckAll(r->comm, nmax == nrange, PETSC_ERR_FILE_UNEXPECTED, "the store %s changed size while it was hashed", r->opt.store_path);
-  PetscCall(PetscMalloc1(32 * nrange, &all));
-  PetscCallMPI(MPI_Allreduce(mine, all, (int)(32 * nrange), MPI_UNSIGNED_CHAR, MPI_BOR, r->comm));
-  MapFileDigestRoot(all, nrange, hex);
+  PetscCall(MapFileDigestCombine(r->comm, mine, nrange, hex));
   snprintf(out, len, "sha256-ranges-%llu:%s", (unsigned long long)MAP_STORE_DIGEST_RANGE, hex);
-  PetscCall(PetscFree(all));
   PetscCall(PetscFree(which));
   PetscCall(MapFileDigestDestroy(&d));
   PetscFunctionReturn(0);
